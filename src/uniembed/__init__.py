@@ -1,0 +1,24 @@
+"""uniembed: universal embeddings. Encode, evaluate, compress, store and search vectors.
+
+    import uniembed
+    model = uniembed.load()                        # the default model, offline
+    vectors = model.encode(["a sentence", "another"])
+
+This module imports numpy and the standard library only; torch loads on the first `load()`.
+"""
+from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load
+from uniembed.errors import InputError, IntegrityError, MissingExtraError, ModelLoadError, UniembedError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EncodeReport",
+    "Encoder",
+    "InputError",
+    "IntegrityError",
+    "MissingExtraError",
+    "ModelLoadError",
+    "TruncationWarning",
+    "UniembedError",
+    "load",
+]

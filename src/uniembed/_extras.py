@@ -1,0 +1,27 @@
+"""One guard for optional dependency groups: the error says exactly what to install."""
+from __future__ import annotations
+
+import importlib
+
+from uniembed.errors import MissingExtraError
+
+# extra name -> modules it provides
+_EXTRAS: dict[str, tuple[str, ...]] = {
+    "torch": ("torch", "transformers", "safetensors", "tokenizers"),
+    "eval": ("sklearn",),
+    "parquet": ("pyarrow",),
+}
+
+
+def require(extra: str) -> None:
+    """Raise MissingExtraError naming `pip install "uniembed[extra]"` if the extra is missing."""
+    if extra not in _EXTRAS:
+        raise ValueError(f"unknown extra {extra!r}; known: {sorted(_EXTRAS)}")
+    for module in _EXTRAS[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtraError(
+                f"this needs the optional dependency {module!r}: "
+                f'pip install "uniembed[{extra}]"'
+            ) from exc

@@ -1,0 +1,81 @@
+"""`load()`: a name, a directory or a hub id in, a ready TransformerEncoder out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from uniembed._extras import require
+from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
+from uniembed.encoders.registry import resolve
+from uniembed.errors import ModelLoadError
+
+
+def load(
+    model: str | Path | None = None,
+    *,
+    device: str | None = None,
+    pooling: str | None = None,
+    max_tokens: int | None = None,
+    padding_side: str | None = None,
+    chunk_overlap: int = 32,
+):
+    """Load an encoder: the default model (offline), a catalogue name, a local directory or a hub id.
+
+    pooling: "mean", "cls", "lasttoken" or "max"; default from the model's config, else "mean".
+    max_tokens: maximum tokens per input; default from the model's config.
+    padding_side: "right" or "left"; default from the tokenizer config.
+    chunk_overlap: tokens shared by neighbouring windows when encoding with long="chunk".
+    """
+    require("torch")
+    from uniembed.encoders.transformer import TransformerEncoder
+
+    name, directory = resolve(model)
+    config = read_model_dir(directory)
+    tokenizer = _load_tokenizer(config.weights_dir)
+    body = _load_body(config.weights_dir)
+    try:
+        return TransformerEncoder(
+            name,
+            body,
+            tokenizer,
+            pooling=pooling or config.pooling or "mean",
+            max_tokens=max_tokens or _max_tokens(config, tokenizer, body),
+            prompts=config.prompts,
+            padding_side=padding_side,
+            chunk_overlap=chunk_overlap,
+            lowercase=config.lowercase,
+            device=device,
+        )
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot build an encoder from {directory}: {exc}") from exc
+
+
+def _load_tokenizer(directory: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except Exception as exc:  # corrupt or partial tokenizer files raise many types
+        raise ModelLoadError(f"cannot load the tokenizer in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
+def _load_body(directory: Path):
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise for users
+    try:
+        # use_safetensors=True: never fall back to pickle weights
+        return AutoModel.from_pretrained(str(directory), local_files_only=True, use_safetensors=True)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the weights in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def _max_tokens(config: ModelDirConfig, tokenizer, body) -> int:
+    if config.max_tokens:
+        return int(config.max_tokens)
+    limits = [getattr(body.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    # tokenizers without a limit report a huge sentinel (1e30); position embeddings bound the rest
+    usable = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    return min(usable) if usable else 512

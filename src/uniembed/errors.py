@@ -1,0 +1,25 @@
+"""The errors uniembed raises on bad input, so callers (and the CLI) can catch them in one place.
+
+Every message names the bad value: the file, the line or index, the column, the model directory.
+"""
+from __future__ import annotations
+
+
+class UniembedError(Exception):
+    """Base class of every error uniembed raises on purpose."""
+
+
+class InputError(UniembedError, ValueError):
+    """User input is malformed: a None item, an unknown column, an empty list, a bad option."""
+
+
+class ModelLoadError(UniembedError):
+    """A model could not be loaded: missing or corrupt files, no network for a hub id."""
+
+
+class IntegrityError(ModelLoadError):
+    """A weights file does not have the SHA-256 it must have."""
+
+
+class MissingExtraError(UniembedError, ImportError):
+    """An optional dependency group is not installed."""
