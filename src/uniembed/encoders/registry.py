@@ -140,3 +140,44 @@ def download_from_hub(hub_id: str) -> Path:
             f"could not get {hub_id!r} from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:200]}). "
             f"Without a network, pass a local model directory or use the default model"
         ) from exc
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One loadable model, for `uniembed models`."""
+
+    name: str
+    source: str  # "package <pip name>", "hub cache" or "hub (needs network)"
+    location: str  # a local directory, or the hub id
+    available_offline: bool
+    description: str = ""
+
+
+def list_models() -> list[ModelInfo]:
+    """Catalogue models (offline where their package is installed) and models in the local hub cache."""
+    infos = []
+    for entry in CATALOGUE.values():
+        directory = package_dir(entry)
+        if directory is not None and directory.is_dir():
+            infos.append(ModelInfo(entry.name, f"package {entry.pip_name}", str(directory), True, entry.description))
+        else:
+            infos.append(ModelInfo(entry.name, "hub (needs network)", entry.hub_id, False, entry.description))
+    return infos + _hub_cache_models()
+
+
+def _hub_cache_models() -> list[ModelInfo]:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+    except Exception:  # no huggingface_hub, or no cache folder yet
+        return []
+    infos = []
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for revision in repo.revisions:
+            if any(f.file_name == "model.safetensors" or f.file_name.endswith(".safetensors") for f in revision.files):
+                infos.append(ModelInfo(repo.repo_id, "hub cache", str(revision.snapshot_path), True))
+                break
+    return infos

@@ -1,0 +1,1 @@
+"""The `uniembed` command line: thin shells over the library, one module per command."""

@@ -1,0 +1,17 @@
+"""Options shared by several commands."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", "-m", default=None, help="catalogue name, model directory or hub id (default: all-MiniLM-L6-v2)")
+    group.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
+    group.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+
+
+def load_model(args: argparse.Namespace):
+    from uniembed import load
+
+    return load(args.model, device=args.device)

@@ -1,0 +1,64 @@
+"""`uniembed eval TASK PATH`: evaluate a model on a data set, MTEB-style."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from uniembed.cli.common import add_model_options, load_model
+
+_PATH_HELP = {
+    "sts": "STS Benchmark file (tab-separated) or csv/jsonl with sentence1, sentence2, score",
+    "retrieval": "BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
+    "classification": "folder with train and test files (csv/jsonl) holding text and label columns",
+    "clustering": "csv/jsonl file with text and label columns",
+    "pairs": "csv/jsonl file with sentence1, sentence2, label (0/1)",
+}
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("eval", help="evaluate a model: sts, retrieval, classification, clustering, pairs")
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    for task, path_help in _PATH_HELP.items():
+        sub = tasks.add_parser(task, help=path_help.split(":")[0], description=f"Evaluate on {path_help}.")
+        sub.add_argument("path", help=path_help)
+        _add_task_options(sub, task)
+        sub.add_argument("--name", default=None, help="task name in the results (default: from the path)")
+        sub.add_argument("--json", action="store_true", help="print the MTEB-shaped JSON result instead of a table")
+        sub.add_argument("--output-dir", default="results", help="where results/<model>/<task>.json go (default: results)")
+        sub.add_argument("--no-save", action="store_true", help="do not write the JSON result file")
+        add_model_options(sub)
+        sub.set_defaults(run=run)
+
+
+def _add_task_options(parser: argparse.ArgumentParser, task: str) -> None:
+    if task in ("retrieval", "classification"):
+        parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    if task in ("classification", "clustering"):
+        parser.add_argument("--text-column", default="text", help="(default: text)")
+        parser.add_argument("--label-column", default=None, help="(default: label, category, intent or labels)")
+        parser.add_argument("--seed", type=int, default=42, help="(default: 42)")
+    if task == "classification":
+        parser.add_argument("--n-experiments", type=int, default=10, help="(default: 10, as MTEB)")
+        parser.add_argument("--samples-per-label", type=int, default=8, help="(default: 8, as MTEB)")
+
+
+_TASK_OPTIONS = ("split", "text_column", "label_column", "seed", "n_experiments", "samples_per_label")
+
+
+def run(args: argparse.Namespace) -> int:
+    from uniembed.eval import evaluate, format_table, save_result
+
+    model = load_model(args)
+    options = {key: getattr(args, key) for key in _TASK_OPTIONS if hasattr(args, key)}
+    result = evaluate(
+        model, args.task, args.path, name=args.name, batch_size=args.batch_size, show_progress=sys.stderr.isatty(), **options
+    )
+    saved = None if args.no_save else save_result(result, args.output_dir)
+    if args.json:
+        print(json.dumps(result.to_mteb(), indent=2))
+    else:
+        print(format_table([result]))
+        if saved:
+            print(f"saved {saved}")
+    return 0

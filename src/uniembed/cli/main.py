@@ -1,0 +1,45 @@
+"""Entry point of the `uniembed` command: parse, dispatch, turn errors into one-line messages."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from uniembed import __version__
+from uniembed.cli import demo, embed, eval as eval_command, models
+from uniembed.errors import UniembedError
+
+COMMANDS = (embed, eval_command, models, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uniembed", description="Universal embeddings: encode, evaluate, search.")
+    parser.add_argument("--version", action="version", version=f"uniembed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    try:
+        return args.run(args)
+    except UniembedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, permission denied on the output...
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no partial output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

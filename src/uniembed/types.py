@@ -1,0 +1,36 @@
+"""Shared result types."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The scores of one evaluation task on one split; `to_mteb()` gives MTEB's JSON shape."""
+
+    task_name: str
+    task_type: str  # "sts", "retrieval", "classification", "clustering", "pairs"
+    split: str
+    main_metric: str
+    scores: dict = field(default_factory=dict)  # metric name -> float (or list per experiment)
+    model: str = ""
+    evaluation_time: float = 0.0
+
+    @property
+    def main_score(self) -> float:
+        return float(self.scores[self.main_metric])
+
+    def to_mteb(self) -> dict:
+        from uniembed import __version__
+
+        entry = {"hf_subset": "default", "languages": ["eng-Latn"], "main_score": self.main_score, **self.scores}
+        return {
+            "dataset_revision": None,
+            "evaluation_time": self.evaluation_time,
+            "kg_co2_emissions": None,
+            "mteb_version": None,
+            "uniembed_version": __version__,
+            "model_name": self.model,
+            "scores": {self.split: [entry]},
+            "task_name": self.task_name,
+        }
