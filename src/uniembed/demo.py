@@ -28,13 +28,13 @@ def run_demo(model_name: str | None = None, *, show: Callable[[str], None] = pri
         evaluate(model, "clustering", split_file(folder, "test"), name="banking77-subset", show_progress=show_progress),
     ]
     show("\n" + format_table(results) + "\n")
-    _show_searches(model, folder, show)
+    _show_searches(model, folder, show, show_progress)
     return {r.task_type: r.main_score for r in results}
 
 
-def _show_searches(model, folder, show: Callable[[str], None]) -> None:
+def _show_searches(model, folder, show: Callable[[str], None], show_progress: bool) -> None:
     train = load_labelled(split_file(folder, "train"))
-    documents = model.encode(train.texts, prompt="document")
+    documents = model.encode(train.texts, prompt="document", show_progress=show_progress)
     best = TopK(model.encode(list(DEMO_QUERIES), prompt="query"), k=3)
     best.add(documents)
     scores, rows = best.result()

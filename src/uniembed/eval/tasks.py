@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from uniembed._extras import require
-from uniembed.encoders.base import Encoder
+from uniembed.encoders.base import Encoder, TruncationWarning
 from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, load_pairs, load_sts, split_file
 from uniembed.index.exact import TopK
@@ -60,11 +60,22 @@ def retrieval(model: Encoder, folder: Path, *, encode: dict, split: str = "test"
     block_options = {**encode, "show_progress": False}
     from tqdm.auto import tqdm
 
+    truncated = 0
     with tqdm(total=len(data.corpus), desc="corpus", unit="docs", disable=not encode.get("show_progress", True)) as bar:
         for start in range(0, len(data.corpus), block_rows):
             block = data.corpus[start : start + block_rows]
-            best.add(_encode(model, block, block_options, prompt="document"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TruncationWarning)  # one warning for the corpus, below
+                best.add(_encode(model, block, block_options, prompt="document"))
+            truncated += model.last_report.n_truncated
             bar.update(len(block))
+    if truncated:
+        warnings.warn(
+            f"{truncated} of {len(data.corpus)} documents were longer than {model.max_tokens} tokens and were truncated "
+            f"(as MTEB does)",
+            TruncationWarning,
+            stacklevel=2,
+        )
     _, rows = best.result()
     rankings = {qid: [data.corpus_ids[r] for r in rows[i]] for i, qid in enumerate(data.query_ids)}
     return "ndcg_at_10", metrics.retrieval_scores(rankings, data.qrels)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import FakeEncoder, write_tiny_bert
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A sentence-transformers directory: tiny BERT, mean pooling, max 16 tokens, two prompts."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", prompts=PROMPTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dir):
+    import uniembed
+
+    return uniembed.load(tiny_dir, device="cpu")
+
+
+@pytest.fixture
+def tiny_copy(tiny_dir, tmp_path) -> Path:
+    """A private copy of the tiny model directory, for tests that damage it."""
+    return Path(shutil.copytree(tiny_dir, tmp_path / "copy"))
+
+
+@pytest.fixture
+def fake() -> FakeEncoder:
+    return FakeEncoder()
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path

@@ -1,0 +1,89 @@
+"""Test doubles: a deterministic fake encoder and a tiny BERT model directory built in-process."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from uniembed.encoders.base import Encoder
+
+WORDS = (
+    "a an the is are was of to in on and or not card cards lost money send bank charged twice "
+    "query passage document hello world cat dog sat mat sun rain blue red"
+).split()
+
+
+class FakeEncoder(Encoder):
+    """Deterministic: each text maps to a fixed pseudo-random vector seeded by its SHA-256.
+
+    Equal texts give equal vectors; `calls` records every batch, to check batching and order.
+    """
+
+    def __init__(self, dim: int = 8, prompts: dict[str, str] | None = None):
+        super().__init__("fake", dim, prompts=prompts)
+        self.calls: list[list[str]] = []
+
+    def encode_batch(self, texts, *, long="truncate"):
+        self.calls.append(list(texts))
+        return np.stack([self.vector(t) for t in texts]).astype(np.float32)
+
+    def vector(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+
+
+class KeywordEncoder(Encoder):
+    """One dimension per keyword: texts sharing keywords are similar. For eval tests whose right
+    answers are known by construction."""
+
+    def __init__(self, keywords: list[str]):
+        super().__init__("keywords", len(keywords) + 1)
+        self.keywords = keywords
+
+    def encode_batch(self, texts, *, long="truncate"):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = text.lower().split()
+            for col, keyword in enumerate(self.keywords):
+                out[row, col] = words.count(keyword)
+            out[row, -1] = 0.01  # keeps every vector non-zero
+        return out
+
+
+def write_tiny_bert(directory: Path, *, sentence_transformers: bool = True, pooling: str = "mean",
+                    max_seq_length: int = 16, prompts: dict | None = None, seed: int = 0) -> Path:
+    """A 2-layer, 32-dim BERT with random weights, saved as safetensors with a WordPiece tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(directory, safe_serialization=True)
+    if sentence_transformers:
+        _write_st_files(directory, pooling, max_seq_length, prompts or {})
+    return directory
+
+
+def _write_st_files(directory: Path, pooling: str, max_seq_length: int, prompts: dict) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (directory / "modules.json").write_text(json.dumps(modules))
+    flags = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token",
+             "lasttoken": "pooling_mode_lasttoken", "max": "pooling_mode_max_tokens"}
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    pooling_config = {"word_embedding_dimension": 32, **{flag: name == pooling for name, flag in flags.items()}}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
+    (directory / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts, "default_prompt_name": None}))

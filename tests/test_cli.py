@@ -1,0 +1,89 @@
+"""The command line: each command end to end on the tiny model, and one-line errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from uniembed.cli.main import build_parser, main
+
+
+def run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_embed_writes_vectors(tmp_path, tiny_dir, capsys):
+    (tmp_path / "texts.txt").write_text("hello world\n\na cat\n")
+    code, out, _ = run(capsys, "embed", tmp_path / "texts.txt", "-o", tmp_path / "v.npy", "--model", tiny_dir, "--device", "cpu")
+    assert code == 0 and "wrote 3 vectors of dim 32" in out
+    assert np.load(tmp_path / "v.npy").shape == (3, 32)
+
+
+def test_embed_csv_column_and_matryoshka_dim(tmp_path, tiny_dir, capsys):
+    (tmp_path / "t.csv").write_text("id,body\n1,hello\n2,a cat\n")
+    code, _, _ = run(capsys, "embed", tmp_path / "t.csv", "-o", tmp_path / "v.parquet", "--column", "body", "--dim", "8",
+                     "--model", tiny_dir)
+    assert code == 0 and (tmp_path / "v.parquet").exists()
+
+
+def test_embed_warns_about_truncation_in_one_line(tmp_path, tiny_dir, capsys):
+    (tmp_path / "t.txt").write_text(" ".join(["the cat sat on the mat"] * 10) + "\nshort\n")
+    code, _, err = run(capsys, "embed", tmp_path / "t.txt", "-o", tmp_path / "v.npy", "--model", tiny_dir)
+    assert code == 0 and "warning: 1 of 2 rows" in err and "--long chunk" in err
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (lambda p: None, ["absent.txt"], "absent.txt: no such file"),
+        (lambda p: (p / "t.csv").write_text("a,b\n1,2\n"), ["t.csv"], "no column 'text'; columns are: a, b"),
+        (lambda p: (p / "t.jsonl").write_text('{"text": "a"}\n{"text": null}\n'), ["t.jsonl"], "t.jsonl:2: column 'text' is empty"),
+        (lambda p: (p / "t.txt").write_text("a\n"), ["t.txt", "--model", "no/such/dir/model"], "no model named"),
+    ],
+)
+def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, tiny_dir, capsys, monkeypatch, setup, args, message):
+    monkeypatch.chdir(tmp_path)
+    setup(tmp_path)
+    if "--model" not in args:
+        args = [*args, "--model", str(tiny_dir)]
+    code, _, err = run(capsys, "embed", *args, "-o", "out.npy")
+    assert code == 2 and message in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_corrupt_model_directory_is_one_line(tmp_path, tiny_copy, capsys):
+    (tiny_copy / "model.safetensors").write_bytes(b"not safetensors")
+    (tmp_path / "t.txt").write_text("a\n")
+    code, _, err = run(capsys, "embed", tmp_path / "t.txt", "-o", tmp_path / "o.npy", "--model", tiny_copy)
+    assert code == 2 and "cannot load the weights" in err and err.count("\n") == 1
+
+
+def test_eval_prints_a_table_and_saves_json(tmp_path, tiny_dir, capsys):
+    path = tmp_path / "sts.csv"
+    path.write_text("sentence1,sentence2,score\na cat,a cat,5\nthe sun,a dog,0\nhello world,hello,3\n")
+    code, out, _ = run(capsys, "eval", "sts", path, "--model", tiny_dir, "--output-dir", tmp_path / "results")
+    assert code == 0 and "cosine_spearman" in out
+    saved = json.loads(next((tmp_path / "results").rglob("*.json")).read_text())
+    assert saved["task_name"] == "sts-sts"
+    code, out, _ = run(capsys, "eval", "sts", path, "--model", tiny_dir, "--json", "--no-save")
+    assert code == 0 and json.loads(out)["scores"]["test"][0]["main_score"] == saved["scores"]["test"][0]["main_score"]
+
+
+def test_models_lists_the_default(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "all-MiniLM-L6-v2 (default)" in out and "offline" in out
+    code, out, _ = run(capsys, "models", "--json")
+    assert any(m["name"] == "all-MiniLM-L6-v2" for m in json.loads(out))
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    for argv in (["--help"], ["embed", "--help"], ["eval", "--help"], ["eval", "retrieval", "--help"], ["models", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 0
+    assert "usage: uniembed" in capsys.readouterr().out

@@ -1,0 +1,64 @@
+"""Checks only the real default model can show: exact parity with sentence-transformers and the
+MTEB reference score. Seconds, not milliseconds."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import uniembed
+from conftest import shared
+from uniembed.encoders import registry
+from uniembed.eval import evaluate
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return uniembed.load(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def stsb_sentences():
+    sentences = []
+    for line in shared("stsb", "sts-test.csv").read_text(encoding="utf-8").splitlines():
+        sentences += line.split("\t")[5:7]
+    return list(dict.fromkeys(sentences))
+
+
+def test_default_model_is_the_pinned_offline_package(default_model):
+    entry = registry.CATALOGUE[registry.DEFAULT_MODEL]
+    directory = registry.package_dir(entry)
+    assert registry.sha256_of(directory / "model.safetensors") == entry.sha256
+    assert (default_model.dim, default_model.pooling, default_model.max_tokens) == (384, "mean", 256)
+
+
+def test_parity_with_sentence_transformers_on_all_stsb_test_sentences(default_model, stsb_sentences):
+    from sentence_transformers import SentenceTransformer
+
+    entry = registry.CATALOGUE[registry.DEFAULT_MODEL]
+    reference = SentenceTransformer(str(registry.package_dir(entry)), device="cpu")
+    expected = reference.encode(stsb_sentences, batch_size=64, convert_to_numpy=True)
+    got = default_model.encode(stsb_sentences, batch_size=64, show_progress=False)
+    assert len(stsb_sentences) > 2500
+    assert np.abs(got - expected).max() < 1e-5
+
+
+def test_stsbenchmark_reproduces_the_mteb_reference(default_model):
+    reference = json.loads(shared("reference", "STSBenchmark.json").read_text())["scores"]["test"][0]["main_score"]
+    result = evaluate(default_model, "sts", shared("stsb", "sts-test.csv"), show_progress=False)
+    assert abs(result.main_score - reference) < 0.005  # 0.5 points on MTEB's x100 scale
+
+
+def test_readme_tour_runs():
+    """Docs that run: every ```python block of the README, in order, in one namespace."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    assert blocks, "the README has no python example"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
