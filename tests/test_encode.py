@@ -85,8 +85,16 @@ def test_configured_prompt_is_prepended(tiny_model):
     assert not np.allclose(with_prompt, tiny_model.encode(["a cat"]), atol=1e-4)
 
 
-def test_standard_prompt_without_config_adds_nothing(tiny_model):
-    np.testing.assert_allclose(tiny_model.encode(["a cat"], prompt="document"), tiny_model.encode(["a cat"]), atol=1e-6)
+def test_document_prompt_uses_the_passage_prompt_of_e5_style_configs(tiny_model):
+    np.testing.assert_allclose(tiny_model.encode(["a cat"], prompt="document"), tiny_model.encode(["passage: a cat"]), atol=1e-6)
+
+
+def test_standard_prompt_without_config_adds_nothing():
+    from helpers import FakeEncoder
+
+    fake = FakeEncoder()
+    np.testing.assert_allclose(fake.encode(["a cat"], prompt="document"), fake.encode(["a cat"]), atol=1e-6)
+    np.testing.assert_allclose(fake.encode(["a cat"], prompt="query"), fake.encode(["a cat"]), atol=1e-6)
 
 
 def test_unknown_prompt_is_refused_with_the_known_ones(tiny_model):

@@ -129,3 +129,25 @@ def test_npy_writer_handles_large_row_counts_in_its_header(tmp_path):
         writer.write(np.ones((2, 3), dtype=np.float32))
     header = (tmp_path / "v.npy").read_bytes()[:128]
     assert b"(1000000000000, 3)" in header
+
+
+def test_embed_file_memory_stays_flat_as_the_input_grows(tmp_path):
+    import tracemalloc
+
+    from helpers import FakeEncoder
+
+    def peak_bytes(rows: int) -> int:
+        source = tmp_path / f"{rows}.txt"
+        source.write_text("".join(f"line number {i} with some words\n" for i in range(rows)))
+        encoder = FakeEncoder(dim=16)
+        encoder.encode_batch = lambda texts, long="truncate": np.ones((len(texts), 16), np.float32)  # cheap
+        tracemalloc.start()
+        embed_file(encoder, source, tmp_path / f"{rows}.npy", rows_per_step=500, show_progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert np.load(tmp_path / f"{rows}.npy", mmap_mode="r").shape == (rows, 16)
+        return peak
+
+    small, large = peak_bytes(2_000), peak_bytes(40_000)
+    # 20x the rows (and 20x the output bytes) must not mean 20x the memory: bounded by one step
+    assert large < 2 * small

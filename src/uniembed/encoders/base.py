@@ -21,8 +21,9 @@ from uniembed.errors import InputError
 LongPolicy = Literal["truncate", "chunk"]
 LONG_POLICIES: tuple[str, ...] = get_args(LongPolicy)
 
-# Prompt names every model accepts; a model whose config does not define them gets no prefix.
-STANDARD_PROMPTS = ("query", "document")
+# Prompt names every model accepts, each with the config names it may go by (E5-style configs say
+# "passage" for documents); a model whose config defines none of them gets no prefix.
+STANDARD_PROMPTS: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage")}
 
 
 class TruncationWarning(UserWarning):
@@ -67,10 +68,19 @@ def _check_positive_int(name: str, value: object) -> None:
 class Encoder(ABC):
     """Turns texts into float32 vectors of a fixed dimension."""
 
-    def __init__(self, name: str, dim: int, *, prompts: dict[str, str] | None = None, max_tokens: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        *,
+        prompts: dict[str, str] | None = None,
+        default_prompt: str | None = None,
+        max_tokens: int | None = None,
+    ):
         self.name = name
         self.dim = dim
         self.prompts = dict(prompts or {})
+        self.default_prompt = default_prompt  # a prompt name applied when encode() gets none
         self.max_tokens = max_tokens  # None: no token limit
         self._local = threading.local()  # per-thread EncodeReport, so concurrent callers don't mix
 
@@ -95,7 +105,8 @@ class Encoder(ABC):
     ) -> np.ndarray:
         """Embed `texts` into a (n, dim) float32 array, L2-normalised unless `normalize=False`.
 
-        prompt: a prompt name ("query", "document" or one from the model's config), prepended.
+        prompt: a prompt name ("query", "document" or one from the model's config), prepended;
+                by default the model config's default prompt, if it names one.
         dim: keep only the first `dim` coordinates (Matryoshka), re-normalised.
         long: "truncate" cuts inputs at the model's max length and warns how many were cut;
               "chunk" embeds overlapping windows and pools them, so nothing is lost.
@@ -119,11 +130,13 @@ class Encoder(ABC):
     def prompt_prefix(self, prompt: str | None) -> str:
         """The text prepended for prompt name `prompt` ("" for none)."""
         if prompt is None:
+            prompt = self.default_prompt
+        if prompt is None:
             return ""
         if prompt in self.prompts:
             return self.prompts[prompt]
         if prompt in STANDARD_PROMPTS:
-            return ""
+            return next((self.prompts[alias] for alias in STANDARD_PROMPTS[prompt] if alias in self.prompts), "")
         known = sorted(set(self.prompts) | set(STANDARD_PROMPTS))
         raise InputError(f"unknown prompt {prompt!r} for model {self.name}; known prompts: {known}")
 

@@ -40,6 +40,7 @@ def load(
             pooling=pooling or config.pooling or "mean",
             max_tokens=max_tokens or _max_tokens(config, tokenizer, body),
             prompts=config.prompts,
+            default_prompt=config.default_prompt,
             padding_side=padding_side,
             chunk_overlap=chunk_overlap,
             lowercase=config.lowercase,

@@ -29,6 +29,7 @@ class ModelDirConfig:
     pooling: str | None  # None: the directory does not say (plain HF encoder)
     max_tokens: int | None  # None: take it from the tokenizer / model config
     prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt: str | None = None  # prompt name used when encode() is given none
     lowercase: bool = False
 
 
@@ -71,11 +72,18 @@ def _read_sentence_transformers_dir(directory: Path, modules: object) -> ModelDi
     prompts = extra.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
         raise ModelLoadError(f"{directory / 'config_sentence_transformers.json'}: 'prompts' must map names to strings")
+    default_prompt = extra.get("default_prompt_name")
+    if default_prompt is not None and default_prompt not in prompts:
+        raise ModelLoadError(
+            f"{directory / 'config_sentence_transformers.json'}: default_prompt_name {default_prompt!r} is not among "
+            f"the prompts {sorted(prompts)}"
+        )
     return ModelDirConfig(
         weights_dir=weights_dir,
         pooling=pooling,
         max_tokens=st_config.get("max_seq_length"),
-        prompts={k: v for k, v in prompts.items() if v is not None},
+        prompts=dict(prompts),
+        default_prompt=default_prompt,
         lowercase=bool(st_config.get("do_lower_case", False)),
     )
 
@@ -99,6 +107,9 @@ def _read_st_pooling(pooling_dir: Path) -> str:
         raise ModelLoadError(f"{config_file} must hold a JSON object")
     unsupported = [flag for flag in _ST_UNSUPPORTED_FLAGS if config.get(flag)]
     chosen = [mode for flag, mode in _ST_POOLING_FLAGS.items() if config.get(flag)]
+    if config.get("include_prompt") is False:
+        # sentence-transformers then leaves the prompt's tokens out of the mean; we do not (yet)
+        raise ModelLoadError(f"{config_file}: include_prompt=false (pooling without the prompt tokens) is not supported yet")
     if unsupported or len(chosen) != 1:
         raise ModelLoadError(
             f"{config_file}: exactly one of mean, cls, lasttoken, max pooling must be on; found {chosen + unsupported}"

@@ -20,13 +20,16 @@ class TransformerEncoder(Encoder):
         pooling: PoolingMode = "mean",
         max_tokens: int = 512,
         prompts: dict[str, str] | None = None,
+        default_prompt: str | None = None,
         padding_side: PaddingSide | None = None,
         chunk_overlap: int = 32,
         lowercase: bool = False,
         device: str | None = None,
     ):
         check_pooling(pooling)
-        super().__init__(name, int(model.config.hidden_size), prompts=prompts, max_tokens=max_tokens)
+        super().__init__(
+            name, int(model.config.hidden_size), prompts=prompts, default_prompt=default_prompt, max_tokens=max_tokens
+        )
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError(f"model {name} has no fast tokenizer (tokenizer.json); uniembed needs one")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
