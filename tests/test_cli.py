@@ -87,3 +87,12 @@ def test_every_command_has_help(capsys):
             parser.parse_args(argv)
         assert exit_info.value.code == 0
     assert "usage: uniembed" in capsys.readouterr().out
+
+
+def test_cli_reference_is_current():
+    from pathlib import Path
+
+    from uniembed.cli.reference import render_reference
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    assert committed == render_reference(), "regenerate: python -m uniembed.cli.reference > docs/cli.md"

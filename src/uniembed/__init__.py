@@ -8,6 +8,9 @@ This module imports numpy and the standard library only; torch loads on the firs
 """
 from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load
 from uniembed.errors import InputError, IntegrityError, MissingExtraError, ModelLoadError, UniembedError
+from uniembed.eval import evaluate
+from uniembed.io import embed_file
+from uniembed.types import TaskResult
 
 __version__ = "0.1.0"
 
@@ -18,7 +21,10 @@ __all__ = [
     "IntegrityError",
     "MissingExtraError",
     "ModelLoadError",
+    "TaskResult",
     "TruncationWarning",
     "UniembedError",
+    "embed_file",
+    "evaluate",
     "load",
 ]
