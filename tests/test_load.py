@@ -135,3 +135,18 @@ def test_default_prompt_must_be_a_known_prompt(tiny_copy):
     (tiny_copy / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {}, "default_prompt_name": "x"}))
     with pytest.raises(ModelLoadError, match="default_prompt_name 'x' is not among"):
         uniembed.load(tiny_copy)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pooling": "sum"}, "pooling must be one of"),
+        ({"padding_side": "middle"}, "padding_side must be 'left' or 'right'"),
+        ({"max_tokens": 1000}, "exceeds the model's 128 position embeddings"),
+        ({"max_tokens": 0}, "max_tokens must be an integer >= 2"),
+        ({"chunk_overlap": -1}, "chunk_overlap must be a non-negative integer"),
+    ],
+)
+def test_bad_load_options_are_refused(tiny_dir, options, message):
+    with pytest.raises(uniembed.InputError, match=message):
+        uniembed.load(tiny_dir, **options)

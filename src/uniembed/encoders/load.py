@@ -6,7 +6,7 @@ from pathlib import Path
 from uniembed._extras import require
 from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
 from uniembed.encoders.registry import resolve
-from uniembed.errors import ModelLoadError
+from uniembed.errors import InputError, ModelLoadError
 
 
 def load(
@@ -26,19 +26,28 @@ def load(
     chunk_overlap: tokens shared by neighbouring windows when encoding with long="chunk".
     """
     require("torch")
+    from uniembed.encoders.pooling import check_pooling
     from uniembed.encoders.transformer import TransformerEncoder
+
+    if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
+        raise InputError(f"chunk_overlap must be a non-negative integer, got {chunk_overlap!r}")
+    if padding_side not in (None, "left", "right"):
+        raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if pooling is not None:
+        check_pooling(pooling)
 
     name, directory = resolve(model)
     config = read_model_dir(directory)
     tokenizer = _load_tokenizer(config.weights_dir)
     body = _load_body(config.weights_dir)
+    limit = _max_tokens(max_tokens, config, tokenizer, body)
     try:
         return TransformerEncoder(
             name,
             body,
             tokenizer,
             pooling=pooling or config.pooling or "mean",
-            max_tokens=max_tokens or _max_tokens(config, tokenizer, body),
+            max_tokens=limit,
             prompts=config.prompts,
             default_prompt=config.default_prompt,
             padding_side=padding_side,
@@ -73,10 +82,17 @@ def _load_body(directory: Path):
         hf_logging.enable_progress_bar()
 
 
-def _max_tokens(config: ModelDirConfig, tokenizer, body) -> int:
+def _max_tokens(requested: int | None, config: ModelDirConfig, tokenizer, body) -> int:
+    positions = getattr(body.config, "max_position_embeddings", None)
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 2:
+            raise InputError(f"max_tokens must be an integer >= 2, got {requested!r}")
+        if isinstance(positions, int) and requested > positions:
+            raise InputError(f"max_tokens={requested} exceeds the model's {positions} position embeddings")
+        return requested
     if config.max_tokens:
         return int(config.max_tokens)
-    limits = [getattr(body.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [positions, getattr(tokenizer, "model_max_length", None)]
     # tokenizers without a limit report a huge sentinel (1e30); position embeddings bound the rest
     usable = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
     return min(usable) if usable else 512
