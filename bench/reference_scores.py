@@ -28,7 +28,7 @@ def run(model) -> list[dict]:
         ours, reference = 100 * result.main_score, reference_score(name)
         rows.append({
             "task": name, "metric": result.main_metric, "uniembed": round(ours, 2), "MTEB reference": round(reference, 2),
-            "diff": round(ours - reference, 2), "tolerance": tolerance, "ok": abs(ours - reference) <= tolerance,
+            "diff": f"{ours - reference:+.2f}", "tolerance": tolerance, "ok": abs(ours - reference) <= tolerance,
             "seconds": round(result.evaluation_time, 1),
         })
     return rows

@@ -117,6 +117,8 @@ class Encoder(ABC):
         _check_positive_int("batch_size", batch_size)
         if dim is not None:
             _check_positive_int("dim", dim)
+            if dim > self.dim:  # checked before encoding, not after all the work
+                raise InputError(f"dim must be an integer in [1, {self.dim}], got {dim!r}")
         prefix = self.prompt_prefix(prompt)
         if prefix:
             items = [prefix + text for text in items]
