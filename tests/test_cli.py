@@ -96,3 +96,14 @@ def test_cli_reference_is_current():
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     assert committed == render_reference(), "regenerate: python -m uniembed.cli.reference > docs/cli.md"
+
+
+def test_demo_runs_end_to_end_on_the_shipped_data(tiny_dir):
+    from uniembed.demo import DEMO_QUERIES, run_demo
+
+    lines: list[str] = []
+    scores = run_demo(str(tiny_dir), show=lines.append)
+    text = "\n".join(lines)
+    assert set(scores) == {"classification", "clustering"} and all(0 <= s <= 1 for s in scores.values())
+    assert "semantic search over 1232 banking questions" in text
+    assert all(f"query: {q}" in text for q in DEMO_QUERIES)

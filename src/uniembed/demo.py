@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from uniembed.datasets import banking77_dir
 from uniembed.encoders.load import load
+from uniembed.encoders.registry import CATALOGUE
 from uniembed.eval.loaders import load_labelled, split_file
 from uniembed.eval.report import format_table
 from uniembed.eval.run import evaluate
@@ -22,7 +23,9 @@ def run_demo(model_name: str | None = None, *, show: Callable[[str], None] = pri
     """Run the demo, printing as it goes; returns the main scores for callers and tests."""
     model = load(model_name)
     show(f"model: {model.name} ({model.dim} dims, {model.pooling} pooling, max {model.max_tokens} tokens, {model.device})")
+    show(f"weights: {model.source}" + (" (SHA-256 verified)" if _is_pinned(model.name) else ""))
     folder = banking77_dir()
+    show(f"data: Banking77 subset shipped in the package (CC BY 4.0, PolyAI), {folder}")
     results = [
         evaluate(model, "classification", folder, name="banking77-subset", samples_per_label=8, show_progress=show_progress),
         evaluate(model, "clustering", split_file(folder, "test"), name="banking77-subset", show_progress=show_progress),
@@ -30,6 +33,11 @@ def run_demo(model_name: str | None = None, *, show: Callable[[str], None] = pri
     show("\n" + format_table(results) + "\n")
     _show_searches(model, folder, show, show_progress)
     return {r.task_type: r.main_score for r in results}
+
+
+def _is_pinned(name: str) -> bool:
+    entry = CATALOGUE.get(name)
+    return entry is not None and entry.sha256 is not None
 
 
 def _show_searches(model, folder, show: Callable[[str], None], show_progress: bool) -> None:

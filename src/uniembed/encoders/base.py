@@ -81,6 +81,7 @@ class Encoder(ABC):
         self.dim = dim
         self.prompts = dict(prompts or {})
         self.default_prompt = default_prompt  # a prompt name applied when encode() gets none
+        self.source: str | None = None  # where the weights were loaded from, for reports
         self.max_tokens = max_tokens  # None: no token limit
         self._local = threading.local()  # per-thread EncodeReport, so concurrent callers don't mix
 

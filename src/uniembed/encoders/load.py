@@ -42,7 +42,7 @@ def load(
     body = _load_body(config.weights_dir)
     limit = _max_tokens(max_tokens, config, tokenizer, body)
     try:
-        return TransformerEncoder(
+        encoder = TransformerEncoder(
             name,
             body,
             tokenizer,
@@ -57,6 +57,8 @@ def load(
         )
     except ValueError as exc:
         raise ModelLoadError(f"cannot build an encoder from {directory}: {exc}") from exc
+    encoder.source = str(directory)
+    return encoder
 
 
 def _load_tokenizer(directory: Path):
