@@ -151,3 +151,20 @@ def test_embed_file_memory_stays_flat_as_the_input_grows(tmp_path):
     small, large = peak_bytes(2_000), peak_bytes(40_000)
     # 20x the rows (and 20x the output bytes) must not mean 20x the memory: bounded by one step
     assert large < 2 * small
+
+
+def test_an_interrupt_midway_leaves_no_output(tmp_path, fake):
+    (tmp_path / "in.txt").write_text("".join(f"t{i}\n" for i in range(10)))
+    calls = {"n": 0}
+    real = fake.encode_batch
+
+    def interrupted(texts, long="truncate"):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(texts, long=long)
+
+    fake.encode_batch = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        embed_file(fake, tmp_path / "in.txt", tmp_path / "out.npy", rows_per_step=3, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
