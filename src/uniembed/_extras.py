@@ -10,6 +10,8 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "transformers", "safetensors", "tokenizers"),
     "eval": ("sklearn",),
     "parquet": ("pyarrow",),
+    "store": ("lancedb", "pyarrow"),
+    "faiss": ("faiss",),
 }
 
 

@@ -5,6 +5,41 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Hit:
+    """One search result: the item's id, its score (higher is better) and its payload."""
+
+    id: str
+    score: float
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A stored item as `Collection.get` returns it."""
+
+    id: str
+    text: str | None
+    payload: dict
+    vectors: dict  # field -> float32 (dim,) array
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    path: str
+    count: int
+    model: str | None
+    fingerprint: str | None
+    fields: dict  # vector field -> dimension
+    index: str
+    quantize: str
+    index_params: dict
+    bytes_per_vector: float  # first search stage, default field
+    disk_bytes: int
+    version: int
+    payload_fields: dict  # filterable payload field -> type
+
+
+@dataclass(frozen=True)
 class TaskResult:
     """The scores of one evaluation task on one split; `to_mteb()` gives MTEB's JSON shape."""
 

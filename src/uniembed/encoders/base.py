@@ -85,6 +85,12 @@ class Encoder(ABC):
         self.max_tokens = max_tokens  # None: no token limit
         self._local = threading.local()  # per-thread EncodeReport, so concurrent callers don't mix
 
+    @property
+    def fingerprint(self) -> str:
+        """Identifies what makes this encoder's vectors: vectors from encoders with different
+        fingerprints must not be mixed in one collection. Subclasses add their weights."""
+        return _digest(type(self).__name__, self.name, self.dim, sorted(self.prompts.items()), self.max_tokens)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
@@ -174,6 +180,13 @@ class Encoder(ABC):
                 TruncationWarning,
                 stacklevel=3,
             )
+
+
+def _digest(*parts: object) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
 def _batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:

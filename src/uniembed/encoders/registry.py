@@ -73,6 +73,26 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered for the process so that a file is hashed at most once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of(path)
+    return _DIGESTS[key]
+
+
+def weights_digest(directory: Path) -> str:
+    """One SHA-256 over the hashes of every safetensors file of a model (sharded ones too)."""
+    digest = hashlib.sha256()
+    for weights in sorted(Path(directory).rglob("*.safetensors")):
+        digest.update(f"{weights.relative_to(directory)}:{file_sha256(weights)}".encode())
+    return digest.hexdigest()
+
+
 def verify_weights(entry: ModelEntry, directory: Path) -> None:
     """Refuse a model.safetensors whose SHA-256 is not the one the catalogue pins."""
     if entry.sha256 is None:
@@ -80,7 +100,7 @@ def verify_weights(entry: ModelEntry, directory: Path) -> None:
     weights = directory / "model.safetensors"
     if not weights.is_file():
         raise ModelLoadError(f"model directory {directory} has no model.safetensors")
-    actual = sha256_of(weights)
+    actual = file_sha256(weights)
     if actual != entry.sha256:
         raise IntegrityError(
             f"{weights} has SHA-256 {actual}, expected {entry.sha256} for {entry.name}; "

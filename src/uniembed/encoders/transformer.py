@@ -1,6 +1,8 @@
 """Hugging Face transformer encoders (torch): tokenise, run, pool; truncate or chunk long inputs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -40,6 +42,17 @@ class TransformerEncoder(Encoder):
         self.pooling = pooling
         self.chunk_overlap = min(chunk_overlap, max_tokens // 2)
         self.lowercase = lowercase
+
+    @property
+    def fingerprint(self) -> str:
+        """Weights (SHA-256 of every safetensors file), pooling, length limit and prompts."""
+        if getattr(self, "_fingerprint", None) is None:
+            from uniembed.encoders.base import _digest
+            from uniembed.encoders.registry import weights_digest
+
+            weights = weights_digest(Path(self.source)) if self.source else self.name
+            self._fingerprint = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
+        return self._fingerprint
 
     @property
     def padding_side(self) -> PaddingSide:

@@ -1,0 +1,101 @@
+"""The vector index interface and its registry.
+
+An index is built over the (n, dim) float32 vectors of one field and answers top-k inner-product
+queries. `allowed` (a boolean mask over rows, or None for all) restricts the search: it carries
+metadata filters and tombstones of deleted rows, and is applied inside the search, not after it.
+Indexes that rescore (binary, int8, IVF-PQ) read the float vectors passed to `search`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from uniembed.errors import InputError
+
+INDEX_KINDS: dict[str, type["VectorIndex"]] = {}
+
+
+def register_index(name: str) -> Callable[[type["VectorIndex"]], type["VectorIndex"]]:
+    def add(cls: type[VectorIndex]) -> type[VectorIndex]:
+        cls.kind = name
+        INDEX_KINDS[name] = cls
+        return cls
+
+    return add
+
+
+def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> "VectorIndex":
+    """Build an index of `kind` over `vectors`; params are the kind's own (see each class)."""
+    if kind not in INDEX_KINDS:
+        raise InputError(f"unknown index kind {kind!r}; known: {sorted(INDEX_KINDS)}")
+    cls = INDEX_KINDS[kind]
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(cls.PARAMS))
+    if unknown:
+        raise InputError(f"index {kind!r} has no parameter(s) {unknown}; its parameters: {sorted(cls.PARAMS)}")
+    return cls(np.ascontiguousarray(vectors, dtype=np.float32), **{**cls.PARAMS, **params})
+
+
+class VectorIndex(ABC):
+    kind: str = ""
+    PARAMS: dict = {}  # parameter name -> default
+
+    @abstractmethod
+    def __init__(self, vectors: np.ndarray, **params): ...
+
+    @abstractmethod
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows (numbered after the existing ones)."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, vectors: np.ndarray, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (n_queries, k), best first; missing results are (-inf, -1)."""
+
+    @property
+    @abstractmethod
+    def bytes_per_vector(self) -> float:
+        """Memory of the first search stage per vector (what must sit in RAM to search)."""
+
+
+def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-k inner product over `vectors` (or only over `rows` of it)."""
+    candidates = vectors if rows is None else vectors[rows]
+    scores = np.asarray(queries, dtype=np.float32) @ candidates.T
+    top_scores, top = top_k(scores, k)
+    if rows is not None:
+        top = np.where(top >= 0, rows[np.maximum(top, 0)], -1)
+    return top_scores, top
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best k columns per row of a score matrix, padded with (-inf, -1) when there are fewer."""
+    n_queries, n = scores.shape
+    take = min(k, n)
+    if take == 0:
+        return np.full((n_queries, k), -np.inf, np.float32), np.full((n_queries, k), -1, np.int64)
+    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < n else np.tile(np.arange(n), (n_queries, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    rows = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    return _pad(best, rows, k)
+
+
+def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    missing = k - scores.shape[1]
+    if missing <= 0:
+        return scores, rows
+    n = scores.shape[0]
+    return (np.hstack([scores, np.full((n, missing), -np.inf, np.float32)]), np.hstack([rows, np.full((n, missing), -1, np.int64)]))
+
+
+def rescore(queries: np.ndarray, candidates: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank candidate rows (queries, m; -1 = none) by exact inner product with `vectors`."""
+    safe = np.maximum(candidates, 0)
+    scores = np.einsum("qd,qmd->qm", queries, vectors[safe])
+    scores = np.where(candidates >= 0, scores, -np.inf).astype(np.float32)
+    best, pos = top_k(scores, k)
+    rows = np.where(pos >= 0, np.take_along_axis(candidates, np.maximum(pos, 0), axis=1), -1)
+    return best, np.where(np.isfinite(best), rows, -1)

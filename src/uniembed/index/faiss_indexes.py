@@ -1,0 +1,119 @@
+"""FAISS-backed indexes: HNSW and IVF-PQ. In-memory accelerators, rebuilt from the store of record."""
+from __future__ import annotations
+
+import numpy as np
+
+from uniembed._extras import require
+from uniembed.errors import InputError
+from uniembed.index.base import VectorIndex, register_index, rescore
+
+
+def _faiss():
+    require("faiss")
+    import faiss
+
+    return faiss
+
+
+def _selector(faiss, allowed: np.ndarray | None):
+    """A FAISS id selector for a boolean mask (None: no restriction). Keep the returned bitmap alive."""
+    if allowed is None:
+        return None, None
+    bitmap = np.packbits(allowed, bitorder="little")
+    return faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap)), bitmap
+
+
+def _as_results(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = rows.astype(np.int64)
+    scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+    return scores, rows
+
+
+@register_index("hnsw")
+class HNSWIndex(VectorIndex):
+    """HNSW graph (FAISS, inner product) over float vectors, or over int8 scalar codes
+    (quantize="int8": 4x smaller, candidates rescored with the float vectors)."""
+
+    PARAMS = {"m": 32, "ef_construction": 200, "ef_search": 128, "quantize": "none", "rescore_multiplier": 4}
+
+    def __init__(self, vectors: np.ndarray, m: int, ef_construction: int, ef_search: int, quantize: str, rescore_multiplier: int):
+        faiss = _faiss()
+        self.dim = vectors.shape[1]
+        self.m, self.ef_search, self.quantize, self.multiplier = m, ef_search, quantize, max(1, rescore_multiplier)
+        if quantize == "int8":
+            self.index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+            self.index.train(_training_sample(vectors, 100_000))
+        elif quantize == "none":
+            self.index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            raise InputError(f"hnsw quantize must be 'none' or 'int8', got {quantize!r}")
+        self.index.hnsw.efConstruction = ef_construction
+        self.add(vectors)
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, queries, k, vectors, allowed=None):
+        faiss = _faiss()
+        selector, _bitmap = _selector(faiss, allowed)
+        depth = k * self.multiplier if self.quantize == "int8" else k
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth), sel=selector)
+        scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), depth, params=params)
+        if self.quantize == "int8":
+            return rescore(queries, rows.astype(np.int64), vectors, k)
+        return _as_results(scores, rows)
+
+    @property
+    def bytes_per_vector(self) -> float:
+        code = self.dim if self.quantize == "int8" else 4.0 * self.dim
+        return code + 8.0 * self.m  # codes plus about 2*m links of 4 bytes at level 0
+
+
+@register_index("ivfpq")
+class IVFPQIndex(VectorIndex):
+    """Inverted lists of product-quantised codes (FAISS IndexIVFPQ), rescored with float vectors.
+
+    nlist 0 picks about 4*sqrt(n); m 0 picks dim/8 sub-quantisers of 8 bits (dim/8 bytes per vector;
+    fewer bits below ~10,000 vectors, where 8-bit codebooks cannot be trained).
+    """
+
+    PARAMS = {"nlist": 0, "m": 0, "nprobe": 16, "rescore": 4}
+
+    def __init__(self, vectors: np.ndarray, nlist: int, m: int, nprobe: int, rescore: int):
+        faiss = _faiss()
+        n, self.dim = vectors.shape
+        self.m = m or max(1, self.dim // 8)
+        nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))  # FAISS wants ~39 points per list
+        self.nprobe, self.rescore = nprobe, rescore
+        # 8-bit codebooks want 256 * 39 training points; small collections get smaller codebooks
+        self.nbits = int(np.clip(np.floor(np.log2(max(n, 1) / 39)), 1, 8))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        self.index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT)
+        self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
+        self.add(vectors)
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, queries, k, vectors, allowed=None):
+        faiss = _faiss()
+        selector, _bitmap = _selector(faiss, allowed)
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)
+        depth = k * max(1, self.rescore)
+        _, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), depth, params=params)
+        if self.rescore:
+            return rescore(queries, rows.astype(np.int64), vectors, k)
+        return _as_results(*self.index.search(queries, k, params=params))
+
+    @property
+    def bytes_per_vector(self) -> float:
+        return self.m * self.nbits / 8 + 8.0  # PQ codes plus the 8-byte id in the inverted list
+
+
+def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    if len(vectors) <= size:
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), size, replace=False)
+    return vectors[np.sort(rows)]

@@ -1,0 +1,74 @@
+"""The backend-neutral interface of the store of record.
+
+A backend keeps rows (id, text, payload JSON, typed payload columns, one vector column per field)
+with atomic, versioned commits. LanceDB is the embedded default; a distributed backend (Milvus)
+implements the same methods. Everything above this line (Collection, snapshots, indexes) only talks
+to this interface.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+ID, TEXT, PAYLOAD = "id", "text", "payload"
+VECTOR_PREFIX, FIELD_PREFIX = "vec_", "p_"
+
+ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+def vector_column(field: str) -> str:
+    return VECTOR_PREFIX + field
+
+
+def payload_column(field: str) -> str:
+    return FIELD_PREFIX + field
+
+
+def base_schema(fields: dict[str, int]) -> pa.Schema:
+    """id, text, payload JSON, and a fixed-size float32 vector column per named field."""
+    columns = [pa.field(ID, pa.string(), nullable=False), pa.field(TEXT, pa.string()), pa.field(PAYLOAD, pa.string())]
+    columns += [pa.field(vector_column(name), pa.list_(pa.float32(), dim)) for name, dim in fields.items()]
+    return pa.schema(columns)
+
+
+class StoreBackend(Protocol):
+    """What a store of record must offer. Every write is one atomic commit and returns the new version."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def refresh(self) -> int:
+        """Move to the latest committed version (another process may have written) and return it."""
+
+    def count(self) -> int: ...
+
+    def insert(self, rows: pa.Table) -> int: ...
+
+    def upsert(self, rows: pa.Table) -> int: ...
+
+    def delete(self, ids: list[str]) -> int: ...
+
+    def add_payload_columns(self, columns: dict[str, pa.DataType]) -> int: ...
+
+    def existing_ids(self, ids: list[str]) -> set[str]: ...
+
+    def get(self, ids: list[str], columns: list[str]) -> pa.Table: ...
+
+    def scan(self, columns: list[str]) -> pa.Table:
+        """All rows at the current version, in a stable order."""
+
+    def text_search(self, query: str, k: int, where: str | None) -> list[tuple[str, float]]:
+        """BM25 over the stored text: (id, score) best first, `where` applied before ranking."""
+
+    def compact(self) -> int: ...
+
+    def disk_bytes(self) -> int: ...
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

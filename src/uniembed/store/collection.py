@@ -1,0 +1,383 @@
+"""Collection: ids, texts, payloads and vectors on disk, searchable by vector, text or both.
+
+    col = Collection.create("./docs", model="default", index="hnsw", quantize="binary")
+    col.add(["a", "b"], ["first text", "second text"], payloads=[{"lang": "en"}, {"lang": "fr"}])
+    col.search("a question", k=10, filter="lang=en")      # -> [Hit(id, score, payload), ...]
+
+The store of record is a backend (LanceDB by default): every write is one atomic commit, and an
+acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuilt from it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from uniembed.encoders.base import Encoder
+from uniembed.errors import InputError
+from uniembed.store.backend import FIELD_PREFIX, ID, PAYLOAD, TEXT, base_schema, payload_column, vector_column
+from uniembed.store.filters import parse_filter, to_sql
+from uniembed.store.lance_backend import LanceBackend
+from uniembed.store.lock import WriterLock
+from uniembed.store.meta import CollectionMeta, read_meta, write_meta
+from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, payload_types
+from uniembed.store.snapshot import Snapshot
+from uniembed.types import CollectionInfo, Hit, Item
+
+LOCK_FILE = "writer.lock"
+DATA_DIR = "data"
+SEARCH_MODES = ("dense", "text", "hybrid")
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+
+# (index, quantize) as users say it -> (index kind, its parameters)
+INDEX_CHOICES = {
+    ("exact", "none"): ("exact", {}),
+    ("exact", "int8"): ("int8", {}),
+    ("exact", "binary"): ("binary", {}),
+    ("hnsw", "none"): ("hnsw", {}),
+    ("hnsw", "int8"): ("hnsw", {"quantize": "int8"}),
+    ("hnsw", "binary"): ("binary", {"graph": "hnsw"}),
+    ("ivfpq", "none"): ("ivfpq", {}),
+}
+
+
+def resolve_index(index: str, quantize: str) -> tuple[str, dict]:
+    if (index, quantize) not in INDEX_CHOICES:
+        choices = ", ".join(f"{i}+{q}" for i, q in INDEX_CHOICES)
+        raise InputError(f"unsupported index {index!r} with quantize {quantize!r}; choose one of: {choices}")
+    kind, params = INDEX_CHOICES[(index, quantize)]
+    return kind, dict(params)
+
+
+class Collection:
+    def __init__(self, path: Path, meta: CollectionMeta, backend: LanceBackend, model: Encoder | None):
+        self.path = Path(path)
+        self.meta = meta
+        self.backend = backend
+        self._model = model
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
+
+    # -- creating and opening ----------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        model: str | Encoder | None = "default",
+        dim: int | None = None,
+        fields: list[str] | None = None,
+        index: str = "exact",
+        quantize: str = "none",
+        index_params: dict | None = None,
+    ) -> "Collection":
+        """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
+        with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
+        renamed into place, so a crash never leaves half a collection."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InputError(f"{path} already exists and is not empty")
+        kind, params = resolve_index(index, quantize)
+        encoder = _load_model(model)
+        vector_dim = _vector_dim(encoder, dim)
+        names = list(fields or ["default"])
+        for name in names:
+            if not name.isidentifier():
+                raise InputError(f"vector field name {name!r} must be an identifier (letters, digits, _)")
+        meta = CollectionMeta(
+            model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
+            fields={name: vector_dim for name in names}, index=kind, index_params={**params, **(index_params or {})},
+            quantize=quantize, dim=dim if encoder else None,
+        )
+        from uniembed.index import create_index
+
+        create_index(kind, np.zeros((0, vector_dim), np.float32), meta.index_params) if kind == "exact" else None
+        staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:8]}")
+        staging.mkdir(parents=True)
+        try:
+            LanceBackend.create(staging / DATA_DIR, base_schema(meta.fields))
+            write_meta(staging, meta)
+            if path.exists():
+                path.rmdir()
+            os.rename(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return cls(path, meta, LanceBackend.open(path / DATA_DIR), encoder)
+
+    @classmethod
+    def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
+        """Open an existing collection. Text queries load the collection's model on first use,
+        or use `model`, which must have made the collection's vectors (same fingerprint)."""
+        path = Path(path)
+        meta, migrated = read_meta(path)
+        if migrated:
+            with WriterLock(path / LOCK_FILE):
+                write_meta(path, meta)
+        collection = cls(path, meta, LanceBackend.open(path / DATA_DIR), None)
+        if model is not None:
+            collection._check_model(model)
+            collection._model = model
+        return collection
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, ids, data=None, *, payloads=None, texts=None) -> int:
+        """Insert new items; ids already in the collection are refused (use upsert). Returns the
+        committed version. `data`: texts to embed, an (n, dim) array for the default field, or a
+        dict field -> texts or array. `texts` (optional) is the source text stored for BM25."""
+        return self._write("insert", ids, data, payloads, texts)
+
+    def upsert(self, ids, data=None, *, payloads=None, texts=None) -> int:
+        """Insert new items and replace existing ones (vectors, text and payload), atomically."""
+        return self._write("upsert", ids, data, payloads, texts)
+
+    def delete(self, ids) -> int:
+        """Remove items by id (unknown ids are ignored). Returns the committed version."""
+        ids = check_ids(ids)
+        with WriterLock(self.path / LOCK_FILE):
+            before = self.backend.refresh()
+            version = self.backend.delete(ids)
+            self._after_write(before, version, deleted=ids)
+        return version
+
+    def _write(self, mode: str, ids, data, payloads, texts) -> int:
+        ids = check_ids(ids)
+        payloads = check_payloads(payloads, len(ids))
+        vectors, stored_texts = self._vectors_and_texts(ids, data, texts)
+        with WriterLock(self.path / LOCK_FILE):
+            before = self.backend.refresh()
+            if mode == "insert":
+                present = self.backend.existing_ids(ids)
+                if present:
+                    raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+            known = self.payload_fields
+            types = payload_types(payloads, known)
+            new_columns = {payload_column(k): t for k, t in types.items() if k not in known}
+            if new_columns:
+                from uniembed.store.backend import ARROW_TYPES
+
+                self.backend.add_payload_columns({name: ARROW_TYPES[t] for name, t in new_columns.items()})
+            rows = build_rows(ids, vectors, stored_texts, payloads, types, self.backend.schema)
+            version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
+            schema_changed = bool(new_columns)
+            self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
+        return version
+
+    def _after_write(self, before: int, version: int, *, deleted=(), added: pa.Table | None = None) -> None:
+        """Apply our own write to the snapshot in place when it was current, else drop it."""
+        snap = self._snapshot
+        if snap is None or snap.version != before:
+            self._snapshot = None
+            return
+        snap.delete(list(deleted))
+        if added is not None:
+            snap.append(added.select([c for c in added.column_names if c != TEXT]), self.meta.fields)
+        snap.version = version
+
+    def _vectors_and_texts(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None]]:
+        n = len(ids)
+        per_field = data if isinstance(data, dict) else {self.meta.default_field: data}
+        unknown = sorted(set(per_field) - set(self.meta.fields))
+        missing = sorted(set(self.meta.fields) - set(per_field))
+        if unknown or missing:
+            raise InputError(f"vector fields: unknown {unknown}, missing {missing}; this collection has {list(self.meta.fields)}")
+        vectors, source = {}, None
+        for name, values in per_field.items():
+            if values is None:
+                raise InputError(f"no data for field {name!r}: pass texts or an ({n}, {self.meta.fields[name]}) array")
+            if _is_texts(values):
+                items = list(values)
+                if len(items) != n:
+                    raise InputError(f"field {name!r}: got {len(items)} texts for {n} ids")
+                vectors[name] = check_vectors(self._encode(items, prompt="document"), n, self.meta.fields[name], name)
+                source = source or items
+            else:
+                vectors[name] = check_vectors(values, n, self.meta.fields[name], name)
+        stored = list(texts) if texts is not None else source
+        if stored is not None and len(stored) != n:
+            raise InputError(f"got {len(stored)} texts for {n} ids")
+        if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
+            raise InputError("texts must be strings (or None)")
+        return vectors, stored if stored is not None else [None] * n
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, ids) -> list[Item | None]:
+        """The stored items, in the order of `ids` (None for an unknown id)."""
+        ids = check_ids(ids)
+        self.backend.refresh()
+        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)]
+        table = self.backend.get(ids, columns)
+        found = {}
+        for row in table.to_pylist():
+            vectors = {f: np.asarray(row[vector_column(f)], np.float32) for f in self.meta.fields}
+            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors)
+        return [found.get(id_) for id_ in ids]
+
+    def search(self, query, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense") -> list[Hit]:
+        """The k best items for a text or a vector. mode: "dense" (vectors), "text" (BM25 over the
+        stored text) or "hybrid" (both, fused by reciprocal rank). `filter` restricts to items whose
+        payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
+        field = field or self.meta.default_field
+        if field not in self.meta.fields:
+            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+        conditions = parse_filter(filter, self.payload_fields)
+        snapshot = self.snapshot()
+        if mode != "dense" and not isinstance(query, str):
+            raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        if mode == "text":
+            return self._text_hits(snapshot, query, k, conditions)
+        vector = self._query_vector(query, field)
+        depth = max(k, 100) if mode == "hybrid" else k
+        scores, rows = snapshot.search(vector[None, :], depth, field, conditions)
+        dense = [Hit(snapshot.ids[r], float(s), snapshot.payload(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        if mode == "dense":
+            return dense
+        return _fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
+
+    def _text_hits(self, snapshot: Snapshot, query: str, k: int, conditions) -> list[Hit]:
+        where = to_sql(conditions, payload_column)
+        hits = []
+        for id_, score in self.backend.text_search(query, k, where):
+            row = snapshot.row_of.get(id_)
+            hits.append(Hit(id_, float(score), snapshot.payload(row) if row is not None else {}))
+        return hits
+
+    def _query_vector(self, query, field: str) -> np.ndarray:
+        dim = self.meta.fields[field]
+        if isinstance(query, str):
+            return self._encode([query], prompt="query")[0]
+        vector = np.asarray(query, dtype=np.float32).reshape(-1) if np.ndim(query) <= 2 else None
+        if vector is None or vector.shape != (dim,):
+            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
+        if not np.isfinite(vector).all():
+            raise InputError("query vector contains NaN or inf")
+        return vector
+
+    def snapshot(self) -> Snapshot:
+        """The in-memory search state at the latest committed version (rebuilt when stale)."""
+        now = time.monotonic()
+        if self._snapshot is None or now - self._checked_at >= self.refresh_seconds:
+            version = self.backend.refresh()
+            self._checked_at = now
+            if self._snapshot is None or self._snapshot.version != version or self._snapshot.dead_fraction > 0.5:
+                self._snapshot = self._build_snapshot(version)
+        return self._snapshot
+
+    def _build_snapshot(self, version: int) -> Snapshot:
+        columns = [ID, PAYLOAD, *(vector_column(f) for f in self.meta.fields), *(payload_column(f) for f in self.payload_fields)]
+        return Snapshot.from_table(version, self.backend.scan(columns), self.meta.fields, self.meta.index, self.meta.index_params)
+
+    # -- model -----------------------------------------------------------------------------------
+    @property
+    def model(self) -> Encoder:
+        if self._model is None:
+            if self.meta.model is None:
+                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
+            encoder = _load_model(self.meta.model)
+            self._check_model(encoder)
+            self._model = encoder
+        return self._model
+
+    def _check_model(self, encoder: Encoder) -> None:
+        if self.meta.fingerprint is not None and encoder.fingerprint != self.meta.fingerprint:
+            raise InputError(
+                f"collection {self.path} was made by model {self.meta.model} (fingerprint {self.meta.fingerprint[:12]}); "
+                f"{encoder.name} (fingerprint {encoder.fingerprint[:12]}) makes different vectors and cannot be used with it"
+            )
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
+
+    # -- maintenance and facts -----------------------------------------------------------------
+    @property
+    def payload_fields(self) -> dict[str, str]:
+        """Filterable payload field -> type, read from the table's schema (its single truth)."""
+        kinds = {pa.string(): "string", pa.int64(): "int", pa.float64(): "float", pa.bool_(): "bool"}
+        return {f.name[len(FIELD_PREFIX):]: kinds[f.type] for f in self.backend.schema if f.name.startswith(FIELD_PREFIX)}
+
+    def __len__(self) -> int:
+        self.backend.refresh()
+        return self.backend.count()
+
+    def rebuild(self) -> int:
+        """Compact the store (drop deleted rows, merge small files, refresh the text index) and
+        rebuild the in-memory indexes."""
+        with WriterLock(self.path / LOCK_FILE):
+            self.backend.refresh()
+            version = self.backend.compact()
+        self._snapshot = None
+        return version
+
+    def info(self) -> CollectionInfo:
+        self.backend.refresh()
+        snapshot = self.snapshot()
+        count = self.backend.count()
+        bytes_per_vector = snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")
+        return CollectionInfo(
+            path=str(self.path), count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params), bytes_per_vector=bytes_per_vector,
+            disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
+        )
+
+
+def _is_texts(values) -> bool:
+    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values) and len(values) > 0
+
+
+def _loads(text: str | None) -> dict:
+    import json
+
+    return json.loads(text) if text else {}
+
+
+def _load_model(model) -> Encoder | None:
+    if model is None or isinstance(model, Encoder):
+        return model
+    if not isinstance(model, str):
+        raise InputError(f"model must be a name, a path, an Encoder or None, got {type(model).__name__}")
+    from uniembed.encoders.load import load
+
+    return load(None if model == "default" else model)
+
+
+def _model_name(model, encoder: Encoder | None) -> str | None:
+    if encoder is None:
+        return None
+    if isinstance(model, str):
+        return encoder.name if model == "default" else model
+    return encoder.name
+
+
+def _vector_dim(encoder: Encoder | None, dim: int | None) -> int:
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise InputError(f"dim must be a positive integer, got {dim!r}")
+    if encoder is None:
+        if dim is None:
+            raise InputError("a collection without a model needs dim= (the vector dimension)")
+        return dim
+    if dim is not None and dim > encoder.dim:
+        raise InputError(f"dim={dim} exceeds the model's {encoder.dim} dimensions")
+    return dim or encoder.dim
+
+
+def _fuse(rankings: list[list[Hit]], k: int) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (RRF_K + rank)."""
+    scores: dict[str, float] = {}
+    payloads: dict[str, dict] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
+            payloads.setdefault(hit.id, hit.payload)
+    best = sorted(scores, key=lambda id_: (-scores[id_], id_))[:k]
+    return [Hit(id_, scores[id_], payloads[id_]) for id_ in best]

@@ -1,0 +1,116 @@
+"""Turning what users pass to add/upsert into validated Arrow rows: ids, vectors, text, payloads.
+
+Everything is checked before anything is written, and errors name the item (by index or id).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from uniembed.errors import InputError
+from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_ids(ids: object) -> list[str]:
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+        raise InputError(f"ids must be a list of strings, got {type(ids).__name__}")
+    ids = list(ids)
+    if not ids:
+        raise InputError("ids must not be empty")
+    for i, id_ in enumerate(ids):
+        if not isinstance(id_, str) or not id_:
+            raise InputError(f"id {i} is {id_!r}: ids must be non-empty strings")
+    duplicates = sorted(id_ for id_, n in Counter(ids).items() if n > 1)
+    if duplicates:
+        raise InputError(f"duplicate ids in one batch: {duplicates[:10]}")
+    return ids
+
+
+def check_vectors(vectors: object, n: int, dim: int, field: str) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32) if not isinstance(vectors, np.ndarray) else vectors.astype(np.float32, copy=False)
+    if array.shape != (n, dim):
+        raise InputError(f"field {field!r}: expected vectors of shape ({n}, {dim}), got {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if len(bad):
+        raise InputError(f"field {field!r}: vector {bad[0]} contains NaN or inf ({len(bad)} bad vectors)")
+    return np.ascontiguousarray(array)
+
+
+def value_type(value: object) -> str | None:
+    """The filterable type of a payload value, or None for values kept only in the JSON."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]:
+    """Types of the filterable fields after this batch (known + new); InputError on a conflict."""
+    types = dict(known)
+    for i, payload in enumerate(payloads):
+        for key, value in payload.items():
+            kind = value_type(value)
+            if value is None or (kind is None and key not in types):
+                continue  # nulls fit any field; nested values stay JSON-only
+            if kind is None:
+                raise InputError(f"payload {i}: field {key!r} is {types[key]} in this collection, got {type(value).__name__}")
+            if key not in types:
+                if _IDENTIFIER.match(key):
+                    types[key] = kind
+                continue
+            if types[key] != kind and not (types[key] == "float" and kind == "int"):
+                if key not in known and {types[key], kind} == {"int", "float"}:
+                    types[key] = "float"  # a new field seen as both int and float is float
+                    continue
+                raise InputError(f"payload {i}: field {key!r} is {types[key]} in this collection, got {kind} ({value!r})")
+    return types
+
+
+def check_payloads(payloads: object, n: int) -> list[dict]:
+    if payloads is None:
+        return [{} for _ in range(n)]
+    payloads = list(payloads)
+    if len(payloads) != n:
+        raise InputError(f"got {len(payloads)} payloads for {n} ids")
+    for i, payload in enumerate(payloads):
+        if payload is None:
+            payloads[i] = {}
+        elif not isinstance(payload, dict):
+            raise InputError(f"payload {i} is {type(payload).__name__}, expected a dict (JSON object)")
+    return payloads
+
+
+def build_rows(ids: list[str], vectors: dict[str, np.ndarray], texts: list[str | None], payloads: list[dict],
+               types: dict[str, str], schema: pa.Schema) -> pa.Table:
+    columns = {ID: pa.array(ids, pa.string()), TEXT: pa.array(texts, pa.string()), PAYLOAD: pa.array(_dumps(payloads), pa.string())}
+    for field, array in vectors.items():
+        columns[vector_column(field)] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
+    for key, kind in types.items():
+        values = [p.get(key) for p in payloads]
+        if kind == "float":
+            values = [float(v) if v is not None else None for v in values]
+        columns[payload_column(key)] = pa.array(values, ARROW_TYPES[kind])
+    return pa.table({name: columns[name] for name in schema.names if name in columns}).select(
+        [name for name in schema.names if name in columns]
+    )
+
+
+def _dumps(payloads: list[dict]) -> list[str]:
+    out = []
+    for i, payload in enumerate(payloads):
+        try:
+            out.append(json.dumps(payload, allow_nan=False, ensure_ascii=False))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"payload {i} is not JSON-serialisable: {exc}") from None
+    return out
