@@ -26,8 +26,8 @@ def register_index(name: str) -> Callable[[type["VectorIndex"]], type["VectorInd
     return add
 
 
-def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> "VectorIndex":
-    """Build an index of `kind` over `vectors`; params are the kind's own (see each class)."""
+def check_index_params(kind: str, params: dict | None) -> dict:
+    """The full parameters of an index kind (defaults filled in); InputError on unknown names."""
     if kind not in INDEX_KINDS:
         raise InputError(f"unknown index kind {kind!r}; known: {sorted(INDEX_KINDS)}")
     cls = INDEX_KINDS[kind]
@@ -35,7 +35,13 @@ def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> 
     unknown = sorted(set(params) - set(cls.PARAMS))
     if unknown:
         raise InputError(f"index {kind!r} has no parameter(s) {unknown}; its parameters: {sorted(cls.PARAMS)}")
-    return cls(np.ascontiguousarray(vectors, dtype=np.float32), **{**cls.PARAMS, **params})
+    return {**cls.PARAMS, **params}
+
+
+def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> "VectorIndex":
+    """Build an index of `kind` over `vectors`; params are the kind's own (see each class)."""
+    full = check_index_params(kind, params)
+    return INDEX_KINDS[kind](np.ascontiguousarray(vectors, dtype=np.float32), **full)
 
 
 class VectorIndex(ABC):

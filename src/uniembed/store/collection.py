@@ -20,12 +20,13 @@ import pyarrow as pa
 
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
-from uniembed.store.backend import FIELD_PREFIX, ID, PAYLOAD, TEXT, base_schema, payload_column, vector_column
+from uniembed.index.base import check_index_params
+from uniembed.store.backend import ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, base_schema, payload_column, vector_column
 from uniembed.store.filters import parse_filter, to_sql
 from uniembed.store.lance_backend import LanceBackend
 from uniembed.store.lock import WriterLock
 from uniembed.store.meta import CollectionMeta, read_meta, write_meta
-from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, payload_types
+from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, dump_payloads, payload_types
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
@@ -95,9 +96,7 @@ class Collection:
             fields={name: vector_dim for name in names}, index=kind, index_params={**params, **(index_params or {})},
             quantize=quantize, dim=dim if encoder else None,
         )
-        from uniembed.index import create_index
-
-        create_index(kind, np.zeros((0, vector_dim), np.float32), meta.index_params) if kind == "exact" else None
+        check_index_params(kind, meta.index_params)
         staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:8]}")
         staging.mkdir(parents=True)
         try:
@@ -149,6 +148,7 @@ class Collection:
     def _write(self, mode: str, ids, data, payloads, texts) -> int:
         ids = check_ids(ids)
         payloads = check_payloads(payloads, len(ids))
+        payload_json = dump_payloads(payloads)
         vectors, stored_texts = self._vectors_and_texts(ids, data, texts)
         with WriterLock(self.path / LOCK_FILE):
             before = self.backend.refresh()
@@ -160,10 +160,8 @@ class Collection:
             types = payload_types(payloads, known)
             new_columns = {payload_column(k): t for k, t in types.items() if k not in known}
             if new_columns:
-                from uniembed.store.backend import ARROW_TYPES
-
                 self.backend.add_payload_columns({name: ARROW_TYPES[t] for name, t in new_columns.items()})
-            rows = build_rows(ids, vectors, stored_texts, payloads, types, self.backend.schema)
+            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, self.backend.schema)
             version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)

@@ -92,8 +92,8 @@ def check_payloads(payloads: object, n: int) -> list[dict]:
 
 
 def build_rows(ids: list[str], vectors: dict[str, np.ndarray], texts: list[str | None], payloads: list[dict],
-               types: dict[str, str], schema: pa.Schema) -> pa.Table:
-    columns = {ID: pa.array(ids, pa.string()), TEXT: pa.array(texts, pa.string()), PAYLOAD: pa.array(_dumps(payloads), pa.string())}
+               payload_json: list[str], types: dict[str, str], schema: pa.Schema) -> pa.Table:
+    columns = {ID: pa.array(ids, pa.string()), TEXT: pa.array(texts, pa.string()), PAYLOAD: pa.array(payload_json, pa.string())}
     for field, array in vectors.items():
         columns[vector_column(field)] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
     for key, kind in types.items():
@@ -106,7 +106,8 @@ def build_rows(ids: list[str], vectors: dict[str, np.ndarray], texts: list[str |
     )
 
 
-def _dumps(payloads: list[dict]) -> list[str]:
+def dump_payloads(payloads: list[dict]) -> list[str]:
+    """Each payload as JSON; InputError names the first one that cannot be (NaN, sets, objects)."""
     out = []
     for i, payload in enumerate(payloads):
         try:

@@ -1,0 +1,133 @@
+"""`uniembed collection ...` and `uniembed search`: thin shells over uniembed.store."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("collection", help="create, fill, inspect and maintain a collection")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = sub.add_parser("create", help="make a new, empty collection folder")
+    create.add_argument("path")
+    create.add_argument("--model", default="default", help="model for texts: default, a name, a path, or 'none' for vectors only")
+    create.add_argument("--dim", type=int, default=None, help="vector dimension (vectors-only), or Matryoshka truncation")
+    create.add_argument("--index", choices=["exact", "hnsw", "ivfpq"], default="exact")
+    create.add_argument("--quantize", choices=["none", "int8", "binary"], default="none")
+    create.add_argument("--field", action="append", default=None, help="a named vector field (repeat for several)")
+    create.set_defaults(run=run_create)
+
+    add = sub.add_parser("add", help="embed and add the records of a jsonl/csv/parquet file")
+    add.add_argument("path")
+    add.add_argument("file")
+    add.add_argument("--id-field", default="id", help="(default: id)")
+    add.add_argument("--text", default="text", help="text field(s), comma-separated, joined by a space (default: text)")
+    add.add_argument("--payload-fields", default=None, help="comma-separated payload fields (default: all other fields)")
+    add.add_argument("--upsert", action="store_true", help="replace items whose id exists instead of refusing them")
+    add.add_argument("--batch-rows", type=int, default=2048, help="rows per atomic commit (default: 2048)")
+    add.set_defaults(run=run_add)
+
+    info = sub.add_parser("info", help="count, model fingerprint, index, bytes per vector, disk use")
+    info.add_argument("path")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=run_info)
+
+    delete = sub.add_parser("delete-items", help="delete items by id")
+    delete.add_argument("path")
+    delete.add_argument("ids", nargs="+")
+    delete.set_defaults(run=run_delete)
+
+    rebuild = sub.add_parser("rebuild", help="compact the store and rebuild the indexes")
+    rebuild.add_argument("path")
+    rebuild.set_defaults(run=run_rebuild)
+
+    search = commands.add_parser("search", help="search a collection by text")
+    search.add_argument("path")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="number of hits (default: 10)")
+    search.add_argument("--filter", default=None, help="e.g. 'lang=en and year>=2020', 'tag in (a,b)', 'exists(author)'")
+    search.add_argument("--mode", choices=["dense", "text", "hybrid"], default="dense")
+    search.add_argument("--field", default=None, help="vector field to search (default: the first)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=run_search)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+
+    model = None if args.model == "none" else args.model
+    col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize)
+    print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+    from uniembed.store.ingest import add_file
+
+    col = Collection.open(args.path)
+    report = add_file(
+        col, args.file, id_field=args.id_field, text_fields=_split(args.text), payload_fields=_split(args.payload_fields),
+        upsert=args.upsert, batch_rows=args.batch_rows, show_progress=sys.stderr.isatty(),
+    )
+    print(f"added {report.rows} items in {report.batches} commits; {len(col)} items now (version {report.version})")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+
+    info = Collection.open(args.path).info()
+    if args.json:
+        print(json.dumps(asdict(info), indent=2))
+        return 0
+    rows = [("items", info.count), ("model", info.model), ("fingerprint", info.fingerprint), ("fields", info.fields),
+            ("index", f"{info.index} {info.index_params or ''}".strip()), ("quantize", info.quantize),
+            ("bytes/vector", f"{info.bytes_per_vector:.1f} (first search stage)"), ("disk", f"{info.disk_bytes / 1e6:.2f} MB"),
+            ("version", info.version), ("payload fields", info.payload_fields)]
+    for name, value in rows:
+        print(f"{name:>14}: {value}")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+
+    col = Collection.open(args.path)
+    version = col.delete(args.ids)
+    print(f"deleted up to {len(args.ids)} items; {len(col)} items now (version {version})")
+    return 0
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+
+    version = Collection.open(args.path).rebuild()
+    print(f"compacted and rebuilt (version {version})")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from uniembed.store import Collection
+
+    col = Collection.open(args.path)
+    hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode)
+    if args.json:
+        print(json.dumps([asdict(hit) for hit in hits], indent=2))
+        return 0
+    texts = {item.id: item.text for item in col.get([h.id for h in hits]) if item} if hits else {}
+    for rank, hit in enumerate(hits, start=1):
+        snippet = (texts.get(hit.id) or "")[:100]
+        print(f"{rank:>3}. {hit.score:.4f}  {hit.id}  {snippet}")
+        if hit.payload:
+            print(f"       {json.dumps(hit.payload, ensure_ascii=False)[:200]}")
+    if not hits:
+        print("no hits")
+    return 0
