@@ -1,4 +1,8 @@
-"""Run the benchmarks and print them as tables: `python bench/run.py [--only scores|speed]`."""
+"""Run the benchmarks and print each as a markdown table.
+
+    python bench/run.py                      # all but the 1M-vector scale run
+    python bench/run.py --only collection    # one of: scores, speed, collection, scale, durability
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +12,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import encode_speed  # noqa: E402
-import reference_scores  # noqa: E402
-
 import uniembed  # noqa: E402
+
+
+def _scores(model, args):
+    import reference_scores
+
+    return reference_scores.run(model)
+
+
+def _speed(model, args):
+    import encode_speed
+
+    return encode_speed.run(model, repeats=args.repeats)
+
+
+def _collection(model, args):
+    import collection_quality
+
+    return collection_quality.run(model)
+
+
+def _scale(model, args):
+    import scale_speed
+
+    return scale_speed.run(model, n=args.scale_n)
+
+
+def _durability(model, args):
+    import durability
+
+    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0)]
+
+
+BENCHES = {
+    "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
+    "speed": ("Encoding speed vs sentence-transformers", _speed),
+    "collection": ("SciFact quality vs memory, per collection configuration", _collection),
+    "scale": ("Speed at scale vs raw FAISS", _scale),
+    "durability": ("Durability under kill -9", _durability),
+}
+DEFAULT = ("scores", "speed", "collection", "durability")
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -22,21 +63,20 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["scores", "speed"], default=None)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scale-n", type=int, default=1_000_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     model = uniembed.load(device="cpu")
     tables = {}
-    if args.only in (None, "scores"):
-        tables["MTEB reference scores, all-MiniLM-L6-v2"] = reference_scores.run(model)
-    if args.only in (None, "speed"):
-        tables["Encoding speed vs sentence-transformers"] = encode_speed.run(model, repeats=args.repeats)
+    for name in args.only or DEFAULT:
+        title, bench = BENCHES[name]
+        tables[title] = bench(model, args)
+        print(f"\n### {title}\n\n{markdown_table(tables[title])}", flush=True)
     if args.json:
         print(json.dumps(tables, indent=2))
-    for title, rows in tables.items():
-        print(f"\n### {title}\n\n{markdown_table(rows)}")
     failed = [row for rows in tables.values() for row in rows if row.get("ok") is False]
     return 1 if failed else 0
 

@@ -107,3 +107,40 @@ def test_demo_runs_end_to_end_on_the_shipped_data(tiny_dir):
     assert set(scores) == {"classification", "clustering"} and all(0 <= s <= 1 for s in scores.values())
     assert "semantic search over 1232 banking questions" in text
     assert all(f"query: {q}" in text for q in DEMO_QUERIES)
+
+
+def test_collection_commands_end_to_end(tmp_path, tiny_dir, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"_id": "1", "title": "Cats", "text": "a cat sat on the mat", "lang": "en"},
+            {"_id": "2", "title": "Dogs", "text": "the dog sat in the sun", "lang": "fr"},
+            {"_id": "3", "title": "Rain", "text": "rain and blue sky", "lang": "en"}]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    col = tmp_path / "docs"
+    assert run(capsys, "collection", "create", col, "--model", tiny_dir, "--index", "hnsw", "--quantize", "binary")[0] == 0
+    code, out, _ = run(capsys, "collection", "add", col, corpus, "--id-field", "_id", "--text", "title,text")
+    assert code == 0 and "added 3 items" in out
+    code, out, _ = run(capsys, "search", col, "a cat", "-k", "2", "--filter", "lang=en", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 2 and all(h["payload"]["lang"] == "en" for h in hits)
+    code, out, _ = run(capsys, "search", col, "rain", "--mode", "hybrid")
+    assert code == 0 and "Rain rain and blue sky" in out
+    code, out, _ = run(capsys, "collection", "info", col, "--json")
+    info = json.loads(out)
+    assert (info["count"], info["index"], info["quantize"]) == (3, "binary", "binary")
+    assert run(capsys, "collection", "delete-items", col, "1", "2")[0] == 0
+    assert run(capsys, "collection", "rebuild", col)[0] == 0
+    code, out, _ = run(capsys, "collection", "info", col)
+    assert "items: 1" in out
+
+
+def test_collection_errors_are_one_line(tmp_path, tiny_dir, capsys):
+    col = tmp_path / "docs"
+    run(capsys, "collection", "create", col, "--model", tiny_dir)
+    code, _, err = run(capsys, "search", col, "x", "--filter", "colour=red")
+    assert code == 2 and err.startswith("error: unknown filter field 'colour'") and err.count("\n") == 1
+    code, _, err = run(capsys, "search", tmp_path / "nothing", "x")
+    assert code == 2 and "no such collection" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "text": "ok"}\n{"id": "2"}\n')
+    code, _, err = run(capsys, "collection", "add", col, bad)
+    assert code == 2 and "bad.jsonl:2: no field(s) ['text']" in err

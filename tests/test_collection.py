@@ -212,3 +212,14 @@ def test_old_schema_versions_are_migrated_and_newer_refused(docs, monkeypatch):
     path.write_text(json.dumps({**data, "schema_version": 99}))
     with pytest.raises(InputError, match="made by a newer uniembed"):
         Collection.open(docs.path)
+
+
+@pytest.mark.parametrize("batch", [5, 1500])  # a short IN query, and one scan of the ids
+def test_existing_ids_are_found_by_a_fresh_reader(tmp_path, batch):
+    col, vectors = vectors_collection(tmp_path, n=200)
+    fresh = Collection.open(col.path)  # no snapshot: asks the store
+    ids = [f"new{i}" for i in range(batch - 1)] + ["v199"]
+    new_vectors = np.resize(vectors, (batch, 16))
+    with pytest.raises(InputError, match=r"1 id\(s\) already in the collection, e.g. \['v199'\]"):
+        fresh.add(ids, new_vectors)
+    assert len(fresh) == 200

@@ -70,5 +70,24 @@ class StoreBackend(Protocol):
     def disk_bytes(self) -> int: ...
 
 
+BACKENDS: dict[str, type] = {}
+
+
+def register_backend(name: str):
+    def add(cls: type) -> type:
+        BACKENDS[name] = cls
+        return cls
+
+    return add
+
+
+def backend_class(name: str) -> type:
+    if name not in BACKENDS:
+        from uniembed.errors import InputError
+
+        raise InputError(f"unknown store backend {name!r}; known: {sorted(BACKENDS)}")
+    return BACKENDS[name]
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

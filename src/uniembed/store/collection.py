@@ -21,9 +21,11 @@ import pyarrow as pa
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.index.base import check_index_params
-from uniembed.store.backend import ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, base_schema, payload_column, vector_column
+from uniembed.store.backend import (
+    ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column, vector_column,
+)
 from uniembed.store.filters import parse_filter, to_sql
-from uniembed.store.lance_backend import LanceBackend
+from uniembed.store import lance_backend  # noqa: F401  (registers the "lance" backend)
 from uniembed.store.lock import WriterLock
 from uniembed.store.meta import CollectionMeta, read_meta, write_meta
 from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, dump_payloads, payload_types
@@ -56,7 +58,7 @@ def resolve_index(index: str, quantize: str) -> tuple[str, dict]:
 
 
 class Collection:
-    def __init__(self, path: Path, meta: CollectionMeta, backend: LanceBackend, model: Encoder | None):
+    def __init__(self, path: Path, meta: CollectionMeta, backend: StoreBackend, model: Encoder | None):
         self.path = Path(path)
         self.meta = meta
         self.backend = backend
@@ -77,6 +79,7 @@ class Collection:
         index: str = "exact",
         quantize: str = "none",
         index_params: dict | None = None,
+        backend: str = "lance",
     ) -> "Collection":
         """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
         with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
@@ -94,13 +97,14 @@ class Collection:
         meta = CollectionMeta(
             model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
             fields={name: vector_dim for name in names}, index=kind, index_params={**params, **(index_params or {})},
-            quantize=quantize, dim=dim if encoder else None,
+            quantize=quantize, dim=dim if encoder else None, backend=backend,
         )
+        store = backend_class(backend)
         check_index_params(kind, meta.index_params)
         staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:8]}")
         staging.mkdir(parents=True)
         try:
-            LanceBackend.create(staging / DATA_DIR, base_schema(meta.fields))
+            store.create(staging / DATA_DIR, base_schema(meta.fields))
             write_meta(staging, meta)
             if path.exists():
                 path.rmdir()
@@ -108,7 +112,7 @@ class Collection:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return cls(path, meta, LanceBackend.open(path / DATA_DIR), encoder)
+        return cls(path, meta, store.open(path / DATA_DIR), encoder)
 
     @classmethod
     def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
@@ -119,7 +123,7 @@ class Collection:
         if migrated:
             with WriterLock(path / LOCK_FILE):
                 write_meta(path, meta)
-        collection = cls(path, meta, LanceBackend.open(path / DATA_DIR), None)
+        collection = cls(path, meta, backend_class(meta.backend).open(path / DATA_DIR), None)
         if model is not None:
             collection._check_model(model)
             collection._model = model
@@ -153,7 +157,7 @@ class Collection:
         with WriterLock(self.path / LOCK_FILE):
             before = self.backend.refresh()
             if mode == "insert":
-                present = self.backend.existing_ids(ids)
+                present = self._existing_ids(ids, before)
                 if present:
                     raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
             known = self.payload_fields
@@ -166,6 +170,12 @@ class Collection:
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
         return version
+
+    def _existing_ids(self, ids: list[str], version: int) -> set[str]:
+        snap = self._snapshot
+        if snap is not None and snap.version == version:  # current in memory: no store round trip
+            return {id_ for id_ in ids if id_ in snap.row_of}
+        return self.backend.existing_ids(ids)
 
     def _after_write(self, before: int, version: int, *, deleted=(), added: pa.Table | None = None) -> None:
         """Apply our own write to the snapshot in place when it was current, else drop it."""

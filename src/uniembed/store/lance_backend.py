@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from uniembed._extras import require
-from uniembed.store.backend import ID, TEXT, directory_bytes
+from uniembed.store.backend import ID, TEXT, directory_bytes, register_backend
 
 TABLE = "items"
 
@@ -15,6 +15,7 @@ def _sql_strings(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+@register_backend("lance")
 class LanceBackend:
     """One LanceDB table in `path`. Readers see whole commits only; writes are serialised by the
     collection's writer lock."""
@@ -75,7 +76,10 @@ class LanceBackend:
         return self.version
 
     def existing_ids(self, ids: list[str]) -> set[str]:
-        return set(self.get(ids, [ID]).column(ID).to_pylist()) if ids else set()
+        if len(ids) <= 1000:  # a short IN list is cheapest
+            return set(self.get(ids, [ID]).column(ID).to_pylist()) if ids else set()
+        # many ids: one scan of the id column beats many IN queries
+        return set(ids).intersection(self.scan([ID]).column(ID).to_pylist())
 
     def get(self, ids: list[str], columns: list[str]) -> pa.Table:
         found = []

@@ -25,6 +25,7 @@ class CollectionMeta:
     index_params: dict = field(default_factory=dict)
     quantize: str = "none"
     dim: int | None = None  # Matryoshka truncation applied when encoding
+    backend: str = "lance"  # store of record, see uniembed.store.backend.BACKENDS
     schema_version: int = SCHEMA_VERSION
 
     @property

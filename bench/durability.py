@@ -1,0 +1,111 @@
+"""Durability: kill a writer with SIGKILL at random moments, then check every acknowledged write.
+
+A writer process adds small batches of vectors to a collection and prints "ACK <first> <last>"
+after each add returns. The harness kills it at a random moment, reopens the collection, and
+checks that (1) it opens and searches, (2) every acknowledged id is present with its vector.
+
+    python bench/durability.py --rounds 50          # prints a table (or --json)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM = 32
+
+
+def vector_of(i: int) -> np.ndarray:
+    return np.random.default_rng(i).normal(size=DIM).astype(np.float32)
+
+
+def writer(path: str, start: int, batch: int) -> None:
+    from uniembed.store import Collection
+
+    col = Collection.open(path)
+    i = start
+    while True:
+        ids = list(range(i, i + batch))
+        col.add([f"id{j}" for j in ids], np.stack([vector_of(j) for j in ids]), payloads=[{"n": j} for j in ids])
+        print(f"ACK {ids[0]} {ids[-1]}", flush=True)
+        i += batch
+
+
+def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
+    """(opened and searched, number of acknowledged ids missing or wrong)."""
+    from uniembed.store import Collection
+
+    try:
+        col = Collection.open(path)
+        col.search(vector_of(0), k=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to open counts as a lost collection
+        print(f"open failed: {exc}", file=sys.stderr)
+        return False, len(acknowledged)
+    lost = 0
+    for start in range(0, len(acknowledged), 500):
+        chunk = acknowledged[start : start + 500]
+        for j, item in zip(chunk, col.get([f"id{j}" for j in chunk])):
+            if item is None or not np.allclose(item.vectors["default"], vector_of(j)):
+                lost += 1
+    return True, lost
+
+
+def run(rounds: int, batch: int, max_wait: float, seed: int) -> dict:
+    from uniembed.store import Collection
+
+    rng = random.Random(seed)
+    folder = Path(tempfile.mkdtemp(prefix="uniembed-durability-"))
+    path = folder / "col"
+    Collection.create(path, model=None, dim=DIM)
+    acknowledged: list[int] = []
+    next_id, opened_ok, lost_total = 0, 0, 0
+    for _ in range(rounds):
+        proc = subprocess.Popen([sys.executable, __file__, "--writer", str(path), str(next_id), str(batch)],
+                                stdout=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.5, max_wait))  # the writer needs ~0.5 s to start
+        os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        for line in out.splitlines():
+            if line.startswith("ACK "):
+                first, last = map(int, line.split()[1:])
+                acknowledged.extend(range(first, last + 1))
+                next_id = last + 1
+        next_id += batch  # ids of a batch that may or may not have committed are never reused
+        ok, lost = check(str(path), acknowledged)
+        opened_ok += ok
+        lost_total += lost
+    return {"kills": rounds, "opened after kill": opened_ok, "acknowledged writes": len(acknowledged),
+            "lost writes": lost_total, "batch": batch}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--max-wait", type=float, default=2.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--writer", nargs=3, metavar=("PATH", "START", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.writer:
+        writer(args.writer[0], int(args.writer[1]), int(args.writer[2]))
+        return 0
+    result = run(args.rounds, args.batch, args.max_wait, args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("| " + " | ".join(result) + " |\n|" + "---|" * len(result) + "\n| " + " | ".join(map(str, result.values())) + " |")
+    return 0 if result["lost writes"] == 0 and result["opened after kill"] == result["kills"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
