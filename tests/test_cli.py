@@ -105,7 +105,7 @@ def test_demo_runs_end_to_end_on_the_shipped_data(tiny_dir):
     scores = run_demo(str(tiny_dir), show=lines.append)
     text = "\n".join(lines)
     assert set(scores) == {"classification", "clustering"} and all(0 <= s <= 1 for s in scores.values())
-    assert "semantic search over 1232 banking questions" in text
+    assert "collection: 1232 banking questions" in text and "hybrid (BM25 + dense)" in text
     assert all(f"query: {q}" in text for q in DEMO_QUERIES)
 
 

@@ -1,8 +1,10 @@
-"""The main job: load the default model offline, embed the shipped Banking77 subset, evaluate it
-and show a few searches. `uniembed demo` runs it; it needs no network and no files outside the package."""
+"""The main job: load the default model offline, embed the shipped Banking77 subset, evaluate it,
+store it in a collection and show a few searches (dense, hybrid, filtered). `uniembed demo` runs it; it needs no network and no files outside the package."""
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from uniembed.datasets import banking77_dir
 from uniembed.encoders.load import load
@@ -10,7 +12,6 @@ from uniembed.encoders.registry import CATALOGUE
 from uniembed.eval.loaders import load_labelled, split_file
 from uniembed.eval.report import format_table
 from uniembed.eval.run import evaluate
-from uniembed.index.exact import TopK
 
 DEMO_QUERIES = (
     "I lost my card yesterday, what should I do?",
@@ -41,13 +42,27 @@ def _is_pinned(name: str) -> bool:
 
 
 def _show_searches(model, folder, show: Callable[[str], None], show_progress: bool) -> None:
+    """Store the training questions in a collection (binary HNSW + rescoring) and query it."""
+    from uniembed.store import Collection
+
     train = load_labelled(split_file(folder, "train"))
-    documents = model.encode(train.texts, prompt="document", show_progress=show_progress)
-    best = TopK(model.encode(list(DEMO_QUERIES), prompt="query"), k=3)
-    best.add(documents)
-    scores, rows = best.result()
-    show(f"semantic search over {len(train.texts)} banking questions:")
-    for query, query_scores, query_rows in zip(DEMO_QUERIES, scores, rows):
-        show(f"\n  query: {query}")
-        for score, row in zip(query_scores, query_rows):
-            show(f"    {score:.3f}  [{train.labels[row]}] {train.texts[row]}")
+    with tempfile.TemporaryDirectory(prefix="uniembed-demo-") as tmp:
+        col = Collection.create(Path(tmp) / "banking", model=model, index="hnsw", quantize="binary")
+        ids = [f"q{i}" for i in range(len(train.texts))]
+        col.add(ids, model.encode(train.texts, prompt="document", show_progress=show_progress), texts=train.texts,
+                payloads=[{"intent": label, "text": text} for label, text in zip(train.labels, train.texts)])
+        info = col.info()
+        show(f"collection: {info.count} banking questions, {info.index} index, "
+             f"{info.bytes_per_vector:.0f} bytes/vector in memory (float32 would be {4 * model.dim})")
+        for query in DEMO_QUERIES:
+            _show_hits(show, f"query: {query}", col.search(query, k=3))
+        _show_hits(show, "hybrid (BM25 + dense): refund not showing up",
+                   col.search("refund not showing up", k=3, mode="hybrid"))
+        _show_hits(show, "filtered to intent in (card_arrival, card_delivery_estimate): where is my card?",
+                   col.search("where is my card?", k=3, filter="intent in (card_arrival, card_delivery_estimate)"))
+
+
+def _show_hits(show: Callable[[str], None], title: str, hits) -> None:
+    show(f"\n  {title}")
+    for hit in hits:
+        show(f"    {hit.score:.3f}  [{hit.payload['intent']}] {hit.payload['text']}")
