@@ -50,12 +50,10 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
     except Exception as exc:  # noqa: BLE001 - any failure to open counts as a lost collection
         print(f"open failed: {exc}", file=sys.stderr)
         return False, len(acknowledged)
-    lost = 0
-    for start in range(0, len(acknowledged), 500):
-        chunk = acknowledged[start : start + 500]
-        for j, item in zip(chunk, col.get([f"id{j}" for j in chunk])):
-            if item is None or not np.allclose(item.vectors["default"], vector_of(j)):
-                lost += 1
+    stored = col.snapshot()  # every row of the latest commit, read from the store
+    rows = {id_: row for row, id_ in enumerate(stored.ids)}
+    vectors = stored.vectors["default"]
+    lost = sum(1 for j in acknowledged if f"id{j}" not in rows or not np.allclose(vectors[rows[f"id{j}"]], vector_of(j)))
     return True, lost
 
 

@@ -223,3 +223,12 @@ def test_existing_ids_are_found_by_a_fresh_reader(tmp_path, batch):
     with pytest.raises(InputError, match=r"1 id\(s\) already in the collection, e.g. \['v199'\]"):
         fresh.add(ids, new_vectors)
     assert len(fresh) == 200
+
+
+def test_bulk_text_writes_keep_the_bm25_index_fresh(tmp_path):
+    col = Collection.create(tmp_path / "texts", model=FakeEncoder(dim=4))
+    col.add([f"t{i}" for i in range(1200)], [f"text number {i}" for i in range(1200)])
+    assert col.backend.text_index_lag() == 0  # indexed right after the write, not at query time
+    col.add(["small"], ["a small write"])
+    assert col.backend.text_index_lag() == 1  # small writes do not pay for a compaction
+    assert col.search("small write", k=1, mode="text")[0].id == "small"

@@ -169,7 +169,20 @@ class Collection:
             version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
+            if any(text is not None for text in stored_texts):
+                version = self._keep_text_index_fresh(version)
         return version
+
+    def _keep_text_index_fresh(self, version: int) -> int:
+        """Unindexed rows make BM25 slow (a scan: 230 ms instead of 5 ms per query on SciFact), so
+        once they pass 1,000 rows and 10% of the collection, index them (a compaction commit)."""
+        lag = self.backend.text_index_lag()
+        if lag <= max(1000, self.backend.count() // 10):
+            return version
+        compacted = self.backend.compact()
+        if self._snapshot is not None and self._snapshot.version == version:
+            self._snapshot.version = compacted  # compaction changes files, not rows
+        return compacted
 
     def _existing_ids(self, ids: list[str], version: int) -> set[str]:
         snap = self._snapshot

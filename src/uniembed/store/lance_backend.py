@@ -99,6 +99,13 @@ class LanceBackend:
         result = search.to_arrow()
         return list(zip(result.column(ID).to_pylist(), result.column("_score").to_pylist()))
 
+    def text_index_lag(self) -> int:
+        """Rows not yet in the BM25 index (they are still searched, but by a slow full scan)."""
+        for index in self._table.list_indices():
+            if TEXT in index.columns:
+                return int(getattr(index, "num_unindexed_rows", 0) or 0)
+        return 0
+
     def compact(self) -> int:
         self._table.optimize()
         return self.version
