@@ -1,6 +1,9 @@
 """Speed at scale: n x 384 vectors (SciFact vectors replicated with noise, so neighbours have real
 structure). Build time, single-thread QPS and recall@10 against exact search, for our Collection
-(HNSW, binary + rescore, exact) and for raw FAISS HNSW with the same parameters, in the same run."""
+(HNSW, binary + rescore, exact) and for raw FAISS HNSW with the same parameters, in the same run.
+
+Our build time is the whole path: ingest into LanceDB, read back, build the index. Queries go
+through Collection.search (vector in, Hit objects with payloads out)."""
 from __future__ import annotations
 
 import shutil
@@ -48,26 +51,23 @@ def run(model, n: int = 1_000_000) -> list[dict]:
     vectors = replicated(corpus, n)
     queries = np.ascontiguousarray(queries[:N_QUERIES])
     faiss.omp_set_num_threads(1)  # single-thread search, as the issue asks
-    start = time.perf_counter()
-    _, truth = exact_search(queries, vectors, 10)
-    rows = [_row("exact (numpy, oracle)", 0.0, N_QUERIES / (time.perf_counter() - start), 1.0)]
-    rows.append(_raw_faiss_hnsw(faiss, vectors, queries, truth))
+    _, truth = exact_search(queries, vectors, 10)  # the oracle, batched
+    rows = [_raw_faiss_hnsw(faiss, vectors, queries, truth)]
     folder = Path(tempfile.mkdtemp(prefix="uniembed-scale-"))
     try:
         ids = [f"v{i}" for i in range(n)]
         for label, options in [
             ("uniembed HNSW", dict(index="hnsw", index_params=HNSW)),
-            ("uniembed binary + rescore x4 (flat Hamming)", dict(index="exact", quantize="binary")),
-            ("uniembed binary + rescore x10 (flat Hamming)", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 10})),
-            ("uniembed binary HNSW + rescore x10", dict(index="hnsw", quantize="binary", index_params={"rescore_multiplier": 10, "m": 16, "ef_search": 64})),
-            ("uniembed exact", dict(index="exact")),
+            ("uniembed binary + rescore x10", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 10})),
+            ("uniembed binary + rescore x50", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 50})),
+            ("uniembed exact float32", dict(index="exact")),
         ]:
             rows.append(_collection_row(folder / label.split()[1], label, options, ids, vectors, queries, truth))
             shutil.rmtree(folder / label.split()[1], ignore_errors=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     exact_qps = rows[-1]["QPS (1 thread)"]
-    raw_qps = rows[1]["QPS (1 thread)"]
+    raw_qps = rows[0]["QPS (1 thread)"]
     for row in rows:
         row["vs exact"] = round(row["QPS (1 thread)"] / exact_qps, 1)
         row["vs raw FAISS HNSW"] = round(row["QPS (1 thread)"] / raw_qps, 2)
@@ -105,4 +105,4 @@ def _collection_row(path, label, options, ids, vectors, queries, truth) -> dict:
     faiss.omp_set_num_threads(1)
     row_of = {id_: i for i, id_ in enumerate(ids)}
     qps, recall = _qps_and_recall(lambda q: [row_of[h.id] for h in col.search(q, k=10)], queries, truth)
-    return _row(label + " (build = ingest + index)", build, qps, recall)
+    return _row(label, build, qps, recall)

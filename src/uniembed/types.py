@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs more, and searches make many hits
 class Hit:
     """One search result: the item's id, its score (higher is better) and its payload."""
 

@@ -23,10 +23,20 @@ def _selector(faiss, allowed: np.ndarray | None):
     return faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap)), bitmap
 
 
-def _as_results(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = rows.astype(np.int64)
-    scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+def _raw_search(faiss, index, queries: np.ndarray, k: int, params) -> tuple[np.ndarray, np.ndarray]:
+    """index.search through the SWIG entry point: the Python wrapper's checks and conversions cost
+    about as much as a small HNSW search. `queries` must be C-contiguous float32."""
+    n = len(queries)
+    scores = np.empty((n, k), dtype=np.float32)
+    rows = np.empty((n, k), dtype=np.int64)
+    index.search_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows), params)
     return scores, rows
+
+
+def _as_results(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if rows[:, -1].min() >= 0:  # results are sorted, so missing ones (-1) can only be at the end
+        return scores, rows
+    return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows.astype(np.int64)
 
 
 @register_index("hnsw")
@@ -48,6 +58,7 @@ class HNSWIndex(VectorIndex):
         else:
             raise InputError(f"hnsw quantize must be 'none' or 'int8', got {quantize!r}")
         self.index.hnsw.efConstruction = ef_construction
+        self._plain_params: dict[int, object] = {}
         self.add(vectors)
 
     def add(self, vectors: np.ndarray) -> None:
@@ -56,12 +67,19 @@ class HNSWIndex(VectorIndex):
 
     def search(self, queries, k, vectors, allowed=None):
         faiss = _faiss()
-        selector, _bitmap = _selector(faiss, allowed)
         depth = k * self.multiplier if self.quantize == "int8" else k
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth), sel=selector)
-        scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), depth, params=params)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            params = self._plain_params.get(depth)
+            if params is None:  # building SearchParameters costs more than a small search: reuse them
+                params = self._plain_params[depth] = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth))
+            scores, rows = _raw_search(faiss, self.index, queries, depth, params)
+        else:
+            selector, _bitmap = _selector(faiss, allowed)
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth), sel=selector)
+            scores, rows = _raw_search(faiss, self.index, queries, depth, params)
         if self.quantize == "int8":
-            return rescore(queries, rows.astype(np.int64), vectors, k)
+            return rescore(queries, rows, vectors, k)
         return _as_results(scores, rows)
 
     @property

@@ -251,7 +251,7 @@ class Collection:
         field = field or self.meta.default_field
         if field not in self.meta.fields:
             raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
-        conditions = parse_filter(filter, self.payload_fields)
+        conditions = parse_filter(filter, self.payload_fields) if filter else []
         snapshot = self.snapshot()
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
@@ -260,7 +260,8 @@ class Collection:
         vector = self._query_vector(query, field)
         depth = max(k, 100) if mode == "hybrid" else k
         scores, rows = snapshot.search(vector[None, :], depth, field, conditions)
-        dense = [Hit(snapshot.ids[r], float(s), snapshot.payload(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        ids, payload = snapshot.ids, snapshot.payload
+        dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores[0].tolist(), rows[0].tolist()) if r >= 0]
         if mode == "dense":
             return dense
         return _fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)

@@ -68,9 +68,11 @@ class Snapshot:
             row_of={id_: row for row, id_ in enumerate(ids)},
         )
 
+    dead: int = 0  # tombstoned rows, so the hot path need not scan `alive`
+
     @property
     def dead_fraction(self) -> float:
-        return 1.0 - float(self.alive.mean()) if len(self.alive) else 0.0
+        return self.dead / len(self.alive) if len(self.alive) else 0.0
 
     def index(self, field_name: str) -> VectorIndex:
         """The field's index, built on first use."""
@@ -81,7 +83,7 @@ class Snapshot:
     def search(self, queries: np.ndarray, k: int, field_name: str, conditions: list[Condition]) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of the top k live rows meeting the conditions; rows -1 where fewer exist."""
         allowed = filter_mask(conditions, self.columns, len(self.ids))
-        if not self.alive.all():
+        if self.dead:
             allowed = self.alive if allowed is None else allowed & self.alive
         vectors = self.vectors[field_name]
         if allowed is not None and allowed.sum() <= EXACT_SUBSET_ROWS:
@@ -89,7 +91,8 @@ class Snapshot:
         return self.index(field_name).search(queries, k, vectors, allowed)
 
     def payload(self, row: int) -> dict:
-        return json.loads(self.payloads[row]) if self.payloads[row] else {}
+        text = self.payloads[row]
+        return json.loads(text) if text and text != "{}" else {}
 
     # -- in-place updates for writes made by this process -------------------------------------
     def delete(self, ids: list[str]) -> None:
@@ -97,6 +100,7 @@ class Snapshot:
             row = self.row_of.pop(id_, None)
             if row is not None:
                 self.alive[row] = False
+                self.dead += 1
 
     def append(self, table: pa.Table, fields: dict[str, int]) -> None:
         start = len(self.ids)
