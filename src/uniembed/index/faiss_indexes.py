@@ -8,11 +8,18 @@ from uniembed.errors import InputError
 from uniembed.index.base import VectorIndex, register_index, rescore
 
 
-def _faiss():
-    require("faiss")
-    import faiss
+_FAISS = None
 
-    return faiss
+
+def _faiss():
+    """The faiss module, checked and imported once (searches call this on their hot path)."""
+    global _FAISS
+    if _FAISS is None:
+        require("faiss")
+        import faiss
+
+        _FAISS = faiss
+    return _FAISS
 
 
 def _selector(faiss, allowed: np.ndarray | None):

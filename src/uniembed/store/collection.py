@@ -278,7 +278,8 @@ class Collection:
         dim = self.meta.fields[field]
         if isinstance(query, str):
             return self._encode([query], prompt="query")[0]
-        vector = np.asarray(query, dtype=np.float32).reshape(-1) if np.ndim(query) <= 2 else None
+        vector = np.asarray(query, dtype=np.float32)
+        vector = vector.reshape(-1) if vector.ndim <= 2 else None
         if vector is None or vector.shape != (dim,):
             raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
         if not np.isfinite(vector).all():
