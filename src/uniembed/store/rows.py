@@ -56,24 +56,27 @@ def value_type(value: object) -> str | None:
 
 
 def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]:
-    """Types of the filterable fields after this batch (known + new); InputError on a conflict."""
+    """Types of the filterable fields after this batch (known + new); InputError on a conflict.
+
+    A new key becomes a filterable field when its values are scalars and its name is an
+    identifier; nested values (lists, objects) stay in the payload JSON only. A new field seen as
+    both int and float is float; an existing int field refuses floats, a float field takes ints.
+    """
     types = dict(known)
     for i, payload in enumerate(payloads):
         for key, value in payload.items():
-            kind = value_type(value)
-            if value is None or (kind is None and key not in types):
-                continue  # nulls fit any field; nested values stay JSON-only
-            if kind is None:
-                raise InputError(f"payload {i}: field {key!r} is {types[key]} in this collection, got {type(value).__name__}")
-            if key not in types:
-                if _IDENTIFIER.match(key):
+            kind, current = value_type(value), types.get(key)
+            if value is None or kind == current or (current == "float" and kind == "int"):
+                continue
+            if current is None:
+                if kind is not None and _IDENTIFIER.match(key):
                     types[key] = kind
                 continue
-            if types[key] != kind and not (types[key] == "float" and kind == "int"):
-                if key not in known and {types[key], kind} == {"int", "float"}:
-                    types[key] = "float"  # a new field seen as both int and float is float
-                    continue
-                raise InputError(f"payload {i}: field {key!r} is {types[key]} in this collection, got {kind} ({value!r})")
+            if key not in known and {current, kind} == {"int", "float"}:
+                types[key] = "float"
+                continue
+            got = kind or type(value).__name__
+            raise InputError(f"payload {i}: field {key!r} is {current} in this collection, got {got} ({value!r:.40})")
     return types
 
 
