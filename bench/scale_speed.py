@@ -47,16 +47,17 @@ def _timed(search, queries: np.ndarray) -> tuple[float, list]:
 
 
 def _measure(searches: dict, queries: np.ndarray, truth: np.ndarray) -> dict[str, tuple[float, float]]:
-    """name -> (median QPS over interleaved repeats, recall@10)."""
+    """name -> (median QPS over interleaved repeats, recall@10). Each entry is (search, to_rows):
+    only `search` is timed; `to_rows` turns its result into row numbers for the recall."""
     seconds = {name: [] for name in searches}
     recall = {}
-    for name, search in searches.items():
+    for search, _ in searches.values():
         search(queries[0])  # warm
     for _ in range(REPEATS):
-        for name, search in searches.items():  # interleaved: machine noise hits all alike
+        for name, (search, to_rows) in searches.items():  # interleaved: machine noise hits all alike
             elapsed, found = _timed(search, queries)
             seconds[name].append(elapsed)
-            recall[name] = float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+            recall[name] = float(np.mean([len(set(to_rows(f)) & set(t)) / len(t) for f, t in zip(found, truth)]))
     return {name: (len(queries) / statistics.median(seconds[name]), recall[name]) for name in searches}
 
 
@@ -77,10 +78,12 @@ def run(model, n: int = 1_000_000) -> list[dict]:
         ours_index = hnsw.snapshot().index("default").index
         raw_params = faiss.SearchParametersHNSW(efSearch=HNSW["ef_search"])
         faiss.omp_set_num_threads(1)  # single-thread search
+        as_rows = lambda hits: [row_of[h.id] for h in hits]  # noqa: E731
+        first_rows = lambda result: result[1][0]  # noqa: E731
         measured = _measure({
-            "raw FAISS HNSW, built separately": lambda q: raw.search(q[None, :], 10, params=raw_params)[1][0],
-            "raw FAISS on uniembed's HNSW index": lambda q: ours_index.search(q[None, :], 10, params=raw_params)[1][0],
-            "uniembed HNSW (Collection.search)": lambda q: [row_of[h.id] for h in hnsw.search(q, k=10)],
+            "raw FAISS HNSW, built separately": (lambda q: raw.search(q[None, :], 10, params=raw_params), first_rows),
+            "raw FAISS on uniembed's HNSW index": (lambda q: ours_index.search(q[None, :], 10, params=raw_params), first_rows),
+            "uniembed HNSW (Collection.search)": (lambda q: hnsw.search(q, k=10), as_rows),
         }, queries, truth)
         builds = [raw_build, float("nan"), hnsw_build]
         rows += [_row(name, build, *result) for (name, result), build in zip(measured.items(), builds)]
@@ -93,7 +96,7 @@ def run(model, n: int = 1_000_000) -> list[dict]:
             faiss.omp_set_num_threads(2)
             col, build = _collection(folder / label.split()[-1], options, ids, vectors, queries[0])
             faiss.omp_set_num_threads(1)
-            result = _measure({label: lambda q, col=col: [row_of[h.id] for h in col.search(q, k=10)]}, queries, truth)[label]
+            result = _measure({label: (lambda q, col=col: col.search(q, k=10), as_rows)}, queries, truth)[label]
             rows.append(_row(label, build, *result))
             del col
     finally:
