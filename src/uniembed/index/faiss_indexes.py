@@ -46,8 +46,18 @@ def _as_results(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows.astype(np.int64)
 
 
+class _FaissIndex(VectorIndex):
+    """Shared by the FAISS kinds: `self.index` is the FAISS index, rows are added in order."""
+
+    index = None
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+
 @register_index("hnsw")
-class HNSWIndex(VectorIndex):
+class HNSWIndex(_FaissIndex):
     """HNSW graph (FAISS, inner product) over float vectors, or over int8 scalar codes
     (quantize="int8": 4x smaller, candidates rescored with the float vectors)."""
 
@@ -68,23 +78,20 @@ class HNSWIndex(VectorIndex):
         self._plain_params: dict[int, object] = {}
         self.add(vectors)
 
-    def add(self, vectors: np.ndarray) -> None:
-        if len(vectors):
-            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-
     def search(self, queries, k, vectors, allowed=None):
         faiss = _faiss()
         depth = k * self.multiplier if self.quantize == "int8" else k
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        bitmap = None  # must outlive the search: the selector points into it
         if allowed is None:
             params = self._plain_params.get(depth)
             if params is None:  # building SearchParameters costs more than a small search: reuse them
                 params = self._plain_params[depth] = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth))
-            scores, rows = _raw_search(faiss, self.index, queries, depth, params)
         else:
-            selector, _bitmap = _selector(faiss, allowed)
+            selector, bitmap = _selector(faiss, allowed)
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth), sel=selector)
-            scores, rows = _raw_search(faiss, self.index, queries, depth, params)
+        scores, rows = _raw_search(faiss, self.index, queries, depth, params)
+        del bitmap
         if self.quantize == "int8":
             return rescore(queries, rows, vectors, k)
         return _as_results(scores, rows)
@@ -96,7 +103,7 @@ class HNSWIndex(VectorIndex):
 
 
 @register_index("ivfpq")
-class IVFPQIndex(VectorIndex):
+class IVFPQIndex(_FaissIndex):
     """Inverted lists of product-quantised codes (FAISS IndexIVFPQ), rescored with float vectors.
 
     nlist 0 picks about 4*sqrt(n); m 0 picks dim/8 sub-quantisers of 8 bits (dim/8 bytes per vector;
@@ -118,19 +125,16 @@ class IVFPQIndex(VectorIndex):
         self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
         self.add(vectors)
 
-    def add(self, vectors: np.ndarray) -> None:
-        if len(vectors):
-            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-
     def search(self, queries, k, vectors, allowed=None):
         faiss = _faiss()
-        selector, _bitmap = _selector(faiss, allowed)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        selector, bitmap = _selector(faiss, allowed)
         params = faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)
-        depth = k * max(1, self.rescore)
-        _, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), depth, params=params)
+        scores, rows = _raw_search(faiss, self.index, queries, k * max(1, self.rescore), params)
+        del bitmap
         if self.rescore:
-            return rescore(queries, rows.astype(np.int64), vectors, k)
-        return _as_results(*self.index.search(queries, k, params=params))
+            return rescore(queries, rows, vectors, k)
+        return _as_results(scores, rows)
 
     @property
     def bytes_per_vector(self) -> float:
