@@ -197,8 +197,13 @@ def _batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
 def _progress(batches, n_items: int, batch_size: int, show: bool | None):
     if show is None:
         show = n_items > batch_size
+    return _progress_iter(list(batches), show)
+
+
+def _progress_iter(batches: list, show: bool):
+    """`batches`, behind a progress bar when `show`."""
     if not show:
         return batches
     from tqdm.auto import tqdm
 
-    return tqdm(batches, total=-(-n_items // batch_size), desc="encoding", unit="batch", leave=False)
+    return tqdm(batches, desc="encoding", unit="batch", leave=False)

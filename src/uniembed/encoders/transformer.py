@@ -1,4 +1,4 @@
-"""Hugging Face transformer encoders (torch): tokenise, run, pool; truncate or chunk long inputs."""
+"""Hugging Face transformer encoders run by torch: windows in, pooled vectors out."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +6,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uniembed.encoders.base import Encoder, LongPolicy
 from uniembed.encoders.pooling import PaddingSide, PoolingMode, check_pooling, pool
+from uniembed.encoders.token_encoder import TokenEncoder
+from uniembed.encoders.tokens import WindowTokenizer
 
 
-class TransformerEncoder(Encoder):
+def window_tokenizer(hf_tokenizer, *, max_tokens: int, overlap: int, padding_side: str | None, lowercase: bool) -> WindowTokenizer:
+    """A WindowTokenizer over a private copy of a fast HF tokenizer's Rust tokenizer."""
+    from tokenizers import Tokenizer
+
+    if not getattr(hf_tokenizer, "is_fast", False):
+        raise ValueError("the model has no fast tokenizer (tokenizer.json); uniembed needs one")
+    backend = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+    return WindowTokenizer(
+        backend,
+        max_tokens=max_tokens,
+        overlap=min(overlap, max_tokens // 2),
+        pad_id=hf_tokenizer.pad_token_id or 0,
+        padding_side=padding_side or hf_tokenizer.padding_side,
+        lowercase=lowercase,
+    )
+
+
+class TransformerEncoder(TokenEncoder):
     """A transformer body plus a pooling rule: mean, CLS, last-token or max."""
 
     def __init__(
@@ -27,21 +45,16 @@ class TransformerEncoder(Encoder):
         chunk_overlap: int = 32,
         lowercase: bool = False,
         device: str | None = None,
+        token_budget: int = 16384,
     ):
         check_pooling(pooling)
-        super().__init__(
-            name, int(model.config.hidden_size), prompts=prompts, default_prompt=default_prompt, max_tokens=max_tokens
-        )
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(f"model {name} has no fast tokenizer (tokenizer.json); uniembed needs one")
+        windows = window_tokenizer(tokenizer, max_tokens=max_tokens, overlap=chunk_overlap, padding_side=padding_side, lowercase=lowercase)
+        super().__init__(name, int(model.config.hidden_size), windows, pooling=pooling, token_budget=token_budget,
+                         prompts=prompts, default_prompt=default_prompt)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        if padding_side is not None:
-            tokenizer.padding_side = padding_side
-        self.pooling = pooling
-        self.chunk_overlap = min(chunk_overlap, max_tokens // 2)
-        self.lowercase = lowercase
+        self._input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
 
     @property
     def fingerprint(self) -> str:
@@ -54,63 +67,10 @@ class TransformerEncoder(Encoder):
             self._fingerprint = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
         return self._fingerprint
 
-    @property
-    def padding_side(self) -> PaddingSide:
-        return self.tokenizer.padding_side
-
-    def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
-        # sentence-transformers strips surrounding whitespace; so do we, for identical vectors.
-        texts = [t.strip().lower() if self.lowercase else t.strip() for t in texts]
-        windows = self._tokenize_windows(texts, stride=self.chunk_overlap if long == "chunk" else 0)
-        owner = np.asarray(windows.pop("overflow_to_sample_mapping"))  # window -> input index
-        per_input = np.bincount(owner, minlength=len(texts))
-        too_long = per_input > 1
-        if long == "truncate":
-            # The first window of each input is exactly the plain truncation of it.
-            self.note_truncated(int(too_long.sum()))
-            first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-            windows = {k: [v[i] for i in first] for k, v in windows.items()}
-            return self._embed(windows, step=len(texts))[0]
-        self.note_chunks(int(per_input[too_long].sum()))
-        vectors, lengths = self._embed(windows, step=len(texts))
-        return _weighted_mean_by_owner(vectors, lengths, owner, len(texts))
-
-    def _tokenize_windows(self, texts: list[str], stride: int) -> dict:
-        return dict(
-            self.tokenizer(
-                texts,
-                truncation=True,
-                max_length=self.max_tokens,
-                stride=stride,
-                return_overflowing_tokens=True,
-                padding=False,
-            )
-        )
-
-    def _embed(self, features: dict, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pooled vectors and token counts of the tokenised windows, `step` windows per forward pass."""
-        names = [n for n in self.tokenizer.model_input_names if n in features]
-        n = len(features["input_ids"])
-        vectors, lengths = [], []
-        for start in range(0, n, step):
-            part = {k: features[k][start : start + step] for k in names}
-            padded = self.tokenizer.pad(part, padding=True, return_tensors="pt")
-            padded = {k: v.to(self.device) for k, v in padded.items()}
-            with torch.inference_mode():
-                hidden = self.model(**padded).last_hidden_state  # (batch, tokens, dim)
-                pooled = pool(hidden, padded["attention_mask"], self.pooling, self.padding_side)
-            vectors.append(pooled.float().cpu().numpy())
-            lengths.append(padded["attention_mask"].sum(dim=1).cpu().numpy())
-        return np.concatenate(vectors).astype(np.float32, copy=False), np.concatenate(lengths)
-
-
-def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-    """One vector per input: the token-count-weighted mean of its window vectors.
-
-    For mean pooling this approximates the mean over all the input's tokens (overlaps count twice).
-    """
-    weights = lengths.astype(np.float64)
-    out = np.zeros((n, vectors.shape[1]), dtype=np.float64)
-    np.add.at(out, owner, vectors * weights[:, None])
-    totals = np.bincount(owner, weights=weights, minlength=n)
-    return (out / totals[:, None]).astype(np.float32)
+    def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names}
+        with torch.inference_mode():
+            hidden = self.model(**inputs).last_hidden_state  # (batch, tokens, dim)
+            mask = inputs.get("attention_mask", torch.from_numpy(padded["attention_mask"]).to(self.device))
+            pooled = pool(hidden, mask, self.pooling, self.padding_side)
+        return pooled.float().cpu().numpy()

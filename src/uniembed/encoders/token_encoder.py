@@ -1,0 +1,68 @@
+"""Encoders that run a transformer over token windows (torch or ONNX Runtime).
+
+They tokenise all inputs once, batch the windows by a token budget over length-sorted order (no
+wasted padding), pool each window, and combine windows per input. A backend implements one
+method: `embed_windows(padded) -> (batch, dim)` pooled float32 vectors.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter
+from uniembed.encoders.batching import token_batches
+from uniembed.encoders.tokens import WindowTokenizer
+
+
+class TokenEncoder(Encoder):
+    def __init__(self, name: str, dim: int, windows: WindowTokenizer, *, pooling: str, token_budget: int = 16384, **kwargs):
+        super().__init__(name, dim, max_tokens=windows.max_tokens, **kwargs)
+        self.windows = windows
+        self.pooling = pooling
+        self.token_budget = token_budget
+
+    @property
+    def padding_side(self) -> str:
+        return self.windows.padding_side
+
+    @property
+    def chunk_overlap(self) -> int:
+        return self.windows.overlap
+
+    @abstractmethod
+    def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        """(batch, dim) float32 pooled vectors of one padded batch of windows."""
+
+    def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
+        return self._encode_windows(texts, long, len(texts), show_progress=False)
+
+    def _encode_sorted(self, items, batch_size, long, show_progress):
+        return self._encode_windows(items, long, batch_size, show_progress)
+
+    def _encode_windows(self, texts: list[str], long: LongPolicy, max_batch: int, show_progress: bool | None) -> np.ndarray:
+        windows = self.windows.windows(texts, chunk=long == "chunk")
+        self.note_truncated(windows.n_truncated)
+        lengths = windows.lengths
+        pooled = np.empty((len(lengths), self.dim), dtype=np.float32)
+        batches = token_batches(lengths, self.token_budget, max_batch)
+        for rows in _progress_iter(batches, len(texts) > max_batch if show_progress is None else show_progress):
+            padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+            pooled[rows] = self.embed_windows(padded)
+        if len(lengths) == len(texts):  # one window per input
+            return pooled
+        per_input = np.bincount(windows.owner, minlength=len(texts))
+        self.note_chunks(int(per_input[per_input > 1].sum()))
+        return _weighted_mean_by_owner(pooled, lengths, windows.owner, len(texts))
+
+
+def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """One vector per input: the token-count-weighted mean of its window vectors.
+
+    For mean pooling this approximates the mean over all the input's tokens (overlaps count twice).
+    """
+    weights = lengths.astype(np.float64)
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float64)
+    np.add.at(out, owner, vectors * weights[:, None])
+    totals = np.bincount(owner, weights=weights, minlength=n)
+    return (out / totals[:, None]).astype(np.float32)
