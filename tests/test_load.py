@@ -144,7 +144,10 @@ def test_default_prompt_must_be_a_known_prompt(tiny_copy):
         ({"padding_side": "middle"}, "padding_side must be 'left' or 'right'"),
         ({"max_tokens": 1000}, "exceeds the model's 128 position embeddings"),
         ({"max_tokens": 0}, "max_tokens must be an integer >= 2"),
-        ({"chunk_overlap": -1}, "chunk_overlap must be a non-negative integer"),
+        ({"chunk_overlap": -1}, "chunk_overlap must be an integer >= 0"),
+        ({"backend": "tensorrt"}, "backend must be one of"),
+        ({"backend": "onnx", "precision": "bf16"}, "precision for the onnx backend must be one of"),
+        ({"threads": 0}, "threads must be a positive integer"),
     ],
 )
 def test_bad_load_options_are_refused(tiny_dir, options, message):

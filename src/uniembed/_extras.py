@@ -12,6 +12,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "parquet": ("pyarrow",),
     "store": ("lancedb", "pyarrow"),
     "faiss": ("faiss",),
+    "onnx": ("onnxruntime", "tokenizers"),
 }
 
 

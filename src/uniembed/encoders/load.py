@@ -1,64 +1,117 @@
-"""`load()`: a name, a directory or a hub id in, a ready TransformerEncoder out."""
+"""`load()`: a name, a directory or a hub id in, a ready encoder out, on the chosen backend."""
 from __future__ import annotations
+
 
 from pathlib import Path
 
 from uniembed._extras import require
 from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
-from uniembed.encoders.registry import resolve
+from uniembed.encoders.registry import resolve, weights_digest
 from uniembed.errors import InputError, ModelLoadError
+
+BACKENDS = ("torch", "onnx")
+PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8")}
 
 
 def load(
     model: str | Path | None = None,
     *,
+    backend: str = "torch",
+    precision: str = "fp32",
     device: str | None = None,
     pooling: str | None = None,
     max_tokens: int | None = None,
     padding_side: str | None = None,
     chunk_overlap: int = 32,
+    threads: int | None = None,
+    token_budget: int = 16384,
 ):
     """Load an encoder: the default model (offline), a catalogue name, a local directory or a hub id.
 
+    backend: "torch" (precision fp32, bf16, or fp16 on a GPU) or "onnx" (ONNX Runtime, precision
+             fp32 or int8; exported from the model's weights on first use and cached).
     pooling: "mean", "cls", "lasttoken" or "max"; default from the model's config, else "mean".
     max_tokens: maximum tokens per input; default from the model's config.
     padding_side: "right" or "left"; default from the tokenizer config.
     chunk_overlap: tokens shared by neighbouring windows when encoding with long="chunk".
+    threads: CPU threads for inference (default: the runtime's choice).
+    token_budget: at most this many tokens (padding included) per forward pass.
     """
-    require("torch")
-    from uniembed.encoders.pooling import check_pooling
-    from uniembed.encoders.transformer import TransformerEncoder
+    _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget)
+    name, directory = resolve(model)
+    if (directory / "uniembed_static.json").is_file():
+        from uniembed.encoders.static import StaticEncoder
 
-    if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
-        raise InputError(f"chunk_overlap must be a non-negative integer, got {chunk_overlap!r}")
+        return StaticEncoder.load(directory, name=name)
+    config = read_model_dir(directory)
+    build = _load_torch if backend == "torch" else _load_onnx
+    encoder = build(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
+                    padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads, token_budget=token_budget)
+    encoder.source = str(config.weights_dir)
+    return encoder
+
+
+def _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS[backend]:
+        raise InputError(f"precision for the {backend} backend must be one of {list(PRECISIONS[backend])}, got {precision!r}")
+    for option, value, low in (("chunk_overlap", chunk_overlap, 0), ("token_budget", token_budget, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{option} must be an integer >= {low}, got {value!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
     if padding_side not in (None, "left", "right"):
         raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    if pooling is not None:
-        check_pooling(pooling)
+    if pooling is not None and pooling not in ("mean", "cls", "lasttoken", "max"):
+        raise InputError(f"pooling must be one of ['mean', 'cls', 'lasttoken', 'max'], got {pooling!r}")
 
-    name, directory = resolve(model)
-    config = read_model_dir(directory)
+
+def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,
+                threads, token_budget):
+    require("torch")
+    import torch
+
+    from uniembed.encoders.transformer import TransformerEncoder
+
+    if threads:
+        torch.set_num_threads(threads)
     tokenizer = _load_tokenizer(config.weights_dir)
     body = _load_body(config.weights_dir)
-    limit = _max_tokens(max_tokens, config, tokenizer, body)
+    positions = getattr(body.config, "max_position_embeddings", None)
+    limit = _max_tokens(max_tokens, config, positions, getattr(tokenizer, "model_max_length", None))
+    if precision != "fp32":
+        if precision == "fp16" and not (device or "").startswith("cuda") and not torch.cuda.is_available():
+            raise InputError("precision fp16 needs a CUDA device; on a CPU use bf16")
+        body = body.to(torch.bfloat16 if precision == "bf16" else torch.float16)
     try:
-        encoder = TransformerEncoder(
-            name,
-            body,
-            tokenizer,
-            pooling=pooling or config.pooling or "mean",
-            max_tokens=limit,
-            prompts=config.prompts,
-            default_prompt=config.default_prompt,
-            padding_side=padding_side,
-            chunk_overlap=chunk_overlap,
-            lowercase=config.lowercase,
-            device=device,
+        return TransformerEncoder(
+            name, body, tokenizer, pooling=pooling or config.pooling or "mean", max_tokens=limit, prompts=config.prompts,
+            default_prompt=config.default_prompt, padding_side=padding_side, chunk_overlap=chunk_overlap,
+            lowercase=config.lowercase, device=device, token_budget=token_budget, precision=precision,
         )
     except ValueError as exc:
-        raise ModelLoadError(f"cannot build an encoder from {directory}: {exc}") from exc
-    encoder.source = str(directory)
-    return encoder
+        raise ModelLoadError(f"cannot build an encoder from {config.weights_dir}: {exc}") from exc
+
+
+def _load_onnx(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,
+               threads, token_budget):
+    from uniembed.encoders.onnx import OnnxEncoder, base_fingerprint, ensure_export
+    from uniembed.encoders.onnx_export import read_export_info
+
+    if device not in (None, "cpu"):
+        raise InputError(f"the onnx backend runs on the CPU; got device={device!r} (use backend='torch' for GPUs)")
+    digest = weights_digest(config.weights_dir)
+    folder = ensure_export(config.weights_dir, digest, precision)
+    info = read_export_info(folder)
+    limit = _max_tokens(max_tokens, config, info.get("max_positions"), info.get("model_max_length"))
+    mode = pooling or config.pooling or "mean"
+    return OnnxEncoder(
+        name, folder, precision=precision, pooling=mode, max_tokens=limit, prompts=config.prompts,
+        default_prompt=config.default_prompt, lowercase=config.lowercase, chunk_overlap=chunk_overlap,
+        padding_side=padding_side, threads=threads, token_budget=token_budget,
+        base_fingerprint=base_fingerprint(digest, mode, limit, config.prompts, info["hidden_size"]),
+    )
 
 
 def _load_tokenizer(directory: Path):
@@ -84,8 +137,7 @@ def _load_body(directory: Path):
         hf_logging.enable_progress_bar()
 
 
-def _max_tokens(requested: int | None, config: ModelDirConfig, tokenizer, body) -> int:
-    positions = getattr(body.config, "max_position_embeddings", None)
+def _max_tokens(requested: int | None, config: ModelDirConfig, positions, tokenizer_limit) -> int:
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 2:
             raise InputError(f"max_tokens must be an integer >= 2, got {requested!r}")
@@ -94,7 +146,8 @@ def _max_tokens(requested: int | None, config: ModelDirConfig, tokenizer, body) 
         return requested
     if config.max_tokens:
         return int(config.max_tokens)
-    limits = [positions, getattr(tokenizer, "model_max_length", None)]
     # tokenizers without a limit report a huge sentinel (1e30); position embeddings bound the rest
-    usable = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    usable = [int(x) for x in (positions, tokenizer_limit) if isinstance(x, int) and 0 < x < 1_000_000]
     return min(usable) if usable else 512
+
+

@@ -46,6 +46,7 @@ class TransformerEncoder(TokenEncoder):
         lowercase: bool = False,
         device: str | None = None,
         token_budget: int = 16384,
+        precision: str = "fp32",
     ):
         check_pooling(pooling)
         windows = window_tokenizer(tokenizer, max_tokens=max_tokens, overlap=chunk_overlap, padding_side=padding_side, lowercase=lowercase)
@@ -54,6 +55,7 @@ class TransformerEncoder(TokenEncoder):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
+        self.precision = precision
         self._input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
 
     @property
@@ -64,7 +66,9 @@ class TransformerEncoder(TokenEncoder):
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            self._fingerprint = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
+            base = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
+            # lower precisions make (slightly) different vectors: a different fingerprint
+            self._fingerprint = base if self.precision == "fp32" else _digest(base, self.precision)
         return self._fingerprint
 
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""Exporting a transformer to ONNX (needs torch) and quantising it to int8 (needs onnxruntime).
+
+The cache folder holds everything the ONNX backend needs to run without torch: model.onnx,
+model-int8.onnx, tokenizer.json and export.json (shapes, padding, and the SHA-256 of every file,
+so that a corrupt cache is noticed and rebuilt).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from uniembed.encoders.registry import file_sha256
+from uniembed.errors import ModelLoadError
+
+EXPORT_FILE = "export.json"
+OPSET = 18
+PRECISION_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
+
+
+def export_model(weights_dir: Path, target: Path) -> None:
+    """Export the transformer in `weights_dir` to `target` (a new folder), atomically."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(weights_dir), local_files_only=True)
+        body = AutoModel.from_pretrained(str(weights_dir), local_files_only=True, use_safetensors=True).eval()
+        names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+        sample = tokenizer(["a short one", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
+        batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=_positions(body) or 4096)
+        torch.onnx.export(
+            _HiddenStates(body, names), tuple(sample[n] for n in names), str(staging / PRECISION_FILES["fp32"]),
+            input_names=names, output_names=["hidden"], dynamo=True, opset_version=OPSET, external_data=False,
+            dynamic_shapes=(tuple({0: batch, 1: tokens} for _ in names),),  # one entry: the *inputs tuple
+        )
+        tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+        info = {
+            "input_names": names, "hidden_size": int(body.config.hidden_size), "max_positions": _positions(body),
+            "pad_id": tokenizer.pad_token_id or 0, "padding_side": tokenizer.padding_side,
+            "model_max_length": int(min(tokenizer.model_max_length, 1_000_000)),
+        }
+        write_export_info(staging, info)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _positions(body) -> int | None:
+    value = getattr(body.config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) else None
+
+
+class _HiddenStates:
+    """torch.nn.Module returning last_hidden_state, with inputs in a fixed order (built lazily so
+    that importing this module does not import torch)."""
+
+    def __new__(cls, body, names):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = body
+
+            def forward(self, *inputs):
+                return self.body(**dict(zip(names, inputs))).last_hidden_state
+
+        return Wrapper()
+
+
+def int8_excluded_nodes(model) -> list[str]:
+    """MatMuls to keep in fp32, chosen by measurement on the default model (STSb sentences, cosine to
+    fp32): quantising every MatMul gave mean 0.9939 / worst 0.9867; keeping the attention products
+    (two activations) and the feed-forward down-projections (inputs straight from GELU, with the
+    widest ranges) in fp32 gives mean 0.9967 / worst 0.9936, at 1.4x the fp32 speed."""
+    weights = {init.name for init in model.graph.initializer}
+    producer = {output: node for node in model.graph.node for output in node.output}
+    excluded = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        activations = [name for name in node.input if name not in weights]
+        from_gelu = any(name.startswith("gelu") or getattr(producer.get(name), "op_type", "") == "Gelu" for name in activations)
+        if len(activations) == len(node.input) or from_gelu:
+            excluded.append(node.name)
+    return excluded
+
+
+def quantize_int8(folder: Path) -> None:
+    """Dynamic int8 quantisation of the MatMul weights, per output channel (see int8_excluded_nodes)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source, target = folder / PRECISION_FILES["fp32"], folder / PRECISION_FILES["int8"]
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        excluded = int8_excluded_nodes(onnx.load(str(source), load_external_data=False))
+        quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info = read_export_info(folder)
+    write_export_info(folder, info)
+
+
+def write_export_info(folder: Path, info: dict) -> None:
+    info = {k: v for k, v in info.items() if k != "sha256"}
+    info["sha256"] = {name: file_sha256(folder / name) for name in sorted(os.listdir(folder)) if name.endswith((".onnx", ".json")) and name != EXPORT_FILE}
+    tmp = folder / f".{EXPORT_FILE}.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, folder / EXPORT_FILE)
+
+
+def read_export_info(folder: Path) -> dict:
+    try:
+        return json.loads((folder / EXPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"ONNX cache {folder} is incomplete: {exc}") from exc
+
+
+def cache_is_intact(folder: Path, precision: str) -> bool:
+    """True when export.json exists and the files it lists (and the precision's model) match their hashes."""
+    try:
+        info = read_export_info(folder)
+    except ModelLoadError:
+        return False
+    wanted = {"tokenizer.json", PRECISION_FILES[precision]}
+    hashes = info.get("sha256", {})
+    if not wanted <= set(hashes):
+        return False
+    return all((folder / name).is_file() and file_sha256(folder / name) == digest for name, digest in hashes.items())

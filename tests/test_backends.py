@@ -1,0 +1,105 @@
+"""Every backend through the same contract on the tiny in-process BERT, plus the ONNX cache."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import uniembed
+from uniembed import TruncationWarning
+
+LONG = " ".join(["the cat sat on the mat and the dog sat on the sun"] * 4)
+BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8")]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("uniembed-cache")
+
+
+@pytest.fixture(scope="module")
+def encoders(tiny_dir, onnx_cache):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("UNIEMBED_CACHE", str(onnx_cache))
+    loaded = {key: uniembed.load(tiny_dir, backend=key[0], precision=key[1], device="cpu") for key in BACKENDS}
+    yield loaded
+    mp.undo()
+
+
+@pytest.mark.parametrize("key", BACKENDS, ids=lambda k: f"{k[0]}-{k[1]}")
+def test_contract_shape_dtype_order_norm_empty(encoders, key):
+    encoder = encoders[key]
+    texts = ["hello world", "", "a cat", "the dog sat on the mat"]
+    vectors = encoder.encode(texts, batch_size=2)
+    assert vectors.shape == (4, 32) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
+    # bf16 rounds differently with padding; dynamic int8 scales activations per batch (documented)
+    tolerance = {"bf16": 2e-2, "int8": 2e-3}.get(key[1], 1e-5)
+    np.testing.assert_allclose(vectors, one_by_one, atol=tolerance)
+
+
+@pytest.mark.parametrize("key", BACKENDS, ids=lambda k: f"{k[0]}-{k[1]}")
+def test_contract_long_inputs(encoders, key):
+    encoder = encoders[key]
+    with pytest.warns(TruncationWarning):
+        encoder.encode([LONG, "short"])
+    assert encoder.last_report.n_truncated == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        chunked = encoder.encode([LONG], long="chunk")
+    assert encoder.last_report.n_chunks > 1 and chunked.shape == (1, 32)
+
+
+@pytest.mark.parametrize(("key", "tolerance"), [(("onnx", "fp32"), 1e-5), (("onnx", "int8"), 0.9), (("torch", "bf16"), 0.99)],
+                         ids=["onnx-fp32", "onnx-int8", "torch-bf16"])
+def test_backends_agree_with_torch_fp32(encoders, key, tolerance):
+    texts = ["hello world", "a cat sat on the mat", LONG]
+    reference = encoders[("torch", "fp32")].encode(texts, long="chunk")
+    got = encoders[key].encode(texts, long="chunk")
+    if key == ("onnx", "fp32"):
+        np.testing.assert_allclose(got, reference, atol=tolerance)
+        assert encoders[key].fingerprint == encoders[("torch", "fp32")].fingerprint
+    else:
+        assert (got * reference).sum(1).min() > tolerance  # random tiny weights: loose, real model in bench
+        assert encoders[key].fingerprint != encoders[("torch", "fp32")].fingerprint
+
+
+def test_second_load_uses_the_cache(tiny_dir, onnx_cache, encoders, monkeypatch):
+    from uniembed.encoders import onnx_export
+
+    monkeypatch.setenv("UNIEMBED_CACHE", str(onnx_cache))
+    monkeypatch.setattr(onnx_export, "export_model", lambda *a: pytest.fail("exported again"))
+    monkeypatch.setattr(onnx_export, "quantize_int8", lambda *a: pytest.fail("quantised again"))
+    assert uniembed.load(tiny_dir, backend="onnx", precision="int8").encode(["a"]).shape == (1, 32)
+
+
+def test_a_corrupt_cache_is_rebuilt(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIEMBED_CACHE", str(tmp_path))
+    first = uniembed.load(tiny_dir, backend="onnx").encode(["a cat"])
+    model_file = next(tmp_path.rglob("model.onnx"))
+    model_file.write_bytes(model_file.read_bytes()[:1000])  # truncated, as after a crash
+    again = uniembed.load(tiny_dir, backend="onnx").encode(["a cat"])
+    np.testing.assert_allclose(again, first, atol=1e-6)
+    assert model_file.stat().st_size > 1000
+
+
+def test_onnx_inference_needs_no_torch(tiny_dir, onnx_cache, encoders):
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "import uniembed\n"
+        f"v = uniembed.load({str(tiny_dir)!r}, backend='onnx', precision='int8').encode(['a cat', ''])\n"
+        "print(v.shape)"
+    )
+    env = {**__import__("os").environ, "UNIEMBED_CACHE": str(onnx_cache)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(2, 32)"
+
+
+def test_bf16_on_cpu_and_fp16_needs_cuda(tiny_dir):
+    with pytest.raises(uniembed.InputError, match="fp16 needs a CUDA device"):
+        uniembed.load(tiny_dir, precision="fp16", device="cpu")
