@@ -12,7 +12,7 @@ import uniembed
 from uniembed import TruncationWarning
 
 LONG = " ".join(["the cat sat on the mat and the dog sat on the sun"] * 4)
-BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8")]
+BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("static", "fp32")]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,11 @@ def onnx_cache(tmp_path_factory):
 def encoders(tiny_dir, onnx_cache):
     mp = pytest.MonkeyPatch()
     mp.setenv("UNIEMBED_CACHE", str(onnx_cache))
-    loaded = {key: uniembed.load(tiny_dir, backend=key[0], precision=key[1], device="cpu") for key in BACKENDS}
+    loaded = {key: uniembed.load(tiny_dir, backend=key[0], precision=key[1], device="cpu") for key in BACKENDS if key[0] != "static"}
+    from uniembed.encoders.static import distill
+
+    static_dir = distill(loaded[("torch", "fp32")], onnx_cache / "static-tiny", dim=16)
+    loaded[("static", "fp32")] = uniembed.load(static_dir)
     yield loaded
     mp.undo()
 
@@ -34,7 +38,7 @@ def test_contract_shape_dtype_order_norm_empty(encoders, key):
     encoder = encoders[key]
     texts = ["hello world", "", "a cat", "the dog sat on the mat"]
     vectors = encoder.encode(texts, batch_size=2)
-    assert vectors.shape == (4, 32) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
+    assert vectors.shape == (4, encoder.dim) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
     # bf16 rounds differently with padding; dynamic int8 scales activations per batch (documented)
@@ -42,7 +46,7 @@ def test_contract_shape_dtype_order_norm_empty(encoders, key):
     np.testing.assert_allclose(vectors, one_by_one, atol=tolerance)
 
 
-@pytest.mark.parametrize("key", BACKENDS, ids=lambda k: f"{k[0]}-{k[1]}")
+@pytest.mark.parametrize("key", BACKENDS[:-1], ids=lambda k: f"{k[0]}-{k[1]}")
 def test_contract_long_inputs(encoders, key):
     encoder = encoders[key]
     with pytest.warns(TruncationWarning):
@@ -103,3 +107,35 @@ def test_onnx_inference_needs_no_torch(tiny_dir, onnx_cache, encoders):
 def test_bf16_on_cpu_and_fp16_needs_cuda(tiny_dir):
     with pytest.raises(uniembed.InputError, match="fp16 needs a CUDA device"):
         uniembed.load(tiny_dir, precision="fp16", device="cpu")
+
+
+def test_static_model_has_no_length_limit_and_is_the_mean_of_its_tokens(encoders):
+    static = encoders[("static", "fp32")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # every token counts: nothing to truncate
+        long_vector = static.encode([LONG], normalize=False)
+    ids = static.tokenizer.encode("cat sat", add_special_tokens=False).ids
+    np.testing.assert_allclose(static.encode(["cat sat"], normalize=False)[0], static.embeddings[ids].mean(0), atol=1e-6)
+    assert np.isfinite(long_vector).all()
+
+
+def test_distill_refuses_a_non_empty_output_and_a_bad_dim(encoders, tmp_path):
+    from uniembed.encoders.static import distill
+
+    (tmp_path / "x").write_text("x")
+    with pytest.raises(uniembed.InputError, match="not empty"):
+        distill(encoders[("torch", "fp32")], tmp_path, dim=8)
+    with pytest.raises(uniembed.InputError, match=r"dim must be an integer in \[1, 32\]"):
+        distill(encoders[("torch", "fp32")], tmp_path / "new", dim=64)
+
+
+def test_a_corrupt_static_model_is_a_clear_error(encoders, tmp_path):
+    import shutil
+
+    from uniembed.encoders.static import distill
+
+    folder = distill(encoders[("torch", "fp32")], tmp_path / "s", dim=8)
+    (folder / "static.safetensors").write_bytes(b"garbage")
+    with pytest.raises(uniembed.ModelLoadError, match="not a readable static model"):
+        uniembed.load(folder)
+    shutil.rmtree(folder)

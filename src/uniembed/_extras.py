@@ -13,6 +13,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "store": ("lancedb", "pyarrow"),
     "faiss": ("faiss",),
     "onnx": ("onnxruntime", "tokenizers"),
+    "static": ("tokenizers", "safetensors"),
 }
 
 

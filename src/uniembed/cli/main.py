@@ -6,10 +6,10 @@ import sys
 import warnings
 
 from uniembed import __version__
-from uniembed.cli import collection, demo, embed, eval as eval_command, models
+from uniembed.cli import collection, demo, distill, embed, eval as eval_command, models
 from uniembed.errors import UniembedError
 
-COMMANDS = (embed, eval_command, collection, models, demo)
+COMMANDS = (embed, eval_command, collection, distill, models, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,27 @@
+"""`uniembed distill MODEL -o DIR`: make a static (token-table) model from a transformer."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "distill", help="make a static model (one vector per token, numpy-only encoding) from a transformer",
+        description="Embed every vocabulary token with MODEL, reduce with PCA, weight by a Zipf prior, and save "
+        "a static model to OUTPUT, loadable with uniembed.load(OUTPUT) or --model OUTPUT.",
+    )
+    parser.add_argument("model", help="teacher: default, a catalogue name, a directory or a hub id")
+    parser.add_argument("-o", "--output", required=True, help="a new folder for the static model")
+    parser.add_argument("--dim", type=int, default=256, help="dimensions kept by PCA (default: 256)")
+    parser.add_argument("--device", default=None, help="torch device for the teacher")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from uniembed import load
+    from uniembed.encoders.static import distill
+
+    teacher = load(None if args.model == "default" else args.model, device=args.device)
+    path = distill(teacher, args.output, dim=args.dim)
+    print(f"wrote static model {path} ({args.dim} dims, from {teacher.name})")
+    return 0
