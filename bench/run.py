@@ -1,7 +1,7 @@
 """Run the benchmarks and print each as a markdown table.
 
     python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one of: scores, speed, collection, scale, durability
+    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability
 """
 from __future__ import annotations
 
@@ -45,14 +45,21 @@ def _durability(model, args):
     return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0)]
 
 
+def _encode(model, args):
+    import encode
+
+    return encode.run()  # several tables: one per workload
+
+
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
     "speed": ("Encoding speed vs sentence-transformers", _speed),
     "collection": ("SciFact quality vs memory, per collection configuration", _collection),
     "scale": ("Speed at scale vs raw FAISS", _scale),
     "durability": ("Durability under kill -9", _durability),
+    "encode": ("Encoding backends vs sentence-transformers", _encode),
 }
-DEFAULT = ("scores", "speed", "collection", "durability")
+DEFAULT = ("scores", "speed", "encode", "collection", "durability")
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -73,8 +80,10 @@ def main() -> int:
     tables = {}
     for name in args.only or DEFAULT:
         title, bench = BENCHES[name]
-        tables[title] = bench(model, args)
-        print(f"\n### {title}\n\n{markdown_table(tables[title])}", flush=True)
+        result = bench(model, args)
+        for sub_title, rows in (result.items() if isinstance(result, dict) else [(title, result)]):
+            tables[sub_title] = rows
+            print(f"\n### {sub_title}\n\n{markdown_table(rows)}", flush=True)
     if args.json:
         print(json.dumps(tables, indent=2))
     failed = [row for rows in tables.values() for row in rows if row.get("ok") is False]

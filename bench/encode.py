@@ -1,0 +1,145 @@
+"""Encoding speed and fidelity of every backend against sentence-transformers, same texts, same run.
+
+Each backend runs in its own process (so peak RSS is its own): warm-up, then the median of 3 timed
+passes over (a) the 2,552 distinct STS Benchmark test sentences and (b) 500 SciFact documents.
+Fidelity is the cosine to sentence-transformers' fp32 vectors (mean and worst) and STSb Spearman.
+
+    python bench/encode.py            # prints a markdown table per workload
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BACKENDS = {
+    "sentence-transformers fp32": {},
+    "uniembed torch fp32": {"backend": "torch", "precision": "fp32"},
+    "uniembed torch bf16": {"backend": "torch", "precision": "bf16"},
+    "uniembed onnx fp32": {"backend": "onnx", "precision": "fp32"},
+    "uniembed onnx int8": {"backend": "onnx", "precision": "int8"},
+    "uniembed static (distilled, 256 dims)": {"static": True},
+}
+STATIC_DIR = Path(__file__).resolve().parent / ".cache" / "static-minilm"
+
+
+def stsb() -> tuple[list[str], list[tuple[int, int, float]]]:
+    sentences: dict[str, int] = {}
+    pairs = []
+    for line in (DATA / "stsb" / "sts-test.csv").read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        a, b = (sentences.setdefault(s, len(sentences)) for s in fields[5:7])
+        pairs.append((a, b, float(fields[4])))
+    return list(sentences), pairs
+
+
+def scifact_docs(n: int = 500) -> list[str]:
+    docs = [json.loads(line) for line in (DATA / "scifact" / "corpus.jsonl").read_text().splitlines()[:n]]
+    return [(d["title"] + " " + d["text"]).strip() for d in docs]
+
+
+WORKLOADS = {"STSb sentences": lambda: stsb()[0], "SciFact documents": scifact_docs}
+
+
+def worker(label: str, workload: str, out: str) -> None:
+    texts = WORKLOADS[workload]()
+    options = BACKENDS[label]
+    if label.startswith("sentence-transformers"):
+        from sentence_transformers import SentenceTransformer
+
+        from uniembed.encoders.registry import CATALOGUE, DEFAULT_MODEL, package_dir
+
+        model = SentenceTransformer(str(package_dir(CATALOGUE[DEFAULT_MODEL])), device="cpu")
+        encode = lambda: model.encode(texts, batch_size=32, convert_to_numpy=True)  # noqa: E731
+    else:
+        import uniembed
+
+        model = uniembed.load(STATIC_DIR) if options.get("static") else uniembed.load(device="cpu", **options)
+        encode = lambda: model.encode(texts, batch_size=32, show_progress=False)  # noqa: E731
+    vectors = encode()  # warm-up
+    seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        vectors = encode()
+        seconds.append(time.perf_counter() - start)
+    np.save(out, np.asarray(vectors, dtype=np.float32))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": statistics.median(seconds), "peak_mb": peak_mb}))
+
+
+def token_count(texts: list[str]) -> int:
+    import uniembed
+
+    windows = uniembed.load(device="cpu").windows.windows(texts, chunk=False)
+    return int(windows.lengths.sum())
+
+
+def ensure_static() -> None:
+    if not (STATIC_DIR / "uniembed_static.json").is_file():
+        import uniembed
+        from uniembed.encoders.static import distill
+
+        STATIC_DIR.parent.mkdir(exist_ok=True)
+        distill(uniembed.load(device="cpu"), STATIC_DIR, dim=256)
+
+
+def run() -> dict[str, list[dict]]:
+    from uniembed.eval.metrics import spearman
+
+    ensure_static()
+    _, pairs = stsb()
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workload in WORKLOADS:
+            texts = WORKLOADS[workload]()
+            tokens = token_count(texts)
+            results, reference = {}, None
+            for label in BACKENDS:
+                out = str(Path(tmp) / "v.npy")
+                proc = subprocess.run([sys.executable, __file__, "--worker", label, workload, out],
+                                      capture_output=True, text=True, check=True)
+                results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+                vectors = np.load(out)
+                reference = vectors if reference is None else reference
+                results[label]["vectors"] = vectors
+            rows = []
+            base = results["sentence-transformers fp32"]["seconds"]
+            for label, r in results.items():
+                v = r["vectors"]
+                same_space = v.shape == reference.shape
+                cosines = (v * reference).sum(1) if same_space else None
+                row = {
+                    "backend": label, "texts/s": round(len(texts) / r["seconds"], 1), "tokens/s": round(tokens / r["seconds"]),
+                    "x sentence-transformers": round(base / r["seconds"], 2), "peak RSS MB": round(r["peak_mb"]),
+                    "mean cos": "-" if cosines is None else round(float(cosines.mean()), 6),
+                    "worst cos": "-" if cosines is None else round(float(cosines.min()), 6),
+                }
+                if workload == "STSb sentences":
+                    row["STSb Spearman"] = round(100 * spearman([float(v[a] @ v[b]) for a, b, _ in pairs], [g for *_, g in pairs]), 2)
+                rows.append(row)
+            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens)"] = rows
+    return tables
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(*sys.argv[2:5])
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import markdown_table
+
+    for title, rows in run().items():
+        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
