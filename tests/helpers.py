@@ -56,13 +56,12 @@ def write_tiny_bert(directory: Path, *, sentence_transformers: bool = True, pool
                     max_seq_length: int = 16, prompts: dict | None = None, seed: int = 0) -> Path:
     """A 2-layer, 32-dim BERT with random weights, saved as safetensors with a WordPiece tokenizer."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     directory.mkdir(parents=True, exist_ok=True)
     letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer = _wordpiece_tokenizer(vocab)
     tokenizer.save_pretrained(directory)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
@@ -71,6 +70,24 @@ def write_tiny_bert(directory: Path, *, sentence_transformers: bool = True, pool
     if sentence_transformers:
         _write_st_files(directory, pooling, max_seq_length, prompts or {})
     return directory
+
+
+def _wordpiece_tokenizer(vocab: list[str]):
+    """A BERT-style fast tokenizer over `vocab`, built with the tokenizers library (offline)."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import PreTrainedTokenizerFast
+
+    ids = {token: i for i, token in enumerate(vocab)}
+    backend = Tokenizer(WordPiece(ids, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+    )
+    backend.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"])
 
 
 def _write_st_files(directory: Path, pooling: str, max_seq_length: int, prompts: dict) -> None:
