@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from pathlib import Path
 
+from uniembed._atomic import atomic_folder
 from uniembed.encoders.registry import file_sha256
 from uniembed.errors import ModelLoadError
 
@@ -25,9 +25,7 @@ def export_model(weights_dir: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    try:
+    with atomic_folder(target, replace=True) as staging:  # replaces a corrupt export
         tokenizer = AutoTokenizer.from_pretrained(str(weights_dir), local_files_only=True)
         body = AutoModel.from_pretrained(str(weights_dir), local_files_only=True, use_safetensors=True).eval()
         names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
@@ -45,12 +43,6 @@ def export_model(weights_dir: Path, target: Path) -> None:
             "model_max_length": int(min(tokenizer.model_max_length, 1_000_000)),
         }
         write_export_info(staging, info)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _positions(body) -> int | None:

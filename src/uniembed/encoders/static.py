@@ -7,13 +7,11 @@ is the mean of its tokens' vectors. Encoding needs numpy and the Rust tokenizer 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder, LongPolicy, _digest
 from uniembed.errors import InputError, ModelLoadError
 
@@ -86,22 +84,14 @@ def distill(teacher, output: str | Path, *, dim: int | None = 256, corpus: list[
     if corpus:
         vectors = refine(vectors, teacher, corpus)
     reduced = _pca(vectors, dim or teacher.dim)
-    staging = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    try:
+    unknown = teacher.tokenizer.unk_token_id if teacher.tokenizer.unk_token_id is not None else 0
+    config = {"teacher": teacher.name, "teacher_fingerprint": teacher.fingerprint, "dim": reduced.shape[1],
+              "refined_on": len(corpus or []), "unknown_id": int(unknown),
+              "fingerprint": _digest("static", teacher.fingerprint, reduced.shape[1], len(corpus or []))}
+    with atomic_folder(output) as staging:
         save_file({"embeddings": reduced.astype(np.float32)}, str(staging / WEIGHTS_FILE))
         teacher.windows.tokenizer.save(str(staging / "tokenizer.json"))
-        unknown = teacher.tokenizer.unk_token_id if teacher.tokenizer.unk_token_id is not None else 0
-        config = {"teacher": teacher.name, "teacher_fingerprint": teacher.fingerprint, "dim": reduced.shape[1],
-                  "refined_on": len(corpus or []),
-                  "unknown_id": int(unknown), "fingerprint": _digest("static", teacher.fingerprint, reduced.shape[1], len(corpus or []))}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        if output.exists():
-            output.rmdir()
-        os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

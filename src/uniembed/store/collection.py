@@ -9,15 +9,13 @@ acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuil
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.index.base import check_index_params
@@ -101,17 +99,9 @@ class Collection:
         )
         store = backend_class(backend)
         check_index_params(kind, meta.index_params)
-        staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:8]}")
-        staging.mkdir(parents=True)
-        try:
+        with atomic_folder(path) as staging:
             store.create(staging / DATA_DIR, base_schema(meta.fields))
             write_meta(staging, meta)
-            if path.exists():
-                path.rmdir()
-            os.rename(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return cls(path, meta, store.open(path / DATA_DIR), encoder)
 
     @classmethod
