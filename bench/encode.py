@@ -91,10 +91,12 @@ def token_count(texts: list[str]) -> int:
 
 
 def refinement_corpus() -> list[str]:
-    """Training splits only (never the STSb test sentences or the SciFact corpus scored below)."""
+    """Training splits only: STSb train/dev, Banking77 train, and the SciFact claims of the train
+    qrels (never the STSb test sentences, the SciFact test claims or the SciFact corpus)."""
     import csv
 
-    texts = []
+    train_claims = {line.split("\t")[0] for line in (DATA / "scifact" / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    texts = [q["text"] for q in map(json.loads, (DATA / "scifact" / "queries.jsonl").read_text().splitlines()) if q["_id"] in train_claims]
     for name in ("sts-train.csv", "sts-dev.csv"):
         for line in (DATA / "stsb" / name).read_text(encoding="utf-8").splitlines():
             texts += line.split("\t")[5:7]
