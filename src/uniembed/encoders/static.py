@@ -115,7 +115,8 @@ def refine(table: np.ndarray, teacher, corpus: list[str], *, strength: float = 0
     embedding of the sentence, over `corpus`, staying close to `table` for tokens the corpus
     rarely uses: minimise ||A E - Y||^2 + strength ||E - table||^2 (A: bag-of-tokens rows summing
     to 1, Y: teacher vectors), solved by conjugate gradient. On the default model, refining on
-    23k STSb train/dev and Banking77 train sentences lifts STSb test Spearman from 58 to 75."""
+    24k training texts (STSb train/dev, Banking77 train, SciFact train claims) lifts STSb test
+    Spearman from 58 to 75 and SciFact nDCG@10 from 36 to 53."""
     from uniembed._extras import require
 
     require("eval")  # scipy, for the sparse bag-of-tokens matrix
