@@ -73,21 +73,8 @@ def run(model, n: int = 1_000_000) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix="uniembed-scale-"))
     rows = []
     try:
-        raw, raw_build = _raw_faiss_hnsw(faiss, vectors)
-        hnsw, hnsw_build = _collection(folder / "hnsw", dict(index="hnsw", index_params=HNSW), ids, vectors, queries[0])
-        ours_index = hnsw.snapshot().index("default").index
-        raw_params = faiss.SearchParametersHNSW(efSearch=HNSW["ef_search"])
-        faiss.omp_set_num_threads(1)  # single-thread search
         as_rows = lambda hits: [row_of[h.id] for h in hits]  # noqa: E731
-        first_rows = lambda result: result[1][0]  # noqa: E731
-        measured = _measure({
-            "raw FAISS HNSW, built separately": (lambda q: raw.search(q[None, :], 10, params=raw_params), first_rows),
-            "raw FAISS on uniembed's HNSW index": (lambda q: ours_index.search(q[None, :], 10, params=raw_params), first_rows),
-            "uniembed HNSW (Collection.search)": (lambda q: hnsw.search(q, k=10), as_rows),
-        }, queries, truth)
-        builds = [raw_build, float("nan"), hnsw_build]
-        rows += [_row(name, build, *result) for (name, result), build in zip(measured.items(), builds)]
-        del hnsw, ours_index, raw
+        rows += _hnsw_rows(faiss, folder, ids, vectors, queries, truth, as_rows)  # its indexes are freed on return
         for label, options in [
             ("uniembed binary + rescore x50", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 50})),
             ("uniembed binary + rescore x100", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 100})),
@@ -107,6 +94,22 @@ def run(model, n: int = 1_000_000) -> list[dict]:
         row["x exact QPS"] = round(row["QPS (1 thread)"] / exact_qps, 1)
         row["x raw FAISS (same index)"] = round(row["QPS (1 thread)"] / same_index_qps, 2)
     return rows
+
+
+def _hnsw_rows(faiss, folder, ids, vectors, queries, truth, as_rows) -> list[dict]:
+    raw, raw_build = _raw_faiss_hnsw(faiss, vectors)
+    hnsw, hnsw_build = _collection(folder / "hnsw", dict(index="hnsw", index_params=HNSW), ids, vectors, queries[0])
+    ours_index = hnsw.snapshot().index("default").index
+    raw_params = faiss.SearchParametersHNSW(efSearch=HNSW["ef_search"])
+    faiss.omp_set_num_threads(1)  # single-thread search
+    first_rows = lambda result: result[1][0]  # noqa: E731
+    measured = _measure({
+        "raw FAISS HNSW, built separately": (lambda q: raw.search(q[None, :], 10, params=raw_params), first_rows),
+        "raw FAISS on uniembed's HNSW index": (lambda q: ours_index.search(q[None, :], 10, params=raw_params), first_rows),
+        "uniembed HNSW (Collection.search)": (lambda q: hnsw.search(q, k=10), as_rows),
+    }, queries, truth)
+    builds = [raw_build, float("nan"), hnsw_build]
+    return [_row(name, build, *result) for (name, result), build in zip(measured.items(), builds)]
 
 
 def _row(label: str, build: float, qps: float, recall: float) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from uniembed._extras import require
 from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
+from uniembed.encoders.pooling_numpy import POOLING_MODES
 from uniembed.encoders.registry import resolve, weights_digest
 from uniembed.errors import InputError, ModelLoadError
 
@@ -63,8 +64,8 @@ def _check_options(backend, precision, chunk_overlap, padding_side, pooling, thr
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     if padding_side not in (None, "left", "right"):
         raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    if pooling is not None and pooling not in ("mean", "cls", "lasttoken", "max"):
-        raise InputError(f"pooling must be one of ['mean', 'cls', 'lasttoken', 'max'], got {pooling!r}")
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise InputError(f"pooling must be one of {list(POOLING_MODES)}, got {pooling!r}")
 
 
 def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,

@@ -6,14 +6,13 @@ vectors match it bit for bit on the same hidden states.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, get_args
+from typing import Callable, Literal
 
 import torch
 
 from uniembed.errors import InputError
 
-PoolingMode = Literal["mean", "cls", "lasttoken", "max"]
-POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
+PoolingMode = Literal["mean", "cls", "lasttoken", "max"]  # the same modes as pooling_numpy.POOLING_MODES
 PaddingSide = Literal["right", "left"]
 
 

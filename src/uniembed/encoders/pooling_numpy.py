@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+POOLING_MODES = ("mean", "cls", "lasttoken", "max")  # shared with the torch poolers (pooling.py)
+
 
 def pool_numpy(hidden: np.ndarray, mask: np.ndarray, mode: str, padding_side: str = "right") -> np.ndarray:
     """(batch, dim) from hidden states (batch, tokens, dim) and the attention mask (batch, tokens)."""
