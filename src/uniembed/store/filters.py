@@ -14,7 +14,6 @@ import numpy as np
 from uniembed.errors import InputError
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "exists")
-FIELD_TYPES = ("string", "int", "float", "bool")
 _CLAUSE = re.compile(r"^\s*(?P<field>[A-Za-z_]\w*)\s*(?P<op>!=|>=|<=|=|<|>|\s+in\s+)\s*(?P<value>.+?)\s*$", re.IGNORECASE)
 _EXISTS = re.compile(r"^\s*exists\(\s*(?P<field>[A-Za-z_]\w*)\s*\)\s*$", re.IGNORECASE)
 

@@ -33,7 +33,7 @@ def check_ids(ids: object) -> list[str]:
 
 
 def check_vectors(vectors: object, n: int, dim: int, field: str) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32) if not isinstance(vectors, np.ndarray) else vectors.astype(np.float32, copy=False)
+    array = np.asarray(vectors, dtype=np.float32)
     if array.shape != (n, dim):
         raise InputError(f"field {field!r}: expected vectors of shape ({n}, {dim}), got {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
