@@ -128,6 +128,7 @@ def test_matryoshka_dim_truncates_stored_vectors(tmp_path):
         (lambda c, v: c.add(["x"], ["a text"]), "holds vectors only"),
         (lambda c, v: c.add([], v[:0]), "ids must not be empty"),
         (lambda c, v: c.add(["x"], v[:1], payloads=["not a dict"]), "payload 0 is str"),
+        (lambda c, v: c.add(["x", "y"], [[0.1] * 16, [0.2] * 15]), "vectors must be numbers"),
     ],
 )
 def test_bad_writes_are_refused_and_write_nothing(tmp_path, write, message):

@@ -33,7 +33,10 @@ def check_ids(ids: object) -> list[str]:
 
 
 def check_vectors(vectors: object, n: int, dim: int, field: str) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # ragged lists, strings mixed with numbers, dicts...
+        raise InputError(f"field {field!r}: vectors must be numbers in an ({n}, {dim}) array: {exc}") from None
     if array.shape != (n, dim):
         raise InputError(f"field {field!r}: expected vectors of shape ({n}, {dim}), got {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
