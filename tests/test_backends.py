@@ -81,6 +81,37 @@ def test_second_load_uses_the_cache(tiny_dir, onnx_cache, encoders, monkeypatch)
     assert uniembed.load(tiny_dir, backend="onnx", precision="int8").encode(["a"]).shape == (1, 32)
 
 
+def test_an_int8_model_from_an_older_recipe_is_quantised_again(tiny_dir, tmp_path, monkeypatch):
+    import json
+
+    from uniembed.encoders import onnx_export
+
+    monkeypatch.setenv("UNIEMBED_CACHE", str(tmp_path))
+    uniembed.load(tiny_dir, backend="onnx", precision="int8")
+    info_file = next(tmp_path.rglob("export.json"))
+    info = json.loads(info_file.read_text())
+    assert info["int8_recipe"] == onnx_export.INT8_RECIPE
+    info_file.write_text(json.dumps({**info, "int8_recipe": "dynamic-per-channel-v1"}))
+    monkeypatch.setattr(onnx_export, "export_model", lambda *a: pytest.fail("fp32 is intact: no new export"))
+    uniembed.load(tiny_dir, backend="onnx", precision="int8")
+    assert json.loads(info_file.read_text())["int8_recipe"] == onnx_export.INT8_RECIPE
+
+
+def test_int8_keeps_the_first_down_projection_and_attention_products_in_fp32(tiny_dir, onnx_cache, encoders):
+    import onnx
+
+    from uniembed.encoders.onnx_export import int8_excluded_nodes
+
+    graph = onnx.load(str(next(onnx_cache.rglob("model.onnx")))).graph
+    weights = {init.name for init in graph.initializer}
+    matmuls = {node.name: node for node in graph.node if node.op_type == "MatMul"}
+    excluded = int8_excluded_nodes(onnx.load(str(next(onnx_cache.rglob("model.onnx")))))
+    activation_products = [n for n, node in matmuls.items() if not set(node.input) & weights]
+    assert len(activation_products) == 2 * 2  # two per layer, two layers
+    assert set(activation_products) <= set(excluded)
+    assert len(excluded) == len(activation_products) + 1  # plus layer 1's FFN down-projection
+
+
 def test_a_corrupt_cache_is_rebuilt(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIEMBED_CACHE", str(tmp_path))
     first = uniembed.load(tiny_dir, backend="onnx").encode(["a cat"])
@@ -155,3 +186,32 @@ def test_refining_on_a_corpus_brings_the_static_model_closer_to_its_teacher(enco
         return np.corrcoef((v @ v.T).ravel(), (target @ target.T).ravel())[0, 1]
 
     assert mean_cos(refined) > mean_cos(plain) + 0.05
+
+
+def test_sif_weights_make_frequent_tokens_count_less(encoders, tmp_path):
+    from uniembed.encoders.static import distill
+
+    teacher = encoders[("torch", "fp32")]
+    corpus = ["the cat sat on the mat", "the dog sat in the sun", "the red cat"]
+    model = uniembed.load(distill(teacher, tmp_path / "s", dim=8, corpus=corpus, sif=0.01))
+    ids = {w: model.tokenizer.token_to_id(w) for w in ("the", "red", "bank")}
+    weights = {w: float(model.weights[i]) for w, i in ids.items()}
+    assert weights["the"] < weights["red"] < weights["bank"] == 1.0  # unseen tokens keep full weight
+    # a text is the SIF-weighted mean of its token vectors, computed here the plain way
+    text_ids = model.tokenizer.encode("the red cat", add_special_tokens=False).ids
+    w = model.weights[text_ids]
+    expected = (model.embeddings[text_ids] * w[:, None]).sum(0) / w.sum()
+    np.testing.assert_allclose(model.encode(["the red cat"], normalize=False)[0], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(uniembed.InputError, match="sif must be a positive number, got 0"):
+        distill(teacher, tmp_path / "t", dim=8, corpus=corpus, sif=0)
+
+
+def test_static_pooling_over_mixed_lengths_matches_one_text_at_a_time(encoders, tmp_path, monkeypatch):
+    from uniembed.encoders import static
+
+    model = uniembed.load(static.distill(encoders[("torch", "fp32")], tmp_path / "s", dim=8))
+    texts = ["a", "the cat", "the cat sat", "dog", "the cat sat on the mat " * 5, "", "sun dog", "mat"] * 3
+    monkeypatch.setattr(static, "GATHER_TOKENS", 7)  # several gather chunks, texts longer than the budget
+    together = model.encode(texts, normalize=False)
+    one_by_one = np.stack([model.encode([t], normalize=False)[0] for t in texts])
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-6)
