@@ -14,6 +14,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "faiss": ("faiss",),
     "onnx": ("onnxruntime", "tokenizers"),
     "static": ("tokenizers", "safetensors"),
+    "serve": ("fastapi", "uvicorn", "prometheus_client"),
 }
 
 

@@ -12,7 +12,7 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("model", help="teacher: default, a catalogue name, a directory or a hub id")
     parser.add_argument("-o", "--output", required=True, help="a new folder for the static model")
-    parser.add_argument("--dim", type=int, default=256, help="dimensions kept by PCA (default: 256)")
+    parser.add_argument("--dim", type=int, default=None, help="dimensions kept by PCA (default: all the teacher's)")
     parser.add_argument("--corpus", default=None, help="texts (txt/jsonl/csv/parquet) to refine the token table on: "
                         "the static model learns to match the teacher on them and weights tokens by "
                         "their frequency there (much better quality)")
@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
     teacher = load(None if args.model == "default" else args.model, device=args.device)
     corpus = list(dict.fromkeys(read_texts(args.corpus, args.column))) if args.corpus else None
     path = distill(teacher, args.output, dim=args.dim, corpus=corpus, sif=args.sif)
-    print(f"wrote static model {path} ({args.dim} dims, from {teacher.name})")
+    print(f"wrote static model {path} ({args.dim or teacher.dim} dims, from {teacher.name})")
     return 0

@@ -19,7 +19,7 @@ CONFIG_FILE = "uniembed_static.json"
 WEIGHTS_FILE = "static.safetensors"
 SIF_SMOOTHING = 1e-2
 STATIC_BATCH = 4096  # texts tokenised per call
-GATHER_TOKENS = 32_768  # token rows gathered at once: 32k x 256 dims x 4 bytes = 32 MB
+GATHER_TOKENS = 32_768  # token rows gathered at once: 32k x 384 dims x 4 bytes = 48 MB
 
 
 class StaticEncoder(Encoder):
@@ -104,13 +104,15 @@ def _token_budget_stops(ids: list[list[int]], budget: int):
     yield len(ids)
 
 
-def distill(teacher, output: str | Path, *, dim: int | None = 256, corpus: list[str] | None = None,
+def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list[str] | None = None,
             batch_size: int = 1024, sif: float = SIF_SMOOTHING) -> Path:
     """Make a static model from a transformer encoder (a TransformerEncoder from uniembed.load):
     embed every vocabulary token alone, weight by log vocabulary rank (a Zipf prior: later, rarer
     tokens count more), optionally refine on `corpus` (see `refine`) and weight tokens in the mean
-    by their frequency in it (see `sif_weights`), reduce to `dim` with PCA, and save as
-    safetensors + tokenizer.json."""
+    by their frequency in it (see `sif_weights`), rotate with PCA (components by variance, so
+    encode(dim=n) truncation keeps the most) and keep `dim` of them (default: all the teacher's),
+    and save as safetensors + tokenizer.json. On the default model refined on the bench corpus,
+    384 dims keep SciFact nDCG@10 at 85.4% of the teacher's, 256 dims at 84.6%."""
     import torch
     from safetensors.numpy import save_file
 

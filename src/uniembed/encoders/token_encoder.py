@@ -12,7 +12,7 @@ import numpy as np
 
 from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter
 from uniembed.encoders.batching import token_batches
-from uniembed.encoders.tokens import WindowTokenizer
+from uniembed.encoders.tokens import Windows, WindowTokenizer
 
 
 class TokenEncoder(Encoder):
@@ -43,17 +43,21 @@ class TokenEncoder(Encoder):
     def _encode_windows(self, texts: list[str], long: LongPolicy, max_batch: int, show_progress: bool | None) -> np.ndarray:
         windows = self.windows.windows(texts, chunk=long == "chunk")
         self.note_truncated(windows.n_truncated)
+        return self.embed_prepared(windows, len(texts), max_batch=max_batch, show_progress=show_progress)
+
+    def embed_prepared(self, windows: Windows, n_inputs: int, *, max_batch: int = 1024, show_progress: bool | None = False) -> np.ndarray:
+        """(n_inputs, dim) raw vectors of already tokenised windows, in input order."""
         lengths = windows.lengths
         pooled = np.empty((len(lengths), self.dim), dtype=np.float32)
         batches = token_batches(lengths, self.token_budget, max_batch)
-        for rows in _progress_iter(batches, len(texts) > max_batch if show_progress is None else show_progress):
+        for rows in _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress):
             padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
             pooled[rows] = self.embed_windows(padded)
-        if len(lengths) == len(texts):  # one window per input
+        if len(lengths) == n_inputs:  # one window per input
             return pooled
-        per_input = np.bincount(windows.owner, minlength=len(texts))
+        per_input = np.bincount(windows.owner, minlength=n_inputs)
         self.note_chunks(int(per_input[per_input > 1].sum()))
-        return _weighted_mean_by_owner(pooled, lengths, windows.owner, len(texts))
+        return _weighted_mean_by_owner(pooled, lengths, windows.owner, n_inputs)
 
 
 def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

@@ -23,21 +23,38 @@ class Windows:
 
 
 class WindowTokenizer:
+    """Thread-safe: the truncating and the chunking tokenizer are separate copies, configured once
+    (the HTTP service tokenises on many threads at once)."""
+
     def __init__(self, tokenizer, *, max_tokens: int, overlap: int, pad_id: int, padding_side: str = "right", lowercase: bool = False):
-        self.tokenizer = tokenizer  # a tokenizers.Tokenizer
+        from tokenizers import Tokenizer
+
+        self.tokenizer = tokenizer  # a tokenizers.Tokenizer, for callers that need the vocabulary
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.pad_id = pad_id
         self.padding_side = padding_side
         self.lowercase = lowercase
         tokenizer.no_padding()
+        self._by_mode = {}
+        for chunk in (False, True):
+            copy = Tokenizer.from_str(tokenizer.to_str())
+            copy.no_padding()
+            copy.enable_truncation(max_tokens, stride=overlap if chunk else 0)
+            self._by_mode[chunk] = copy
+        # the special tokens around a single text ([CLS] ... [SEP] for BERT), for token-id inputs
+        marked = self._by_mode[False].encode("a")
+        specials = marked.special_tokens_mask
+        first_plain = specials.index(0) if 0 in specials else len(specials)
+        last_plain = len(specials) - specials[::-1].index(0) if 0 in specials else len(specials)
+        self._prefix, self._suffix = marked.ids[:first_plain], marked.ids[last_plain:]
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
 
     def windows(self, texts: list[str], chunk: bool) -> Windows:
         # sentence-transformers strips surrounding whitespace; so do we, for identical vectors
         texts = [t.strip().lower() if self.lowercase else t.strip() for t in texts]
-        self.tokenizer.enable_truncation(self.max_tokens, stride=self.overlap if chunk else 0)
         ids, type_ids, owner, truncated = [], [], [], 0
-        for index, encoding in enumerate(self.tokenizer.encode_batch(texts)):
+        for index, encoding in enumerate(self._by_mode[chunk].encode_batch(texts)):
             parts = [encoding, *encoding.overflowing] if chunk else [encoding]
             truncated += bool(encoding.overflowing)
             for part in parts:
@@ -45,6 +62,14 @@ class WindowTokenizer:
                 type_ids.append(part.type_ids)
                 owner.append(index)
         return Windows(ids, type_ids, np.asarray(owner, dtype=np.int64), 0 if chunk else truncated)
+
+    def windows_from_ids(self, token_ids: list[list[int]]) -> Windows:
+        """One window per list of token ids (the model's vocabulary, no special tokens): wrapped in
+        the model's special tokens and cut at max_tokens, as a text of those tokens would be."""
+        room = self.max_tokens - len(self._prefix) - len(self._suffix)
+        ids = [self._prefix + list(tokens[:room]) + self._suffix for tokens in token_ids]
+        truncated = sum(len(tokens) > room for tokens in token_ids)
+        return Windows(ids, [[0] * len(w) for w in ids], np.arange(len(ids), dtype=np.int64), truncated)
 
     def pad(self, ids: list[list[int]], type_ids: list[list[int]]) -> dict[str, np.ndarray]:
         """int64 input_ids, attention_mask, token_type_ids, each (batch, longest)."""

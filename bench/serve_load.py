@@ -1,0 +1,152 @@
+"""Load test of `uniembed serve` on loopback: micro-batching on vs off, same run, same texts.
+
+For each setting, a fresh server process serves the default model; 1, 8, 32 and 64 concurrent
+clients each send one short text per request (STSb test sentences), back to back, for a fixed
+time. Reported: requests/s, texts/s, p50/p99 latency, errors, the server's resident memory.
+The client is a minimal keep-alive HTTP/1.1 client on asyncio, so that it takes as little of the
+2 CPUs as possible away from the server.
+
+    python bench/serve_load.py                       # ~4 minutes, prints markdown tables
+    python bench/serve_load.py --soak 600            # also: 10 minutes at 32 clients, memory every 30 s
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CLIENTS = (1, 8, 32, 64)
+
+
+def sentences() -> list[str]:
+    lines = (DATA / "stsb" / "sts-test.csv").read_text(encoding="utf-8").splitlines()
+    return list(dict.fromkeys(s for line in lines for s in line.split("\t")[5:7]))
+
+
+class Server:
+    def __init__(self, *extra: str):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen([sys.executable, "-m", "uniembed.cli.main", "serve", "--port", str(self.port),
+                                         "--log-level", "warning", *extra], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) resident memory of the server process."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+async def client(port: int, texts: list[str], offset: int, stop_at: float, latencies: list, statuses: list) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    while time.monotonic() < stop_at:
+        body = json.dumps({"model": "default", "input": texts[i % len(texts)]}).encode()
+        i += 97
+        request = (f"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        started = time.perf_counter()
+        writer.write(request)
+        await writer.drain()
+        status_line = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - started)
+        statuses.append(int(status_line.split()[1]))
+    writer.close()
+
+
+async def load(port: int, texts: list[str], clients: int, seconds: float) -> dict:
+    latencies, statuses = [], []
+    stop_at = time.monotonic() + seconds
+    started = time.perf_counter()
+    await asyncio.gather(*(client(port, texts, k * 131, stop_at, latencies, statuses) for k in range(clients)))
+    elapsed = time.perf_counter() - started
+    ok = sum(s == 200 for s in statuses)
+    ordered = sorted(latencies)
+    return {"requests/s": round(len(statuses) / elapsed, 1), "texts/s": round(ok / elapsed, 1),
+            "p50 ms": round(1000 * statistics.median(ordered), 1),
+            "p99 ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+            "errors": len(statuses) - ok}
+
+
+def run(seconds: float, soak: float) -> dict[str, list[dict]]:
+    texts = sentences()
+    rows, by_setting = [], {}
+    for batching, flags in (("on", ()), ("off", ("--no-batching",))):
+        server = Server(*flags)
+        try:
+            asyncio.run(load(server.port, texts, 4, 3))  # warm-up
+            for clients in CLIENTS:
+                result = asyncio.run(load(server.port, texts, clients, seconds))
+                rss, peak = server.rss_mb()
+                by_setting[(batching, clients)] = result["texts/s"]
+                rows.append({"batching": batching, "clients": clients, **result, "server RSS MB": round(rss), "peak MB": round(peak)})
+        finally:
+            server.stop()
+    for row in rows:
+        if row["batching"] == "on":
+            row["x batching off"] = round(row["texts/s"] / max(by_setting[("off", row["clients"])], 1e-9), 2)
+    tables = {f"Load test, default model, one short text per request ({seconds:.0f} s per row)": rows}
+    if soak:
+        tables[f"Soak: 32 clients for {soak:.0f} s, batching on"] = soak_test(texts, soak)
+    return tables
+
+
+def soak_test(texts: list[str], seconds: float, every: float = 30.0) -> list[dict]:
+    server = Server()
+    rows = []
+    try:
+        asyncio.run(load(server.port, texts, 4, 3))
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            result = asyncio.run(load(server.port, texts, 32, min(every, seconds - (time.monotonic() - started))))
+            rss, peak = server.rss_mb()
+            rows.append({"t (s)": round(time.monotonic() - started), "texts/s": result["texts/s"],
+                         "p99 ms": result["p99 ms"], "errors": result["errors"], "server RSS MB": round(rss, 1)})
+    finally:
+        server.stop()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="load per row (default: 20)")
+    parser.add_argument("--soak", type=float, default=0.0, help="also soak for this many seconds (default: off)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import markdown_table
+
+    for title, rows in run(args.seconds, args.soak).items():
+        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`uniembed serve`: run the HTTP service (a thin shell over uniembed.serve.create_app + uvicorn)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "serve", help="run the HTTP service: OpenAI-compatible /v1/embeddings, collections, metrics",
+        description="Serve MODEL over HTTP. Binds 127.0.0.1 unless --host says otherwise. /health answers at once; "
+        "/ready and the API answer 503 until the model has loaded. SIGTERM or Ctrl-C drain in-flight requests.",
+    )
+    parser.add_argument("--model", "-m", default="default", help="catalogue name, model directory, hub id or static "
+                        "model folder (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default: torch)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32", help="(default: fp32)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument("--collections", default=None, metavar="DIR",
+                        help="folder of collections to serve (created if missing); without it, no collections API")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8080, help="(default: 8080)")
+    parser.add_argument("--api-key-file", default=None, metavar="FILE",
+                        help="file of API keys, one per line: requests must send 'Authorization: Bearer <key>'")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow browser calls from ORIGIN (repeatable; default: CORS off)")
+    parser.add_argument("--max-batch-tokens", type=int, default=16_384, help="token budget of one micro-batch (default: 16384)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default: 5)")
+    parser.add_argument("--max-queue", type=int, default=8192, help="inputs waiting before requests get 429 (default: 8192)")
+    parser.add_argument("--no-batching", action="store_true", help="encode every request alone (for comparison)")
+    parser.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(run=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from uniembed.errors import InputError
+    from uniembed.serve.settings import ServeSettings, read_api_keys
+
+    if args.max_body_mb <= 0:
+        raise InputError(f"--max-body-mb must be positive, got {args.max_body_mb}")
+    return ServeSettings(
+        model=args.model, backend=args.backend, precision=args.precision, device=args.device, threads=args.threads,
+        collections=args.collections, host=args.host, port=args.port,
+        api_keys=read_api_keys(args.api_key_file) if args.api_key_file else (), cors_origins=tuple(args.cors_origin),
+        batching=not args.no_batching, max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
+        max_queue_inputs=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from uniembed._extras import require
+
+    require("serve")
+    import uvicorn
+
+    from uniembed.errors import ModelLoadError
+    from uniembed.serve import create_app
+
+    settings = settings_from_args(args)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=settings.shutdown_grace_s, server_header=False)
+    server = uvicorn.Server(config)
+    service = app.state.service
+    service.on_load_failure = lambda: setattr(server, "should_exit", True)  # a model that cannot load: stop
+    server.run()
+    if service.load_error:
+        raise ModelLoadError(service.load_error)
+    return 0

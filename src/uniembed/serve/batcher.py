@@ -1,0 +1,145 @@
+"""Dynamic micro-batching: requests that arrive together are encoded together.
+
+Request handlers `submit` a job (prepared inputs) and await its future. One worker thread takes
+the oldest job, keeps taking queued jobs until the batch holds `max_batch_tokens` tokens or
+`max_wait` has passed since that job arrived, encodes the whole batch in one model call, and
+hands every job exactly its own rows. The queue is bounded in inputs: a job that does not fit is
+refused at once (the handler answers 429) rather than growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+class QueueFull(Exception):
+    """The queue has no room for this job: the caller should answer 429."""
+
+
+class BatcherClosed(Exception):
+    """The batcher is shutting down and takes no new jobs: the caller should answer 503."""
+
+
+@dataclass
+class Job:
+    prepared: object  # what ServedModel.prepare returned
+    n_inputs: int
+    n_tokens: int
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    """`embed(list of prepared) -> list of (n_inputs, dim) arrays`, called on one worker thread.
+
+    max_batch_tokens=0 turns batching off: every job is encoded alone (the bench's baseline).
+    """
+
+    def __init__(self, embed: Callable[[Sequence[object]], list[np.ndarray]], *, max_batch_tokens: int,
+                 max_wait: float, max_queue_inputs: int, on_batch: Callable[[int, int, int, float], None] | None = None):
+        self._embed = embed
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait = max_wait
+        self.max_queue_inputs = max_queue_inputs
+        self._on_batch = on_batch  # (jobs, inputs, tokens, seconds) after each batch, for metrics
+        self._queue: deque[Job] = deque()
+        self._queued_inputs = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="uniembed-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued_inputs(self) -> int:
+        return self._queued_inputs
+
+    async def submit(self, prepared: object, n_inputs: int, n_tokens: int) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        job = Job(prepared, n_inputs, n_tokens, loop.create_future(), loop)
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the server is shutting down")
+            if self._queued_inputs + n_inputs > self.max_queue_inputs:
+                raise QueueFull(f"the encoding queue is full ({self._queued_inputs} inputs waiting, "
+                                f"limit {self.max_queue_inputs}); retry later")
+            self._queue.append(job)
+            self._queued_inputs += n_inputs
+            self._cond.notify()
+        return await job.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new jobs, finish the queued ones, stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # -- the worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            jobs = self._take_batch()
+            if jobs is None:
+                return
+            started = time.perf_counter()
+            try:
+                results = self._embed([job.prepared for job in jobs])
+            except BaseException as exc:  # every waiting request gets the error, the worker lives on
+                for job in jobs:
+                    _resolve(job, exc=exc)
+            else:
+                for job, vectors in zip(jobs, results):
+                    _resolve(job, result=vectors)
+            if self._on_batch is not None:
+                self._on_batch(len(jobs), sum(j.n_inputs for j in jobs), sum(j.n_tokens for j in jobs),
+                               time.perf_counter() - started)
+
+    def _take_batch(self) -> list[Job] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            jobs = [self._pop()]
+            if self.max_batch_tokens > 0:
+                tokens = jobs[0].n_tokens
+                deadline = jobs[0].arrived + self.max_wait
+                while tokens < self.max_batch_tokens:
+                    if self._queue:
+                        if tokens + self._queue[0].n_tokens > self.max_batch_tokens:
+                            break
+                        job = self._pop()
+                        jobs.append(job)
+                        tokens += job.n_tokens
+                        continue
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        break
+                    self._cond.wait(remaining)
+            return jobs
+
+    def _pop(self) -> Job:
+        job = self._queue.popleft()
+        self._queued_inputs -= job.n_inputs
+        return job
+
+
+def _resolve(job: Job, *, result=None, exc: BaseException | None = None) -> None:
+    def settle() -> None:
+        if job.future.done():  # the client went away and the handler was cancelled
+            return
+        if exc is not None:
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(result)
+
+    try:
+        job.loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the event loop is closed: nobody is waiting any more
+        pass

@@ -1,0 +1,86 @@
+"""The service's front door, as plain ASGI middleware (no per-request thread hops):
+
+- API keys: `Authorization: Bearer <key>` compared in constant time against every configured
+  key; the key is never logged or echoed. /health and /ready stay open for probes.
+- Body size: a declared Content-Length over the limit is refused before reading; a body that
+  grows past it while streaming is cut off with 413.
+- Metrics: requests by route template and status, and their latency.
+"""
+from __future__ import annotations
+
+import hmac
+import time
+
+from starlette.exceptions import HTTPException
+
+from uniembed.serve.api_errors import envelope_bytes
+
+OPEN_PATHS = {"/health", "/ready"}
+
+
+class Guard:
+    def __init__(self, app, *, settings, metrics):
+        self.app = app
+        self.keys = [key.encode() for key in settings.api_keys]
+        self.max_body = settings.max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_note(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                return await _respond(send_and_note, *refusal)
+            await self.app(scope, self._limited(receive), send_and_note)
+        finally:
+            # the route's template (/v1/collections/{name}), never the raw path: bounded label values
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], template, status["code"], time.perf_counter() - started)
+
+    def _refusal(self, scope) -> tuple | None:
+        headers = dict(scope["headers"])
+        if self.keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+            given = headers.get(b"authorization", b"")
+            token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
+            # compare against every key, always: the time taken says nothing about which key is close
+            if not (token and any([hmac.compare_digest(token, key) for key in self.keys])):
+                return (401, "invalid or missing API key: send 'Authorization: Bearer <key>'", None, "invalid_api_key",
+                        [(b"www-authenticate", b"Bearer")])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                return (400, "Content-Length is not a number", None, "invalid_content_length", [])
+            if size > self.max_body:
+                return (413, f"the request body is {size} bytes, over the limit of {self.max_body}", None, "body_too_large", [])
+        return None
+
+    def _limited(self, receive):
+        limit, seen = self.max_body, [0]
+
+        async def receive_limited():
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+            return message
+
+        return receive_limited
+
+
+async def _respond(send, status: int, message: str, param, code, extra_headers) -> None:
+    body = envelope_bytes(status, message, param, code)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,96 @@
+"""The served model: tokenise requests on the handler's thread, embed micro-batches on the worker.
+
+Vectors are exactly what `encoder.encode(texts)` returns: the model's default prompt, truncation
+at its max length, L2 normalisation, and `dimensions` as Matryoshka truncation + renormalisation.
+Transformer models (torch, ONNX) also take token-id inputs in their own vocabulary; other
+encoders (static, custom) take text only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from uniembed.compress.truncate import l2_normalize, truncate
+from uniembed.encoders.base import Encoder
+from uniembed.encoders.token_encoder import TokenEncoder
+from uniembed.encoders.tokens import Windows
+
+
+class InputRejected(ValueError):
+    """An input the model cannot take; `param` names the request field."""
+
+    def __init__(self, message: str, param: str = "input"):
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass
+class Prepared:
+    n_inputs: int
+    n_tokens: int
+    windows: Windows | None = None  # transformer models
+    texts: list[str] | None = None  # other encoders
+
+
+class ServedModel:
+    def __init__(self, encoder: Encoder, *, model_id: str | None = None, aliases: Sequence[str] = ()):
+        self.encoder = encoder
+        self.id = model_id or encoder.name
+        self.names = {self.id, encoder.name, *aliases}
+        self.dim = encoder.dim
+        self._prefix = encoder.prompt_prefix(None)  # the default prompt encode() would apply
+
+    @property
+    def takes_token_ids(self) -> bool:
+        return isinstance(self.encoder, TokenEncoder)
+
+    def prepare(self, inputs: list[str] | list[list[int]]) -> Prepared:
+        """Tokenise (texts) or wrap (token ids) one request's inputs. Thread-safe."""
+        if inputs and isinstance(inputs[0], list):
+            return self._prepare_ids(inputs)
+        texts = [self._prefix + text for text in inputs] if self._prefix else list(inputs)
+        if isinstance(self.encoder, TokenEncoder):
+            windows = self.encoder.windows.windows(texts, chunk=False)
+            return Prepared(len(texts), int(windows.lengths.sum()), windows=windows)
+        return Prepared(len(texts), _count_tokens(self.encoder, texts), texts=texts)
+
+    def _prepare_ids(self, token_ids: list[list[int]]) -> Prepared:
+        if not self.takes_token_ids:
+            raise InputRejected(f"model {self.id} takes text input only, not token ids")
+        vocab = self.encoder.windows.vocab_size
+        for index, tokens in enumerate(token_ids):
+            bad = next((t for t in tokens if not 0 <= t < vocab), None)
+            if bad is not None:
+                raise InputRejected(f"input[{index}] holds token id {bad}, outside the model's vocabulary [0, {vocab})")
+        windows = self.encoder.windows.windows_from_ids(token_ids)
+        return Prepared(len(token_ids), int(windows.lengths.sum()), windows=windows)
+
+    def embed(self, batch: Sequence[Prepared]) -> list[np.ndarray]:
+        """Raw vectors of several requests in one model call, split back per request. Worker thread."""
+        sizes = [p.n_inputs for p in batch]
+        if isinstance(self.encoder, TokenEncoder):
+            merged = Windows(
+                ids=[w for p in batch for w in p.windows.ids],
+                type_ids=[t for p in batch for t in p.windows.type_ids],
+                owner=np.arange(sum(sizes), dtype=np.int64),
+                n_truncated=0,
+            )
+            vectors = self.encoder.embed_prepared(merged, sum(sizes))
+        else:
+            vectors = self.encoder.encode_batch([t for p in batch for t in p.texts])
+        return np.split(vectors, np.cumsum(sizes)[:-1])
+
+    def finish(self, vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+        """Normalised float32 vectors as encode() returns them, truncated to `dimensions`."""
+        if dimensions is not None and dimensions < self.dim:
+            return truncate(vectors, dimensions, normalize=True)
+        return l2_normalize(vectors)
+
+
+def _count_tokens(encoder: Encoder, texts: list[str]) -> int:
+    tokenizer = getattr(encoder, "tokenizer", None)
+    if tokenizer is not None and hasattr(tokenizer, "encode_batch"):
+        return sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
+    return sum(len(text.split()) for text in texts)

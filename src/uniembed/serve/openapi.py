@@ -1,0 +1,41 @@
+"""Shared pieces of the OpenAPI document: the error envelope (declared on every route) and JSON integers."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, BeforeValidator
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+_MEANINGS = {
+    400: "a bad field, an empty input or invalid JSON", 401: "a missing or wrong API key",
+    404: "an unknown model, collection or item", 409: "a conflict (exists already, or locked by another writer)",
+    413: "a body, an input or a batch over the configured limits", 429: "the encoding queue is full; retry",
+    503: "not ready (the model is loading) or shutting down",
+}
+ERROR_RESPONSES = {status: {"model": ErrorEnvelope, "description": meaning} for status, meaning in _MEANINGS.items()}
+
+
+def _json_integer(value):
+    """JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees). Booleans and strings
+    are not integers, and neither is 5.5."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]

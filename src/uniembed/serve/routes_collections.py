@@ -1,0 +1,216 @@
+"""The collections API: a thin HTTP shell over uniembed.Collection (same checks, same errors).
+
+    GET    /v1/collections                          list
+    POST   /v1/collections                          create {name, index, quantize, ...}
+    GET    /v1/collections/{name}                   info
+    DELETE /v1/collections/{name}                   drop
+    POST   /v1/collections/{name}/items             add (or upsert) items {items: [{id, text, vector, payload}]}
+    POST   /v1/collections/{name}/items/delete      delete items {ids: [...]}
+    GET    /v1/collections/{name}/items/{id}        one item
+    POST   /v1/collections/{name}/search            {query | vector, k, filter, mode, field}
+
+Every call runs on a worker thread, under the collection's lock (see serve.collections).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Literal, Optional, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from uniembed.serve.api_errors import ApiError
+from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
+
+Number = Union[StrictFloat, StrictInt]
+PayloadValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
+FilterRule = Union[PayloadValue, dict[str, Union[PayloadValue, list[PayloadValue]]]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class CreateCollection(Strict):
+    name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter or digit")
+    index: Literal["exact", "hnsw", "ivfpq"] = "exact"
+    quantize: Literal["none", "binary", "int8"] = "none"
+    index_params: Optional[dict[str, Union[StrictInt, StrictFloat]]] = None
+    fields: Optional[list[str]] = Field(None, min_length=1, max_length=16)
+    dim: Optional[JsonInt] = Field(None, ge=1, le=65536, description="vectors-only: their dimension; "
+                                     "with the model: Matryoshka truncation")
+    vectors_only: StrictBool = False
+
+
+class ItemIn(Strict):
+    id: str = Field(min_length=1, max_length=512)
+    text: Optional[str] = None
+    vector: Optional[list[Number]] = Field(None, min_length=1)
+    vectors: Optional[dict[str, list[Number]]] = None
+    payload: Optional[dict[str, PayloadValue]] = None
+
+
+class WriteItems(Strict):
+    items: list[ItemIn] = Field(min_length=1)
+    upsert: StrictBool = False
+
+
+class DeleteItems(Strict):
+    ids: list[str] = Field(min_length=1)
+
+
+class SearchRequest(Strict):
+    query: Optional[str] = Field(None, min_length=1)
+    vector: Optional[list[Number]] = Field(None, min_length=1)
+    k: JsonInt = Field(10, ge=1, le=10_000)
+    filter: Optional[Union[str, dict[str, FilterRule]]] = None
+    mode: Literal["dense", "text", "hybrid"] = "dense"
+    field: Optional[str] = None
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    payload: dict
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+
+
+class WriteResponse(BaseModel):
+    version: int
+    count: int
+
+
+def collection_routes(state):
+    from fastapi import APIRouter
+
+    registry = state.collections
+    settings = state.settings
+    router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
+
+    async def run(name: str, work):
+        """`work(collection)` on a worker thread, under the collection's lock."""
+        def locked():
+            collection = registry.get(name)
+            with registry.lock(name):
+                return work(collection)
+
+        return await asyncio.to_thread(locked)
+
+    @router.get("")
+    async def list_collections():
+        return {"collections": await asyncio.to_thread(registry.names)}
+
+    @router.post("", status_code=201)
+    async def create_collection(request: CreateCollection):
+        def create():
+            collection = registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
+                                         vectors_only=request.vectors_only, fields=request.fields,
+                                         index_params=request.index_params)
+            return _info(request.name, collection)
+
+        return await asyncio.to_thread(create)
+
+    @router.get("/{name}")
+    async def collection_info(name: str):
+        return await run(name, lambda c: _info(name, c))
+
+    @router.delete("/{name}")
+    async def drop_collection(name: str):
+        await asyncio.to_thread(registry.drop, name)
+        return {"name": name, "deleted": True}
+
+    @router.post("/{name}/items", response_model=WriteResponse)
+    async def write_items(name: str, request: WriteItems):
+        if len(request.items) > settings.max_inputs:
+            raise ApiError(413, f"{len(request.items)} items, over the limit of {settings.max_inputs} per request",
+                           param="items", code="too_many_items")
+
+        def write(collection):
+            ids = [item.id for item in request.items]
+            data, texts = _data_and_texts(request.items, collection)
+            payloads = [item.payload or {} for item in request.items]
+            method = collection.upsert if request.upsert else collection.add
+            version = method(ids, data, payloads=payloads, texts=texts)
+            return {"version": version, "count": len(ids)}
+
+        return await run(name, write)
+
+    @router.post("/{name}/items/delete", response_model=WriteResponse)
+    async def delete_items(name: str, request: DeleteItems):
+        return await run(name, lambda c: {"version": c.delete(request.ids), "count": len(request.ids)})
+
+    @router.get("/{name}/items/{item_id}")
+    async def get_item(name: str, item_id: str):
+        item = (await run(name, lambda c: c.get([item_id])))[0]
+        if item is None:
+            raise ApiError(404, f"no item {item_id!r} in collection {name!r}", param="id", code="item_not_found")
+        return {"id": item.id, "text": item.text, "payload": item.payload,
+                "vectors": {field: vector.tolist() for field, vector in item.vectors.items()}}
+
+    @router.post("/{name}/search", response_model=SearchResponse)
+    async def search(name: str, request: SearchRequest):
+        if (request.query is None) == (request.vector is None):
+            raise ApiError(400, "give exactly one of query (text) or vector", param="query", code="invalid_query")
+        if request.vector is not None and request.mode != "dense":
+            raise ApiError(400, f"mode {request.mode!r} needs a text query, not a vector", param="mode")
+        query = request.query if request.query is not None else _finite(request.vector, "vector")
+
+        def search_in(collection):
+            hits = collection.search(query, request.k, filter=request.filter, field=request.field, mode=request.mode)
+            return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
+
+        return await run(name, search_in)
+
+    return router
+
+
+def _info(name: str, collection) -> dict:
+    info = collection.info()
+    bytes_per_vector = info.bytes_per_vector
+    return {"name": name, "count": info.count, "model": info.model, "fields": info.fields, "index": info.index,
+            "quantize": info.quantize, "index_params": info.index_params, "version": info.version,
+            "bytes_per_vector": None if math.isnan(bytes_per_vector) else bytes_per_vector,
+            "disk_bytes": info.disk_bytes, "payload_fields": info.payload_fields}
+
+
+def _finite(values: list, param: str) -> np.ndarray:
+    with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused just below
+        array = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ApiError(400, f"{param} holds a value that is not a finite float32 number", param=param)
+    return array
+
+
+def _data_and_texts(items: list[ItemIn], collection):
+    """(data, texts) for Collection.add: every item brings vectors, or every item brings a text to embed."""
+    fields = list(collection.meta.fields)
+    with_vectors = [item.vector is not None or item.vectors is not None for item in items]
+    if all(with_vectors):
+        per_field = {field: [] for field in fields}
+        for index, item in enumerate(items):
+            given = dict(item.vectors or {})
+            if item.vector is not None:
+                given[collection.meta.default_field] = item.vector
+            if set(given) != set(fields):
+                raise ApiError(400, f"items[{index}] has vectors for {sorted(given)}; this collection needs {fields}",
+                               param=f"items.{index}.vectors")
+            for field in fields:
+                per_field[field].append(given[field])
+        data = {}
+        for field, rows in per_field.items():
+            if len({len(row) for row in rows}) != 1:
+                raise ApiError(400, f"vectors for field {field!r} have different lengths", param="items")
+            data[field] = _finite(rows, f"vectors of field {field!r}")
+        return data, [item.text for item in items]
+    if any(with_vectors):
+        raise ApiError(400, "some items have vectors and some do not: send all with vectors or all with text",
+                       param="items")
+    missing = [index for index, item in enumerate(items) if not item.text]
+    if missing:
+        raise ApiError(400, f"items{missing[:5]} have neither a vector nor a text", param="items")
+    texts = [item.text for item in items]
+    return {field: texts for field in fields}, None

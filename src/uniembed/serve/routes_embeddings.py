@@ -1,0 +1,149 @@
+"""POST /v1/embeddings and GET /v1/models, following OpenAI's API reference to the letter:
+
+- `input`: a string, an array of strings, an array of token ids, or an array of token-id arrays
+  (ids in the served model's own vocabulary, without special tokens);
+- `encoding_format`: "float" (JSON numbers) or "base64" (little-endian float32 bytes);
+- `dimensions`: keep the first n coordinates and renormalise (Matryoshka);
+- `usage.prompt_tokens` / `total_tokens`: the tokens the model ran on, special tokens included.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Annotated, Literal, Optional, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from uniembed.serve.api_errors import ApiError
+from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[JsonInt, Field(ge=0)]], Field(min_length=1)]
+INPUT_SHAPES = ("a non-empty string, an array of non-empty strings, an array of token ids or an array of "
+                "non-empty token-id arrays")
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI ignores fields it does not know; so do we
+
+    input: Union[NonEmptyText, Annotated[list[NonEmptyText], Field(min_length=1)], TokenIds,
+                 Annotated[list[TokenIds], Field(min_length=1)]] = Field(description=f"What to embed: {INPUT_SHAPES}.")
+    model: str = Field(description="A model id from GET /v1/models.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[JsonInt] = Field(None, ge=1, description="Keep this many leading dimensions, renormalised.")
+    user: Optional[str] = None
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: Union[list[float], str]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+def embedding_routes(state):
+    from fastapi import APIRouter
+    from fastapi.responses import Response
+
+    from uniembed.serve.batcher import BatcherClosed, QueueFull
+    from uniembed.serve.model import InputRejected
+
+    router = APIRouter(tags=["embeddings"])
+    started = int(time.time())
+
+    @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERROR_RESPONSES)
+    async def create_embeddings(request: EmbeddingRequest):
+        settings = state.settings
+        model = state.require_model()
+        if request.model not in model.names:
+            raise ApiError(404, f"the model {request.model!r} does not exist; this server serves {model.id!r}",
+                           param="model", code="model_not_found")
+        inputs = _as_list(request.input)
+        _check_sizes(inputs, settings)
+        if request.dimensions is not None and request.dimensions > model.dim:
+            raise ApiError(400, f"dimensions must be in [1, {model.dim}] for {model.id}, got {request.dimensions}",
+                           param="dimensions", code="invalid_dimensions")
+        try:
+            prepared = await asyncio.to_thread(model.prepare, inputs)
+        except InputRejected as exc:
+            raise ApiError(400, str(exc), param=exc.param, code="invalid_input") from exc
+        try:
+            raw = await state.batcher.submit(prepared, prepared.n_inputs, prepared.n_tokens)
+        except QueueFull as exc:
+            state.metrics.rejected.inc()
+            raise ApiError(429, str(exc), code="queue_full", headers={"Retry-After": "1"}) from exc
+        except BatcherClosed as exc:
+            raise ApiError(503, "the server is shutting down", code="shutting_down") from exc
+        vectors = model.finish(raw, request.dimensions)
+        body = _response_body(vectors, request.encoding_format, model.id, prepared.n_tokens)
+        return Response(body, media_type="application/json")
+
+    @router.get("/v1/models", response_model=ModelList, responses=ERROR_RESPONSES)
+    async def list_models():
+        model = state.require_model()
+        return {"object": "list", "data": [{"id": model.id, "object": "model", "created": started, "owned_by": "uniembed"}]}
+
+    @router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=ERROR_RESPONSES)
+    async def get_model(model_id: str):
+        model = state.require_model()
+        if model_id not in model.names:
+            raise ApiError(404, f"the model {model_id!r} does not exist; this server serves {model.id!r}",
+                           param="model", code="model_not_found")
+        return {"id": model.id, "object": "model", "created": started, "owned_by": "uniembed"}
+
+    return router
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else value if isinstance(value[0], (str, list)) else [value]
+
+
+def _check_sizes(inputs: list, settings) -> None:
+    if len(inputs) > settings.max_inputs:
+        raise ApiError(413, f"input holds {len(inputs)} items, over the limit of {settings.max_inputs} per request",
+                       param="input", code="too_many_inputs")
+    for index, item in enumerate(inputs):
+        if isinstance(item, str) and len(item) > settings.max_input_chars:
+            raise ApiError(413, f"input[{index}] is {len(item)} characters, over the limit of {settings.max_input_chars}",
+                           param="input", code="input_too_large")
+        if isinstance(item, list) and len(item) > settings.max_input_tokens:
+            raise ApiError(413, f"input[{index}] holds {len(item)} token ids, over the limit of {settings.max_input_tokens}",
+                           param="input", code="input_too_large")
+
+
+def _response_body(vectors: np.ndarray, encoding_format: str, model_id: str, tokens: int) -> bytes:
+    # Serialised by hand: FastAPI's generic encoder walks every float through Python and is several
+    # times slower on 384-float vectors.
+    if encoding_format == "base64":
+        items = [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in vectors]
+    else:
+        items = vectors.tolist()  # float32 -> Python float is exact, and so is json's repr of it
+    data = [{"object": "embedding", "index": i, "embedding": item} for i, item in enumerate(items)]
+    payload = {"object": "list", "data": data, "model": model_id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return json.dumps(payload, separators=(",", ":")).encode()

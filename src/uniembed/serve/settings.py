@@ -1,0 +1,69 @@
+"""What `uniembed serve` runs with: every limit has a default a demanding user would pick."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from uniembed.errors import InputError
+
+
+@dataclass
+class ServeSettings:
+    model: str = "default"  # a catalogue name, a model directory, a hub id or a static model folder
+    backend: str = "torch"
+    precision: str = "fp32"
+    device: str | None = None
+    threads: int | None = None
+    collections: Path | None = None  # folder holding one sub-folder per collection; None: no collections API
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    port: int = 8080
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
+    # request limits
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_inputs: int = 2048  # per request, as OpenAI
+    max_input_chars: int = 100_000  # per text input; longer texts answer 413
+    max_input_tokens: int = 8192  # per token-id input
+    # micro-batching
+    batching: bool = True
+    max_batch_tokens: int = 16_384
+    max_wait_ms: float = 5.0
+    max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429
+    shutdown_grace_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens",
+                     "max_batch_tokens", "max_queue_inputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"port must be in [0, 65535], got {self.port!r}")
+        if not isinstance(self.max_wait_ms, (int, float)) or isinstance(self.max_wait_ms, bool) or not 0 <= self.max_wait_ms <= 1000:
+            raise InputError(f"max_wait_ms must be a number of milliseconds in [0, 1000], got {self.max_wait_ms!r}")
+        if self.max_queue_inputs < self.max_inputs:
+            raise InputError(f"max_queue_inputs ({self.max_queue_inputs}) must be at least max_inputs ({self.max_inputs}): "
+                             "otherwise a full-size request could never be queued")
+        if self.collections is not None:
+            self.collections = Path(self.collections)
+            if self.collections.exists() and not self.collections.is_dir():
+                raise InputError(f"collections must be a folder, got the file {self.collections}")
+        self.api_keys = tuple(self.api_keys)
+        self.cors_origins = tuple(self.cors_origins)
+
+
+def read_api_keys(path: str | Path) -> tuple[str, ...]:
+    """One key per line; blank lines and lines starting with # are skipped. The keys themselves
+    never appear in an error message."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the API key file {path}: {type(exc).__name__}") from exc
+    keys = tuple(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+    if not keys:
+        raise InputError(f"the API key file {path} holds no key")
+    short = sum(len(k) < 16 for k in keys)
+    if short:
+        raise InputError(f"the API key file {path} holds {short} key(s) shorter than 16 characters: use long random keys")
+    return keys
