@@ -96,31 +96,31 @@ async def load(port: int, texts: list[str], clients: int, seconds: float) -> dic
             "errors": len(statuses) - ok}
 
 
-def run(seconds: float, soak: float) -> dict[str, list[dict]]:
+def run(seconds: float, soak: float, server_args: list[str], clients: tuple[int, ...] = CLIENTS) -> dict[str, list[dict]]:
     texts = sentences()
     rows, by_setting = [], {}
     for batching, flags in (("on", ()), ("off", ("--no-batching",))):
-        server = Server(*flags)
+        server = Server(*flags, *server_args)
         try:
             asyncio.run(load(server.port, texts, 4, 3))  # warm-up
-            for clients in CLIENTS:
-                result = asyncio.run(load(server.port, texts, clients, seconds))
+            for n in clients:
+                result = asyncio.run(load(server.port, texts, n, seconds))
                 rss, peak = server.rss_mb()
-                by_setting[(batching, clients)] = result["texts/s"]
-                rows.append({"batching": batching, "clients": clients, **result, "server RSS MB": round(rss), "peak MB": round(peak)})
+                by_setting[(batching, n)] = result["texts/s"]
+                rows.append({"batching": batching, "clients": n, **result, "server RSS MB": round(rss), "peak MB": round(peak)})
         finally:
             server.stop()
     for row in rows:
-        if row["batching"] == "on":
-            row["x batching off"] = round(row["texts/s"] / max(by_setting[("off", row["clients"])], 1e-9), 2)
+        off = by_setting[("off", row["clients"])]
+        row["x batching off"] = round(row["texts/s"] / off, 2) if row["batching"] == "on" and off else "-"
     tables = {f"Load test, default model, one short text per request ({seconds:.0f} s per row)": rows}
     if soak:
-        tables[f"Soak: 32 clients for {soak:.0f} s, batching on"] = soak_test(texts, soak)
+        tables[f"Soak: 32 clients for {soak:.0f} s, batching on"] = soak_test(texts, soak, server_args)
     return tables
 
 
-def soak_test(texts: list[str], seconds: float, every: float = 30.0) -> list[dict]:
-    server = Server()
+def soak_test(texts: list[str], seconds: float, server_args: list[str], every: float = 30.0) -> list[dict]:
+    server = Server(*server_args)
     rows = []
     try:
         asyncio.run(load(server.port, texts, 4, 3))
@@ -139,11 +139,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="load per row (default: 20)")
     parser.add_argument("--soak", type=float, default=0.0, help="also soak for this many seconds (default: off)")
+    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS), help="concurrency levels (default: 1 8 32 64)")
+    parser.add_argument("--server-args", default="", help="extra `uniembed serve` options, e.g. '--backend onnx'")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run import markdown_table
 
-    for title, rows in run(args.seconds, args.soak).items():
+    for title, rows in run(args.seconds, args.soak, args.server_args.split(), tuple(args.clients)).items():
         print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
     return 0
 

@@ -176,3 +176,20 @@ def test_batches_are_length_sorted_and_sized(fake):
     fake.encode(["aa", "a", "aaaa", "aaa", "aaaaa"], batch_size=2)
     assert [len(batch) for batch in fake.calls] == [2, 2, 1]
     assert fake.calls[0] == ["aaaaa", "aaaa"]
+
+
+def test_token_batches_respect_the_budget_and_the_padding_limit():
+    from uniembed.encoders.batching import token_batches
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 120, size=500)
+    lengths[7] = 5000  # longer than the budget: a batch of its own
+    batches = token_batches(lengths, 1024, max_batch=64, max_padding=0.3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))  # every input exactly once
+    for batch in batches:
+        longest = lengths[batch].max()
+        assert len(batch) == 1 or (len(batch) * longest <= 1024 and len(batch) <= 64)
+        assert lengths[batch].min() >= 0.7 * longest
+    assert [7] in [b.tolist() for b in batches]
+    mixed = np.array([60, 12, 59, 10])  # one small mixed set, as a server's micro-batch
+    assert [sorted(lengths) for lengths in (mixed[b].tolist() for b in token_batches(mixed, 16384))] == [[59, 60], [10, 12]]

@@ -96,12 +96,11 @@ def test_a_full_queue_refuses_at_once_and_the_rest_are_answered():
     batcher = MicroBatcher(embed, max_batch_tokens=1000, max_wait=0.0, max_queue_inputs=4)
 
     async def scenario():
-        first = asyncio.create_task(batcher.submit(1, 1, 1))  # taken by the worker, blocked in embed
+        first = batcher.submit(1, 1, 1)  # taken by the worker, blocked in embed
         await asyncio.sleep(0.05)
-        queued = [asyncio.create_task(batcher.submit(2, 2, 2)), asyncio.create_task(batcher.submit(2, 2, 2))]
-        await asyncio.sleep(0.05)
+        queued = [batcher.submit(2, 2, 2), batcher.submit(2, 2, 2)]
         with pytest.raises(QueueFull, match="limit 4"):
-            await batcher.submit(1, 1, 1)
+            batcher.submit(1, 1, 1)
         release.set()
         return await first, await asyncio.gather(*queued)
 

@@ -1,10 +1,12 @@
 """Dynamic micro-batching: requests that arrive together are encoded together.
 
-Request handlers `submit` a job (prepared inputs) and await its future. One worker thread takes
-the oldest job, keeps taking queued jobs until the batch holds `max_batch_tokens` tokens or
-`max_wait` has passed since that job arrived, encodes the whole batch in one model call, and
-hands every job exactly its own rows. The queue is bounded in inputs: a job that does not fit is
-refused at once (the handler answers 429) rather than growing memory.
+Request handlers call `arriving()` as soon as a request comes in, then `submit` its job (prepared
+inputs) and await the future. One worker thread takes the oldest job and keeps taking queued jobs
+until the batch holds `max_batch_tokens` tokens; while requests that have arrived are still being
+parsed and tokenised, it waits for them, up to `max_wait` after the oldest job. With nothing on
+the way it starts at once, so a lone client pays no batching delay. It encodes the whole batch in
+one model call and hands every job exactly its own rows. The queue is bounded in inputs: a job
+that does not fit is refused at once (the handler answers 429) rather than growing memory.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -51,6 +54,7 @@ class MicroBatcher:
         self._on_batch = on_batch  # (jobs, inputs, tokens, seconds) after each batch, for metrics
         self._queue: deque[Job] = deque()
         self._queued_inputs = 0
+        self._arriving = 0  # requests announced by arriving() and not submitted (or abandoned) yet
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="uniembed-batcher", daemon=True)
@@ -60,7 +64,21 @@ class MicroBatcher:
     def queued_inputs(self) -> int:
         return self._queued_inputs
 
-    async def submit(self, prepared: object, n_inputs: int, n_tokens: int) -> np.ndarray:
+    @contextmanager
+    def arriving(self):
+        """Wrap a request's handling before `submit`: the worker may wait for it to join a batch."""
+        with self._cond:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._arriving -= 1
+                self._cond.notify()
+
+    def submit(self, prepared: object, n_inputs: int, n_tokens: int) -> asyncio.Future:
+        """Queue a job (from the event loop); await the returned future for its (n_inputs, dim)
+        vectors. Raises QueueFull or BatcherClosed at once."""
         loop = asyncio.get_running_loop()
         job = Job(prepared, n_inputs, n_tokens, loop.create_future(), loop)
         with self._cond:
@@ -72,7 +90,7 @@ class MicroBatcher:
             self._queue.append(job)
             self._queued_inputs += n_inputs
             self._cond.notify()
-        return await job.future
+        return job.future
 
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new jobs, finish the queued ones, stop the worker."""
@@ -119,8 +137,8 @@ class MicroBatcher:
                         tokens += job.n_tokens
                         continue
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._closed:
-                        break
+                    if remaining <= 0 or self._closed or not self._arriving:
+                        break  # nothing is on its way: waiting would only add latency
                     self._cond.wait(remaining)
             return jobs
 
