@@ -1,7 +1,7 @@
 """Run the benchmarks and print each as a markdown table.
 
     python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability
+    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability, serve
 """
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def _encode(model, args):
     return encode.run()  # several tables: one per workload
 
 
+def _serve(model, args):
+    import serve_load
+
+    return serve_load.run(seconds=20, soak=0, server_args=[])  # the 10-minute soak: serve_load.py --soak 600
+
+
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
     "speed": ("Encoding speed vs sentence-transformers", _speed),
@@ -58,8 +64,9 @@ BENCHES = {
     "scale": ("Speed at scale vs raw FAISS", _scale),
     "durability": ("Durability under kill -9", _durability),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
+    "serve": ("HTTP service under load, batching on vs off", _serve),
 }
-DEFAULT = ("scores", "speed", "encode", "collection", "durability")
+DEFAULT = ("scores", "speed", "encode", "collection", "durability", "serve")
 
 
 def markdown_table(rows: list[dict]) -> str:

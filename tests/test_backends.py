@@ -215,3 +215,18 @@ def test_static_pooling_over_mixed_lengths_matches_one_text_at_a_time(encoders, 
     together = model.encode(texts, normalize=False)
     one_by_one = np.stack([model.encode([t], normalize=False)[0] for t in texts])
     np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(tiny_dir, monkeypatch):
+    import sys
+
+    load_module = sys.modules["uniembed.encoders.load"]
+    monkeypatch.setattr(load_module, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no bfloat16 instructions"):
+        uniembed.load(tiny_dir, precision="bf16", device="cpu")
+    monkeypatch.setattr(load_module, "cpu_has_bf16", lambda: True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        uniembed.load(tiny_dir, precision="bf16", device="cpu")

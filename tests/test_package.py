@@ -10,8 +10,10 @@ from uniembed import MissingExtraError
 from uniembed._extras import require
 
 
-def test_import_uniembed_loads_nothing_heavy():
-    code = "import sys, uniembed; print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pyarrow') if m in sys.modules))"
+@pytest.mark.parametrize("module", ["uniembed", "uniembed.serve"])
+def test_import_loads_nothing_heavy(module):
+    heavy = ('torch', 'transformers', 'sklearn', 'pyarrow', 'fastapi', 'lancedb')
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -61,4 +61,12 @@ def test_readme_tour_runs():
     assert blocks, "the README has no python example"
     namespace: dict = {}
     for block in blocks:
+        if "127.0.0.1:8080" in block:  # the service example: serve the tour's model on a free port
+            from serve_helpers import live_server
+            from uniembed.serve import ServeSettings, create_app
+
+            with live_server(create_app(ServeSettings(model="default"), encoder=namespace["model"])) as url:
+                exec(compile(block.replace("http://127.0.0.1:8080", url), "README.md", "exec"), namespace)
+            assert namespace["response"].data[0].embedding == pytest.approx(namespace["model"].encode(["a sentence"])[0].tolist())
+            continue
         exec(compile(block, "README.md", "exec"), namespace)

@@ -314,3 +314,36 @@ def test_collection_requests_are_validated(client):
     nan = client.post("/v1/collections/c2/items", content=b'{"items": [{"id": "a", "vector": [NaN, 1]}]}',
                       headers={"content-type": "application/json"})
     assert nan.status_code == 400
+
+
+def test_a_text_only_encoder_is_served_too(fake):
+    with TestClient(create_app(ServeSettings(model="fake"), encoder=fake)) as client:
+        response = client.post("/v1/embeddings", json={"model": "fake", "input": ["x", "y"]})
+        assert response.status_code == 200
+        np.testing.assert_allclose(vectors_of(response), fake.encode(["x", "y"]), atol=1e-7)
+        ids = client.post("/v1/embeddings", json={"model": "fake", "input": [1, 2]})
+        assert ids.status_code == 400 and "text input only" in ids.json()["error"]["message"]
+
+
+def test_responses_without_orjson_carry_the_same_vectors(client, monkeypatch):
+    from uniembed.serve import routes_embeddings
+
+    with_orjson = embed(client, input=TEXTS).content
+    monkeypatch.setattr(routes_embeddings, "orjson", None)
+    with_json = embed(client, input=TEXTS).content
+    assert with_json != with_orjson  # really the other writer
+    np.testing.assert_array_equal(vectors_of_bytes(with_json), vectors_of_bytes(with_orjson))
+
+
+def vectors_of_bytes(body: bytes) -> np.ndarray:
+    return np.array([d["embedding"] for d in json.loads(body)["data"]], dtype=np.float32)
+
+
+def test_a_collection_dropped_while_in_use_is_404_not_500(client):
+    client.post("/v1/collections", json={"name": "short-lived"})
+    client.post("/v1/collections/short-lived/items", json={"items": [{"id": "a", "text": "hello"}]})
+    assert client.delete("/v1/collections/short-lived").status_code == 200
+    for request in (lambda: client.post("/v1/collections/short-lived/search", json={"query": "hello"}),
+                    lambda: client.get("/v1/collections/short-lived/items/a"),
+                    lambda: client.delete("/v1/collections/short-lived")):
+        assert request().status_code == 404

@@ -1,7 +1,7 @@
 """`load()`: a name, a directory or a hub id in, a ready encoder out, on the chosen backend."""
 from __future__ import annotations
 
-
+import warnings
 from pathlib import Path
 
 from uniembed._extras import require
@@ -11,6 +11,17 @@ from uniembed.encoders.registry import resolve, weights_digest
 from uniembed.errors import InputError, ModelLoadError
 
 BACKENDS = ("torch", "onnx")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux /proc/cpuinfo flags); True where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # not Linux: do not warn on a guess
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8")}
 
 
@@ -84,6 +95,10 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
     if precision != "fp32":
         if precision == "fp16" and not (device or "").startswith("cuda") and not torch.cuda.is_available():
             raise InputError("precision fp16 needs a CUDA device; on a CPU use bf16")
+        on_cpu = (device or "").startswith("cpu") or not (device or torch.cuda.is_available())
+        if precision == "bf16" and on_cpu and not cpu_has_bf16():
+            warnings.warn("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): precision bf16 will run "
+                          "slower than fp32 here; use precision='fp32' or backend='onnx'", RuntimeWarning, stacklevel=2)
         body = body.to(torch.bfloat16 if precision == "bf16" else torch.float16)
     try:
         return TransformerEncoder(

@@ -94,9 +94,9 @@ def collection_routes(state):
     async def run(name: str, work):
         """`work(collection)` on a worker thread, under the collection's lock."""
         def locked():
-            collection = registry.get(name)
+            registry.get(name)  # 400 for a bad name, 404 for none, before a lock is made for it
             with registry.lock(name):
-                return work(collection)
+                return work(registry.get(name))  # again under the lock: it may have been dropped meanwhile
 
         return await asyncio.to_thread(locked)
 
