@@ -305,3 +305,55 @@ def test_hard_negatives_are_mined_into_the_batches(tiny_dir, pairs_file, tmp_pat
 def test_bad_settings_are_refused_before_training(tiny_dir, pairs_file, tmp_path, overrides, message):
     with pytest.raises(uniembed.InputError, match=message):
         train(run_config(tiny_dir, pairs_file, tmp_path / "out", **overrides), show_progress=False)
+
+
+def test_the_train_command(tiny_dir, pairs_file, tmp_path, capsys):
+    from uniembed.cli.main import main
+
+    out = tmp_path / "cli-model"
+    code = main(["train", "--base", str(tiny_dir), "--data", str(pairs_file), "-o", str(out), "--batch-size", "8",
+                 "--max-steps", "2", "--hard-negatives", "mine:1", "--matryoshka", "32,16"])
+    assert code == 0 and "after 2 steps" in capsys.readouterr().out
+    assert uniembed.load(out).encode(["a cat"], dim=16).shape == (1, 16)
+    assert main(["train", "--base", str(tiny_dir), "--data", str(pairs_file), "-o", str(tmp_path / "x"),
+                 "--hard-negatives", "10"]) == 2
+    assert "mine:10" in capsys.readouterr().err
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])
+    assert main(["train", "--data", str(empty), "-o", str(tmp_path / "y")]) == 2
+    assert "no examples" in capsys.readouterr().err
+
+
+def test_starbucks_trains_sub_models_that_load_truncated(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"anchor": w, "positive": f"{w} {WORDS[(i + 3) % len(WORDS)]}"} for i, w in enumerate(WORDS)])
+    result = train(run_config(tiny_dir, data, tmp_path / "sb", starbucks=[(1, 8), (2, 16)], max_steps=3), show_progress=False)
+    small = uniembed.load(result.output, layers=1, dim=8)
+    full = uniembed.load(result.output)
+    assert small.dim == 8 and small.model.config.num_hidden_layers == 1 and full.dim == 32
+    assert small.fingerprint != full.fingerprint != uniembed.load(result.output, dim=8).fingerprint
+    # the layer-1 / dim-8 sub-model is exactly the full model's layer-1 output, pooled and truncated
+    from uniembed.train.forward import embed_layers
+
+    full.model.eval()
+    with torch.no_grad():
+        expected = F.normalize(embed_layers(full, ["the cat sat"], layers=[1])[1][:, :8], dim=-1).numpy()
+    np.testing.assert_allclose(small.encode(["the cat sat"]), expected, atol=1e-5)
+    assert "starbucks" in (result.output / "README.md").read_text()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"layers": 3}, "at most the model's 2"), ({"dim": 64}, "at most the model's 32"), ({"layers": 0}, "positive integer"),
+    ({"dim": 8, "backend": "onnx"}, "torch backend"),
+])
+def test_truncated_loading_checks_its_options(tiny_dir, options, message):
+    with pytest.raises(uniembed.InputError, match=message):
+        uniembed.load(tiny_dir, **options)
+
+
+def test_starbucks_settings_are_checked(tiny_dir, pairs_file, tmp_path):
+    with pytest.raises(uniembed.InputError, match="fit the model"):
+        train(run_config(tiny_dir, pairs_file, tmp_path / "o", starbucks=[(3, 8)]), show_progress=False)
+    with pytest.raises(uniembed.InputError, match="small to large"):
+        train(run_config(tiny_dir, pairs_file, tmp_path / "o", starbucks=[(2, 16), (1, 8)]), show_progress=False)
+    with pytest.raises(uniembed.InputError, match="mnrl or cosent"):
+        train(run_config(tiny_dir, pairs_file, tmp_path / "o", loss="gist", guide=str(tiny_dir), starbucks=[(1, 8)]),
+              show_progress=False)

@@ -37,6 +37,8 @@ def load(
     chunk_overlap: int = 32,
     threads: int | None = None,
     token_budget: int = 16384,
+    layers: int | None = None,
+    dim: int | None = None,
 ):
     """Load an encoder: the default model (offline), a catalogue name, a local directory or a hub id.
 
@@ -48,6 +50,8 @@ def load(
     chunk_overlap: tokens shared by neighbouring windows when encoding with long="chunk".
     threads: CPU threads for inference (default: the runtime's choice).
     token_budget: at most this many tokens (padding included) per forward pass.
+    layers, dim: run only the first `layers` transformer layers and keep the first `dim` output
+             coordinates (a Starbucks / Matryoshka model run small; torch backend).
     """
     _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget)
     name, directory = resolve(model)
@@ -56,9 +60,18 @@ def load(
 
         return StaticEncoder.load(directory, name=name)
     config = read_model_dir(directory)
-    build = _load_torch if backend == "torch" else _load_onnx
-    encoder = build(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
-                    padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads, token_budget=token_budget)
+    if backend == "onnx" and (layers is not None or dim is not None):
+        raise InputError("layers= and dim= are supported by the torch backend; truncate ONNX outputs with encode(dim=...)")
+    for option, value in (("layers", layers), ("dim", dim)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{option} must be a positive integer, got {value!r}")
+    if backend == "torch":
+        encoder = _load_torch(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
+                              padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads,
+                              token_budget=token_budget, layers=layers, dim=dim)
+    else:
+        encoder = _load_onnx(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
+                             padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads, token_budget=token_budget)
     encoder.source = str(config.weights_dir)
     return encoder
 
@@ -80,7 +93,7 @@ def _check_options(backend, precision, chunk_overlap, padding_side, pooling, thr
 
 
 def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,
-                threads, token_budget):
+                threads, token_budget, layers=None, dim=None):
     require("torch")
     import torch
 
@@ -90,6 +103,10 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
         torch.set_num_threads(threads)
     tokenizer = _load_tokenizer(config.weights_dir)
     body = _load_body(config.weights_dir)
+    if layers is not None:
+        _keep_layers(body, layers)
+    if dim is not None and dim > body.config.hidden_size:
+        raise InputError(f"dim must be at most the model's {body.config.hidden_size}, got {dim}")
     positions = getattr(body.config, "max_position_embeddings", None)
     limit = _max_tokens(max_tokens, config, positions, getattr(tokenizer, "model_max_length", None))
     if precision != "fp32":
@@ -105,9 +122,21 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
             name, body, tokenizer, pooling=pooling or config.pooling or "mean", max_tokens=limit, prompts=config.prompts,
             default_prompt=config.default_prompt, padding_side=padding_side, chunk_overlap=chunk_overlap,
             lowercase=config.lowercase, device=device, token_budget=token_budget, precision=precision,
+            output_dim=dim, layers=layers,
         )
     except ValueError as exc:
         raise ModelLoadError(f"cannot build an encoder from {config.weights_dir}: {exc}") from exc
+
+
+def _keep_layers(body, layers: int) -> None:
+    """Cut a BERT-like body to its first `layers` transformer layers, in place."""
+    stack = getattr(getattr(body, "encoder", None), "layer", None)
+    if stack is None:
+        raise InputError(f"layers= needs a BERT-like model (encoder.layer); {type(body).__name__} has none")
+    if layers > len(stack):
+        raise InputError(f"layers must be at most the model's {len(stack)}, got {layers}")
+    body.encoder.layer = stack[:layers]
+    body.config.num_hidden_layers = layers
 
 
 def _load_onnx(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,

@@ -16,8 +16,12 @@ from uniembed.encoders.tokens import Windows, WindowTokenizer
 
 
 class TokenEncoder(Encoder):
-    def __init__(self, name: str, dim: int, windows: WindowTokenizer, *, pooling: str, token_budget: int = 16384, **kwargs):
-        super().__init__(name, dim, max_tokens=windows.max_tokens, **kwargs)
+    def __init__(self, name: str, dim: int, windows: WindowTokenizer, *, pooling: str, token_budget: int = 16384,
+                 output_dim: int | None = None, **kwargs):
+        # dim: the model's hidden size; output_dim: keep only the first coordinates (a Matryoshka /
+        # Starbucks model run truncated), so `self.dim` is what callers get
+        super().__init__(name, output_dim or dim, max_tokens=windows.max_tokens, **kwargs)
+        self.hidden_size = dim
         self.windows = windows
         self.pooling = pooling
         self.token_budget = token_budget
@@ -48,16 +52,16 @@ class TokenEncoder(Encoder):
     def embed_prepared(self, windows: Windows, n_inputs: int, *, max_batch: int = 1024, show_progress: bool | None = False) -> np.ndarray:
         """(n_inputs, dim) raw vectors of already tokenised windows, in input order."""
         lengths = windows.lengths
-        pooled = np.empty((len(lengths), self.dim), dtype=np.float32)
+        pooled = np.empty((len(lengths), self.hidden_size), dtype=np.float32)
         batches = token_batches(lengths, self.token_budget, max_batch)
         for rows in _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress):
             padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
             pooled[rows] = self.embed_windows(padded)
-        if len(lengths) == n_inputs:  # one window per input
-            return pooled
-        per_input = np.bincount(windows.owner, minlength=n_inputs)
-        self.note_chunks(int(per_input[per_input > 1].sum()))
-        return _weighted_mean_by_owner(pooled, lengths, windows.owner, n_inputs)
+        if len(lengths) != n_inputs:  # several windows for some inputs
+            per_input = np.bincount(windows.owner, minlength=n_inputs)
+            self.note_chunks(int(per_input[per_input > 1].sum()))
+            pooled = _weighted_mean_by_owner(pooled, lengths, windows.owner, n_inputs)
+        return pooled if self.dim == self.hidden_size else np.ascontiguousarray(pooled[:, : self.dim])
 
 
 def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

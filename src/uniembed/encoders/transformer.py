@@ -47,11 +47,14 @@ class TransformerEncoder(TokenEncoder):
         device: str | None = None,
         token_budget: int = 16384,
         precision: str = "fp32",
+        output_dim: int | None = None,
+        layers: int | None = None,
     ):
         check_pooling(pooling)
         windows = window_tokenizer(tokenizer, max_tokens=max_tokens, overlap=chunk_overlap, padding_side=padding_side, lowercase=lowercase)
         super().__init__(name, int(model.config.hidden_size), windows, pooling=pooling, token_budget=token_budget,
-                         prompts=prompts, default_prompt=default_prompt)
+                         prompts=prompts, default_prompt=default_prompt, output_dim=output_dim)
+        self.layers = layers  # None: all of the model's layers
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -67,6 +70,8 @@ class TransformerEncoder(TokenEncoder):
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
             base = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
+            if self.layers is not None:  # a model cut to fewer layers makes other vectors
+                base = _digest(base, "layers", self.layers)
             # lower precisions make (slightly) different vectors: a different fingerprint
             self._fingerprint = base if self.precision == "fp32" else _digest(base, self.precision)
         return self._fingerprint

@@ -10,17 +10,25 @@ import torch
 from uniembed.encoders.pooling import pool
 
 
-def embed(encoder, texts: Sequence[str], *, prompt: str | None = None, layer: int | None = None) -> torch.Tensor:
-    """(n, dim) pooled, unnormalised vectors with gradients. layer: pool the output of that
-    transformer layer (1-based) instead of the last one (Starbucks)."""
+def embed(encoder, texts: Sequence[str], *, prompt: str | None = None) -> torch.Tensor:
+    """(n, dim) pooled, unnormalised vectors with gradients."""
+    return embed_layers(encoder, texts, prompt=prompt)[None]
+
+
+def embed_layers(encoder, texts: Sequence[str], *, prompt: str | None = None,
+                 layers: Sequence[int] = ()) -> dict[int | None, torch.Tensor]:
+    """Pooled vectors of the last layer (key None) and of each of `layers` (1-based: the output
+    of that transformer layer, as the model cut to that many layers makes it), from one forward."""
     prefix = encoder.prompt_prefix(prompt)
     windows = encoder.windows.windows([prefix + t for t in texts], chunk=False)
     padded = encoder.windows.pad(windows.ids, windows.type_ids)
     inputs = {name: torch.from_numpy(padded[name]).to(encoder.device) for name in encoder._input_names}
-    output = encoder.model(**inputs, output_hidden_states=layer is not None)
-    hidden = output.last_hidden_state if layer is None else output.hidden_states[layer]
+    output = encoder.model(**inputs, output_hidden_states=bool(layers))
     mask = torch.from_numpy(padded["attention_mask"]).to(encoder.device)
-    return pool(hidden, mask, encoder.pooling, encoder.padding_side)
+    pooled = {None: pool(output.last_hidden_state, mask, encoder.pooling, encoder.padding_side)}
+    for layer in layers:
+        pooled[layer] = pool(output.hidden_states[layer], mask, encoder.pooling, encoder.padding_side)
+    return pooled
 
 
 class _RandomState:

@@ -35,6 +35,8 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of the steps
     seed: int = 42
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64, 32]
+    starbucks: list[tuple[int, int]] = field(default_factory=list)  # (layers, dim) pairs, small to large
+    kl_weight: float = 1.0  # Starbucks: weight of the KL term to the full model
     hard_negatives: int = 0  # mine this many per anchor with the base model
     guide: str | None = None  # GISTEmbed's guide model (also filters mined negatives)
     eval: list[str] = field(default_factory=list)  # "task:path", the first one picks the best checkpoint
@@ -68,6 +70,12 @@ class TrainConfig:
             raise InputError("the gist loss needs a guide model (--guide)")
         if self.hard_negatives and KIND_OF_LOSS[self.loss] != "pairs":
             raise InputError(f"hard negatives are mined for pair losses (mnrl, cached-mnrl, gist), not {self.loss}")
+        if self.starbucks:
+            if self.loss not in ("mnrl", "cosent") or self.matryoshka:
+                raise InputError("starbucks pairs work with the mnrl or cosent loss, without --matryoshka")
+            pairs = [tuple(pair) for pair in self.starbucks]
+            if any(len(pair) != 2 or min(pair) < 1 for pair in pairs) or pairs != sorted(set(pairs)):
+                raise InputError(f"starbucks must be distinct (layers, dim) pairs of positive integers, small to large, got {self.starbucks}")
         if sorted(set(self.matryoshka), reverse=True) != list(self.matryoshka) or any(d < 1 for d in self.matryoshka):
             raise InputError(f"matryoshka dims must be distinct positive integers, largest first, got {self.matryoshka}")
         for spec in self.eval:
@@ -103,6 +111,9 @@ def train(config: TrainConfig, *, show_progress: bool | None = None) -> TrainRes
         raise InputError(f"{config.base} cannot be trained: only transformer models (torch backend) can be fine-tuned")
     if config.matryoshka and config.matryoshka[0] > model.dim:
         raise InputError(f"matryoshka dims must be at most the model's {model.dim}, got {config.matryoshka[0]}")
+    depth = int(model.model.config.num_hidden_layers)
+    if any(layers > depth or dim > model.dim for layers, dim in config.starbucks):
+        raise InputError(f"starbucks pairs must fit the model ({depth} layers, {model.dim} dims), got {config.starbucks}")
     guide = load(config.guide, device=config.device) if config.guide else None
 
     if config.hard_negatives and isinstance(data, PairSet):
@@ -181,6 +192,10 @@ class _Loop:
                 return losses.matryoshka(loss, dims, *embeddings, **kwargs)
             return loss(*embeddings, **kwargs)
 
+        if config.starbucks:
+            loss = self.starbucks_loss(indices)
+            loss.backward()
+            return float(loss.detach())
         if isinstance(self.data, PairSet):
             anchors = [self.data.anchors[i] for i in indices]
             positives = [self.data.positives[i] for i in indices]
@@ -210,6 +225,37 @@ class _Loop:
             loss = wrap(losses.cosent, first, second, scores=scores, scale=config.scale)
         loss.backward()
         return float(loss.detach())
+
+    def starbucks_loss(self, indices: list[int]):
+        """Starbucks (2D Matryoshka): the loss of the full model plus, for every (layers, dim) pair,
+        the loss of the model cut to that many layers and dims and a KL term pulling its in-batch
+        similarity distribution to the full model's; all pairs every step, not sampled."""
+        import torch
+
+        from uniembed.train import losses
+        from uniembed.train.forward import embed_layers
+
+        config, model = self.config, self.model
+        layers = sorted({layer for layer, _ in config.starbucks})
+        if isinstance(self.data, PairSet):
+            left = embed_layers(model, [self.data.anchors[i] for i in indices], prompt="query", layers=layers)
+            right = embed_layers(model, [self.data.positives[i] for i in indices], prompt="document", layers=layers)
+            loss_of = lambda a, b: losses.mnrl(a, b, scale=config.scale)  # noqa: E731
+        else:
+            left = embed_layers(model, [self.data.first[i] for i in indices], layers=layers)
+            right = embed_layers(model, [self.data.second[i] for i in indices], layers=layers)
+            scores = torch.tensor([self.data.scores[i] for i in indices], device=model.device)
+            loss_of = lambda a, b: losses.cosent(a, b, scores, scale=config.scale)  # noqa: E731
+
+        def similarities(a, b):
+            return config.scale * torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T
+
+        full = similarities(left[None], right[None])
+        total = loss_of(left[None], right[None])
+        for layer, dim in config.starbucks:
+            a, b = left[layer][:, :dim], right[layer][:, :dim]
+            total = total + loss_of(a, b) + config.kl_weight * losses.kl_to_full(similarities(a, b), full)
+        return total
 
     def _guide_vectors(self, anchors, positives, negatives, k) -> dict:
         import torch
@@ -278,6 +324,8 @@ class _Loop:
                     "learning rate": config.learning_rate, "seed": config.seed}
         if config.matryoshka:
             training["matryoshka dims"] = config.matryoshka
+        if config.starbucks:
+            training["starbucks (layers, dim) pairs"] = [list(pair) for pair in config.starbucks]
         if config.hard_negatives:
             training["mined hard negatives per anchor"] = config.hard_negatives
         return {"name": Path(config.output).name, "base": config.base, "training": training, "evaluation": self.history}
@@ -339,7 +387,7 @@ def _identity(config: TrainConfig) -> dict:
     data = asdict(config)
     for volatile in ("eval_every", "checkpoint_every", "device"):
         data.pop(volatile)
-    return data
+    return json.loads(json.dumps(data))  # as it reads back from state.json (tuples become lists)
 
 
 def _optimizer_tensors(optimizer) -> tuple[dict, list]:
