@@ -2,6 +2,7 @@
 
     python bench/train.py --demo scifact      # MNRL + mined hard negatives on SciFact train qrels
     python bench/train.py --demo matryoshka   # CoSENT + Matryoshka on STSb train, scored at 384/64/32 dims
+    python bench/train.py --demo starbucks    # CoSENT + Starbucks (layers, dim) pairs on STSb train
 
 Each prints a markdown table: the untouched default model against the fine-tuned one, time per step.
 Models are written under bench/.cache/train/ (gitignored).
@@ -72,17 +73,39 @@ def matryoshka_demo(epochs: int) -> list[dict]:
     return rows
 
 
+def starbucks_demo(epochs: int) -> list[dict]:
+    import uniembed
+    from uniembed.train import TrainConfig, train
+
+    pairs = [(2, 64), (4, 128), (6, 256)]
+    result = train(TrainConfig(data=str(DATA / "stsb" / "sts-train.csv"), output=str(OUT / "stsb-starbucks"), loss="cosent",
+                               epochs=epochs, batch_size=32, learning_rate=2e-5, starbucks=pairs, seed=42))
+    test = DATA / "stsb" / "sts-test.csv"
+    rows = []
+    for name, path in (("untouched", None), ("starbucks fine-tuned", result.output)):
+        row = {"model": name}
+        for layers, dim in [(6, 384), *pairs]:
+            model = uniembed.load(path, layers=None if layers == 6 else layers, dim=None if dim == 384 else dim)
+            row[f"{layers} layers / {dim} dims"] = score(model, "sts", test)
+        row["s/step"] = round(result.seconds_per_step, 2) if path else "-"
+        rows.append(row)
+    return rows
+
+
+DEMOS = {"scifact": scifact_demo, "matryoshka": matryoshka_demo, "starbucks": starbucks_demo}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", choices=["scifact", "matryoshka"], action="append")
+    parser.add_argument("--demo", choices=sorted(DEMOS), action="append")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--negatives", type=int, default=1, help="mined hard negatives per query (scifact)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run import markdown_table
 
-    for demo in args.demo or ["scifact", "matryoshka"]:
-        rows = scifact_demo(args.epochs, args.negatives) if demo == "scifact" else matryoshka_demo(args.epochs)
+    for demo in args.demo or list(DEMOS):
+        rows = scifact_demo(args.epochs, args.negatives) if demo == "scifact" else DEMOS[demo](args.epochs)
         print(f"\n### Fine-tuning: {demo}\n\n{markdown_table(rows)}", flush=True)
     return 0
 
