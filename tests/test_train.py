@@ -252,7 +252,8 @@ def test_same_seed_same_weights_and_resume_matches_an_uninterrupted_run(tiny_dir
     monkeypatch.setattr(trainer._Loop, "loss_and_backward", crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         train(run_config(tiny_dir, pairs_file, tmp_path / "c", **config), show_progress=False)
-    assert (tmp_path / "c.train-state" / "state.json").is_file() and not (tmp_path / "c").exists()
+    state = json.loads((tmp_path / "c.train-state" / "state.json").read_text())
+    assert state["step"] == 4 and not (tmp_path / "c").exists()  # saved on the interrupt, not only at step 2
     monkeypatch.setattr(trainer._Loop, "loss_and_backward", original)
     train(run_config(tiny_dir, pairs_file, tmp_path / "c", **config), show_progress=False)
     for key, value in weights(tmp_path / "a").items():

@@ -5,7 +5,7 @@ a progress bar with loss and throughput, periodic evaluation, the best model kep
     train(TrainConfig(base="default", data="pairs.jsonl", loss="mnrl", output="my-model"))
 
 Resuming: the state (weights, optimizer moments, RNG, position) is saved beside the output every
-`checkpoint_every` steps in `<output>.train-state/`; running the same command again continues from
+`checkpoint_every` steps and on Ctrl-C, in `<output>.train-state/`; running the same command again continues from
 there and reaches the same weights as an uninterrupted run. The state is removed when training ends.
 """
 from __future__ import annotations
@@ -282,7 +282,13 @@ class _Loop:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(self.step)
             self.optimizer.zero_grad(set_to_none=True)
-            value = self.loss_and_backward(indices)
+            try:
+                with self.autocast():
+                    value = self.loss_and_backward(indices)
+            except KeyboardInterrupt:  # Ctrl-C: keep every finished step, then stop
+                if self.step:
+                    self.save_state()
+                raise
             if not math.isfinite(value):
                 raise InputError(f"the loss became {value} at step {self.step}: lower the learning rate")
             torch.nn.utils.clip_grad_norm_(self.model.model.parameters(), 1.0)
@@ -299,6 +305,17 @@ class _Loop:
             if self.step % config.checkpoint_every == 0 and self.step < self.total_steps:
                 self.save_state()
         bar.close()
+
+    def autocast(self):
+        """bf16 autocast on CUDA (fp32 master weights and optimizer); plain fp32 on the CPU, where
+        bf16 training would be slower on most machines and less exact."""
+        import contextlib
+
+        import torch
+
+        if self.model.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def evaluate(self) -> None:
         from uniembed.eval import evaluate

@@ -1,0 +1,154 @@
+"""Evaluating node embeddings: node classification and link prediction.
+
+A graph folder holds `edges.csv` (source, target[, weight]) and `nodes.csv` (node, label), and
+optionally `split.json` ({"train": [...], "test": [...]}, e.g. Cora's Planetoid split) and
+`features.npz` (scipy sparse node features, rows in nodes.csv order).
+
+- node classification: logistic regression on standardised embeddings; with split.json, accuracy
+  on its test nodes; without, the mean micro/macro F1 over repeated random splits. A label like
+  "a|b" makes the task multi-label (one-vs-rest).
+- link prediction: a share of the edges is held out, the rest embedded; held-out edges must
+  score (cosine) above as many random non-edges: ROC AUC.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from uniembed.errors import InputError
+from uniembed.graph.edges import Graph, from_edge_arrays, read_edges
+from uniembed.graph.fastrp import FastRPConfig, fastrp
+
+
+def load_graph_folder(folder: str | Path, *, weight: str | None = None):
+    """(graph, labels by row or None, split or None, features in graph row order or None)."""
+    import pyarrow.csv as pacsv
+
+    folder = Path(folder)
+    if not (folder / "edges.csv").is_file():
+        raise InputError(f"{folder}: no edges.csv (source,target[,weight])")
+    nodes_file = folder / "nodes.csv"
+    node_ids = labels = None
+    if nodes_file.is_file():
+        table = pacsv.read_csv(nodes_file)
+        if not {"node", "label"} <= set(table.column_names):
+            raise InputError(f"{nodes_file}: needs columns node,label; it has {table.column_names}")
+        node_ids = table.column("node").to_numpy(zero_copy_only=False)
+        labels = np.asarray([str(x) for x in table.column("label").to_pylist()], dtype=object)
+    # labelled nodes without edges are isolated nodes of the graph, not errors
+    graph = read_edges(folder / "edges.csv", weight=weight, extra_nodes=node_ids)
+    by_row = None
+    if labels is not None:
+        rows = graph.rows_of(node_ids)
+        by_row = np.full(graph.n_nodes, None, dtype=object)
+        by_row[rows] = labels
+    split = None
+    if (folder / "split.json").is_file():
+        raw = json.loads((folder / "split.json").read_text())
+        split = {name: graph.rows_of(raw[name]) for name in ("train", "test") if name in raw}
+        unknown = [name for name, rows in split.items() if (rows < 0).any()]
+        if unknown or set(split) != {"train", "test"}:
+            raise InputError(f"{folder / 'split.json'}: needs train and test lists of known node ids")
+    features = None
+    if (folder / "features.npz").is_file() and node_ids is not None:
+        import scipy.sparse as sparse
+
+        raw_features = sparse.load_npz(folder / "features.npz").tocsr()
+        if raw_features.shape[0] != len(node_ids):
+            raise InputError(f"{folder / 'features.npz'}: {raw_features.shape[0]} rows for {len(node_ids)} nodes")
+        order = np.empty(graph.n_nodes, dtype=np.int64)
+        order[graph.rows_of(node_ids)] = np.arange(len(node_ids))
+        features = raw_features[order]
+    return graph, by_row, split, features
+
+
+def node_classification(embeddings: np.ndarray, labels: np.ndarray, split: dict | None = None, *,
+                        repeats: int = 10, train_fraction: float = 0.1, seed: int = 0) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer, StandardScaler
+
+    labelled = np.flatnonzero(np.array([label is not None for label in labels]))
+    if len(labelled) < 2:
+        raise InputError("node classification needs at least 2 labelled nodes")
+    multi = any("|" in str(labels[i]) for i in labelled)
+    x = StandardScaler().fit_transform(embeddings)
+    if multi:
+        binarizer = MultiLabelBinarizer().fit([str(labels[i]).split("|") for i in labelled])
+        y = np.zeros((len(labels), len(binarizer.classes_)), dtype=int)
+        y[labelled] = binarizer.transform([str(labels[i]).split("|") for i in labelled])
+    else:
+        y = labels
+
+    def fit_score(train, test):
+        model = LogisticRegression(max_iter=2000)
+        model = OneVsRestClassifier(model) if multi else model
+        model.fit(x[train], y[train] if multi else y[train].astype(str))
+        predicted = model.predict(x[test])
+        truth = y[test] if multi else y[test].astype(str)
+        return f1_score(truth, predicted, average="micro"), f1_score(truth, predicted, average="macro")
+
+    if split is not None:
+        micro, macro = fit_score(split["train"], split["test"])
+        return {"accuracy": float(micro) if not multi else None, "micro_f1": float(micro), "macro_f1": float(macro), "splits": 1}
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(repeats):
+        order = rng.permutation(labelled)
+        cut = max(1, int(train_fraction * len(order)))
+        scores.append(fit_score(order[:cut], order[cut:]))
+    micro, macro = np.mean(scores, axis=0)
+    return {"accuracy": None if multi else float(micro), "micro_f1": float(micro), "macro_f1": float(macro), "splits": repeats}
+
+
+def link_prediction(graph: Graph, config: FastRPConfig, *, held_out: float = 0.1, seed: int = 0, features=None) -> dict:
+    """Hold out a share of the (undirected) edges, embed the rest, AUC of held-out edges against
+    as many sampled non-edges, scored by cosine similarity."""
+    import scipy.sparse as sparse
+    from sklearn.metrics import roc_auc_score
+
+    upper = sparse.triu(graph.adjacency, k=1).tocoo()
+    if upper.nnz < 10:
+        raise InputError("link prediction needs at least 10 edges")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(upper.nnz)
+    cut = max(1, int(held_out * upper.nnz))
+    test, train = order[:cut], order[cut:]
+    kept = from_edge_arrays(upper.row[train], upper.col[train], extra_nodes=np.arange(graph.n_nodes))
+    vectors = fastrp(kept.adjacency, config, features=features)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    positives = (upper.row[test], upper.col[test])
+    existing = set(zip(upper.row.tolist(), upper.col.tolist()))
+    negatives_a, negatives_b = [], []
+    while len(negatives_a) < cut:
+        a, b = rng.integers(graph.n_nodes, size=2)
+        if a != b and (min(a, b), max(a, b)) not in existing:
+            negatives_a.append(a)
+            negatives_b.append(b)
+    score = lambda a, b: (unit[a] * unit[b]).sum(1)  # noqa: E731
+    y = np.r_[np.ones(cut), np.zeros(cut)]
+    s = np.r_[score(*positives), score(np.array(negatives_a), np.array(negatives_b))]
+    return {"auc": float(roc_auc_score(y, s)), "held_out_edges": int(cut)}
+
+
+def evaluate_folder(folder: str | Path, task: str, config: FastRPConfig, *, use_features: bool = False) -> dict:
+    graph, labels, split, features = load_graph_folder(folder)
+    if use_features and features is None:
+        raise InputError(f"{folder}: no features.npz for --features")
+    started = time.perf_counter()
+    if task == "node-classification":
+        if labels is None:
+            raise InputError(f"{folder}: node classification needs nodes.csv (node,label)")
+        vectors = fastrp(graph.adjacency, config, features=features if use_features else None)
+        seconds = time.perf_counter() - started
+        return {**node_classification(vectors, labels, split), "embed_seconds": seconds,
+                "nodes": graph.n_nodes, "edges": graph.n_edges // 2}
+    if task == "link-prediction":
+        return {**link_prediction(graph, config, features=features if use_features else None),
+                "seconds": time.perf_counter() - started, "nodes": graph.n_nodes}
+    raise InputError(f"task must be node-classification or link-prediction, got {task!r}")
