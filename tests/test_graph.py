@@ -164,3 +164,20 @@ def test_graph_cli_embeds_to_files_and_collections(tmp_path, capsys):
     assert main(["graph", "embed", str(edges)]) == 2
     assert "exactly one of --out" in capsys.readouterr().err
     assert main(["graph", "eval", "node-classification", str(tmp_path)]) == 2
+
+
+def test_structure_and_text_go_into_one_collection(tmp_path, tiny_dir):
+    from uniembed.cli.main import main
+
+    edges = tmp_path / "e.csv"
+    edges.write_text("source,target\n" + "".join(f"{i},{(i + 1) % 10}\n" for i in range(10)))
+    nodes = tmp_path / "nodes.jsonl"
+    nodes.write_text("".join(json.dumps({"id": i, "text": "the bank charged me twice" if i == 3 else f"cat {i}"}) + "\n" for i in range(9)))
+    code = main(["graph", "embed", str(edges), "--collection", str(tmp_path / "papers"), "--nodes", str(nodes),
+                 "--features", "text", "--model", str(tiny_dir), "--dim", "32"])
+    assert code == 0
+    collection = uniembed.Collection.open(tmp_path / "papers")
+    assert len(collection) == 10 and collection.get(["3"])[0].text == "the bank charged me twice"
+    assert collection.get(["9"])[0].text is None  # a node without a text row: structure only
+    assert collection.search("bank charged", k=1, mode="text")[0].id == "3"
+    assert main(["graph", "embed", str(edges), "--out", str(tmp_path / "x.npy"), "--features", "text"]) == 2

@@ -19,6 +19,12 @@ def add_parser(commands) -> None:
     embed.add_argument("--target", default="target", help="(default: target)")
     embed.add_argument("--weight", default=None, help="weight column (default: unweighted)")
     embed.add_argument("--directed", action="store_true", help="keep edge directions (default: undirected)")
+    embed.add_argument("--nodes", default=None, help="node file (csv/jsonl/parquet) with an id column and texts")
+    embed.add_argument("--id-column", default="id", help="id column of --nodes (default: id)")
+    embed.add_argument("--features", default=None, metavar="COLUMN",
+                       help="embed this text column of --nodes with --model and mix it in (property ratio); "
+                       "the texts are stored in --collection too, for text search")
+    embed.add_argument("--model", default=None, help="text model for --features (default: all-MiniLM-L6-v2)")
     embed.set_defaults(run=run_embed)
 
     evaluate = sub.add_parser("eval", help="node classification or link prediction on a graph folder",
@@ -42,7 +48,7 @@ def _add_fastrp_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=42)
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace, *, with_features: bool | None = None):
     from uniembed.errors import InputError
     from uniembed.graph.fastrp import FastRPConfig
 
@@ -52,7 +58,8 @@ def config_from_args(args: argparse.Namespace):
         raise InputError(f"--iteration-weights must be comma-separated numbers, got {args.iteration_weights!r}") from None
     return FastRPConfig(dim=args.dim, iteration_weights=weights, normalization_strength=args.beta,
                         self_influence=args.self_influence, sparsity=args.sparsity, seed=args.seed,
-                        property_ratio=args.property_ratio if getattr(args, "features", False) else 0.0)
+                        property_ratio=args.property_ratio if (with_features if with_features is not None
+                                                               else getattr(args, "features", False)) else 0.0)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -63,9 +70,13 @@ def run_embed(args: argparse.Namespace) -> int:
 
     if (args.out is None) == (args.collection is None):
         raise InputError("give exactly one of --out FILE or --collection DIR")
+    if args.features and not args.nodes:
+        raise InputError("--features needs --nodes (a file with the node ids and their texts)")
     started = time.perf_counter()
-    ids, vectors = embed_edges(args.edges, config_from_args(args), source=args.source, target=args.target,
-                               weight=args.weight, directed=args.directed)
+    node_ids, texts = _node_texts(args) if args.features else (None, None)
+    config = config_from_args(args, with_features=bool(args.features))
+    ids, vectors = embed_edges(args.edges, config, source=args.source, target=args.target, weight=args.weight,
+                               directed=args.directed, node_texts=(node_ids, texts), model=args.model)
     seconds = time.perf_counter() - started
     if args.out:
         write_node_vectors(args.out, ids, vectors)
@@ -73,10 +84,24 @@ def run_embed(args: argparse.Namespace) -> int:
     else:
         from uniembed.graph import store_in_collection
 
-        store_in_collection(args.collection, ids, vectors)
+        by_id = dict(zip(node_ids, texts)) if texts is not None else {}
+        store_in_collection(args.collection, ids, vectors, texts=[by_id.get(str(i)) for i in ids.tolist()] if by_id else None)
         where = f"collection {args.collection}"
     print(f"embedded {len(ids)} nodes ({vectors.shape[1]} dims) in {seconds:.2f} s -> {where}")
     return 0
+
+
+def _node_texts(args) -> tuple[list[str], list[str]]:
+    from uniembed.errors import InputError
+    from uniembed.io.records import iter_records
+
+    ids, texts = [], []
+    for where, record in iter_records(args.nodes):
+        if not isinstance(record, dict) or args.id_column not in record or args.features not in record:
+            raise InputError(f"{where}: needs the columns {args.id_column!r} and {args.features!r}")
+        ids.append(str(record[args.id_column]))
+        texts.append(str(record[args.features] or ""))
+    return ids, texts
 
 
 def run_eval(args: argparse.Namespace) -> int:

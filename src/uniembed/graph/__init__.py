@@ -25,9 +25,28 @@ def embed(graph, config: FastRPConfig | None = None, *, features=None, **options
     return graph.ids, fastrp(graph.adjacency, config, features=features)
 
 
-def embed_edges(path, config: FastRPConfig, *, source="source", target="target", weight=None, directed=False):
+def embed_edges(path, config: FastRPConfig, *, source="source", target="target", weight=None, directed=False,
+                node_texts=(None, None), model=None):
+    """(ids, vectors) of an edge list; with node_texts = (ids, texts), the texts are embedded by
+    `model` and mixed in as FastRP features (nodes without a text get a zero feature row)."""
+    text_ids, texts = node_texts
     graph = read_edges(path, source=source, target=target, weight=weight, directed=directed)
-    return graph.ids, fastrp(graph.adjacency, config)
+    features = None
+    if texts is not None:
+        from uniembed.encoders.load import load
+
+        encoder = load(model)
+        text_vectors = encoder.encode(texts, prompt="document", show_progress=len(texts) > 1000)
+        features = np.zeros((graph.n_nodes, encoder.dim), dtype=np.float32)
+        rows = graph.rows_of([_same_type(graph.ids, i) for i in text_ids])
+        known = rows >= 0
+        features[rows[known]] = text_vectors[known]
+    return graph.ids, fastrp(graph.adjacency, config, features=features)
+
+
+def _same_type(ids: np.ndarray, value: str):
+    """A node id read as text, converted to the graph's id type (integer ids from a csv edge list)."""
+    return int(value) if ids.dtype.kind in "iu" and value.lstrip("-").isdigit() else value
 
 
 def write_node_vectors(path: str | Path, ids: np.ndarray, vectors: np.ndarray) -> Path:
@@ -62,8 +81,9 @@ def write_node_vectors(path: str | Path, ids: np.ndarray, vectors: np.ndarray) -
     return path
 
 
-def store_in_collection(folder: str | Path, ids: np.ndarray, vectors: np.ndarray, *, batch: int = 50_000):
-    """Upsert the node vectors into a vectors-only collection (created when missing), node ids as item ids."""
+def store_in_collection(folder: str | Path, ids: np.ndarray, vectors: np.ndarray, *, texts=None, batch: int = 50_000):
+    """Upsert the node vectors into a vectors-only collection (created when missing), node ids as
+    item ids; `texts` (optional, per node) are stored for text (BM25) and hybrid search."""
     from uniembed.store.collection import Collection
 
     folder = Path(folder)
@@ -71,7 +91,8 @@ def store_in_collection(folder: str | Path, ids: np.ndarray, vectors: np.ndarray
                   else Collection.create(folder, model=None, dim=vectors.shape[1], index="hnsw"))
     names = [str(i) for i in ids.tolist()]
     for start in range(0, len(names), batch):
-        collection.upsert(names[start : start + batch], vectors[start : start + batch])
+        chunk = None if texts is None else texts[start : start + batch]
+        collection.upsert(names[start : start + batch], vectors[start : start + batch], texts=chunk)
     return collection
 
 
