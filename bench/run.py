@@ -1,7 +1,8 @@
 """Run the benchmarks and print each as a markdown table.
 
     python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability, serve
+    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability,
+                                             # serve, graph, train (the last two are not in the default run)
 """
 from __future__ import annotations
 
@@ -57,6 +58,19 @@ def _serve(model, args):
     return serve_load.run(seconds=20, soak=0, server_args=[])  # the 10-minute soak: serve_load.py --soak 600
 
 
+def _graph(model, args):
+    import graph
+
+    return {"Cora (Planetoid split), node classification": graph.cora_rows(),
+            "FastRP at scale": [graph.scale_row(1_000_000, 10_000_000, 256)]}
+
+
+def _train(model, args):
+    import train
+
+    return {f"Fine-tuning: {name}": demo(1) if name != "scifact" else demo(1, 1) for name, demo in train.DEMOS.items()}
+
+
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
     "speed": ("Encoding speed vs sentence-transformers", _speed),
@@ -65,6 +79,8 @@ BENCHES = {
     "durability": ("Durability under kill -9", _durability),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
     "serve": ("HTTP service under load, batching on vs off", _serve),
+    "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
+    "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
 }
 DEFAULT = ("scores", "speed", "encode", "collection", "durability", "serve")
 

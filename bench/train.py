@@ -1,7 +1,7 @@
 """Fine-tuning demonstrations on real data, on this CPU (issue 6):
 
     python bench/train.py --demo scifact      # MNRL + mined hard negatives on SciFact train qrels
-    python bench/train.py --demo matryoshka   # CoSENT + Matryoshka on STSb train, scored at 384/64/32 dims
+    python bench/train.py --demo matryoshka   # CoSENT + Matryoshka on STSb train, scored at 384..32 dims
     python bench/train.py --demo starbucks    # CoSENT + Starbucks (layers, dim) pairs on STSb train
 
 Each prints a markdown table: the untouched default model against the fine-tuned one, time per step.
@@ -53,13 +53,34 @@ def scifact_demo(epochs: int, negatives: int) -> list[dict]:
             for metric in base]
 
 
+def similar_pairs(min_score: float = 4.0) -> Path:
+    """(anchor, positive) rows from the STSb *train* pairs scored >= min_score, both directions,
+    written under bench/.cache (derived from ../shared at run time, never committed)."""
+    import json
+
+    from uniembed.eval.loaders import load_sts
+
+    sts = load_sts(DATA / "stsb" / "sts-train.csv")
+    rows = [(a, b) for a, b, score in zip(sts.first, sts.second, sts.scores) if score >= min_score]
+    path = OUT / f"stsb-train-pairs-{min_score}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"anchor": x, "positive": y}) + "\n" for a, b in rows for x, y in ((a, b), (b, a))))
+    return path
+
+
+MATRYOSHKA = {"loss": "cosent", "learning_rate": 1e-5, "weights": [1.0, 1.0, 1.0, 2.0, 4.0]}
+
+
 def matryoshka_demo(epochs: int) -> list[dict]:
     import uniembed
     from uniembed.train import TrainConfig, train
 
     dims = [384, 256, 128, 64, 32]
-    result = train(TrainConfig(data=str(DATA / "stsb" / "sts-train.csv"), output=str(OUT / "stsb-matryoshka"), loss="cosent",
-                               epochs=epochs, batch_size=32, learning_rate=2e-5, matryoshka=dims, seed=42))
+    loss = MATRYOSHKA["loss"]
+    data = DATA / "stsb" / "sts-train.csv" if loss == "cosent" else similar_pairs()
+    result = train(TrainConfig(data=str(data), output=str(OUT / f"stsb-matryoshka-{loss}"), loss=loss, epochs=epochs,
+                               batch_size=32, learning_rate=MATRYOSHKA["learning_rate"], matryoshka=dims,
+                               matryoshka_weights=MATRYOSHKA["weights"], seed=42))
     rows = []
     for name, model in (("untouched", uniembed.load()), ("matryoshka fine-tuned", uniembed.load(result.output))):
         full = score(model, "sts", DATA / "stsb" / "sts-test.csv")
@@ -70,6 +91,7 @@ def matryoshka_demo(epochs: int) -> list[dict]:
             row[f"{dim}: % of full"] = round(100 * value / full, 1)
         row["s/step"] = round(result.seconds_per_step, 2) if "fine" in name else "-"
         rows.append(row)
+    rows[-1]["model"] += f" ({loss}, lr {MATRYOSHKA['learning_rate']}, weights {MATRYOSHKA['weights']})"
     return rows
 
 
@@ -100,10 +122,15 @@ def main() -> int:
     parser.add_argument("--demo", choices=sorted(DEMOS), action="append")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--negatives", type=int, default=1, help="mined hard negatives per query (scifact)")
+    parser.add_argument("--matryoshka-loss", choices=["cosent", "mnrl"], default=MATRYOSHKA["loss"])
+    parser.add_argument("--matryoshka-lr", type=float, default=MATRYOSHKA["learning_rate"])
+    parser.add_argument("--matryoshka-weights", default=",".join(map(str, MATRYOSHKA["weights"])))
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run import markdown_table
 
+    MATRYOSHKA.update(loss=args.matryoshka_loss, learning_rate=args.matryoshka_lr,
+                      weights=[float(w) for w in args.matryoshka_weights.split(",")])
     for demo in args.demo or list(DEMOS):
         rows = scifact_demo(args.epochs, args.negatives) if demo == "scifact" else DEMOS[demo](args.epochs)
         print(f"\n### Fine-tuning: {demo}\n\n{markdown_table(rows)}", flush=True)

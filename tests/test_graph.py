@@ -181,3 +181,11 @@ def test_structure_and_text_go_into_one_collection(tmp_path, tiny_dir):
     assert collection.get(["9"])[0].text is None  # a node without a text row: structure only
     assert collection.search("bank charged", k=1, mode="text")[0].id == "3"
     assert main(["graph", "embed", str(edges), "--out", str(tmp_path / "x.npy"), "--features", "text"]) == 2
+
+
+def test_uniembed_eval_runs_the_graph_tasks_too(capsys):
+    from uniembed.cli.main import main
+
+    assert main(["eval", "node-classification", str(shared("cora")), "--features"]) == 0
+    accuracy = float(next(line for line in capsys.readouterr().out.splitlines() if "accuracy" in line).split(":")[1])
+    assert accuracy > 0.7

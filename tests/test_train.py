@@ -87,6 +87,8 @@ def test_matryoshka_sums_the_loss_over_prefixes():
     got = losses.matryoshka(losses.mnrl, [8, 4, 2], a, p, None, scale=10.0)
     expected = sum(losses.mnrl(a[:, :d], p[:, :d], scale=10.0) for d in (8, 4, 2))
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    weighted = losses.matryoshka(losses.mnrl, [8, 2], a, p, None, weights=[1.0, 3.0])
+    assert weighted.item() == pytest.approx((losses.mnrl(a, p) + 3 * losses.mnrl(a[:, :2], p[:, :2])).item(), rel=1e-5)
 
 
 # -- gradient caching -------------------------------------------------------------------------
@@ -298,6 +300,7 @@ def test_hard_negatives_are_mined_into_the_batches(tiny_dir, pairs_file, tmp_pat
     ({"batch_size": 1}, "at least 2"),
     ({"matryoshka": [16, 32]}, "largest first"),
     ({"matryoshka": [64, 32]}, "at most the model's 32"),
+    ({"matryoshka": [32, 16], "matryoshka_weights": [1.0]}, "one number >= 0 per matryoshka dim"),
     ({"eval": ["sts"]}, "task:path"),
     ({"eval": ["sts:/no/such/file.csv"]}, "does not exist"),
     ({"loss": "triplet", "hard_negatives": 3}, "pair losses"),

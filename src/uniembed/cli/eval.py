@@ -17,7 +17,8 @@ _PATH_HELP = {
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("eval", help="evaluate a model: sts, retrieval, classification, clustering, pairs")
+    parser = commands.add_parser("eval", help="evaluate: sts, retrieval, classification, clustering, pairs, "
+                                 "node-classification, link-prediction")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task, path_help in _PATH_HELP.items():
         sub = tasks.add_parser(task, help=path_help.split(":")[0], description=f"Evaluate on {path_help}.")
@@ -29,6 +30,21 @@ def add_parser(commands) -> None:
         sub.add_argument("--no-save", action="store_true", help="do not write the JSON result file")
         add_model_options(sub)
         sub.set_defaults(run=run)
+    _add_graph_tasks(tasks)
+
+
+def _add_graph_tasks(tasks) -> None:
+    """The graph tasks evaluate FastRP embeddings of a graph folder (same as `uniembed graph eval`)."""
+    from uniembed.cli.graph import _add_fastrp_options, run_eval
+
+    for task, what in (("node-classification", "logistic regression on FastRP embeddings"),
+                       ("link-prediction", "held-out edges against non-edges, ROC AUC")):
+        sub = tasks.add_parser(task, help=f"graph: {what}", description=f"Graph {task} ({what}) on FOLDER: edges.csv, "
+                               "nodes.csv (node,label), optional split.json and features.npz, e.g. ../shared/data/cora.")
+        sub.add_argument("folder")
+        sub.add_argument("--features", action="store_true", help="mix in features.npz (property ratio)")
+        _add_fastrp_options(sub)
+        sub.set_defaults(run=run_eval)
 
 
 def _add_task_options(parser: argparse.ArgumentParser, task: str) -> None:

@@ -107,7 +107,8 @@ def _node_texts(args) -> tuple[list[str], list[str]]:
 def run_eval(args: argparse.Namespace) -> int:
     from uniembed.graph.evaluate import evaluate_folder
 
-    result = evaluate_folder(args.folder, args.task, config_from_args(args), use_features=args.features)
+    task = getattr(args, "task", None)
+    result = evaluate_folder(args.folder, task, config_from_args(args), use_features=args.features)
     for key, value in result.items():
         if value is not None:
             print(f"{key:>14}: {value:.4f}" if isinstance(value, float) else f"{key:>14}: {value}")

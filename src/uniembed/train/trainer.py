@@ -35,6 +35,7 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of the steps
     seed: int = 42
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64, 32]
+    matryoshka_weights: list[float] = field(default_factory=list)  # per dim (default: all 1)
     starbucks: list[tuple[int, int]] = field(default_factory=list)  # (layers, dim) pairs, small to large
     kl_weight: float = 1.0  # Starbucks: weight of the KL term to the full model
     hard_negatives: int = 0  # mine this many per anchor with the base model
@@ -76,6 +77,9 @@ class TrainConfig:
             pairs = [tuple(pair) for pair in self.starbucks]
             if any(len(pair) != 2 or min(pair) < 1 for pair in pairs) or pairs != sorted(set(pairs)):
                 raise InputError(f"starbucks must be distinct (layers, dim) pairs of positive integers, small to large, got {self.starbucks}")
+        if self.matryoshka_weights and (len(self.matryoshka_weights) != len(self.matryoshka)
+                                        or min(self.matryoshka_weights) < 0):
+            raise InputError(f"matryoshka_weights must be one number >= 0 per matryoshka dim, got {self.matryoshka_weights}")
         if sorted(set(self.matryoshka), reverse=True) != list(self.matryoshka) or any(d < 1 for d in self.matryoshka):
             raise InputError(f"matryoshka dims must be distinct positive integers, largest first, got {self.matryoshka}")
         for spec in self.eval:
@@ -189,7 +193,7 @@ class _Loop:
 
         def wrap(loss, *embeddings, **kwargs):
             if dims:
-                return losses.matryoshka(loss, dims, *embeddings, **kwargs)
+                return losses.matryoshka(loss, dims, *embeddings, weights=config.matryoshka_weights or None, **kwargs)
             return loss(*embeddings, **kwargs)
 
         if config.starbucks:
