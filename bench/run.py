@@ -68,7 +68,8 @@ def _graph(model, args):
 def _train(model, args):
     import train
 
-    return {f"Fine-tuning: {name}": demo(1) if name != "scifact" else demo(1, 1) for name, demo in train.DEMOS.items()}
+    return {f"Fine-tuning: {name}": demo(train.EPOCHS[name]) if name != "scifact" else demo(1, 1)
+            for name, demo in train.DEMOS.items()}
 
 
 BENCHES = {
