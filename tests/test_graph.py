@@ -180,6 +180,12 @@ def test_structure_and_text_go_into_one_collection(tmp_path, tiny_dir):
     assert len(collection) == 10 and collection.get(["3"])[0].text == "the bank charged me twice"
     assert collection.get(["9"])[0].text is None  # a node without a text row: structure only
     assert collection.search("bank charged", k=1, mode="text")[0].id == "3"
+    # the issue's own command: texts from nodes.csv beside the edge list (ids in an `id` or `node` column)
+    (tmp_path / "nodes.csv").write_text("node,text\n" + "".join(f"{i},paper number {i}\n" for i in range(10)))
+    assert main(["graph", "embed", str(edges), "--collection", str(tmp_path / "papers2"), "--features", "text",
+                 "--model", str(tiny_dir), "--dim", "32"]) == 0
+    assert uniembed.Collection.open(tmp_path / "papers2").get(["7"])[0].text == "paper number 7"
+    (tmp_path / "nodes.csv").unlink()
     assert main(["graph", "embed", str(edges), "--out", str(tmp_path / "x.npy"), "--features", "text"]) == 2
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(commands) -> None:
@@ -19,8 +20,9 @@ def add_parser(commands) -> None:
     embed.add_argument("--target", default="target", help="(default: target)")
     embed.add_argument("--weight", default=None, help="weight column (default: unweighted)")
     embed.add_argument("--directed", action="store_true", help="keep edge directions (default: undirected)")
-    embed.add_argument("--nodes", default=None, help="node file (csv/jsonl/parquet) with an id column and texts")
-    embed.add_argument("--id-column", default="id", help="id column of --nodes (default: id)")
+    embed.add_argument("--nodes", default=None, help="node file (csv/jsonl/parquet) with an id column and texts "
+                       "(default for --features: nodes.csv beside the edge list)")
+    embed.add_argument("--id-column", default=None, help="id column of --nodes (default: id, else node)")
     embed.add_argument("--features", default=None, metavar="COLUMN",
                        help="embed this text column of --nodes with --model and mix it in (property ratio); "
                        "the texts are stored in --collection too, for text search")
@@ -71,7 +73,10 @@ def run_embed(args: argparse.Namespace) -> int:
     if (args.out is None) == (args.collection is None):
         raise InputError("give exactly one of --out FILE or --collection DIR")
     if args.features and not args.nodes:
-        raise InputError("--features needs --nodes (a file with the node ids and their texts)")
+        beside = Path(args.edges).with_name("nodes.csv")
+        if not beside.is_file():
+            raise InputError(f"--features needs --nodes (a file with the node ids and their texts); there is no {beside}")
+        args.nodes = str(beside)
     started = time.perf_counter()
     node_ids, texts = _node_texts(args) if args.features else (None, None)
     config = config_from_args(args, with_features=bool(args.features))
@@ -97,9 +102,10 @@ def _node_texts(args) -> tuple[list[str], list[str]]:
 
     ids, texts = [], []
     for where, record in iter_records(args.nodes):
-        if not isinstance(record, dict) or args.id_column not in record or args.features not in record:
-            raise InputError(f"{where}: needs the columns {args.id_column!r} and {args.features!r}")
-        ids.append(str(record[args.id_column]))
+        id_column = args.id_column or next((c for c in ("id", "node") if isinstance(record, dict) and c in record), "id")
+        if not isinstance(record, dict) or id_column not in record or args.features not in record:
+            raise InputError(f"{where}: needs the columns {id_column!r} and {args.features!r}")
+        ids.append(str(record[id_column]))
         texts.append(str(record[args.features] or ""))
     return ids, texts
 
