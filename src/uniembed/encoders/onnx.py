@@ -72,8 +72,11 @@ class OnnxEncoder(TokenEncoder):
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {name: padded[name] for name in self.input_names})[0].astype(np.float32, copy=False)
+
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
-        hidden = self.session.run(None, {name: padded[name] for name in self.input_names})[0]
+        hidden = self.hidden_windows(padded)
         return pool_numpy(hidden, padded["attention_mask"], self.pooling, self.padding_side).astype(np.float32, copy=False)
 
 

@@ -38,6 +38,35 @@ class TokenEncoder(Encoder):
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
         """(batch, dim) float32 pooled vectors of one padded batch of windows."""
 
+    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        """(batch, tokens, hidden) float32 last-layer token vectors of one padded batch."""
+        raise NotImplementedError(f"{type(self).__name__} does not give token vectors")
+
+    def encode_tokens(self, texts, *, normalize: bool = True, prompt: str | None = None,
+                      projection: np.ndarray | None = None) -> list[np.ndarray]:
+        """Per-token vectors (late interaction): one (tokens, dim) float32 array per text, padding
+        removed, special tokens kept, inputs cut at max_tokens. `projection`: an optional (hidden,
+        dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector."""
+        from uniembed.encoders.base import check_texts
+
+        items = check_texts(texts)
+        prefix = self.prompt_prefix(prompt)
+        windows = self.windows.windows([prefix + t for t in items], chunk=False)
+        self.note_truncated(windows.n_truncated)
+        out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
+        for rows in token_batches(windows.lengths, self.token_budget):
+            padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+            hidden = self.hidden_windows(padded)
+            if projection is not None:
+                hidden = hidden @ projection
+            mask = padded["attention_mask"].astype(bool)
+            for row, index in enumerate(rows):
+                tokens = hidden[row][mask[row]]
+                if normalize:
+                    tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+                out[index] = np.ascontiguousarray(tokens, dtype=np.float32)
+        return out
+
     def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
         return self._encode_windows(texts, long, len(texts), show_progress=False)
 

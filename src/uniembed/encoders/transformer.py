@@ -76,6 +76,11 @@ class TransformerEncoder(TokenEncoder):
             self._fingerprint = base if self.precision == "fp32" else _digest(base, self.precision)
         return self._fingerprint
 
+    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names}
+        with torch.inference_mode():
+            return self.model(**inputs).last_hidden_state.float().cpu().numpy()
+
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
         inputs = {name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names}
         with torch.inference_mode():
