@@ -2,7 +2,8 @@
 
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability,
-                                             # serve, graph, train (the last two are not in the default run)
+                                             # serve, graph, train, multivector (the last three are
+                                             # not in the default run)
 """
 from __future__ import annotations
 
@@ -72,6 +73,12 @@ def _train(model, args):
             for name, demo in train.DEMOS.items()}
 
 
+def _multivector(model, args):
+    import multivector
+
+    return multivector.run()
+
+
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
     "speed": ("Encoding speed vs sentence-transformers", _speed),
@@ -82,6 +89,7 @@ BENCHES = {
     "serve": ("HTTP service under load, batching on vs off", _serve),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
+    "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
 }
 DEFAULT = ("scores", "speed", "encode", "collection", "durability", "serve")
 
