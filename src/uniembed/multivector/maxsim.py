@@ -37,7 +37,7 @@ def maxsim(query: np.ndarray, documents: list[np.ndarray], *, block: int = 256) 
         padded, mask = pad_token_sets(documents[start : start + block])
         if padded.shape[2] != query.shape[1]:
             raise InputError(f"query tokens have {query.shape[1]} dims, documents {padded.shape[2]}")
-        similarity = np.einsum("qd,ntd->nqt", query, padded)
-        similarity = np.where(mask[:, None, :], similarity, -np.inf)
-        scores[start : start + block] = similarity.max(axis=2).sum(axis=1)
+        similarity = np.matmul(padded, query.T)  # (docs, tokens, query tokens), BLAS per document
+        similarity[~mask] = -np.inf
+        scores[start : start + block] = similarity.max(axis=1).sum(axis=1)
     return scores
