@@ -10,7 +10,7 @@ from uniembed import MissingExtraError
 from uniembed._extras import require
 
 
-@pytest.mark.parametrize("module", ["uniembed", "uniembed.serve"])
+@pytest.mark.parametrize("module", ["uniembed", "uniembed.serve", "uniembed.train", "uniembed.graph", "uniembed.multivector"])
 def test_import_loads_nothing_heavy(module):
     heavy = ('torch', 'transformers', 'sklearn', 'pyarrow', 'fastapi', 'lancedb')
     code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
