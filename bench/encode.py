@@ -179,11 +179,9 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(*sys.argv[2:5])
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
 
-    for title, rows in run().items():
-        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+    print_tables(run())
     return 0
 
 

@@ -113,12 +113,11 @@ def main() -> int:
     if args.worker:
         scale_worker(*args.worker)
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from run import print_tables  # bench/run.py: `python bench/graph.py` puts bench/ on sys.path
 
-    print(f"\n### Cora (Planetoid split), node classification\n\n{markdown_table(cora_rows())}", flush=True)
+    print_tables({"Cora (Planetoid split), node classification": cora_rows()})
     if not args.skip_scale:
-        print(f"\n### FastRP at scale\n\n{markdown_table([scale_row(1_000_000, 10_000_000, 256)])}", flush=True)
+        print_tables({"FastRP at scale": [scale_row(1_000_000, 10_000_000, 256)]})
     return 0
 
 

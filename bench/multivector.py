@@ -111,11 +111,9 @@ def run() -> dict[str, list[dict]]:
 
 
 def main() -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from run import print_tables  # bench/run.py: `python bench/multivector.py` puts bench/ on sys.path
 
-    for title, rows in run().items():
-        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+    print_tables(run())
     return 0
 
 

@@ -94,6 +94,12 @@ BENCHES = {
 DEFAULT = ("scores", "speed", "encode", "collection", "durability", "serve")
 
 
+def print_tables(tables: dict[str, list[dict]]) -> None:
+    """Each table as a markdown section, flushed as it comes (long benches print as they go)."""
+    for title, rows in tables.items():
+        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+
+
 def markdown_table(rows: list[dict]) -> str:
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -113,9 +119,9 @@ def main() -> int:
     for name in args.only or DEFAULT:
         title, bench = BENCHES[name]
         result = bench(model, args)
-        for sub_title, rows in (result.items() if isinstance(result, dict) else [(title, result)]):
-            tables[sub_title] = rows
-            print(f"\n### {sub_title}\n\n{markdown_table(rows)}", flush=True)
+        produced = result if isinstance(result, dict) else {title: result}
+        tables.update(produced)
+        print_tables(produced)
     if args.json:
         print(json.dumps(tables, indent=2))
     failed = [row for rows in tables.values() for row in rows if row.get("ok") is False]

@@ -142,11 +142,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS), help="concurrency levels (default: 1 8 32 64)")
     parser.add_argument("--server-args", default="", help="extra `uniembed serve` options, e.g. '--backend onnx'")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from run import print_tables  # bench/run.py: `python bench/serve_load.py` puts bench/ on sys.path
 
-    for title, rows in run(args.seconds, args.soak, args.server_args.split(), tuple(args.clients)).items():
-        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
+    print_tables(run(args.seconds, args.soak, args.server_args.split(), tuple(args.clients)))
     return 0
 
 

@@ -129,15 +129,14 @@ def main() -> int:
     parser.add_argument("--matryoshka-lr", type=float, default=MATRYOSHKA["learning_rate"])
     parser.add_argument("--matryoshka-weights", default=",".join(map(str, MATRYOSHKA["weights"])))
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from run import print_tables  # bench/run.py: `python bench/train.py` puts bench/ on sys.path
 
     MATRYOSHKA.update(loss=args.matryoshka_loss, learning_rate=args.matryoshka_lr,
                       weights=[float(w) for w in args.matryoshka_weights.split(",")])
     for demo in args.demo or list(DEMOS):
         epochs = args.epochs or EPOCHS[demo]
         rows = scifact_demo(epochs, args.negatives) if demo == "scifact" else DEMOS[demo](epochs)
-        print(f"\n### Fine-tuning: {demo}\n\n{markdown_table(rows)}", flush=True)
+        print_tables({f"Fine-tuning: {demo}": rows})
     return 0
 
 

@@ -11,7 +11,7 @@ sparse = pytest.importorskip("scipy.sparse")
 
 import uniembed  # noqa: E402
 from conftest import shared  # noqa: E402
-from uniembed.graph import FastRPConfig, embed, fastrp, from_scipy, read_edges  # noqa: E402
+from uniembed.graph import FastRPConfig, embed, fastrp, read_edges  # noqa: E402
 from uniembed.graph.edges import from_edge_arrays  # noqa: E402
 
 
