@@ -216,7 +216,7 @@ def test_training_saves_a_model_both_libraries_load(tiny_dir, pairs_file, tmp_pa
     assert any(not np.allclose(base[k], v) for k, v in weights(result.output).items() if k in base)
 
 
-def test_the_loss_goes_down(tiny_dir, pairs_file, tmp_path):
+def test_the_loss_goes_down(tiny_dir, pairs_file, tmp_path, monkeypatch):
     from uniembed.train import trainer
 
     seen = []
@@ -227,11 +227,8 @@ def test_the_loss_goes_down(tiny_dir, pairs_file, tmp_path):
         seen.append(value)
         return value
 
-    pytest.MonkeyPatch.setattr(pytest.MonkeyPatch(), trainer._Loop, "loss_and_backward", record)
-    try:
-        train(run_config(tiny_dir, pairs_file, tmp_path / "out", epochs=6), show_progress=False)
-    finally:
-        trainer._Loop.loss_and_backward = original
+    monkeypatch.setattr(trainer._Loop, "loss_and_backward", record)
+    train(run_config(tiny_dir, pairs_file, tmp_path / "out", epochs=6), show_progress=False)
     assert np.mean(seen[-6:]) < 0.7 * np.mean(seen[:6])
 
 

@@ -157,6 +157,13 @@ class _Loop:
         self.history: list[dict] = []
         self.best: float | None = None
         self.step_seconds: list[float] = []
+        self._epoch_order: tuple[int, list[int]] | None = None  # (epoch, its shuffled order), made once per epoch
+        if isinstance(data, LabelledSet):  # rows per label and an integer id per example, made once
+            names = {label: n for n, label in enumerate(sorted(set(data.labels)))}
+            self._label_ids = [names[label] for label in data.labels]
+            self._rows_by_label: dict[str, list[int]] = {}
+            for index, label in enumerate(data.labels):
+                self._rows_by_label.setdefault(label, []).append(index)
 
     # -- schedule and batches --------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -170,11 +177,13 @@ class _Loop:
         """The examples of global step `step`: a seeded shuffle per epoch, so resuming recomputes it."""
         import torch
 
-        epoch, position = divmod(step, self.batches_per_epoch)
-        generator = torch.Generator().manual_seed(self.config.seed + epoch)
         if isinstance(self.data, LabelledSet):
-            return _label_batch(self.data.labels, self.config.batch_size, self.config.seed + step)
-        order = torch.randperm(len(self.data), generator=generator).tolist()
+            return _label_batch(self._rows_by_label, self.config.batch_size, self.config.seed + step)
+        epoch, position = divmod(step, self.batches_per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            generator = torch.Generator().manual_seed(self.config.seed + epoch)
+            self._epoch_order = (epoch, torch.randperm(len(self.data), generator=generator).tolist())
+        order = self._epoch_order[1]
         if isinstance(self.data, PairSet):
             return _without_duplicates(order, position, self.config.batch_size, self.data)
         return order[position * self.config.batch_size : (position + 1) * self.config.batch_size]
@@ -219,8 +228,7 @@ class _Loop:
             loss = pair_loss(query(anchors), document(positives), document(negatives) if k else None)
         elif isinstance(self.data, LabelledSet):
             texts = [self.data.texts[i] for i in indices]
-            labels = {label: n for n, label in enumerate(sorted(set(self.data.labels)))}
-            label_ids = torch.tensor([labels[self.data.labels[i]] for i in indices], device=model.device)
+            label_ids = torch.tensor([self._label_ids[i] for i in indices], device=model.device)
             loss = wrap(losses.triplet_semi_hard, embed(model, texts), labels=label_ids, margin=config.margin)
         else:
             first = embed(model, [self.data.first[i] for i in indices])
@@ -442,19 +450,16 @@ def _without_duplicates(order: list[int], position: int, size: int, data: PairSe
     return batch
 
 
-def _label_batch(labels: list[str], size: int, seed: int) -> list[int]:
+def _label_batch(rows_by_label: dict[str, list[int]], size: int, seed: int) -> list[int]:
     """A batch of labels with at least two texts each (triplets need positives in the batch)."""
     import random
 
     rng = random.Random(seed)
-    by_label: dict[str, list[int]] = {}
-    for index, label in enumerate(labels):
-        by_label.setdefault(label, []).append(index)
-    shared = [label for label, rows in by_label.items() if len(rows) >= 2]
+    shared = [label for label, rows in rows_by_label.items() if len(rows) >= 2]
     rng.shuffle(shared)
     batch: list[int] = []
     for label in shared:
-        take = rng.sample(by_label[label], min(len(by_label[label]), 4, size - len(batch)))
+        take = rng.sample(rows_by_label[label], min(len(rows_by_label[label]), 4, size - len(batch)))
         if len(take) >= 2:
             batch += take
         if len(batch) >= size - 1:
