@@ -7,7 +7,7 @@ symmetrised; nodes named in `extra_nodes` (e.g. labelled nodes) without edges ar
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from uniembed.errors import InputError
 class Graph:
     ids: np.ndarray  # row -> original node id
     adjacency: object  # scipy CSR, n x n, float32
+    _sorted: np.ndarray | None = field(default=None, repr=False)  # argsort of ids, made on first lookup
 
     @property
     def n_nodes(self) -> int:
@@ -29,13 +30,20 @@ class Graph:
         return int(self.adjacency.nnz)
 
     def rows_of(self, ids) -> np.ndarray:
-        """Rows of node ids (-1 for an unknown id)."""
-        lookup = {node: row for row, node in enumerate(self.ids.tolist())}
-        return np.array([lookup.get(_plain(node), -1) for node in ids], dtype=np.int64)
-
-
-def _plain(node):
-    return node.item() if isinstance(node, np.generic) else node
+        """Rows of node ids (-1 for an unknown id or one of another type), by binary search over
+        the ids sorted once: no Python loop over the graph's nodes."""
+        if self._sorted is None:
+            self._sorted = np.argsort(self.ids, kind="stable")
+        wanted = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        if len(wanted) == 0:
+            return np.empty(0, dtype=np.int64)
+        ordered = self.ids[self._sorted]
+        try:
+            at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+            found = ordered[at] == wanted
+        except (TypeError, ValueError):  # e.g. string ids against integer ones (numpy: a TypeError)
+            return np.full(len(wanted), -1, dtype=np.int64)
+        return np.where(found, self._sorted[at], -1).astype(np.int64)
 
 
 def read_edges(path: str | Path, *, source: str = "source", target: str = "target", weight: str | None = None,

@@ -40,11 +40,11 @@ def load_graph_folder(folder: str | Path, *, weight: str | None = None):
         labels = np.asarray([str(x) for x in table.column("label").to_pylist()], dtype=object)
     # labelled nodes without edges are isolated nodes of the graph, not errors
     graph = read_edges(folder / "edges.csv", weight=weight, extra_nodes=node_ids)
-    by_row = None
+    by_row = node_rows = None
     if labels is not None:
-        rows = graph.rows_of(node_ids)
+        node_rows = graph.rows_of(node_ids)
         by_row = np.full(graph.n_nodes, None, dtype=object)
-        by_row[rows] = labels
+        by_row[node_rows] = labels
     split = None
     if (folder / "split.json").is_file():
         raw = json.loads((folder / "split.json").read_text())
@@ -60,7 +60,7 @@ def load_graph_folder(folder: str | Path, *, weight: str | None = None):
         if raw_features.shape[0] != len(node_ids):
             raise InputError(f"{folder / 'features.npz'}: {raw_features.shape[0]} rows for {len(node_ids)} nodes")
         order = np.empty(graph.n_nodes, dtype=np.int64)
-        order[graph.rows_of(node_ids)] = np.arange(len(node_ids))
+        order[node_rows] = np.arange(len(node_ids))
         features = raw_features[order]
     return graph, by_row, split, features
 
