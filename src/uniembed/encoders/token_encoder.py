@@ -10,7 +10,7 @@ from abc import abstractmethod
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter
+from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_texts
 from uniembed.encoders.batching import token_batches
 from uniembed.encoders.tokens import Windows, WindowTokenizer
 
@@ -47,15 +47,12 @@ class TokenEncoder(Encoder):
         """Per-token vectors (late interaction): one (tokens, dim) float32 array per text, padding
         removed, special tokens kept, inputs cut at max_tokens. `projection`: an optional (hidden,
         dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector."""
-        from uniembed.encoders.base import check_texts
-
         items = check_texts(texts)
         prefix = self.prompt_prefix(prompt)
         windows = self.windows.windows([prefix + t for t in items], chunk=False)
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
-        for rows in token_batches(windows.lengths, self.token_budget):
-            padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+        for rows, padded in self._padded_batches(windows, token_batches(windows.lengths, self.token_budget)):
             hidden = self.hidden_windows(padded)
             if projection is not None:
                 hidden = hidden @ projection
@@ -83,14 +80,20 @@ class TokenEncoder(Encoder):
         lengths = windows.lengths
         pooled = np.empty((len(lengths), self.hidden_size), dtype=np.float32)
         batches = token_batches(lengths, self.token_budget, max_batch)
-        for rows in _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress):
-            padded = self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+        shown = _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress)
+        for rows, padded in self._padded_batches(windows, shown):
             pooled[rows] = self.embed_windows(padded)
         if len(lengths) != n_inputs:  # several windows for some inputs
             per_input = np.bincount(windows.owner, minlength=n_inputs)
             self.note_chunks(int(per_input[per_input > 1].sum()))
             pooled = _weighted_mean_by_owner(pooled, lengths, windows.owner, n_inputs)
         return pooled if self.dim == self.hidden_size else np.ascontiguousarray(pooled[:, : self.dim])
+
+
+    def _padded_batches(self, windows: Windows, batches):
+        """(rows, padded inputs) for each batch of window rows."""
+        for rows in batches:
+            yield rows, self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
 
 
 def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
