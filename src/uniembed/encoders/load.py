@@ -11,6 +11,7 @@ from uniembed.encoders.registry import resolve, weights_digest
 from uniembed.errors import InputError, ModelLoadError
 
 BACKENDS = ("torch", "onnx")
+PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8")}
 
 
 def cpu_has_bf16() -> bool:
@@ -20,9 +21,6 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return True  # not Linux: do not warn on a guess
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
-
-
-PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8")}
 
 
 def load(

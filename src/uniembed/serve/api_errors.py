@@ -92,7 +92,7 @@ def _describe(errors: list) -> tuple[str, str | None, str | None]:
         return "the request body is missing or is not a JSON object", None, kind
     param = location[0]
     if param == "input" and kind != "missing":  # pydantic lists one error per union member: say it once
-        from uniembed.serve.routes_embeddings import INPUT_SHAPES
+        from uniembed.serve.openapi import INPUT_SHAPES
 
         return f"input must be {INPUT_SHAPES}", "input", "invalid_input"
     where = ".".join(location)

@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 from pydantic import BaseModel, BeforeValidator
 
 
+INPUT_SHAPES = ("a non-empty string, an array of non-empty strings, an array of token ids or an array of "
+                "non-empty token-id arrays")  # what /v1/embeddings takes as `input`, for the schema and errors
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str

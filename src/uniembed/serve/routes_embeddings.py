@@ -23,13 +23,11 @@ try:
     import orjson
 except ImportError:  # optional: the standard json module gives the same vectors, slower
     orjson = None
-from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
+from uniembed.serve.openapi import ERROR_RESPONSES, INPUT_SHAPES, JsonInt
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
 TokenIds = Annotated[list[Annotated[JsonInt, Field(ge=0)]], Field(min_length=1)]
 INLINE_CHARS = 4096  # requests up to this size are tokenised on the event loop
-INPUT_SHAPES = ("a non-empty string, an array of non-empty strings, an array of token ids or an array of "
-                "non-empty token-id arrays")
 
 
 class EmbeddingRequest(BaseModel):
