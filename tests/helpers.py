@@ -104,3 +104,35 @@ def _write_st_files(directory: Path, pooling: str, max_seq_length: int, prompts:
     (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
     (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
     (directory / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts, "default_prompt_name": None}))
+
+
+def write_tiny_pylate(directory: Path, *, query_length: int = 8, document_length: int = 12, expansion: bool = True,
+                      attend_to_expansion: bool = False, out_features: int = 6, seed: int = 0) -> Path:
+    """A tiny ColBERT in PyLate's layout: [Transformer, pylate Dense], "[Q] " / "[D] " prefix tokens
+    added to the tokenizer, query and document lengths in config_sentence_transformers.json."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, BertModel
+
+    write_tiny_bert(directory, sentence_transformers=False, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.add_tokens(["[Q] ", "[D] "])
+    tokenizer.save_pretrained(directory)
+    model = BertModel.from_pretrained(directory)
+    model.resize_token_embeddings(len(tokenizer))
+    model.save_pretrained(directory, safe_serialization=True)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"}]
+    (directory / "modules.json").write_text(json.dumps(modules))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": document_length - 1}))
+    (directory / "config_sentence_transformers.json").write_text(json.dumps({
+        "query_prefix": "[Q] ", "document_prefix": "[D] ", "query_length": query_length,
+        "document_length": document_length, "do_query_expansion": expansion,
+        "attend_to_expansion_tokens": attend_to_expansion, "skiplist_words": [".", ",", "!", "?"],
+        "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "MaxSim"}))
+    (directory / "1_Dense").mkdir()
+    (directory / "1_Dense" / "config.json").write_text(json.dumps(
+        {"in_features": 32, "out_features": out_features, "bias": False, "activation_function": "torch.nn.modules.linear.Identity"}))
+    generator = torch.Generator().manual_seed(seed + 1)
+    save_file({"linear.weight": torch.randn(out_features, 32, generator=generator)}, str(directory / "1_Dense" / "model.safetensors"))
+    return directory

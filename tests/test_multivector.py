@@ -140,3 +140,87 @@ def test_encode_tokens_gives_unpadded_normalised_token_vectors(tiny_model):
     np.testing.assert_allclose(projected[1], raw[1][:, :4], atol=1e-6)
     alone = tiny_model.encode_tokens(["the cat sat on the mat"], normalize=False)[0]
     np.testing.assert_allclose(alone, raw[1], atol=1e-5)  # batching with others changes nothing
+
+
+# -- ColBERT / PyLate model directories --------------------------------------------------------
+
+def pylate_reference(directory, texts, *, query: bool, query_length=8, document_length=12, attend=False):
+    """PyLate 1.6's ColBERT.tokenize + encode, written out with transformers and torch: the prefix
+    token after [CLS], [MASK] expansion of queries, skiplist removal in documents, head, L2 norm."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = BertModel.from_pretrained(directory).eval()
+    weight = load_file(str(directory / "1_Dense" / "model.safetensors"))["linear.weight"]
+    prefix = tokenizer.convert_tokens_to_ids("[Q] " if query else "[D] ")
+    skip = set(tokenizer.convert_tokens_to_ids([".", ",", "!", "?"]))
+    out = []
+    for text in texts:
+        if query:
+            tokenizer.pad_token = "[MASK]"
+            encoded = tokenizer(text, truncation=True, max_length=query_length - 1, padding="max_length")
+        else:
+            encoded = tokenizer(text, truncation=True, max_length=document_length - 1)
+        ids = encoded["input_ids"][:1] + [prefix] + encoded["input_ids"][1:]
+        mask = encoded["attention_mask"][:1] + [1] + encoded["attention_mask"][1:]
+        if query and attend:
+            mask = [1] * len(mask)
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([ids]), attention_mask=torch.tensor([mask])).last_hidden_state[0]
+        tokens = hidden @ weight.T
+        if not query:
+            tokens = tokens[torch.tensor([i not in skip for i in ids])]
+        out.append(torch.nn.functional.normalize(tokens, dim=1).numpy())
+    return out
+
+
+@pytest.mark.parametrize("attend", [False, True])
+def test_pylate_directory_token_vectors_follow_pylate(tmp_path, attend):
+    from helpers import write_tiny_pylate
+
+    directory = write_tiny_pylate(tmp_path / "colbert", attend_to_expansion=attend)
+    model = uniembed.load(directory, device="cpu")
+    assert model.token_dim == 6
+    texts = ["the cat sat on the mat.", "hello, world! the sun is blue and the rain is red and the dog sat"]
+    queries = ["cat", "the sun, blue", *texts]  # short ones are expanded with [MASK], long ones cut
+    for query in (True, False):
+        got = model.encode_tokens(queries if query else texts, prompt="query" if query else "document")
+        want = pylate_reference(directory, queries if query else texts, query=query, attend=attend)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape == ((8, 6) if query else g.shape)
+            np.testing.assert_allclose(g, w, atol=1e-5)
+    assert got[1].shape[0] < 12  # the long document was cut at document_length, then punctuation dropped
+    with pytest.raises(uniembed.InputError, match="late-interaction"):
+        model.encode(["a single vector"])
+    with pytest.raises(uniembed.InputError, match="token head"):
+        model.encode_tokens(["x"], projection=np.eye(32, 4, dtype=np.float32))
+
+
+def test_pylate_directory_with_bad_head_is_refused(tmp_path):
+    import json
+
+    from helpers import write_tiny_pylate
+
+    directory = write_tiny_pylate(tmp_path / "colbert")
+    config = directory / "1_Dense" / "config.json"
+    config.write_text(json.dumps({"in_features": 32, "out_features": 6, "bias": False, "activation_function": "torch.nn.Tanh"}))
+    with pytest.raises(uniembed.ModelLoadError, match="Tanh"):
+        uniembed.load(directory, device="cpu")
+    config.write_text(json.dumps({"in_features": 32, "out_features": 7, "bias": False}))
+    with pytest.raises(uniembed.ModelLoadError, match="shape"):
+        uniembed.load(directory, device="cpu")
+    (directory / "1_Dense" / "model.safetensors").rename(directory / "1_Dense" / "pytorch_model.bin")
+    with pytest.raises(uniembed.ModelLoadError, match="pickle"):
+        uniembed.load(directory, device="cpu")
+
+
+def test_dense_after_pooling_is_refused_not_skipped(tiny_copy):
+    import json
+
+    modules = json.loads((tiny_copy / "modules.json").read_text())
+    modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
+    (tiny_copy / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(uniembed.ModelLoadError, match="Dense module after Pooling"):
+        uniembed.load(tiny_copy, device="cpu")

@@ -71,6 +71,13 @@ def load(
         encoder = _load_onnx(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
                              padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads, token_budget=token_budget)
     encoder.source = str(config.weights_dir)
+    if config.token_head_dir is not None:
+        from uniembed.encoders.late_interaction import read_token_head
+
+        encoder.token_head = read_token_head(directory, config.token_head_dir, encoder.windows.tokenizer)
+        if encoder.token_head.weight.shape[1] != encoder.hidden_size:
+            raise ModelLoadError(f"{config.token_head_dir}: the head takes {encoder.token_head.weight.shape[1]} dims, "
+                                 f"the transformer gives {encoder.hidden_size}")
     return encoder
 
 

@@ -18,7 +18,7 @@ _ST_POOLING_FLAGS = {
     "pooling_mode_max_tokens": "max",
 }
 _ST_UNSUPPORTED_FLAGS = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
-_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+_ST_MODULES = ("Transformer", "Pooling", "Normalize", "Dense")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ModelDirConfig:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt: str | None = None  # prompt name used when encode() is given none
     lowercase: bool = False
+    token_head_dir: Path | None = None  # a per-token Dense head (ColBERT / PyLate layout)
 
 
 def read_json(path: Path) -> dict | list:
@@ -66,6 +67,9 @@ def _read_sentence_transformers_dir(directory: Path, modules: object) -> ModelDi
             )
         by_kind[kind] = directory / module.get("path", "")
     weights_dir = by_kind.get("Transformer", directory)
+    if "Dense" in by_kind and "Pooling" in by_kind:
+        # a Dense after pooling projects the sentence vector; skipping it would give wrong vectors
+        raise ModelLoadError(f"{directory}: a Dense module after Pooling is not supported yet (refused rather than skipped)")
     pooling = _read_st_pooling(by_kind["Pooling"]) if "Pooling" in by_kind else None
     st_config = _first_json(weights_dir / "sentence_bert_config.json", directory / "sentence_bert_config.json")
     extra = _first_json(directory / "config_sentence_transformers.json")
@@ -85,6 +89,7 @@ def _read_sentence_transformers_dir(directory: Path, modules: object) -> ModelDi
         prompts=dict(prompts),
         default_prompt=default_prompt,
         lowercase=bool(st_config.get("do_lower_case", False)),
+        token_head_dir=by_kind.get("Dense"),
     )
 
 

@@ -12,7 +12,9 @@ import numpy as np
 
 from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_texts
 from uniembed.encoders.batching import token_batches
+from uniembed.encoders.late_interaction import TokenHead
 from uniembed.encoders.tokens import Windows, WindowTokenizer
+from uniembed.errors import InputError
 
 
 class TokenEncoder(Encoder):
@@ -25,6 +27,7 @@ class TokenEncoder(Encoder):
         self.windows = windows
         self.pooling = pooling
         self.token_budget = token_budget
+        self.token_head: TokenHead | None = None  # set for ColBERT / PyLate models (load.py)
 
     @property
     def padding_side(self) -> str:
@@ -42,33 +45,91 @@ class TokenEncoder(Encoder):
         """(batch, tokens, hidden) float32 last-layer token vectors of one padded batch."""
         raise NotImplementedError(f"{type(self).__name__} does not give token vectors")
 
+    @property
+    def token_dim(self) -> int:
+        """Dimension of encode_tokens' vectors: the head's output, else the hidden size."""
+        return self.token_head.dim if self.token_head is not None else self.hidden_size
+
+    @property
+    def token_fingerprint(self) -> str:
+        """Identifies what makes this encoder's token vectors (weights, head, tokenisation rules)."""
+        from uniembed.encoders.base import _digest
+
+        return _digest(self.fingerprint, "tokens", self.token_head.digest if self.token_head is not None else None)
+
     def encode_tokens(self, texts, *, normalize: bool = True, prompt: str | None = None,
                       projection: np.ndarray | None = None) -> list[np.ndarray]:
         """Per-token vectors (late interaction): one (tokens, dim) float32 array per text, padding
         removed, special tokens kept, inputs cut at max_tokens. `projection`: an optional (hidden,
-        dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector."""
+        dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector.
+
+        A ColBERT / PyLate model (self.token_head) tokenises by its own rules: prompt="query" makes
+        query vectors (prefix token, [MASK] expansion), anything else document vectors."""
         items = check_texts(texts)
-        prefix = self.prompt_prefix(prompt)
-        windows = self.windows.windows([prefix + t for t in items], chunk=False)
+        head = self.token_head
+        if head is not None:
+            if projection is not None:
+                raise InputError(f"{self.name} has its own token head; projection= would replace it")
+            windows, keep_lengths = self._head_windows(items, query=prompt == "query")
+        else:
+            windows = self.windows.windows([self.prompt_prefix(prompt) + t for t in items], chunk=False)
+            keep_lengths = None
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
         for rows, padded in self._padded_batches(windows, token_batches(windows.lengths, self.token_budget)):
+            keep = padded["attention_mask"].astype(bool)  # every real token, expansion tokens included
+            if keep_lengths is not None:  # expansion tokens get vectors but are not attended to
+                attended = np.arange(keep.shape[1])[None, :] < keep_lengths[rows][:, None]
+                padded["attention_mask"] = (keep & attended).astype(np.int64)
+            if head is not None and prompt != "query" and head.skiplist_ids:
+                keep &= ~np.isin(padded["input_ids"], list(head.skiplist_ids))
             hidden = self.hidden_windows(padded)
-            if projection is not None:
+            if head is not None:
+                hidden = head.project(hidden)
+            elif projection is not None:
                 hidden = hidden @ projection
-            mask = padded["attention_mask"].astype(bool)
             for row, index in enumerate(rows):
-                tokens = hidden[row][mask[row]]
+                tokens = hidden[row][keep[row]]
                 if normalize:
                     tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
                 out[index] = np.ascontiguousarray(tokens, dtype=np.float32)
         return out
+
+    def _head_windows(self, texts: list[str], *, query: bool) -> tuple[Windows, np.ndarray | None]:
+        """Windows by the token head's rules, and (queries with expansion, not attended) how many
+        leading tokens of each window are attended to; None when all are."""
+        head = self.token_head
+        length = head.query_length if query else head.document_length
+        prefix = head.query_prefix_id if query else head.document_prefix_id
+        base = self.windows.windows(texts, chunk=False)
+        ids, type_ids, truncated = [], [], 0
+        room = length - (prefix is not None)
+        for window, kinds in zip(base.ids, base.type_ids):
+            if len(window) > room:  # cut the text, keep the closing special token
+                window, kinds = window[: room - 1] + window[-1:], kinds[: room - 1] + kinds[-1:]
+                truncated += 1
+            if prefix is not None:
+                window, kinds = window[:1] + [prefix] + window[1:], kinds[:1] + [0] + kinds[1:]
+            ids.append(window)
+            type_ids.append(kinds)
+        attended = None
+        if query and head.query_expansion:
+            attended = np.array([len(w) for w in ids], dtype=np.int64) if not head.attend_to_expansion else None
+            for window, kinds in zip(ids, type_ids):
+                window.extend([head.mask_id] * (length - len(window)))
+                kinds.extend([0] * (length - len(kinds)))
+        return Windows(ids, type_ids, base.owner, base.n_truncated + truncated), attended
 
     def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
         return self._encode_windows(texts, long, len(texts), show_progress=False)
 
     def _encode_sorted(self, items, batch_size, long, show_progress):
         return self._encode_windows(items, long, batch_size, show_progress)
+
+    def _refuse_single_vectors(self) -> None:
+        if self.token_head is not None:
+            raise InputError(f"{self.name} is a late-interaction (ColBERT) model: it makes token vectors, not one vector "
+                             "per text; use encode_tokens() or a multi-vector collection (--multivector muvera)")
 
     def _encode_windows(self, texts: list[str], long: LongPolicy, max_batch: int, show_progress: bool | None) -> np.ndarray:
         windows = self.windows.windows(texts, chunk=long == "chunk")
@@ -77,6 +138,7 @@ class TokenEncoder(Encoder):
 
     def embed_prepared(self, windows: Windows, n_inputs: int, *, max_batch: int = 1024, show_progress: bool | None = False) -> np.ndarray:
         """(n_inputs, dim) raw vectors of already tokenised windows, in input order."""
+        self._refuse_single_vectors()
         lengths = windows.lengths
         pooled = np.empty((len(lengths), self.hidden_size), dtype=np.float32)
         batches = token_batches(lengths, self.token_budget, max_batch)
