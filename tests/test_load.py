@@ -41,7 +41,7 @@ def test_missing_directory_is_a_clear_error(tmp_path):
         (lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 10), "cannot load the weights"),
         (lambda d: (d / "modules.json").write_text("{not json"), "modules.json is not valid JSON"),
         (lambda d: (d / "1_Pooling" / "config.json").write_text("{}"), "exactly one of mean"),
-        (lambda d: (d / "modules.json").write_text(json.dumps([{"type": "x.Dense", "path": "2"}])), "'x.Dense' is not supported"),
+        (lambda d: (d / "modules.json").write_text(json.dumps([{"type": "x.WeightedLayerPooling", "path": "2"}])), "'x.WeightedLayerPooling' is not supported"),
     ],
 )
 def test_damaged_directory_is_refused_naming_the_problem(tiny_copy, damage, message):

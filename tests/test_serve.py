@@ -294,6 +294,43 @@ def test_vectors_only_collections_take_vectors(client):
     assert client.post("/v1/collections", json={"name": "nodim", "vectors_only": True}).status_code == 400
 
 
+def test_multivector_collections_over_http(client, tiny_model):
+    fde = {"repetitions": 3, "k_sim": 2, "d_proj": 4}
+    created = client.post("/v1/collections", json={"name": "late", "multivector": "muvera", "fde": fde, "token_storage": "int8"})
+    assert created.status_code == 201, created.text
+    assert created.json()["multivector"]["fde"]["repetitions"] == 3
+    items = [{"id": f"d{i}", "text": text} for i, text in enumerate(TEXTS)]
+    assert client.post("/v1/collections/late/items", json={"items": items}).status_code == 200
+    library = uniembed.Collection.open(client.app.state.service.settings.collections / "late", model=tiny_model)
+    for body in ({"query": "the bank charged me twice"}, {"query": "blue", "first_stage": "exact"},
+                 {"query": "blue", "first_stage": "tokens", "token_hits": 2}):
+        hits = client.post("/v1/collections/late/search", json={**body, "k": 3}).json()["hits"]
+        options = {key: value for key, value in body.items() if key != "query"}
+        assert [h["id"] for h in hits] == [h.id for h in library.search(body["query"], k=3, **options)]
+    tokens = tiny_model.encode_tokens(["blue sky"], prompt="query")[0]
+    by_tokens = client.post("/v1/collections/late/search", json={"tokens": tokens.tolist(), "k": 2}).json()["hits"]
+    assert [h["id"] for h in by_tokens] == [h.id for h in library.search(tokens, k=2)]
+    item = client.get("/v1/collections/late/items/d0").json()
+    assert np.asarray(item["tokens"]).shape[1] == tiny_model.token_dim
+
+    one_vector = client.post("/v1/collections/late/search", json={"vector": tokens[0].tolist(), "k": 1})
+    assert one_vector.status_code == 400 and "single vector" in one_vector.json()["error"]["message"]
+    ragged = client.post("/v1/collections/late/search", json={"tokens": [[0.1] * 32, [0.1] * 31]})
+    assert ragged.status_code == 400 and "different lengths" in ragged.json()["error"]["message"]
+    empty = client.post("/v1/collections/late/items", json={"items": [{"id": "e", "tokens": []}]})
+    assert empty.status_code == 400 and "empty" in empty.json()["error"]["message"]
+    as_vector = client.post("/v1/collections/late/items", json={"items": [{"id": "v", "vector": [0.0] * 32}]})
+    assert as_vector.status_code == 400 and "multi-vector" in as_vector.json()["error"]["message"]
+    assert client.post("/v1/collections", json={"name": "bad", "fde": fde}).status_code == 400
+    assert client.post("/v1/collections", json={"name": "plain", "vectors_only": True, "dim": 3}).status_code == 201
+    single = client.post("/v1/collections/plain/items", json={"items": [{"id": "t", "tokens": [[0.0] * 3]}]})
+    assert single.status_code == 400 and "multi-vector" in single.json()["error"]["message"]
+    token_query = client.post("/v1/collections/plain/search", json={"tokens": [[0.0, 1, 0], [1, 0, 0]]})
+    assert token_query.status_code == 400 and "single-vector" in token_query.json()["error"]["message"]
+    for name in ("late", "plain"):
+        assert client.delete(f"/v1/collections/{name}").status_code == 200
+
+
 @pytest.mark.parametrize("name", ["..", ".hidden", "a/b", "a" * 65, "-x", "x y", "ü"])
 def test_collection_names_that_could_escape_are_refused(client, name):
     response = client.post("/v1/collections", json={"name": name})

@@ -21,6 +21,7 @@ class Item:
     text: str | None
     payload: dict
     vectors: dict  # field -> float32 (dim,) array
+    tokens: object = None  # multi-vector collections: the (tokens, dim) float32 token vectors
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class CollectionInfo:
     disk_bytes: int
     version: int
     payload_fields: dict  # filterable payload field -> type
+    multivector: dict | None = None  # method, token_dim, storage, fde parameters
+    token_bytes_per_item: float | None = None  # mean stored bytes of token vectors per item
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,16 @@ def add_parser(commands) -> None:
     create.add_argument("--index", choices=["exact", "hnsw", "ivfpq"], default="exact")
     create.add_argument("--quantize", choices=["none", "int8", "binary"], default="none")
     create.add_argument("--field", action="append", default=None, help="a named vector field (repeat for several)")
+    multi = create.add_argument_group("multi-vector (late interaction)")
+    multi.add_argument("--multivector", choices=["muvera"], default=None,
+                       help="keep each item's token vectors and their MUVERA FDE; search = FDE candidates + exact MaxSim")
+    multi.add_argument("--token-storage", choices=["float16", "int8"], default="float16",
+                       help="token vector storage: float16 (2 bytes/dim) or int8 (1 byte/dim + 4 per token)")
+    multi.add_argument("--fde-repetitions", type=int, default=20, help="FDE repetitions R (default: 20)")
+    multi.add_argument("--fde-k-sim", type=int, default=5, help="SimHash hyperplanes per repetition (default: 5)")
+    multi.add_argument("--fde-d-proj", type=int, default=16, help="inner projection dims, 0 for none (default: 16)")
+    multi.add_argument("--fde-final-dim", type=int, default=None, help="final random projection dims (default: none)")
+    multi.add_argument("--fde-seed", type=int, default=42)
     create.set_defaults(run=run_create)
 
     add = sub.add_parser("add", help="embed and add the records of a jsonl/csv/parquet file")
@@ -52,6 +62,11 @@ def add_parser(commands) -> None:
     search.add_argument("--mode", choices=["dense", "text", "hybrid"], default="dense")
     search.add_argument("--field", default=None, help="vector field to search (default: the first)")
     search.add_argument("--json", action="store_true")
+    search.add_argument("--first-stage", choices=["fde", "exact", "tokens"], default=None,
+                        help="multi-vector collections: what MaxSim reranks: FDE candidates (default), every item, "
+                             "or the per-token heuristic")
+    search.add_argument("--candidates", type=int, default=None, help="FDE candidates to rerank (default: max(k, 100))")
+    search.add_argument("--token-hits", type=int, default=None, help="per-token heuristic: hits per query token (default: 10)")
     search.set_defaults(run=run_search)
 
 
@@ -63,7 +78,13 @@ def run_create(args: argparse.Namespace) -> int:
     from uniembed.store import Collection
 
     model = None if args.model == "none" else args.model
-    col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize)
+    multi = {}
+    if args.multivector:
+        fde = {"repetitions": args.fde_repetitions, "k_sim": args.fde_k_sim, "d_proj": args.fde_d_proj or None,
+               "final_dim": args.fde_final_dim, "seed": args.fde_seed}
+        multi = {"multivector": args.multivector, "fde": fde, "token_storage": args.token_storage}
+    col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize,
+                            **multi)
     print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}")
     return 0
 
@@ -92,6 +113,10 @@ def run_info(args: argparse.Namespace) -> int:
             ("index", f"{info.index} {info.index_params or ''}".strip()), ("quantize", info.quantize),
             ("bytes/vector", f"{info.bytes_per_vector:.1f} (first search stage)"), ("disk", f"{info.disk_bytes / 1e6:.2f} MB"),
             ("version", info.version), ("payload fields", info.payload_fields)]
+    if info.multivector:
+        per_item = f"{info.token_bytes_per_item / 1024:.1f} KiB/item" if info.token_bytes_per_item else "no items"
+        rows.append(("multivector", f"{info.multivector['method']} {info.multivector['fde']}"))
+        rows.append(("token vectors", f"{info.multivector['token_dim']} dims, {info.multivector['storage']}, {per_item}"))
     for name, value in rows:
         print(f"{name:>14}: {value}")
     return 0
@@ -118,7 +143,8 @@ def run_search(args: argparse.Namespace) -> int:
     from uniembed.store import Collection
 
     col = Collection.open(args.path)
-    hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode)
+    hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode,
+                      first_stage=args.first_stage, candidates=args.candidates, token_hits=args.token_hits)
     if args.json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
         return 0

@@ -42,7 +42,7 @@ class CollectionRegistry:
             return self._locks.setdefault(name, threading.Lock())
 
     def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
-               fields: list[str] | None, index_params: dict | None):
+               fields: list[str] | None, index_params: dict | None, **multivector):
         from uniembed.store.collection import Collection
 
         path = self.root / check_name(name)
@@ -58,7 +58,7 @@ class CollectionRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         with self.lock(name):
             collection = Collection.create(path, model=model, dim=dim, fields=fields, index=index,
-                                           quantize=quantize, index_params=index_params)
+                                           quantize=quantize, index_params=index_params, **multivector)
             with self._guard:
                 self._open[name] = collection
         return collection

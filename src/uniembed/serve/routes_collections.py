@@ -32,6 +32,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
+class FdeParams(Strict):
+    repetitions: JsonInt = Field(20, ge=1, le=256)
+    k_sim: JsonInt = Field(5, ge=0, le=12)
+    d_proj: Optional[JsonInt] = Field(16, ge=1, le=4096)
+    final_dim: Optional[JsonInt] = Field(None, ge=1, le=1_000_000)
+    seed: JsonInt = 42
+
+
 class CreateCollection(Strict):
     name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter or digit")
     index: Literal["exact", "hnsw", "ivfpq"] = "exact"
@@ -41,6 +49,9 @@ class CreateCollection(Strict):
     dim: Optional[JsonInt] = Field(None, ge=1, le=65536, description="vectors-only: their dimension; "
                                      "with the model: Matryoshka truncation")
     vectors_only: StrictBool = False
+    multivector: Optional[Literal["muvera"]] = Field(None, description="keep token vectors and their MUVERA FDE")
+    fde: Optional[FdeParams] = None
+    token_storage: Literal["float16", "int8"] = "float16"
 
 
 class ItemIn(Strict):
@@ -48,6 +59,7 @@ class ItemIn(Strict):
     text: Optional[str] = None
     vector: Optional[list[Number]] = Field(None, min_length=1)
     vectors: Optional[dict[str, list[Number]]] = None
+    tokens: Optional[list[list[Number]]] = Field(None, description="multi-vector collections: one vector per token")
     payload: Optional[dict[str, PayloadValue]] = None
 
 
@@ -67,6 +79,10 @@ class SearchRequest(Strict):
     filter: Optional[Union[str, dict[str, FilterRule]]] = None
     mode: Literal["dense", "text", "hybrid"] = "dense"
     field: Optional[str] = None
+    tokens: Optional[list[list[Number]]] = Field(None, description="multi-vector collections: query token vectors")
+    first_stage: Optional[Literal["fde", "exact", "tokens"]] = None
+    candidates: Optional[JsonInt] = Field(None, ge=1, le=100_000)
+    token_hits: Optional[JsonInt] = Field(None, ge=1, le=10_000)
 
 
 class HitOut(BaseModel):
@@ -109,7 +125,7 @@ def collection_routes(state):
         def create():
             collection = registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
                                          vectors_only=request.vectors_only, fields=request.fields,
-                                         index_params=request.index_params)
+                                         index_params=request.index_params, **_multivector_options(request))
             return _info(request.name, collection)
 
         return await asyncio.to_thread(create)
@@ -148,19 +164,30 @@ def collection_routes(state):
         item = (await run(name, lambda c: c.get([item_id])))[0]
         if item is None:
             raise ApiError(404, f"no item {item_id!r} in collection {name!r}", param="id", code="item_not_found")
-        return {"id": item.id, "text": item.text, "payload": item.payload,
-                "vectors": {field: vector.tolist() for field, vector in item.vectors.items()}}
+        out = {"id": item.id, "text": item.text, "payload": item.payload,
+               "vectors": {field: vector.tolist() for field, vector in item.vectors.items()}}
+        if item.tokens is not None:
+            out["tokens"] = item.tokens.tolist()
+        return out
 
     @router.post("/{name}/search", response_model=SearchResponse)
     async def search(name: str, request: SearchRequest):
-        if (request.query is None) == (request.vector is None):
-            raise ApiError(400, "give exactly one of query (text) or vector", param="query", code="invalid_query")
-        if request.vector is not None and request.mode != "dense":
-            raise ApiError(400, f"mode {request.mode!r} needs a text query, not a vector", param="mode")
-        query = request.query if request.query is not None else _finite(request.vector, "vector")
+        given = [request.query is not None, request.vector is not None, request.tokens is not None]
+        if sum(given) != 1:
+            raise ApiError(400, "give exactly one of query (text), vector or tokens", param="query", code="invalid_query")
+        if request.query is None and request.mode != "dense":
+            raise ApiError(400, f"mode {request.mode!r} needs a text query, not vectors", param="mode")
+        if request.query is not None:
+            query = request.query
+        elif request.vector is not None:
+            query = _finite(request.vector, "vector")
+        else:
+            query = _token_array(request.tokens, "tokens")
 
         def search_in(collection):
-            hits = collection.search(query, request.k, filter=request.filter, field=request.field, mode=request.mode)
+            hits = collection.search(query, request.k, filter=request.filter, field=request.field, mode=request.mode,
+                                     first_stage=request.first_stage, candidates=request.candidates,
+                                     token_hits=request.token_hits)
             return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
 
         return await run(name, search_in)
@@ -174,7 +201,24 @@ def _info(name: str, collection) -> dict:
     return {"name": name, "count": info.count, "model": info.model, "fields": info.fields, "index": info.index,
             "quantize": info.quantize, "index_params": info.index_params, "version": info.version,
             "bytes_per_vector": None if math.isnan(bytes_per_vector) else bytes_per_vector,
-            "disk_bytes": info.disk_bytes, "payload_fields": info.payload_fields}
+            "disk_bytes": info.disk_bytes, "payload_fields": info.payload_fields,
+            "multivector": info.multivector, "token_bytes_per_item": info.token_bytes_per_item}
+
+
+def _multivector_options(request: CreateCollection) -> dict:
+    if request.multivector is None:
+        if request.fde is not None or request.token_storage != "float16":
+            raise ApiError(400, "fde and token_storage belong to multi-vector collections (multivector: muvera)",
+                           param="multivector")
+        return {}
+    fde = request.fde.model_dump() if request.fde else None
+    return {"multivector": request.multivector, "fde": fde, "token_storage": request.token_storage}
+
+
+def _token_array(rows: list[list], param: str) -> np.ndarray:
+    if len({len(row) for row in rows}) > 1:
+        raise ApiError(400, f"{param}: token vectors have different lengths", param=param)
+    return _finite(rows, param)
 
 
 def _finite(values: list, param: str) -> np.ndarray:
@@ -187,6 +231,11 @@ def _finite(values: list, param: str) -> np.ndarray:
 
 def _data_and_texts(items: list[ItemIn], collection):
     """(data, texts) for Collection.add: every item brings vectors, or every item brings a text to embed."""
+    if collection.multivector is not None:
+        return _token_data(items)
+    if any(item.tokens is not None for item in items):
+        raise ApiError(400, "tokens are for multi-vector collections; this one takes vector / vectors or text",
+                       param="items")
     fields = list(collection.meta.fields)
     with_vectors = [item.vector is not None or item.vectors is not None for item in items]
     if all(with_vectors):
@@ -214,3 +263,19 @@ def _data_and_texts(items: list[ItemIn], collection):
         raise ApiError(400, f"items{missing[:5]} have neither a vector nor a text", param="items")
     texts = [item.text for item in items]
     return {field: texts for field in fields}, None
+
+
+def _token_data(items: list[ItemIn]):
+    """(data, texts) for a multi-vector collection: every item brings tokens, or every item a text."""
+    if any(item.vector is not None or item.vectors is not None for item in items):
+        raise ApiError(400, "this collection is multi-vector: send tokens (one vector per token) or text, not vector",
+                       param="items")
+    if all(item.tokens is not None for item in items):
+        sets = [_token_array(item.tokens, f"items.{index}.tokens") for index, item in enumerate(items)]
+        return sets, [item.text for item in items]
+    if any(item.tokens is not None for item in items):
+        raise ApiError(400, "some items have tokens and some do not: send all with tokens or all with text", param="items")
+    missing = [index for index, item in enumerate(items) if not item.text]
+    if missing:
+        raise ApiError(400, f"items{missing[:5]} have neither tokens nor a text", param="items")
+    return [item.text for item in items], None

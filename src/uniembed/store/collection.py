@@ -19,6 +19,7 @@ from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.index.base import check_index_params
+from uniembed.multivector import FDEConfig
 from uniembed.store.backend import (
     ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column, vector_column,
 )
@@ -26,6 +27,10 @@ from uniembed.store.filters import parse_filter, to_sql
 from uniembed.store import lance_backend  # noqa: F401  (registers the "lance" backend)
 from uniembed.store.lock import WriterLock
 from uniembed.store.meta import CollectionMeta, read_meta, write_meta
+from uniembed.store.multivector import (
+    FIRST_STAGES, TOKENS, MultiVectorSpec, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
+    token_heuristic_rows, unpack_tokens,
+)
 from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, dump_payloads, payload_types
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
@@ -64,6 +69,8 @@ class Collection:
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
         self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
+        self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
+        self._fde = make_fde(self.multivector) if self.multivector else None
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
@@ -78,29 +85,45 @@ class Collection:
         quantize: str = "none",
         index_params: dict | None = None,
         backend: str = "lance",
+        multivector: str | None = None,
+        fde: FDEConfig | dict | None = None,
+        token_storage: str = "float16",
     ) -> "Collection":
         """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
         with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
-        renamed into place, so a crash never leaves half a collection."""
+        renamed into place, so a crash never leaves half a collection.
+
+        multivector="muvera": each item keeps its token vectors (token_storage "float16" or "int8")
+        and their MUVERA FDE (parameters `fde`), which the index searches for candidates that exact
+        MaxSim then ranks. Without a model, `dim` is the token vectors' dimension."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputError(f"{path} already exists and is not empty")
         kind, params = resolve_index(index, quantize)
         encoder = _load_model(model)
-        vector_dim = _vector_dim(encoder, dim)
         names = list(fields or ["default"])
         for name in names:
             if not name.isidentifier():
                 raise InputError(f"vector field name {name!r} must be an identifier (letters, digits, _)")
+        if multivector is None:
+            if fde is not None or token_storage != "float16":
+                raise InputError("fde= and token_storage= belong to multi-vector collections (multivector='muvera')")
+            spec, vector_dim = None, _vector_dim(encoder, dim)
+            fingerprint = encoder.fingerprint if encoder else None
+        else:
+            spec = _multivector_spec(multivector, encoder, dim, names, fde, token_storage)
+            vector_dim = make_fde(spec).output_dim
+            fingerprint = encoder.token_fingerprint if encoder else None
         meta = CollectionMeta(
-            model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
+            model=_model_name(model, encoder), fingerprint=fingerprint,
             fields={name: vector_dim for name in names}, index=kind, index_params={**params, **(index_params or {})},
-            quantize=quantize, dim=dim if encoder else None, backend=backend,
+            quantize=quantize, dim=dim if encoder and not spec else None, backend=backend,
+            multivector=spec.to_dict() if spec else None,
         )
         store = backend_class(backend)
         check_index_params(kind, meta.index_params)
         with atomic_folder(path) as staging:
-            store.create(staging / DATA_DIR, base_schema(meta.fields))
+            store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None))
             write_meta(staging, meta)
         return cls(path, meta, store.open(path / DATA_DIR), encoder)
 
@@ -143,7 +166,10 @@ class Collection:
         ids = check_ids(ids)
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
-        vectors, stored_texts = self._vectors_and_texts(ids, data, texts)
+        if self.multivector is not None:
+            vectors, stored_texts, blobs = self._token_rows(ids, data, texts)
+        else:
+            (vectors, stored_texts), blobs = self._vectors_and_texts(ids, data, texts), None
         with WriterLock(self.path / LOCK_FILE):
             before = self.backend.refresh()
             if mode == "insert":
@@ -155,7 +181,7 @@ class Collection:
             new_columns = {payload_column(k): t for k, t in types.items() if k not in known}
             if new_columns:
                 self.backend.add_payload_columns({name: ARROW_TYPES[t] for name, t in new_columns.items()})
-            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, self.backend.schema)
+            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, self.backend.schema, blobs)
             version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
@@ -217,23 +243,54 @@ class Collection:
             raise InputError("texts must be strings (or None)")
         return vectors, stored if stored is not None else [None] * n
 
+    def _token_rows(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
+        """Multi-vector items: (the FDE per field, stored texts, packed token vectors)."""
+        spec, n = self.multivector, len(ids)
+        if isinstance(data, dict):
+            if set(data) != {self.meta.default_field}:
+                raise InputError(f"this multi-vector collection has one field, {self.meta.default_field!r}; got {sorted(data)}")
+            data = data[self.meta.default_field]
+        if _is_texts(data):
+            items = list(data)
+            if len(items) != n:
+                raise InputError(f"got {len(items)} texts for {n} ids")
+            token_sets = self.model.encode_tokens(items, prompt="document")
+            source = items
+        else:
+            if data is None:
+                raise InputError(f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors")
+            token_sets, source = check_token_sets(data, n, spec.token_dim), None
+        stored = list(texts) if texts is not None else source
+        if stored is not None and (len(stored) != n or not all(t is None or isinstance(t, str) for t in stored)):
+            raise InputError(f"texts must be {n} strings (or None), one per id")
+        fde = self._fde.documents(token_sets)
+        blobs = [pack_tokens(t, spec.storage) for t in token_sets]
+        return {self.meta.default_field: fde}, stored if stored is not None else [None] * n, blobs
+
     # -- reading ------------------------------------------------------------------------------
     def get(self, ids) -> list[Item | None]:
         """The stored items, in the order of `ids` (None for an unknown id)."""
         ids = check_ids(ids)
         self.backend.refresh()
-        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)]
+        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + ([TOKENS] if self.multivector else [])
         table = self.backend.get(ids, columns)
         found = {}
         for row in table.to_pylist():
             vectors = {f: np.asarray(row[vector_column(f)], np.float32) for f in self.meta.fields}
-            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors)
+            tokens = unpack_tokens(row[TOKENS], self.multivector.token_dim, self.multivector.storage) if self.multivector else None
+            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens)
         return [found.get(id_) for id_ in ids]
 
-    def search(self, query, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense") -> list[Hit]:
+    def search(self, query, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
+               first_stage: str | None = None, candidates: int | None = None, token_hits: int | None = None) -> list[Hit]:
         """The k best items for a text or a vector. mode: "dense" (vectors), "text" (BM25 over the
         stored text) or "hybrid" (both, fused by reciprocal rank). `filter` restricts to items whose
-        payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist."""
+        payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist.
+
+        Multi-vector collections take a text or a (tokens, dim) array, rank by exact MaxSim, and
+        find what to rank with `first_stage`: "fde" (default: the FDE index's `candidates` best,
+        default max(k, 100)), "exact" (every item: the oracle) or "tokens" (the items holding each
+        query token's `token_hits` nearest document tokens, default 10)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if mode not in SEARCH_MODES:
@@ -247,14 +304,42 @@ class Collection:
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
         if mode == "text":
             return self._text_hits(snapshot, query, k, conditions)
-        vector = self._query_vector(query, field)
         depth = max(k, 100) if mode == "hybrid" else k
-        scores, rows = snapshot.search(vector[None, :], depth, field, conditions)
+        if self.multivector is not None:
+            scores, rows = self._multivector_search(snapshot, query, depth, conditions, first_stage, candidates, token_hits)
+        else:
+            if (first_stage, candidates, token_hits) != (None, None, None):
+                raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
+            scores, rows = snapshot.search(self._query_vector(query, field)[None, :], depth, field, conditions)
+            scores, rows = scores[0], rows[0]
         ids, payload = snapshot.ids, snapshot.payload
-        dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores[0].tolist(), rows[0].tolist()) if r >= 0]
+        dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0]
         if mode == "dense":
             return dense
         return _fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
+
+    def _multivector_search(self, snapshot: Snapshot, query, k: int, conditions, first_stage, candidates,
+                            token_hits) -> tuple[np.ndarray, np.ndarray]:
+        stage = first_stage or "fde"
+        if stage not in FIRST_STAGES:
+            raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
+        for name, value in (("candidates", candidates), ("token_hits", token_hits)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(query, str):
+            tokens = self.model.encode_tokens([query], prompt="query")[0]
+        else:
+            tokens = query_tokens(query, self.multivector.token_dim)
+        if stage == "fde":
+            _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, conditions)
+            rows = rows[0][rows[0] >= 0]
+        else:
+            allowed = snapshot.allowed_rows(conditions)
+            if stage == "exact":
+                rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(snapshot.ids))
+            else:
+                rows = token_heuristic_rows(tokens, snapshot.tokens, token_hits or 10, allowed)
+        return rerank(tokens, rows, snapshot.tokens, k)
 
     def _text_hits(self, snapshot: Snapshot, query: str, k: int, conditions) -> list[Hit]:
         where = to_sql(conditions, payload_column)
@@ -269,6 +354,9 @@ class Collection:
         if isinstance(query, str):
             return self._encode([query], prompt="query")[0]
         vector = np.asarray(query, dtype=np.float32)
+        if vector.ndim == 2 and len(vector) > 1:
+            raise InputError(f"this collection is single-vector: a query is a text or one vector of {dim} values, got "
+                             f"{len(vector)} vectors (token vectors belong in a multi-vector collection)")
         vector = vector.reshape(-1) if vector.ndim <= 2 else None
         if vector is None or vector.shape != (dim,):
             raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
@@ -288,7 +376,9 @@ class Collection:
 
     def _build_snapshot(self, version: int) -> Snapshot:
         columns = [ID, PAYLOAD, *(vector_column(f) for f in self.meta.fields), *(payload_column(f) for f in self.payload_fields)]
-        return Snapshot.from_table(version, self.backend.scan(columns), self.meta.fields, self.meta.index, self.meta.index_params)
+        columns += [TOKENS] if self.multivector else []
+        return Snapshot.from_table(version, self.backend.scan(columns), self.meta.fields, self.meta.index, self.meta.index_params,
+                                   self.multivector)
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -302,13 +392,16 @@ class Collection:
         return self._model
 
     def _check_model(self, encoder: Encoder) -> None:
-        if self.meta.fingerprint is not None and encoder.fingerprint != self.meta.fingerprint:
+        made = encoder.token_fingerprint if self.multivector and hasattr(encoder, "token_fingerprint") else encoder.fingerprint
+        if self.meta.fingerprint is not None and made != self.meta.fingerprint:
             raise InputError(
                 f"collection {self.path} was made by model {self.meta.model} (fingerprint {self.meta.fingerprint[:12]}); "
-                f"{encoder.name} (fingerprint {encoder.fingerprint[:12]}) makes different vectors and cannot be used with it"
+                f"{encoder.name} (fingerprint {made[:12]}) makes different vectors and cannot be used with it"
             )
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        if self.multivector is not None:  # texts go through encode_tokens; a plain vector means nothing here
+            raise InputError("this collection is multi-vector: single vectors cannot be made for it")
         return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
 
     # -- maintenance and facts -----------------------------------------------------------------
@@ -336,11 +429,13 @@ class Collection:
         snapshot = self.snapshot()
         count = self.backend.count()
         bytes_per_vector = snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")
+        token_bytes = float(np.mean([len(b) for b in snapshot.tokens.blobs])) if self.multivector and count else None
         return CollectionInfo(
             path=str(self.path), count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
             fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
             index_params=dict(self.meta.index_params), bytes_per_vector=bytes_per_vector,
             disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
+            multivector=self.meta.multivector, token_bytes_per_item=token_bytes,
         )
 
 
@@ -370,6 +465,22 @@ def _model_name(model, encoder: Encoder | None) -> str | None:
     if isinstance(model, str):
         return encoder.name if model == "default" else model
     return encoder.name
+
+
+def _multivector_spec(method: str, encoder: Encoder | None, dim: int | None, names: list[str], fde, storage: str) -> MultiVectorSpec:
+    if len(names) != 1:
+        raise InputError(f"a multi-vector collection has one vector field, got {names}")
+    if encoder is None:
+        if dim is None:
+            raise InputError("a multi-vector collection without a model needs dim= (the token vectors' dimension)")
+        token_dim = _vector_dim(None, dim)
+    else:
+        if not hasattr(encoder, "encode_tokens"):
+            raise InputError(f"model {encoder.name} gives no token vectors; multi-vector collections need a transformer model")
+        if dim is not None:
+            raise InputError("dim= truncates single vectors; a multi-vector collection with a model takes its token dimension")
+        token_dim = encoder.token_dim
+    return MultiVectorSpec.make(method, token_dim, storage, fde)
 
 
 def _vector_dim(encoder: Encoder | None, dim: int | None) -> int:

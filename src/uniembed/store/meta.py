@@ -10,10 +10,16 @@ from pathlib import Path
 from uniembed.errors import InputError
 
 META_FILE = "collection.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_multivector(data: dict) -> dict:
+    """1 -> 2: multi-vector collections arrived; every older collection is single-vector."""
+    return {**data, "multivector": None, "schema_version": 2}
+
 
 # version n -> function upgrading a version-n dict to version n+1 (applied in order on open)
-MIGRATIONS: dict[int, callable] = {}
+MIGRATIONS: dict[int, callable] = {1: _add_multivector}
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class CollectionMeta:
     quantize: str = "none"
     dim: int | None = None  # Matryoshka truncation applied when encoding
     backend: str = "lance"  # store of record, see uniembed.store.backend.BACKENDS
+    multivector: dict | None = None  # MultiVectorSpec fields; None: one vector per item and field
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniembed.errors import InputError
-from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
+from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -98,8 +98,11 @@ def check_payloads(payloads: object, n: int) -> list[dict]:
 
 
 def build_rows(ids: list[str], vectors: dict[str, np.ndarray], texts: list[str | None], payloads: list[dict],
-               payload_json: list[str], types: dict[str, str], schema: pa.Schema) -> pa.Table:
+               payload_json: list[str], types: dict[str, str], schema: pa.Schema,
+               token_blobs: list[bytes] | None = None) -> pa.Table:
     columns = {ID: pa.array(ids, pa.string()), TEXT: pa.array(texts, pa.string()), PAYLOAD: pa.array(payload_json, pa.string())}
+    if token_blobs is not None:
+        columns[TOKENS] = pa.array(token_blobs, pa.binary())
     for field, array in vectors.items():
         columns[vector_column(field)] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
     for key, kind in types.items():

@@ -16,6 +16,7 @@ from uniembed.index import VectorIndex, create_index
 from uniembed.index.base import exact_search
 from uniembed.store.backend import FIELD_PREFIX, ID, PAYLOAD, vector_column
 from uniembed.store.filters import Condition, filter_mask
+from uniembed.store.multivector import TOKENS, MultiVectorSpec, TokenSets
 
 # Filters that leave at most this many rows are searched exactly: cheaper than walking an index
 # that must skip almost everything, and always returns k results when k exist.
@@ -56,9 +57,11 @@ class Snapshot:
     index_params: dict
     indexes: dict[str, VectorIndex] = field(default_factory=dict)
     row_of: dict[str, int] = field(default_factory=dict)
+    tokens: TokenSets | None = None  # multi-vector collections: each row's token vectors
 
     @classmethod
-    def from_table(cls, version: int, table: pa.Table, fields: dict[str, int], index_kind: str, index_params: dict) -> "Snapshot":
+    def from_table(cls, version: int, table: pa.Table, fields: dict[str, int], index_kind: str, index_params: dict,
+                   multivector: MultiVectorSpec | None = None) -> "Snapshot":
         ids = table.column(ID).to_pylist()
         columns = {name[len(FIELD_PREFIX):]: _column_arrays(table.column(name)) for name in table.column_names if name.startswith(FIELD_PREFIX)}
         vectors = {f: vectors_of(table.column(vector_column(f)), dim) for f, dim in fields.items()}
@@ -72,6 +75,7 @@ class Snapshot:
             index_kind=index_kind,
             index_params=index_params,
             row_of={id_: row for row, id_ in enumerate(ids)},
+            tokens=TokenSets(table.column(TOKENS).to_pylist(), multivector) if multivector else None,
         )
 
     dead: int = 0  # tombstoned rows, so the hot path need not scan `alive`
@@ -86,11 +90,16 @@ class Snapshot:
             self.indexes[field_name] = create_index(self.index_kind, self.vectors[field_name], self.index_params)
         return self.indexes[field_name]
 
-    def search(self, queries: np.ndarray, k: int, field_name: str, conditions: list[Condition]) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of the top k live rows meeting the conditions; rows -1 where fewer exist."""
+    def allowed_rows(self, conditions: list[Condition]) -> np.ndarray | None:
+        """Boolean mask of live rows meeting the conditions; None when every row qualifies."""
         allowed = filter_mask(conditions, self.columns, len(self.ids))
         if self.dead:
             allowed = self.alive if allowed is None else allowed & self.alive
+        return allowed
+
+    def search(self, queries: np.ndarray, k: int, field_name: str, conditions: list[Condition]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the top k live rows meeting the conditions; rows -1 where fewer exist."""
+        allowed = self.allowed_rows(conditions)
         vectors = self.vectors[field_name]
         if allowed is not None and allowed.sum() <= EXACT_SUBSET_ROWS:
             return exact_search(queries, vectors, k, np.flatnonzero(allowed))
@@ -121,5 +130,7 @@ class Snapshot:
             self.vectors[f] = np.vstack([self.vectors[f], new_vectors])
             if f in self.indexes:
                 self.indexes[f].add(new_vectors)
+        if self.tokens is not None:
+            self.tokens.append(table.column(TOKENS).to_pylist())
         self.alive = np.concatenate([self.alive, np.ones(len(new_ids), dtype=bool)])
         self.row_of.update({id_: start + i for i, id_ in enumerate(new_ids)})
