@@ -11,6 +11,7 @@ import uniembed
 from uniembed import InputError
 from uniembed.multivector import FDEConfig, maxsim
 from uniembed.store import Collection
+from uniembed.store.multivector import token_heuristic_rows
 
 DIM = 8
 SMALL_FDE = {"repetitions": 4, "k_sim": 2, "d_proj": 4, "seed": 7}
@@ -58,6 +59,12 @@ def test_fde_candidates_come_from_the_fde_index_and_the_heuristic_from_nearest_t
     nearest = {int(owner[j]) for j in np.argmax(query @ flat.T, axis=1)}
     hits = col.search(query, k=60, first_stage="tokens", token_hits=1)
     assert {h.id for h in hits} == {f"d{i}" for i in nearest}
+    tokens = col.snapshot().tokens
+    for hits_per_token in (1, 3, 40):  # blocks smaller than the hits: the running best is merged across blocks
+        whole = token_heuristic_rows(query, tokens, hits_per_token, None)
+        np.testing.assert_array_equal(token_heuristic_rows(query, tokens, hits_per_token, None, block=7), whole)
+    three = np.argsort(-(query @ flat.T), axis=1)[:, :3]
+    assert set(token_heuristic_rows(query, tokens, 3, None, block=5).tolist()) == set(owner[three.ravel()].tolist())
 
 
 def test_filters_deletes_and_upserts_apply_to_every_stage(mv):

@@ -171,17 +171,17 @@ def token_heuristic_rows(query: np.ndarray, tokens: TokenSets, hits_per_token: i
         flat, owner = flat[keep], owner[keep]
     if len(flat) == 0:
         return np.empty(0, np.int64)
-    best_scores = np.full((len(query), 0), -np.inf, np.float32)
+    best_scores = np.empty((len(query), 0), np.float32)
     best_index = np.empty((len(query), 0), np.int64)
-    for start in range(0, len(flat), block):
+    for start in range(0, len(flat), block):  # float16 -> float32 one block at a time: bounded memory
         scores = query @ flat[start : start + block].astype(np.float32).T
-        scores = np.concatenate([best_scores, scores], axis=1)
-        index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + scores.shape[1] - best_index.shape[1]),
-                                                            (len(query), scores.shape[1] - best_index.shape[1]))], axis=1)
-        take = min(hits_per_token, scores.shape[1])
-        top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        best_scores = np.take_along_axis(scores, top, axis=1)
-        best_index = np.take_along_axis(index, top, axis=1)
+        local = np.argpartition(-scores, min(hits_per_token, scores.shape[1]) - 1, axis=1)[:, :hits_per_token]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, local, axis=1)], axis=1)
+        best_index = np.concatenate([best_index, local + start], axis=1)
+        if best_scores.shape[1] > hits_per_token:  # keep each query token's best so far
+            keep = np.argpartition(-best_scores, hits_per_token - 1, axis=1)[:, :hits_per_token]
+            best_scores = np.take_along_axis(best_scores, keep, axis=1)
+            best_index = np.take_along_axis(best_index, keep, axis=1)
     return np.unique(owner[best_index.ravel()])
 
 
