@@ -3,8 +3,11 @@
 A writer process adds small batches of vectors to a collection and prints "ACK <first> <last>"
 after each add returns. The harness kills it at a random moment, reopens the collection, and
 checks that (1) it opens and searches, (2) every acknowledged id is present with its vector.
+With --multivector the collection is a multi-vector one: each item is 3 token vectors (stored as
+float16) plus their FDE, and every acknowledged item must come back with both.
 
     python bench/durability.py --rounds 50          # prints a table (or --json)
+    python bench/durability.py --rounds 50 --multivector
 """
 from __future__ import annotations
 
@@ -24,8 +27,15 @@ import numpy as np
 DIM = 32
 
 
+FDE = {"repetitions": 2, "k_sim": 2, "d_proj": 4}
+
+
 def vector_of(i: int) -> np.ndarray:
     return np.random.default_rng(i).normal(size=DIM).astype(np.float32)
+
+
+def tokens_of(i: int) -> np.ndarray:
+    return np.random.default_rng(i).normal(size=(3, DIM)).astype(np.float32)
 
 
 def writer(path: str, start: int, batch: int) -> None:
@@ -35,7 +45,8 @@ def writer(path: str, start: int, batch: int) -> None:
     i = start
     while True:
         ids = list(range(i, i + batch))
-        col.add([f"id{j}" for j in ids], np.stack([vector_of(j) for j in ids]), payloads=[{"n": j} for j in ids])
+        data = [tokens_of(j) for j in ids] if col.multivector else np.stack([vector_of(j) for j in ids])
+        col.add([f"id{j}" for j in ids], data, payloads=[{"n": j} for j in ids])
         print(f"ACK {ids[0]} {ids[-1]}", flush=True)
         i += batch
 
@@ -46,24 +57,34 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
 
     try:
         col = Collection.open(path)
-        col.search(vector_of(0), k=1)
+        col.search(tokens_of(0) if col.multivector else vector_of(0), k=1)
     except Exception as exc:  # noqa: BLE001 - any failure to open counts as a lost collection
         print(f"open failed: {exc}", file=sys.stderr)
         return False, len(acknowledged)
     stored = col.snapshot()  # every row of the latest commit, read from the store
     rows = {id_: row for row, id_ in enumerate(stored.ids)}
     vectors = stored.vectors["default"]
-    lost = sum(1 for j in acknowledged if f"id{j}" not in rows or not np.allclose(vectors[rows[f"id{j}"]], vector_of(j)))
-    return True, lost
+
+    def intact(j: int) -> bool:
+        row = rows.get(f"id{j}")
+        if row is None:
+            return False
+        if not col.multivector:
+            return np.allclose(vectors[row], vector_of(j))
+        tokens = tokens_of(j)
+        return (np.allclose(stored.tokens.get([row])[0], tokens, atol=1e-2)
+                and np.allclose(vectors[row], col._fde.documents([tokens])[0], atol=1e-5))
+
+    return True, sum(1 for j in acknowledged if not intact(j))
 
 
-def run(rounds: int, batch: int, max_wait: float, seed: int) -> dict:
+def run(rounds: int, batch: int, max_wait: float, seed: int, multivector: bool = False) -> dict:
     from uniembed.store import Collection
 
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="uniembed-durability-"))
     path = folder / "col"
-    Collection.create(path, model=None, dim=DIM)
+    Collection.create(path, model=None, dim=DIM, **({"multivector": "muvera", "fde": FDE} if multivector else {}))
     acknowledged: list[int] = []
     next_id, opened_ok, lost_total = 0, 0, 0
     for _ in range(rounds):
@@ -82,7 +103,7 @@ def run(rounds: int, batch: int, max_wait: float, seed: int) -> dict:
         opened_ok += ok
         lost_total += lost
     return {"kills": rounds, "opened after kill": opened_ok, "acknowledged writes": len(acknowledged),
-            "lost writes": lost_total, "batch": batch}
+            "lost writes": lost_total, "batch": batch, "collection": "multi-vector" if multivector else "single-vector"}
 
 
 def main() -> int:
@@ -92,12 +113,13 @@ def main() -> int:
     parser.add_argument("--max-wait", type=float, default=2.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--multivector", action="store_true", help="a multi-vector collection (token vectors + FDE)")
     parser.add_argument("--writer", nargs=3, metavar=("PATH", "START", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.writer:
         writer(args.writer[0], int(args.writer[1]), int(args.writer[2]))
         return 0
-    result = run(args.rounds, args.batch, args.max_wait, args.seed)
+    result = run(args.rounds, args.batch, args.max_wait, args.seed, args.multivector)
     if args.json:
         print(json.dumps(result))
     else:

@@ -44,7 +44,7 @@ def _scale(model, args):
 def _durability(model, args):
     import durability
 
-    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0)]
+    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, multivector=kind) for kind in (False, True)]
 
 
 def _encode(model, args):

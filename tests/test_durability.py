@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "durability.py"
 
 
-def test_acknowledged_writes_survive_sigkill():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "3", "--json", "--seed", "1"],
+@pytest.mark.parametrize("kind", [[], ["--multivector"]], ids=["single-vector", "multi-vector"])
+def test_acknowledged_writes_survive_sigkill(kind):
+    out = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "3", "--json", "--seed", "1", *kind],
                          capture_output=True, text=True, timeout=300)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["kills"] == 3 and result["opened after kill"] == 3
