@@ -58,13 +58,14 @@ class TokenEncoder(Encoder):
         return _digest(self.fingerprint, "tokens", self.token_head.digest if self.token_head is not None else None)
 
     def encode_tokens(self, texts, *, normalize: bool = True, prompt: str | None = None,
-                      projection: np.ndarray | None = None) -> list[np.ndarray]:
+                      projection: np.ndarray | None = None, show_progress: bool | None = None) -> list[np.ndarray]:
         """Per-token vectors (late interaction): one (tokens, dim) float32 array per text, padding
         removed, special tokens kept, inputs cut at max_tokens. `projection`: an optional (hidden,
         dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector.
 
         A ColBERT / PyLate model (self.token_head) tokenises by its own rules: prompt="query" makes
-        query vectors (prefix token, [MASK] expansion), anything else document vectors."""
+        query vectors (prefix token, [MASK] expansion), anything else document vectors.
+        show_progress: a progress bar; None shows one for more than 1,024 texts."""
         items = check_texts(texts)
         head = self.token_head
         if head is not None:
@@ -76,7 +77,9 @@ class TokenEncoder(Encoder):
             keep_lengths = None
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
-        for rows, padded in self._padded_batches(windows, token_batches(windows.lengths, self.token_budget)):
+        batches = token_batches(windows.lengths, self.token_budget)
+        shown = _progress_iter(batches, len(items) > 1024 if show_progress is None else show_progress)
+        for rows, padded in self._padded_batches(windows, shown):
             keep = padded["attention_mask"].astype(bool)  # every real token, expansion tokens included
             if keep_lengths is not None:  # expansion tokens get vectors but are not attended to
                 attended = np.arange(keep.shape[1])[None, :] < keep_lengths[rows][:, None]

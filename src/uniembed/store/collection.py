@@ -254,7 +254,7 @@ class Collection:
             items = list(data)
             if len(items) != n:
                 raise InputError(f"got {len(items)} texts for {n} ids")
-            token_sets = self.model.encode_tokens(items, prompt="document")
+            token_sets = self.model.encode_tokens(items, prompt="document", show_progress=False)
             source = items
         else:
             if data is None:
