@@ -6,10 +6,10 @@ import sys
 import warnings
 
 from uniembed import __version__
-from uniembed.cli import collection, demo, distill, embed, eval as eval_command, graph, models, serve, train
+from uniembed.cli import collection, demo, distill, embed, eval as eval_command, graph, models, serve, train, train_head
 from uniembed.errors import UniembedError
 
-COMMANDS = (embed, eval_command, collection, distill, train, graph, models, serve, demo)
+COMMANDS = (embed, eval_command, collection, distill, train, train_head, graph, models, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,7 +104,8 @@ class TokenEncoder(Encoder):
         head = self.token_head
         length = head.query_length if query else head.document_length
         prefix = head.query_prefix_id if query else head.document_prefix_id
-        base = self.windows.windows(texts, chunk=False)
+        prefix_text = self.prompt_prefix("query" if query else "document")  # a model's own text prompts, if any
+        base = self.windows.windows([prefix_text + t for t in texts], chunk=False)
         ids, type_ids, truncated = [], [], 0
         room = length - (prefix is not None)
         for window, kinds in zip(base.ids, base.type_ids):
