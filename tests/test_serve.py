@@ -353,6 +353,24 @@ def test_collection_requests_are_validated(client):
     assert nan.status_code == 400
 
 
+def test_a_late_interaction_model_refuses_embeddings_and_serves_multivector_collections(tmp_path):
+    from helpers import write_tiny_pylate
+
+    model = uniembed.load(write_tiny_pylate(tmp_path / "colbert"), device="cpu")
+    settings = ServeSettings(model="colbert", collections=tmp_path / "collections")
+    with TestClient(create_app(settings, encoder=model)) as client:
+        response = client.post("/v1/embeddings", json={"model": "colbert", "input": ["a cat"]})
+        assert response.status_code == 400 and "late-interaction" in response.json()["error"]["message"]
+        created = client.post("/v1/collections", json={"name": "late", "multivector": "muvera",
+                                                       "fde": {"repetitions": 2, "k_sim": 1, "d_proj": 4}})
+        assert created.status_code == 201, created.text
+        items = [{"id": "a", "text": "the cat sat"}, {"id": "b", "text": "blue rain"}]
+        assert client.post("/v1/collections/late/items", json={"items": items}).status_code == 200
+        assert len(client.post("/v1/collections/late/search", json={"query": "cat", "k": 2}).json()["hits"]) == 2
+        single = client.post("/v1/collections", json={"name": "single"})
+        assert single.status_code == 400 and "late-interaction" in single.json()["error"]["message"]
+
+
 def test_a_text_only_encoder_is_served_too(fake):
     with TestClient(create_app(ServeSettings(model="fake"), encoder=fake)) as client:
         response = client.post("/v1/embeddings", json={"model": "fake", "input": ["x", "y"]})

@@ -48,6 +48,9 @@ class ServedModel:
 
     def prepare(self, inputs: list[str] | list[list[int]]) -> Prepared:
         """Tokenise (texts) or wrap (token ids) one request's inputs. Thread-safe."""
+        if getattr(self.encoder, "token_head", None) is not None:
+            raise InputRejected(f"model {self.id} is a late-interaction (ColBERT) model: it makes token vectors, not one "
+                                "embedding per input; use it through multi-vector collections")
         if inputs and isinstance(inputs[0], list):
             return self._prepare_ids(inputs)
         texts = [self._prefix + text for text in inputs] if self._prefix else list(inputs)

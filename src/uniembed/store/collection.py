@@ -108,6 +108,9 @@ class Collection:
         if multivector is None:
             if fde is not None or token_storage != "float16":
                 raise InputError("fde= and token_storage= belong to multi-vector collections (multivector='muvera')")
+            if getattr(encoder, "token_head", None) is not None:
+                raise InputError(f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
+                                 "create the collection with multivector='muvera'")
             spec, vector_dim = None, _vector_dim(encoder, dim)
             fingerprint = encoder.fingerprint if encoder else None
         else:
