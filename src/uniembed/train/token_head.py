@@ -30,7 +30,7 @@ class TokenHeadConfig:
     output: str
     base: str = "default"
     dim: int = 128
-    epochs: int = 3
+    epochs: int = 8  # SciFact: validation nDCG@10 rose to 8 epochs, then held (80 held-out train queries)
     batch_size: int = 32
     learning_rate: float = 3e-3
     temperature: float = 0.1
