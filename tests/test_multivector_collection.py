@@ -116,6 +116,8 @@ def test_text_collection_uses_the_models_token_vectors(tmp_path, tiny_model):
     assert [h.id for h in col.search("cat on a mat", k=4)] == want  # 4 items: every one is an FDE candidate
     assert col.get(["a"])[0].text == texts[0]
     assert [h.id for h in col.search("bank", k=1, mode="text")] == ["c"]  # BM25 over the stored text still works
+    hybrid = col.search("money bank", k=4, mode="hybrid")  # MaxSim ranking fused with BM25
+    assert hybrid[0].id == "c" and len(hybrid) == 4
 
 
 def test_pylate_collection_checks_the_token_fingerprint(tmp_path):
