@@ -239,12 +239,7 @@ class Collection:
                 source = source or items
             else:
                 vectors[name] = check_vectors(values, n, self.meta.fields[name], name)
-        stored = list(texts) if texts is not None else source
-        if stored is not None and len(stored) != n:
-            raise InputError(f"got {len(stored)} texts for {n} ids")
-        if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
-            raise InputError("texts must be strings (or None)")
-        return vectors, stored if stored is not None else [None] * n
+        return vectors, _stored_texts(texts, source, n)
 
     def _token_rows(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
         """Multi-vector items: (the FDE per field, stored texts, packed token vectors)."""
@@ -263,12 +258,9 @@ class Collection:
             if data is None:
                 raise InputError(f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors")
             token_sets, source = check_token_sets(data, n, spec.token_dim), None
-        stored = list(texts) if texts is not None else source
-        if stored is not None and (len(stored) != n or not all(t is None or isinstance(t, str) for t in stored)):
-            raise InputError(f"texts must be {n} strings (or None), one per id")
         fde = self._fde.documents(token_sets)
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
-        return {self.meta.default_field: fde}, stored if stored is not None else [None] * n, blobs
+        return {self.meta.default_field: fde}, _stored_texts(texts, source, n), blobs
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, ids) -> list[Item | None]:
@@ -403,8 +395,6 @@ class Collection:
             )
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        if self.multivector is not None:  # texts go through encode_tokens; a plain vector means nothing here
-            raise InputError("this collection is multi-vector: single vectors cannot be made for it")
         return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
 
     # -- maintenance and facts -----------------------------------------------------------------
@@ -444,6 +434,16 @@ class Collection:
 
 def _is_texts(values) -> bool:
     return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values) and len(values) > 0
+
+
+def _stored_texts(texts, source: list[str] | None, n: int) -> list[str | None]:
+    """The text kept for each item (for BM25 and `get`): `texts` if given, else the embedded texts."""
+    stored = list(texts) if texts is not None else source
+    if stored is not None and len(stored) != n:
+        raise InputError(f"got {len(stored)} texts for {n} ids")
+    if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
+        raise InputError("texts must be strings (or None)")
+    return stored if stored is not None else [None] * n
 
 
 def _loads(text: str | None) -> dict:

@@ -41,6 +41,18 @@ def mine_hard_negatives(model, anchors: list[str], positives: list[str], corpus:
     return mined
 
 
+def mining_corpus(data_path, split: str, data) -> list[str]:
+    """Where negatives are mined from. A BEIR folder: its whole corpus; a pairs file: every
+    positive and given negative of `data` (a PairSet)."""
+    from pathlib import Path
+
+    if Path(data_path).is_dir():
+        from uniembed.eval.loaders import load_beir
+
+        return load_beir(Path(data_path), split).corpus
+    return list(dict.fromkeys([*data.positives, *(n for ns in data.negatives for n in ns)]))
+
+
 def fill_to(negatives: list[list[str]], k: int, corpus: list[str], seed: int) -> list[list[str]]:
     """Every list padded to k with random corpus texts (batches need equal counts)."""
     rng = np.random.default_rng(seed)

@@ -67,8 +67,7 @@ def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = No
     import torch
 
     from uniembed import load
-    from uniembed.train.mining import fill_to, mine_hard_negatives
-    from uniembed.train.trainer import _mining_corpus
+    from uniembed.train.mining import fill_to, mine_hard_negatives, mining_corpus
 
     config.check()
     data = load_training_data(config.data, "mnrl", split=config.split)  # every error before compute
@@ -81,7 +80,7 @@ def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = No
         raise InputError(f"dim must be at most the model's {model.hidden_size}, got {config.dim}")
     started = time.perf_counter()
     if config.hard_negatives:
-        corpus = _mining_corpus(config, data)
+        corpus = mining_corpus(config.data, config.split, data)
         mined = mine_hard_negatives(model, data.anchors, data.positives, corpus, config.hard_negatives)
         data.negatives = [old + new for old, new in zip(data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed))]
     queries, documents, batches = _token_vectors(model, data, show_progress)

@@ -121,9 +121,9 @@ def train(config: TrainConfig, *, show_progress: bool | None = None) -> TrainRes
     guide = load(config.guide, device=config.device) if config.guide else None
 
     if config.hard_negatives and isinstance(data, PairSet):
-        from uniembed.train.mining import fill_to, mine_hard_negatives
+        from uniembed.train.mining import fill_to, mine_hard_negatives, mining_corpus
 
-        corpus = _mining_corpus(config, data)
+        corpus = mining_corpus(config.data, config.split, data)
         mined = mine_hard_negatives(model, data.anchors, data.positives, corpus, config.hard_negatives, guide=guide)
         data.negatives = [old + new for old, new in zip(data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed))]
 
@@ -134,16 +134,6 @@ def train(config: TrainConfig, *, show_progress: bool | None = None) -> TrainRes
     loop.resume_if_possible()
     loop.run(show_progress)
     return loop.finish()
-
-
-def _mining_corpus(config: TrainConfig, data: PairSet) -> list[str]:
-    """BEIR: the whole corpus; files: every positive and given negative."""
-    path = Path(config.data)
-    if path.is_dir():
-        from uniembed.eval.loaders import load_beir
-
-        return load_beir(path, config.split).corpus
-    return list(dict.fromkeys([*data.positives, *(n for ns in data.negatives for n in ns)]))
 
 
 class _Loop:
