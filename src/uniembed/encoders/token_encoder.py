@@ -71,18 +71,18 @@ class TokenEncoder(Encoder):
         if head is not None:
             if projection is not None:
                 raise InputError(f"{self.name} has its own token head; projection= would replace it")
-            windows, keep_lengths = self._head_windows(items, query=prompt == "query")
+            windows, attended_lengths = self._head_windows(items, query=prompt == "query")
         else:
             windows = self.windows.windows([self.prompt_prefix(prompt) + t for t in items], chunk=False)
-            keep_lengths = None
+            attended_lengths = None
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
         batches = token_batches(windows.lengths, self.token_budget)
         shown = _progress_iter(batches, len(items) > 1024 if show_progress is None else show_progress)
         for rows, padded in self._padded_batches(windows, shown):
             keep = padded["attention_mask"].astype(bool)  # every real token, expansion tokens included
-            if keep_lengths is not None:  # expansion tokens get vectors but are not attended to
-                attended = np.arange(keep.shape[1])[None, :] < keep_lengths[rows][:, None]
+            if attended_lengths is not None:  # expansion tokens get vectors but are not attended to
+                attended = np.arange(keep.shape[1])[None, :] < attended_lengths[rows][:, None]
                 padded["attention_mask"] = (keep & attended).astype(np.int64)
             if head is not None and prompt != "query" and head.skiplist_ids:
                 keep &= ~np.isin(padded["input_ids"], list(head.skiplist_ids))
