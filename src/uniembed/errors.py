@@ -23,3 +23,7 @@ class IntegrityError(ModelLoadError):
 
 class MissingExtraError(UniembedError, ImportError):
     """An optional dependency group is not installed."""
+
+
+class CollectionDamagedError(UniembedError):
+    """A collection's files on disk are unreadable or inconsistent (edited by hand, truncated)."""

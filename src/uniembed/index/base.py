@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from uniembed.errors import InputError
+from uniembed.index.params import Param, check_params
 
 INDEX_KINDS: dict[str, type["VectorIndex"]] = {}
 
@@ -26,27 +27,36 @@ def register_index(name: str) -> Callable[[type["VectorIndex"]], type["VectorInd
     return add
 
 
-def check_index_params(kind: str, params: dict | None) -> dict:
-    """The full parameters of an index kind (defaults filled in); InputError on unknown names."""
+def check_index_params(kind: str, params: dict | None, dim: int | None = None) -> dict:
+    """The full parameters of an index kind (defaults filled in), each checked for type and range
+    (see uniembed.index.params), and against the vector dimension when it is given."""
     if kind not in INDEX_KINDS:
         raise InputError(f"unknown index kind {kind!r}; known: {sorted(INDEX_KINDS)}")
     cls = INDEX_KINDS[kind]
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(cls.PARAMS))
-    if unknown:
-        raise InputError(f"index {kind!r} has no parameter(s) {unknown}; its parameters: {sorted(cls.PARAMS)}")
-    return {**cls.PARAMS, **params}
+    full = check_params(kind, cls.PARAMS, params)
+    if dim is not None:
+        cls.check_dim(full, dim)
+    return full
 
 
 def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> "VectorIndex":
     """Build an index of `kind` over `vectors`; params are the kind's own (see each class)."""
-    full = check_index_params(kind, params)
-    return INDEX_KINDS[kind](np.ascontiguousarray(vectors, dtype=np.float32), **full)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    full = check_index_params(kind, params, vectors.shape[1])
+    return INDEX_KINDS[kind](vectors, **full)
 
 
 class VectorIndex(ABC):
     kind: str = ""
-    PARAMS: dict = {}  # parameter name -> default
+    PARAMS: dict[str, Param] = {}  # parameter name -> its default and bounds
+    # Indexes that learn from the vectors they are built on (codebooks, quantiser ranges) say so:
+    # the snapshot rebuilds them when the collection has doubled since, so a long-lived process
+    # searches as well as a freshly opened one.
+    TRAINED = False
+
+    @classmethod
+    def check_dim(cls, params: dict, dim: int) -> None:
+        """InputError when the (already range-checked) parameters cannot index `dim` dimensions."""
 
     @abstractmethod
     def __init__(self, vectors: np.ndarray, **params): ...
@@ -67,6 +77,9 @@ class VectorIndex(ABC):
 
 def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-k inner product over `vectors` (or only over `rows` of it)."""
+    if rows is not None and len(rows) == 0:
+        n = len(queries)
+        return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
     candidates = vectors if rows is None else vectors[rows]
     scores = np.asarray(queries, dtype=np.float32) @ candidates.T
     top_scores, top = top_k(scores, k)

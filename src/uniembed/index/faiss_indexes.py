@@ -5,7 +5,8 @@ import numpy as np
 
 from uniembed._extras import require
 from uniembed.errors import InputError
-from uniembed.index.base import VectorIndex, register_index, rescore
+from uniembed.index.base import VectorIndex, exact_search, register_index, rescore
+from uniembed.index.params import EF, GRAPH_DEGREE, RESCORE, Param
 
 
 _FAISS = None
@@ -61,19 +62,19 @@ class HNSWIndex(_FaissIndex):
     """HNSW graph (FAISS, inner product) over float vectors, or over int8 scalar codes
     (quantize="int8": 4x smaller, candidates rescored with the float vectors)."""
 
-    PARAMS = {"m": 32, "ef_construction": 200, "ef_search": 128, "quantize": "none", "rescore_multiplier": 4}
+    PARAMS = {"m": GRAPH_DEGREE, "ef_construction": Param(200, 1, 10_000), "ef_search": EF,
+              "quantize": Param("none", choices=("none", "int8")), "rescore_multiplier": RESCORE}
 
     def __init__(self, vectors: np.ndarray, m: int, ef_construction: int, ef_search: int, quantize: str, rescore_multiplier: int):
         faiss = _faiss()
         self.dim = vectors.shape[1]
-        self.m, self.ef_search, self.quantize, self.multiplier = m, ef_search, quantize, max(1, rescore_multiplier)
+        self.m, self.ef_search, self.quantize, self.multiplier = m, ef_search, quantize, rescore_multiplier
+        self.TRAINED = quantize == "int8"  # the scalar quantiser's ranges come from the vectors
         if quantize == "int8":
             self.index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
             self.index.train(_training_sample(vectors, 100_000))
-        elif quantize == "none":
-            self.index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
         else:
-            raise InputError(f"hnsw quantize must be 'none' or 'int8', got {quantize!r}")
+            self.index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = ef_construction
         self._plain_params: dict[int, object] = {}
         self.add(vectors)
@@ -106,26 +107,40 @@ class HNSWIndex(_FaissIndex):
 class IVFPQIndex(_FaissIndex):
     """Inverted lists of product-quantised codes (FAISS IndexIVFPQ), rescored with float vectors.
 
-    nlist 0 picks about 4*sqrt(n); m 0 picks dim/8 sub-quantisers of 8 bits (dim/8 bytes per vector;
-    fewer bits below ~10,000 vectors, where 8-bit codebooks cannot be trained).
+    nlist 0 picks about 4*sqrt(n); m 0 picks about dim/8 sub-quantisers (a divisor of dim) of 8 bits
+    (dim/8 bytes per vector; fewer bits below ~10,000 vectors, where 8-bit codebooks cannot be
+    trained). Below MIN_TRAINING vectors nothing can be trained: the search is exact.
     """
 
-    PARAMS = {"nlist": 0, "m": 0, "nprobe": 16, "rescore": 4}
+    PARAMS = {"nlist": Param(0, 0, 65_536), "m": Param(0, 0, 4096), "nprobe": Param(16, 1, 65_536),
+              "rescore": Param(4, 0, 100)}
+    TRAINED = True
+    MIN_TRAINING = 2 * 39  # two 1-bit centroids per sub-quantiser, ~39 points each
+
+    @classmethod
+    def check_dim(cls, params: dict, dim: int) -> None:
+        m = params["m"]
+        if m and (m > dim or dim % m):
+            raise InputError(f"index 'ivfpq': m={m} sub-quantisers must divide the dimension {dim}")
 
     def __init__(self, vectors: np.ndarray, nlist: int, m: int, nprobe: int, rescore: int):
         faiss = _faiss()
         n, self.dim = vectors.shape
-        self.m = m or max(1, self.dim // 8)
+        self.m = m or _divisor_near(self.dim, self.dim // 8)
         nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))  # FAISS wants ~39 points per list
         self.nprobe, self.rescore = nprobe, rescore
         # 8-bit codebooks want 256 * 39 training points; small collections get smaller codebooks
         self.nbits = int(np.clip(np.floor(np.log2(max(n, 1) / 39)), 1, 8))
         quantizer = faiss.IndexFlatIP(self.dim)
         self.index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT)
-        self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
-        self.add(vectors)
+        self.exact = n < self.MIN_TRAINING
+        if not self.exact:
+            self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
+            self.add(vectors)
 
     def search(self, queries, k, vectors, allowed=None):
+        if self.exact:
+            return exact_search(queries, vectors, k, None if allowed is None else np.flatnonzero(allowed))
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         selector, bitmap = _selector(faiss, allowed)
@@ -139,6 +154,11 @@ class IVFPQIndex(_FaissIndex):
     @property
     def bytes_per_vector(self) -> float:
         return self.m * self.nbits / 8 + 8.0  # PQ codes plus the 8-byte id in the inverted list
+
+
+def _divisor_near(dim: int, target: int) -> int:
+    """The divisor of `dim` closest to `target` (at least 1): FAISS's PQ needs m to divide dim."""
+    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - max(target, 1)), m))
 
 
 def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:

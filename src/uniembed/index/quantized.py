@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from uniembed.errors import InputError
 from uniembed.compress.quantize import Int8Quantizer, binarize, hamming_distances
+from uniembed.index.growing import GrowingArray
 from uniembed.index.base import VectorIndex, register_index, rescore, top_k
+from uniembed.index.params import EF, GRAPH_DEGREE, RESCORE, Param
 
 
 @register_index("binary")
@@ -16,20 +17,25 @@ class BinaryIndex(VectorIndex):
     graph="flat" scans all codes (exact Hamming); graph="hnsw" walks a FAISS binary HNSW graph.
     """
 
-    PARAMS = {"rescore_multiplier": 4, "graph": "flat", "m": 32, "ef_search": 128}
+    PARAMS = {"rescore_multiplier": RESCORE, "graph": Param("flat", choices=("flat", "hnsw")), "m": GRAPH_DEGREE,
+              "ef_search": EF}
 
     def __init__(self, vectors: np.ndarray, rescore_multiplier: int, graph: str, m: int, ef_search: int):
-        if graph not in ("flat", "hnsw"):
-            raise InputError(f"binary graph must be 'flat' or 'hnsw', got {graph!r}")
         self.dim = vectors.shape[1]
-        self.multiplier = max(1, int(rescore_multiplier))
+        self.multiplier = rescore_multiplier
         self.graph, self.m, self.ef_search = graph, m, ef_search
-        self.codes = binarize(vectors)
+        self._codes = GrowingArray(binarize(vectors))
         self._faiss_index = None
 
+    @property
+    def codes(self) -> np.ndarray:
+        return self._codes.view
+
     def add(self, vectors: np.ndarray) -> None:
-        self.codes = np.vstack([self.codes, binarize(vectors)])
-        self._faiss_index = None
+        new_codes = binarize(vectors)
+        self._codes.append(new_codes)
+        if self._faiss_index is not None:
+            self._faiss_index.add(new_codes)
 
     def search(self, queries, k, vectors, allowed=None):
         depth = k * self.multiplier
@@ -73,16 +79,21 @@ class Int8Index(VectorIndex):
     """uint8 codes per dimension, calibrated on the indexed vectors (min/max, clipped); the top
     k * rescore_multiplier by approximate score are re-ranked exactly (4x less first-stage memory)."""
 
-    PARAMS = {"rescore_multiplier": 4}
+    PARAMS = {"rescore_multiplier": RESCORE}
+    TRAINED = True  # calibrated ranges; values beyond them are clipped
 
     def __init__(self, vectors: np.ndarray, rescore_multiplier: int):
         self.dim = vectors.shape[1]
-        self.multiplier = max(1, int(rescore_multiplier))
+        self.multiplier = rescore_multiplier
         self.quantizer = Int8Quantizer.calibrate(vectors)
-        self.codes = self.quantizer.encode(vectors)
+        self._codes = GrowingArray(self.quantizer.encode(vectors))
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self._codes.view
 
     def add(self, vectors: np.ndarray) -> None:
-        self.codes = np.vstack([self.codes, self.quantizer.encode(vectors)])  # clipped to the calibration
+        self._codes.append(self.quantizer.encode(vectors))  # clipped to the calibration (see TRAINED)
 
     def search(self, queries, k, vectors, allowed=None):
         rows = None if allowed is None else np.flatnonzero(allowed)

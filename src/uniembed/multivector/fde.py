@@ -37,8 +37,28 @@ class FDEConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise InputError(f"{name} must be a positive integer or None, got {value!r}")
 
+    def check_size(self, dim: int) -> None:
+        """InputError when the encoding for `dim`-dim tokens, or its random matrices, would be too
+        large to build (one request once asked for 4.3e9 dimensions per item)."""
+        block = self.d_proj or dim
+        raw = self.repetitions * 2**self.k_sim * block
+        output = self.final_dim or raw
+        sizes = {"the FDE dimension": (output, MAX_OUTPUT_DIM), "the FDE before its final projection": (raw, MAX_RAW_DIM),
+                 "the inner projection matrices": (self.repetitions * dim * block, MAX_MATRIX),
+                 "the final projection matrix": (raw * (self.final_dim or 0), MAX_MATRIX)}
+        for what, (size, limit) in sizes.items():
+            if size > limit:
+                raise InputError(f"FDE repetitions={self.repetitions}, k_sim={self.k_sim}, d_proj={self.d_proj}, "
+                                 f"final_dim={self.final_dim} over {dim}-dim tokens: {what} would be {size:,}, "
+                                 f"over the limit of {limit:,}")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+MAX_OUTPUT_DIM = 65_536  # as a collection's `dim`: one item's FDE is at most 256 KB
+MAX_RAW_DIM = 262_144  # R * 2^k_sim * d_proj before a final projection
+MAX_MATRIX = 1 << 26  # elements of one random matrix (256 MB of float32)
 
 
 class FDE:
@@ -47,6 +67,7 @@ class FDE:
     def __init__(self, dim: int, config: FDEConfig | None = None):
         self.config = config = config or FDEConfig()
         config.check()
+        config.check_size(dim)
         self.dim = dim
         self.buckets = 2 ** config.k_sim
         self.block_dim = config.d_proj or dim

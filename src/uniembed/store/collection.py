@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
-from uniembed.errors import InputError
+from uniembed.errors import CollectionDamagedError, InputError
 from uniembed.index.base import check_index_params
 from uniembed.multivector import FDEConfig
 from uniembed.store.backend import (
@@ -26,7 +26,7 @@ from uniembed.store.backend import (
 from uniembed.store.filters import parse_filter, to_sql
 from uniembed.store import lance_backend  # noqa: F401  (registers the "lance" backend)
 from uniembed.store.lock import WriterLock
-from uniembed.store.meta import CollectionMeta, read_meta, write_meta
+from uniembed.store.meta import META_FILE, CollectionMeta, read_meta, write_meta
 from uniembed.store.multivector import (
     FIRST_STAGES, TOKENS, MultiVectorSpec, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
     token_heuristic_rows, unpack_tokens,
@@ -124,7 +124,7 @@ class Collection:
             multivector=spec.to_dict() if spec else None,
         )
         store = backend_class(backend)
-        check_index_params(kind, meta.index_params)
+        check_index_params(kind, meta.index_params, vector_dim)
         with atomic_folder(path) as staging:
             store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None))
             write_meta(staging, meta)
@@ -135,11 +135,18 @@ class Collection:
         """Open an existing collection. Text queries load the collection's model on first use,
         or use `model`, which must have made the collection's vectors (same fingerprint)."""
         path = Path(path)
-        meta, migrated = read_meta(path)
+        meta, migrated = _read_checked_meta(path)
+        if not (path / DATA_DIR).is_dir():  # never let the store create an empty table in its place
+            raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ folder is missing")
         if migrated:
             with WriterLock(path / LOCK_FILE):
                 write_meta(path, meta)
-        collection = cls(path, meta, backend_class(meta.backend).open(path / DATA_DIR), None)
+        try:
+            backend = backend_class(meta.backend).open(path / DATA_DIR)
+        except (OSError, ValueError, RuntimeError) as exc:  # what LanceDB raises for a missing or broken table
+            raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ cannot be opened "
+                                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        collection = cls(path, meta, backend, None)
         if model is not None:
             collection._check_model(model)
             collection._model = model
@@ -294,18 +301,22 @@ class Collection:
         if field not in self.meta.fields:
             raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
         conditions = parse_filter(filter, self.payload_fields) if filter else []
-        snapshot = self.snapshot()
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
+            raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
+        snapshot = self.snapshot()
+        allowed = snapshot.allowed_rows(conditions)
+        if snapshot.count_allowed(allowed) == 0:  # the one empty-result path: empty, all deleted, nothing matches
+            self._check_query(query, field, first_stage, candidates, token_hits)
+            return []
         if mode == "text":
             return self._text_hits(snapshot, query, k, conditions)
         depth = max(k, 100) if mode == "hybrid" else k
         if self.multivector is not None:
-            scores, rows = self._multivector_search(snapshot, query, depth, conditions, first_stage, candidates, token_hits)
+            scores, rows = self._multivector_search(snapshot, query, depth, allowed, first_stage, candidates, token_hits)
         else:
-            if (first_stage, candidates, token_hits) != (None, None, None):
-                raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
-            scores, rows = snapshot.search(self._query_vector(query, field)[None, :], depth, field, conditions)
+            scores, rows = snapshot.search(self._query_vector(query, field)[None, :], depth, field, allowed)
             scores, rows = scores[0], rows[0]
         ids, payload = snapshot.ids, snapshot.payload
         dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0]
@@ -313,23 +324,27 @@ class Collection:
             return dense
         return _fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
 
-    def _multivector_search(self, snapshot: Snapshot, query, k: int, conditions, first_stage, candidates,
+    def _check_query(self, query, field: str, first_stage, candidates, token_hits) -> None:
+        """Bad queries are refused even when nothing could match (a vector of the wrong size)."""
+        if isinstance(query, str):
+            return
+        if self.multivector is None:
+            self._query_vector(query, field)
+        else:
+            _check_stage(first_stage, candidates, token_hits)
+            query_tokens(query, self.multivector.token_dim)
+
+    def _multivector_search(self, snapshot: Snapshot, query, k: int, allowed, first_stage, candidates,
                             token_hits) -> tuple[np.ndarray, np.ndarray]:
-        stage = first_stage or "fde"
-        if stage not in FIRST_STAGES:
-            raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
-        for name, value in (("candidates", candidates), ("token_hits", token_hits)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        stage = _check_stage(first_stage, candidates, token_hits)
         if isinstance(query, str):
             tokens = self.model.encode_tokens([query], prompt="query")[0]
         else:
             tokens = query_tokens(query, self.multivector.token_dim)
         if stage == "fde":
-            _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, conditions)
+            _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, allowed)
             rows = rows[0][rows[0] >= 0]
         else:
-            allowed = snapshot.allowed_rows(conditions)
             if stage == "exact":
                 rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(snapshot.ids))
             else:
@@ -430,6 +445,31 @@ class Collection:
             disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
             multivector=self.meta.multivector, token_bytes_per_item=token_bytes,
         )
+
+
+def _read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
+    """collection.json, checked as create checks it: a hand-edited bad index parameter must not
+    reach FAISS (which aborts the process) on the first search after a restart."""
+    meta, migrated = read_meta(path)  # InputError: not a collection; CollectionDamagedError: bad file
+    try:
+        check_index_params(meta.index, meta.index_params, next(iter(meta.fields.values())))
+        if meta.multivector is not None:
+            spec = MultiVectorSpec(**meta.multivector)
+            MultiVectorSpec.make(spec.method, spec.token_dim, spec.storage, spec.fde)
+    except (InputError, TypeError) as exc:
+        raise CollectionDamagedError(f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}") from None
+    return meta, migrated
+
+
+def _check_stage(first_stage, candidates, token_hits) -> str:
+    """The multi-vector first stage to use; InputError on a bad stage or count."""
+    stage = first_stage or "fde"
+    if stage not in FIRST_STAGES:
+        raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
+    for name, value in (("candidates", candidates), ("token_hits", token_hits)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return stage
 
 
 def _is_texts(values) -> bool:

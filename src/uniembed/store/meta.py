@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from uniembed.errors import InputError
+from uniembed.errors import CollectionDamagedError, InputError
 
 META_FILE = "collection.json"
 SCHEMA_VERSION = 2
@@ -60,13 +60,54 @@ def read_meta(folder: Path) -> tuple[CollectionMeta, bool]:
         raise InputError(f"{folder} is not a uniembed collection (no {META_FILE})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is corrupt: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} holds {type(data).__name__}, not an object")
     version = data.get("schema_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} has schema_version {version!r}")
     if version > SCHEMA_VERSION:
         raise InputError(f"{folder} was made by a newer uniembed (schema {version}, this one reads up to {SCHEMA_VERSION})")
     migrated = version < SCHEMA_VERSION
-    while version < SCHEMA_VERSION:
-        data = MIGRATIONS[version](data)
-        version = data["schema_version"]
-    return CollectionMeta(**data), migrated
+    try:
+        while version < SCHEMA_VERSION:
+            data = MIGRATIONS.get(version, _unknown_schema)(data)
+            version = data["schema_version"]
+        return _checked(data), migrated
+    except CollectionDamagedError as exc:
+        raise CollectionDamagedError(f"{folder}: {exc}") from None
+
+
+def _unknown_schema(data: dict) -> dict:
+    raise CollectionDamagedError(f"collection damaged: {META_FILE} has unknown schema_version {data.get('schema_version')!r}")
+
+
+# field -> (accepted types, whether None is allowed): what a hand-edited file must still respect
+_TYPES = {
+    "model": (str, True), "fingerprint": (str, True), "fields": (dict, False), "index": (str, False),
+    "index_params": (dict, False), "quantize": (str, False), "dim": (int, True), "backend": (str, False),
+    "multivector": (dict, True), "schema_version": (int, False),
+}
+
+
+def _checked(data: dict) -> CollectionMeta:
+    """CollectionMeta from the file's dict; CollectionDamagedError names the first bad key."""
+    unknown = sorted(set(data) - set(_TYPES))
+    missing = sorted(name for name in ("model", "fingerprint", "fields") if name not in data)
+    if unknown or missing:
+        raise CollectionDamagedError(f"collection damaged: {META_FILE} has unknown key(s) {unknown}, missing {missing}")
+    for name, (kind, nullable) in _TYPES.items():
+        value = data.get(name)
+        if (value is None and not nullable and name in data) or (value is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool)))):
+            raise CollectionDamagedError(f"collection damaged: {META_FILE} key {name!r} is {value!r:.60}, "
+                                         f"expected {kind.__name__}")
+    fields = data["fields"]
+    if not fields or not all(isinstance(f, str) and f.isidentifier() and isinstance(d, int) and not isinstance(d, bool)
+                             and 1 <= d <= MAX_STORED_DIM for f, d in fields.items()):
+        raise CollectionDamagedError(f"collection damaged: {META_FILE} key 'fields' is {fields!r:.80}")
+    return CollectionMeta(**data)
+
+
+MAX_STORED_DIM = 1 << 20  # vectors or FDEs wider than this cannot have been written by uniembed

@@ -39,6 +39,7 @@ class MultiVectorSpec:
         if storage not in STORAGES:
             raise InputError(f"token_storage must be one of {list(STORAGES)}, got {storage!r}")
         config = fde_config(fde)
+        config.check_size(token_dim)
         return cls(token_dim=token_dim, storage=storage, fde=config.to_dict(), method=method)
 
     def to_dict(self) -> dict:
