@@ -117,14 +117,15 @@ class Collection:
             spec = _multivector_spec(multivector, encoder, dim, names, fde, token_storage)
             vector_dim = make_fde(spec).output_dim
             fingerprint = encoder.token_fingerprint if encoder else None
+        given = {**params, **(index_params if isinstance(index_params, dict) else {})}
+        checked = check_index_params(kind, given if isinstance(index_params, (dict, type(None))) else index_params, vector_dim)
         meta = CollectionMeta(
             model=_model_name(model, encoder), fingerprint=fingerprint,
-            fields={name: vector_dim for name in names}, index=kind, index_params={**params, **(index_params or {})},
+            fields={name: vector_dim for name in names}, index=kind, index_params={k: checked[k] for k in given},
             quantize=quantize, dim=dim if encoder and not spec else None, backend=backend,
             multivector=spec.to_dict() if spec else None,
         )
         store = backend_class(backend)
-        check_index_params(kind, meta.index_params, vector_dim)
         with atomic_folder(path) as staging:
             store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None))
             write_meta(staging, meta)

@@ -1,0 +1,220 @@
+"""Collections under hostile input and growth: parameters that would crash FAISS, empty results,
+damaged files, a long-lived process that must search as well as a fresh open (issue 13)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from helpers import FakeEncoder
+from uniembed import InputError
+from uniembed.compress import l2_normalize
+from uniembed.errors import CollectionDamagedError
+from uniembed.index import create_index
+from uniembed.store import Collection
+from uniembed.store import snapshot as snapshot_module
+from uniembed.store.backend import base_schema
+from uniembed.store.snapshot import Snapshot
+
+INDEXES = [("exact", "none"), ("exact", "int8"), ("exact", "binary"), ("hnsw", "none"), ("hnsw", "int8"),
+           ("hnsw", "binary"), ("ivfpq", "none")]
+DIM = 16
+
+
+def unit(n, dim=DIM, seed=0):
+    return l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
+
+
+def make(tmp_path, index="exact", quantize="none", name="c", **kwargs):
+    return Collection.create(tmp_path / name, model=None, dim=DIM, index=index, quantize=quantize, **kwargs)
+
+
+BAD_PARAMS = [
+    ("hnsw", "none", {"m": 0}), ("hnsw", "none", {"m": -1}), ("hnsw", "none", {"m": 2.5}), ("hnsw", "binary", {"m": 0}),
+    ("hnsw", "none", {"ef_search": 0}), ("hnsw", "none", {"m": True}), ("hnsw", "none", {"m": "32"}),
+    ("hnsw", "none", {"quantize": "pq"}), ("ivfpq", "none", {"nprobe": 0}), ("ivfpq", "none", {"m": 3}),
+    ("ivfpq", "none", {"m": 32}), ("ivfpq", "none", {"nlist": 10**9}), ("hnsw", "binary", {"graph": 1}),
+    ("exact", "int8", {"rescore_multiplier": 0}), ("hnsw", "none", {"m": float("nan")}),
+]
+
+
+@pytest.mark.parametrize(("index", "quantize", "params"), BAD_PARAMS, ids=[str(p) for p in BAD_PARAMS])
+def test_bad_index_parameters_are_refused_at_create_and_nothing_is_written(tmp_path, index, quantize, params):
+    name = next(iter(params))
+    with pytest.raises(InputError, match=name):
+        make(tmp_path, index, quantize, index_params=params)
+    assert not any(tmp_path.iterdir())
+
+
+def test_integral_floats_are_accepted_as_integers(tmp_path):
+    col = make(tmp_path, "hnsw", index_params={"m": 16.0})
+    assert col.meta.index_params["m"] == 16 and isinstance(col.meta.index_params["m"], int)
+
+
+@pytest.mark.parametrize("params", [{"m": 0}, {"m": -1}, {"nonsense": 1}])
+def test_a_bad_parameter_written_into_collection_json_is_refused_on_open(tmp_path, params):
+    col = make(tmp_path, "hnsw")
+    col.add(["a"], unit(1))
+    meta_path = col.path / "collection.json"
+    meta = json.loads(meta_path.read_text())
+    meta["index_params"].update(params)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CollectionDamagedError, match="collection damaged"):
+        Collection.open(col.path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: {**m, "surprise": 1}, lambda m: {**m, "fields": "default"}, lambda m: {**m, "index": 7},
+    lambda m: {**m, "fields": {"default": -4}}, lambda m: [1, 2], lambda m: {**m, "schema_version": "two"},
+    lambda m: {**m, "multivector": {"token_dim": 8, "fde": {"repetitions": 256, "k_sim": 12, "d_proj": 4096}}},
+])
+def test_a_damaged_collection_json_is_a_clear_error_naming_the_file(tmp_path, edit):
+    col = make(tmp_path)
+    meta_path = col.path / "collection.json"
+    meta_path.write_text(json.dumps(edit(json.loads(meta_path.read_text()))))
+    with pytest.raises(CollectionDamagedError, match="collection.json"):
+        Collection.open(col.path)
+
+
+def test_a_missing_data_folder_is_damage_and_opening_creates_nothing(tmp_path):
+    import shutil
+
+    col = make(tmp_path)
+    shutil.rmtree(col.path / "data")
+    with pytest.raises(CollectionDamagedError, match="data/"):
+        Collection.open(col.path)
+    assert not (col.path / "data").exists()
+
+
+@pytest.mark.parametrize(("index", "quantize"), INDEXES)
+def test_an_empty_result_is_an_empty_list_everywhere(tmp_path, index, quantize):
+    col = make(tmp_path, index, quantize)
+    query = unit(1)[0]
+    assert col.search(query, k=5) == []  # never written
+    col.add(["a"], unit(1), payloads=[{"lang": "en"}])
+    assert [h.id for h in col.search(query, k=5)] == ["a"]  # one item: ivfpq cannot train on it
+    assert col.search(query, k=5, filter="lang=fr") == []  # a filter that matches nothing
+    col.delete(["a"])
+    assert col.search(query, k=5) == []  # every item deleted
+    assert Collection.open(col.path).search(query, k=5, filter="lang=en") == []
+    with pytest.raises(InputError, match="values"):  # a bad query is still refused when nothing could match
+        col.search(np.ones(3, np.float32), k=5)
+
+
+def test_empty_results_in_text_and_hybrid_modes(tmp_path):
+    col = Collection.create(tmp_path / "t", model=FakeEncoder(DIM))
+    assert col.search("anything", k=3, mode="hybrid") == []
+    col.add(["a", "b"], ["red bicycle", "blue car"], payloads=[{"lang": "en"}, {"lang": "en"}])
+    for mode in ("dense", "text", "hybrid"):
+        assert col.search("bicycle", k=3, mode=mode, filter="lang=fr") == []
+    col.delete(["a", "b"])
+    for mode in ("dense", "text", "hybrid"):
+        assert col.search("bicycle", k=3, mode=mode) == []
+
+
+@pytest.mark.parametrize("stage", ["fde", "exact", "tokens"])
+def test_empty_results_in_multivector_collections(tmp_path, stage):
+    col = Collection.create(tmp_path / "mv", model=None, dim=8, multivector="muvera",
+                            fde={"repetitions": 2, "k_sim": 2, "d_proj": 4})
+    query = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    assert col.search(query, k=3, first_stage=stage) == []
+    col.add(["a"], [query[:2]], payloads=[{"lang": "en"}])
+    assert col.search(query, k=3, first_stage=stage, filter="lang=de") == []
+    col.delete(["a"])
+    assert col.search(query, k=3, first_stage=stage) == []
+
+
+@pytest.mark.parametrize("fde", [{"repetitions": 256, "k_sim": 12, "d_proj": 4096}, {"repetitions": 64, "k_sim": 10},
+                                 {"repetitions": 20, "k_sim": 5, "d_proj": 16, "final_dim": 1_000_000}])
+def test_fde_sizes_are_capped_before_anything_is_allocated(tmp_path, fde):
+    with pytest.raises(InputError, match="over the limit"):
+        Collection.create(tmp_path / "mv", model=None, dim=128, multivector="muvera", fde=fde)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("index", "quantize", "floor"), [("exact", "int8", 0.95), ("ivfpq", "none", 0.5),
+                                                          ("hnsw", "int8", 0.9)])
+def test_a_long_lived_collection_searches_as_well_as_a_fresh_open(tmp_path, index, quantize, floor):
+    """3 items, a search (builds and trains the index), then 3,000 more: the trained index must be
+    rebuilt, or int8 ranges and IVF-PQ codebooks from 3 vectors ruin recall."""
+    vectors = unit(3003, seed=1)
+    col = make(tmp_path, index, quantize)
+    col.add(["v0", "v1", "v2"], vectors[:3])
+    col.search(vectors[0], k=1)
+    for start in range(3, 3003, 500):
+        col.add([f"v{i}" for i in range(start, min(start + 500, 3003))], vectors[start:start + 500])
+    queries = unit(30, seed=2)
+    truth = [set(np.argsort(-(vectors @ q))[:10]) for q in queries]
+
+    def recall(collection):
+        found = [{int(h.id[1:]) for h in collection.search(q, k=10)} for q in queries]
+        return np.mean([len(f & t) / 10 for f, t in zip(found, truth)])
+
+    live, fresh = recall(col), recall(Collection.open(col.path))
+    assert live >= floor and live >= fresh - 0.05
+
+
+def snapshot_of(vectors, allowed_share, index="hnsw"):
+    n = len(vectors)
+    keep = np.zeros(n, dtype=bool)
+    keep[np.random.default_rng(3).choice(n, int(n * allowed_share), replace=False)] = True
+    schema = base_schema({"default": vectors.shape[1]})
+    table = pa.table({
+        "id": pa.array([f"r{i}" for i in range(n)]), "payload": pa.array([None] * n, pa.string()),
+        "vec_default": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+        "p_keep": pa.array(keep),
+    })
+    del schema
+    return Snapshot.from_table(1, table, {"default": vectors.shape[1]}, index, {}), keep
+
+
+def test_a_selective_filter_over_more_than_10000_rows_still_returns_k_hits():
+    """0.5% of 2.1M rows pass (10,500 > EXACT_SUBSET_ROWS): the allowed rows are searched exactly."""
+    from uniembed.store.filters import Condition
+
+    vectors = np.random.default_rng(4).normal(size=(2_100_000, 4)).astype(np.float32)
+    snap, keep = snapshot_of(vectors, 0.005)
+    allowed = snap.allowed_rows([Condition("keep", "=", True)])
+    assert allowed.sum() > snapshot_module.EXACT_SUBSET_ROWS
+    queries = vectors[:3]
+    scores, rows = snap.search(queries, 50, "default", allowed)
+    assert (rows >= 0).all() and keep[rows].all()
+    truth = np.flatnonzero(keep)[np.argsort(-(vectors[keep] @ queries.T), axis=0)[:50].T]
+    np.testing.assert_array_equal(np.sort(rows, axis=1), np.sort(truth, axis=1))
+    assert "default" not in snap.indexes  # no graph was built to be walked past 99.5% of its nodes
+
+
+@pytest.mark.parametrize("index", ["hnsw", "ivfpq", "binary"])
+def test_queries_an_index_leaves_short_are_refilled_exactly(monkeypatch, index):
+    monkeypatch.setattr(snapshot_module, "EXACT_SUBSET_ROWS", 0)
+    monkeypatch.setattr(snapshot_module, "EXACT_SUBSET_SHARE", 0.0)  # force the index path
+    vectors = unit(4000, seed=5)
+    snap, keep = snapshot_of(vectors, 0.01, index)
+    from uniembed.store.filters import Condition
+
+    allowed = snap.allowed_rows([Condition("keep", "=", True)])
+    scores, rows = snap.search(vectors[:5], 30, "default", allowed)
+    assert (rows >= 0).all() and keep[rows].all()
+
+
+def test_writes_grow_arrays_in_place_instead_of_copying_the_collection(tmp_path):
+    col = make(tmp_path, "hnsw", "binary")
+    col.add([f"a{i}" for i in range(100)], unit(100))
+    col.search(unit(1)[0], k=3)
+    index = col.snapshot().index("default")
+    buffers = []
+    for batch in range(20):
+        col.add([f"b{batch}-{i}" for i in range(10)], unit(10, seed=batch + 10))
+        buffers.append(col.snapshot()._vectors["default"]._buffer.ctypes.data)
+    assert col.snapshot().index("default") is index  # the graph grew, it was not rebuilt
+    assert len(set(buffers)) <= 3  # reallocated only when the capacity doubled
+    assert len(index.codes) == 300
+
+
+def test_ivfpq_default_sub_quantisers_divide_any_dimension():
+    vectors = l2_normalize(np.random.default_rng(6).normal(size=(500, 12)).astype(np.float32))
+    index = create_index("ivfpq", vectors)
+    assert 12 % index.m == 0
+    assert (index.search(vectors[:2], 5, vectors)[1] >= 0).all()
