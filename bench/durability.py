@@ -63,7 +63,7 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
         return False, len(acknowledged)
     stored = col.snapshot()  # every row of the latest commit, read from the store
     rows = {id_: row for row, id_ in enumerate(stored.ids)}
-    vectors = stored.vectors["default"]
+    vectors = stored.vectors("default")
 
     def intact(j: int) -> bool:
         row = rows.get(f"id{j}")

@@ -59,3 +59,35 @@ def test_sql_quotes_values_and_names_columns():
     assert to_sql(conditions, lambda f: f"p_{f}") == (
         "p_lang IN ('en', 'o''k') AND p_year <> 3 AND p_draft = TRUE AND p_score IS NULL"
     )
+
+
+# -- hostile values (issue 13): never a 500, never a silently wrong match ------------------------
+YEARS = np.array([1999, 2000, 2001, 2**62], dtype=np.int64)
+HOSTILE_COLUMNS = {"year": (YEARS, np.ones(4, bool)), "score": (np.array([0.5, 1.0, 2.0, 3.0]), np.ones(4, bool))}
+
+
+def rows_matching(spec) -> list[int]:
+    return np.flatnonzero(filter_mask(parse_filter(spec, TYPES), HOSTILE_COLUMNS, 4)).tolist()
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("year in (2000.5)", []), ({"year": {"in": [2000.5, 2001]}}, [2]), ("year=2000.5", []), ("year!=2000.5", [0, 1, 2, 3]),
+    ("year<2000.5", [0, 1]), ("year<=2000.5", [0, 1]), ("year>2000.5", [2, 3]), ("year>=2000.5", [2, 3]),
+    ({"year": {"<": 10**30}}, [0, 1, 2, 3]), ({"year": {">": 10**30}}, []), ({"year": {"=": 10**30}}, []),
+    ({"year": {">": -(10**30)}}, [0, 1, 2, 3]), ("year>=1e30", []), ({"year": {"in": [10**30, 1999]}}, [0]),
+    ({"year": {"in": []}}, []), ("year=2000.0", [1]), ("score>=1e30", []), ({"score": {"<": 10**30}}, [0, 1, 2, 3]),
+])
+def test_values_an_int_field_cannot_hold_compare_exactly(spec, expected):
+    assert rows_matching(spec) == expected
+    to_sql(parse_filter(spec, TYPES), lambda f: f"p_{f}")  # compiles: no inf, nan or IN () in the SQL
+
+
+@pytest.mark.parametrize("spec", ["year>=1e999", "score>=inf", "score>=nan", {"score": {"<": float("nan")}},
+                                  {"year": {"=": float("inf")}}, {"score": {">": 10**400}}, "score in (1, nan)"])
+def test_non_finite_filter_values_are_refused(spec):
+    with pytest.raises(InputError, match="finite|does not fit"):
+        parse_filter(spec, TYPES)
+
+
+def test_an_empty_in_list_compiles_to_false():
+    assert to_sql(parse_filter({"lang": {"in": []}}, TYPES), lambda f: f"p_{f}") == "FALSE"

@@ -218,3 +218,18 @@ def test_ivfpq_default_sub_quantisers_divide_any_dimension():
     index = create_index("ivfpq", vectors)
     assert 12 % index.m == 0
     assert (index.search(vectors[:2], 5, vectors)[1] >= 0).all()
+
+
+@pytest.mark.parametrize("spec", [{"year": {"in": []}}, "year=2000.5", "year in (2000.5, 2021)", {"year": {"<": 10**30}},
+                                  {"year": {">=": -(10**30)}}, "score>=1e30", "lang in (en, 'x''y')"])
+@pytest.mark.parametrize("mode", ["dense", "text", "hybrid"])
+def test_hostile_filters_run_in_every_mode(tmp_path, spec, mode):
+    col = Collection.create(tmp_path / "t", model=FakeEncoder(DIM))
+    col.add(["a", "b"], ["red bicycle", "red car"], payloads=[{"year": 2021, "score": 0.5, "lang": "en"},
+                                                              {"year": 2000, "score": 1.5, "lang": "fr"}])
+    hits = col.search("red", k=5, mode=mode, filter=spec)
+    assert all(isinstance(h.id, str) for h in hits)
+    if spec == "year=2000.5" or spec == {"year": {"in": []}}:
+        assert hits == []
+    if spec == "year in (2000.5, 2021)":
+        assert [h.id for h in hits] == ["a"]

@@ -6,6 +6,7 @@ CLI:    'lang=en' 'year>=2020' 'tag in (a,b)' 'exists(author)' 'lang!=fr', joine
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -82,13 +83,44 @@ def _typed(condition: Condition, field_types: dict[str, str]) -> Condition:
         return Condition(condition.field, "exists", bool(condition.value))
     if condition.op == "in":
         values = condition.value if isinstance(condition.value, (list, tuple, set)) else [condition.value]
-        return Condition(condition.field, "in", [_convert(v, kind, condition.field) for v in values])
+        converted = [_convert(v, kind, condition.field) for v in values]
+        if kind == "int":  # an int field holds no 2000.5 and nothing beyond int64: such values match nothing
+            converted = [v for v in converted if _is_int64(v)]
+        return Condition(condition.field, "in", converted)
     if kind in ("string", "bool") and condition.op in ("<", "<=", ">", ">="):
         raise InputError(f"filter on {condition.field!r} ({kind}): operator {condition.op!r} needs a number field")
-    return Condition(condition.field, condition.op, _convert(condition.value, kind, condition.field))
+    value = _convert(condition.value, kind, condition.field)
+    if kind == "int" and not _is_int64(value):
+        return _on_int_field(condition.field, condition.op, value)
+    return Condition(condition.field, condition.op, value)
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _is_int64(value) -> bool:
+    return isinstance(value, int) and INT64[0] <= value <= INT64[1]
+
+
+def _on_int_field(field: str, op: str, value: float) -> Condition:
+    """A comparison of an int field with a value no int64 equals (2000.5, 1e30), as an exact
+    integer comparison: `year < 2000.5` is `year <= 2000`; `year = 2000.5` matches nothing.
+    Numpy would cast the value to int (2000.5 -> 2000) and SQL engines differ."""
+    everything, nothing = Condition(field, "exists", True), Condition(field, "in", [])
+    if value > INT64[1] or value < INT64[0]:
+        above = value > INT64[1]
+        if op == "!=" or (op in ("<", "<=") and above) or (op in (">", ">=") and not above):
+            return everything
+        return nothing
+    if op in ("=", "!="):
+        return nothing if op == "=" else everything
+    floor = math.floor(value)
+    return Condition(field, "<=" if op in ("<", "<=") else ">", floor)
 
 
 def _convert(value: object, kind: str, field: str):
+    """The filter value as the field's type; numbers must be finite. For an int field, an
+    integral value comes back as an int and anything else as a float (see _on_int_field)."""
     try:
         if kind == "string":
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -100,11 +132,31 @@ def _convert(value: object, kind: str, field: str):
             if str(value).lower() in ("true", "false"):
                 return str(value).lower() == "true"
             raise ValueError
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
-        return int(value) if kind == "int" and float(value) == int(float(value)) else float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"filter value {value!r} does not fit field {field!r} of type {kind}") from None
+        if kind == "int":
+            exact = _exact_int(value)
+            if exact is not None:
+                return exact
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"filter value {value!r:.60} does not fit field {field!r} of type {kind}") from None
+    if not math.isfinite(number):
+        raise InputError(f"filter value {value!r:.60} on field {field!r} is not a finite number")
+    return number
+
+
+def _exact_int(value: int | float | str) -> int | None:
+    """`value` as an exact integer when it is one ("2020", 2020, 2020.0, "1e3"), else None."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    number = float(value)
+    return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -125,7 +177,7 @@ def filter_mask(conditions: list[Condition], columns: dict[str, tuple[np.ndarray
 
 def _compare(values: np.ndarray, op: str, value) -> np.ndarray:
     if op == "in":
-        return np.isin(values, np.asarray(value, dtype=values.dtype))
+        return np.isin(values, np.asarray(value, dtype=values.dtype)) if len(value) else np.zeros(len(values), bool)
     return {
         "=": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
     }[op](values, value)
@@ -150,5 +202,5 @@ def _sql_clause(c: Condition, column: str) -> str:
     if c.op == "exists":
         return f"{column} IS {'NOT ' if c.value else ''}NULL"
     if c.op == "in":
-        return f"{column} IN ({', '.join(_sql_literal(v) for v in c.value)})"
+        return f"{column} IN ({', '.join(_sql_literal(v) for v in c.value)})" if c.value else "FALSE"
     return f"{column} {'<>' if c.op == '!=' else c.op} {_sql_literal(c.value)}"
