@@ -27,3 +27,7 @@ class MissingExtraError(UniembedError, ImportError):
 
 class CollectionDamagedError(UniembedError):
     """A collection's files on disk are unreadable or inconsistent (edited by hand, truncated)."""
+
+
+class ModelOutputError(UniembedError):
+    """A model produced vectors that are not finite numbers (NaN or inf): its weights are broken."""

@@ -169,7 +169,7 @@ class Encoder(ABC):
         out = np.empty((len(items), self.dim), dtype=np.float32)
         for idx in _progress(_batches(order, batch_size), len(items), batch_size, show_progress):
             out[idx] = self.encode_batch([items[i] for i in idx], long=long)
-        return out
+        return check_model_output(out, self.name)
 
     def _warn_if_truncated(self) -> None:
         report = self.last_report
@@ -180,6 +180,19 @@ class Encoder(ABC):
                 TruncationWarning,
                 stacklevel=3,
             )
+
+
+def check_model_output(vectors: np.ndarray, model: str) -> np.ndarray:
+    """`vectors` unchanged when every value is finite; else ModelOutputError naming the first bad
+    input. NaN from a model is the model's fault (damaged weights), not the caller's: it must not
+    reach a file, a response or a collection that would then blame the client."""
+    bad = ~np.isfinite(vectors).reshape(len(vectors), -1).all(axis=1)
+    if bad.any():
+        from uniembed.errors import ModelOutputError
+
+        raise ModelOutputError(f"model {model} produced NaN or inf for input {int(np.argmax(bad))} "
+                               f"({int(bad.sum())} of {len(vectors)} inputs): its weights are probably damaged")
+    return vectors
 
 
 def _digest(*parts: object) -> str:

@@ -10,7 +10,7 @@ from abc import abstractmethod
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_texts
+from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_model_output, check_texts
 from uniembed.encoders.batching import token_batches
 from uniembed.encoders.late_interaction import TokenHead
 from uniembed.encoders.tokens import Windows, WindowTokenizer
@@ -91,6 +91,7 @@ class TokenEncoder(Encoder):
                 hidden = head.project(hidden)
             elif projection is not None:
                 hidden = hidden @ projection
+            check_model_output(hidden[keep], self.name)
             for row, index in enumerate(rows):
                 tokens = hidden[row][keep[row]]
                 if normalize:

@@ -39,13 +39,32 @@ def envelope_bytes(status: int, message: str, param: str | None = None, code: st
     return json.dumps(envelope(status, message, param, code)).encode()
 
 
-def install_handlers(app) -> None:
-    """Map every exception the app can raise to the envelope."""
+def path_redactor(root):
+    """A function that removes the collections root from messages: the client names collections,
+    and the server's absolute paths are none of its business ("/srv/data/docs: ..." -> "docs: ...")."""
+    import os
+    from pathlib import Path
+
+    if root is None:
+        return lambda message: message
+    prefixes = sorted({str(Path(root)) + os.sep, str(Path(root).resolve()) + os.sep, str(Path(root).absolute()) + os.sep},
+                      key=len, reverse=True)
+
+    def redact(message: str) -> str:
+        for prefix in prefixes:
+            message = message.replace(prefix, "")
+        return message
+
+    return redact
+
+
+def install_handlers(app, redact=lambda message: message) -> None:
+    """Map every exception the app can raise to the envelope; `redact` cleans library messages."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    from uniembed.errors import InputError
+    from uniembed.errors import CollectionDamagedError, InputError, ModelOutputError
     from uniembed.store.lock import CollectionLockedError
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
@@ -68,11 +87,21 @@ def install_handlers(app) -> None:
 
     @app.exception_handler(InputError)
     async def input_error(request, exc: InputError):
-        return respond(400, str(exc))
+        return respond(400, redact(str(exc)))
 
     @app.exception_handler(CollectionLockedError)
     async def locked(request, exc: CollectionLockedError):
-        return respond(409, str(exc), code="collection_locked")
+        return respond(409, redact(str(exc)), code="collection_locked")
+
+    @app.exception_handler(CollectionDamagedError)
+    async def damaged(request, exc: CollectionDamagedError):
+        # the request is fine; the collection's files are not, and the operator must repair them
+        return respond(409, redact(str(exc)), code="collection_damaged")
+
+    @app.exception_handler(ModelOutputError)
+    async def broken_model(request, exc: ModelOutputError):
+        log.error("%s", exc)
+        return respond(500, str(exc), code="model_output_invalid")
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):

@@ -13,7 +13,7 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-from uniembed.serve.api_errors import ApiError, install_handlers
+from uniembed.serve.api_errors import ApiError, install_handlers, path_redactor
 from uniembed.serve.settings import ServeSettings
 
 log = logging.getLogger("uniembed.serve")
@@ -68,7 +68,7 @@ class ServiceState:
         self.batcher = MicroBatcher(
             model.embed, max_batch_tokens=settings.max_batch_tokens if settings.batching else 0,
             max_wait=settings.max_wait_ms / 1000, max_queue_inputs=settings.max_queue_inputs,
-            on_batch=self.metrics.observe_batch,
+            on_batch=self.metrics.observe_batch, split=model.split,
         )
         self.metrics.queue_depth(lambda: self.batcher.queued_inputs)
         self.model = model  # last: readiness flips only when everything is in place
@@ -114,7 +114,7 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
                   description="Universal embeddings: OpenAI-compatible /v1/embeddings, collections with ANN and "
                   "hybrid search, health and metrics.")
     app.state.service = state
-    install_handlers(app)
+    install_handlers(app, path_redactor(settings.collections))
     app.include_router(embedding_routes(state))
     if state.collections is not None:
         app.include_router(collection_routes(state))

@@ -7,6 +7,11 @@ parsed and tokenised, it waits for them, up to `max_wait` after the oldest job. 
 the way it starts at once, so a lone client pays no batching delay. It encodes the whole batch in
 one model call and hands every job exactly its own rows. The queue is bounded in inputs: a job
 that does not fit is refused at once (the handler answers 429) rather than growing memory.
+
+Fairness: a job larger than `max_batch_tokens` is cut into parts (by `split`); the worker encodes
+one part of it per batch and sends the job to the back of the queue, so a short request waits for
+one part of a long one, not for all of it. A job whose client went away (its future cancelled) is
+dropped before its next part is encoded.
 """
 from __future__ import annotations
 
@@ -30,13 +35,30 @@ class BatcherClosed(Exception):
 
 
 @dataclass
-class Job:
-    prepared: object  # what ServedModel.prepare returned
+class Part:
+    prepared: object  # what ServedModel.prepare returned, or a slice of it
     n_inputs: int
     n_tokens: int
+
+
+@dataclass
+class Job:
+    parts: deque[Part]  # not yet encoded, in order
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
+    done: list[np.ndarray] = field(default_factory=list)  # vectors of the encoded parts
+
+    def __post_init__(self) -> None:
+        self.n_parts = len(self.parts)
+
+    @property
+    def n_tokens(self) -> int:  # of the next part: what it adds to a batch
+        return self.parts[0].n_tokens
+
+    @property
+    def abandoned(self) -> bool:
+        return self.future.done()  # cancelled: the client went away (read from the worker: a flag, no lock needed)
 
 
 class MicroBatcher:
@@ -46,8 +68,10 @@ class MicroBatcher:
     """
 
     def __init__(self, embed: Callable[[Sequence[object]], list[np.ndarray]], *, max_batch_tokens: int,
-                 max_wait: float, max_queue_inputs: int, on_batch: Callable[[int, int, int, float], None] | None = None):
+                 max_wait: float, max_queue_inputs: int, on_batch: Callable[[int, int, int, float], None] | None = None,
+                 split: Callable[[object, int], list[Part]] | None = None):
         self._embed = embed
+        self._split = split  # (prepared, max tokens) -> parts; None: jobs are never cut
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.max_queue_inputs = max_queue_inputs
@@ -80,7 +104,9 @@ class MicroBatcher:
         """Queue a job (from the event loop); await the returned future for its (n_inputs, dim)
         vectors. Raises QueueFull or BatcherClosed at once."""
         loop = asyncio.get_running_loop()
-        job = Job(prepared, n_inputs, n_tokens, loop.create_future(), loop)
+        whole = Part(prepared, n_inputs, n_tokens)
+        cut = self._split is not None and self.max_batch_tokens > 0 and n_tokens > self.max_batch_tokens
+        job = Job(deque(self._split(prepared, self.max_batch_tokens) if cut else [whole]), loop.create_future(), loop)
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")
@@ -102,50 +128,69 @@ class MicroBatcher:
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            jobs = self._take_batch()
-            if jobs is None:
+            batch = self._take_batch()
+            if batch is None:
                 return
-            started = time.perf_counter()
-            try:
-                results = self._embed([job.prepared for job in jobs])
-            except BaseException as exc:  # every waiting request gets the error, the worker lives on
-                for job in jobs:
+            try:  # whatever fails here fails this batch's requests; the worker lives on
+                self._encode(batch)
+            except BaseException as exc:
+                for job, _ in batch:
                     _resolve(job, exc=exc)
-            else:
-                for job, vectors in zip(jobs, results):
-                    _resolve(job, result=vectors)
-            if self._on_batch is not None:
-                self._on_batch(len(jobs), sum(j.n_inputs for j in jobs), sum(j.n_tokens for j in jobs),
-                               time.perf_counter() - started)
 
-    def _take_batch(self) -> list[Job] | None:
+    def _encode(self, batch: list[tuple[Job, Part]]) -> None:
+        started = time.perf_counter()
+        results = self._embed([part.prepared for _, part in batch])
+        for (job, _), vectors in zip(batch, results):
+            job.done.append(vectors)
+            if len(job.done) == job.n_parts:  # its last part: the request has all its vectors
+                _resolve(job, result=job.done[0] if len(job.done) == 1 else np.concatenate(job.done))
+        unfinished = [job for job, _ in batch if job.parts]
+        if unfinished:  # behind whatever arrived meanwhile: a short request waits for one part, not all
+            with self._cond:
+                self._queue.extend(unfinished)
+                self._cond.notify()
+        if self._on_batch is not None:
+            self._on_batch(len(batch), sum(p.n_inputs for _, p in batch), sum(p.n_tokens for _, p in batch),
+                           time.perf_counter() - started)
+
+    def _take_batch(self) -> list[tuple[Job, Part]] | None:
         with self._cond:
-            while not self._queue:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            jobs = [self._pop()]
+            while True:
+                while not self._queue:
+                    if self._closed:
+                        return None
+                    self._cond.wait()
+                batch = [self._pop()]
+                if batch[0] is not None:
+                    break
             if self.max_batch_tokens > 0:
-                tokens = jobs[0].n_tokens
-                deadline = jobs[0].arrived + self.max_wait
+                tokens = batch[0][1].n_tokens
+                deadline = batch[0][0].arrived + self.max_wait
                 while tokens < self.max_batch_tokens:
                     if self._queue:
                         if tokens + self._queue[0].n_tokens > self.max_batch_tokens:
                             break
-                        job = self._pop()
-                        jobs.append(job)
-                        tokens += job.n_tokens
+                        taken = self._pop()
+                        if taken is not None:
+                            batch.append(taken)
+                            tokens += taken[1].n_tokens
                         continue
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._closed or not self._arriving:
                         break  # nothing is on its way: waiting would only add latency
                     self._cond.wait(remaining)
-            return jobs
+            return batch
 
-    def _pop(self) -> Job:
+    def _pop(self) -> tuple[Job, Part] | None:
+        """The oldest job's next part (the job rejoins the queue once it is encoded); None, and
+        the job forgotten, when its client went away."""
         job = self._queue.popleft()
-        self._queued_inputs -= job.n_inputs
-        return job
+        if job.abandoned:
+            self._queued_inputs -= sum(part.n_inputs for part in job.parts)
+            return None
+        part = job.parts.popleft()
+        self._queued_inputs -= part.n_inputs
+        return job, part
 
 
 def _resolve(job: Job, *, result=None, exc: BaseException | None = None) -> None:

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from uniembed.compress.truncate import l2_normalize, truncate
-from uniembed.encoders.base import Encoder
+from uniembed.encoders.base import Encoder, check_model_output
 from uniembed.encoders.token_encoder import TokenEncoder
 from uniembed.encoders.tokens import Windows
 
@@ -70,6 +70,32 @@ class ServedModel:
         windows = self.encoder.windows.windows_from_ids(token_ids)
         return Prepared(len(token_ids), int(windows.lengths.sum()), windows=windows)
 
+    def split(self, prepared: Prepared, max_tokens: int) -> list:
+        """Consecutive slices of one request's inputs, each of about `max_tokens` tokens (at least
+        one input), so the batcher can interleave other requests between them."""
+        from uniembed.serve.batcher import Part
+
+        if prepared.windows is not None:
+            lengths = prepared.windows.lengths
+            # a slice ends where its running token count passes a multiple of max_tokens
+            bounds = np.flatnonzero(np.diff(np.cumsum(lengths) // max_tokens)) + 1
+        else:
+            parts = -(-prepared.n_tokens // max_tokens)
+            bounds = np.linspace(0, prepared.n_inputs, parts + 1).astype(int)[1:-1]
+        slices = []
+        for start, stop in zip([0, *bounds.tolist()], [*bounds.tolist(), prepared.n_inputs]):
+            if stop <= start:
+                continue
+            if prepared.windows is not None:
+                w = prepared.windows
+                piece = Prepared(stop - start, int(lengths[start:stop].sum()), windows=Windows(
+                    w.ids[start:stop], w.type_ids[start:stop], np.arange(stop - start, dtype=np.int64), 0))
+            else:
+                texts = prepared.texts[start:stop]
+                piece = Prepared(stop - start, prepared.n_tokens * len(texts) // prepared.n_inputs, texts=texts)
+            slices.append(Part(piece, piece.n_inputs, piece.n_tokens))
+        return slices
+
     def embed(self, batch: Sequence[Prepared]) -> list[np.ndarray]:
         """Raw vectors of several requests in one model call, split back per request. Worker thread."""
         sizes = [p.n_inputs for p in batch]
@@ -83,7 +109,7 @@ class ServedModel:
             vectors = self.encoder.embed_prepared(merged, sum(sizes))
         else:
             vectors = self.encoder.encode_batch([t for p in batch for t in p.texts])
-        return np.split(vectors, np.cumsum(sizes)[:-1])
+        return np.split(check_model_output(vectors, self.id), np.cumsum(sizes)[:-1])
 
     def finish(self, vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
         """Normalised float32 vectors as encode() returns them, truncated to `dimensions`."""

@@ -23,7 +23,8 @@ class ErrorEnvelope(BaseModel):
 
 _MEANINGS = {
     400: "a bad field, an empty input or invalid JSON", 401: "a missing or wrong API key",
-    404: "an unknown model, collection or item", 409: "a conflict (exists already, or locked by another writer)",
+    404: "an unknown model, collection or item",
+    409: "a conflict (exists already, locked by another writer) or a collection whose files are damaged",
     413: "a body, an input or a batch over the configured limits", 429: "the encoding queue is full; retry",
     503: "not ready (the model is loading) or shutting down",
 }

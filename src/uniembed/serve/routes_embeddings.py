@@ -15,9 +15,11 @@ import time
 from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from uniembed.serve.api_errors import ApiError
+from uniembed.serve.disconnect import CLIENT_CLOSED, ClientGone, unless_client_gone
 
 try:
     import orjson
@@ -82,7 +84,7 @@ def embedding_routes(state):
     started = int(time.time())
 
     @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERROR_RESPONSES)
-    async def create_embeddings(request: EmbeddingRequest):
+    async def create_embeddings(request: EmbeddingRequest, http: Request):
         settings = state.settings
         model = state.require_model()
         if request.model not in model.names:
@@ -106,7 +108,10 @@ def embedding_routes(state):
                 raise ApiError(429, str(exc), code="queue_full", headers={"Retry-After": "1"}) from exc
             except BatcherClosed as exc:
                 raise ApiError(503, "the server is shutting down", code="shutting_down") from exc
-        raw = await vectors_ready
+        try:
+            raw = await unless_client_gone(http.receive, vectors_ready)
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED)
         vectors = model.finish(raw, request.dimensions)
         body = _response_body(vectors, request.encoding_format, model.id, prepared.n_tokens)
         return Response(body, media_type="application/json")
