@@ -233,3 +233,43 @@ def test_hostile_filters_run_in_every_mode(tmp_path, spec, mode):
         assert hits == []
     if spec == "year in (2000.5, 2021)":
         assert [h.id for h in hits] == ["a"]
+
+
+def test_a_refused_write_commits_nothing_not_even_a_new_column(tmp_path):
+    col = make(tmp_path)
+    col.add(["a"], unit(1), payloads=[{"year": 2000}])
+    version, fields = col.backend.version, dict(col.payload_fields)
+    with pytest.raises(InputError, match="64-bit"):
+        col.add(["b", "c"], unit(2), payloads=[{"new_field": 1}, {"huge": 2**64}])
+    with pytest.raises(InputError, match="keys must be strings"):
+        col.add(["b"], unit(1), payloads=[{1: "x"}])
+    reopened = Collection.open(col.path)
+    assert reopened.backend.version == version and reopened.payload_fields == fields and len(reopened) == 1
+
+
+def test_a_key_with_a_trailing_newline_is_not_a_filterable_field(tmp_path):
+    col = make(tmp_path)
+    col.add(["a"], unit(1), payloads=[{"nl\n": 1, "ok": 2}])
+    assert col.payload_fields == {"ok": "int"}
+    assert col.get(["a"])[0].payload == {"nl\n": 1, "ok": 2}  # kept in the payload JSON
+
+
+@pytest.mark.parametrize(("index", "quantize"), INDEXES)
+def test_vectors_whose_scores_would_overflow_float32_are_refused(tmp_path, index, quantize):
+    col = make(tmp_path, index, quantize)
+    huge = np.full((1, DIM), 3e38, np.float32)
+    with pytest.raises(InputError, match="norm"):
+        col.add(["big"], huge)
+    col.add(["a", "b"], unit(2) * 1e17)  # large but safe: scores stay finite
+    hits = col.search(unit(1)[0] * 1e17, k=5)
+    assert len(hits) == 2 and all(np.isfinite(h.score) for h in hits)
+    with pytest.raises(InputError, match="norm"):
+        col.search(huge[0], k=5)
+
+
+def test_float16_token_storage_refuses_values_it_would_turn_into_inf(tmp_path):
+    col = Collection.create(tmp_path / "mv", model=None, dim=4, multivector="muvera",
+                            fde={"repetitions": 2, "k_sim": 2, "d_proj": 4})
+    with pytest.raises(InputError, match="float16"):
+        col.add(["a"], [np.full((2, 4), 1e5, np.float32)])
+    assert len(col) == 0

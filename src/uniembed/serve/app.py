@@ -33,10 +33,15 @@ class ServiceState:
         self._preloaded = encoder
         self.on_load_failure = None  # called when the model cannot load (the CLI stops the server)
         self.collections = None
+        self.collection_pool = None
         if settings.collections is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
             from uniembed.serve.collections import CollectionRegistry
 
             self.collections = CollectionRegistry(settings.collections, lambda: self.model.encoder if self.model else None)
+            # collection work has its own threads: slow searches cannot starve embedding requests
+            self.collection_pool = ThreadPoolExecutor(settings.collection_threads, thread_name_prefix="uniembed-collections")
 
     def start(self) -> None:
         if self._preloaded is not None:
@@ -77,6 +82,8 @@ class ServiceState:
     def stop(self) -> None:
         if self.batcher is not None:
             self.batcher.close(self.settings.shutdown_grace_s)
+        if self.collection_pool is not None:
+            self.collection_pool.shutdown(wait=True)
 
     def require_model(self):
         if self.model is None:

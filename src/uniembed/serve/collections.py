@@ -1,27 +1,36 @@
 """Collections behind the HTTP API: one sub-folder of the collections root per collection.
 
-Names are checked against a strict pattern before they touch the filesystem (no path
-traversal). Open collections are kept; each has a lock, because one Collection object is not
-meant for concurrent writers, and the service runs every collection call on a worker thread.
+Names are full-matched against a strict pattern before they touch the filesystem (no path
+traversal, no trailing newline). Each name has a readers-writer lock: searches and reads run in
+parallel, writes, creates and drops run alone. Collections are opened (and cached) only under
+their name's lock and only after checking the folder is there, so a drop racing a first search
+can never leave a stale cached object or a half-recreated folder; opening never creates files.
 """
 from __future__ import annotations
 
 import re
 import shutil
 import threading
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from uniembed.serve.api_errors import ApiError
+from uniembed.serve.rwlock import ReadWriteLock
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 META_FILE = "collection.json"
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ApiError(400, f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', "
                        "starting with a letter or digit", param="name", code="invalid_collection_name")
     return name
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, f"no collection named {name!r}", param="name", code="collection_not_found")
 
 
 class CollectionRegistry:
@@ -29,50 +38,46 @@ class CollectionRegistry:
         self.root = Path(root)
         self._encoder = encoder_provider  # () -> the served Encoder, or None while it loads
         self._open: dict[str, object] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._locks: dict[str, ReadWriteLock] = {}
+        self._guard = threading.Lock()  # for the two dicts above only; never held while waiting
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if NAME.match(p.name) and (p / META_FILE).is_file())
+        return sorted(p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and (p / META_FILE).is_file())
 
-    def lock(self, name: str) -> threading.Lock:
+    def _lock(self, name: str) -> ReadWriteLock:
         with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
+            return self._locks.setdefault(name, ReadWriteLock())
 
-    def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
-               fields: list[str] | None, index_params: dict | None, **multivector):
-        from uniembed.store.collection import Collection
+    @contextmanager
+    def reading(self, name: str):
+        """The open collection, for searches and reads (in parallel with other readers)."""
+        lock = self._lock(check_name(name))
+        with lock.reading():
+            yield self._opened(name)
 
-        path = self.root / check_name(name)
-        if path.exists():
-            raise ApiError(409, f"collection {name!r} already exists", param="name", code="collection_exists")
-        model = None
-        if not vectors_only:
-            model = self._encoder()
-            if model is None:
-                raise ApiError(503, "the model is still loading; retry when /ready answers 200", code="not_ready")
-        elif dim is None:
-            raise ApiError(400, "a vectors-only collection needs dim", param="dim")
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self.lock(name):
-            collection = Collection.create(path, model=model, dim=dim, fields=fields, index=index,
-                                           quantize=quantize, index_params=index_params, **multivector)
-            with self._guard:
-                self._open[name] = collection
-        return collection
+    @contextmanager
+    def writing(self, name: str):
+        """The open collection, for writes (alone)."""
+        lock = self._lock(check_name(name))
+        with lock.writing():
+            yield self._opened(name)
 
-    def get(self, name: str):
+    def _opened(self, name: str):
+        """The cached collection, opened on first use; the caller holds the name's lock."""
         from uniembed.store.collection import Collection
         from uniembed.store.meta import read_meta
 
-        path = self.root / check_name(name)
+        path = self.root / name
+        if not (path / META_FILE).is_file():  # gone from disk, whatever the cache says
+            with self._guard:
+                self._open.pop(name, None)
+            raise _not_found(name)
         with self._guard:
-            if name in self._open:
-                return self._open[name]
-        if not (path / META_FILE).is_file():
-            raise ApiError(404, f"no collection named {name!r}", param="name", code="collection_not_found")
+            cached = self._open.get(name)
+        if cached is not None:
+            return cached
         encoder = self._encoder()
         if encoder is not None and read_meta(path)[0].fingerprint != encoder.fingerprint:
             encoder = None  # made by another model: the collection loads its own on first text query
@@ -80,14 +85,37 @@ class CollectionRegistry:
         with self._guard:
             return self._open.setdefault(name, collection)
 
+    def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
+               fields: list[str] | None, index_params: dict | None, **multivector):
+        from uniembed.store.collection import Collection
+
+        path = self.root / check_name(name)
+        model = None
+        if not vectors_only:
+            model = self._encoder()
+            if model is None:
+                raise ApiError(503, "the model is still loading; retry when /ready answers 200", code="not_ready")
+        elif dim is None:
+            raise ApiError(400, "a vectors-only collection needs dim", param="dim")
+        with self._lock(name).writing():
+            if path.exists():  # checked under the lock: of two concurrent creates, the loser gets 409
+                raise ApiError(409, f"collection {name!r} already exists", param="name", code="collection_exists")
+            self.root.mkdir(parents=True, exist_ok=True)
+            collection = Collection.create(path, model=model, dim=dim, fields=fields, index=index,
+                                           quantize=quantize, index_params=index_params, **multivector)
+            with self._guard:
+                self._open[name] = collection
+        return collection
+
     def drop(self, name: str) -> None:
         path = self.root / check_name(name)
-        if not (path / META_FILE).is_file():
-            raise ApiError(404, f"no collection named {name!r}", param="name", code="collection_not_found")
-        with self.lock(name):
+        with self._lock(name).writing():  # waits for searches in flight
             with self._guard:
                 self._open.pop(name, None)
-            # rename first, so a crash mid-delete never leaves a half-deleted collection under its name
-            doomed = path.with_name(f".deleting-{name}")
+            if not (path / META_FILE).is_file():
+                raise _not_found(name)
+            # rename first, so a crash mid-delete never leaves a half-deleted collection under its
+            # name; a unique name, so a leftover from an earlier crash is never in the way
+            doomed = path.with_name(f".deleting-{name}-{uuid.uuid4().hex[:8]}")
             path.rename(doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+        shutil.rmtree(doomed, ignore_errors=True)

@@ -46,14 +46,16 @@ class ServedModel:
     def takes_token_ids(self) -> bool:
         return isinstance(self.encoder, TokenEncoder)
 
-    def prepare(self, inputs: list[str] | list[list[int]]) -> Prepared:
-        """Tokenise (texts) or wrap (token ids) one request's inputs. Thread-safe."""
+    def prepare(self, inputs: list[str] | list[list[int]], prompt: str | None = None) -> Prepared:
+        """Tokenise (texts, after the prompt's prefix: the model's default prompt for None) or wrap
+        (token ids) one request's inputs. Thread-safe."""
         if getattr(self.encoder, "token_head", None) is not None:
             raise InputRejected(f"model {self.id} is a late-interaction (ColBERT) model: it makes token vectors, not one "
                                 "embedding per input; use it through multi-vector collections")
         if inputs and isinstance(inputs[0], list):
             return self._prepare_ids(inputs)
-        texts = [self._prefix + text for text in inputs] if self._prefix else list(inputs)
+        prefix = self._prefix if prompt is None else self.encoder.prompt_prefix(prompt)
+        texts = [prefix + text for text in inputs] if prefix else list(inputs)
         if isinstance(self.encoder, TokenEncoder):
             windows = self.encoder.windows.windows(texts, chunk=False)
             return Prepared(len(texts), int(windows.lengths.sum()), windows=windows)

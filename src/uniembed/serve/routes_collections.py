@@ -9,7 +9,10 @@
     GET    /v1/collections/{name}/items/{id}        one item
     POST   /v1/collections/{name}/search            {query | vector, k, filter, mode, field}
 
-Every call runs on a worker thread, under the collection's lock (see serve.collections).
+Every call runs on the service's own collection thread pool (so slow searches never starve the
+tokenising of embedding requests), under the collection's readers-writer lock: searches and reads
+in parallel, writes alone (see serve.collections). Text queries of collections made by the served
+model are encoded through the micro-batcher, with its queue limit and 429s, like /v1/embeddings.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from uniembed.serve.api_errors import ApiError
+from uniembed.serve.routes_embeddings import embed_through_batcher
 from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
 
 Number = Union[StrictFloat, StrictInt]
@@ -107,18 +111,32 @@ def collection_routes(state):
     settings = state.settings
     router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
-    async def run(name: str, work):
-        """`work(collection)` on a worker thread, under the collection's lock."""
-        def locked():
-            registry.get(name)  # 400 for a bad name, 404 for none, before a lock is made for it
-            with registry.lock(name):
-                return work(registry.get(name))  # again under the lock: it may have been dropped meanwhile
+    async def in_pool(call):
+        return await asyncio.get_running_loop().run_in_executor(state.collection_pool, call)
 
-        return await asyncio.to_thread(locked)
+    async def run(name: str, work, *, write: bool = False):
+        """`work(collection)` on the collection pool, under the name's read (or write) lock."""
+        def locked():
+            with registry.writing(name) if write else registry.reading(name) as collection:
+                return work(collection)
+
+        return await in_pool(locked)
+
+    async def batched_query_vector(name: str, request: "SearchRequest"):
+        """The text query's vector from the batcher, when the served model made the collection;
+        None otherwise (the collection then encodes it itself)."""
+        served = state.model
+        if request.query is None or request.mode == "text" or served is None:
+            return None
+        meta = await run(name, lambda c: c.meta if c.multivector is None else None)
+        if meta is None or meta.fingerprint != served.encoder.fingerprint:
+            return None
+        vectors, _ = await embed_through_batcher(state, [request.query], prompt="query", dimensions=meta.dim)
+        return vectors[0]
 
     @router.get("")
     async def list_collections():
-        return {"collections": await asyncio.to_thread(registry.names)}
+        return {"collections": await in_pool(registry.names)}
 
     @router.post("", status_code=201)
     async def create_collection(request: CreateCollection):
@@ -128,7 +146,7 @@ def collection_routes(state):
                                          index_params=request.index_params, **_multivector_options(request))
             return _info(request.name, collection)
 
-        return await asyncio.to_thread(create)
+        return await in_pool(create)
 
     @router.get("/{name}")
     async def collection_info(name: str):
@@ -136,7 +154,7 @@ def collection_routes(state):
 
     @router.delete("/{name}")
     async def drop_collection(name: str):
-        await asyncio.to_thread(registry.drop, name)
+        await in_pool(lambda: registry.drop(name))
         return {"name": name, "deleted": True}
 
     @router.post("/{name}/items", response_model=WriteResponse)
@@ -153,11 +171,11 @@ def collection_routes(state):
             version = method(ids, data, payloads=payloads, texts=texts)
             return {"version": version, "count": len(ids)}
 
-        return await run(name, write)
+        return await run(name, write, write=True)
 
     @router.post("/{name}/items/delete", response_model=WriteResponse)
     async def delete_items(name: str, request: DeleteItems):
-        return await run(name, lambda c: {"version": c.delete(request.ids), "count": len(request.ids)})
+        return await run(name, lambda c: {"version": c.delete(request.ids), "count": len(request.ids)}, write=True)
 
     @router.get("/{name}/items/{item_id}")
     async def get_item(name: str, item_id: str):
@@ -184,10 +202,12 @@ def collection_routes(state):
         else:
             query = _token_array(request.tokens, "tokens")
 
+        query_vector = await batched_query_vector(name, request)
+
         def search_in(collection):
             hits = collection.search(query, request.k, filter=request.filter, field=request.field, mode=request.mode,
                                      first_stage=request.first_stage, candidates=request.candidates,
-                                     token_hits=request.token_hits)
+                                     token_hits=request.token_hits, query_vector=query_vector)
             return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
 
         return await run(name, search_in)

@@ -73,12 +73,42 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+async def embed_through_batcher(state, inputs: list, *, prompt: str | None = None, dimensions: int | None = None,
+                                receive=None) -> tuple[np.ndarray | None, int]:
+    """(vectors exactly as encode(inputs, prompt=prompt, dim=dimensions) gives them, tokens used),
+    through the micro-batcher: 400 for inputs the model cannot take, 429 when its queue is full,
+    503 while shutting down. With `receive` (the ASGI channel), a client that disconnects first
+    cancels the work and gets (None, 0)."""
+    from uniembed.serve.batcher import BatcherClosed, QueueFull
+    from uniembed.serve.model import InputRejected
+
+    model = state.require_model()
+    with state.batcher.arriving():  # the batcher may wait for this request to join a batch
+        try:
+            # tokenising a few short texts takes microseconds: a thread hop would cost more
+            small = len(inputs) <= 16 and sum(len(item) for item in inputs) <= INLINE_CHARS
+            prepared = model.prepare(inputs, prompt) if small else await asyncio.to_thread(model.prepare, inputs, prompt)
+            vectors_ready = state.batcher.submit(prepared, prepared.n_inputs, prepared.n_tokens)
+        except InputRejected as exc:
+            raise ApiError(400, str(exc), param=exc.param, code="invalid_input") from exc
+        except QueueFull as exc:
+            state.metrics.rejected.inc()
+            raise ApiError(429, str(exc), code="queue_full", headers={"Retry-After": "1"}) from exc
+        except BatcherClosed as exc:
+            raise ApiError(503, "the server is shutting down", code="shutting_down") from exc
+    if receive is None:
+        raw = await vectors_ready
+    else:
+        try:
+            raw = await unless_client_gone(receive, vectors_ready)
+        except ClientGone:
+            return None, 0
+    return model.finish(raw, dimensions), prepared.n_tokens
+
+
 def embedding_routes(state):
     from fastapi import APIRouter
     from fastapi.responses import Response
-
-    from uniembed.serve.batcher import BatcherClosed, QueueFull
-    from uniembed.serve.model import InputRejected
 
     router = APIRouter(tags=["embeddings"])
     started = int(time.time())
@@ -95,25 +125,10 @@ def embedding_routes(state):
         if request.dimensions is not None and request.dimensions > model.dim:
             raise ApiError(400, f"dimensions must be in [1, {model.dim}] for {model.id}, got {request.dimensions}",
                            param="dimensions", code="invalid_dimensions")
-        with state.batcher.arriving():  # the batcher may wait for this request to join a batch
-            try:
-                # tokenising a few short texts takes microseconds: a thread hop would cost more
-                small = len(inputs) <= 16 and sum(len(item) for item in inputs) <= INLINE_CHARS
-                prepared = model.prepare(inputs) if small else await asyncio.to_thread(model.prepare, inputs)
-                vectors_ready = state.batcher.submit(prepared, prepared.n_inputs, prepared.n_tokens)
-            except InputRejected as exc:
-                raise ApiError(400, str(exc), param=exc.param, code="invalid_input") from exc
-            except QueueFull as exc:
-                state.metrics.rejected.inc()
-                raise ApiError(429, str(exc), code="queue_full", headers={"Retry-After": "1"}) from exc
-            except BatcherClosed as exc:
-                raise ApiError(503, "the server is shutting down", code="shutting_down") from exc
-        try:
-            raw = await unless_client_gone(http.receive, vectors_ready)
-        except ClientGone:
+        vectors, n_tokens = await embed_through_batcher(state, inputs, dimensions=request.dimensions, receive=http.receive)
+        if vectors is None:
             return Response(status_code=CLIENT_CLOSED)
-        vectors = model.finish(raw, request.dimensions)
-        body = _response_body(vectors, request.encoding_format, model.id, prepared.n_tokens)
+        body = _response_body(vectors, request.encoding_format, model.id, n_tokens)
         return Response(body, media_type="application/json")
 
     @router.get("/v1/models", response_model=ModelList, responses=ERROR_RESPONSES)

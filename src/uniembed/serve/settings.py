@@ -30,10 +30,11 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429
     shutdown_grace_s: float = 30.0
+    collection_threads: int = 8  # searches and writes of collections run on these, apart from encoding
 
     def __post_init__(self) -> None:
         for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens",
-                     "max_batch_tokens", "max_queue_inputs"):
+                     "max_batch_tokens", "max_queue_inputs", "collection_threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
                 raise InputError(f"{name} must be a positive integer, got {value!r}")

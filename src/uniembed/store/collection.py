@@ -31,13 +31,14 @@ from uniembed.store.multivector import (
     FIRST_STAGES, TOKENS, MultiVectorSpec, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
     token_heuristic_rows, unpack_tokens,
 )
-from uniembed.store.rows import build_rows, check_ids, check_payloads, check_vectors, dump_payloads, payload_types
+from uniembed.store.rows import build_rows, check_ids, check_norms, check_payloads, check_vectors, dump_payloads, payload_types
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
 LOCK_FILE = "writer.lock"
 DATA_DIR = "data"
 SEARCH_MODES = ("dense", "text", "hybrid")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 
 # (index, quantize) as users say it -> (index kind, its parameters)
@@ -189,10 +190,15 @@ class Collection:
                     raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
             known = self.payload_fields
             types = payload_types(payloads, known)
-            new_columns = {payload_column(k): t for k, t in types.items() if k not in known}
+            new_columns = {payload_column(k): ARROW_TYPES[t] for k, t in types.items() if k not in known}
+            schema = self.backend.schema
+            for name, arrow_type in new_columns.items():
+                schema = schema.append(pa.field(name, arrow_type))
+            # every row is built (and so checked) before the first commit: a bad row must not leave
+            # a new column committed alone
+            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, schema, blobs)
             if new_columns:
-                self.backend.add_payload_columns({name: ARROW_TYPES[t] for name, t in new_columns.items()})
-            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, self.backend.schema, blobs)
+                self.backend.add_payload_columns(new_columns)
             version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
@@ -266,6 +272,11 @@ class Collection:
             if data is None:
                 raise InputError(f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors")
             token_sets, source = check_token_sets(data, n, spec.token_dim), None
+            for index, tokens in enumerate(token_sets):
+                check_norms(tokens, f"token set {index}: token")
+                if spec.storage == "float16" and np.abs(tokens).max() > FLOAT16_MAX:
+                    raise InputError(f"token set {index} holds values beyond +-{FLOAT16_MAX:g}, which float16 "
+                                     "token storage cannot keep (use token_storage='int8')")
         fde = self._fde.documents(token_sets)
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
         return {self.meta.default_field: fde}, _stored_texts(texts, source, n), blobs
@@ -285,7 +296,8 @@ class Collection:
         return [found.get(id_) for id_ in ids]
 
     def search(self, query, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
-               first_stage: str | None = None, candidates: int | None = None, token_hits: int | None = None) -> list[Hit]:
+               first_stage: str | None = None, candidates: int | None = None, token_hits: int | None = None,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
         """The k best items for a text or a vector. mode: "dense" (vectors), "text" (BM25 over the
         stored text) or "hybrid" (both, fused by reciprocal rank). `filter` restricts to items whose
         payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist.
@@ -293,7 +305,10 @@ class Collection:
         Multi-vector collections take a text or a (tokens, dim) array, rank by exact MaxSim, and
         find what to rank with `first_stage`: "fde" (default: the FDE index's `candidates` best,
         default max(k, 100)), "exact" (every item: the oracle) or "tokens" (the items holding each
-        query token's `token_hits` nearest document tokens, default 10)."""
+        query token's `token_hits` nearest document tokens, default 10).
+
+        query_vector: the text query's vector when the caller has already encoded it (the service
+        encodes through its micro-batcher), exactly as the collection's model would have."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if mode not in SEARCH_MODES:
@@ -317,7 +332,8 @@ class Collection:
         if self.multivector is not None:
             scores, rows = self._multivector_search(snapshot, query, depth, allowed, first_stage, candidates, token_hits)
         else:
-            scores, rows = snapshot.search(self._query_vector(query, field)[None, :], depth, field, allowed)
+            vector = self._query_vector(query if query_vector is None else query_vector, field)
+            scores, rows = snapshot.search(vector[None, :], depth, field, allowed)
             scores, rows = scores[0], rows[0]
         ids, payload = snapshot.ids, snapshot.payload
         dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0]
@@ -342,6 +358,7 @@ class Collection:
             tokens = self.model.encode_tokens([query], prompt="query")[0]
         else:
             tokens = query_tokens(query, self.multivector.token_dim)
+            check_norms(tokens, "query token")
         if stage == "fde":
             _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, allowed)
             rows = rows[0][rows[0] >= 0]
@@ -364,7 +381,10 @@ class Collection:
         dim = self.meta.fields[field]
         if isinstance(query, str):
             return self._encode([query], prompt="query")[0]
-        vector = np.asarray(query, dtype=np.float32)
+        try:
+            vector = np.asarray(query, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
         if vector.ndim == 2 and len(vector) > 1:
             raise InputError(f"this collection is single-vector: a query is a text or one vector of {dim} values, got "
                              f"{len(vector)} vectors (token vectors belong in a multi-vector collection)")
@@ -373,6 +393,7 @@ class Collection:
             raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
         if not np.isfinite(vector).all():
             raise InputError("query vector contains NaN or inf")
+        check_norms(vector[None, :], "query vector")
         return vector
 
     def snapshot(self) -> Snapshot:

@@ -14,7 +14,8 @@ import pyarrow as pa
 from uniembed.errors import InputError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # full-matched: "$" would accept a trailing newline
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def check_ids(ids: object) -> list[str]:
@@ -42,7 +43,22 @@ def check_vectors(vectors: object, n: int, dim: int, field: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if len(bad):
         raise InputError(f"field {field!r}: vector {bad[0]} contains NaN or inf ({len(bad)} bad vectors)")
+    check_norms(array, f"field {field!r}: vector")
     return np.ascontiguousarray(array)
+
+
+# Scores are float32 inner products: with both norms below sqrt(float32 max), |q . v| <= |q| |v|
+# stays finite (Cauchy-Schwarz). Larger vectors would score inf or NaN and drop out of results.
+MAX_NORM = float(np.sqrt(np.finfo(np.float32).max)) / 2  # about 9.2e18
+
+
+def check_norms(vectors: np.ndarray, what: str) -> None:
+    """InputError naming the first row of `vectors` (n, dim) whose norm would overflow scores."""
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=-1).reshape(-1)
+    big = np.flatnonzero(norms > MAX_NORM)
+    if len(big):
+        raise InputError(f"{what} {big[0]} has norm {norms[big[0]]:.3g}, over the limit of {MAX_NORM:.3g}: "
+                         "its float32 scores would overflow")
 
 
 def value_type(value: object) -> str | None:
@@ -69,10 +85,13 @@ def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]
     for i, payload in enumerate(payloads):
         for key, value in payload.items():
             kind, current = value_type(value), types.get(key)
+            if kind == "int" and not INT64[0] <= value <= INT64[1]:
+                raise InputError(f"payload {i}: field {key!r} holds {value}, beyond the 64-bit integer range "
+                                 "(store it as a string or a float)")
             if value is None or kind == current or (current == "float" and kind == "int"):
                 continue
             if current is None:
-                if kind is not None and _IDENTIFIER.match(key):
+                if kind is not None and _IDENTIFIER.fullmatch(key):
                     types[key] = kind
                 continue
             if key not in known and {current, kind} == {"int", "float"}:
@@ -94,6 +113,9 @@ def check_payloads(payloads: object, n: int) -> list[dict]:
             payloads[i] = {}
         elif not isinstance(payload, dict):
             raise InputError(f"payload {i} is {type(payload).__name__}, expected a dict (JSON object)")
+        elif not all(isinstance(key, str) for key in payload):
+            bad = next(key for key in payload if not isinstance(key, str))
+            raise InputError(f"payload {i} has the key {bad!r}: payload keys must be strings")
     return payloads
 
 
