@@ -21,8 +21,11 @@ EXAMPLES = 25  # per operation and mode: bounded, about half a minute in all
 
 @pytest.fixture(scope="module")
 def schema(tiny_model, tmp_path_factory):
-    app = create_app(ServeSettings(model="tiny", collections=tmp_path_factory.mktemp("fuzz-collections"), max_inputs=64),
-                     encoder=tiny_model)
+    from schemathesis.python.asgi import HOST  # the Host header schemathesis's test client sends
+
+    settings = ServeSettings(model="tiny", collections=tmp_path_factory.mktemp("fuzz-collections"), max_inputs=64,
+                             allowed_hosts=(HOST,))
+    app = create_app(settings, encoder=tiny_model)
     app.state.service.start()  # the ASGI transport does not run the lifespan: install the model now
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     app.state.service.stop()

@@ -29,6 +29,15 @@ def add_parser(commands) -> None:
     parser.add_argument("--max-queue", type=int, default=8192, help="inputs waiting before requests get 429 (default: 8192)")
     parser.add_argument("--no-batching", action="store_true", help="encode every request alone (for comparison)")
     parser.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                        help="accept requests whose Host header names HOST (repeatable; '*': any). Loopback names and "
+                        "--host are always accepted; others are refused, against DNS rebinding")
+    parser.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="a request's headers and body must arrive within this (default: 30)")
+    parser.add_argument("--keep-alive", type=float, default=5.0, metavar="SECONDS",
+                        help="idle kept-alive connections close after this (default: 5)")
+    parser.add_argument("--max-connections", type=int, default=1000,
+                        help="open connections at most; more are closed at once (default: 1000)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(run=run)
 
@@ -37,14 +46,16 @@ def settings_from_args(args: argparse.Namespace):
     from uniembed.errors import InputError
     from uniembed.serve.settings import ServeSettings, read_api_keys
 
-    if args.max_body_mb <= 0:
-        raise InputError(f"--max-body-mb must be positive, got {args.max_body_mb}")
+    if not 0 < args.max_body_mb <= 1024:  # also refuses nan, which compares false with everything
+        raise InputError(f"--max-body-mb must be a number of MiB in (0, 1024], got {args.max_body_mb}")
     return ServeSettings(
         model=args.model, backend=args.backend, precision=args.precision, device=args.device, threads=args.threads,
         collections=args.collections, host=args.host, port=args.port,
         api_keys=read_api_keys(args.api_key_file) if args.api_key_file else (), cors_origins=tuple(args.cors_origin),
         batching=not args.no_batching, max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
         max_queue_inputs=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        allowed_hosts=tuple(args.allowed_host), read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive,
+        max_connections=args.max_connections,
     )
 
 
@@ -56,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
     from uniembed.errors import ModelLoadError
     from uniembed.serve import create_app
+    from uniembed.serve.protocol import guarded_protocol
 
     settings = settings_from_args(args)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=settings.shutdown_grace_s, server_header=False)
+                            timeout_graceful_shutdown=settings.shutdown_grace_s, server_header=False,
+                            http=guarded_protocol(settings.read_timeout_s, settings.max_connections),
+                            timeout_keep_alive=settings.keep_alive_s)
     server = uvicorn.Server(config)
     service = app.state.service
     service.on_load_failure = lambda: setattr(server, "should_exit", True)  # a model that cannot load: stop

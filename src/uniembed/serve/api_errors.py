@@ -15,7 +15,7 @@ log = logging.getLogger("uniembed.serve")
 
 TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error",
-    409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+    409: "conflict_error", 413: "invalid_request_error", 421: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
     503: "service_unavailable_error",
 }
 

@@ -4,6 +4,9 @@
   key; the key is never logged or echoed. /health and /ready stay open for probes.
 - Body size: a declared Content-Length over the limit is refused before reading; a body that
   grows past it while streaming is cut off with 413.
+- Host header: only loopback names, the bound --host and --allowed-host values are accepted
+  (421 otherwise), so a web page whose DNS name was rebound to 127.0.0.1 cannot drive the API
+  from a victim's browser, and redirects never point at a host the client made up.
 - Metrics: requests by route template and status, and their latency.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Guard:
     def __init__(self, app, *, settings, metrics):
         self.app = app
         self.keys = [key.encode() for key in settings.api_keys]
+        self.hosts = allowed_host_names(settings)  # None: any Host
         self.max_body = settings.max_body_bytes
         self.metrics = metrics
 
@@ -48,6 +52,9 @@ class Guard:
 
     def _refusal(self, scope) -> tuple | None:
         headers = dict(scope["headers"])
+        if self.hosts is not None and host_name(headers.get(b"host", b"")) not in self.hosts:
+            return (421, "this server does not answer for that Host header; start it with --allowed-host NAME to "
+                    "accept it", None, "host_not_allowed", [])
         if self.keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
             given = headers.get(b"authorization", b"")
             token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
@@ -77,6 +84,30 @@ class Guard:
             return message
 
         return receive_limited
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def allowed_host_names(settings) -> frozenset[str] | None:
+    """Host names the Guard accepts; None for any (a server bound to every interface with no list,
+    or '*' in the list: the operator chose to be reachable by any name)."""
+    extra = {name.lower() for name in settings.allowed_hosts}
+    if "*" in extra or (settings.host in ANY_ADDRESS and not extra):
+        return None
+    names = {*LOOPBACK_NAMES, *extra}
+    if settings.host not in ANY_ADDRESS:
+        names.add(settings.host.lower().strip("[]"))
+    return frozenset(names)
+
+
+def host_name(header: bytes) -> str:
+    """The name in a Host header, without port or IPv6 brackets: b"[::1]:8080" -> "::1"."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
 async def _respond(send, status: int, message: str, param, code, extra_headers) -> None:

@@ -31,10 +31,15 @@ class ServeSettings:
     max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429
     shutdown_grace_s: float = 30.0
     collection_threads: int = 8  # searches and writes of collections run on these, apart from encoding
+    # slow and idle clients (see uniembed.serve.protocol)
+    read_timeout_s: float = 30.0  # a request's headers and body must arrive within this
+    keep_alive_s: float = 5.0  # an idle kept-alive connection closes after this
+    max_connections: int = 1000  # open connections; more are closed at once
+    allowed_hosts: tuple[str, ...] = ()  # Host header values accepted besides loopback and `host`; "*": any
 
     def __post_init__(self) -> None:
         for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens",
-                     "max_batch_tokens", "max_queue_inputs", "collection_threads"):
+                     "max_batch_tokens", "max_queue_inputs", "collection_threads", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -42,6 +47,10 @@ class ServeSettings:
             raise InputError(f"port must be in [0, 65535], got {self.port!r}")
         if not isinstance(self.max_wait_ms, (int, float)) or isinstance(self.max_wait_ms, bool) or not 0 <= self.max_wait_ms <= 1000:
             raise InputError(f"max_wait_ms must be a number of milliseconds in [0, 1000], got {self.max_wait_ms!r}")
+        for name in ("read_timeout_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+                raise InputError(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
         if self.max_queue_inputs < self.max_inputs:
             raise InputError(f"max_queue_inputs ({self.max_queue_inputs}) must be at least max_inputs ({self.max_inputs}): "
                              "otherwise a full-size request could never be queued")
@@ -50,6 +59,7 @@ class ServeSettings:
             if self.collections.exists() and not self.collections.is_dir():
                 raise InputError(f"collections must be a folder, got the file {self.collections}")
         self.api_keys = tuple(self.api_keys)
+        self.allowed_hosts = tuple(self.allowed_hosts)
         self.cors_origins = tuple(self.cors_origins)
 
 
