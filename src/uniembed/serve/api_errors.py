@@ -76,6 +76,10 @@ def install_handlers(app, redact=lambda message: message) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type.lower():
+            return respond(400, f"send the body as JSON with 'Content-Type: application/json' (got {content_type!r:.80})",
+                           code="unsupported_content_type")
         return respond(400, *_describe(exc.errors()))
 
     @app.exception_handler(HTTPException)

@@ -35,15 +35,18 @@ class ServiceState:
         self.collections = None
         self.collection_pool = None
         if settings.collections is not None:
-            from concurrent.futures import ThreadPoolExecutor
-
             from uniembed.serve.collections import CollectionRegistry
 
             self.collections = CollectionRegistry(settings.collections, lambda: self.model.encoder if self.model else None)
-            # collection work has its own threads: slow searches cannot starve embedding requests
-            self.collection_pool = ThreadPoolExecutor(settings.collection_threads, thread_name_prefix="uniembed-collections")
+
 
     def start(self) -> None:
+        if self.collections is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # collection work has its own threads: slow searches cannot starve embedding requests
+            self.collection_pool = ThreadPoolExecutor(self.settings.collection_threads,
+                                                      thread_name_prefix="uniembed-collections")
         if self._preloaded is not None:
             self._install(self._preloaded)
         else:
@@ -84,6 +87,7 @@ class ServiceState:
             self.batcher.close(self.settings.shutdown_grace_s)
         if self.collection_pool is not None:
             self.collection_pool.shutdown(wait=True)
+            self.collection_pool = None
 
     def require_model(self):
         if self.model is None:

@@ -21,7 +21,7 @@ import math
 from typing import Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from uniembed.serve.api_errors import ApiError
 from uniembed.serve.routes_embeddings import embed_through_batcher
@@ -48,7 +48,7 @@ class CreateCollection(Strict):
     name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter or digit")
     index: Literal["exact", "hnsw", "ivfpq"] = "exact"
     quantize: Literal["none", "binary", "int8"] = "none"
-    index_params: Optional[dict[str, Union[StrictInt, StrictFloat]]] = None
+    index_params: Optional[dict[str, Union[StrictInt, StrictFloat, StrictStr]]] = None
     fields: Optional[list[str]] = Field(None, min_length=1, max_length=16)
     dim: Optional[JsonInt] = Field(None, ge=1, le=65536, description="vectors-only: their dimension; "
                                      "with the model: Matryoshka truncation")
@@ -64,7 +64,8 @@ class ItemIn(Strict):
     vector: Optional[list[Number]] = Field(None, min_length=1)
     vectors: Optional[dict[str, list[Number]]] = None
     tokens: Optional[list[list[Number]]] = Field(None, description="multi-vector collections: one vector per token")
-    payload: Optional[dict[str, PayloadValue]] = None
+    payload: Optional[dict[str, JsonValue]] = Field(None, description="any JSON object; scalar values of "
+                                                   "identifier keys become filterable fields, nested ones are kept")
 
 
 class WriteItems(Strict):
@@ -177,7 +178,7 @@ def collection_routes(state):
     async def delete_items(name: str, request: DeleteItems):
         return await run(name, lambda c: {"version": c.delete(request.ids), "count": len(request.ids)}, write=True)
 
-    @router.get("/{name}/items/{item_id}")
+    @router.get("/{name}/items/{item_id:path}")  # ids may hold "/" (they are added in a JSON body)
     async def get_item(name: str, item_id: str):
         item = (await run(name, lambda c: c.get([item_id])))[0]
         if item is None:
