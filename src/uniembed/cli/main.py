@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 
 from uniembed import __version__
 from uniembed.cli import collection, demo, distill, embed, eval as eval_command, graph, models, serve, train, train_head
 from uniembed.errors import UniembedError
+from uniembed.io.writers import remove_pending
 
 COMMANDS = (embed, eval_command, collection, distill, train, train_head, graph, models, serve, demo)
 
@@ -25,9 +28,19 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {message}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so every `with` block cleans up as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
+    handles_sigterm = args.command != "serve" and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handles_sigterm else None  # serve: uvicorn drains
     try:
         return args.run(args)
     except UniembedError as exc:
@@ -36,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, permission denied on the output...
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        remove_pending()
         print("interrupted: no partial output was written", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if handles_sigterm:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

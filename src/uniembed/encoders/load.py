@@ -108,6 +108,7 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
         torch.set_num_threads(threads)
     tokenizer = _load_tokenizer(config.weights_dir)
     body = _load_body(config.weights_dir)
+    _check_vocabulary(tokenizer, body, config.weights_dir)
     if layers is not None:
         _keep_layers(body, layers)
     if dim is not None and dim > body.config.hidden_size:
@@ -131,6 +132,15 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
         )
     except ValueError as exc:
         raise ModelLoadError(f"cannot build an encoder from {config.weights_dir}: {exc}") from exc
+
+
+def _check_vocabulary(tokenizer, body, directory: Path) -> None:
+    """A tokenizer that can emit ids past the embedding table would fail with IndexError on the
+    first text holding such a token (a 500 in the service): refuse the pair at load time."""
+    rows = body.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ModelLoadError(f"the tokenizer in {directory} has {len(tokenizer)} tokens but the model's embedding table "
+                             f"has {rows} rows: they do not belong together")
 
 
 def _keep_layers(body, layers: int) -> None:

@@ -123,6 +123,8 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
         raise InputError(f"dim must be an integer in [1, {teacher.dim}], got {dim!r}")
     if not (isinstance(sif, (int, float)) and not isinstance(sif, bool) and sif > 0):
         raise InputError(f"sif must be a positive number, got {sif!r}")
+    if corpus is not None and not any(text.strip() for text in corpus):
+        raise InputError("the refinement corpus holds no text: pass corpus=None to distill without one")
     vectors = _token_vectors(teacher, batch_size, torch)
     vectors *= np.log(np.arange(2, len(vectors) + 2, dtype=np.float32))[:, None]
     tensors = {}

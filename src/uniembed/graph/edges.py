@@ -68,6 +68,9 @@ def _read_table(path: Path):
     from uniembed._extras import require
 
     require("parquet")
+    if path.is_dir():
+        hint = f"; did you mean {path / 'edges.csv'}?" if (path / "edges.csv").is_file() else ""
+        raise InputError(f"edge list {path} is a folder, not a file (csv/tsv/parquet of edges){hint}")
     if not path.is_file():
         raise InputError(f"edge list {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix

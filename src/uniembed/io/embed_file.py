@@ -41,6 +41,8 @@ def embed_file(
     """
     if isinstance(rows_per_step, bool) or not isinstance(rows_per_step, int) or rows_per_step < 1:
         raise InputError(f"rows_per_step must be a positive integer, got {rows_per_step!r}")
+    if Path(source).resolve() == Path(target).resolve():
+        raise InputError(f"{target} is also the input: writing it would destroy the texts; choose another -o")
     texts = read_texts(source, column)
     first = list(islice(texts, rows_per_step))  # read before opening the output: fail early on bad input
     if not first:

@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _open_text(path: Path):
         raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    # utf-8-sig: a byte-order mark (Excel writes one) must not become part of the first header
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[str, dict | str]]:
@@ -50,6 +52,8 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, dict | str]]:
         yield from reader(path)
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # truncated or not gzip at all
+        raise InputError(f"{path}: not a complete gzip file ({type(exc).__name__}: {exc})") from exc
 
 
 def _txt(path: Path):
@@ -72,10 +76,20 @@ def _jsonl(path: Path):
 def _csv(path: Path):
     delimiter = "\t" if file_format(path) == "tsv" else ","
     with _open_text(path) as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        for row in reader:
-            # line_num counts physical lines, so quoted multi-line fields still point at the right place
-            yield f"{path}:{reader.line_num}", row
+        reader = csv.DictReader(f, delimiter=delimiter, strict=True)  # strict: an unclosed quote is an error
+        try:
+            _check_header(path, reader.fieldnames)
+            for row in reader:
+                # line_num counts physical lines, so quoted multi-line fields still point at the right place
+                yield f"{path}:{reader.line_num}", row
+        except csv.Error as exc:  # e.g. a quote opened and never closed, which would swallow the rest
+            raise InputError(f"{path}:{reader.line_num}: malformed {file_format(path).upper()} ({exc})") from None
+
+
+def _check_header(path: Path, names: list[str] | None) -> None:
+    duplicates = sorted({name for name in names or [] if (names or []).count(name) > 1})
+    if duplicates:
+        raise InputError(f"{path}:1: the header names column(s) {duplicates} more than once")
 
 
 def _parquet(path: Path):
@@ -113,6 +127,9 @@ def read_texts(path: str | Path, column: str | None = None) -> Iterator[str]:
 def text_of(where: str, record: dict | str, column: str | None) -> str:
     if isinstance(record, str) and column is None:
         return record
+    if isinstance(record, str) and where.rsplit(":", 1)[0].endswith((".txt", ".txt.gz", ".text")):
+        raise InputError(f"{where}: --column {column!r} applies to jsonl/csv/tsv/parquet files; a .txt file holds "
+                         "one text per line and has no columns")
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON string or object, got {type(record).__name__}")
     key = column or "text"

@@ -18,18 +18,33 @@ VECTOR_FORMATS = ("npy", "parquet")
 _NPY_HEADER_BYTES = 128
 
 
+# Temporary files not yet committed or aborted: an interrupt can land before a writer's `with`
+# block is entered, so the CLI removes whatever is left here when it stops on a signal.
+PENDING: set[Path] = set()
+
+
 class _AtomicFile:
     """A temporary path beside `target`; `commit()` renames it into place, `abort()` removes it."""
 
     def __init__(self, target: Path):
         self.target = target
         self.tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        PENDING.add(self.tmp)
 
     def commit(self) -> None:
         os.replace(self.tmp, self.target)
+        PENDING.discard(self.tmp)
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)
+        PENDING.discard(self.tmp)
+
+
+def remove_pending() -> None:
+    """Delete every temporary file still pending (called when the process is interrupted)."""
+    for tmp in list(PENDING):
+        tmp.unlink(missing_ok=True)
+        PENDING.discard(tmp)
 
 
 class VectorWriter:
@@ -141,4 +156,6 @@ def open_vector_writer(path: str | Path, dim: int) -> VectorWriter:
         raise InputError(f"{path}: unsupported output format {fmt or '(no extension)'!r}; use one of {list(VECTOR_FORMATS)}")
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if path.is_dir():  # found now, not after all the work
+        raise InputError(f"{path} is a folder; -o needs a file name ending in .npy or .parquet")
     return NpyWriter(path, dim) if fmt == "npy" else ParquetVectorWriter(path, dim)
