@@ -8,13 +8,14 @@ from uniembed.errors import MissingExtraError
 # extra name -> modules it provides
 _EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "transformers", "safetensors", "tokenizers"),
-    "eval": ("sklearn",),
+    "eval": ("sklearn", "scipy"),
     "parquet": ("pyarrow",),
     "store": ("lancedb", "pyarrow"),
     "faiss": ("faiss",),
     "onnx": ("onnxruntime", "tokenizers"),
     "static": ("tokenizers", "safetensors"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client"),
+    "serve": ("fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"),
+    "graph": ("scipy",),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 
 

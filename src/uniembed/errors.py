@@ -31,3 +31,7 @@ class CollectionDamagedError(UniembedError):
 
 class ModelOutputError(UniembedError):
     """A model produced vectors that are not finite numbers (NaN or inf): its weights are broken."""
+
+
+class CollectionLockedError(UniembedError):
+    """Another process is writing to the collection."""

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from uniembed._extras import require
 from uniembed.errors import InputError
+
+require("graph")  # the one guard of this subpackage: scipy sparse matrices throughout
 from uniembed.graph.edges import Graph, from_networkx, from_scipy, read_edges
 from uniembed.graph.fastrp import FastRPConfig, fastrp
 

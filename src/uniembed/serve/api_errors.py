@@ -64,8 +64,7 @@ def install_handlers(app, redact=lambda message: message) -> None:
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    from uniembed.errors import CollectionDamagedError, InputError, ModelOutputError
-    from uniembed.store.lock import CollectionLockedError
+    from uniembed.errors import CollectionDamagedError, CollectionLockedError, InputError, ModelOutputError
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
         return JSONResponse(envelope(status, message, param, code), status_code=status, headers=headers)

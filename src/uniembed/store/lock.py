@@ -9,11 +9,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from uniembed.errors import UniembedError
+from uniembed.errors import CollectionLockedError  # noqa: F401  (raised here; defined with the other errors)
 
-
-class CollectionLockedError(UniembedError):
-    """Another process is writing to the collection."""
 
 
 class WriterLock:
