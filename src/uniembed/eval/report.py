@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from uniembed._atomic import replace_file
 from uniembed.types import TaskResult
 
 
@@ -14,7 +14,7 @@ def save_result(result: TaskResult, folder: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(json.dumps(result.to_mteb(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    replace_file(tmp, target)
     return target
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uniembed._atomic import replace_file
 from uniembed._extras import require
 from uniembed.errors import InputError
 
@@ -72,7 +73,7 @@ def write_node_vectors(path: str | Path, ids: np.ndarray, vectors: np.ndarray) -
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             pq.write_table(pa.table({"id": pa.array(names, type=pa.string()), "embedding": column}), tmp)
-            os.replace(tmp, path)
+            replace_file(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     elif path.suffix == ".npy":

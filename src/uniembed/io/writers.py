@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uniembed._atomic import replace_file
 from uniembed.errors import InputError
 
 VECTOR_FORMATS = ("npy", "parquet")
@@ -32,7 +33,7 @@ class _AtomicFile:
         PENDING.add(self.tmp)
 
     def commit(self) -> None:
-        os.replace(self.tmp, self.target)
+        replace_file(self.tmp, self.target)
         PENDING.discard(self.tmp)
 
     def abort(self) -> None:

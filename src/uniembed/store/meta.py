@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from uniembed._atomic import replace_file
 from uniembed.errors import CollectionDamagedError, InputError
 
 META_FILE = "collection.json"
@@ -48,7 +49,7 @@ def write_meta(folder: Path, meta: CollectionMeta) -> None:
         json.dump(asdict(meta), f, indent=2)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, target)
+    replace_file(tmp, target)
 
 
 def read_meta(folder: Path) -> tuple[CollectionMeta, bool]:
