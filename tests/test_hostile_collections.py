@@ -273,3 +273,16 @@ def test_float16_token_storage_refuses_values_it_would_turn_into_inf(tmp_path):
     with pytest.raises(InputError, match="float16"):
         col.add(["a"], [np.full((2, 4), 1e5, np.float32)])
     assert len(col) == 0
+
+
+def test_batch_writers_without_a_snapshot_read_the_ids_once(tmp_path, monkeypatch):
+    col = make(tmp_path)
+    scans = []
+    original = col.backend.scan
+    monkeypatch.setattr(col.backend, "scan", lambda columns: scans.append(columns) or original(columns))
+    for batch in range(3):
+        col.add([f"b{batch}-{i}" for i in range(1500)], unit(1500, seed=batch))
+    assert scans == [["id"]]  # once, then kept current with our own writes
+    with pytest.raises(InputError, match="already in the collection"):
+        col.add([f"new-{i}" for i in range(1200)] + ["b1-7"], unit(1201, seed=9))
+    assert len(col) == 4500

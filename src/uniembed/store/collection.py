@@ -39,7 +39,8 @@ LOCK_FILE = "writer.lock"
 DATA_DIR = "data"
 SEARCH_MODES = ("dense", "text", "hybrid")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+RRF_K = 60
+SHORT_ID_LOOKUP = 1000  # ids per insert checked with one IN query; larger batches use an in-memory id set  # reciprocal rank fusion constant (Cormack et al.)
 
 # (index, quantize) as users say it -> (index kind, its parameters)
 INDEX_CHOICES = {
@@ -68,6 +69,7 @@ class Collection:
         self.backend = backend
         self._model = model
         self._snapshot: Snapshot | None = None
+        self._id_set: tuple[int, set[str]] | None = None  # (version, every id), for batch writers without a snapshot
         self._checked_at = 0.0
         self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
         self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
@@ -215,16 +217,33 @@ class Collection:
         compacted = self.backend.compact()
         if self._snapshot is not None and self._snapshot.version == version:
             self._snapshot.version = compacted  # compaction changes files, not rows
+        if self._id_set is not None and self._id_set[0] == version:
+            self._id_set = (compacted, self._id_set[1])
         return compacted
 
     def _existing_ids(self, ids: list[str], version: int) -> set[str]:
         snap = self._snapshot
         if snap is not None and snap.version == version:  # current in memory: no store round trip
             return {id_ for id_ in ids if id_ in snap.row_of}
-        return self.backend.existing_ids(ids)
+        if len(ids) <= SHORT_ID_LOOKUP and (self._id_set is None or self._id_set[0] != version):
+            return self.backend.existing_ids(ids)  # a short IN list is cheapest
+        # a batch writer with no snapshot (the CLI's 2,048-row batches): read every id once, then
+        # keep the set current with our own writes, so each batch costs O(batch), not O(collection)
+        if self._id_set is None or self._id_set[0] != version:
+            self._id_set = (version, set(self.backend.scan([ID]).column(ID).to_pylist()))
+        known = self._id_set[1]
+        return {id_ for id_ in ids if id_ in known}
 
     def _after_write(self, before: int, version: int, *, deleted=(), added: pa.Table | None = None) -> None:
-        """Apply our own write to the snapshot in place when it was current, else drop it."""
+        """Apply our own write to the snapshot (and the id set) in place when it was current, else drop it."""
+        if self._id_set is not None:
+            if self._id_set[0] == before:
+                known = self._id_set[1]
+                known.difference_update(deleted)
+                known.update(added.column(ID).to_pylist() if added is not None else ())
+                self._id_set = (version, known)
+            else:
+                self._id_set = None
         snap = self._snapshot
         if snap is None or snap.version != before:
             self._snapshot = None

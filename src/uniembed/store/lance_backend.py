@@ -76,10 +76,8 @@ class LanceBackend:
         return self.version
 
     def existing_ids(self, ids: list[str]) -> set[str]:
-        if len(ids) <= 1000:  # a short IN list is cheapest
-            return set(self.get(ids, [ID]).column(ID).to_pylist()) if ids else set()
-        # many ids: one scan of the id column beats many IN queries
-        return set(ids).intersection(self.scan([ID]).column(ID).to_pylist())
+        # IN lists of at most 1,000 ids; callers with large batches keep their own id set
+        return set(self.get(ids, [ID]).column(ID).to_pylist()) if ids else set()
 
     def get(self, ids: list[str], columns: list[str]) -> pa.Table:
         found = []
