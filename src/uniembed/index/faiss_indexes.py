@@ -127,7 +127,10 @@ class IVFPQIndex(_FaissIndex):
         faiss = _faiss()
         n, self.dim = vectors.shape
         self.m = m or _divisor_near(self.dim, self.dim // 8)
-        nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))  # FAISS wants ~39 points per list
+        # FAISS wants ~39 training points per list, and fails outright with fewer points than lists:
+        # a set nlist is an upper bound until the collection is large enough (it is rebuilt as it doubles)
+        most = max(1, n // 39)
+        nlist = min(nlist, most) if nlist else max(1, min(int(4 * np.sqrt(n)), most))
         self.nprobe, self.rescore = nprobe, rescore
         # 8-bit codebooks want 256 * 39 training points; small collections get smaller codebooks
         self.nbits = int(np.clip(np.floor(np.log2(max(n, 1) / 39)), 1, 8))
@@ -137,6 +140,10 @@ class IVFPQIndex(_FaissIndex):
         if not self.exact:
             self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
             self.add(vectors)
+
+    def add(self, vectors: np.ndarray) -> None:
+        if not self.exact:  # an exact (too small to train) index reads the vectors given to search
+            super().add(vectors)
 
     def search(self, queries, k, vectors, allowed=None):
         if self.exact:
