@@ -2,8 +2,8 @@
 
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability,
-                                             # serve, graph, train, multivector (the last three are
-                                             # not in the default run)
+                                             # ingest, serve, fairness, graph, train, multivector (the last three
+                                             # are not in the default run)
 """
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def _durability(model, args):
     return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, multivector=kind) for kind in (False, True)]
 
 
+def _ingest(model, args):
+    import ingest
+
+    return ingest.run(rows=1_000_000, dim=384, batch=2048, rounds=3)
+
+
 def _encode(model, args):
     import encode
 
@@ -57,6 +63,12 @@ def _serve(model, args):
     import serve_load
 
     return serve_load.run(seconds=20, soak=0, server_args=[])  # the 10-minute soak: serve_load.py --soak 600
+
+
+def _fairness(model, args):
+    import serve_fairness
+
+    return serve_fairness.run(rounds=2)
 
 
 def _graph(model, args):
@@ -85,13 +97,15 @@ BENCHES = {
     "collection": ("SciFact quality vs memory, per collection configuration", _collection),
     "scale": ("Speed at scale vs raw FAISS", _scale),
     "durability": ("Durability under kill -9", _durability),
+    "ingest": ("Ingest through a live, searched collection vs a bulk load", _ingest),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
     "serve": ("HTTP service under load, batching on vs off", _serve),
+    "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
 }
-DEFAULT = ("scores", "speed", "encode", "collection", "durability", "serve")
+DEFAULT = ("scores", "speed", "encode", "collection", "durability", "ingest", "serve", "fairness")
 
 
 def print_tables(tables: dict[str, list[dict]]) -> None:

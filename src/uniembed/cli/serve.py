@@ -25,6 +25,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="allow browser calls from ORIGIN (repeatable; default: CORS off)")
     parser.add_argument("--max-batch-tokens", type=int, default=16_384, help="token budget of one micro-batch (default: 16384)")
+    parser.add_argument("--max-part-tokens", type=int, default=4096,
+                        help="a request's share of one batch: larger requests are encoded in parts, other requests "
+                        "in between (default: 4096)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default: 5)")
     parser.add_argument("--max-queue", type=int, default=8192, help="inputs waiting before requests get 429 (default: 8192)")
     parser.add_argument("--no-batching", action="store_true", help="encode every request alone (for comparison)")
@@ -53,6 +56,7 @@ def settings_from_args(args: argparse.Namespace):
         collections=args.collections, host=args.host, port=args.port,
         api_keys=read_api_keys(args.api_key_file) if args.api_key_file else (), cors_origins=tuple(args.cors_origin),
         batching=not args.no_batching, max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
+        max_part_tokens=args.max_part_tokens,
         max_queue_inputs=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         allowed_hosts=tuple(args.allowed_host), read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive,
         max_connections=args.max_connections,

@@ -76,7 +76,7 @@ class ServiceState:
         self.batcher = MicroBatcher(
             model.embed, max_batch_tokens=settings.max_batch_tokens if settings.batching else 0,
             max_wait=settings.max_wait_ms / 1000, max_queue_inputs=settings.max_queue_inputs,
-            on_batch=self.metrics.observe_batch, split=model.split,
+            on_batch=self.metrics.observe_batch, split=model.split, max_part_tokens=settings.max_part_tokens,
         )
         self.metrics.queue_depth(lambda: self.batcher.queued_inputs)
         self.model = model  # last: readiness flips only when everything is in place

@@ -8,9 +8,9 @@ the way it starts at once, so a lone client pays no batching delay. It encodes t
 one model call and hands every job exactly its own rows. The queue is bounded in inputs: a job
 that does not fit is refused at once (the handler answers 429) rather than growing memory.
 
-Fairness: a job larger than `max_batch_tokens` is cut into parts (by `split`); the worker encodes
-one part of it per batch and sends the job to the back of the queue, so a short request waits for
-one part of a long one, not for all of it. A job whose client went away (its future cancelled) is
+Fairness: a job larger than `max_part_tokens` (its share of one batch) is cut into parts (by
+`split`); the worker encodes one part of it per batch and sends the job to the back of the queue,
+so a short request waits for one part of a long one, not for all of it. A job whose client went away (its future cancelled) is
 dropped before its next part is encoded.
 """
 from __future__ import annotations
@@ -69,8 +69,9 @@ class MicroBatcher:
 
     def __init__(self, embed: Callable[[Sequence[object]], list[np.ndarray]], *, max_batch_tokens: int,
                  max_wait: float, max_queue_inputs: int, on_batch: Callable[[int, int, int, float], None] | None = None,
-                 split: Callable[[object, int], list[Part]] | None = None):
+                 split: Callable[[object, int], list[Part]] | None = None, max_part_tokens: int | None = None):
         self._embed = embed
+        self.max_part_tokens = min(max_part_tokens or max_batch_tokens, max_batch_tokens)
         self._split = split  # (prepared, max tokens) -> parts; None: jobs are never cut
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
@@ -105,8 +106,8 @@ class MicroBatcher:
         vectors. Raises QueueFull or BatcherClosed at once."""
         loop = asyncio.get_running_loop()
         whole = Part(prepared, n_inputs, n_tokens)
-        cut = self._split is not None and self.max_batch_tokens > 0 and n_tokens > self.max_batch_tokens
-        job = Job(deque(self._split(prepared, self.max_batch_tokens) if cut else [whole]), loop.create_future(), loop)
+        cut = self._split is not None and self.max_batch_tokens > 0 and n_tokens > self.max_part_tokens
+        job = Job(deque(self._split(prepared, self.max_part_tokens) if cut else [whole]), loop.create_future(), loop)
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")

@@ -26,9 +26,10 @@ from uniembed.store.backend import (
 from uniembed.store.filters import parse_filter, to_sql
 from uniembed.store import lance_backend  # noqa: F401  (registers the "lance" backend)
 from uniembed.store.lock import WriterLock
-from uniembed.store.meta import META_FILE, CollectionMeta, read_meta, write_meta
+from uniembed.store.fusion import fuse
+from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.multivector import (
-    FIRST_STAGES, TOKENS, MultiVectorSpec, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
+    TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
     token_heuristic_rows, unpack_tokens,
 )
 from uniembed.store.rows import build_rows, check_ids, check_norms, check_payloads, check_vectors, dump_payloads, payload_types
@@ -38,9 +39,7 @@ from uniembed.types import CollectionInfo, Hit, Item
 LOCK_FILE = "writer.lock"
 DATA_DIR = "data"
 SEARCH_MODES = ("dense", "text", "hybrid")
-FLOAT16_MAX = float(np.finfo(np.float16).max)
-RRF_K = 60
-SHORT_ID_LOOKUP = 1000  # ids per insert checked with one IN query; larger batches use an in-memory id set  # reciprocal rank fusion constant (Cormack et al.)
+SHORT_ID_LOOKUP = 1000  # ids per insert checked with one IN query; larger batches use an in-memory id set
 
 # (index, quantize) as users say it -> (index kind, its parameters)
 INDEX_CHOICES = {
@@ -120,8 +119,10 @@ class Collection:
             spec = _multivector_spec(multivector, encoder, dim, names, fde, token_storage)
             vector_dim = make_fde(spec).output_dim
             fingerprint = encoder.token_fingerprint if encoder else None
-        given = {**params, **(index_params if isinstance(index_params, dict) else {})}
-        checked = check_index_params(kind, given if isinstance(index_params, (dict, type(None))) else index_params, vector_dim)
+        if index_params is not None and not isinstance(index_params, dict):
+            raise InputError(f"index_params must be a dict, got {type(index_params).__name__}")
+        given = {**params, **(index_params or {})}
+        checked = check_index_params(kind, given, vector_dim)  # type and range, before anything is written
         meta = CollectionMeta(
             model=_model_name(model, encoder), fingerprint=fingerprint,
             fields={name: vector_dim for name in names}, index=kind, index_params={k: checked[k] for k in given},
@@ -139,7 +140,7 @@ class Collection:
         """Open an existing collection. Text queries load the collection's model on first use,
         or use `model`, which must have made the collection's vectors (same fingerprint)."""
         path = Path(path)
-        meta, migrated = _read_checked_meta(path)
+        meta, migrated = read_checked_meta(path)
         if not (path / DATA_DIR).is_dir():  # never let the store create an empty table in its place
             raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ folder is missing")
         if migrated:
@@ -290,12 +291,7 @@ class Collection:
         else:
             if data is None:
                 raise InputError(f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors")
-            token_sets, source = check_token_sets(data, n, spec.token_dim), None
-            for index, tokens in enumerate(token_sets):
-                check_norms(tokens, f"token set {index}: token")
-                if spec.storage == "float16" and np.abs(tokens).max() > FLOAT16_MAX:
-                    raise InputError(f"token set {index} holds values beyond +-{FLOAT16_MAX:g}, which float16 "
-                                     "token storage cannot keep (use token_storage='int8')")
+            token_sets, source = check_token_sets(data, n, spec.token_dim, spec.storage), None
         fde = self._fde.documents(token_sets)
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
         return {self.meta.default_field: fde}, _stored_texts(texts, source, n), blobs
@@ -358,7 +354,7 @@ class Collection:
         dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0]
         if mode == "dense":
             return dense
-        return _fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
+        return fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
 
     def _check_query(self, query, field: str, first_stage, candidates, token_hits) -> None:
         """Bad queries are refused even when nothing could match (a vector of the wrong size)."""
@@ -367,17 +363,16 @@ class Collection:
         if self.multivector is None:
             self._query_vector(query, field)
         else:
-            _check_stage(first_stage, candidates, token_hits)
+            check_stage(first_stage, candidates, token_hits)
             query_tokens(query, self.multivector.token_dim)
 
     def _multivector_search(self, snapshot: Snapshot, query, k: int, allowed, first_stage, candidates,
                             token_hits) -> tuple[np.ndarray, np.ndarray]:
-        stage = _check_stage(first_stage, candidates, token_hits)
+        stage = check_stage(first_stage, candidates, token_hits)
         if isinstance(query, str):
             tokens = self.model.encode_tokens([query], prompt="query")[0]
         else:
             tokens = query_tokens(query, self.multivector.token_dim)
-            check_norms(tokens, "query token")
         if stage == "fde":
             _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, allowed)
             rows = rows[0][rows[0] >= 0]
@@ -488,31 +483,6 @@ class Collection:
         )
 
 
-def _read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
-    """collection.json, checked as create checks it: a hand-edited bad index parameter must not
-    reach FAISS (which aborts the process) on the first search after a restart."""
-    meta, migrated = read_meta(path)  # InputError: not a collection; CollectionDamagedError: bad file
-    try:
-        check_index_params(meta.index, meta.index_params, next(iter(meta.fields.values())))
-        if meta.multivector is not None:
-            spec = MultiVectorSpec(**meta.multivector)
-            MultiVectorSpec.make(spec.method, spec.token_dim, spec.storage, spec.fde)
-    except (InputError, TypeError) as exc:
-        raise CollectionDamagedError(f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}") from None
-    return meta, migrated
-
-
-def _check_stage(first_stage, candidates, token_hits) -> str:
-    """The multi-vector first stage to use; InputError on a bad stage or count."""
-    stage = first_stage or "fde"
-    if stage not in FIRST_STAGES:
-        raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
-    for name, value in (("candidates", candidates), ("token_hits", token_hits)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return stage
-
-
 def _is_texts(values) -> bool:
     return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values) and len(values) > 0
 
@@ -577,15 +547,3 @@ def _vector_dim(encoder: Encoder | None, dim: int | None) -> int:
     if dim is not None and dim > encoder.dim:
         raise InputError(f"dim={dim} exceeds the model's {encoder.dim} dimensions")
     return dim or encoder.dim
-
-
-def _fuse(rankings: list[list[Hit]], k: int) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (RRF_K + rank)."""
-    scores: dict[str, float] = {}
-    payloads: dict[str, dict] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
-            payloads.setdefault(hit.id, hit.payload)
-    best = sorted(scores, key=lambda id_: (-scores[id_], id_))[:k]
-    return [Hit(id_, scores[id_], payloads[id_]) for id_ in best]

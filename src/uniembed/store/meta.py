@@ -112,3 +112,20 @@ def _checked(data: dict) -> CollectionMeta:
 
 
 MAX_STORED_DIM = 1 << 20  # vectors or FDEs wider than this cannot have been written by uniembed
+
+
+def read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
+    """collection.json, checked as create checks it: a hand-edited bad index parameter must not
+    reach FAISS (which aborts the process) on the first search after a restart."""
+    from uniembed.index.base import check_index_params
+    from uniembed.store.multivector import MultiVectorSpec
+
+    meta, migrated = read_meta(path)  # InputError: not a collection; CollectionDamagedError: bad file
+    try:
+        check_index_params(meta.index, meta.index_params, next(iter(meta.fields.values())))
+        if meta.multivector is not None:
+            spec = MultiVectorSpec(**meta.multivector)
+            MultiVectorSpec.make(spec.method, spec.token_dim, spec.storage, spec.fde)
+    except (InputError, TypeError) as exc:
+        raise CollectionDamagedError(f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}") from None
+    return meta, migrated

@@ -17,8 +17,10 @@ import numpy as np
 from uniembed.errors import InputError
 from uniembed.multivector import FDE, FDEConfig, maxsim
 from uniembed.store.backend import TOKENS  # noqa: F401  (the column of packed token vectors)
+from uniembed.store.rows import check_norms
 
 STORAGES = ("float16", "int8")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 FIRST_STAGES = ("fde", "exact", "tokens")
 METHODS = ("muvera",)
 
@@ -86,8 +88,9 @@ def unpack_tokens(blob: bytes, dim: int, storage: str) -> np.ndarray:
     return quantized.astype(np.float32) * scale[:, None]
 
 
-def check_token_sets(sets: object, n: int, dim: int) -> list[np.ndarray]:
-    """A list of n (tokens, dim) float32 arrays, each non-empty and finite; InputError naming the bad one."""
+def check_token_sets(sets: object, n: int, dim: int, storage: str = "float32") -> list[np.ndarray]:
+    """A list of n (tokens, dim) float32 arrays, each non-empty, finite, with norms whose scores
+    cannot overflow, and within float16's range for float16 storage; InputError naming the bad one."""
     if isinstance(sets, np.ndarray) and sets.ndim == 2:
         raise InputError(f"this collection is multi-vector: pass a list of (tokens, {dim}) arrays, one per item, "
                          f"not one ({sets.shape[0]}, {sets.shape[1]}) array of single vectors")
@@ -106,6 +109,10 @@ def check_token_sets(sets: object, n: int, dim: int) -> list[np.ndarray]:
             raise InputError(f"token set {index} has shape {array.shape}; this collection's token vectors have {dim} dims")
         if not np.isfinite(array).all():
             raise InputError(f"token set {index} contains NaN or inf")
+        check_norms(array, f"token set {index}: token")
+        if storage == "float16" and np.abs(array).max() > FLOAT16_MAX:
+            raise InputError(f"token set {index} holds values beyond +-{FLOAT16_MAX:g}, which float16 token storage "
+                             "cannot keep (use token_storage='int8')")
         out.append(np.ascontiguousarray(array))
     return out
 
@@ -123,6 +130,7 @@ def query_tokens(query: object, dim: int) -> np.ndarray:
         raise InputError(f"a multi-vector query must be a non-empty (tokens, {dim}) array, got shape {array.shape}")
     if not np.isfinite(array).all():
         raise InputError("query token vectors contain NaN or inf")
+    check_norms(array, "query token")
     return array
 
 
@@ -150,6 +158,17 @@ class TokenSets:
             owner = np.repeat(np.arange(len(sets)), [len(t) for t in sets])
             self._flat = (np.concatenate(sets).astype(np.float16), owner)
         return self._flat
+
+
+def check_stage(first_stage, candidates, token_hits) -> str:
+    """The multi-vector first stage to use; InputError on a bad stage or count."""
+    stage = first_stage or "fde"
+    if stage not in FIRST_STAGES:
+        raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
+    for name, value in (("candidates", candidates), ("token_hits", token_hits)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return stage
 
 
 def rerank(query: np.ndarray, rows: np.ndarray, tokens: TokenSets, k: int) -> tuple[np.ndarray, np.ndarray]:
