@@ -286,3 +286,32 @@ def test_batch_writers_without_a_snapshot_read_the_ids_once(tmp_path, monkeypatc
     with pytest.raises(InputError, match="already in the collection"):
         col.add([f"new-{i}" for i in range(1200)] + ["b1-7"], unit(1201, seed=9))
     assert len(col) == 4500
+
+
+@pytest.mark.parametrize(("index", "quantize"), INDEXES)
+def test_a_first_stage_asked_for_most_of_the_collection_searches_exactly(tmp_path, index, quantize):
+    """k=10,000 with a rescore multiplier of 100 must not gather a million rows to rescore."""
+    params = {"ivfpq": {"rescore": 100}, "hnsw": {"rescore_multiplier": 100}}.get(index, {})
+    if quantize != "none" and index != "hnsw":
+        params = {"rescore_multiplier": 100}
+    col = make(tmp_path, index, quantize, index_params=params)
+    vectors = unit(500, seed=11)
+    col.add([f"v{i}" for i in range(500)], vectors)
+    hits = col.search(vectors[0], k=10_000)
+    assert len(hits) == 500
+    assert [h.id for h in hits[:5]] == [f"v{i}" for i in np.argsort(-(vectors @ vectors[0]))[:5]]
+
+
+def test_reranking_many_candidates_in_blocks_equals_one_pass(monkeypatch):
+    from uniembed.store import multivector as mv
+
+    spec = mv.MultiVectorSpec.make("muvera", 4, "float16", {"repetitions": 1, "k_sim": 1, "d_proj": 2})
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(rng.integers(1, 6), 4)).astype(np.float32) for _ in range(50)]
+    tokens = mv.TokenSets([mv.pack_tokens(t, "float16") for t in sets], spec)
+    query = rng.normal(size=(3, 4)).astype(np.float32)
+    whole = mv.rerank(query, np.arange(50), tokens, 10)
+    monkeypatch.setattr(mv, "RERANK_BLOCK", 7)
+    blocked = mv.rerank(query, np.arange(50), tokens, 10)
+    np.testing.assert_array_equal(whole[1], blocked[1])
+    np.testing.assert_allclose(whole[0], blocked[0], rtol=1e-6)

@@ -69,6 +69,13 @@ class VectorIndex(ABC):
     def search(self, queries: np.ndarray, k: int, vectors: np.ndarray, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (n_queries, k), best first; missing results are (-inf, -1)."""
 
+    @staticmethod
+    def too_deep(depth: int, vectors: np.ndarray) -> bool:
+        """Whether a first stage asked for `depth` candidates should give way to an exact search:
+        at half the rows or more, exact is cheaper, and rescoring (queries, depth, dim) gathered
+        vectors could otherwise take gigabytes for one request (k=10,000 x multiplier 100)."""
+        return 2 * depth >= len(vectors)
+
     @property
     @abstractmethod
     def bytes_per_vector(self) -> float:
@@ -76,7 +83,10 @@ class VectorIndex(ABC):
 
 
 def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force top-k inner product over `vectors` (or only over `rows` of it)."""
+    """Brute-force top-k inner product over `vectors` (or only over `rows` of it: indices, or a
+    boolean mask)."""
+    if rows is not None and rows.dtype == bool:
+        rows = np.flatnonzero(rows)
     if rows is not None and len(rows) == 0:
         n = len(queries)
         return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)

@@ -82,6 +82,8 @@ class HNSWIndex(_FaissIndex):
     def search(self, queries, k, vectors, allowed=None):
         faiss = _faiss()
         depth = k * self.multiplier if self.quantize == "int8" else k
+        if self.too_deep(depth, vectors):
+            return exact_search(queries, vectors, k, allowed)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         bitmap = None  # must outlive the search: the selector points into it
         if allowed is None:
@@ -146,8 +148,8 @@ class IVFPQIndex(_FaissIndex):
             super().add(vectors)
 
     def search(self, queries, k, vectors, allowed=None):
-        if self.exact:
-            return exact_search(queries, vectors, k, None if allowed is None else np.flatnonzero(allowed))
+        if self.exact or self.too_deep(k * max(1, self.rescore), vectors):
+            return exact_search(queries, vectors, k, allowed)
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         selector, bitmap = _selector(faiss, allowed)

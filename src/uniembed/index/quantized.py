@@ -5,7 +5,7 @@ import numpy as np
 
 from uniembed.compress.quantize import Int8Quantizer, binarize, hamming_distances
 from uniembed.index.growing import GrowingArray
-from uniembed.index.base import VectorIndex, register_index, rescore, top_k
+from uniembed.index.base import VectorIndex, exact_search, register_index, rescore, top_k
 from uniembed.index.params import EF, GRAPH_DEGREE, RESCORE, Param
 
 
@@ -39,6 +39,8 @@ class BinaryIndex(VectorIndex):
 
     def search(self, queries, k, vectors, allowed=None):
         depth = k * self.multiplier
+        if self.too_deep(depth, vectors):
+            return exact_search(queries, vectors, k, allowed)
         query_codes = binarize(queries)
         if allowed is None:
             candidates = self._hamming_top(query_codes, depth)
@@ -96,6 +98,8 @@ class Int8Index(VectorIndex):
         self._codes.append(self.quantizer.encode(vectors))  # clipped to the calibration (see TRAINED)
 
     def search(self, queries, k, vectors, allowed=None):
+        if self.too_deep(k * self.multiplier, vectors):
+            return exact_search(queries, vectors, k, allowed)
         rows = None if allowed is None else np.flatnonzero(allowed)
         codes = self.codes if rows is None else self.codes[rows]
         _, pos = top_k(self.quantizer.scores(queries, codes), k * self.multiplier)

@@ -22,6 +22,7 @@ from uniembed.store.rows import check_norms
 STORAGES = ("float16", "int8")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 FIRST_STAGES = ("fde", "exact", "tokens")
+RERANK_BLOCK = 1024  # documents unpacked at once when reranking
 METHODS = ("muvera",)
 
 
@@ -176,7 +177,9 @@ def rerank(query: np.ndarray, rows: np.ndarray, tokens: TokenSets, k: int) -> tu
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return np.empty(0, np.float32), rows
-    scores = maxsim(query, tokens.get(rows))
+    # unpacked a block at a time: 100,000 candidates of 256 tokens would be 40 GB of float32 at once
+    scores = np.concatenate([maxsim(query, tokens.get(rows[start : start + RERANK_BLOCK]))
+                             for start in range(0, len(rows), RERANK_BLOCK)])
     order = np.argsort(-scores, kind="stable")[:k]
     return scores[order], rows[order]
 
