@@ -315,3 +315,20 @@ def test_reranking_many_candidates_in_blocks_equals_one_pass(monkeypatch):
     blocked = mv.rerank(query, np.arange(50), tokens, 10)
     np.testing.assert_array_equal(whole[1], blocked[1])
     np.testing.assert_allclose(whole[0], blocked[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["id", "text", "payload", "filter", "query"])
+def test_lone_surrogates_are_input_errors_not_encoding_crashes(tmp_path, where):
+    col = Collection.create(tmp_path / "t", model=FakeEncoder(DIM))
+    col.add(["seed"], ["hello"], payloads=[{"lang": "en"}])
+    bad = "\ud800"
+    calls = {
+        "id": lambda: col.add([bad], ["hello"]),
+        "text": lambda: col.add(["a"], [bad]),
+        "payload": lambda: col.add(["a"], ["hello"], payloads=[{"lang": bad}]),
+        "filter": lambda: col.search("hello", mode="text", filter={"lang": bad}),
+        "query": lambda: col.search(bad, mode="hybrid"),
+    }
+    with pytest.raises(InputError, match="Unicode|does not fit"):
+        calls[where]()
+    assert len(col) == 1

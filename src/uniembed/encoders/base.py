@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from uniembed._text import encodable
 from uniembed.compress.truncate import l2_normalize, truncate
 from uniembed.errors import InputError
 
@@ -52,6 +53,8 @@ def check_texts(texts: object) -> list[str]:
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(f"item {index} is {type(item).__name__} ({item!r:.40}), expected str")
+        if not encodable(item):
+            raise InputError(f"item {index} is not valid Unicode (a lone surrogate such as \\ud800)")
     return items
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniembed._atomic import atomic_folder
+from uniembed._text import encodable
 from uniembed.encoders.base import Encoder
 from uniembed.errors import CollectionDamagedError, InputError
 from uniembed.index.base import check_index_params
@@ -494,6 +495,9 @@ def _stored_texts(texts, source: list[str] | None, n: int) -> list[str | None]:
         raise InputError(f"got {len(stored)} texts for {n} ids")
     if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
         raise InputError("texts must be strings (or None)")
+    bad = next((i for i, t in enumerate(stored or []) if t is not None and not encodable(t)), None)
+    if bad is not None:
+        raise InputError(f"text {bad} is not valid Unicode (a lone surrogate such as \\ud800)")
     return stored if stored is not None else [None] * n
 
 

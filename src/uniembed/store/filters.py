@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from uniembed._text import encodable
 from uniembed.errors import InputError
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "exists")
@@ -123,7 +124,7 @@ def _convert(value: object, kind: str, field: str):
     integral value comes back as an int and anything else as a float (see _on_int_field)."""
     try:
         if kind == "string":
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not encodable(str(value)):
                 raise ValueError
             return str(value)
         if kind == "bool":

@@ -11,6 +11,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from uniembed._text import encodable
 from uniembed.errors import InputError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
 
@@ -27,6 +28,8 @@ def check_ids(ids: object) -> list[str]:
     for i, id_ in enumerate(ids):
         if not isinstance(id_, str) or not id_:
             raise InputError(f"id {i} is {id_!r}: ids must be non-empty strings")
+        if not encodable(id_):
+            raise InputError(f"id {i} is not valid Unicode (a lone surrogate such as \\ud800)")
     duplicates = sorted(id_ for id_, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise InputError(f"duplicate ids in one batch: {duplicates[:10]}")
@@ -142,7 +145,10 @@ def dump_payloads(payloads: list[dict]) -> list[str]:
     out = []
     for i, payload in enumerate(payloads):
         try:
-            out.append(json.dumps(payload, allow_nan=False, ensure_ascii=False))
+            text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise InputError(f"payload {i} is not JSON-serialisable: {exc}") from None
+        if not encodable(text):
+            raise InputError(f"payload {i} holds a string that is not valid Unicode (a lone surrogate such as \\ud800)")
+        out.append(text)
     return out
