@@ -332,3 +332,30 @@ def test_lone_surrogates_are_input_errors_not_encoding_crashes(tmp_path, where):
     with pytest.raises(InputError, match="Unicode|does not fit"):
         calls[where]()
     assert len(col) == 1
+
+
+def test_a_model_giving_nan_raises_a_model_error_from_encode():
+    from uniembed.errors import ModelOutputError
+
+    class NaNEncoder(FakeEncoder):
+        def encode_batch(self, texts, *, long="truncate"):
+            return np.full((len(texts), self.dim), np.nan, np.float32)
+
+    with pytest.raises(ModelOutputError, match="NaN"):
+        NaNEncoder(DIM).encode(["hello"])
+
+
+def test_renames_into_place_fsync_their_folder(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from uniembed._atomic import atomic_folder, replace_file
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)) or real_fsync(fd))
+    (tmp_path / "f.tmp").write_text("x")
+    replace_file(tmp_path / "f.tmp", tmp_path / "f")
+    with atomic_folder(tmp_path / "folder") as staging:
+        (staging / "a").write_text("y")
+    assert synced.count(True) == 2 and (tmp_path / "f").read_text() == "x" and (tmp_path / "folder" / "a").exists()

@@ -218,3 +218,45 @@ def test_text_queries_on_collections_go_through_the_batcher(client):
     hits = client.post("/v1/collections/t/search", json={"query": "red bicycle", "k": 1}).json()["hits"]
     assert hits[0]["id"] == "a" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert calls == [1]
+
+
+def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embeddings(client, monkeypatch):
+    import time
+
+    from uniembed.store import Collection
+
+    for name in ("slow", "fast"):
+        create(client, name, vectors_only=True, dim=DIM)
+        add_vectors(client, name, 5)
+    original = Collection.search
+
+    def slow_search(self, *args, **kwargs):
+        if self.path.name == "slow":
+            time.sleep(1.5)  # an exact MaxSim over a large collection takes seconds
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "search", slow_search)
+    timings = {}
+
+    def timed(name, call):
+        def run():
+            started = time.perf_counter()
+            response = call()
+            timings.setdefault(name, []).append(time.perf_counter() - started)
+            return response.status_code
+        return run
+
+    slow = [timed("slow", lambda: search(client, "slow"))] * 4
+    others = [timed("fast", lambda: search(client, "fast")),
+              timed("embed", lambda: client.post("/v1/embeddings", json={"model": "fake", "input": ["hi"]}))]
+
+    def delayed(call):
+        def run():
+            time.sleep(0.3)  # once the slow searches hold their threads
+            return call()
+        return run
+
+    codes = race(slow + [delayed(call) for call in others])
+    assert set(codes) == {200}
+    assert max(timings["slow"]) < 4 * 1.5 * 0.75  # the four slow searches ran side by side, not one after another
+    assert timings["fast"][0] < 1.0 and timings["embed"][0] < 1.0  # nobody waited for them
