@@ -359,3 +359,40 @@ def test_renames_into_place_fsync_their_folder(tmp_path, monkeypatch):
     with atomic_folder(tmp_path / "folder") as staging:
         (staging / "a").write_text("y")
     assert synced.count(True) == 2 and (tmp_path / "f").read_text() == "x" and (tmp_path / "folder" / "a").exists()
+
+
+def test_readers_never_see_a_new_column_without_its_rows(tmp_path):
+    """A writer killed between its column commit and its rows: readers keep the version before,
+    and the next writer undoes the column, so its type is not fixed for good."""
+    from uniembed.store import pending
+
+    col = make(tmp_path)
+    col.add(["a"], unit(1), payloads=[{"lang": "en"}])
+    before = col.backend.version
+    pending.begin(col.path, before)  # what a writer does first ...
+    col.backend.add_payload_columns({"p_year": pa.int64()})  # ... then it dies here
+    reader = Collection.open(col.path)
+    assert reader.payload_fields == {"lang": "string"} and len(reader) == 1
+    assert [h.id for h in reader.search(unit(1)[0], k=3)] == ["a"]
+    with pytest.raises(InputError, match="unknown filter field 'year'"):
+        reader.search(unit(1)[0], k=3, filter="year>2000")
+    writer = Collection.open(col.path)
+    writer.add(["b"], unit(1, seed=2), payloads=[{"year": "MMXX"}])  # a string now: int was never committed
+    assert Collection.open(col.path).payload_fields == {"lang": "string", "year": "string"}
+    assert not (col.path / pending.RECORD).exists()
+
+
+def test_a_write_failing_after_its_column_commit_is_undone_at_once(tmp_path, monkeypatch):
+    col = make(tmp_path)
+    col.add(["a"], unit(1), payloads=[{"lang": "en"}])
+    version = col.backend.version
+
+    def broken(rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(col.backend, "insert", broken)
+    with pytest.raises(OSError, match="disk full"):
+        col.add(["b"], unit(1), payloads=[{"year": 2020}])
+    reopened = Collection.open(col.path)
+    assert reopened.payload_fields == {"lang": "string"} and len(reopened) == 1
+    assert reopened.backend.version > version  # undone by a restore commit, not by rewriting history

@@ -48,6 +48,12 @@ class StoreBackend(Protocol):
     def refresh(self) -> int:
         """Move to the latest committed version (another process may have written) and return it."""
 
+    def checkout(self, version: int) -> None:
+        """Read an older version until the next refresh."""
+
+    def restore(self, version: int) -> int:
+        """Commit a new version with the content of `version`; returns the new version."""
+
     def count(self) -> int: ...
 
     def insert(self, rows: pa.Table) -> int: ...

@@ -25,7 +25,7 @@ from uniembed.store.backend import (
     ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column, vector_column,
 )
 from uniembed.store.filters import parse_filter, to_sql
-from uniembed.store import lance_backend  # noqa: F401  (registers the "lance" backend)
+from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend registers the "lance" backend)
 from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
 from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
@@ -153,6 +153,7 @@ class Collection:
             raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ cannot be opened "
                                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         collection = cls(path, meta, backend, None)
+        collection._reader_version()  # never start on a column-only commit (see store/pending.py)
         if model is not None:
             collection._check_model(model)
             collection._model = model
@@ -173,7 +174,7 @@ class Collection:
         """Remove items by id (unknown ids are ignored). Returns the committed version."""
         ids = check_ids(ids)
         with WriterLock(self.path / LOCK_FILE):
-            before = self.backend.refresh()
+            before = self._writer_version()
             version = self.backend.delete(ids)
             self._after_write(before, version, deleted=ids)
         return version
@@ -187,7 +188,7 @@ class Collection:
         else:
             (vectors, stored_texts), blobs = self._vectors_and_texts(ids, data, texts), None
         with WriterLock(self.path / LOCK_FILE):
-            before = self.backend.refresh()
+            before = self._writer_version()
             if mode == "insert":
                 present = self._existing_ids(ids, before)
                 if present:
@@ -201,14 +202,49 @@ class Collection:
             # every row is built (and so checked) before the first commit: a bad row must not leave
             # a new column committed alone
             rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, schema, blobs)
-            if new_columns:
-                self.backend.add_payload_columns(new_columns)
-            version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
+            version = self._commit_rows(mode, rows, new_columns, before)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
             if any(text is not None for text in stored_texts):
                 version = self._keep_text_index_fresh(version)
         return version
+
+    def _commit_rows(self, mode: str, rows: pa.Table, new_columns: dict, before: int) -> int:
+        """Insert or upsert `rows`, adding their new payload columns first (two commits that
+        readers see as one: see store/pending.py)."""
+        if not new_columns:
+            return self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
+        pending.begin(self.path, before)
+        try:
+            self.backend.add_payload_columns(new_columns)
+            version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
+        except Exception:
+            if self.backend.refresh() == before + 1:  # the columns went in, the rows did not
+                self.backend.restore(before)
+            pending.end(self.path)
+            raise
+        pending.end(self.path)
+        return version
+
+    def _writer_version(self) -> int:
+        """The latest version, after undoing a column-only commit a crashed writer left (we hold
+        the writer lock: nobody else is writing)."""
+        latest = self.backend.refresh()
+        before = pending.version_before(self.path)
+        if before is not None:
+            if latest == before + 1:
+                latest = self.backend.restore(before)
+            pending.end(self.path)
+        return latest
+
+    def _reader_version(self) -> int:
+        """The latest version a reader may see: never a new column without its rows."""
+        latest = self.backend.refresh()
+        before = pending.version_before(self.path)
+        if before is not None and latest == before + 1:
+            self.backend.checkout(before)
+            return before
+        return latest
 
     def _keep_text_index_fresh(self, version: int) -> int:
         """Unindexed rows make BM25 slow (a scan: 230 ms instead of 5 ms per query on SciFact), so
@@ -301,7 +337,7 @@ class Collection:
     def get(self, ids) -> list[Item | None]:
         """The stored items, in the order of `ids` (None for an unknown id)."""
         ids = check_ids(ids)
-        self.backend.refresh()
+        self._reader_version()
         columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + ([TOKENS] if self.multivector else [])
         table = self.backend.get(ids, columns)
         found = {}
@@ -332,12 +368,12 @@ class Collection:
         field = field or self.meta.default_field
         if field not in self.meta.fields:
             raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
-        conditions = parse_filter(filter, self.payload_fields) if filter else []
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
         if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
             raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
-        snapshot = self.snapshot()
+        snapshot = self.snapshot()  # first: the payload fields are those of the snapshot's version
+        conditions = parse_filter(filter, self.payload_fields) if filter else []
         allowed = snapshot.allowed_rows(conditions)
         if snapshot.count_allowed(allowed) == 0:  # the one empty-result path: empty, all deleted, nothing matches
             self._check_query(query, field, first_stage, candidates, token_hits)
@@ -415,7 +451,7 @@ class Collection:
         """The in-memory search state at the latest committed version (rebuilt when stale)."""
         now = time.monotonic()
         if self._snapshot is None or now - self._checked_at >= self.refresh_seconds:
-            version = self.backend.refresh()
+            version = self._reader_version()
             self._checked_at = now
             if self._snapshot is None or self._snapshot.version != version or self._snapshot.dead_fraction > 0.5:
                 self._snapshot = self._build_snapshot(version)
@@ -457,20 +493,20 @@ class Collection:
         return {f.name[len(FIELD_PREFIX):]: kinds[f.type] for f in self.backend.schema if f.name.startswith(FIELD_PREFIX)}
 
     def __len__(self) -> int:
-        self.backend.refresh()
+        self._reader_version()
         return self.backend.count()
 
     def rebuild(self) -> int:
         """Compact the store (drop deleted rows, merge small files, refresh the text index) and
         rebuild the in-memory indexes."""
         with WriterLock(self.path / LOCK_FILE):
-            self.backend.refresh()
+            self._writer_version()
             version = self.backend.compact()
         self._snapshot = None
         return version
 
     def info(self) -> CollectionInfo:
-        self.backend.refresh()
+        self._reader_version()
         snapshot = self.snapshot()
         count = self.backend.count()
         bytes_per_vector = snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")

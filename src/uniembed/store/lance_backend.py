@@ -53,6 +53,16 @@ class LanceBackend:
         self._table.checkout_latest()
         return self.version
 
+    def checkout(self, version: int) -> None:
+        """Read an older version (until the next refresh)."""
+        self._table.checkout(version)
+
+    def restore(self, version: int) -> int:
+        """Commit a new version whose content is that of `version` (undoing what came after)."""
+        self._table.checkout_latest()
+        self._table.restore(version)
+        return self.version
+
     def count(self) -> int:
         return self._table.count_rows()
 
