@@ -260,3 +260,24 @@ def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embedd
     assert set(codes) == {200}
     assert max(timings["slow"]) < 4 * 1.5 * 0.75  # the four slow searches ran side by side, not one after another
     assert timings["fast"][0] < 1.0 and timings["embed"][0] < 1.0  # nobody waited for them
+
+
+def test_collection_calls_past_the_queue_limit_get_429_at_once(root, monkeypatch):
+    import time
+
+    from uniembed.store import Collection
+
+    settings = ServeSettings(model="fake", collections=root, collection_threads=2, max_collection_queue=3)
+    with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
+        create(client, "c", vectors_only=True, dim=DIM)
+        add_vectors(client, "c", 3)
+        original = Collection.search
+        monkeypatch.setattr(Collection, "search", lambda self, *a, **kw: time.sleep(1.0) or original(self, *a, **kw))
+        codes = race([lambda: search(client, "c")] * 6)
+        assert sorted(codes_of(codes)) == [200, 200, 200, 429, 429, 429]
+        refused = next(r for r in codes if r.status_code == 429)
+        assert refused.json()["error"]["code"] == "queue_full" and refused.headers["retry-after"] == "1"
+
+
+def codes_of(responses):
+    return [r.status_code for r in responses]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from uniembed.serve.api_errors import ApiError, install_handlers, path_redactor
 from uniembed.serve.settings import ServeSettings
@@ -34,6 +34,7 @@ class ServiceState:
         self.on_load_failure = None  # called when the model cannot load (the CLI stops the server)
         self.collections = None
         self.collection_pool = None
+        self._collection_calls = 0  # in the pool or waiting for it
         if settings.collections is not None:
             from uniembed.serve.collections import CollectionRegistry
 
@@ -88,6 +89,18 @@ class ServiceState:
         if self.collection_pool is not None:
             self.collection_pool.shutdown(wait=True)
             self.collection_pool = None
+
+    @contextmanager
+    def collection_admission(self):
+        """Yields whether one more collection call may run or wait (counted on the event loop)."""
+        admitted = self._collection_calls < self.settings.max_collection_queue
+        if admitted:
+            self._collection_calls += 1
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                self._collection_calls -= 1
 
     def require_model(self):
         if self.model is None:

@@ -113,7 +113,13 @@ def collection_routes(state):
     router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
     async def in_pool(call):
-        return await asyncio.get_running_loop().run_in_executor(state.collection_pool, call)
+        """`call()` on the collection pool; 429 at once when `max_collection_queue` calls are
+        already waiting or running (the pool's own queue is unbounded)."""
+        with state.collection_admission() as admitted:
+            if not admitted:
+                raise ApiError(429, f"{settings.max_collection_queue} collection requests are already in progress; "
+                               "retry later", code="queue_full", headers={"Retry-After": "1"})
+            return await asyncio.get_running_loop().run_in_executor(state.collection_pool, call)
 
     async def run(name: str, work, *, write: bool = False):
         """`work(collection)` on the collection pool, under the name's read (or write) lock."""

@@ -34,6 +34,7 @@ class ServeSettings:
     max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429
     shutdown_grace_s: float = 30.0
     collection_threads: int = 8  # searches and writes of collections run on these, apart from encoding
+    max_collection_queue: int = 256  # collection calls running or waiting; more get 429 at once
     # slow and idle clients (see uniembed.serve.protocol)
     read_timeout_s: float = 30.0  # a request's headers and body must arrive within this
     keep_alive_s: float = 5.0  # an idle kept-alive connection closes after this
@@ -43,7 +44,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens",
                      "max_batch_tokens", "max_part_tokens", "max_queue_inputs", "collection_threads",
-                     "max_connections"):
+                     "max_collection_queue", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
