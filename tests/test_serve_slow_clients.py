@@ -88,3 +88,35 @@ def test_work_for_a_client_that_went_away_is_dropped(tiny_model):
         assert sum(parts) < len(texts)
         ok = httpx.post(f"{url}/v1/embeddings", json={"model": "tiny", "input": ["still serving"]}, timeout=10)
         assert ok.status_code == 200
+
+
+def test_a_search_whose_client_left_before_it_started_never_runs(tmp_path, monkeypatch):
+    from helpers import FakeEncoder
+    from serve_helpers import live_server
+    from uniembed.serve import ServeSettings, create_app
+    from uniembed.store import Collection
+
+    calls = []
+    original = Collection.search
+
+    def slow_search(self, query, *args, **kwargs):
+        calls.append(query)
+        time.sleep(1.5)
+        return original(self, query, *args, **kwargs)
+
+    settings = ServeSettings(model="fake", collections=tmp_path, collection_threads=1)
+    with live_server(create_app(settings, encoder=FakeEncoder(8))) as url:
+        httpx.post(f"{url}/v1/collections", json={"name": "c", "vectors_only": True, "dim": 8})
+        httpx.post(f"{url}/v1/collections/c/items", json={"items": [{"id": "a", "vector": [1.0] * 8}]})
+        monkeypatch.setattr(Collection, "search", slow_search)
+        first = threading.Thread(target=httpx.post, args=(f"{url}/v1/collections/c/search",),
+                                 kwargs={"json": {"vector": [1.0] * 8}, "timeout": 10})
+        first.start()  # holds the only collection thread for 1.5 s
+        time.sleep(0.3)
+        try:  # waits for the thread, gives up, disconnects
+            httpx.post(f"{url}/v1/collections/c/search", json={"vector": [2.0] * 8}, timeout=0.5)
+        except httpx.TimeoutException:
+            pass
+        first.join()
+        time.sleep(0.5)
+        assert len(calls) == 1  # only the first search ran

@@ -32,4 +32,4 @@ async def unless_client_gone(receive, future: asyncio.Future):
     if not future.done():
         future.cancel()
         raise ClientGone()
-    return future.result()
+    return future.result()  # the work's own error, if it failed

@@ -21,9 +21,12 @@ import math
 from typing import Literal, Optional, Union
 
 import numpy as np
+from fastapi import Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from uniembed.serve.api_errors import ApiError
+from uniembed.serve.disconnect import CLIENT_CLOSED, ClientGone, unless_client_gone
 from uniembed.serve.routes_embeddings import embed_through_batcher
 from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
 
@@ -196,7 +199,7 @@ def collection_routes(state):
         return out
 
     @router.post("/{name}/search", response_model=SearchResponse)
-    async def search(name: str, request: SearchRequest):
+    async def search(name: str, request: SearchRequest, http: Request):
         given = [request.query is not None, request.vector is not None, request.tokens is not None]
         if sum(given) != 1:
             raise ApiError(400, "give exactly one of query (text), vector or tokens", param="query", code="invalid_query")
@@ -217,7 +220,10 @@ def collection_routes(state):
                                      token_hits=request.token_hits, query_vector=query_vector)
             return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
 
-        return await run(name, search_in)
+        try:  # a search still waiting for a thread when its client leaves never runs
+            return await unless_client_gone(http.receive, asyncio.ensure_future(run(name, search_in)))
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED)
 
     return router
 
