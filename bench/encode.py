@@ -1,10 +1,13 @@
 """Encoding speed and fidelity of every backend against sentence-transformers, same texts, same run.
 
-Each backend runs in its own process (so peak RSS is its own): warm-up, then the median of 3 timed
-passes over (a) the 2,552 distinct STS Benchmark test sentences and (b) 500 SciFact documents.
-Fidelity is the cosine to sentence-transformers' fp32 vectors (mean and worst) and STSb Spearman.
+Rounds are interleaved: round r runs every backend once (A B C ... A B C ...), each in a fresh
+process (so peak RSS is its own): load, warm-up, one timed pass over (a) the 2,552 distinct STS
+Benchmark test sentences or (b) 500 SciFact documents. A noisy stretch of the shared machine then
+lands on every backend alike. Speed ratios are per round (sentence-transformers' time in that
+round / the backend's), reported as the median over rounds and its min-max. Fidelity (first
+round) is the cosine to sentence-transformers' fp32 vectors (mean and worst) and STSb Spearman.
 
-    python bench/encode.py            # prints a markdown table per workload
+    python bench/encode.py --rounds 5   # prints a markdown table per workload
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ WORKLOADS = {"STSb sentences": lambda: stsb()[0], "SciFact documents": scifact_d
 
 
 def worker(label: str, workload: str, out: str) -> None:
+    """One timed pass of one backend (after a warm-up), in this process; `out` ("-": none) gets the vectors."""
     texts = WORKLOADS[workload]()
     options = BACKENDS[label]
     if label.startswith("sentence-transformers"):
@@ -69,14 +73,13 @@ def worker(label: str, workload: str, out: str) -> None:
 
         model = uniembed.load(static_dir(options["static"])) if options.get("static") else uniembed.load(device="cpu", **options)
         encode = lambda: model.encode(texts, batch_size=32, show_progress=False)  # noqa: E731
-    vectors = encode()  # warm-up
-    seconds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        vectors = encode()
-        seconds.append(time.perf_counter() - start)
-    np.save(out, np.asarray(vectors, dtype=np.float32))
-    print(json.dumps({"seconds": statistics.median(seconds), "peak_mb": peak_rss_mb()}))
+    encode()  # warm-up
+    start = time.perf_counter()
+    vectors = encode()
+    seconds = time.perf_counter() - start
+    if out != "-":
+        np.save(out, np.asarray(vectors, dtype=np.float32))
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))
 
 
 def peak_rss_mb() -> float:
@@ -136,7 +139,7 @@ def static_quality() -> list[dict]:
     return rows
 
 
-def run() -> dict[str, list[dict]]:
+def run(rounds: int = 5) -> dict[str, list[dict]]:
     from uniembed.eval.metrics import spearman
 
     ensure_static()
@@ -146,42 +149,57 @@ def run() -> dict[str, list[dict]]:
         for workload in WORKLOADS:
             texts = WORKLOADS[workload]()
             tokens = token_count(texts)
-            results, reference = {}, None
-            for label in BACKENDS:
-                out = str(Path(tmp) / "v.npy")
-                proc = subprocess.run([sys.executable, __file__, "--worker", label, workload, out],
-                                      capture_output=True, text=True, check=True)
-                results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
-                vectors = np.load(out)
-                reference = vectors if reference is None else reference
-                results[label]["vectors"] = vectors
+            seconds = {label: [] for label in BACKENDS}
+            first = {}  # label -> (vectors, peak MB) of round 1
+            for round_ in range(rounds):
+                for label in BACKENDS:  # interleaved: every backend once per round
+                    out = str(Path(tmp) / f"{len(first)}.npy") if round_ == 0 else "-"
+                    proc = subprocess.run([sys.executable, __file__, "--worker", label, workload, out],
+                                          capture_output=True, text=True, check=True)
+                    result = json.loads(proc.stdout.strip().splitlines()[-1])
+                    seconds[label].append(result["seconds"])
+                    if round_ == 0:
+                        first[label] = (np.load(out), result["peak_mb"])
+                print(f"{workload}: round {round_ + 1}/{rounds} done", file=sys.stderr, flush=True)
+            reference = first["sentence-transformers fp32"][0]
+            base = seconds["sentence-transformers fp32"]
             rows = []
-            base = results["sentence-transformers fp32"]["seconds"]
-            for label, r in results.items():
-                v = r["vectors"]
+            for label, times in seconds.items():
+                v, peak = first[label]
                 same_space = "static" not in label  # a static model has a space of its own
                 cosines = (v * reference).sum(1) if same_space else None
+                ratios = [b / t for b, t in zip(base, times)]
                 row = {
-                    "backend": label, "texts/s": round(len(texts) / r["seconds"], 1), "tokens/s": round(tokens / r["seconds"]),
-                    "x sentence-transformers": round(base / r["seconds"], 2), "peak RSS MB": round(r["peak_mb"]),
+                    "backend": label, "texts/s": _spread([len(texts) / t for t in times], 1),
+                    "tokens/s": round(tokens / statistics.median(times)),
+                    "x sentence-transformers": _spread(ratios, 2), "peak RSS MB": round(peak),
                     "mean cos": "-" if cosines is None else round(float(cosines.mean()), 6),
                     "worst cos": "-" if cosines is None else round(float(cosines.min()), 6),
                 }
                 if workload == "STSb sentences":
                     row["STSb Spearman"] = round(100 * spearman([float(v[a] @ v[b]) for a, b, _ in pairs], [g for *_, g in pairs]), 2)
                 rows.append(row)
-            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens)"] = rows
+            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens, {rounds} interleaved rounds)"] = rows
     tables["Static model quality vs its teacher"] = static_quality()
     return tables
+
+
+def _spread(values: list[float], digits: int) -> str:
+    """median (min-max)"""
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(*sys.argv[2:5])
         return 0
+    import argparse
+
     from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
 
-    print_tables(run())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    print_tables(run(parser.parse_args().rounds))
     return 0
 
 
