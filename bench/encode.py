@@ -139,14 +139,14 @@ def static_quality() -> list[dict]:
     return rows
 
 
-def run(rounds: int = 5) -> dict[str, list[dict]]:
+def run(rounds: int = 5, workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[str, list[dict]]:
     from uniembed.eval.metrics import spearman
 
     ensure_static()
     _, pairs = stsb()
     tables = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workload in WORKLOADS:
+        for workload in workloads:
             texts = WORKLOADS[workload]()
             tokens = token_count(texts)
             seconds = {label: [] for label in BACKENDS}
@@ -199,7 +199,10 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    print_tables(run(parser.parse_args().rounds))
+    parser.add_argument("--workload", choices=list(WORKLOADS), action="append", default=None,
+                        help="only this workload (repeatable; default: all)")
+    args = parser.parse_args()
+    print_tables(run(args.rounds, tuple(args.workload or WORKLOADS)))
     return 0
 
 
