@@ -125,3 +125,24 @@ def test_served_model_slices_cover_every_input_once(tiny_model, lengths):
     whole = served.embed([prepared])[0]
     pieces = np.concatenate(served.embed([p.prepared for p in parts]))
     np.testing.assert_allclose(pieces, whole, atol=1e-5)
+
+
+def test_a_failing_batch_releases_the_queue_room_of_its_jobs_remaining_parts():
+    calls = {"n": 0}
+
+    def embed(batch):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("model failed")
+        return embed_ints(batch)
+
+    batcher = MicroBatcher(embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=20, split=split_ints)
+
+    async def scenario():
+        with pytest.raises(RuntimeError, match="model failed"):
+            await batcher.submit([5] * 20, 20, 100)  # ten parts; the first fails
+        return await asyncio.wait_for(batcher.submit([1] * 20, 20, 20), timeout=5)  # needs the whole queue
+
+    assert len(asyncio.run(scenario())) == 20
+    batcher.close()
+    assert batcher.queued_inputs == 0 and calls["n"] == 3  # the failed job's other parts never ran

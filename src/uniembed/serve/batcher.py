@@ -10,8 +10,8 @@ that does not fit is refused at once (the handler answers 429) rather than growi
 
 Fairness: a job larger than `max_part_tokens` (its share of one batch) is cut into parts (by
 `split`); the worker encodes one part of it per batch and sends the job to the back of the queue,
-so a short request waits for one part of a long one, not for all of it. A job whose client went away (its future cancelled) is
-dropped before its next part is encoded.
+so a short request waits for one part of a long one, not for all of it. A job whose client went
+away (its future cancelled), or one of whose parts failed, is dropped before its next part.
 """
 from __future__ import annotations
 
@@ -41,13 +41,14 @@ class Part:
     n_tokens: int
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity (`in` the queue)
 class Job:
     parts: deque[Part]  # not yet encoded, in order
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
     done: list[np.ndarray] = field(default_factory=list)  # vectors of the encoded parts
+    failed: bool = False  # a batch holding one of its parts failed; set by the worker
 
     def __post_init__(self) -> None:
         self.n_parts = len(self.parts)
@@ -58,7 +59,8 @@ class Job:
 
     @property
     def abandoned(self) -> bool:
-        return self.future.done()  # cancelled: the client went away (read from the worker: a flag, no lock needed)
+        # failed, or cancelled because the client went away (read from the worker: a flag, no lock needed)
+        return self.failed or self.future.done()
 
 
 class MicroBatcher:
@@ -136,7 +138,9 @@ class MicroBatcher:
                 self._encode(batch)
             except BaseException as exc:
                 for job, _ in batch:
+                    job.failed = True
                     _resolve(job, exc=exc)
+                self._requeue([job for job, _ in batch if job.parts])  # dropped by _pop, inputs uncounted
 
     def _encode(self, batch: list[tuple[Job, Part]]) -> None:
         started = time.perf_counter()
@@ -145,14 +149,17 @@ class MicroBatcher:
             job.done.append(vectors)
             if len(job.done) == job.n_parts:  # its last part: the request has all its vectors
                 _resolve(job, result=job.done[0] if len(job.done) == 1 else np.concatenate(job.done))
-        unfinished = [job for job, _ in batch if job.parts]
-        if unfinished:  # behind whatever arrived meanwhile: a short request waits for one part, not all
-            with self._cond:
-                self._queue.extend(unfinished)
-                self._cond.notify()
+        # behind whatever arrived meanwhile: a short request waits for one part, not all
+        self._requeue([job for job, _ in batch if job.parts])
         if self._on_batch is not None:
             self._on_batch(len(batch), sum(p.n_inputs for _, p in batch), sum(p.n_tokens for _, p in batch),
                            time.perf_counter() - started)
+
+    def _requeue(self, jobs: list[Job]) -> None:
+        if jobs:
+            with self._cond:
+                self._queue.extend(job for job in jobs if job not in self._queue)
+                self._cond.notify()
 
     def _take_batch(self) -> list[tuple[Job, Part]] | None:
         with self._cond:
