@@ -15,7 +15,6 @@ from uniembed.errors import CollectionDamagedError
 from uniembed.index import create_index
 from uniembed.store import Collection
 from uniembed.store import snapshot as snapshot_module
-from uniembed.store.backend import base_schema
 from uniembed.store.snapshot import Snapshot
 
 INDEXES = [("exact", "none"), ("exact", "int8"), ("exact", "binary"), ("hnsw", "none"), ("hnsw", "int8"),
@@ -160,13 +159,11 @@ def snapshot_of(vectors, allowed_share, index="hnsw"):
     n = len(vectors)
     keep = np.zeros(n, dtype=bool)
     keep[np.random.default_rng(3).choice(n, int(n * allowed_share), replace=False)] = True
-    schema = base_schema({"default": vectors.shape[1]})
     table = pa.table({
         "id": pa.array([f"r{i}" for i in range(n)]), "payload": pa.array([None] * n, pa.string()),
         "vec_default": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
         "p_keep": pa.array(keep),
     })
-    del schema
     return Snapshot.from_table(1, table, {"default": vectors.shape[1]}, index, {}), keep
 
 

@@ -88,8 +88,7 @@ def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndar
     if rows is not None and rows.dtype == bool:
         rows = np.flatnonzero(rows)
     if rows is not None and len(rows) == 0:
-        n = len(queries)
-        return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+        return no_results(len(queries), k)
     candidates = vectors if rows is None else vectors[rows]
     scores = np.asarray(queries, dtype=np.float32) @ candidates.T
     top_scores, top = top_k(scores, k)
@@ -103,13 +102,18 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n_queries, n = scores.shape
     take = min(k, n)
     if take == 0:
-        return np.full((n_queries, k), -np.inf, np.float32), np.full((n_queries, k), -1, np.int64)
+        return no_results(n_queries, k)
     part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < n else np.tile(np.arange(n), (n_queries, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     rows = np.take_along_axis(part, order, axis=1).astype(np.int64)
     best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
     return _pad(best, rows, k)
+
+
+def no_results(n_queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of queries that found nothing: (-inf, -1) everywhere."""
+    return np.full((n_queries, k), -np.inf, np.float32), np.full((n_queries, k), -1, np.int64)
 
 
 def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

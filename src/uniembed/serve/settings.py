@@ -28,7 +28,7 @@ class ServeSettings:
     batching: bool = True
     max_batch_tokens: int = 16_384
     # one request's share of a batch: larger requests are encoded in parts with others in between
-    # (4,096 tokens take about 2 s on 2 CPU cores; raise it on a GPU)
+    # (bench/serve_fairness.py: a short request then waits about 1 s on 2 CPU cores; raise it on a GPU)
     max_part_tokens: int = 4096
     max_wait_ms: float = 5.0
     max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniembed.index import VectorIndex, create_index
-from uniembed.index.base import exact_search
+from uniembed.index.base import exact_search, no_results
 from uniembed.index.growing import GrowingArray
 from uniembed.store.backend import FIELD_PREFIX, ID, PAYLOAD, vector_column
 from uniembed.store.filters import Condition, filter_mask
@@ -130,7 +130,7 @@ class Snapshot:
         vectors = self.vectors(field_name)
         n_allowed = self.count_allowed(allowed)
         if n_allowed == 0:
-            return _no_results(len(queries), k)
+            return no_results(len(queries), k)
         if allowed is not None and (n_allowed <= EXACT_SUBSET_ROWS or n_allowed < EXACT_SUBSET_SHARE * len(self.ids)):
             return exact_search(queries, vectors, k, np.flatnonzero(allowed))
         scores, rows = self.index(field_name).search(queries, k, vectors, allowed)
@@ -183,7 +183,3 @@ class Snapshot:
                 del self.indexes[field_name]
             else:
                 index.add(new_vectors)
-
-
-def _no_results(n_queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((n_queries, k), -np.inf, np.float32), np.full((n_queries, k), -1, np.int64)
