@@ -1,32 +1,30 @@
 """Run the benchmarks and print each as a markdown table.
 
     python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one of: scores, speed, encode, collection, scale, durability,
+    python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
                                              # ingest, serve, fairness, graph, train, multivector (the last three
                                              # are not in the default run)
+    python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
+
+The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
+(see its docstring); a test fails when they differ, so rerun the bench rather than edit a table.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uniembed  # noqa: E402
+from report import markdown_table, write_results  # noqa: E402
 
 
 def _scores(model, args):
     import reference_scores
 
     return reference_scores.run(model)
-
-
-def _speed(model, args):
-    import encode_speed
-
-    return encode_speed.run(model, repeats=args.repeats)
 
 
 def _collection(model, args):
@@ -93,7 +91,6 @@ def _multivector(model, args):
 
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
-    "speed": ("Encoding speed vs sentence-transformers", _speed),
     "collection": ("SciFact quality vs memory, per collection configuration", _collection),
     "scale": ("Speed at scale vs raw FAISS", _scale),
     "durability": ("Durability under kill -9", _durability),
@@ -105,7 +102,7 @@ BENCHES = {
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
 }
-DEFAULT = ("scores", "speed", "encode", "collection", "durability", "ingest", "serve", "fairness")
+DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 
 
 def print_tables(tables: dict[str, list[dict]]) -> None:
@@ -114,19 +111,18 @@ def print_tables(tables: dict[str, list[dict]]) -> None:
         print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    return "\n".join(lines)
+def _nondefault_options(args, name: str) -> str:
+    options = {"scale_n": ("scale", 1_000_000)}
+    return "".join(f" --{key.replace('_', '-')} {getattr(args, key)}" for key, (bench, default) in options.items()
+                   if bench == name and getattr(args, key) != default)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", default=None)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale-n", type=int, default=1_000_000)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, metavar="FOLDER",
+                        help="also write each bench's tables to FOLDER/<bench>.json (the README renders bench/tables)")
     args = parser.parse_args()
     model = uniembed.load(device="cpu")
     tables = {}
@@ -136,8 +132,9 @@ def main() -> int:
         produced = result if isinstance(result, dict) else {title: result}
         tables.update(produced)
         print_tables(produced)
-    if args.json:
-        print(json.dumps(tables, indent=2))
+        if args.json:
+            command = f"python bench/run.py --only {name}" + _nondefault_options(args, name)
+            print(f"(written to {write_results(args.json, name, command, produced)})", flush=True)
     failed = [row for rows in tables.values() for row in rows if row.get("ok") is False]
     return 1 if failed else 0
 

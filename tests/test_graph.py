@@ -141,7 +141,10 @@ def test_random_splits_and_multi_label_classification():
     assert single["splits"] == 3 and single["accuracy"] > 0.8  # chance: 0.33
     multi = np.array([f"{i % 3}|x" if i % 2 else str(i % 3) for i in range(90)], dtype=object)
     result = node_classification(np.c_[x, np.arange(90) % 2], multi, repeats=2)
-    assert result["accuracy"] is None and result["micro_f1"] > 0.8
+    assert result["accuracy"] is None and result["micro_f1"] > 0.8 and result["decision"] == "top-k"
+    assert len(result["by_fraction"]) == 9 and result["micro_f1"] == result["by_fraction"][0]["micro_f1"]
+    threshold = node_classification(np.c_[x, np.arange(90) % 2], multi, repeats=2, decision="threshold", train_fractions=[0.5])
+    assert threshold["decision"] == "threshold" and threshold["micro_f1"] > 0.8
 
 
 def test_graph_cli_embeds_to_files_and_collections(tmp_path, capsys):
@@ -195,3 +198,60 @@ def test_uniembed_eval_runs_the_graph_tasks_too(capsys):
     assert main(["eval", "node-classification", str(shared("cora")), "--features"]) == 0
     accuracy = float(next(line for line in capsys.readouterr().out.splitlines() if "accuracy" in line).split(":")[1])
     assert accuracy > 0.7
+
+
+def _multilabel_problem(n=300, labels=5, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim))
+    directions = rng.normal(size=(dim, labels))
+    y = (x @ directions + 0.5 * rng.normal(size=(n, labels))) > 1.0
+    y[~y.any(1), 0] = True  # every node has at least one label
+    return x, y
+
+
+def test_joint_one_vs_rest_fit_equals_separate_scikit_learn_fits():
+    from sklearn.linear_model import LogisticRegression
+
+    from uniembed.graph.multilabel import fit_one_vs_rest
+
+    x, y = _multilabel_problem()
+    weights, bias = fit_one_vs_rest(x, y, tol=1e-8)
+    for label in range(y.shape[1]):
+        alone = LogisticRegression(C=1.0, tol=1e-8, max_iter=5000).fit(x, y[:, label])
+        np.testing.assert_allclose(weights[:, label], alone.coef_[0], atol=2e-3)
+        np.testing.assert_allclose(bias[label], alone.intercept_[0], atol=2e-3)
+
+
+def test_top_k_decision_and_f1_match_their_definitions():
+    from sklearn.metrics import f1_score
+
+    from uniembed.graph.multilabel import f1_scores, top_k_predictions
+
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1], [0.0, 0.8, 0.7]])
+    truth = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1]], dtype=bool)
+    predicted = top_k_predictions(scores, truth)
+    assert predicted.tolist() == [[True, False, True], [False, True, False], [False, True, True]]
+    rng = np.random.default_rng(1)
+    truth, guess = rng.random((50, 6)) > 0.6, rng.random((50, 6)) > 0.5
+    truth[:, 5] = guess[:, 5] = False  # a label nobody has: 0 in the macro mean, as scikit-learn counts it
+    micro, macro = f1_scores(truth, guess)
+    assert micro == pytest.approx(f1_score(truth, guess, average="micro", zero_division=0))
+    assert macro == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
+
+
+def test_multilabel_protocol_scores_every_train_fraction_and_rejects_bad_settings():
+    from uniembed.graph.multilabel import multilabel_classification
+
+    x, y = _multilabel_problem(n=400)
+    result = multilabel_classification(x, y, shuffles=2)
+    fractions = [row["train_fraction"] for row in result["by_fraction"]]
+    assert fractions == pytest.approx([0.1 * i for i in range(1, 10)])
+    chance = multilabel_classification(np.random.default_rng(5).normal(size=x.shape), y, shuffles=2)
+    assert min(r["micro_f1"] for r in result["by_fraction"]) > max(r["micro_f1"] for r in chance["by_fraction"]) + 0.1
+    threshold = multilabel_classification(x, y, train_fractions=[0.5], shuffles=2, decision="threshold")
+    assert threshold["decision"] == "threshold" and len(threshold["by_fraction"]) == 1
+    for bad, message in (({"decision": "top"}, "decision must be one of"), ({"shuffles": 0}, "shuffles must be"),
+                         ({"train_fractions": [0.5, 1.0]}, r"strictly between 0 and 1, got \[1.0\]"),
+                         ({"train_fractions": []}, "strictly between")):
+        with pytest.raises(uniembed.InputError, match=message):
+            multilabel_classification(x, y, **bad)

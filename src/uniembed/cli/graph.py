@@ -35,6 +35,12 @@ def add_parser(commands) -> None:
     evaluate.add_argument("task", choices=["node-classification", "link-prediction"])
     evaluate.add_argument("folder")
     evaluate.add_argument("--features", action="store_true", help="mix in features.npz (property ratio)")
+    evaluate.add_argument("--decision", choices=["top-k", "threshold"], default="top-k",
+                          help="multi-label labels only: give each test node its k top-ranked labels, k its true "
+                          "count (DeepWalk's protocol, comparable with published tables; the default), or every "
+                          "label with probability > 0.5")
+    evaluate.add_argument("--repeats", type=int, default=10,
+                          help="random splits (shuffles per train fraction for multi-label) without split.json (default: 10)")
     _add_fastrp_options(evaluate)
     evaluate.set_defaults(run=run_eval)
 
@@ -111,11 +117,21 @@ def _node_texts(args) -> tuple[list[str], list[str]]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from uniembed.errors import InputError
     from uniembed.graph.evaluate import evaluate_folder
 
     task = getattr(args, "task", None)
-    result = evaluate_folder(args.folder, task, config_from_args(args), use_features=args.features)
+    if args.repeats < 1:
+        raise InputError(f"--repeats must be at least 1, got {args.repeats}")
+    result = evaluate_folder(args.folder, task, config_from_args(args), use_features=args.features,
+                             decision=args.decision, repeats=args.repeats)
+    by_fraction = result.pop("by_fraction", None)
     for key, value in result.items():
         if value is not None:
             print(f"{key:>14}: {value:.4f}" if isinstance(value, float) else f"{key:>14}: {value}")
+    if by_fraction:
+        print("train fraction   micro F1 (std)     macro F1 (std)")
+        for row in by_fraction:
+            print(f"{row['train_fraction']:>14.0%}   {row['micro_f1']:.4f} ({row['micro_f1_std']:.4f})   "
+                  f"{row['macro_f1']:.4f} ({row['macro_f1_std']:.4f})")
     return 0

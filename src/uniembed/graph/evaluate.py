@@ -6,7 +6,9 @@ optionally `split.json` ({"train": [...], "test": [...]}, e.g. Cora's Planetoid 
 
 - node classification: logistic regression on standardised embeddings; with split.json, accuracy
   on its test nodes; without, the mean micro/macro F1 over repeated random splits. A label like
-  "a|b" makes the task multi-label (one-vs-rest).
+  "a|b" makes the task multi-label: one-vs-rest, scored as DeepWalk and every later paper score
+  it (each test node gets its k top-ranked labels, k its true count; train fractions 10%..90%;
+  see uniembed.graph.multilabel), or with decision="threshold" (probability > 0.5).
 - link prediction: a share of the edges is held out, the rest embedded; held-out edges must
   score (cosine) above as many random non-edges: ROC AUC.
 """
@@ -66,35 +68,33 @@ def load_graph_folder(folder: str | Path, *, weight: str | None = None):
 
 
 def node_classification(embeddings: np.ndarray, labels: np.ndarray, split: dict | None = None, *,
-                        repeats: int = 10, train_fraction: float = 0.1, seed: int = 0) -> dict:
+                        repeats: int = 10, train_fraction: float = 0.1, seed: int = 0, decision: str = "top-k",
+                        train_fractions=None) -> dict:
+    """Single-label: accuracy and micro/macro F1 on `split` or over `repeats` random splits at
+    `train_fraction`. Multi-label (a label "a|b"): see uniembed.graph.multilabel; without a split,
+    every fraction of `train_fractions` (default 10%..90%) with `repeats` shuffles each, and the
+    top-level micro/macro F1 are those of the first fraction."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.preprocessing import MultiLabelBinarizer, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
     labelled = np.flatnonzero(np.array([label is not None for label in labels]))
     if len(labelled) < 2:
         raise InputError("node classification needs at least 2 labelled nodes")
-    multi = any("|" in str(labels[i]) for i in labelled)
+    if any("|" in str(labels[i]) for i in labelled):
+        return _multilabel(embeddings, labels, labelled, split, repeats=repeats, seed=seed, decision=decision,
+                           train_fractions=train_fractions)
     x = StandardScaler().fit_transform(embeddings)
-    if multi:
-        binarizer = MultiLabelBinarizer().fit([str(labels[i]).split("|") for i in labelled])
-        y = np.zeros((len(labels), len(binarizer.classes_)), dtype=int)
-        y[labelled] = binarizer.transform([str(labels[i]).split("|") for i in labelled])
-    else:
-        y = labels
+    y = labels
 
     def fit_score(train, test):
-        model = LogisticRegression(max_iter=2000)
-        model = OneVsRestClassifier(model) if multi else model
-        model.fit(x[train], y[train] if multi else y[train].astype(str))
-        predicted = model.predict(x[test])
-        truth = y[test] if multi else y[test].astype(str)
+        model = LogisticRegression(max_iter=2000).fit(x[train], y[train].astype(str))
+        predicted, truth = model.predict(x[test]), y[test].astype(str)
         return f1_score(truth, predicted, average="micro"), f1_score(truth, predicted, average="macro")
 
     if split is not None:
         micro, macro = fit_score(split["train"], split["test"])
-        return {"accuracy": float(micro) if not multi else None, "micro_f1": float(micro), "macro_f1": float(macro), "splits": 1}
+        return {"accuracy": float(micro), "micro_f1": float(micro), "macro_f1": float(macro), "splits": 1}
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(repeats):
@@ -102,7 +102,39 @@ def node_classification(embeddings: np.ndarray, labels: np.ndarray, split: dict 
         cut = max(1, int(train_fraction * len(order)))
         scores.append(fit_score(order[:cut], order[cut:]))
     micro, macro = np.mean(scores, axis=0)
-    return {"accuracy": None if multi else float(micro), "micro_f1": float(micro), "macro_f1": float(macro), "splits": repeats}
+    return {"accuracy": float(micro), "micro_f1": float(micro), "macro_f1": float(macro), "splits": repeats}
+
+
+def label_matrix(labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(nodes, labels) 0/1 from "a|b" strings at `rows` (other rows all zero), and the label names."""
+    names = sorted({part for i in rows for part in str(labels[i]).split("|")})
+    column = {name: j for j, name in enumerate(names)}
+    y = np.zeros((len(labels), len(names)), dtype=bool)
+    for i in rows:
+        y[i, [column[part] for part in str(labels[i]).split("|")]] = True
+    return y, names
+
+
+def _multilabel(embeddings, labels, labelled, split, *, repeats, seed, decision, train_fractions) -> dict:
+    from uniembed.graph import multilabel
+
+    y, _ = label_matrix(labels, labelled)
+    if split is None:
+        result = multilabel.multilabel_classification(embeddings, y, train_fractions=train_fractions or multilabel.DEFAULT_FRACTIONS,
+                                                      shuffles=repeats, decision=decision, seed=seed)
+        first = result["by_fraction"][0]
+        return {"accuracy": None, "micro_f1": first["micro_f1"], "macro_f1": first["macro_f1"], "splits": repeats, **result}
+    if decision not in multilabel.DECISIONS:
+        raise InputError(f"decision must be one of {', '.join(multilabel.DECISIONS)}, got {decision!r}")
+    x = np.asarray(embeddings, dtype=np.float64)
+    train, test = split["train"], split["test"]
+    mean, std = x[train].mean(0), x[train].std(0)
+    scale = np.where(std > 0, std, 1.0)
+    weights, bias = multilabel.fit_one_vs_rest((x[train] - mean) / scale, y[train])
+    logits = (x[test] - mean) / scale @ weights + bias
+    predicted = multilabel.top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
+    micro, macro = multilabel.f1_scores(y[test], predicted.astype(bool))
+    return {"accuracy": None, "micro_f1": micro, "macro_f1": macro, "splits": 1, "decision": decision}
 
 
 def link_prediction(graph: Graph, config: FastRPConfig, *, held_out: float = 0.1, seed: int = 0, features=None) -> dict:
@@ -136,7 +168,8 @@ def link_prediction(graph: Graph, config: FastRPConfig, *, held_out: float = 0.1
     return {"auc": float(roc_auc_score(y, s)), "held_out_edges": int(cut)}
 
 
-def evaluate_folder(folder: str | Path, task: str, config: FastRPConfig, *, use_features: bool = False) -> dict:
+def evaluate_folder(folder: str | Path, task: str, config: FastRPConfig, *, use_features: bool = False,
+                    decision: str = "top-k", repeats: int = 10) -> dict:
     graph, labels, split, features = load_graph_folder(folder)
     if use_features and features is None:
         raise InputError(f"{folder}: no features.npz for --features")
@@ -146,7 +179,9 @@ def evaluate_folder(folder: str | Path, task: str, config: FastRPConfig, *, use_
             raise InputError(f"{folder}: node classification needs nodes.csv (node,label)")
         vectors = fastrp(graph.adjacency, config, features=features if use_features else None)
         seconds = time.perf_counter() - started
-        return {**node_classification(vectors, labels, split), "embed_seconds": seconds,
+        scored = time.perf_counter()
+        result = node_classification(vectors, labels, split, decision=decision, repeats=repeats)
+        return {**result, "embed_seconds": seconds, "score_seconds": time.perf_counter() - scored,
                 "nodes": graph.n_nodes, "edges": graph.n_edges // 2}
     if task == "link-prediction":
         return {**link_prediction(graph, config, features=features if use_features else None),
