@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from splits import unseen_document_queries
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -76,16 +77,6 @@ def ndcg10(rankings: list[list[str]], data, only: list[int] | None = None) -> fl
 
     chosen = range(len(rankings)) if only is None else only
     return round(100 * float(np.mean([ndcg_at_k(rankings[i], data.qrels[data.query_ids[i]], 10) for i in chosen])), 2)
-
-
-def unseen_document_queries(data) -> list[int]:
-    """Test queries none of whose relevant documents is a positive in the train qrels: 104 of 300
-    on SciFact. The others share relevant abstracts with training claims, which a head trained on
-    those claims can learn to favour."""
-    from uniembed.eval.loaders import load_beir
-
-    seen = {d for q in load_beir(DATA, "train").qrels.values() for d, g in q.items() if g > 0}
-    return [i for i, q in enumerate(data.query_ids) if not {d for d, g in data.qrels[q].items() if g > 0} & seen]
 
 
 def head_model():

@@ -8,6 +8,11 @@ The client is a minimal keep-alive HTTP/1.1 client on asyncio, so that it takes 
 
     python bench/serve_load.py                       # ~4 minutes, prints markdown tables
     python bench/serve_load.py --soak 600            # also: 10 minutes at 32 clients, memory every 30 s
+
+The ceiling batching can reach is measured in the same run, in a process of its own with no HTTP:
+the same model encoding 32 of the same texts per call against one text per call (alternating
+1-second stretches, before the served rows and again after them). The service's goal (issue 14):
+texts/s at 32 clients >= 90% of that in-process 32-per-call throughput.
 """
 from __future__ import annotations
 
@@ -96,9 +101,38 @@ async def load(port: int, texts: list[str], clients: int, seconds: float) -> dic
             "errors": len(statuses) - ok}
 
 
+def ceiling_worker(seconds: float, server_args: list[str]) -> None:
+    """In-process texts/s at 32 texts per call and at 1 per call, alternating 1-second stretches."""
+    import uniembed
+
+    precision = server_args[server_args.index("--precision") + 1] if "--precision" in server_args else None
+    backend = server_args[server_args.index("--backend") + 1] if "--backend" in server_args else None
+    model = uniembed.load(device="cpu", **({"precision": precision} if precision else {}), **({"backend": backend} if backend else {}))
+    texts = sentences()
+    counts, spent, i = {1: 0, 32: 0}, {1: 0.0, 32: 0.0}, 0
+    model.encode(texts[:32], show_progress=False)  # warm-up
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        for per_call in (32, 1):
+            started = time.perf_counter()
+            while time.perf_counter() - started < 1.0:
+                model.encode([texts[(i + j) % len(texts)] for j in range(per_call)], batch_size=32, show_progress=False)
+                i += per_call * 97
+                counts[per_call] += per_call
+            spent[per_call] += time.perf_counter() - started
+    print(json.dumps({"batched": counts[32] / spent[32], "single": counts[1] / spent[1]}))
+
+
+def ceiling(seconds: float, server_args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--ceiling-worker", str(seconds), "--server-args", " ".join(server_args)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run(seconds: float, soak: float, server_args: list[str], clients: tuple[int, ...] = CLIENTS) -> dict[str, list[dict]]:
     texts = sentences()
     rows, by_setting = [], {}
+    ceilings = [ceiling(seconds, server_args)]
     for batching, flags in (("on", ()), ("off", ("--no-batching",))):
         server = Server(*flags, *server_args)
         try:
@@ -110,10 +144,23 @@ def run(seconds: float, soak: float, server_args: list[str], clients: tuple[int,
                 rows.append({"batching": batching, "clients": n, **result, "server RSS MB": round(rss), "peak MB": round(peak)})
         finally:
             server.stop()
+    ceilings.append(ceiling(seconds, server_args))
     for row in rows:
         off = by_setting[("off", row["clients"])]
         row["x batching off"] = round(row["texts/s"] / off, 2) if row["batching"] == "on" and off else "-"
-    tables = {f"Load test, default model, one short text per request ({seconds:.0f} s per row)": rows}
+    batched = statistics.mean(c["batched"] for c in ceilings)
+    single = statistics.mean(c["single"] for c in ceilings)
+    served = by_setting[("on", 32)] if ("on", 32) in by_setting else None
+    goal = [{"measure": "in-process, 32 texts per call (no HTTP), texts/s",
+             "value": " / ".join(f"{c['batched']:.1f}" for c in ceilings) + " (before / after the served rows)"},
+            {"measure": "in-process, 1 text per call, texts/s", "value": " / ".join(f"{c['single']:.1f}" for c in ceilings)},
+            {"measure": "in-process ceiling of batching (32 per call / 1 per call)", "value": f"{batched / single:.2f}x"}]
+    if served:
+        goal += [{"measure": "served, 32 clients, batching on, texts/s", "value": served},
+                 {"measure": "served / in-process 32 per call (goal >= 90%)", "value": f"{100 * served / batched:.0f}%",
+                  "ok": served >= 0.9 * batched}]
+    tables = {f"Load test, default model, one short text per request ({seconds:.0f} s per row)": rows,
+              "Batching against its in-process ceiling": goal}
     if soak:
         tables[f"Soak: 32 clients for {soak:.0f} s, batching on"] = soak_test(texts, soak, server_args)
     return tables
@@ -141,7 +188,11 @@ def main() -> int:
     parser.add_argument("--soak", type=float, default=0.0, help="also soak for this many seconds (default: off)")
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS), help="concurrency levels (default: 1 8 32 64)")
     parser.add_argument("--server-args", default="", help="extra `uniembed serve` options, e.g. '--backend onnx'")
+    parser.add_argument("--ceiling-worker", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ceiling_worker is not None:
+        ceiling_worker(args.ceiling_worker, args.server_args.split())
+        return 0
     from run import print_tables  # bench/run.py: `python bench/serve_load.py` puts bench/ on sys.path
 
     print_tables(run(args.seconds, args.soak, args.server_args.split(), tuple(args.clients)))

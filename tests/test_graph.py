@@ -255,3 +255,19 @@ def test_multilabel_protocol_scores_every_train_fraction_and_rejects_bad_setting
                          ({"train_fractions": []}, "strictly between")):
         with pytest.raises(uniembed.InputError, match=message):
             multilabel_classification(x, y, **bad)
+
+
+def test_graph_eval_cli_prints_the_multilabel_protocol_per_fraction(tmp_path, capsys):
+    from uniembed.cli.main import main
+
+    rng = np.random.default_rng(0)
+    groups = [rng.choice(4, size=rng.integers(1, 3), replace=False) for _ in range(120)]
+    members = {g: [n for n in range(120) if g in groups[n]] for g in range(4)}
+    edges = {(n, int(m)) for n in range(120) for g in groups[n] for m in rng.choice(members[g], size=4) if m != n}
+    (tmp_path / "edges.csv").write_text("source,target\n" + "".join(f"{a},{b}\n" for a, b in sorted(edges)))
+    (tmp_path / "nodes.csv").write_text("node,label\n" + "".join(f"{n},{'|'.join(f'g{g}' for g in groups[n])}\n" for n in range(120)))
+    assert main(["graph", "eval", "node-classification", str(tmp_path), "--dim", "32", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "decision: top-k" in out and "train fraction" in out and "90%" in out
+    assert main(["graph", "eval", "node-classification", str(tmp_path), "--repeats", "0"]) == 2
+    assert "--repeats must be at least 1, got 0" in capsys.readouterr().err

@@ -35,15 +35,14 @@ def add_parser(commands) -> None:
 
 def _add_graph_tasks(tasks) -> None:
     """The graph tasks evaluate FastRP embeddings of a graph folder (same as `uniembed graph eval`)."""
-    from uniembed.cli.graph import _add_fastrp_options, run_eval
+    from uniembed.cli.graph import add_graph_eval_options, run_eval
 
     for task, what in (("node-classification", "logistic regression on FastRP embeddings"),
                        ("link-prediction", "held-out edges against non-edges, ROC AUC")):
         sub = tasks.add_parser(task, help=f"graph: {what}", description=f"Graph {task} ({what}) on FOLDER: edges.csv, "
                                "nodes.csv (node,label), optional split.json and features.npz, e.g. ../shared/data/cora.")
         sub.add_argument("folder")
-        sub.add_argument("--features", action="store_true", help="mix in features.npz (property ratio)")
-        _add_fastrp_options(sub)
+        add_graph_eval_options(sub)
         sub.set_defaults(run=run_eval)
 
 

@@ -34,15 +34,20 @@ def add_parser(commands) -> None:
                               "features.npz), e.g. ../shared/data/cora.")
     evaluate.add_argument("task", choices=["node-classification", "link-prediction"])
     evaluate.add_argument("folder")
-    evaluate.add_argument("--features", action="store_true", help="mix in features.npz (property ratio)")
-    evaluate.add_argument("--decision", choices=["top-k", "threshold"], default="top-k",
-                          help="multi-label labels only: give each test node its k top-ranked labels, k its true "
-                          "count (DeepWalk's protocol, comparable with published tables; the default), or every "
-                          "label with probability > 0.5")
-    evaluate.add_argument("--repeats", type=int, default=10,
-                          help="random splits (shuffles per train fraction for multi-label) without split.json (default: 10)")
-    _add_fastrp_options(evaluate)
+    add_graph_eval_options(evaluate)
     evaluate.set_defaults(run=run_eval)
+
+
+def add_graph_eval_options(parser: argparse.ArgumentParser) -> None:
+    """Options of `uniembed graph eval` and of the graph tasks of `uniembed eval`."""
+    parser.add_argument("--features", action="store_true", help="mix in features.npz (property ratio)")
+    parser.add_argument("--decision", choices=["top-k", "threshold"], default="top-k",
+                        help="multi-label labels only: give each test node its k top-ranked labels, k its true "
+                        "count (DeepWalk's protocol, comparable with published tables; the default), or every "
+                        "label with probability > 0.5")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="random splits (shuffles per train fraction for multi-label) without split.json (default: 10)")
+    _add_fastrp_options(parser)
 
 
 def _add_fastrp_options(parser: argparse.ArgumentParser) -> None:

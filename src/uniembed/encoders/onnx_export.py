@@ -18,8 +18,10 @@ from uniembed.errors import ModelLoadError
 EXPORT_FILE = "export.json"
 OPSET = 18
 PRECISION_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
+INT8_EXCLUSIONS = ("none", "first-down-projection", "every-down-projection")
+DEFAULT_INT8_EXCLUSION = "first-down-projection"  # chosen on dev text by bench/select_int8.py
 # names the int8 recipe (see int8_excluded_nodes): a cached int8 model from another recipe is redone
-INT8_RECIPE = "dynamic-per-channel-v2"
+INT8_RECIPE = f"dynamic-per-channel-v3-{DEFAULT_INT8_EXCLUSION}"
 
 
 def export_model(weights_dir: Path, target: Path) -> None:
@@ -70,50 +72,57 @@ class _HiddenStates:
         return Wrapper()
 
 
-def int8_excluded_nodes(model) -> list[str]:
-    """MatMuls to keep in fp32, chosen by measurement on the default model (all 2,552 STSb test
-    sentences, cosine to fp32, STSb Spearman; fp32 = 82.03, speed relative to ONNX fp32):
-
-        quantised                                   mean cos  worst cos  Spearman  speed
-        every weight MatMul                         0.9927    0.965      81.70     1.71x
-        all but the first layer's FFN down-proj     0.9941    0.970      81.73     1.65x  <- this
-        all but every FFN down-projection           0.9960    0.978      81.79     1.41x
-
-    The down-projections read straight from GELU (the widest, most skewed activations, quantised
-    with one scale per batch); the first layer's hurts most. Attention products (activation x
-    activation) have no weights to quantise. Static (calibrated QOperator) quantisation measured
-    slower (1.56x) and worse (mean 0.9939)."""
+def int8_excluded_nodes(model, exclusion: str = DEFAULT_INT8_EXCLUSION) -> list[str]:
+    """MatMuls to keep in fp32. Activation x activation products (attention) always: they have no
+    weights to quantise. Then by `exclusion`: "none", the first layer's feed-forward
+    down-projection, or every down-projection. The down-projections read straight from GELU
+    (the widest, most skewed activations, quantised with one scale per batch); the first layer's
+    hurts most. The default is chosen on dev text by bench/select_int8.py (STSb dev sentences,
+    cosine to fp32 and STSb dev Spearman, speed against ONNX fp32)."""
+    if exclusion not in INT8_EXCLUSIONS:
+        raise ValueError(f"exclusion must be one of {INT8_EXCLUSIONS}, got {exclusion!r}")
     weights = {init.name for init in model.graph.initializer}
     producer = {output: node for node in model.graph.node for output in node.output}
+    gelus = ("Gelu", "BiasGelu", "FastGelu")
     excluded, first_down_projection = [], True
     for node in model.graph.node:  # topological order: the first GELU-fed MatMul is layer 1's
         if node.op_type != "MatMul":
             continue
         activations = [name for name in node.input if name not in weights]
-        from_gelu = any(name.startswith("gelu") or getattr(producer.get(name), "op_type", "") == "Gelu" for name in activations)
-        if len(activations) == len(node.input) or (from_gelu and first_down_projection):
+        from_gelu = any(name.startswith("gelu") or getattr(producer.get(name), "op_type", "") in gelus for name in activations)
+        wanted = {"none": False, "first-down-projection": from_gelu and first_down_projection,
+                  "every-down-projection": from_gelu}[exclusion]
+        if len(activations) == len(node.input) or wanted:
             excluded.append(node.name)
         first_down_projection = first_down_projection and not from_gelu
     return excluded
 
 
-def quantize_int8(folder: Path) -> None:
-    """Dynamic int8 quantisation of the MatMul weights, per output channel (see int8_excluded_nodes)."""
+def quantize_int8(folder: Path, *, exclusion: str = DEFAULT_INT8_EXCLUSION, source: Path | None = None,
+                  target: Path | None = None, op_types: tuple[str, ...] = ("MatMul",)) -> None:
+    """Dynamic int8 quantisation of the MatMul weights, per output channel (see int8_excluded_nodes).
+    Without `source`/`target`: the cache folder's fp32 model to its int8 file, recorded in export.json.
+    `op_types`: add "Attention" for a graph whose attention ORT's optimizer fused (its QKV weights)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source, target = folder / PRECISION_FILES["fp32"], folder / PRECISION_FILES["int8"]
+    into_cache = source is None and target is None
+    source = source or folder / PRECISION_FILES["fp32"]
+    target = target or folder / PRECISION_FILES["int8"]
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     try:
-        excluded = int8_excluded_nodes(onnx.load(str(source), load_external_data=False))
+        excluded = int8_excluded_nodes(onnx.load(str(source), load_external_data=False), exclusion)
         quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded)
+                         op_types_to_quantize=list(op_types), nodes_to_exclude=excluded,
+                         # fused contrib ops (an optimizer's output) defeat shape inference: their tensors are float
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    info = read_export_info(folder)
-    info["int8_recipe"] = INT8_RECIPE
-    write_export_info(folder, info)
+    if into_cache:
+        info = read_export_info(folder)
+        info["int8_recipe"] = INT8_RECIPE
+        write_export_info(folder, info)
 
 
 def write_export_info(folder: Path, info: dict) -> None:

@@ -41,18 +41,16 @@ def fit_one_vs_rest(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, tol: float 
     def objective(flat: np.ndarray):
         weights, bias = flat[: d * labels].reshape(d, labels), flat[d * labels :]
         margins = signs * (x @ weights + bias)
-        loss = c * np.logaddexp(0.0, -margins).sum() + 0.5 * (weights * weights).sum()
-        residual = -c * signs * _sigmoid(-margins)  # d loss / d (x w + b)
+        # log(1 + e^-m) and sigmoid(-m) from one exponential of -|m| (never overflows)
+        small = np.exp(-np.abs(margins))
+        loss = c * (np.maximum(-margins, 0.0) + np.log1p(small)).sum() + 0.5 * (weights * weights).sum()
+        residual = -c * signs * np.where(margins >= 0, small, 1.0) / (1.0 + small)  # d loss / d (x w + b)
         gradient = np.concatenate([(x.T @ residual + weights).ravel(), residual.sum(0)])
         return loss / n, gradient / n
 
     initial = np.zeros(d * labels + labels) if start is None else np.concatenate([start[0].ravel(), start[1]])
     found = minimize(objective, initial, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol})
     return found.x[: d * labels].reshape(d, labels), found.x[d * labels :]
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for any z
 
 
 def top_k_predictions(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
