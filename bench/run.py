@@ -2,8 +2,9 @@
 
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
-                                             # ingest, serve, fairness, graph, train, multivector (the last three
-                                             # are not in the default run)
+                                             # ingest, serve, fairness, graph, train, multivector, select-static,
+                                             # select-int8, select-head-epochs (scale and the last six are not in
+                                             # the default run)
     python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
 
 The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
@@ -104,6 +105,12 @@ def _select_int8(model, args):
     return select_int8.run()
 
 
+def _select_head_epochs(model, args):
+    import select_head_epochs
+
+    return select_head_epochs.run()
+
+
 BENCHES = {
     "scores": ("MTEB reference scores, all-MiniLM-L6-v2", _scores),
     "collection": ("SciFact quality vs memory, per collection configuration", _collection),
@@ -117,6 +124,7 @@ BENCHES = {
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
     "select-static": ("Static model: SIF smoothing chosen on dev splits", _select_static),
     "select-int8": ("ONNX int8 recipe chosen on dev text", _select_int8),
+    "select-head-epochs": ("train-head: epochs chosen on SciFact validation claims", _select_head_epochs),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")

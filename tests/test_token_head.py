@@ -32,9 +32,13 @@ def test_trained_head_is_saved_loaded_and_applied(tmp_path, tiny_dir):
     data, rows = write_pairs(tmp_path / "pairs.jsonl")
     config = TokenHeadConfig(data=str(data), output=str(tmp_path / "head"), base=str(tiny_dir), dim=8, epochs=6,
                              batch_size=8, learning_rate=1e-2, hard_negatives=1, device="cpu")
-    result = train_token_head(config, show_progress=False)
+    seen = []
+    result = train_token_head(config, show_progress=False, on_epoch=lambda epoch, weight: seen.append((epoch, weight)))
     assert result.losses[-1] < result.losses[0]  # the head learns
     late = uniembed.load(result.output, device="cpu")
+    # the per-epoch hook (validation scoring in bench/select_head_epochs.py) sees every epoch's head, the last one saved
+    assert [epoch for epoch, _ in seen] == list(range(1, 7)) and not np.allclose(seen[0][1], seen[-1][1])
+    np.testing.assert_allclose(seen[-1][1], late.token_head.weight, atol=1e-6)
     assert late.token_dim == 8
     base = uniembed.load(tiny_dir, device="cpu")
     weight = late.token_head.weight
