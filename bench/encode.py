@@ -7,7 +7,12 @@ lands on every backend alike. Speed ratios are per round (sentence-transformers'
 round / the backend's), reported as the median over rounds and its min-max. Fidelity (first
 round) is the cosine to sentence-transformers' fp32 vectors (mean and worst) and STSb Spearman.
 
-    python bench/encode.py --rounds 5   # prints a markdown table per workload
+    python bench/encode.py                # prints a markdown table per workload
+    python bench/encode.py --rerun        # short texts again, compared with bench/tables/encode.json
+
+Rounds: 7 on short texts, 5 on documents (ROUNDS; --rounds overrides). With 5 rounds, two runs of
+the short-text workload put int8's median 18% apart, so short texts get more; the rerun table
+checks agreement within 15% against the committed run.
 """
 from __future__ import annotations
 
@@ -58,6 +63,8 @@ def scifact_docs(n: int = 500) -> list[str]:
 
 
 WORKLOADS = {"STSb sentences": lambda: stsb()[0], "SciFact documents": scifact_docs}
+ROUNDS = {"STSb sentences": 7, "SciFact documents": 5}
+WARM_UP_TEXTS = 256  # enough for thread pools and allocators; a whole warm-up pass doubled each run's cost
 
 
 def worker(label: str, workload: str, out: str) -> None:
@@ -70,13 +77,13 @@ def worker(label: str, workload: str, out: str) -> None:
         from uniembed.encoders.registry import CATALOGUE, DEFAULT_MODEL, package_dir
 
         model = SentenceTransformer(str(package_dir(CATALOGUE[DEFAULT_MODEL])), device="cpu")
-        encode = lambda: model.encode(texts, batch_size=32, convert_to_numpy=True)  # noqa: E731
+        encode = lambda batch=texts: model.encode(batch, batch_size=32, convert_to_numpy=True)  # noqa: E731
     else:
         import uniembed
 
         model = uniembed.load(static_dir(options["static"])) if options.get("static") else uniembed.load(device="cpu", **options)
-        encode = lambda: model.encode(texts, batch_size=32, show_progress=False)  # noqa: E731
-    encode()  # warm-up
+        encode = lambda batch=texts: model.encode(batch, batch_size=32, show_progress=False)  # noqa: E731
+    encode(texts[:WARM_UP_TEXTS])
     start = time.perf_counter()
     vectors = encode()
     seconds = time.perf_counter() - start
@@ -148,7 +155,7 @@ def static_quality() -> list[dict]:
     return rows
 
 
-def run(rounds: int = 5, workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[str, list[dict]]:
+def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS), *, with_static_quality: bool = True) -> dict[str, list[dict]]:
     from uniembed.eval.metrics import spearman
 
     ensure_static()
@@ -157,10 +164,11 @@ def run(rounds: int = 5, workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[
     with tempfile.TemporaryDirectory() as tmp:
         for workload in workloads:
             texts = WORKLOADS[workload]()
+            rounds_here = rounds or ROUNDS[workload]
             tokens = token_count(texts)
             seconds = {label: [] for label in BACKENDS}
             first = {}  # label -> (vectors, peak MB) of round 1
-            for round_ in range(rounds):
+            for round_ in range(rounds_here):
                 for label in BACKENDS:  # interleaved: every backend once per round
                     out = str(Path(tmp) / f"{len(first)}.npy") if round_ == 0 else "-"
                     proc = subprocess.run([sys.executable, __file__, "--worker", label, workload, out],
@@ -169,7 +177,7 @@ def run(rounds: int = 5, workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[
                     seconds[label].append(result["seconds"])
                     if round_ == 0:
                         first[label] = (np.load(out), result["peak_mb"])
-                print(f"{workload}: round {round_ + 1}/{rounds} done", file=sys.stderr, flush=True)
+                print(f"{workload}: round {round_ + 1}/{rounds_here} done", file=sys.stderr, flush=True)
             reference = first["sentence-transformers fp32"][0]
             base = seconds["sentence-transformers fp32"]
             rows = []
@@ -188,9 +196,27 @@ def run(rounds: int = 5, workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[
                 if workload == "STSb sentences":
                     row["STSb Spearman"] = round(100 * spearman([float(v[a] @ v[b]) for a, b, _ in pairs], [g for *_, g in pairs]), 2)
                 rows.append(row)
-            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens, {rounds} interleaved rounds)"] = rows
-    tables["Static model quality vs its teacher"] = static_quality()
+            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens, {rounds_here} interleaved rounds)"] = rows
+    if with_static_quality:
+        tables["Static model quality vs its teacher"] = static_quality()
     return tables
+
+
+def rerun(committed: Path = Path(__file__).resolve().parent / "tables" / "encode.json") -> dict[str, list[dict]]:
+    """The short-text workload again; each backend's median ratio against the committed run's."""
+    earlier = json.loads(committed.read_text())["tables"]
+    title = next(t for t in earlier if t.startswith("Encoding: STSb sentences"))
+    before = {row["backend"]: float(row["x sentence-transformers"].split()[0]) for row in earlier[title]}
+    again = next(iter(run(workloads=("STSb sentences",), with_static_quality=False).values()))
+    rows = []
+    for row in again:
+        now, then = float(row["x sentence-transformers"].split()[0]), before.get(row["backend"])
+        if then is None or row["backend"].startswith("sentence-transformers"):
+            continue
+        apart = 100 * abs(now - then) / then
+        rows.append({"backend": row["backend"], "committed run": then, "rerun": row["x sentence-transformers"],
+                     "apart %": round(apart, 1), "within 15%": apart <= 15})
+    return {"Encoding: short texts rerun against the committed run (median ratios)": rows}
 
 
 def _spread(values: list[float], digits: int) -> str:
@@ -207,11 +233,12 @@ def main() -> int:
     from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=None, help="(default: 7 on short texts, 5 on documents)")
+    parser.add_argument("--rerun", action="store_true", help="short texts again, against bench/tables/encode.json")
     parser.add_argument("--workload", choices=list(WORKLOADS), action="append", default=None,
                         help="only this workload (repeatable; default: all)")
     args = parser.parse_args()
-    print_tables(run(args.rounds, tuple(args.workload or WORKLOADS)))
+    print_tables(rerun() if args.rerun else run(args.rounds, tuple(args.workload or WORKLOADS)))
     return 0
 
 

@@ -2,8 +2,8 @@
 
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
-                                             # ingest, serve, fairness, graph, train, multivector, select-static,
-                                             # select-int8, select-head-epochs (scale and the last six are not in
+                                             # encode-rerun, ingest, serve, fairness, graph, train, multivector, select-static,
+                                             # select-int8, select-head-epochs (scale and the last seven are not in
                                              # the default run)
     python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
 
@@ -56,6 +56,12 @@ def _encode(model, args):
     import encode
 
     return encode.run()  # several tables: one per workload
+
+
+def _encode_rerun(model, args):
+    import encode
+
+    return encode.rerun()
 
 
 def _serve(model, args):
@@ -118,6 +124,7 @@ BENCHES = {
     "durability": ("Durability under kill -9", _durability),
     "ingest": ("Ingest through a live, searched collection vs a bulk load", _ingest),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
+    "encode-rerun": ("Encoding: short texts rerun against the committed run", _encode_rerun),
     "serve": ("HTTP service under load, batching on vs off", _serve),
     "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
