@@ -12,7 +12,8 @@ import uniembed
 from uniembed import TruncationWarning
 
 LONG = " ".join(["the cat sat on the mat and the dog sat on the sun"] * 4)
-BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("static", "fp32")]
+BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"),
+            ("openvino", "bf16"), ("openvino", "int8"), ("static", "fp32")]
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +59,15 @@ def test_contract_long_inputs(encoders, key):
     assert encoder.last_report.n_chunks > 1 and chunked.shape == (1, 32)
 
 
-@pytest.mark.parametrize(("key", "tolerance"), [(("onnx", "fp32"), 1e-5), (("onnx", "int8"), 0.9), (("torch", "bf16"), 0.99)],
-                         ids=["onnx-fp32", "onnx-int8", "torch-bf16"])
+@pytest.mark.parametrize(("key", "tolerance"), [(("onnx", "fp32"), 1e-5), (("onnx", "int8"), 0.9), (("torch", "bf16"), 0.99),
+                                              (("openvino", "fp32"), 1e-5), (("openvino", "bf16"), 0.99),
+                                              (("openvino", "int8"), 0.9)],
+                         ids=["onnx-fp32", "onnx-int8", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8"])
 def test_backends_agree_with_torch_fp32(encoders, key, tolerance):
     texts = ["hello world", "a cat sat on the mat", LONG]
     reference = encoders[("torch", "fp32")].encode(texts, long="chunk")
     got = encoders[key].encode(texts, long="chunk")
-    if key == ("onnx", "fp32"):
+    if key[1] == "fp32":
         np.testing.assert_allclose(got, reference, atol=tolerance)
         assert encoders[key].fingerprint == encoders[("torch", "fp32")].fingerprint
     else:
@@ -79,6 +82,39 @@ def test_second_load_uses_the_cache(tiny_dir, onnx_cache, encoders, monkeypatch)
     monkeypatch.setattr(onnx_export, "export_model", lambda *a: pytest.fail("exported again"))
     monkeypatch.setattr(onnx_export, "quantize_int8", lambda *a: pytest.fail("quantised again"))
     assert uniembed.load(tiny_dir, backend="onnx", precision="int8").encode(["a"]).shape == (1, 32)
+
+
+def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_change(tiny_dir, onnx_cache, encoders, monkeypatch):
+    import json
+
+    import nncf
+
+    from uniembed.encoders import openvino
+
+    monkeypatch.setenv("UNIEMBED_CACHE", str(onnx_cache))
+    info_file = next(onnx_cache.rglob("export.json"))
+    info = json.loads(info_file.read_text())
+    assert info["openvino_int8_recipe"] == openvino.INT8_RECIPE and openvino.INT8_BIN in info["sha256"]
+    calls = []
+    real_quantize = nncf.quantize
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **k: calls.append(1) or real_quantize(*a, **k))
+    expected = encoders[("openvino", "int8")].encode(["a cat sat"])
+    np.testing.assert_allclose(uniembed.load(tiny_dir, backend="openvino", precision="int8").encode(["a cat sat"]), expected, atol=1e-6)
+    assert calls == []  # the cached IR
+    info_file.write_text(json.dumps({**info, "openvino_int8_recipe": "an-older-recipe"}))
+    uniembed.load(tiny_dir, backend="openvino", precision="int8")
+    assert calls == [1] and json.loads(info_file.read_text())["openvino_int8_recipe"] == openvino.INT8_RECIPE
+    bin_file = next(onnx_cache.rglob(openvino.INT8_BIN))
+    bin_file.write_bytes(bin_file.read_bytes()[:-16])  # a damaged weights file is never compiled
+    uniembed.load(tiny_dir, backend="openvino", precision="int8")
+    assert calls == [1, 1]
+
+
+def test_openvino_rejects_what_it_cannot_do(tiny_dir):
+    for options, message in (({"precision": "fp16"}, "precision for the openvino backend must be one of"),
+                             ({"layers": 1}, "truncate openvino outputs"), ({"device": "cuda"}, "runs on the CPU")):
+        with pytest.raises(uniembed.InputError, match=message):
+            uniembed.load(tiny_dir, backend="openvino", **options)
 
 
 def test_an_int8_model_from_an_older_recipe_is_quantised_again(tiny_dir, tmp_path, monkeypatch):

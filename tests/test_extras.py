@@ -21,6 +21,7 @@ MODULES = {
     "store": ["uniembed.store.collection", "uniembed.index.faiss_indexes"],
     "faiss": ["uniembed.index.faiss_indexes"],
     "onnx": ["uniembed.encoders.onnx"],
+    "openvino": ["uniembed.encoders.openvino"],
     "static": ["uniembed.encoders.static"],
     "serve": ["uniembed.serve.app", "uniembed.serve.routes_collections", "uniembed.serve.routes_embeddings",
               "uniembed.serve.protocol", "uniembed.serve.guard"],

@@ -13,6 +13,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "store": ("lancedb", "pyarrow"),
     "faiss": ("faiss",),
     "onnx": ("onnxruntime", "tokenizers"),
+    "openvino": ("openvino", "nncf", "tokenizers"),
     "static": ("tokenizers", "safetensors"),
     "serve": ("fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"),
     "graph": ("scipy",),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)

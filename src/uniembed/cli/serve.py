@@ -12,7 +12,8 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--model", "-m", default="default", help="catalogue name, model directory, hub id or static "
                         "model folder (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="inference backend (default: torch)")
+    parser.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch",
+                        help="inference backend (default: torch; openvino: the fastest int8 on CPUs)")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32", help="(default: fp32)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")

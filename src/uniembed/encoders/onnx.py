@@ -42,20 +42,28 @@ def ensure_export(weights_dir: Path, weights_digest: str, precision: str) -> Pat
     return folder
 
 
+def export_windows(folder: Path, info: dict, *, max_tokens: int, chunk_overlap: int, padding_side: str | None,
+                   lowercase: bool) -> WindowTokenizer:
+    """The tokenizer of an export folder, cut into windows as the model was exported to read."""
+    from tokenizers import Tokenizer
+
+    return WindowTokenizer(
+        Tokenizer.from_file(str(folder / "tokenizer.json")), max_tokens=max_tokens,
+        overlap=min(chunk_overlap, max_tokens // 2), pad_id=info["pad_id"],
+        padding_side=padding_side or info["padding_side"], lowercase=lowercase,
+    )
+
+
 class OnnxEncoder(TokenEncoder):
     def __init__(self, name: str, folder: Path, *, precision: str, pooling: str, max_tokens: int, prompts: dict,
                  default_prompt: str | None, lowercase: bool, chunk_overlap: int, padding_side: str | None,
                  threads: int | None, token_budget: int, base_fingerprint: str):
         require("onnx")
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         info = read_export_info(folder)
-        windows = WindowTokenizer(
-            Tokenizer.from_file(str(folder / "tokenizer.json")), max_tokens=max_tokens,
-            overlap=min(chunk_overlap, max_tokens // 2), pad_id=info["pad_id"],
-            padding_side=padding_side or info["padding_side"], lowercase=lowercase,
-        )
+        windows = export_windows(folder, info, max_tokens=max_tokens, chunk_overlap=chunk_overlap,
+                                 padding_side=padding_side, lowercase=lowercase)
         super().__init__(name, info["hidden_size"], windows, pooling=pooling, token_budget=token_budget,
                          prompts=prompts, default_prompt=default_prompt)
         options = ort.SessionOptions()

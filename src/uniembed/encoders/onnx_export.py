@@ -127,7 +127,7 @@ def quantize_int8(folder: Path, *, exclusion: str = DEFAULT_INT8_EXCLUSION, sour
 
 def write_export_info(folder: Path, info: dict) -> None:
     info = {k: v for k, v in info.items() if k != "sha256"}
-    info["sha256"] = {name: file_sha256(folder / name) for name in sorted(os.listdir(folder)) if name.endswith((".onnx", ".json")) and name != EXPORT_FILE}
+    info["sha256"] = {name: file_sha256(folder / name) for name in sorted(os.listdir(folder)) if name.endswith((".onnx", ".json", ".xml", ".bin")) and not name.startswith(".") and name != EXPORT_FILE}
     tmp = folder / f".{EXPORT_FILE}.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, folder / EXPORT_FILE)

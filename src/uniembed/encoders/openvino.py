@@ -1,0 +1,137 @@
+"""The OpenVINO backend: the model's cached ONNX export (see onnx_export) compiled by OpenVINO's
+CPU runtime.
+
+- fp32: OpenVINO computing in f32 (the same vectors as torch and ONNX Runtime, to ~1e-6);
+- bf16: OpenVINO computing in bfloat16, on CPUs that have it natively (AVX512-BF16, AMX);
+- int8: post-training static quantisation by NNCF (the `openvino` extra), calibrated on texts
+  that are never a test set: a seeded sample of the Banking77 *train* texts shipped with uniembed,
+  plus longer inputs joined from them (so that activations at later positions are calibrated
+  too). Written once beside the ONNX export as OpenVINO IR (model-ov-int8.xml/.bin), recorded
+  with its recipe and hashes in export.json.
+
+Why it exists (issue 14): on this project's CPU machine, OpenVINO's int8 measured well ahead of
+ONNX Runtime's dynamic int8 in speed *and* closer to the fp32 vectors (bench/select_int8.py).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from uniembed._extras import require
+from uniembed.encoders.base import _digest
+from uniembed.encoders.onnx import export_windows
+from uniembed.encoders.onnx_export import PRECISION_FILES, read_export_info, write_export_info
+from uniembed.encoders.pooling_numpy import pool_numpy
+from uniembed.encoders.token_encoder import TokenEncoder
+from uniembed.errors import ModelLoadError
+
+INT8_XML, INT8_BIN = "model-ov-int8.xml", "model-ov-int8.bin"
+# names the calibration recipe: a cached int8 model from another recipe is quantised again
+INT8_RECIPE = "nncf-transformer-banking77-train-512+64joined-v1"
+CALIBRATION_TEXTS, JOINED_INPUTS, JOINED_FROM, CALIBRATION_BATCH = 512, 64, 24, 32
+
+
+def calibration_texts(seed: int = 0) -> list[str]:
+    """Banking77 train texts (shipped in the package, CC BY 4.0): a seeded sample, plus inputs made
+    of several of them joined, as long as documents get."""
+    import csv
+    import io
+
+    from uniembed.datasets import banking77_dir
+
+    with gzip.open(banking77_dir() / "train.csv.gz", "rt", encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(io.StringIO(f.read()))]
+    rng = np.random.default_rng(seed)
+    picked = [texts[i] for i in rng.choice(len(texts), CALIBRATION_TEXTS, replace=False)]
+    joined = [" ".join(texts[i] for i in rng.choice(len(texts), JOINED_FROM, replace=False)) for _ in range(JOINED_INPUTS)]
+    return picked + joined
+
+
+def _cache_is_intact(folder: Path) -> bool:
+    from uniembed.encoders.onnx_export import file_sha256
+
+    try:
+        info = read_export_info(folder)
+    except ModelLoadError:
+        return False
+    hashes = info.get("sha256", {})
+    return (info.get("openvino_int8_recipe") == INT8_RECIPE and {INT8_XML, INT8_BIN} <= set(hashes)
+            and all((folder / name).is_file() and file_sha256(folder / name) == hashes[name] for name in (INT8_XML, INT8_BIN)))
+
+
+def ensure_int8(folder: Path, windows, input_names: list[str]) -> Path:
+    """The int8 IR beside the ONNX export in `folder`, quantised (and cached) on first use."""
+    if _cache_is_intact(folder):
+        return folder / INT8_XML
+    import nncf
+    import openvino as ov
+
+    texts = calibration_texts()
+    feeds = []
+    for start in range(0, len(texts), CALIBRATION_BATCH):
+        prepared = windows.windows(texts[start : start + CALIBRATION_BATCH], chunk=False)
+        padded = windows.pad(prepared.ids, prepared.type_ids)
+        feeds.append({name: padded[name] for name in input_names})
+    model = ov.Core().read_model(str(folder / PRECISION_FILES["fp32"]))
+    quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+    stem = f".ov-int8-{uuid.uuid4().hex[:8]}"
+    staging_xml, staging_bin = folder / f"{stem}.xml", folder / f"{stem}.bin"
+    try:
+        ov.save_model(quantized, str(staging_xml), compress_to_fp16=False)
+        os.replace(staging_bin, folder / INT8_BIN)  # the weights first: an .xml never names a missing .bin
+        os.replace(staging_xml, folder / INT8_XML)
+    finally:
+        staging_xml.unlink(missing_ok=True)
+        staging_bin.unlink(missing_ok=True)
+    info = read_export_info(folder)
+    info["openvino_int8_recipe"] = INT8_RECIPE
+    write_export_info(folder, info)
+    return folder / INT8_XML
+
+
+class OpenVinoEncoder(TokenEncoder):
+    def __init__(self, name: str, folder: Path, *, precision: str, pooling: str, max_tokens: int, prompts: dict,
+                 default_prompt: str | None, lowercase: bool, chunk_overlap: int, padding_side: str | None,
+                 threads: int | None, token_budget: int, base_fingerprint: str):
+        require("openvino")
+        import openvino as ov
+
+        info = read_export_info(folder)
+        windows = export_windows(folder, info, max_tokens=max_tokens, chunk_overlap=chunk_overlap,
+                                 padding_side=padding_side, lowercase=lowercase)
+        super().__init__(name, info["hidden_size"], windows, pooling=pooling, token_budget=token_budget,
+                         prompts=prompts, default_prompt=default_prompt)
+        self.input_names = info["input_names"]
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision in ("fp32", "bf16"):
+            if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+                raise ModelLoadError("precision='bf16' on the openvino backend needs a CPU with native bfloat16 "
+                                     "(AVX512-BF16 or AMX); this one has none: use fp32 or int8")
+            config["INFERENCE_PRECISION_HINT"] = "f32" if precision == "fp32" else "bf16"
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        source = ensure_int8(folder, windows, self.input_names) if precision == "int8" else folder / PRECISION_FILES["fp32"]
+        self.compiled = core.compile_model(str(source), "CPU", config)
+        self.precision = precision
+        self.device = "cpu (openvino)"
+        # fp32 makes the same vectors as torch (to ~1e-6): same fingerprint, so collections mix them
+        self._fingerprint = base_fingerprint if precision == "fp32" else _digest(base_fingerprint, "openvino", precision)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        # one infer request per call: a compiled model's own request is not safe across threads
+        request = self.compiled.create_infer_request()
+        request.infer({name: padded[name] for name in self.input_names})
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+    def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        hidden = self.hidden_windows(padded)
+        return pool_numpy(hidden, padded["attention_mask"], self.pooling, self.padding_side).astype(np.float32, copy=False)
