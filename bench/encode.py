@@ -10,7 +10,8 @@ round) is the cosine to sentence-transformers' fp32 vectors (mean and worst) and
     python bench/encode.py                # prints a markdown table per workload
     python bench/encode.py --rerun        # short texts again, compared with bench/tables/encode.json
 
-Rounds: 7 on short texts, 5 on documents (ROUNDS; --rounds overrides). With 5 rounds, two runs of
+Rounds: 7 on short texts, 3 on documents (ROUNDS; --rounds overrides; a document round takes
+about 5 minutes here). With 5 rounds, two runs of
 the short-text workload put int8's median 18% apart, so short texts get more; the rerun table
 checks agreement within 15% against the committed run.
 """
@@ -34,6 +35,9 @@ BACKENDS = {
     "uniembed torch bf16": {"backend": "torch", "precision": "bf16"},
     "uniembed onnx fp32": {"backend": "onnx", "precision": "fp32"},
     "uniembed onnx int8": {"backend": "onnx", "precision": "int8"},
+    "uniembed openvino fp32": {"backend": "openvino", "precision": "fp32"},
+    "uniembed openvino bf16": {"backend": "openvino", "precision": "bf16"},
+    "uniembed openvino int8": {"backend": "openvino", "precision": "int8"},
     "uniembed static (256 dims, refined)": {"static": 256},
     "uniembed static (384 dims, refined)": {"static": 384},
 }
@@ -63,7 +67,7 @@ def scifact_docs(n: int = 500) -> list[str]:
 
 
 WORKLOADS = {"STSb sentences": lambda: stsb()[0], "SciFact documents": scifact_docs}
-ROUNDS = {"STSb sentences": 7, "SciFact documents": 5}
+ROUNDS = {"STSb sentences": 7, "SciFact documents": 3}
 WARM_UP_TEXTS = 256  # enough for thread pools and allocators; a whole warm-up pass doubled each run's cost
 
 
