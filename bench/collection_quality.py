@@ -1,8 +1,10 @@
 """SciFact quality vs memory: nDCG@10 and first-stage bytes per vector for each index kind,
-compression and search mode of a Collection, all on the same vectors."""
+compression and search mode of a Collection, all on the same vectors. ms/query: the 300 test
+queries one at a time, in ROUNDS rounds interleaved across the configurations; median (min-max)."""
 from __future__ import annotations
 
 import shutil
+import statistics
 import tempfile
 import time
 import warnings
@@ -29,12 +31,13 @@ CONFIGS = [
     ("BM25 (text only)", dict(index="exact"), "text"),
     ("hybrid BM25 + dense (RRF)", dict(index="exact"), "hybrid"),
 ]
+ROUNDS = 3
 
 
 def run(model) -> list[dict]:
     data, corpus, queries = scifact_vectors(model)
     folder = Path(tempfile.mkdtemp(prefix="uniembed-bench-"))
-    rows, exact_ndcg = [], None
+    rows, exact_ndcg, searches = [], None, []
     try:
         for label, options, mode in CONFIGS:
             dim = options.get("dim")
@@ -44,26 +47,40 @@ def run(model) -> list[dict]:
                 stop = start + 2048
                 col.add(data.corpus_ids[start:stop], vectors[start:stop], texts=data.corpus[start:stop])
             query_vectors = truncate(queries, dim) if dim else queries
-            ndcg, seconds = _ndcg(col, data, query_vectors, mode)
+            ndcg = _ndcg(col, data, query_vectors, mode)
             exact_ndcg = exact_ndcg or ndcg
             info = col.info()
             rows.append({
                 "configuration": label, "nDCG@10": round(100 * ndcg, 2), "% of exact": round(100 * ndcg / exact_ndcg, 1),
                 "bytes/vector": "-" if mode == "text" else round(info.bytes_per_vector, 1),
-                "ms/query": round(1000 * seconds / len(data.queries), 2),
             })
+            searches.append((col, [v if mode == "dense" else t for t, v in zip(data.queries, query_vectors)], mode))
+        seconds = [[] for _ in searches]
+        for _ in range(ROUNDS):  # interleaved: every configuration once per round
+            for i, (col, inputs, mode) in enumerate(searches):
+                seconds[i].append(_time_queries(col, inputs, mode))
+        for row, times in zip(rows, seconds):
+            ms = [1000 * t / len(data.queries) for t in times]
+            row["ms/query"] = f"{statistics.median(ms):.2f} ({min(ms):.2f}-{max(ms):.2f})"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
-def _ndcg(col: Collection, data, query_vectors: np.ndarray, mode: str) -> tuple[float, float]:
-    col.search(query_vectors[0], k=10)  # build the snapshot and index before timing
+def _ndcg(col: Collection, data, query_vectors: np.ndarray, mode: str) -> float:
     scores = []
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for qid, text, vector in zip(data.query_ids, data.queries, query_vectors):
             hits = col.search(vector if mode == "dense" else text, k=10, mode=mode)
             scores.append(ndcg_at_k([h.id for h in hits], data.qrels[qid], 10))
-    return float(np.mean(scores)), time.perf_counter() - start
+    return float(np.mean(scores))
+
+
+def _time_queries(col: Collection, inputs: list, mode: str) -> float:
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for query in inputs:
+            col.search(query, k=10, mode=mode)
+    return time.perf_counter() - started
