@@ -5,6 +5,8 @@ import argparse
 
 
 def add_parser(commands) -> None:
+    from uniembed.encoders.static import SIF_SMOOTHING  # numpy only: the CLI's parsers load it anyway
+
     parser = commands.add_parser(
         "distill", help="make a static model (one vector per token, numpy-only encoding) from a transformer",
         description="Embed every vocabulary token with MODEL, weight by a Zipf prior, optionally refine on a corpus, "
@@ -16,8 +18,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--corpus", default=None, help="texts (txt/jsonl/csv/parquet) to refine the token table on: "
                         "the static model learns to match the teacher on them and weights tokens by "
                         "their frequency there (much better quality)")
-    parser.add_argument("--sif", type=float, default=1e-2, help="smoothing a of the token weights a / (a + frequency "
-                        "in --corpus) (default: 0.01)")
+    parser.add_argument("--sif", type=float, default=SIF_SMOOTHING, help="smoothing a of the token weights a / (a + frequency "
+                        f"in --corpus) (default: {SIF_SMOOTHING:g}, chosen on dev splits by bench/select_static.py)")
     parser.add_argument("--column", default=None, help="text column of --corpus (default: text)")
     parser.add_argument("--device", default=None, help="torch device for the teacher")
     parser.set_defaults(run=run)
