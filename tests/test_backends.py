@@ -133,19 +133,24 @@ def test_an_int8_model_from_an_older_recipe_is_quantised_again(tiny_dir, tmp_pat
     assert json.loads(info_file.read_text())["int8_recipe"] == onnx_export.INT8_RECIPE
 
 
-def test_int8_keeps_the_first_down_projection_and_attention_products_in_fp32(tiny_dir, onnx_cache, encoders):
+def test_int8_exclusions_keep_attention_products_and_the_chosen_down_projections_in_fp32(tiny_dir, onnx_cache, encoders):
     import onnx
 
-    from uniembed.encoders.onnx_export import int8_excluded_nodes
+    from uniembed.encoders.onnx_export import DEFAULT_INT8_EXCLUSION, int8_excluded_nodes
 
-    graph = onnx.load(str(next(onnx_cache.rglob("model.onnx")))).graph
-    weights = {init.name for init in graph.initializer}
-    matmuls = {node.name: node for node in graph.node if node.op_type == "MatMul"}
-    excluded = int8_excluded_nodes(onnx.load(str(next(onnx_cache.rglob("model.onnx")))))
+    model = onnx.load(str(next(onnx_cache.rglob("model.onnx"))))
+    weights = {init.name for init in model.graph.initializer}
+    matmuls = {node.name: node for node in model.graph.node if node.op_type == "MatMul"}
     activation_products = [n for n, node in matmuls.items() if not set(node.input) & weights]
     assert len(activation_products) == 2 * 2  # two per layer, two layers
-    assert set(activation_products) <= set(excluded)
-    assert len(excluded) == len(activation_products) + 1  # plus layer 1's FFN down-projection
+    extra = {exclusion: len(int8_excluded_nodes(model, exclusion)) - len(activation_products)
+             for exclusion in ("none", "first-down-projection", "every-down-projection")}
+    assert extra == {"none": 0, "first-down-projection": 1, "every-down-projection": 2}  # one FFN down-projection per layer
+    for exclusion in extra:
+        assert set(activation_products) <= set(int8_excluded_nodes(model, exclusion))
+    assert int8_excluded_nodes(model) == int8_excluded_nodes(model, DEFAULT_INT8_EXCLUSION)
+    with pytest.raises(ValueError, match="exclusion must be one of"):
+        int8_excluded_nodes(model, "most")
 
 
 def test_a_corrupt_cache_is_rebuilt(tiny_dir, tmp_path, monkeypatch):
