@@ -9,8 +9,8 @@ it), so that published numbers can be compared:
 
 Speed: one-vs-rest logistic regression is a sum of independent per-label problems, so all labels
 are fitted at once as one (features x labels) weight matrix by L-BFGS: the optimum is each label's
-own optimum, and a 10,312-node, 39-label graph takes seconds per fraction where 39 separate
-scikit-learn fits took minutes. The threshold variant (predict a label when its probability
+own optimum (a test checks it against scikit-learn). The matrices are small, so BLAS runs on one
+thread: two OpenBLAS threads on a busy 2-core machine made each fit 7x slower. The threshold variant (predict a label when its probability
 exceeds 0.5, scikit-learn's OneVsRest `predict`) is kept as an option: it is what this project
 reported before, and it is not comparable with published tables.
 """
@@ -91,22 +91,29 @@ def multilabel_classification(embeddings: np.ndarray, y: np.ndarray, *, train_fr
     if len(labelled) < 4:
         raise InputError(f"multi-label classification needs at least 4 labelled nodes, got {len(labelled)}")
     x = np.asarray(embeddings, dtype=np.float64)
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
     rng = np.random.default_rng(seed)
-    by_fraction = []
-    for fraction in fractions:
-        scores, solution = [], None
-        for _ in range(shuffles):
-            order = rng.permutation(labelled)
-            cut = min(len(order) - 1, max(1, int(round(fraction * len(order)))))
-            train, test = order[:cut], order[cut:]
-            mean, std = x[train].mean(0), x[train].std(0)
-            scale = np.where(std > 0, std, 1.0)
-            solution = weights, bias = fit_one_vs_rest((x[train] - mean) / scale, y[train], c=c, start=solution)
-            logits = (x[test] - mean) / scale @ weights + bias
-            predicted = top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
-            scores.append(f1_scores(y[test], predicted.astype(bool)))
-        scores = np.array(scores)
-        by_fraction.append({"train_fraction": float(fraction), "micro_f1": float(scores[:, 0].mean()),
-                            "macro_f1": float(scores[:, 1].mean()), "micro_f1_std": float(scores[:, 0].std()),
-                            "macro_f1_std": float(scores[:, 1].std())})
+    with threadpool_limits(1):
+        by_fraction = [_score_fraction(x, y, labelled, fraction, shuffles=shuffles, decision=decision, c=c, rng=rng)
+                       for fraction in fractions]
     return {"decision": decision, "shuffles": shuffles, "by_fraction": by_fraction}
+
+
+def _score_fraction(x: np.ndarray, y: np.ndarray, labelled: np.ndarray, fraction: float, *, shuffles: int,
+                    decision: str, c: float, rng) -> dict:
+    """Mean and std of micro/macro F1 over `shuffles` random splits at one train fraction."""
+    scores, solution = [], None
+    for _ in range(shuffles):
+        order = rng.permutation(labelled)
+        cut = min(len(order) - 1, max(1, int(round(fraction * len(order)))))
+        train, test = order[:cut], order[cut:]
+        mean, std = x[train].mean(0), x[train].std(0)
+        scale = np.where(std > 0, std, 1.0)
+        solution = weights, bias = fit_one_vs_rest((x[train] - mean) / scale, y[train], c=c, start=solution)
+        logits = (x[test] - mean) / scale @ weights + bias
+        predicted = top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
+        scores.append(f1_scores(y[test], predicted.astype(bool)))
+    scores = np.array(scores)
+    return {"train_fraction": float(fraction), "micro_f1": float(scores[:, 0].mean()), "macro_f1": float(scores[:, 1].mean()),
+            "micro_f1_std": float(scores[:, 0].std()), "macro_f1_std": float(scores[:, 1].std())}
