@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "bench" / "tables"
 README = ROOT / "README.md"
-LIBRARIES = ("uniembed", "torch", "numpy", "onnxruntime", "sentence-transformers", "transformers", "faiss-cpu",
-             "lancedb", "scikit-learn", "uvicorn")
+LIBRARIES = ("uniembed", "torch", "numpy", "onnxruntime", "openvino", "nncf", "sentence-transformers", "transformers",
+             "faiss-cpu", "lancedb", "scikit-learn", "uvicorn")
 MARKER = re.compile(r"<!-- table: (?P<bench>[\w-]+) / (?P<title>.+?) -->\n(?P<body>.*?)<!-- /table -->", re.S)
 HIDDEN_COLUMNS = {"ok"}  # pass/fail flags drive bench/run.py's exit status; the README says it in words
 
