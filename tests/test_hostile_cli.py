@@ -132,8 +132,12 @@ def test_a_signal_mid_run_leaves_no_partial_file(tmp_path, tiny_dir, sig):
     (tmp_path / "t.txt").write_text("".join(f"the cat sat on the mat number {i}\n" for i in range(300_000)))
     command = [sys.executable, "-m", "uniembed.cli.main", "embed", str(tmp_path / "t.txt"), "-o",
                str(tmp_path / "v.npy"), "--model", str(tiny_dir), "--device", "cpu"]
+    # a suite started in the background (`cmd &`, nohup) inherits SIGINT as *ignored*, and Python
+    # then installs no KeyboardInterrupt handler: give the child the default disposition a user's
+    # terminal gives it, so the test does not depend on how pytest was launched
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
-                               "PYTHONPATH": str(Path(__file__).parent)})
+                               "PYTHONPATH": str(Path(__file__).parent)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".v.npy.*.tmp")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
