@@ -42,50 +42,55 @@ def ensure_export(weights_dir: Path, weights_digest: str, precision: str) -> Pat
     return folder
 
 
-def export_windows(folder: Path, info: dict, *, max_tokens: int, chunk_overlap: int, padding_side: str | None,
-                   lowercase: bool) -> WindowTokenizer:
-    """The tokenizer of an export folder, cut into windows as the model was exported to read."""
-    from tokenizers import Tokenizer
+class ExportEncoder(TokenEncoder):
+    """An encoder over a cached ONNX export folder (the onnx and openvino backends): the export's
+    tokenizer cut into windows, its input names, and the fingerprint rule; subclasses run it."""
 
-    return WindowTokenizer(
-        Tokenizer.from_file(str(folder / "tokenizer.json")), max_tokens=max_tokens,
-        overlap=min(chunk_overlap, max_tokens // 2), pad_id=info["pad_id"],
-        padding_side=padding_side or info["padding_side"], lowercase=lowercase,
-    )
-
-
-class OnnxEncoder(TokenEncoder):
     def __init__(self, name: str, folder: Path, *, precision: str, pooling: str, max_tokens: int, prompts: dict,
                  default_prompt: str | None, lowercase: bool, chunk_overlap: int, padding_side: str | None,
-                 threads: int | None, token_budget: int, base_fingerprint: str):
-        require("onnx")
-        import onnxruntime as ort
+                 token_budget: int, base_fingerprint: str, runtime: str):
+        from tokenizers import Tokenizer
 
         info = read_export_info(folder)
-        windows = export_windows(folder, info, max_tokens=max_tokens, chunk_overlap=chunk_overlap,
-                                 padding_side=padding_side, lowercase=lowercase)
+        windows = WindowTokenizer(
+            Tokenizer.from_file(str(folder / "tokenizer.json")), max_tokens=max_tokens,
+            overlap=min(chunk_overlap, max_tokens // 2), pad_id=info["pad_id"],
+            padding_side=padding_side or info["padding_side"], lowercase=lowercase,
+        )
         super().__init__(name, info["hidden_size"], windows, pooling=pooling, token_budget=token_budget,
                          prompts=prompts, default_prompt=default_prompt)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / PRECISION_FILES[precision]), options, providers=["CPUExecutionProvider"])
         self.input_names = info["input_names"]
         self.precision = precision
-        self.device = "cpu (onnxruntime)"
+        self.device = f"cpu ({runtime})"
         # fp32 makes the same vectors as torch (to ~1e-6): same fingerprint, so collections mix them
-        self._fingerprint = base_fingerprint if precision == "fp32" else _digest(base_fingerprint, precision)
+        self._fingerprint = base_fingerprint if precision == "fp32" else _digest(base_fingerprint, *self._variant())
+
+    def _variant(self) -> tuple:
+        """What besides the weights makes a non-fp32 vector (kept as each backend has always hashed it)."""
+        return (self.precision,)
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {name: padded[name] for name in self.input_names})[0].astype(np.float32, copy=False)
-
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
         hidden = self.hidden_windows(padded)
         return pool_numpy(hidden, padded["attention_mask"], self.pooling, self.padding_side).astype(np.float32, copy=False)
+
+
+class OnnxEncoder(ExportEncoder):
+    def __init__(self, name: str, folder: Path, *, precision: str, threads: int | None, **common):
+        require("onnx")
+        import onnxruntime as ort
+
+        super().__init__(name, folder, precision=precision, runtime="onnxruntime", **common)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(folder / PRECISION_FILES[precision]), options, providers=["CPUExecutionProvider"])
+
+    def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {name: padded[name] for name in self.input_names})[0].astype(np.float32, copy=False)
 
 
 def base_fingerprint(weights_digest: str, pooling: str, max_tokens: int, prompts: dict, dim: int) -> str:

@@ -22,11 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from uniembed._extras import require
-from uniembed.encoders.base import _digest
-from uniembed.encoders.onnx import export_windows
+from uniembed.encoders.onnx import ExportEncoder
 from uniembed.encoders.onnx_export import PRECISION_FILES, read_export_info, write_export_info
-from uniembed.encoders.pooling_numpy import pool_numpy
-from uniembed.encoders.token_encoder import TokenEncoder
 from uniembed.errors import ModelLoadError
 
 INT8_XML, INT8_BIN = "model-ov-int8.xml", "model-ov-int8.bin"
@@ -93,19 +90,12 @@ def ensure_int8(folder: Path, windows, input_names: list[str]) -> Path:
     return folder / INT8_XML
 
 
-class OpenVinoEncoder(TokenEncoder):
-    def __init__(self, name: str, folder: Path, *, precision: str, pooling: str, max_tokens: int, prompts: dict,
-                 default_prompt: str | None, lowercase: bool, chunk_overlap: int, padding_side: str | None,
-                 threads: int | None, token_budget: int, base_fingerprint: str):
+class OpenVinoEncoder(ExportEncoder):
+    def __init__(self, name: str, folder: Path, *, precision: str, threads: int | None, **common):
         require("openvino")
         import openvino as ov
 
-        info = read_export_info(folder)
-        windows = export_windows(folder, info, max_tokens=max_tokens, chunk_overlap=chunk_overlap,
-                                 padding_side=padding_side, lowercase=lowercase)
-        super().__init__(name, info["hidden_size"], windows, pooling=pooling, token_budget=token_budget,
-                         prompts=prompts, default_prompt=default_prompt)
-        self.input_names = info["input_names"]
+        super().__init__(name, folder, precision=precision, runtime="openvino", **common)
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if precision in ("fp32", "bf16"):
@@ -115,23 +105,14 @@ class OpenVinoEncoder(TokenEncoder):
             config["INFERENCE_PRECISION_HINT"] = "f32" if precision == "fp32" else "bf16"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        source = ensure_int8(folder, windows, self.input_names) if precision == "int8" else folder / PRECISION_FILES["fp32"]
+        source = ensure_int8(folder, self.windows, self.input_names) if precision == "int8" else folder / PRECISION_FILES["fp32"]
         self.compiled = core.compile_model(str(source), "CPU", config)
-        self.precision = precision
-        self.device = "cpu (openvino)"
-        # fp32 makes the same vectors as torch (to ~1e-6): same fingerprint, so collections mix them
-        self._fingerprint = base_fingerprint if precision == "fp32" else _digest(base_fingerprint, "openvino", precision)
 
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
+    def _variant(self) -> tuple:
+        return ("openvino", self.precision)
 
     def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
         # one infer request per call: a compiled model's own request is not safe across threads
         request = self.compiled.create_infer_request()
         request.infer({name: padded[name] for name in self.input_names})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
-
-    def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
-        hidden = self.hidden_windows(padded)
-        return pool_numpy(hidden, padded["attention_mask"], self.pooling, self.padding_side).astype(np.float32, copy=False)

@@ -126,14 +126,8 @@ def _multilabel(embeddings, labels, labelled, split, *, repeats, seed, decision,
         return {"accuracy": None, "micro_f1": first["micro_f1"], "macro_f1": first["macro_f1"], "splits": repeats, **result}
     if decision not in multilabel.DECISIONS:
         raise InputError(f"decision must be one of {', '.join(multilabel.DECISIONS)}, got {decision!r}")
-    x = np.asarray(embeddings, dtype=np.float64)
-    train, test = split["train"], split["test"]
-    mean, std = x[train].mean(0), x[train].std(0)
-    scale = np.where(std > 0, std, 1.0)
-    weights, bias = multilabel.fit_one_vs_rest((x[train] - mean) / scale, y[train])
-    logits = (x[test] - mean) / scale @ weights + bias
-    predicted = multilabel.top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
-    micro, macro = multilabel.f1_scores(y[test], predicted.astype(bool))
+    (micro, macro), _ = multilabel.score_split(np.asarray(embeddings, dtype=np.float64), y, split["train"], split["test"],
+                                               decision=decision)
     return {"accuracy": None, "micro_f1": micro, "macro_f1": macro, "splits": 1, "decision": decision}
 
 

@@ -100,6 +100,18 @@ def multilabel_classification(embeddings: np.ndarray, y: np.ndarray, *, train_fr
     return {"decision": decision, "shuffles": shuffles, "by_fraction": by_fraction}
 
 
+def score_split(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, decision: str = "top-k",
+                c: float = 1.0, start=None) -> tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+    """((micro F1, macro F1) on `test`, the fitted (weights, intercepts)): features standardised on
+    the train part, one-vs-rest fit there, `decision` applied to the test nodes' scores."""
+    mean, std = x[train].mean(0), x[train].std(0)
+    scale = np.where(std > 0, std, 1.0)
+    weights, bias = fit_one_vs_rest((x[train] - mean) / scale, y[train], c=c, start=start)
+    logits = (x[test] - mean) / scale @ weights + bias
+    predicted = top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
+    return f1_scores(y[test], predicted.astype(bool)), (weights, bias)
+
+
 def _score_fraction(x: np.ndarray, y: np.ndarray, labelled: np.ndarray, fraction: float, *, shuffles: int,
                     decision: str, c: float, rng) -> dict:
     """Mean and std of micro/macro F1 over `shuffles` random splits at one train fraction."""
@@ -107,13 +119,8 @@ def _score_fraction(x: np.ndarray, y: np.ndarray, labelled: np.ndarray, fraction
     for _ in range(shuffles):
         order = rng.permutation(labelled)
         cut = min(len(order) - 1, max(1, int(round(fraction * len(order)))))
-        train, test = order[:cut], order[cut:]
-        mean, std = x[train].mean(0), x[train].std(0)
-        scale = np.where(std > 0, std, 1.0)
-        solution = weights, bias = fit_one_vs_rest((x[train] - mean) / scale, y[train], c=c, start=solution)
-        logits = (x[test] - mean) / scale @ weights + bias
-        predicted = top_k_predictions(logits, y[test]) if decision == "top-k" else logits > 0
-        scores.append(f1_scores(y[test], predicted.astype(bool)))
+        f1, solution = score_split(x, y, order[:cut], order[cut:], decision=decision, c=c, start=solution)
+        scores.append(f1)
     scores = np.array(scores)
     return {"train_fraction": float(fraction), "micro_f1": float(scores[:, 0].mean()), "macro_f1": float(scores[:, 1].mean()),
             "micro_f1_std": float(scores[:, 0].std()), "macro_f1_std": float(scores[:, 1].std())}
