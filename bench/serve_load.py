@@ -28,13 +28,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIENTS = (1, 8, 32, 64)
 
 
 def sentences() -> list[str]:
-    lines = (DATA / "stsb" / "sts-test.csv").read_text(encoding="utf-8").splitlines()
-    return list(dict.fromkeys(s for line in lines for s in line.split("\t")[5:7]))
+    from splits import stsb_sentences  # bench/ is on sys.path when a bench runs
+
+    return stsb_sentences("sts-test.csv")
 
 
 class Server:

@@ -36,16 +36,21 @@ def sts_at_dim(model, path: Path, dim: int) -> float:
     return round(100 * spearman((a * b).sum(1).tolist(), list(data.scores)), 2)
 
 
-def scifact_scores(model) -> dict[str, float]:
+def scifact_scores(model, *, cached: bool = False) -> dict[str, float]:
     """SciFact test nDCG@10 over all 300 claims, and split by whether a claim's relevant abstracts
     are positives of some training claim ("seen") or not."""
 
     from splits import ndcg_at_10, unseen_document_queries
     from uniembed.eval.loaders import load_beir
 
-    data = load_beir(DATA / "scifact", "test")
-    corpus = model.encode(data.corpus, prompt="document", show_progress=False)
-    queries = model.encode(data.queries, prompt="query", show_progress=False)
+    if cached:  # the untouched model's vectors, shared with the other benches (bench/.cache)
+        from scifact_vectors import scifact_vectors
+
+        data, corpus, queries = scifact_vectors(model)
+    else:
+        data = load_beir(DATA / "scifact", "test")
+        corpus = model.encode(data.corpus, prompt="document", show_progress=False)
+        queries = model.encode(data.queries, prompt="query", show_progress=False)
     unseen = unseen_document_queries(data)
     seen = sorted(set(range(len(data.query_ids))) - set(unseen))
     return {f"SciFact nDCG@10 (test, all {len(data.query_ids)} claims)": ndcg_at_10(corpus, queries, data),
@@ -57,10 +62,10 @@ def scifact_demo(epochs: int, negatives: int) -> list[dict]:
     import uniembed
     from uniembed.train import TrainConfig, train
 
-    def measured(model) -> dict[str, float]:
-        return {**scifact_scores(model), "STSb Spearman (test)": score(model, "sts", DATA / "stsb" / "sts-test.csv")}
+    def measured(model, cached: bool = False) -> dict[str, float]:
+        return {**scifact_scores(model, cached=cached), "STSb Spearman (test)": score(model, "sts", DATA / "stsb" / "sts-test.csv")}
 
-    base = measured(uniembed.load())  # the untouched model, measured in this run
+    base = measured(uniembed.load(), cached=True)  # the untouched model, measured in this run
     started = time.perf_counter()
     result = train(TrainConfig(data=str(DATA / "scifact"), output=str(OUT / "scifact-mnrl"), loss="mnrl", epochs=epochs,
                                batch_size=32, learning_rate=3e-5, hard_negatives=negatives, seed=42))
