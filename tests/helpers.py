@@ -136,3 +136,36 @@ def write_tiny_pylate(directory: Path, *, query_length: int = 8, document_length
     generator = torch.Generator().manual_seed(seed + 1)
     save_file({"linear.weight": torch.randn(out_features, 32, generator=generator)}, str(directory / "1_Dense" / "model.safetensors"))
     return directory
+
+
+def write_tiny_dual(directory: Path, kind: str = "clip", *, seed: int = 0, image_size: int = 32) -> Path:
+    """A tiny CLIP or SigLIP (2 layers per tower, random weights) in transformers' layout: config,
+    safetensors, the tiny WordPiece tokenizer and the processor's preprocessor_config.json."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
+    tokenizer = _wordpiece_tokenizer(vocab)
+    tokenizer.model_max_length = 24
+    tokenizer.save_pretrained(directory)
+    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=24, pad_token_id=0)
+    vision = dict(image_size=image_size, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                  num_attention_heads=4)
+    torch.manual_seed(seed)
+    if kind == "clip":
+        config = CLIPConfig(text_config=dict(text, bos_token_id=2, eos_token_id=3), vision_config=vision, projection_dim=24)
+        model = CLIPModel(config)
+        processor = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size},
+                     "do_center_crop": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                     "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}
+    else:
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+        processor = {"size": {"height": image_size, "width": image_size}, "do_center_crop": False,
+                     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "image_processor_type": "SiglipImageProcessor"}
+    model.save_pretrained(directory, safe_serialization=True)
+    processor.update(do_resize=True, resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True, do_convert_rgb=True)
+    (directory / "preprocessor_config.json").write_text(json.dumps(processor))
+    return directory

@@ -16,7 +16,8 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino", "nncf", "tokenizers"),
     "static": ("tokenizers", "safetensors"),
     "serve": ("fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"),
-    "graph": ("scipy",),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
+    "graph": ("scipy",),
+    "images": ("PIL",),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 
 

@@ -71,6 +71,8 @@ def _check_positive_int(name: str, value: object) -> None:
 class Encoder(ABC):
     """Turns texts into float32 vectors of a fixed dimension."""
 
+    modalities: tuple[str, ...] = ("text",)  # encoders with an image tower add "image" (multimodal.ImageTower)
+
     def __init__(
         self,
         name: str,
@@ -138,6 +140,21 @@ class Encoder(ABC):
         if dim is not None:
             return truncate(vectors, dim, normalize=normalize)
         return l2_normalize(vectors) if normalize else vectors
+
+    def encode_images(self, images, **options) -> np.ndarray:
+        """Embed images; only models with an image tower (CLIP, SigLIP, bound models) can."""
+        raise InputError(f"model {self.name} embeds text only: it has no image encoder "
+                         "(load a CLIP or SigLIP directory, or a model made by `uniembed bind`)")
+
+    def encode_items(self, items, *, image_weight: float = 0.5, prompt: str | None = None, dim: int | None = None,
+                     batch_size: int = 32, show_progress: bool | None = None) -> np.ndarray:
+        """Embed items {"image": ..., "text": ...} (either or both) into (n, dim) unit vectors. An
+        item with both is `image_weight * image + (1 - image_weight) * text` (each normalised),
+        renormalised; `prompt` applies to the text part. Text-only models take text-only items."""
+        from uniembed.encoders.multimodal import encode_items
+
+        return encode_items(self, items, image_weight=image_weight, prompt=prompt, dim=dim, batch_size=batch_size,
+                            show_progress=show_progress)
 
     def prompt_prefix(self, prompt: str | None) -> str:
         """The text prepended for prompt name `prompt` ("" for none)."""

@@ -59,6 +59,18 @@ def load(
         from uniembed.encoders.static import StaticEncoder
 
         return StaticEncoder.load(directory, name=name)
+    from uniembed.encoders.dual import dual_model_type, load_dual
+
+    kind = dual_model_type(directory)
+    if kind is not None:
+        if backend != "torch":
+            raise InputError(f"{kind.upper()} models run on the torch backend; got backend={backend!r}")
+        given = [option for option, value in (("pooling", pooling), ("max_tokens", max_tokens), ("padding_side", padding_side),
+                                              ("layers", layers), ("dim", dim)) if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: not options of {kind.upper()} models (their processor fixes them)")
+        read_model_dir(directory)  # the same checks: config, safetensors (never pickle), tokenizer
+        return load_dual(name, directory, kind, precision=precision, device=device, threads=threads)
     config = read_model_dir(directory)
     if backend in ("onnx", "openvino") and (layers is not None or dim is not None):
         raise InputError(f"layers= and dim= are supported by the torch backend; truncate {backend} outputs with encode(dim=...)")
