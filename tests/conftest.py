@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FakeEncoder, write_tiny_bert
+from helpers import FakeEncoder, write_tiny_bert, write_tiny_dual
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
@@ -22,6 +22,20 @@ def tiny_model(tiny_dir):
     import uniembed
 
     return uniembed.load(tiny_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> Path:
+    """A tiny CLIP (random weights, 32x32 images, 24-dim space) in transformers' layout."""
+    pytest.importorskip("PIL")
+    return write_tiny_dual(tmp_path_factory.mktemp("clip") / "tiny-clip", "clip")
+
+
+@pytest.fixture(scope="session")
+def clip_model(clip_dir):
+    import uniembed
+
+    return uniembed.load(clip_dir, device="cpu")
 
 
 @pytest.fixture

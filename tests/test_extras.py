@@ -26,6 +26,7 @@ MODULES = {
     "serve": ["uniembed.serve.app", "uniembed.serve.routes_collections", "uniembed.serve.routes_embeddings",
               "uniembed.serve.protocol", "uniembed.serve.guard"],
     "graph": ["uniembed.graph", "uniembed.graph.evaluate"],
+    "images": ["uniembed.images.decode", "uniembed.images.preprocess", "uniembed.images.files", "PIL.Image"],
 }
 CHECK = """
 import importlib, sys
@@ -37,6 +38,10 @@ for name in modules:
 if extra == "serve":
     from uniembed.serve import ServeSettings, create_app
     create_app(ServeSettings())
+if extra == "images":
+    from uniembed.images.decode import to_rgb
+    import numpy as np
+    assert to_rgb(np.zeros((2, 3), dtype=np.uint8), "x").size == (3, 2)
 if extra == "graph":
     from uniembed.graph import embed
     import numpy as np, scipy.sparse as sp

@@ -43,8 +43,9 @@ def check_images(images: object) -> list:
     return items
 
 
-def check_items(items: object) -> list[dict]:
-    """`items` as a list of {"image"?, "text"?} dicts, or InputError naming the first bad item."""
+def check_items(items: object, labels: Sequence[str] | None = None) -> list[dict]:
+    """`items` as a list of {"image"?, "text"?} dicts, or InputError naming the first bad item
+    (by `labels[i]` when given, e.g. "file.jsonl:12", else "item i")."""
     if isinstance(items, dict):
         raise InputError("expected a list of items, got a single dict; wrap it in a list")
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
@@ -53,17 +54,17 @@ def check_items(items: object) -> list[dict]:
     if not out:
         raise InputError("expected at least one item, got an empty list")
     for index, item in enumerate(out):
+        where = labels[index] if labels is not None else f"item {index}"
         if not isinstance(item, dict):
-            raise InputError(f"item {index} is {type(item).__name__}, expected a dict with 'image' and/or 'text'")
+            raise InputError(f"{where} is {type(item).__name__}, expected a dict with 'image' and/or 'text'")
         unknown = sorted(set(item) - set(ITEM_KEYS))
         if unknown:
-            raise InputError(f"item {index} has unknown key(s) {unknown}; an item holds 'image' and/or 'text'")
-        present = [key for key in ITEM_KEYS if item.get(key) is not None]
-        if not present:
-            raise InputError(f"item {index} has neither an image nor a text")
+            raise InputError(f"{where} has unknown key(s) {unknown}; an item holds 'image' and/or 'text'")
+        if all(item.get(key) is None for key in ITEM_KEYS):
+            raise InputError(f"{where} has neither an image nor a text")
         text = item.get("text")
         if text is not None and (not isinstance(text, str) or not text):
-            raise InputError(f"item {index}: 'text' must be a non-empty string, got {text!r:.40}")
+            raise InputError(f"{where}: 'text' must be a non-empty string, got {text!r:.40}")
     return out
 
 
@@ -79,14 +80,17 @@ def fuse(image: np.ndarray, text: np.ndarray, image_weight: float) -> np.ndarray
 
 
 def encode_items(encoder, items, *, image_weight: float = 0.5, prompt: str | None = None, dim: int | None = None,
-                 batch_size: int = 32, show_progress: bool | None = None, base: Path | None = None) -> np.ndarray:
-    """(n, dim) unit vectors of image / text / image+text items (see the module docstring)."""
-    items = check_items(items)
+                 batch_size: int = 32, show_progress: bool | None = None, base: Path | None = None,
+                 labels: Sequence[str] | None = None) -> np.ndarray:
+    """(n, dim) unit vectors of image / text / image+text items (see the module docstring).
+    labels: how errors name each item (default "item <index>")."""
+    items = check_items(items, labels)
+    names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
     weight = check_image_weight(image_weight)
     with_image = [i for i, item in enumerate(items) if item.get("image") is not None]
     with_text = [i for i, item in enumerate(items) if item.get("text") is not None]
     if with_image and "image" not in encoder.modalities:
-        raise InputError(f"item {with_image[0]} holds an image, but model {encoder.name} embeds text only")
+        raise InputError(f"{names[with_image[0]]} holds an image, but model {encoder.name} embeds text only")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= encoder.dim):
         raise InputError(f"dim must be an integer in [1, {encoder.dim}], got {dim!r}")
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
@@ -97,7 +101,7 @@ def encode_items(encoder, items, *, image_weight: float = 0.5, prompt: str | Non
         has_text[with_text] = True
     if with_image:
         images = encoder.encode_images([items[i]["image"] for i in with_image], batch_size=batch_size,
-                                       show_progress=show_progress, base=base, labels=[f"item {i}" for i in with_image])
+                                       show_progress=show_progress, base=base, labels=[names[i] for i in with_image])
         both = has_text[with_image]
         out[with_image] = np.where(both[:, None], fuse(images, out[with_image], weight), images)
     return out if dim is None else truncate(out, dim, normalize=True)

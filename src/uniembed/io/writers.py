@@ -57,10 +57,11 @@ class VectorWriter:
         self.rows = 0
         self._file = _AtomicFile(path)
 
-    def write(self, vectors: np.ndarray) -> None:
+    def write(self, vectors: np.ndarray, ids: list[str] | None = None) -> None:
+        """Append rows; `ids` name them (parquet keeps them in an `id` column, .npy keeps order only)."""
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise InputError(f"expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        self._write(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._write(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self.rows += len(vectors)
 
     def close(self) -> None:
@@ -80,7 +81,7 @@ class VectorWriter:
         else:
             self.abort()
 
-    def _write(self, vectors: np.ndarray) -> None:  # pragma: no cover - abstract
+    def _write(self, vectors: np.ndarray, ids: list[str] | None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _finish(self) -> None:  # pragma: no cover - abstract
@@ -98,7 +99,7 @@ class NpyWriter(VectorWriter):
         self._fh = open(self._file.tmp, "wb")
         self._fh.write(_npy_header((0, dim)))
 
-    def _write(self, vectors: np.ndarray) -> None:
+    def _write(self, vectors: np.ndarray, ids: list[str] | None) -> None:
         self._fh.write(vectors.astype("<f4", copy=False).tobytes())
 
     def _finish(self) -> None:
@@ -121,9 +122,10 @@ def _npy_header(shape: tuple[int, int]) -> bytes:
 
 
 class ParquetVectorWriter(VectorWriter):
-    """.parquet with columns `row` (int64) and `embedding` (fixed-size list of float32)."""
+    """.parquet with columns `row` (int64), `id` (string; only when the rows have ids, e.g. the
+    relative paths of a folder of images) and `embedding` (fixed-size list of float32)."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, dim: int, with_ids: bool = False):
         super().__init__(path, dim)
         from uniembed._extras import require
 
@@ -132,15 +134,21 @@ class ParquetVectorWriter(VectorWriter):
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self._schema = pa.schema([("row", pa.int64()), ("embedding", pa.list_(pa.float32(), dim))])
+        self.with_ids = with_ids
+        fields = [("row", pa.int64())] + ([("id", pa.string())] if with_ids else []) + [("embedding", pa.list_(pa.float32(), dim))]
+        self._schema = pa.schema(fields)
         self._writer = pq.ParquetWriter(self._file.tmp, self._schema)
 
-    def _write(self, vectors: np.ndarray) -> None:
+    def _write(self, vectors: np.ndarray, ids: list[str] | None) -> None:
         pa = self._pa
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
-        column = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-        rows = pa.array(np.arange(self.rows, self.rows + len(vectors), dtype=np.int64))
-        self._writer.write_table(pa.Table.from_arrays([rows, column], schema=self._schema))
+        columns = [pa.array(np.arange(self.rows, self.rows + len(vectors), dtype=np.int64))]
+        if self.with_ids:
+            if ids is None or len(ids) != len(vectors):
+                raise InputError(f"{self.path}: every row needs an id")
+            columns.append(pa.array(ids, type=pa.string()))
+        columns.append(pa.FixedSizeListArray.from_arrays(flat, self.dim))
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
 
     def _finish(self) -> None:
         self._writer.close()
@@ -149,8 +157,8 @@ class ParquetVectorWriter(VectorWriter):
         self._writer.close()
 
 
-def open_vector_writer(path: str | Path, dim: int) -> VectorWriter:
-    """A writer for `path` by its extension (.npy or .parquet)."""
+def open_vector_writer(path: str | Path, dim: int, *, with_ids: bool = False) -> VectorWriter:
+    """A writer for `path` by its extension (.npy or .parquet; `with_ids`: parquet gets an id column)."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in VECTOR_FORMATS:
@@ -159,4 +167,4 @@ def open_vector_writer(path: str | Path, dim: int) -> VectorWriter:
         raise InputError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():  # found now, not after all the work
         raise InputError(f"{path} is a folder; -o needs a file name ending in .npy or .parquet")
-    return NpyWriter(path, dim) if fmt == "npy" else ParquetVectorWriter(path, dim)
+    return NpyWriter(path, dim) if fmt == "npy" else ParquetVectorWriter(path, dim, with_ids=with_ids)
