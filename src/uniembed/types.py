@@ -22,6 +22,7 @@ class Item:
     payload: dict
     vectors: dict  # field -> float32 (dim,) array
     tokens: object = None  # multi-vector collections: the (tokens, dim) float32 token vectors
+    image: bytes | str | None = None  # image collections: the image's bytes, or its path relative to the image root
 
 
 @dataclass(frozen=True)

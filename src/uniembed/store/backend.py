@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-ID, TEXT, PAYLOAD, TOKENS = "id", "text", "payload", "tokens"
+ID, TEXT, PAYLOAD, TOKENS, IMAGE = "id", "text", "payload", "tokens", "image"
 VECTOR_PREFIX, FIELD_PREFIX = "vec_", "p_"
 
 ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
@@ -26,13 +26,16 @@ def payload_column(field: str) -> str:
     return FIELD_PREFIX + field
 
 
-def base_schema(fields: dict[str, int], *, tokens: bool = False) -> pa.Schema:
+def base_schema(fields: dict[str, int], *, tokens: bool = False, image: str | None = None) -> pa.Schema:
     """id, text, payload JSON, and a fixed-size float32 vector column per named field; with
-    `tokens`, a binary column of packed token vectors (multi-vector collections)."""
+    `tokens`, a binary column of packed token vectors (multi-vector collections); with `image`
+    ("bytes" or "path"), the item's image or its path (image collections, see store/images.py)."""
     columns = [pa.field(ID, pa.string(), nullable=False), pa.field(TEXT, pa.string()), pa.field(PAYLOAD, pa.string())]
     columns += [pa.field(vector_column(name), pa.list_(pa.float32(), dim)) for name, dim in fields.items()]
     if tokens:
         columns.append(pa.field(TOKENS, pa.binary()))
+    if image is not None:
+        columns.append(pa.field(IMAGE, pa.binary() if image == "bytes" else pa.string()))
     return pa.schema(columns)
 
 

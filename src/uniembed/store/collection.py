@@ -22,12 +22,14 @@ from uniembed.errors import CollectionDamagedError, InputError
 from uniembed.index.base import check_index_params
 from uniembed.multivector import FDEConfig
 from uniembed.store.backend import (
-    ARROW_TYPES, FIELD_PREFIX, ID, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column, vector_column,
+    ARROW_TYPES, FIELD_PREFIX, ID, IMAGE, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column,
+    vector_column,
 )
 from uniembed.store.filters import parse_filter, to_sql
 from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend registers the "lance" backend)
 from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
+from uniembed.store.images import ImageSpec
 from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.multivector import (
     TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
@@ -73,6 +75,7 @@ class Collection:
         self._checked_at = 0.0
         self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
         self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
+        self.images = ImageSpec(**meta.images) if meta.images else None
         self._fde = make_fde(self.multivector) if self.multivector else None
 
     # -- creating and opening ----------------------------------------------------------------
@@ -91,6 +94,9 @@ class Collection:
         multivector: str | None = None,
         fde: FDEConfig | dict | None = None,
         token_storage: str = "float16",
+        images: str | None = None,
+        image_root: str | Path | None = None,
+        max_image_bytes: int | None = None,
     ) -> "Collection":
         """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
         with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
@@ -98,12 +104,27 @@ class Collection:
 
         multivector="muvera": each item keeps its token vectors (token_storage "float16" or "int8")
         and their MUVERA FDE (parameters `fde`), which the index searches for candidates that exact
-        MaxSim then ranks. Without a model, `dim` is the token vectors' dimension."""
+        MaxSim then ranks. Without a model, `dim` is the token vectors' dimension.
+
+        images="bytes" or "path": the collection keeps each item's image (its bytes, up to
+        `max_image_bytes`, default 4 MiB; or its path relative to `image_root`, default the
+        collection folder), and `add(ids, images=[...])` embeds them with an image model (CLIP,
+        SigLIP, a bound model). Search by text, image or both (see `search`)."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputError(f"{path} already exists and is not empty")
         kind, params = resolve_index(index, quantize)
         encoder = _load_model(model)
+        image_spec = None
+        if images is not None:
+            image_spec = ImageSpec.make(images, max_image_bytes, image_root)
+            if multivector is not None:
+                raise InputError("image collections are single-vector: multivector= and images= do not combine")
+            if encoder is not None and "image" not in encoder.modalities:
+                raise InputError(f"images={images!r} needs an image model (CLIP, SigLIP, a bound model); "
+                                 f"{encoder.name} embeds text only")
+        elif image_root is not None or max_image_bytes is not None:
+            raise InputError("image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')")
         names = list(fields or ["default"])
         for name in names:
             if not name.isidentifier():
@@ -128,11 +149,12 @@ class Collection:
             model=_model_name(model, encoder), fingerprint=fingerprint,
             fields={name: vector_dim for name in names}, index=kind, index_params={k: checked[k] for k in given},
             quantize=quantize, dim=dim if encoder and not spec else None, backend=backend,
-            multivector=spec.to_dict() if spec else None,
+            multivector=spec.to_dict() if spec else None, images=image_spec.to_dict() if image_spec else None,
         )
         store = backend_class(backend)
         with atomic_folder(path) as staging:
-            store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None))
+            store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None,
+                                                         image=image_spec.storage if image_spec else None))
             write_meta(staging, meta)
         return cls(path, meta, store.open(path / DATA_DIR), encoder)
 
@@ -160,15 +182,18 @@ class Collection:
         return collection
 
     # -- writing ------------------------------------------------------------------------------
-    def add(self, ids, data=None, *, payloads=None, texts=None) -> int:
+    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
         """Insert new items; ids already in the collection are refused (use upsert). Returns the
         committed version. `data`: texts to embed, an (n, dim) array for the default field, or a
-        dict field -> texts or array. `texts` (optional) is the source text stored for BM25."""
-        return self._write("insert", ids, data, payloads, texts)
+        dict field -> texts or array. `texts` (optional) is the source text stored for BM25.
+        `images` (image collections): one image per id (a path, bytes, a data URI, a PIL image or
+        an array; None for a text-only item), kept and, without `data`, embedded; `texts` are
+        then the captions (BM25 and hybrid search)."""
+        return self._write("insert", ids, data, payloads, texts, images)
 
-    def upsert(self, ids, data=None, *, payloads=None, texts=None) -> int:
-        """Insert new items and replace existing ones (vectors, text and payload), atomically."""
-        return self._write("upsert", ids, data, payloads, texts)
+    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
+        """Insert new items and replace existing ones (vectors, text, payload, image), atomically."""
+        return self._write("upsert", ids, data, payloads, texts, images)
 
     def delete(self, ids) -> int:
         """Remove items by id (unknown ids are ignored). Returns the committed version."""
@@ -179,10 +204,13 @@ class Collection:
             self._after_write(before, version, deleted=ids)
         return version
 
-    def _write(self, mode: str, ids, data, payloads, texts) -> int:
+    def _write(self, mode: str, ids, data, payloads, texts, images=None) -> int:
         ids = check_ids(ids)
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
+        image_values = None
+        if images is not None or self.images is not None:
+            image_values, data = self._image_rows(ids, data, texts, images)
         if self.multivector is not None:
             vectors, stored_texts, blobs = self._token_rows(ids, data, texts)
         else:
@@ -201,7 +229,7 @@ class Collection:
                 schema = schema.append(pa.field(name, arrow_type))
             # every row is built (and so checked) before the first commit: a bad row must not leave
             # a new column committed alone
-            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, schema, blobs)
+            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, schema, blobs, image_values)
             version = self._commit_rows(mode, rows, new_columns, before)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
@@ -288,7 +316,7 @@ class Collection:
             return
         snap.delete(list(deleted))
         if added is not None:
-            snap.append(added.select([c for c in added.column_names if c != TEXT]), self.meta.fields)
+            snap.append(added.select([c for c in added.column_names if c not in (TEXT, IMAGE)]), self.meta.fields)
         snap.version = version
 
     def _vectors_and_texts(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None]]:
@@ -311,6 +339,44 @@ class Collection:
             else:
                 vectors[name] = check_vectors(values, n, self.meta.fields[name], name)
         return vectors, _stored_texts(texts, source, n)
+
+    def _image_rows(self, ids: list[str], data, texts, images) -> tuple[list | None, object]:
+        """(what the image column keeps per row, the vectors to store): images given without
+        `data` are embedded here, each one decoded (and so checked) before anything is written."""
+        if images is None:
+            if data is None:
+                raise InputError("no data: pass texts, vectors, or images= for this image collection")
+            return [None] * len(ids), data
+        if self.images is None:
+            raise InputError(f"collection {self.path} keeps no images; create it with images='bytes' or 'path'")
+        from uniembed.encoders.multimodal import check_images
+
+        if not isinstance(images, (list, tuple)):
+            raise InputError(f"images must be a list (one image, or None, per id), got {type(images).__name__}")
+        given = list(images)
+        if len(given) != len(ids):
+            raise InputError(f"got {len(given)} images for {len(ids)} ids")
+        labels = [f"image {i} (id {id_!r})" for i, id_ in enumerate(ids)]
+        present = [i for i, image in enumerate(given) if image is not None]
+        if present:
+            check_images([given[i] for i in present])  # dict items and the like, named
+        kept = [None] * len(ids)
+        for i, value in zip(present, self.images.stored([given[i] for i in present], self.path, [labels[i] for i in present])):
+            kept[i] = value
+        readable = [self.images.readable(kept[i], self.path) for i in present]
+        if data is not None:
+            from uniembed.images.decode import to_rgb
+
+            for i, value in zip(present, readable):
+                to_rgb(value, labels[i])  # kept images must decode even when the caller brings the vectors
+            return kept, data
+        if len(present) != len(ids):
+            missing = next(i for i in range(len(ids)) if given[i] is None)
+            raise InputError(f"image {missing} (id {ids[missing]!r}) is None: without data=, every item needs an image")
+        if len(self.meta.fields) != 1:
+            raise InputError(f"images= embeds into one vector field; this collection has {list(self.meta.fields)}: pass data=")
+        vectors = self.model.encode_images(readable, dim=self.meta.dim, show_progress=False, labels=labels)
+        return kept, vectors
 
     def _token_rows(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
         """Multi-vector items: (the FDE per field, stored texts, packed token vectors)."""
@@ -339,17 +405,18 @@ class Collection:
         ids = check_ids(ids)
         self._reader_version()
         columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + ([TOKENS] if self.multivector else [])
+        columns += [IMAGE] if self.images else []
         table = self.backend.get(ids, columns)
         found = {}
         for row in table.to_pylist():
             vectors = {f: np.asarray(row[vector_column(f)], np.float32) for f in self.meta.fields}
             tokens = unpack_tokens(row[TOKENS], self.multivector.token_dim, self.multivector.storage) if self.multivector else None
-            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens)
+            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens, row.get(IMAGE))
         return [found.get(id_) for id_ in ids]
 
-    def search(self, query, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
+    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
                first_stage: str | None = None, candidates: int | None = None, token_hits: int | None = None,
-               query_vector: np.ndarray | None = None) -> list[Hit]:
+               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5) -> list[Hit]:
         """The k best items for a text or a vector. mode: "dense" (vectors), "text" (BM25 over the
         stored text) or "hybrid" (both, fused by reciprocal rank). `filter` restricts to items whose
         payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist.
@@ -360,7 +427,12 @@ class Collection:
         query token's `token_hits` nearest document tokens, default 10).
 
         query_vector: the text query's vector when the caller has already encoded it (the service
-        encodes through its micro-batcher), exactly as the collection's model would have."""
+        encodes through its micro-batcher), exactly as the collection's model would have.
+
+        image: search by an image (a path, bytes, a data URI, a PIL image or an array) with an
+        image model; with a text `query` too, by both (the item rule of `encode_items`:
+        `image_weight` * image + (1 - image_weight) * text, renormalised). Hybrid mode ranks the
+        text part by BM25 over the stored captions as well."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if mode not in SEARCH_MODES:
@@ -368,6 +440,10 @@ class Collection:
         field = field or self.meta.default_field
         if field not in self.meta.fields:
             raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+        if image is not None:
+            query_vector = self._image_query(query, image, image_weight, mode)
+        elif query is None:
+            raise InputError("a search needs a query: a text, a vector, or image=")
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
         if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
@@ -393,9 +469,27 @@ class Collection:
             return dense
         return fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
 
+    def _image_query(self, query, image, image_weight: float, mode: str) -> np.ndarray:
+        """The vector of an image (or image + text) query, made by the collection's model."""
+        if self.multivector is not None:
+            raise InputError("multi-vector collections are searched by text or token vectors, not by image")
+        if mode == "text":
+            raise InputError("mode 'text' ranks stored captions by BM25: it takes a text query, not an image")
+        if query is not None and not isinstance(query, str):
+            raise InputError(f"an image query may come with a text, not a {type(query).__name__}")
+        model = self.model
+        if "image" not in model.modalities:
+            raise InputError(f"collection {self.path} was made by {model.name}, which embeds text only: it cannot search by image")
+        if query is None:
+            return model.encode_images([image], dim=self.meta.dim, show_progress=False, labels=["the query image"])[0]
+        from uniembed.encoders.multimodal import encode_items
+
+        return encode_items(model, [{"image": image, "text": query}], image_weight=image_weight, prompt="query",
+                            dim=self.meta.dim, show_progress=False, labels=["the query"])[0]
+
     def _check_query(self, query, field: str, first_stage, candidates, token_hits) -> None:
         """Bad queries are refused even when nothing could match (a vector of the wrong size)."""
-        if isinstance(query, str):
+        if query is None or isinstance(query, str):
             return
         if self.multivector is None:
             self._query_vector(query, field)

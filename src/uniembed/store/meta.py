@@ -11,7 +11,7 @@ from uniembed._atomic import replace_file
 from uniembed.errors import CollectionDamagedError, InputError
 
 META_FILE = "collection.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_multivector(data: dict) -> dict:
@@ -19,8 +19,13 @@ def _add_multivector(data: dict) -> dict:
     return {**data, "multivector": None, "schema_version": 2}
 
 
+def _add_images(data: dict) -> dict:
+    """2 -> 3: image collections arrived; every older collection keeps no images."""
+    return {**data, "images": None, "schema_version": 3}
+
+
 # version n -> function upgrading a version-n dict to version n+1 (applied in order on open)
-MIGRATIONS: dict[int, callable] = {1: _add_multivector}
+MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images}
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class CollectionMeta:
     dim: int | None = None  # Matryoshka truncation applied when encoding
     backend: str = "lance"  # store of record, see uniembed.store.backend.BACKENDS
     multivector: dict | None = None  # MultiVectorSpec fields; None: one vector per item and field
+    images: dict | None = None  # ImageSpec fields (store/images.py); None: the collection keeps no images
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -88,7 +94,7 @@ def _unknown_schema(data: dict) -> dict:
 _TYPES = {
     "model": (str, True), "fingerprint": (str, True), "fields": (dict, False), "index": (str, False),
     "index_params": (dict, False), "quantize": (str, False), "dim": (int, True), "backend": (str, False),
-    "multivector": (dict, True), "schema_version": (int, False),
+    "multivector": (dict, True), "images": (dict, True), "schema_version": (int, False),
 }
 
 
@@ -126,6 +132,11 @@ def read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
         if meta.multivector is not None:
             spec = MultiVectorSpec(**meta.multivector)
             MultiVectorSpec.make(spec.method, spec.token_dim, spec.storage, spec.fde)
+        if meta.images is not None:
+            from uniembed.store.images import ImageSpec
+
+            images = ImageSpec(**meta.images)
+            ImageSpec.make(images.storage, images.max_bytes, None)  # the root may be gone: that is checked on use
     except (InputError, TypeError) as exc:
         raise CollectionDamagedError(f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}") from None
     return meta, migrated

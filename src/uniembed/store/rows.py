@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from uniembed._text import encodable
 from uniembed.errors import InputError
-from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
+from uniembed.store.backend import ARROW_TYPES, ID, IMAGE, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # full-matched: "$" would accept a trailing newline
 INT64 = (-(2**63), 2**63 - 1)
@@ -124,10 +124,12 @@ def check_payloads(payloads: object, n: int) -> list[dict]:
 
 def build_rows(ids: list[str], vectors: dict[str, np.ndarray], texts: list[str | None], payloads: list[dict],
                payload_json: list[str], types: dict[str, str], schema: pa.Schema,
-               token_blobs: list[bytes] | None = None) -> pa.Table:
+               token_blobs: list[bytes] | None = None, images: list[bytes | str | None] | None = None) -> pa.Table:
     columns = {ID: pa.array(ids, pa.string()), TEXT: pa.array(texts, pa.string()), PAYLOAD: pa.array(payload_json, pa.string())}
     if token_blobs is not None:
         columns[TOKENS] = pa.array(token_blobs, pa.binary())
+    if images is not None:
+        columns[IMAGE] = pa.array(images, schema.field(IMAGE).type)
     for field, array in vectors.items():
         columns[vector_column(field)] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
     for key, kind in types.items():
