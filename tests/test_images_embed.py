@@ -102,3 +102,56 @@ def test_images_to_a_text_model_and_empty_folders_are_clear_errors(photos, tmp_p
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "embed", tmp_path / "empty", "-o", tmp_path / "v.npy", "--model", clip_dir)
     assert code != 0 and "no image files" in err
+
+
+def test_collections_of_images_from_the_command_line(photos, tmp_path, clip_dir, capsys):
+    import uniembed
+    from uniembed.store import Collection
+
+    pics = tmp_path / "pics"
+    code, out, _ = run(capsys, "collection", "create", pics, "--model", clip_dir, "--images", "bytes")
+    assert code == 0
+    code, out, err = run(capsys, "collection", "add", pics, photos)
+    assert code == 0 and "added 3 items" in out and "1 other files skipped" in err
+    code, out, _ = run(capsys, "search", pics, "--image", photos / "b.png", "-k", "1", "--json")
+    assert code == 0 and json.loads(out)[0]["id"] == "b.png"
+    code, out, _ = run(capsys, "search", pics, "a red cat", "-k", "3")
+    assert code == 0 and out.count("png") == 3
+    code, out, _ = run(capsys, "search", pics, "but in blue", "--image", photos / "sub/c.png", "-k", "1", "--json")
+    model = uniembed.load(clip_dir)
+    vector = model.encode_items([{"image": photos / "sub/c.png", "text": "but in blue"}], prompt="query")[0]
+    stored = Collection.open(pics).get([h["id"] for h in json.loads(out)])[0].vectors["default"]
+    best = max(("a.png", "b.png", "sub/c.png"), key=lambda i: model.encode_images([photos / i])[0] @ vector)
+    assert json.loads(out)[0]["id"] == best and stored.shape == (24,)
+    code, out, _ = run(capsys, "collection", "info", pics)
+    assert code == 0 and "images: bytes" in out
+    code, _, err = run(capsys, "search", pics)
+    assert code != 0 and "--image" in err
+
+
+def test_item_files_add_images_with_captions_and_payloads(photos, tmp_path, clip_dir, capsys):
+    from uniembed.store import Collection
+
+    rows = [{"id": "x", "image": "photos/a.png", "text": "a cat", "year": 2020},
+            {"id": "y", "image": "photos/b.png", "year": 2021}]
+    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    pics = tmp_path / "pics"
+    assert run(capsys, "collection", "create", pics, "--model", clip_dir, "--images", "path", "--image-root", tmp_path)[0] == 0
+    code, out, err = run(capsys, "collection", "add", pics, tmp_path / "items.jsonl")
+    assert code == 0, err
+    col = Collection.open(pics)
+    x, y = col.get(["x", "y"])
+    assert (x.image, x.text, x.payload) == ("photos/a.png", "a cat", {"year": 2020}) and y.text is None
+    assert col.search(image=photos / "b.png", k=1, filter="year>=2021")[0].id == "y"
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "z", "image": "../../etc/passwd.png"}))
+    code, _, err = run(capsys, "collection", "add", pics, tmp_path / "bad.jsonl")
+    assert code != 0 and "outside" in err and len(col) == 2
+    (tmp_path / "text.jsonl").write_text(json.dumps({"id": "t", "text": "hi"}))
+    code, _, err = run(capsys, "collection", "add", tmp_path / "texts", tmp_path / "text.jsonl")
+    assert code != 0  # no such collection
+
+
+def test_a_folder_into_a_text_collection_is_a_clear_error(photos, tmp_path, tiny_dir, capsys):
+    assert run(capsys, "collection", "create", tmp_path / "t", "--model", tiny_dir)[0] == 0
+    code, _, err = run(capsys, "collection", "add", tmp_path / "t", photos)
+    assert code != 0 and "keeps no images" in err

@@ -41,6 +41,7 @@ class CollectionInfo:
     payload_fields: dict  # filterable payload field -> type
     multivector: dict | None = None  # method, token_dim, storage, fde parameters
     token_bytes_per_item: float | None = None  # mean stored bytes of token vectors per item
+    images: dict | None = None  # image collections: storage ("bytes" or "path"), max_bytes, root
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ def add_parser(commands) -> None:
     create.add_argument("--index", choices=["exact", "hnsw", "ivfpq"], default="exact")
     create.add_argument("--quantize", choices=["none", "int8", "binary"], default="none")
     create.add_argument("--field", action="append", default=None, help="a named vector field (repeat for several)")
+    images = create.add_argument_group("images (with an image model: CLIP, SigLIP, a bound model)")
+    images.add_argument("--images", choices=["bytes", "path"], default=None,
+                        help="keep each item's image: its bytes in the collection, or its path under --image-root")
+    images.add_argument("--image-root", default=None, help="--images path: the folder image paths live in (default: the collection)")
+    images.add_argument("--max-image-bytes", type=int, default=None, help="--images bytes: largest image kept (default: 4 MiB)")
     multi = create.add_argument_group("multi-vector (late interaction)")
     multi.add_argument("--multivector", choices=["muvera"], default=None,
                        help="keep each item's token vectors and their MUVERA FDE; search = FDE candidates + exact MaxSim")
@@ -30,12 +35,15 @@ def add_parser(commands) -> None:
     multi.add_argument("--fde-seed", type=int, default=42)
     create.set_defaults(run=run_create)
 
-    add = sub.add_parser("add", help="embed and add the records of a jsonl/csv/parquet file")
+    add = sub.add_parser("add", help="embed and add the records of a jsonl/csv/parquet file, or a folder of images")
     add.add_argument("path")
-    add.add_argument("file")
+    add.add_argument("file", help="jsonl/csv/parquet records, or (image collections) a folder of images: ids are relative paths")
     add.add_argument("--id-field", default="id", help="(default: id)")
     add.add_argument("--text", default="text", help="text field(s), comma-separated, joined by a space (default: text)")
     add.add_argument("--payload-fields", default=None, help="comma-separated payload fields (default: all other fields)")
+    add.add_argument("--image-field", default=None,
+                     help="image collections: the field holding each image: a path relative to the file, a data URI or bytes "
+                          "(default: image, when present); the text fields are then captions")
     add.add_argument("--upsert", action="store_true", help="replace items whose id exists instead of refusing them")
     add.add_argument("--batch-rows", type=int, default=2048, help="rows per atomic commit (default: 2048)")
     add.set_defaults(run=run_add)
@@ -54,9 +62,12 @@ def add_parser(commands) -> None:
     rebuild.add_argument("path")
     rebuild.set_defaults(run=run_rebuild)
 
-    search = commands.add_parser("search", help="search a collection by text")
+    search = commands.add_parser("search", help="search a collection by text, image, or both")
     search.add_argument("path")
-    search.add_argument("query")
+    search.add_argument("query", nargs="?", default=None, help="the text query (with --image: the text part of the query)")
+    search.add_argument("--image", default=None, help="an image file to search by (image collections or image models)")
+    search.add_argument("--image-weight", type=float, default=0.5,
+                        help="with --image and a text: w*image + (1-w)*text, renormalised (default: 0.5)")
     search.add_argument("-k", type=int, default=10, help="number of hits (default: 10)")
     search.add_argument("--filter", default=None, help="e.g. 'lang=en and year>=2020', 'tag in (a,b)', 'exists(author)'")
     search.add_argument("--mode", choices=["dense", "text", "hybrid"], default="dense")
@@ -84,7 +95,7 @@ def run_create(args: argparse.Namespace) -> int:
                "final_dim": args.fde_final_dim, "seed": args.fde_seed}
         multi = {"multivector": args.multivector, "fde": fde, "token_storage": args.token_storage}
     col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize,
-                            **multi)
+                            images=args.images, image_root=args.image_root, max_image_bytes=args.max_image_bytes, **multi)
     print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}")
     return 0
 
@@ -96,7 +107,7 @@ def run_add(args: argparse.Namespace) -> int:
     col = Collection.open(args.path)
     report = add_file(
         col, args.file, id_field=args.id_field, text_fields=_split(args.text), payload_fields=_split(args.payload_fields),
-        upsert=args.upsert, batch_rows=args.batch_rows, show_progress=sys.stderr.isatty(),
+        image_field=args.image_field, upsert=args.upsert, batch_rows=args.batch_rows, show_progress=sys.stderr.isatty(),
     )
     print(f"added {report.rows} items in {report.batches} commits; {len(col)} items now (version {report.version})")
     return 0
@@ -117,6 +128,10 @@ def run_info(args: argparse.Namespace) -> int:
         per_item = f"{info.token_bytes_per_item / 1024:.1f} KiB/item" if info.token_bytes_per_item else "no items"
         rows.append(("multivector", f"{info.multivector['method']} {info.multivector['fde']}"))
         rows.append(("token vectors", f"{info.multivector['token_dim']} dims, {info.multivector['storage']}, {per_item}"))
+    images = info.images
+    if images:
+        kept = f"bytes (up to {images['max_bytes']} each)" if images["storage"] == "bytes" else f"paths under {images['root'] or args.path}"
+        rows.append(("images", kept))
     for name, value in rows:
         print(f"{name:>14}: {value}")
     return 0
@@ -140,11 +155,15 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from uniembed.errors import InputError
     from uniembed.store import Collection
 
     col = Collection.open(args.path)
+    if args.query is None and args.image is None:
+        raise InputError("give a text query, --image FILE, or both")
     hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode,
-                      first_stage=args.first_stage, candidates=args.candidates, token_hits=args.token_hits)
+                      first_stage=args.first_stage, candidates=args.candidates, token_hits=args.token_hits,
+                      image=args.image, image_weight=args.image_weight)
     if args.json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
         return 0

@@ -610,7 +610,7 @@ class Collection:
             fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
             index_params=dict(self.meta.index_params), bytes_per_vector=bytes_per_vector,
             disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
-            multivector=self.meta.multivector, token_bytes_per_item=token_bytes,
+            multivector=self.meta.multivector, token_bytes_per_item=token_bytes, images=self.meta.images,
         )
 
 
