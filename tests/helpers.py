@@ -169,3 +169,47 @@ def write_tiny_dual(directory: Path, kind: str = "clip", *, seed: int = 0, image
     processor.update(do_resize=True, resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True, do_convert_rgb=True)
     (directory / "preprocessor_config.json").write_text(json.dumps(processor))
     return directory
+
+
+COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+
+
+class ColourEncoder(Encoder):
+    """A dual encoder whose right answers are known by construction: an image's vector is its mean
+    RGB, a text's vector counts the colour words it holds (red, green, blue), so "a red thing"
+    is nearest to red images. `constant=True`: every input gets the same vector (a collapsed model)."""
+
+    modalities = ("text", "image")
+
+    def __init__(self, constant: bool = False):
+        from uniembed.images.decode import DEFAULT_LIMITS
+        from uniembed.images.preprocess import ImagePreprocessing
+
+        super().__init__("colours", 4)
+        self.constant = constant
+        self.limits = DEFAULT_LIMITS
+        self.preprocessing = ImagePreprocessing(shortest_edge=None, resize=(4, 4), crop=None, rescale_factor=1 / 255,
+                                                mean=None, std=None)
+
+    def encode_batch(self, texts, *, long="truncate"):
+        out = np.full((len(texts), 4), 0.01, dtype=np.float32)
+        for row, text in enumerate(texts):
+            for col, word in enumerate(COLOURS):
+                out[row, col] += text.lower().split().count(word)
+        return np.ones_like(out) if self.constant else out
+
+    def encode_images(self, images, **options):
+        from uniembed.encoders.multimodal import ImageTower
+
+        return ImageTower.encode_images(self, images, **options)
+
+    def encode_image_batch(self, pixel_values):
+        means = pixel_values.mean(axis=(2, 3))
+        out = np.concatenate([means, np.full((len(means), 1), 0.01)], axis=1).astype(np.float32)
+        return np.ones_like(out) if self.constant else out
+
+
+def colour_image(name: str, size: int = 8):
+    from PIL import Image
+
+    return Image.new("RGB", (size, size), COLOURS[name])

@@ -13,12 +13,17 @@ _PATH_HELP = {
     "classification": "folder with train and test files (csv/jsonl) holding text and label columns",
     "clustering": "csv/jsonl file with text and label columns",
     "pairs": "csv/jsonl file with sentence1, sentence2, label (0/1)",
+    "zero-shot": "labelled images: an IDX folder (MNIST, Fashion-MNIST), a folder per class, or a jsonl/csv/parquet "
+                 "with image and label columns (and optionally split)",
+    "image-retrieval": "image-caption pairs: a jsonl/csv/parquet with image and caption columns (and optionally split)",
+    "mmeb": "candidate lists: a jsonl (or a folder holding one) of {query, candidates} rows, the first candidate "
+            "positive, or MMEB's qry_text/qry_img_path/tgt_text/tgt_img_path rows",
 }
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate: sts, retrieval, classification, clustering, pairs, "
-                                 "node-classification, link-prediction")
+                                 "zero-shot, image-retrieval, mmeb, node-classification, link-prediction")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task, path_help in _PATH_HELP.items():
         sub = tasks.add_parser(task, help=path_help.split(":")[0], description=f"Evaluate on {path_help}.")
@@ -47,7 +52,7 @@ def _add_graph_tasks(tasks) -> None:
 
 
 def _add_task_options(parser: argparse.ArgumentParser, task: str) -> None:
-    if task in ("retrieval", "classification"):
+    if task in ("retrieval", "classification", "zero-shot", "image-retrieval"):
         parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     if task in ("classification", "clustering"):
         parser.add_argument("--text-column", default="text", help="(default: text)")
@@ -56,9 +61,23 @@ def _add_task_options(parser: argparse.ArgumentParser, task: str) -> None:
     if task == "classification":
         parser.add_argument("--n-experiments", type=int, default=10, help="(default: 10, as MTEB)")
         parser.add_argument("--samples-per-label", type=int, default=8, help="(default: 8, as MTEB)")
+    if task in ("zero-shot", "image-retrieval"):
+        parser.add_argument("--image-column", default=None, help="(default: image, png, jpg, img, image_path or path)")
+        parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    if task == "zero-shot":
+        parser.add_argument("--label-column", default=None, help="(default: label, category, class or labels)")
+        parser.add_argument("--template", action="append", dest="templates", default=None,
+                            help="a prompt template with {} for the class name (repeat; default: six of CLIP's)")
+        parser.add_argument("--classes", default=None, help="class names, comma-separated, in label order")
+    if task == "image-retrieval":
+        parser.add_argument("--text-column", default=None, help="(default: caption, text, title or keywords)")
+    if task == "mmeb":
+        parser.add_argument("--image-weight", type=float, default=0.5, help="image share of image+text items (default: 0.5)")
+        parser.add_argument("--seed", type=int, default=42, help="tie-breaking seed (default: 42)")
 
 
-_TASK_OPTIONS = ("split", "text_column", "label_column", "seed", "n_experiments", "samples_per_label")
+_TASK_OPTIONS = ("split", "text_column", "label_column", "seed", "n_experiments", "samples_per_label", "image_column",
+                 "limit", "templates", "classes", "image_weight")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args)
     options = {key: getattr(args, key) for key in _TASK_OPTIONS if hasattr(args, key)}
+    if isinstance(options.get("classes"), str):
+        options["classes"] = [name.strip() for name in options["classes"].split(",")]
     result = evaluate(
         model, args.task, args.path, name=args.name, batch_size=args.batch_size, show_progress=sys.stderr.isatty(), **options
     )
