@@ -33,6 +33,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--max-queue", type=int, default=8192, help="inputs waiting before requests get 429 (default: 8192)")
     parser.add_argument("--no-batching", action="store_true", help="encode every request alone (for comparison)")
     parser.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    parser.add_argument("--max-image-pixels", type=int, default=40_000_000,
+                        help="largest decoded image, in pixels; larger ones answer 413 (default: 40000000)")
     parser.add_argument("--collection-threads", type=int, default=8,
                         help="threads for collection searches and writes, apart from encoding (default: 8)")
     parser.add_argument("--max-collection-queue", type=int, default=256,
@@ -65,7 +67,7 @@ def settings_from_args(args: argparse.Namespace):
         max_queue_inputs=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         allowed_hosts=tuple(args.allowed_host), read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive,
         max_connections=args.max_connections, collection_threads=args.collection_threads,
-        max_collection_queue=args.max_collection_queue,
+        max_collection_queue=args.max_collection_queue, max_image_pixels=args.max_image_pixels,
     )
 
 

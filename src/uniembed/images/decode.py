@@ -29,6 +29,10 @@ from uniembed._extras import require
 from uniembed.errors import InputError
 
 
+class ImageTooLarge(InputError):
+    """An image over the byte or pixel limit (the service answers 413)."""
+
+
 @dataclass(frozen=True)
 class ImageLimits:
     """The largest image we decode. 64 MiB of file and 100 million pixels (a 10,000 x 10,000
@@ -104,7 +108,7 @@ def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_
         raise InputError(f"{where}: no image file at {file}")
     size = file.stat().st_size
     if size > limits.max_bytes:
-        raise InputError(f"{where}: {file} is {size} bytes, over the limit of {limits.max_bytes}")
+        raise ImageTooLarge(f"{where}: {file} is {size} bytes, over the limit of {limits.max_bytes}")
     try:
         return file.read_bytes()
     except OSError as exc:
@@ -126,7 +130,7 @@ def _from_bytes(data: bytes, where: str, limits: ImageLimits):
     if not data:
         raise InputError(f"{where}: the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
-        raise InputError(f"{where}: the image is {len(data)} bytes, over the limit of {limits.max_bytes}")
+        raise ImageTooLarge(f"{where}: the image is {len(data)} bytes, over the limit of {limits.max_bytes}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -138,7 +142,7 @@ def _from_bytes(data: bytes, where: str, limits: ImageLimits):
     except UnidentifiedImageError as exc:
         raise InputError(f"{where}: not an image Pillow can read (not PNG, JPEG, GIF, WebP, BMP, TIFF, ...)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{where}: the image is too large to decode safely ({exc})") from exc
+        raise ImageTooLarge(f"{where}: the image is too large to decode safely ({exc})") from exc
     except Exception as exc:  # a damaged file raises OSError, SyntaxError, ValueError, EOFError, struct.error...
         raise InputError(f"{where}: the image is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]})") from exc
     return _upright_rgb(image, where)
@@ -149,7 +153,7 @@ def _checked_pixels(image, where: str, limits: ImageLimits):
     if width < 1 or height < 1:
         raise InputError(f"{where}: the image has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
-        raise InputError(f"{where}: the image is {width}x{height} = {width * height} pixels, "
+        raise ImageTooLarge(f"{where}: the image is {width}x{height} = {width * height} pixels, "
                          f"over the limit of {limits.max_pixels}: too large to decode safely")
     return image
 

@@ -65,6 +65,7 @@ def install_handlers(app, redact=lambda message: message) -> None:
     from starlette.exceptions import HTTPException
 
     from uniembed.errors import CollectionDamagedError, CollectionLockedError, InputError, ModelOutputError
+    from uniembed.images.decode import ImageTooLarge
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
         return JSONResponse(envelope(status, message, param, code), status_code=status, headers=headers)
@@ -91,6 +92,10 @@ def install_handlers(app, redact=lambda message: message) -> None:
     @app.exception_handler(InputError)
     async def input_error(request, exc: InputError):
         return respond(400, redact(str(exc)))
+
+    @app.exception_handler(ImageTooLarge)
+    async def image_too_large(request, exc: ImageTooLarge):
+        return respond(413, redact(str(exc)), code="image_too_large")
 
     @app.exception_handler(CollectionLockedError)
     async def locked(request, exc: CollectionLockedError):

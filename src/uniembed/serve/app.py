@@ -35,6 +35,10 @@ class ServiceState:
         self.collections = None
         self.collection_pool = None
         self._collection_calls = 0  # in the pool or waiting for it
+        from uniembed.images.decode import ImageLimits
+
+        # an image's bytes cannot exceed the request body; its pixels are capped separately (413)
+        self.image_limits = ImageLimits(max_bytes=settings.max_body_bytes, max_pixels=settings.max_image_pixels)
         if settings.collections is not None:
             from uniembed.serve.collections import CollectionRegistry
 

@@ -26,12 +26,19 @@ class InputRejected(ValueError):
         self.param = param
 
 
+# What one image costs in a batch, in tokens: a ViT-B/32 at 224 px sees 50 patches, a /16 197;
+# the batcher only needs a fair share, not the exact count.
+IMAGE_TOKENS = 256
+
+
 @dataclass
 class Prepared:
     n_inputs: int
     n_tokens: int
     windows: Windows | None = None  # transformer models
     texts: list[str] | None = None  # other encoders
+    items: list[dict] | None = None  # image / image+text items (images decoded), encoded with `prompt`
+    prompt: str | None = None
 
 
 class ServedModel:
@@ -61,6 +68,13 @@ class ServedModel:
             return Prepared(len(texts), int(windows.lengths.sum()), windows=windows)
         return Prepared(len(texts), _count_tokens(self.encoder, texts), texts=texts)
 
+    def prepare_items(self, items: list[dict], prompt: str | None = None) -> Prepared:
+        """Wrap image / image+text items whose images are decoded already (serve.images)."""
+        if "image" not in self.encoder.modalities:
+            raise InputRejected(f"model {self.id} embeds text only; it cannot take images")
+        tokens = sum(IMAGE_TOKENS * ("image" in item) + len(item.get("text", "")) // 4 + 1 for item in items)
+        return Prepared(len(items), tokens, items=items, prompt=prompt)
+
     def _prepare_ids(self, token_ids: list[list[int]]) -> Prepared:
         if not self.takes_token_ids:
             raise InputRejected(f"model {self.id} takes text input only, not token ids")
@@ -81,6 +95,9 @@ class ServedModel:
             lengths = prepared.windows.lengths
             # a slice ends where its running token count passes a multiple of max_tokens
             bounds = np.flatnonzero(np.diff(np.cumsum(lengths) // max_tokens)) + 1
+        elif prepared.items is not None:
+            per_part = max(1, max_tokens // IMAGE_TOKENS)
+            bounds = np.arange(per_part, prepared.n_inputs, per_part)
         else:
             parts = -(-prepared.n_tokens // max_tokens)
             bounds = np.linspace(0, prepared.n_inputs, parts + 1).astype(int)[1:-1]
@@ -92,6 +109,8 @@ class ServedModel:
                 w = prepared.windows
                 piece = Prepared(stop - start, int(lengths[start:stop].sum()), windows=Windows(
                     w.ids[start:stop], w.type_ids[start:stop], np.arange(stop - start, dtype=np.int64), 0))
+            elif prepared.items is not None:
+                piece = self.prepare_items(prepared.items[start:stop], prepared.prompt)
             else:
                 texts = prepared.texts[start:stop]
                 piece = Prepared(stop - start, prepared.n_tokens * len(texts) // prepared.n_inputs, texts=texts)
@@ -99,7 +118,15 @@ class ServedModel:
         return slices
 
     def embed(self, batch: Sequence[Prepared]) -> list[np.ndarray]:
-        """Raw vectors of several requests in one model call, split back per request. Worker thread."""
+        """Raw vectors of several requests in one model call, split back per request. Worker thread.
+        Item jobs (images) are encoded one job at a time, text jobs together."""
+        if any(p.items is not None for p in batch):
+            from uniembed.encoders.multimodal import encode_items
+
+            texts = [p for p in batch if p.items is None]
+            text_vectors = iter(self.embed(texts) if texts else [])
+            return [check_model_output(encode_items(self.encoder, p.items, prompt=p.prompt, show_progress=False), self.id)
+                    if p.items is not None else next(text_vectors) for p in batch]
         sizes = [p.n_inputs for p in batch]
         if isinstance(self.encoder, TokenEncoder):
             merged = Windows(

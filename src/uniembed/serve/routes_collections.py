@@ -4,10 +4,12 @@
     POST   /v1/collections                          create {name, index, quantize, ...}
     GET    /v1/collections/{name}                   info
     DELETE /v1/collections/{name}                   drop
-    POST   /v1/collections/{name}/items             add (or upsert) items {items: [{id, text, vector, payload}]}
+    POST   /v1/collections/{name}/items             add (or upsert) items {items: [{id, text, vector, image, payload}]}
     POST   /v1/collections/{name}/items/delete      delete items {ids: [...]}
     GET    /v1/collections/{name}/items/{id}        one item
-    POST   /v1/collections/{name}/search            {query | vector, k, filter, mode, field}
+    POST   /v1/collections/{name}/search            {query | vector | image (+ query), k, filter, mode, field}
+
+Images travel as data URIs or bare base64, never as URLs or paths (see serve.images).
 
 Every call runs on the service's own collection thread pool (so slow searches never starve the
 tokenising of embedding requests), under the collection's readers-writer lock: searches and reads
@@ -59,11 +61,16 @@ class CreateCollection(Strict):
     multivector: Optional[Literal["muvera"]] = Field(None, description="keep token vectors and their MUVERA FDE")
     fde: Optional[FdeParams] = None
     token_storage: Literal["float16", "int8"] = "float16"
+    images: Optional[Literal["bytes"]] = Field(None, description="keep each item's image (needs an image model); "
+                                               "path-reference collections are made with the CLI only")
+    max_image_bytes: Optional[JsonInt] = Field(None, ge=1, le=1 << 30)
 
 
 class ItemIn(Strict):
     id: str = Field(min_length=1, max_length=512)
     text: Optional[str] = None
+    image: Optional[str] = Field(None, min_length=1, description="image collections: a data URI or base64 "
+                                 "(embedded unless the item brings its vector; the text is then its caption)")
     vector: Optional[list[Number]] = Field(None, min_length=1)
     vectors: Optional[dict[str, list[Number]]] = None
     tokens: Optional[list[list[Number]]] = Field(None, description="multi-vector collections: one vector per token")
@@ -82,6 +89,9 @@ class DeleteItems(Strict):
 
 class SearchRequest(Strict):
     query: Optional[str] = Field(None, min_length=1)
+    image: Optional[str] = Field(None, min_length=1, description="search by an image (data URI or base64), "
+                                 "alone or with query (fused with image_weight)")
+    image_weight: float = Field(0.5, ge=0, le=1)
     vector: Optional[list[Number]] = Field(None, min_length=1)
     k: JsonInt = Field(10, ge=1, le=10_000)
     filter: Optional[Union[str, dict[str, FilterRule]]] = None
@@ -136,7 +146,7 @@ def collection_routes(state):
         """The text query's vector from the batcher, when the served model made the collection;
         None otherwise (the collection then encodes it itself)."""
         served = state.model
-        if request.query is None or request.mode == "text" or served is None:
+        if request.query is None or request.image is not None or request.mode == "text" or served is None:
             return None
         meta = await run(name, lambda c: c.meta if c.multivector is None else None)
         if meta is None or meta.fingerprint != served.encoder.fingerprint:
@@ -151,9 +161,12 @@ def collection_routes(state):
     @router.post("", status_code=201)
     async def create_collection(request: CreateCollection):
         def create():
+            images = {"images": request.images, "max_image_bytes": request.max_image_bytes} if request.images else {}
+            if request.max_image_bytes is not None and not request.images:
+                raise ApiError(400, "max_image_bytes belongs to image collections (images: bytes)", param="max_image_bytes")
             collection = registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
                                          vectors_only=request.vectors_only, fields=request.fields,
-                                         index_params=request.index_params, **_multivector_options(request))
+                                         index_params=request.index_params, **_multivector_options(request), **images)
             return _info(request.name, collection)
 
         return await in_pool(create)
@@ -175,10 +188,16 @@ def collection_routes(state):
 
         def write(collection):
             ids = [item.id for item in request.items]
-            data, texts = _data_and_texts(request.items, collection)
             payloads = [item.payload or {} for item in request.items]
             method = collection.upsert if request.upsert else collection.add
-            version = method(ids, data, payloads=payloads, texts=texts)
+            if any(item.image is not None for item in request.items):
+                images = _request_images(request.items, state.image_limits)
+                with_vectors = any(item.vector is not None or item.vectors is not None for item in request.items)
+                data = _data_and_texts(request.items, collection)[0] if with_vectors else None
+                version = method(ids, data, payloads=payloads, texts=[item.text for item in request.items], images=images)
+            else:
+                data, texts = _data_and_texts(request.items, collection)
+                version = method(ids, data, payloads=payloads, texts=texts)
             return {"version": version, "count": len(ids)}
 
         return await run(name, write, write=True)
@@ -194,6 +213,10 @@ def collection_routes(state):
             raise ApiError(404, f"no item {item_id!r} in collection {name!r}", param="id", code="item_not_found")
         out = {"id": item.id, "text": item.text, "payload": item.payload,
                "vectors": {field: vector.tolist() for field, vector in item.vectors.items()}}
+        if isinstance(item.image, bytes):
+            out["image"] = _data_uri(item.image)
+        elif item.image is not None:
+            out["image_path"] = item.image
         if item.tokens is not None:
             out["tokens"] = item.tokens.tolist()
         return out
@@ -201,11 +224,18 @@ def collection_routes(state):
     @router.post("/{name}/search", response_model=SearchResponse)
     async def search(name: str, request: SearchRequest, http: Request):
         given = [request.query is not None, request.vector is not None, request.tokens is not None]
-        if sum(given) != 1:
-            raise ApiError(400, "give exactly one of query (text), vector or tokens", param="query", code="invalid_query")
+        image = None
+        if request.image is not None:
+            if request.vector is not None or request.tokens is not None:
+                raise ApiError(400, "an image query may come with a text query, not with vector or tokens", param="image",
+                               code="invalid_query")
+            image = (await asyncio.to_thread(_request_images_decoded, [request.image], ["image"], state.image_limits))[0]
+        elif sum(given) != 1:
+            raise ApiError(400, "give exactly one of query (text), vector, tokens or image", param="query",
+                           code="invalid_query")
         if request.query is None and request.mode != "dense":
-            raise ApiError(400, f"mode {request.mode!r} needs a text query, not vectors", param="mode")
-        if request.query is not None:
+            raise ApiError(400, f"mode {request.mode!r} needs a text query, not vectors or an image alone", param="mode")
+        if request.query is not None or image is not None:
             query = request.query
         elif request.vector is not None:
             query = _finite(request.vector, "vector")
@@ -217,7 +247,8 @@ def collection_routes(state):
         def search_in(collection):
             hits = collection.search(query, request.k, filter=request.filter, field=request.field, mode=request.mode,
                                      first_stage=request.first_stage, candidates=request.candidates,
-                                     token_hits=request.token_hits, query_vector=query_vector)
+                                     token_hits=request.token_hits, query_vector=query_vector, image=image,
+                                     image_weight=request.image_weight)
             return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
 
         try:  # a search still waiting for a thread when its client leaves never runs
@@ -235,7 +266,43 @@ def _info(name: str, collection) -> dict:
             "quantize": info.quantize, "index_params": info.index_params, "version": info.version,
             "bytes_per_vector": None if math.isnan(bytes_per_vector) else bytes_per_vector,
             "disk_bytes": info.disk_bytes, "payload_fields": info.payload_fields,
-            "multivector": info.multivector, "token_bytes_per_item": info.token_bytes_per_item}
+            "multivector": info.multivector, "token_bytes_per_item": info.token_bytes_per_item, "images": info.images}
+
+
+def _request_images_decoded(values: list[str], labels: list[str], limits) -> list:
+    from uniembed.serve.images import decode_request_images
+
+    return decode_request_images(values, labels, limits)
+
+
+def _request_images(items: list[ItemIn], limits) -> list:
+    """Each item's image bytes (None where it has none), checked against the server's limits
+    (400 / 413 naming the item) before the collection sees them."""
+    from uniembed.images.decode import to_rgb
+    from uniembed.serve.images import request_image_bytes
+
+    out = []
+    for index, item in enumerate(items):
+        if item.image is None:
+            out.append(None)
+            continue
+        where = f"items[{index}].image"
+        data = request_image_bytes(item.image, where)
+        to_rgb(data, where, limits)
+        out.append(data)
+    return out
+
+
+_IMAGE_TYPES = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"), (b"BM", "image/bmp"))
+
+
+def _data_uri(data: bytes) -> str:
+    import base64
+
+    kind = next((mime for magic, mime in _IMAGE_TYPES if data.startswith(magic)), None)
+    if kind is None:
+        kind = "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def _multivector_options(request: CreateCollection) -> dict:

@@ -32,11 +32,21 @@ TokenIds = Annotated[list[Annotated[JsonInt, Field(ge=0)]], Field(min_length=1)]
 INLINE_CHARS = 4096  # requests up to this size are tokenised on the event loop
 
 
+class InputItem(BaseModel):
+    """An image, a text, or both (fused: the mean of the normalised vectors, renormalised)."""
+    model_config = ConfigDict(extra="forbid")
+
+    image: Optional[NonEmptyText] = Field(None, description="a data URI (data:image/png;base64,...) or bare base64; "
+                                          "never a URL or a path")
+    text: Optional[NonEmptyText] = None
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # OpenAI ignores fields it does not know; so do we
 
     input: Union[NonEmptyText, Annotated[list[NonEmptyText], Field(min_length=1)], TokenIds,
-                 Annotated[list[TokenIds], Field(min_length=1)]] = Field(description=f"What to embed: {INPUT_SHAPES}.")
+                 Annotated[list[TokenIds], Field(min_length=1)], Annotated[list[InputItem], Field(min_length=1)]] = Field(
+        description=f"What to embed: {INPUT_SHAPES}; or, for image models, an array of {{image, text}} items.")
     model: str = Field(description="A model id from GET /v1/models.")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Optional[JsonInt] = Field(None, ge=1, description="Keep this many leading dimensions, renormalised.")
@@ -85,9 +95,12 @@ async def embed_through_batcher(state, inputs: list, *, prompt: str | None = Non
     model = state.require_model()
     with state.batcher.arriving():  # the batcher may wait for this request to join a batch
         try:
-            # tokenising a few short texts takes microseconds: a thread hop would cost more
-            small = len(inputs) <= 16 and sum(len(item) for item in inputs) <= INLINE_CHARS
-            prepared = model.prepare(inputs, prompt) if small else await asyncio.to_thread(model.prepare, inputs, prompt)
+            if inputs and isinstance(inputs[0], dict):  # image items: decoding images is slow work, off the loop
+                prepared = await asyncio.to_thread(_prepare_items, state, inputs, prompt)
+            else:
+                # tokenising a few short texts takes microseconds: a thread hop would cost more
+                small = len(inputs) <= 16 and sum(len(item) for item in inputs) <= INLINE_CHARS
+                prepared = model.prepare(inputs, prompt) if small else await asyncio.to_thread(model.prepare, inputs, prompt)
             vectors_ready = state.batcher.submit(prepared, prepared.n_inputs, prepared.n_tokens)
         except InputRejected as exc:
             raise ApiError(400, str(exc), param=exc.param, code="invalid_input") from exc
@@ -106,6 +119,23 @@ async def embed_through_batcher(state, inputs: list, *, prompt: str | None = Non
     return model.finish(raw, dimensions), prepared.n_tokens
 
 
+def _prepare_items(state, items: list[dict], prompt: str | None):
+    """Decode the items' images (400 / 413 naming the item) and wrap them for the batcher."""
+    from uniembed.serve.images import decode_request_images
+    from uniembed.serve.model import InputRejected
+
+    model = state.require_model()
+    if "image" not in model.encoder.modalities:
+        raise InputRejected(f"model {model.id} embeds text only; it cannot take images")
+    with_image = [i for i, item in enumerate(items) if "image" in item]
+    decoded = decode_request_images([items[i]["image"] for i in with_image], [f"input[{i}]" for i in with_image],
+                                    state.image_limits)
+    ready = [dict(item) for item in items]
+    for i, image in zip(with_image, decoded):
+        ready[i]["image"] = image
+    return model.prepare_items(ready, prompt)
+
+
 def embedding_routes(state):
     from fastapi import APIRouter
     from fastapi.responses import Response
@@ -121,6 +151,8 @@ def embedding_routes(state):
             raise ApiError(404, f"the model {request.model!r} does not exist; this server serves {model.id!r}",
                            param="model", code="model_not_found")
         inputs = _as_list(request.input)
+        if isinstance(inputs[0], InputItem):
+            inputs = _items(inputs)
         _check_sizes(inputs, settings)
         if request.dimensions is not None and request.dimensions > model.dim:
             raise ApiError(400, f"dimensions must be in [1, {model.dim}] for {model.id}, got {request.dimensions}",
@@ -148,7 +180,20 @@ def embedding_routes(state):
 
 
 def _as_list(value) -> list:
-    return [value] if isinstance(value, str) else value if isinstance(value[0], (str, list)) else [value]
+    return [value] if isinstance(value, str) else value if isinstance(value[0], (str, list, InputItem)) else [value]
+
+
+def _items(items: list[InputItem]) -> list:
+    """Items as dicts; a list of text-only items is plain texts (the text path, batched with others)."""
+    out = []
+    for index, item in enumerate(items):
+        given = {key: value for key, value in (("image", item.image), ("text", item.text)) if value is not None}
+        if not given:
+            raise ApiError(400, f"input[{index}] has neither an image nor a text", param="input", code="invalid_input")
+        out.append(given)
+    if all("image" not in item for item in out):
+        return [item["text"] for item in out]
+    return out
 
 
 def _check_sizes(inputs: list, settings) -> None:
@@ -156,6 +201,9 @@ def _check_sizes(inputs: list, settings) -> None:
         raise ApiError(413, f"input holds {len(inputs)} items, over the limit of {settings.max_inputs} per request",
                        param="input", code="too_many_inputs")
     for index, item in enumerate(inputs):
+        if isinstance(item, dict) and len(item.get("text", "")) > settings.max_input_chars:
+            raise ApiError(413, f"input[{index}].text is {len(item['text'])} characters, over the limit of "
+                           f"{settings.max_input_chars}", param="input", code="input_too_large")
         if isinstance(item, str) and len(item) > settings.max_input_chars:
             raise ApiError(413, f"input[{index}] is {len(item)} characters, over the limit of {settings.max_input_chars}",
                            param="input", code="input_too_large")

@@ -24,6 +24,7 @@ class ServeSettings:
     max_inputs: int = 2048  # per request, as OpenAI
     max_input_chars: int = 100_000  # per text input; longer texts answer 413
     max_input_tokens: int = 8192  # per token-id input
+    max_image_pixels: int = 40_000_000  # per image, decoded (a 40-megapixel photo); larger answer 413
     # micro-batching
     batching: bool = True
     max_batch_tokens: int = 16_384
@@ -42,7 +43,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ()  # Host header values accepted besides loopback and `host`; "*": any
 
     def __post_init__(self) -> None:
-        for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens",
+        for name in ("port", "max_body_bytes", "max_inputs", "max_input_chars", "max_input_tokens", "max_image_pixels",
                      "max_batch_tokens", "max_part_tokens", "max_queue_inputs", "collection_threads",
                      "max_collection_queue", "max_connections"):
             value = getattr(self, name)
