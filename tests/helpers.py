@@ -213,3 +213,30 @@ def colour_image(name: str, size: int = 8):
     from PIL import Image
 
     return Image.new("RGB", (size, size), COLOURS[name])
+
+
+def write_tiny_vlm(directory: Path, *, seed: int = 0, image_size: int = 32) -> Path:
+    """A tiny LLaVA (CLIP vision tower, 2-layer Llama text model, random weights) with the tiny
+    WordPiece tokenizer plus an <image> token, and CLIP preprocessing."""
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<image>", *WORDS, *letters, *("##" + c for c in letters)]
+    tokenizer = _wordpiece_tokenizer(vocab)
+    tokenizer.save_pretrained(directory)
+    vision = CLIPVisionConfig(image_size=image_size, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                              num_attention_heads=4)
+    text = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0)
+    torch.manual_seed(seed)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=vocab.index("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+    LlavaModel(config).save_pretrained(directory, safe_serialization=True)
+    processor = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size},
+                 "do_center_crop": True, "do_resize": True, "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255,
+                 "do_normalize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                 "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}
+    (directory / "preprocessor_config.json").write_text(json.dumps(processor))
+    return directory

@@ -23,7 +23,7 @@ DUAL_MODEL_TYPES = ("clip", "siglip")
 
 
 def dual_model_type(directory: Path) -> str | None:
-    """"clip" or "siglip" when `directory` holds such a model, else None."""
+    """"clip", "siglip" (dual encoders) or "llava" (a VLM) when `directory` holds such a model, else None."""
     from uniembed.encoders.model_dir import read_json
 
     config_file = Path(directory) / "config.json"
@@ -31,7 +31,9 @@ def dual_model_type(directory: Path) -> str | None:
         return None
     config = read_json(config_file)
     kind = config.get("model_type") if isinstance(config, dict) else None
-    return kind if kind in DUAL_MODEL_TYPES else None
+    from uniembed.encoders.vlm import VLM_MODEL_TYPES
+
+    return kind if kind in DUAL_MODEL_TYPES + VLM_MODEL_TYPES else None
 
 
 def features(output) -> "torch.Tensor":  # noqa: F821 - torch is imported lazily

@@ -70,6 +70,12 @@ def load(
         if given:
             raise InputError(f"{', '.join(given)}: not options of {kind.upper()} models (their processor fixes them)")
         read_model_dir(directory)  # the same checks: config, safetensors (never pickle), tokenizer
+        if kind == "llava":
+            from uniembed.encoders.vlm import load_vlm
+
+            if precision != "fp32":
+                raise InputError(f"precision for vision-language models must be 'fp32', got {precision!r}")
+            return load_vlm(name, directory, device=device, threads=threads)
         return load_dual(name, directory, kind, precision=precision, device=device, threads=threads)
     config = read_model_dir(directory)
     if backend in ("onnx", "openvino") and (layers is not None or dim is not None):

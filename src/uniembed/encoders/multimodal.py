@@ -84,6 +84,9 @@ def encode_items(encoder, items, *, image_weight: float = 0.5, prompt: str | Non
                  labels: Sequence[str] | None = None) -> np.ndarray:
     """(n, dim) unit vectors of image / text / image+text items (see the module docstring).
     labels: how errors name each item (default "item <index>")."""
+    if getattr(encoder, "fuses_items", False):  # a VLM reads image and text as one sequence
+        return encoder.encode_items(items, image_weight=image_weight, prompt=prompt, dim=dim, batch_size=batch_size,
+                                    show_progress=show_progress, labels=labels, base=base)
     items = check_items(items, labels)
     names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
     weight = check_image_weight(image_weight)
