@@ -4,10 +4,13 @@ A writer process adds small batches of vectors to a collection and prints "ACK <
 after each add returns. The harness kills it at a random moment, reopens the collection, and
 checks that (1) it opens and searches, (2) every acknowledged id is present with its vector.
 With --multivector the collection is a multi-vector one: each item is 3 token vectors (stored as
-float16) plus their FDE, and every acknowledged item must come back with both.
+float16) plus their FDE, and every acknowledged item must come back with both. With --images the
+collection keeps images (bytes): each item is a vector plus a small PNG, and every acknowledged
+item must come back with its vector and the very same image bytes.
 
     python bench/durability.py --rounds 50          # prints a table (or --json)
     python bench/durability.py --rounds 50 --multivector
+    python bench/durability.py --rounds 50 --images
 """
 from __future__ import annotations
 
@@ -38,6 +41,16 @@ def tokens_of(i: int) -> np.ndarray:
     return np.random.default_rng(i).normal(size=(3, DIM)).astype(np.float32)
 
 
+def png_of(i: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(i).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def writer(path: str, start: int, batch: int) -> None:
     from uniembed.store import Collection
 
@@ -46,7 +59,8 @@ def writer(path: str, start: int, batch: int) -> None:
     while True:
         ids = list(range(i, i + batch))
         data = [tokens_of(j) for j in ids] if col.multivector else np.stack([vector_of(j) for j in ids])
-        col.add([f"id{j}" for j in ids], data, payloads=[{"n": j} for j in ids])
+        images = {"images": [png_of(j) for j in ids]} if col.images else {}
+        col.add([f"id{j}" for j in ids], data, payloads=[{"n": j} for j in ids], **images)
         print(f"ACK {ids[0]} {ids[-1]}", flush=True)
         i += batch
 
@@ -64,11 +78,19 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
     stored = col.snapshot()  # every row of the latest commit, read from the store
     rows = {id_: row for row, id_ in enumerate(stored.ids)}
     vectors = stored.vectors("default")
+    images = {}
+    if col.images:
+        from uniembed.store.backend import ID, IMAGE
+
+        table = col.backend.scan([ID, IMAGE])
+        images = dict(zip(table.column(ID).to_pylist(), table.column(IMAGE).to_pylist()))
 
     def intact(j: int) -> bool:
         row = rows.get(f"id{j}")
         if row is None:
             return False
+        if col.images:
+            return np.allclose(vectors[row], vector_of(j)) and images.get(f"id{j}") == png_of(j)
         if not col.multivector:
             return np.allclose(vectors[row], vector_of(j))
         tokens = tokens_of(j)
@@ -78,13 +100,16 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
     return True, sum(1 for j in acknowledged if not intact(j))
 
 
-def run(rounds: int, batch: int, max_wait: float, seed: int, multivector: bool = False) -> dict:
+KINDS = {"single-vector": {}, "multi-vector": {"multivector": "muvera", "fde": FDE}, "image": {"images": "bytes"}}
+
+
+def run(rounds: int, batch: int, max_wait: float, seed: int, kind: str = "single-vector") -> dict:
     from uniembed.store import Collection
 
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="uniembed-durability-"))
     path = folder / "col"
-    Collection.create(path, model=None, dim=DIM, **({"multivector": "muvera", "fde": FDE} if multivector else {}))
+    Collection.create(path, model=None, dim=DIM, **KINDS[kind])
     acknowledged: list[int] = []
     next_id, opened_ok, lost_total = 0, 0, 0
     for _ in range(rounds):
@@ -103,7 +128,7 @@ def run(rounds: int, batch: int, max_wait: float, seed: int, multivector: bool =
         opened_ok += ok
         lost_total += lost
     return {"kills": rounds, "opened after kill": opened_ok, "acknowledged writes": len(acknowledged),
-            "lost writes": lost_total, "batch": batch, "collection": "multi-vector" if multivector else "single-vector"}
+            "lost writes": lost_total, "batch": batch, "collection": kind}
 
 
 def main() -> int:
@@ -114,12 +139,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--multivector", action="store_true", help="a multi-vector collection (token vectors + FDE)")
+    parser.add_argument("--images", action="store_true", help="a collection keeping images (vector + PNG bytes per item)")
     parser.add_argument("--writer", nargs=3, metavar=("PATH", "START", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.writer:
         writer(args.writer[0], int(args.writer[1]), int(args.writer[2]))
         return 0
-    result = run(args.rounds, args.batch, args.max_wait, args.seed, args.multivector)
+    kind = "multi-vector" if args.multivector else "image" if args.images else "single-vector"
+    result = run(args.rounds, args.batch, args.max_wait, args.seed, kind)
     if args.json:
         print(json.dumps(result))
     else:

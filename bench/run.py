@@ -43,7 +43,7 @@ def _scale(model, args):
 def _durability(model, args):
     import durability
 
-    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, multivector=kind) for kind in (False, True)]
+    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, kind=kind) for kind in durability.KINDS]
 
 
 def _ingest(model, args):

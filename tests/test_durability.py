@@ -11,7 +11,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "durability.py"
 
 
-@pytest.mark.parametrize("kind", [[], ["--multivector"]], ids=["single-vector", "multi-vector"])
+@pytest.mark.parametrize("kind", [[], ["--multivector"], ["--images"]], ids=["single-vector", "multi-vector", "image"])
 def test_acknowledged_writes_survive_sigkill(kind):
     out = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "3", "--json", "--seed", "1", *kind],
                          capture_output=True, text=True, timeout=300)
