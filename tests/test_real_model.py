@@ -61,6 +61,8 @@ def test_readme_tour_runs():
     assert blocks, "the README has no python example"
     namespace: dict = {}
     for block in blocks:
+        if block.startswith("# needs:"):  # an example that needs files the machine may not have, said in its first line
+            continue
         if "127.0.0.1:8080" in block:  # the service example: serve the tour's model on a free port
             from serve_helpers import live_server
             from uniembed.serve import ServeSettings, create_app
