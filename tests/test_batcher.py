@@ -146,3 +146,38 @@ def test_a_failing_batch_releases_the_queue_room_of_its_jobs_remaining_parts():
     assert len(asyncio.run(scenario())) == 20
     batcher.close()
     assert batcher.queued_inputs == 0 and calls["n"] == 3  # the failed job's other parts never ran
+
+
+def test_a_busy_stream_waits_for_its_whole_wave_and_a_lone_client_never_waits():
+    """After a batch that merged several requests, the next batch collects requests until none
+    has come for the quiet gap (the clients answered in the last wave come back whole); a lone
+    client's request (the last batch held one) starts at once, however long max_wait is."""
+    batches = []
+
+    def embed(batch):
+        batches.append([job[0] for job in batch])
+        return embed_ints(batch)
+
+    batcher = MicroBatcher(embed, max_batch_tokens=1000, max_wait=2.0, max_queue_inputs=100)
+    batcher.quiet_gap = 0.2  # generous, so a loaded test machine cannot split the wave
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await batcher.submit([0], 1, 1)  # a lone client: no wait at all
+        lone = loop.time() - started
+        with batcher._cond:  # one wave of three, queued together (the worker cannot take one alone)
+            first_wave = [batcher.submit([i], 1, 1) for i in (1, 2, 3)]
+        await asyncio.gather(*first_wave)
+        wave = [batcher.submit([4], 1, 1)]
+        await asyncio.sleep(0.05)  # the rest of the wave trickles in, within the quiet gap
+        wave += [batcher.submit([i], 1, 1) for i in (5, 6)]
+        started = loop.time()
+        await asyncio.gather(*wave)
+        return lone, loop.time() - started
+
+    lone, wave_seconds = asyncio.run(scenario())
+    batcher.close()
+    assert lone < 1.0  # max_wait is 2 s: the lone request did not wait for it
+    assert batches[0] == [0] and batches[1] == [1, 2, 3] and batches[2] == [4, 5, 6]
+    assert wave_seconds < 1.5  # it started once the stream went quiet, not at max_wait

@@ -29,7 +29,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--max-part-tokens", type=int, default=4096,
                         help="a request's share of one batch: larger requests are encoded in parts, other requests "
                         "in between (default: 4096)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default: 5)")
+    parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill (default: 10)")
     parser.add_argument("--max-queue", type=int, default=8192, help="inputs waiting before requests get 429 (default: 8192)")
     parser.add_argument("--no-batching", action="store_true", help="encode every request alone (for comparison)")
     parser.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")

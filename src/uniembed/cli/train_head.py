@@ -16,7 +16,8 @@ def add_parser(commands) -> None:
     parser.add_argument("-o", "--output", required=True, help="folder for the model with its head")
     parser.add_argument("--dim", type=int, default=128, help="token vector dimension (default: 128)")
     parser.add_argument("--hard-negatives", type=int, default=3, help="negatives mined per query with BASE (default: 3)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=_default("epochs"),
+                        help=f"(default: {_default('epochs')}, chosen on SciFact validation claims)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default: 3e-3)")
     parser.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature on mean MaxSim (default: 0.1)")
@@ -24,6 +25,15 @@ def add_parser(commands) -> None:
     parser.add_argument("--split", default="train", help="qrels split of a BEIR folder (default: train)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.set_defaults(run=run)
+
+
+def _default(name: str):
+    """A TokenHeadConfig default, read from the dataclass (one truth for the CLI and Python)."""
+    from dataclasses import fields
+
+    from uniembed.train.token_head import TokenHeadConfig
+
+    return next(f.default for f in fields(TokenHeadConfig) if f.name == name)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ class ServeSettings:
     # one request's share of a batch: larger requests are encoded in parts with others in between
     # (bench/serve_fairness.py: a short request then waits about 1 s on 2 CPU cores; raise it on a GPU)
     max_part_tokens: int = 4096
-    max_wait_ms: float = 5.0
+    # how long a batch may wait to fill; a busy stream of 32 clients needs about 10 ms to come back whole
+    max_wait_ms: float = 10.0
     max_queue_inputs: int = 8192  # inputs waiting to be encoded; a request that does not fit gets 429
     shutdown_grace_s: float = 30.0
     collection_threads: int = 8  # searches and writes of collections run on these, apart from encoding
