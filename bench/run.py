@@ -3,8 +3,8 @@
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
                                              # encode-rerun, ingest, serve, fairness, graph, train, multivector, select-static,
-                                             # select-int8, select-head-epochs, images (scale and the last eight are
-                                             # not in the default run)
+                                             # select-int8, select-head-epochs, images, encode-stages (scale and the
+                                             # last nine are not in the default run)
     python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
 
 The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
@@ -99,6 +99,12 @@ def _multivector(model, args):
     return multivector.run()
 
 
+def _encode_stages(model, args):
+    import encode_stages
+
+    return encode_stages.run()
+
+
 def _images(model, args):
     import images
 
@@ -140,6 +146,7 @@ BENCHES = {
     "select-head-epochs": ("train-head: epochs chosen on SciFact validation claims", _select_head_epochs),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
     "images": ("Image encoding vs transformers' own pipeline, and memory", _images),
+    "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 
