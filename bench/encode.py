@@ -9,6 +9,7 @@ round) is the cosine to sentence-transformers' fp32 vectors (mean and worst) and
 
     python bench/encode.py                # prints a markdown table per workload
     python bench/encode.py --rerun        # short texts again, compared with bench/tables/encode.json
+    python bench/encode.py --rerun --workload "SciFact documents"   # the documents again
 
 Rounds: 7 on short texts, 3 on documents (ROUNDS; --rounds overrides; a document round takes
 about 5 minutes here). With 5 rounds, two runs of
@@ -206,12 +207,13 @@ def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS)
     return tables
 
 
-def rerun(committed: Path = Path(__file__).resolve().parent / "tables" / "encode.json") -> dict[str, list[dict]]:
-    """The short-text workload again; each backend's median ratio against the committed run's."""
+def rerun(workload: str = "STSb sentences",
+          committed: Path = Path(__file__).resolve().parent / "tables" / "encode.json") -> dict[str, list[dict]]:
+    """One workload again; each backend's median ratio against the committed run's."""
     earlier = json.loads(committed.read_text())["tables"]
-    title = next(t for t in earlier if t.startswith("Encoding: STSb sentences"))
+    title = next(t for t in earlier if t.startswith(f"Encoding: {workload}"))
     before = {row["backend"]: float(row["x sentence-transformers"].split()[0]) for row in earlier[title]}
-    again = next(iter(run(workloads=("STSb sentences",), with_static_quality=False).values()))
+    again = next(iter(run(workloads=(workload,), with_static_quality=False).values()))
     rows = []
     for row in again:
         now, then = float(row["x sentence-transformers"].split()[0]), before.get(row["backend"])
@@ -220,7 +222,8 @@ def rerun(committed: Path = Path(__file__).resolve().parent / "tables" / "encode
         apart = 100 * abs(now - then) / then
         rows.append({"backend": row["backend"], "committed run": then, "rerun": row["x sentence-transformers"],
                      "apart %": round(apart, 1), "within 15%": apart <= 15})
-    return {"Encoding: short texts rerun against the committed run (median ratios)": rows}
+    what = "short texts" if workload == "STSb sentences" else "documents"
+    return {f"Encoding: {what} rerun against the committed run (median ratios)": rows}
 
 
 def _spread(values: list[float], digits: int) -> str:
@@ -237,12 +240,16 @@ def main() -> int:
     from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=None, help="(default: 7 on short texts, 5 on documents)")
-    parser.add_argument("--rerun", action="store_true", help="short texts again, against bench/tables/encode.json")
+    parser.add_argument("--rounds", type=int, default=None, help="(default: 7 on short texts, 3 on documents)")
+    parser.add_argument("--rerun", action="store_true", help="a workload again (default: short texts), against "
+                        "bench/tables/encode.json")
     parser.add_argument("--workload", choices=list(WORKLOADS), action="append", default=None,
                         help="only this workload (repeatable; default: all)")
     args = parser.parse_args()
-    print_tables(rerun() if args.rerun else run(args.rounds, tuple(args.workload or WORKLOADS)))
+    if args.rerun:
+        print_tables({k: v for workload in (args.workload or ["STSb sentences"]) for k, v in rerun(workload).items()})
+    else:
+        print_tables(run(args.rounds, tuple(args.workload or WORKLOADS)))
     return 0
 
 

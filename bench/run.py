@@ -3,8 +3,9 @@
     python bench/run.py                      # all but the 1M-vector scale run
     python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
                                              # encode-rerun, ingest, serve, fairness, graph, train, multivector, select-static,
-                                             # select-int8, select-head-epochs, images, encode-stages (scale and the
-                                             # last nine are not in the default run)
+                                             # select-int8, select-head-epochs, images, encode-stages,
+                                             # encode-rerun-documents (scale and the last ten are not in the
+                                             # default run)
     python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
 
 The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
@@ -62,6 +63,12 @@ def _encode_rerun(model, args):
     import encode
 
     return encode.rerun()
+
+
+def _encode_rerun_documents(model, args):
+    import encode
+
+    return encode.rerun("SciFact documents")
 
 
 def _serve(model, args):
@@ -137,6 +144,7 @@ BENCHES = {
     "ingest": ("Ingest through a live, searched collection vs a bulk load", _ingest),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
     "encode-rerun": ("Encoding: short texts rerun against the committed run", _encode_rerun),
+    "encode-rerun-documents": ("Encoding: documents rerun against the committed run", _encode_rerun_documents),
     "serve": ("HTTP service under load, batching on vs off", _serve),
     "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
