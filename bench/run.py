@@ -1,11 +1,8 @@
 """Run the benchmarks and print each as a markdown table.
 
     python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one of: scores, encode, collection, scale, durability,
-                                             # encode-rerun, ingest, serve, fairness, graph, train, multivector, select-static,
-                                             # select-int8, select-head-epochs, images, encode-stages,
-                                             # encode-rerun-documents (scale and the last ten are not in the
-                                             # default run)
+    python bench/run.py --only collection    # one part (see BENCHES below); the default run is scores,
+                                             # encode, collection, durability, ingest, serve, fairness
     python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
 
 The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
