@@ -3,8 +3,8 @@
 Model: a CLIP whose vision tower has ViT-B/32's shape (224 px, 32 px patches, 12 layers, 768
 wide; random weights: the compute is the same as the real one's), text tower tiny (unused here).
 Images: Open Clip Art's test PNGs (96 x 96, decoded from bytes by every contender). Rounds
-interleaved (uniembed, transformers batched, transformers one by one, then again), same images,
-same vectors (checked). Per-stage time of uniembed's path (decode, preprocess, forward) on the
+interleaved, the order rotating each round (so no contender always follows the slow one), same
+images, same vectors (checked; the bf16 row reports its cosine to fp32 instead). Per-stage time of uniembed's path (decode, preprocess, forward) on the
 same images. Memory: peak RSS of encode_images over 1,000 and over 10,000 Fashion-MNIST images in
 fresh processes, on a narrow ViT of the same input size (what memory could grow with is the
 decoded and preprocessed pixels, not the model).
@@ -120,33 +120,38 @@ def speed_rows(folder: Path) -> tuple[list[dict], list[dict]]:
 
     pngs = clipart_pngs(N_IMAGES)
     ours = uniembed.load(folder, device="cpu")
+    ours_bf16 = uniembed.load(folder, device="cpu", precision="bf16")
     model, processor = transformers_pipeline(folder)
     contenders = {
         "uniembed encode_images (batch 32)": lambda: ours.encode_images(pngs, batch_size=BATCH, show_progress=False),
+        "uniembed encode_images, precision bf16": lambda: ours_bf16.encode_images(pngs, batch_size=BATCH, show_progress=False),
         "transformers processor + get_image_features, batches of 32": lambda: run_transformers(model, processor, pngs, BATCH),
         "transformers, one image per call": lambda: run_transformers(model, processor, pngs, 1),
     }
-    reference = None
-    for name, call in contenders.items():  # warm-up, and the same-vectors check
+    reference, cosine = None, {}
+    for name, call in contenders.items():  # warm-up, and the same-vectors check (bf16: its cosine is reported)
         vectors = call()
         reference = vectors if reference is None else reference
+        cosine[name] = float((vectors * reference).sum(1).mean())
         gap = float(np.abs(vectors - reference).max())
-        if gap > 1e-4:
+        if gap > 1e-4 and "bf16" not in name:
             raise AssertionError(f"{name} gives other vectors than uniembed (max gap {gap:.2e})")
+    names = list(contenders)
     seconds = {name: [] for name in contenders}
-    for _ in range(ROUNDS):
-        for name, call in contenders.items():  # interleaved: A B C A B C
+    for round_ in range(ROUNDS):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # interleaved, the order rotating
             started = time.perf_counter()
-            call()
+            contenders[name]()
             seconds[name].append(time.perf_counter() - started)
     rows = []
-    ours_name = next(iter(contenders))
+    baseline = "transformers processor + get_image_features, batches of 32"
     for name, times in seconds.items():
-        speedups = [other / mine for other, mine in zip(times, seconds[ours_name])]
+        speedups = [other / mine for other, mine in zip(seconds[baseline], times)]
         rows.append({"pipeline": name, "images/s (median)": round(N_IMAGES / statistics.median(times), 1),
                      "spread (min-max images/s)": f"{N_IMAGES / max(times):.1f}-{N_IMAGES / min(times):.1f}",
-                     "uniembed x (median, min-max)": "-" if name == ours_name else
-                     f"{statistics.median(speedups):.2f} ({min(speedups):.2f}-{max(speedups):.2f})"})
+                     "x transformers batched (median, min-max)": "-" if name == baseline else
+                     f"{statistics.median(speedups):.2f} ({min(speedups):.2f}-{max(speedups):.2f})",
+                     "mean cos to fp32": round(cosine[name], 5)})
     per_image = stages(ours, pngs)
     total = sum(per_image.values())
     stage_rows = [{"stage": stage, "ms per image": round(1000 * value, 2), "share": f"{100 * value / total:.0f}%"}
