@@ -17,24 +17,7 @@ from uniembed.encoders.base import Encoder, LongPolicy, _digest
 from uniembed.encoders.multimodal import ImageTower
 from uniembed.errors import InputError, ModelLoadError
 from uniembed.images.decode import DEFAULT_LIMITS, ImageLimits
-from uniembed.images.preprocess import ImagePreprocessing, read_preprocessing
-
-DUAL_MODEL_TYPES = ("clip", "siglip")
-
-
-def dual_model_type(directory: Path) -> str | None:
-    """"clip", "siglip" (dual encoders) or "llava" (a VLM) when `directory` holds such a model, else None."""
-    from uniembed.encoders.model_dir import read_json
-
-    config_file = Path(directory) / "config.json"
-    if not config_file.is_file():
-        return None
-    config = read_json(config_file)
-    kind = config.get("model_type") if isinstance(config, dict) else None
-    from uniembed.encoders.vlm import VLM_MODEL_TYPES
-
-    return kind if kind in DUAL_MODEL_TYPES + VLM_MODEL_TYPES else None
-
+from uniembed.images.preprocess import ImagePreprocessing
 
 def features(output) -> "torch.Tensor":  # noqa: F821 - torch is imported lazily
     """The embedding tensor of get_text_features / get_image_features: transformers 4.x returned
@@ -109,26 +92,14 @@ class DualEncoder(ImageTower, Encoder):
 def load_dual(name: str, directory: Path, kind: str, *, precision: str = "fp32", device: str | None = None,
               threads: int | None = None) -> DualEncoder:
     """A DualEncoder from a local CLIP / SigLIP directory (safetensors weights only)."""
-    from uniembed._extras import require
-
-    require("torch")
-    require("images")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from uniembed.encoders.image_models import read_image_model
 
     if precision not in ("fp32", "bf16"):
         raise InputError(f"precision for {kind.upper()} models must be 'fp32' or 'bf16', got {precision!r}")
-    if threads:
-        torch.set_num_threads(threads)
-    preprocessing = read_preprocessing(directory)
-    hf_logging.disable_progress_bar()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-        model = AutoModel.from_pretrained(str(directory), local_files_only=True, use_safetensors=True)
-    except Exception as exc:  # corrupt or partial files raise many types
-        raise ModelLoadError(f"cannot load the {kind.upper()} model in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    model, tokenizer, preprocessing = read_image_model(directory, f"{kind.upper()} model", threads)
     if precision == "bf16":
+        import torch
+
         model = model.to(torch.bfloat16)
     encoder = DualEncoder(name, model, tokenizer, preprocessing, kind=kind, device=device, precision=precision)
     encoder.source = str(directory)

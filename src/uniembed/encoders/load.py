@@ -59,9 +59,9 @@ def load(
         from uniembed.encoders.static import StaticEncoder
 
         return StaticEncoder.load(directory, name=name)
-    from uniembed.encoders.dual import dual_model_type, load_dual
+    from uniembed.encoders.image_models import image_model_type
 
-    kind = dual_model_type(directory)
+    kind = image_model_type(directory)
     if kind is not None:
         if backend != "torch":
             raise InputError(f"{kind.upper()} models run on the torch backend; got backend={backend!r}")
@@ -76,6 +76,8 @@ def load(
             if precision != "fp32":
                 raise InputError(f"precision for vision-language models must be 'fp32', got {precision!r}")
             return load_vlm(name, directory, device=device, threads=threads)
+        from uniembed.encoders.dual import load_dual
+
         return load_dual(name, directory, kind, precision=precision, device=device, threads=threads)
     config = read_model_dir(directory)
     if backend in ("onnx", "openvino") and (layers is not None or dim is not None):

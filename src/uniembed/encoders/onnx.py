@@ -87,7 +87,8 @@ class OnnxEncoder(ExportEncoder):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / PRECISION_FILES[precision]), options, providers=["CPUExecutionProvider"])
+        self.model_path = folder / PRECISION_FILES[precision]  # what the session runs (bench/encode_stages.py profiles it)
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
 
     def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, {name: padded[name] for name in self.input_names})[0].astype(np.float32, copy=False)

@@ -106,6 +106,7 @@ class OpenVinoEncoder(ExportEncoder):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         source = ensure_int8(folder, self.windows, self.input_names) if precision == "int8" else folder / PRECISION_FILES["fp32"]
+        self.model_path, self.compile_config = source, config  # what was compiled (bench/encode_stages.py profiles it)
         self.compiled = core.compile_model(str(source), "CPU", config)
 
     def _variant(self) -> tuple:

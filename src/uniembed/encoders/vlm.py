@@ -21,9 +21,8 @@ from uniembed.encoders.base import Encoder, LongPolicy, _digest
 from uniembed.encoders.multimodal import ImageTower, check_image_weight, check_items
 from uniembed.errors import InputError, ModelLoadError
 from uniembed.images.decode import DEFAULT_LIMITS
-from uniembed.images.preprocess import ImagePreprocessing, read_preprocessing
+from uniembed.images.preprocess import ImagePreprocessing
 
-VLM_MODEL_TYPES = ("llava",)
 IMAGE_INSTRUCTION = "Represent the given image."
 
 
@@ -128,29 +127,10 @@ class VlmEncoder(ImageTower, Encoder):
         return l2_normalize(out)
 
 
-def vlm_model_type(config: dict) -> str | None:
-    kind = config.get("model_type")
-    return kind if kind in VLM_MODEL_TYPES else None
-
-
 def load_vlm(name: str, directory: Path, *, device: str | None = None, threads: int | None = None) -> VlmEncoder:
-    from uniembed._extras import require
+    from uniembed.encoders.image_models import read_image_model
 
-    require("torch")
-    require("images")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    if threads:
-        torch.set_num_threads(threads)
-    preprocessing = read_preprocessing(directory)
-    hf_logging.disable_progress_bar()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-        model = AutoModel.from_pretrained(str(directory), local_files_only=True, use_safetensors=True)
-    except Exception as exc:  # corrupt or partial files raise many types
-        raise ModelLoadError(f"cannot load the vision-language model in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    model, tokenizer, preprocessing = read_image_model(directory, "vision-language model", threads)
     if not hasattr(model, "get_image_features"):
         raise ModelLoadError(f"{directory}: {type(model).__name__} is not a vision-language model")
     encoder = VlmEncoder(name, model, tokenizer, preprocessing, device=device)

@@ -102,7 +102,9 @@ def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_
     file = Path(path)
     if base is not None:
         file = file if file.is_absolute() else base / file
-        if not _inside(file, base):
+        from uniembed.images.files import inside
+
+        if not inside(file, base):
             raise InputError(f"{where}: {path} is outside the folder {base}")
     if not file.is_file():
         raise InputError(f"{where}: no image file at {file}")
@@ -113,15 +115,6 @@ def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_
         return file.read_bytes()
     except OSError as exc:
         raise InputError(f"{where}: cannot read {file}: {exc.strerror or exc}") from exc
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether `path`, symlinks resolved, lies in `folder` (also resolved)."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _from_bytes(data: bytes, where: str, limits: ImageLimits):

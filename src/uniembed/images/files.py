@@ -55,7 +55,7 @@ def walk_images(folder: str | Path) -> ImageFolder:
             path = here / name
             if not is_image_file(name):
                 found.skipped += 1
-            elif path.is_symlink() and not _inside(path, root):
+            elif path.is_symlink() and not inside(path, root):
                 found.outside += 1
             elif path.is_file():
                 found.files.append(path)
@@ -67,9 +67,10 @@ def walk_images(folder: str | Path) -> ImageFolder:
     return found
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, symlinks resolved, lies in `folder` (also resolved)."""
     try:
-        path.resolve().relative_to(root)
+        path.resolve().relative_to(folder.resolve())
         return True
     except (ValueError, OSError):
         return False
