@@ -3,12 +3,15 @@ model run, time by operator kind (matrix products, attention, the rest); and thr
 
 Each backend runs in a fresh process on the 2,552 STSb test sentences, batched as `encode`
 batches them (longest first, 32 per batch), after a warm-up; each stage is timed around the same
-calls `encode` makes. The operator split comes from the runtimes' own profilers (ONNX Runtime's
+calls `encode` makes. Rounds are interleaved (every backend once per round, ROUNDS rounds) and
+each stage's median over rounds is reported, with the whole pass's spread. Speed comparisons
+between backends belong to the encode bench (more rounds, against sentence-transformers); this
+one says where each backend's time goes. The operator split comes from the runtimes' own profilers (ONNX Runtime's
 session profiling, OpenVINO's performance counters) on one pass, and is shown as shares of the
 model run (profiling adds its own overhead, so shares, not times). Torch's operator split is not
 measured (its profiler would have to wrap the Python modules).
 
-    python bench/encode_stages.py        # ~4 minutes; bench/run.py --only encode-stages
+    python bench/encode_stages.py        # ~5 minutes; bench/run.py --only encode-stages
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ BACKENDS = {
     "onnx int8, 1 thread": {"backend": "onnx", "precision": "int8", "threads": 1},
 }
 BATCH = 32
+ROUNDS = 3
 
 # operator kinds: what a transformer layer spends its time on
 GEMM = ("matmul", "gemm", "fullyconnected", "qlinearmatmul", "matmulinteger", "dynamicquantizematmul", "convolution")
@@ -126,42 +130,53 @@ def operator_shares(label: str, options: dict, texts: list[str]) -> dict[str, fl
     return {kind: value / whole for kind, value in totals.items()}
 
 
-def worker(label: str) -> None:
+def worker(label: str, what: str) -> None:
+    """One backend in this process: `what` is "stages" (one timed pass) or "operators" (the profile)."""
     import uniembed
 
     texts = sentences()
     options = dict(BACKENDS[label])
     model = uniembed.load(**options)
     model.encode(texts[:256], show_progress=False)  # warm-up
-    stages = timed_pass(model, texts)
-    shares = operator_shares(label, options, texts) if not label.startswith("torch") else {}
-    print(json.dumps({"stages": stages, "operators": shares}))
+    result = timed_pass(model, texts) if what == "stages" else operator_shares(label, options, texts)
+    print(json.dumps(result))
+
+
+def in_process(label: str, what: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", label, what], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{label}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run() -> dict[str, list[dict]]:
-    stage_rows, operator_rows = [], []
+    import statistics
+
     n = len(sentences())
-    for label in BACKENDS:
-        proc = subprocess.run([sys.executable, __file__, "--worker", label], capture_output=True, text=True)
-        if proc.returncode:
-            raise RuntimeError(f"{label}: {proc.stderr[-2000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        total = sum(result["stages"].values())
-        stage_rows.append({"backend": label, "texts/s": round(n / total, 1),
-                           **{f"{stage} ms/batch": round(1000 * seconds / (n / BATCH), 2) for stage, seconds in result["stages"].items()},
-                           "model run share": f"{100 * result['stages']['model run'] / total:.0f}%"})
-        if result["operators"]:
-            operator_rows.append({"backend": label, **{kind: f"{100 * share:.0f}%" for kind, share in
-                                                        sorted(result["operators"].items(), key=lambda kv: -kv[1])}})
+    passes = {label: [] for label in BACKENDS}
+    for _ in range(ROUNDS):
+        for label in BACKENDS:  # interleaved: every backend once per round
+            passes[label].append(in_process(label, "stages"))
+    stage_rows, operator_rows = [], []
+    for label, runs in passes.items():
+        stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
+        totals = [sum(run.values()) for run in runs]
+        stage_rows.append({"backend": label, "texts/s (median, min-max)":
+                           f"{n / statistics.median(totals):.0f} ({n / max(totals):.0f}-{n / min(totals):.0f})",
+                           **{f"{stage} ms/batch": round(1000 * seconds / (n / BATCH), 2) for stage, seconds in stages.items()},
+                           "model run share": f"{100 * stages['model run'] / sum(stages.values()):.0f}%"})
+        if not label.startswith("torch"):
+            shares = in_process(label, "operators")
+            operator_rows.append({"backend": label, **{kind: f"{100 * share:.0f}%" for kind, share in shares.items()}})
     columns = sorted({key for row in operator_rows for key in row if key != "backend"})
     operator_rows = [{"backend": row["backend"], **{c: row.get(c, "0%") for c in columns}} for row in operator_rows]
-    return {f"Where the time goes: {n} STSb sentences, batches of {BATCH} (one pass per backend)": stage_rows,
+    return {f"Where the time goes: {n} STSb sentences, batches of {BATCH} ({ROUNDS} interleaved rounds)": stage_rows,
             "Inside the model run: time by operator kind (runtime profilers)": operator_rows}
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        worker(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], sys.argv[3])
         return 0
     from run import print_tables  # bench/run.py: `python bench/encode_stages.py` puts bench/ on sys.path
 
