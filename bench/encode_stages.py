@@ -2,7 +2,7 @@
 model run, time by operator kind (matrix products, attention, the rest); and thread settings.
 
 Each backend runs in a fresh process on the 2,552 STSb test sentences, batched as `encode`
-batches them (longest first, 32 per batch), after a warm-up; each stage is timed around the same
+batches them (all tokenised at once, then batches of up to 32 by token length), after a warm-up; each stage is timed around the same
 calls `encode` makes. Rounds are interleaved (every backend once per round, ROUNDS rounds) and
 each stage's median over rounds is reported, with the whole pass's spread. Speed comparisons
 between backends belong to the encode bench (more rounds, against sentence-transformers); this
@@ -57,35 +57,33 @@ def sentences() -> list[str]:
 
 
 def timed_pass(model, texts: list[str]) -> dict[str, float]:
-    """Seconds in each stage of one encode-like pass (the calls encode makes, timed one by one)."""
+    """Seconds in each stage of one pass made of the calls `encode(texts, batch_size=32)` makes:
+    every text tokenised at once, batches formed over the whole set by token length
+    (`token_batches`), each padded, run and pooled."""
     from uniembed.compress.truncate import l2_normalize
     from uniembed.encoders.batching import token_batches
     from uniembed.encoders.pooling_numpy import pool_numpy
 
     spent = defaultdict(float)
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    for start in range(0, len(texts), BATCH):
-        chunk = [texts[i] for i in order[start:start + BATCH]]
-        t0 = time.perf_counter()
-        windows = model.windows.windows(chunk, chunk=False)
+    t0 = time.perf_counter()
+    windows = model.windows.windows(texts, chunk=False)
+    spent["tokenise"] = time.perf_counter() - t0
+    for rows in token_batches(windows.lengths, model.token_budget, BATCH):
         t1 = time.perf_counter()
-        spent["tokenise"] += t1 - t0
-        for rows in token_batches(windows.lengths, model.token_budget, BATCH):
-            t2 = time.perf_counter()
-            padded = model.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+        padded = model.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+        t2 = time.perf_counter()
+        if hasattr(model, "session") or hasattr(model, "compiled"):
+            hidden = model.hidden_windows(padded)
             t3 = time.perf_counter()
-            if hasattr(model, "session") or hasattr(model, "compiled"):
-                hidden = model.hidden_windows(padded)
-                t4 = time.perf_counter()
-                pooled = pool_numpy(hidden, padded["attention_mask"], model.pooling, model.padding_side)
-            else:  # torch: the forward and its pooling are one call
-                pooled = model.embed_windows(padded)
-                t4 = time.perf_counter()
-            l2_normalize(np.asarray(pooled, dtype=np.float32))
-            t5 = time.perf_counter()
-            spent["pad"] += t3 - t2
-            spent["model run"] += t4 - t3
-            spent["pool + normalise"] += t5 - t4
+            pooled = pool_numpy(hidden, padded["attention_mask"], model.pooling, model.padding_side)
+        else:  # torch: the forward and its pooling are one call
+            pooled = model.embed_windows(padded)
+            t3 = time.perf_counter()
+        l2_normalize(np.asarray(pooled, dtype=np.float32))
+        t4 = time.perf_counter()
+        spent["pad"] += t2 - t1
+        spent["model run"] += t3 - t2
+        spent["pool + normalise"] += t4 - t3
     return dict(spent)
 
 
@@ -163,14 +161,15 @@ def run() -> dict[str, list[dict]]:
         totals = [sum(run.values()) for run in runs]
         stage_rows.append({"backend": label, "texts/s (median, min-max)":
                            f"{n / statistics.median(totals):.0f} ({n / max(totals):.0f}-{n / min(totals):.0f})",
-                           **{f"{stage} ms/batch": round(1000 * seconds / (n / BATCH), 2) for stage, seconds in stages.items()},
+                           **{f"{stage}, ms per 1,000 texts": round(1000 * seconds / (n / 1000), 1)
+                              for stage, seconds in stages.items()},
                            "model run share": f"{100 * stages['model run'] / sum(stages.values()):.0f}%"})
         if not label.startswith("torch"):
             shares = in_process(label, "operators")
             operator_rows.append({"backend": label, **{kind: f"{100 * share:.0f}%" for kind, share in shares.items()}})
     columns = sorted({key for row in operator_rows for key in row if key != "backend"})
     operator_rows = [{"backend": row["backend"], **{c: row.get(c, "0%") for c in columns}} for row in operator_rows]
-    return {f"Where the time goes: {n} STSb sentences, batches of {BATCH} ({ROUNDS} interleaved rounds)": stage_rows,
+    return {f"Where the time goes: {n} STSb sentences, batches of up to {BATCH} ({ROUNDS} interleaved rounds)": stage_rows,
             "Inside the model run: time by operator kind (runtime profilers)": operator_rows}
 
 
