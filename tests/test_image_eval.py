@@ -174,3 +174,24 @@ def test_eval_commands_write_mteb_shaped_results(class_folders, tmp_path, clip_d
     assert code == 0, err
     saved = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert saved["scores"]["test"][0]["n_templates"] == 1 and 0 <= saved["scores"]["test"][0]["main_score"] <= 1
+
+
+def test_pixel_csv_splits_beside_idx_files(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((2, 2, 2)))
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([0, 1]))
+    (folder / "train-2.csv").write_text("0,255,7,9,3\n1,2,3,4,0\n")  # 2x2 pixels, then the label
+    data = load_labelled_images(folder, "train")
+    assert data.labels.tolist() == [3, 0] and data.images[0].tolist() == [[0, 255], [7, 9]]
+    assert data.classes == ["zero", "one", "two", "three"]
+    (folder / "train-2.csv").write_text("0,256,7,9,3\n")
+    with pytest.raises(InputError, match="0-255"):
+        load_labelled_images(folder, "train")
+
+
+def test_real_mnist_training_digits_load():
+    from conftest import shared
+
+    data = load_labelled_images(shared("mnist"), "train")
+    assert len(data.images) == 5000 and data.images[0].shape == (28, 28) and np.bincount(data.labels).tolist() == [500] * 10

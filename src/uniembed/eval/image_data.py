@@ -3,7 +3,9 @@
 Labelled images come from
 - an IDX folder (MNIST, Fashion-MNIST: `<split>-images-idx3-ubyte.gz` and `-labels-idx1-ubyte.gz`,
   the test split named `t10k`), read directly; class names are the data set's own (Fashion-MNIST's
-  ten garment names; digits as words for MNIST) unless `classes` are given;
+  ten garment names; digits as words for MNIST) unless `classes` are given; in such a folder, a
+  split may also be a pixel csv (`<split>*.csv[.gz]`, no header: a square image's pixels 0-255,
+  then the label, as MNIST's `train-5k.csv.gz`);
 - a folder with one sub-folder of images per class (class name: the folder name, "_" as spaces);
 - a record file (jsonl/csv/parquet) with an image column and a label column, optionally a
   `split` column (rows of other splits are left out), e.g. Open Clip Art's parquet.
@@ -48,7 +50,9 @@ def load_labelled_images(path: str | Path, split: str = "test", *, image_column:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if path.is_dir() and _idx_files(path, split) is not None:
+    if path.is_dir() and _pixel_csv(path, split) is not None:
+        data = _load_pixel_csv(path, split)
+    elif path.is_dir() and _idx_files(path, split) is not None:
         data = _load_idx(path, split)
     elif path.is_dir():
         data = _load_class_folders(path)
@@ -101,11 +105,35 @@ def _load_idx(folder: Path, split: str) -> LabelledImages:
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise InputError(f"{folder}: IDX images {images.shape} and labels {labels.shape} do not match")
-    n_classes = int(labels.max()) + 1
+    return LabelledImages(list(images), labels.astype(np.int64), _class_names(folder, int(labels.max()) + 1))
+
+
+def _class_names(folder: Path, n_classes: int) -> list[str]:
+    """The data set's own class names: Fashion-MNIST's garments, else digits as words."""
     classes = list(FASHION_MNIST_CLASSES if "fashion" in folder.resolve().name.lower() else DIGIT_WORDS)[:n_classes]
-    if len(classes) < n_classes:
-        classes = [str(i) for i in range(n_classes)]
-    return LabelledImages(list(images), labels.astype(np.int64), classes)
+    return classes if len(classes) == n_classes else [str(i) for i in range(n_classes)]
+
+
+def _pixel_csv(folder: Path, split: str) -> Path | None:
+    """The one `<split>*.csv[.gz]` beside IDX files, if any (e.g. MNIST's train-5k.csv.gz)."""
+    if not any(folder.glob("*-idx*-ubyte*")):
+        return None
+    found = sorted(p for p in folder.glob(f"{split}*.csv*") if p.name.endswith((".csv", ".csv.gz")))
+    return found[0] if len(found) == 1 else None
+
+
+def _load_pixel_csv(folder: Path, split: str) -> LabelledImages:
+    path = _pixel_csv(folder, split)
+    try:
+        rows = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a csv of integer pixels and labels ({exc})") from exc
+    side = int(round(np.sqrt(rows.shape[1] - 1)))
+    if side * side != rows.shape[1] - 1 or rows[:, :-1].min(initial=0) < 0 or rows[:, :-1].max(initial=0) > 255:
+        raise InputError(f"{path}: rows must hold a square image's pixels (0-255) then the label; got {rows.shape[1]} columns")
+    images = rows[:, :-1].astype(np.uint8).reshape(-1, side, side)
+    labels = rows[:, -1]
+    return LabelledImages(list(images), labels, _class_names(folder, int(labels.max()) + 1))
 
 
 # -- a folder per class --------------------------------------------------------------------------
