@@ -155,3 +155,14 @@ def test_a_folder_into_a_text_collection_is_a_clear_error(photos, tmp_path, tiny
     assert run(capsys, "collection", "create", tmp_path / "t", "--model", tiny_dir)[0] == 0
     code, _, err = run(capsys, "collection", "add", tmp_path / "t", photos)
     assert code != 0 and "keeps no images" in err
+
+
+def test_search_with_another_model_checks_its_fingerprint(tmp_path, tiny_dir, clip_dir, capsys):
+    (tmp_path / "docs.jsonl").write_text('{"id": "a", "text": "a cat sat"}\n{"id": "b", "text": "the bank"}\n')
+    col = tmp_path / "docs"
+    assert run(capsys, "collection", "create", col, "--model", tiny_dir)[0] == 0
+    assert run(capsys, "collection", "add", col, tmp_path / "docs.jsonl")[0] == 0
+    code, out, _ = run(capsys, "search", col, "a cat", "-k", "1", "--model", tiny_dir, "--json")
+    assert code == 0 and json.loads(out)[0]["id"] == "a"
+    code, _, err = run(capsys, "search", col, "a cat", "--model", clip_dir)
+    assert code != 0 and "made by model" in err

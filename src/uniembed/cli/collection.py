@@ -78,6 +78,13 @@ def add_parser(commands) -> None:
                              "or the per-token heuristic")
     search.add_argument("--candidates", type=int, default=None, help="FDE candidates to rerank (default: max(k, 100))")
     search.add_argument("--token-hits", type=int, default=None, help="per-token heuristic: hits per query token (default: 10)")
+    model = search.add_argument_group("model (default: the collection's own)")
+    model.add_argument("--model", "-m", default=None,
+                       help="encode the query with this model instead; it must make the collection's vectors (same "
+                            "fingerprint), e.g. the same model on another backend, or an image model bound to it")
+    model.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch")
+    model.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
+    model.add_argument("--device", default=None)
     search.set_defaults(run=run_search)
 
 
@@ -158,9 +165,14 @@ def run_search(args: argparse.Namespace) -> int:
     from uniembed.errors import InputError
     from uniembed.store import Collection
 
-    col = Collection.open(args.path)
     if args.query is None and args.image is None:
         raise InputError("give a text query, --image FILE, or both")
+    model = None
+    if args.model is not None:
+        from uniembed import load
+
+        model = load(args.model, backend=args.backend, precision=args.precision, device=args.device)
+    col = Collection.open(args.path, model=model)
     hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode,
                       first_stage=args.first_stage, candidates=args.candidates, token_hits=args.token_hits,
                       image=args.image, image_weight=args.image_weight)
