@@ -34,8 +34,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 
-# A busy stream's batch starts once no request has arrived for this long (bench/serve_load.py: on
-# 2 cores, 2 ms gave 236 texts/s at 32 clients, 3 ms 240-255, 5 ms 243-252, 10 ms 231).
+# A busy stream's batch starts once no request has arrived for this long (chosen in one-off runs
+# of bench/serve_load.py's load at 32 clients on 2 cores: 2, 3, 5 and 10 ms were tried; 3 and 5 ms
+# were best and within noise of each other).
 QUIET_GAP = 0.003
 
 
