@@ -4,7 +4,8 @@
   template vectors of a class are averaged and renormalised; each image takes its nearest class.
   Top-1 accuracy (and top-5 when there are more than 5 classes).
 - image-retrieval: one caption per image; text -> image and image -> text Recall@1/5/10 over
-  the whole split (each query has exactly one right answer: its own pair).
+  the whole split (each query has exactly one right answer: its own pair; ties broken at random,
+  in expectation).
 - mmeb: MMEB's metric. Each query has its own candidate list (1 positive, N negatives); a query
   scores when the positive ranks first. Ties are broken at random (seeded): a collapsed encoder
   that gives every candidate the same score scores 1/N, not 100%.
@@ -69,10 +70,13 @@ def zero_shot(model: Encoder, path: Path, *, encode: dict, split: str = "test", 
 
 
 def _recalls(similarity: np.ndarray, prefix: str) -> dict:
-    """Recall@1/5/10 when query i's one right answer is item i."""
+    """Recall@1/5/10 when query i's one right answer is item i. Ties are broken at random, in
+    expectation: with `above` items scored higher and `tied` others scored the same, the right one
+    lands in each of the tied places with equal chance (a collapsed model scores k / n, not 1)."""
     right = np.diag(similarity)[:, None]
-    rank = (similarity > right).sum(axis=1)  # items scored strictly above the right one
-    return {f"{prefix}_recall_at_{k}": float(np.mean(rank < k)) for k in (1, 5, 10)}
+    above = (similarity > right + 1e-6).sum(axis=1)
+    tied = (np.abs(similarity - right) <= 1e-6).sum(axis=1) - 1  # float noise must not break a tie
+    return {f"{prefix}_recall_at_{k}": float(np.mean(np.clip((k - above) / (tied + 1), 0, 1))) for k in (1, 5, 10)}
 
 
 @register("image-retrieval")
