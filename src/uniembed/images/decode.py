@@ -118,6 +118,18 @@ def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_
 
 
 def _from_bytes(data: bytes, where: str, limits: ImageLimits):
+    return _upright_rgb(_opened(data, where, limits, decode=True), where)
+
+
+def check_image_bytes(data: bytes, where: str, limits: ImageLimits = DEFAULT_LIMITS) -> None:
+    """The byte and pixel limits, and that Pillow knows the format, from the header alone (no
+    pixel is decoded): for callers that decode later under other limits."""
+    require("images")
+    _opened(data, where, limits, decode=False)
+
+
+def _opened(data: bytes, where: str, limits: ImageLimits, *, decode: bool):
+    """A PIL image of `data`, checked against `limits` before any pixel is read; decoded when `decode`."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -129,7 +141,8 @@ def _from_bytes(data: bytes, where: str, limits: ImageLimits):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))  # reads the header only
             _checked_pixels(image, where, limits)
-            image.load()
+            if decode:
+                image.load()
     except InputError:
         raise
     except UnidentifiedImageError as exc:
@@ -138,7 +151,7 @@ def _from_bytes(data: bytes, where: str, limits: ImageLimits):
         raise ImageTooLarge(f"{where}: the image is too large to decode safely ({exc})") from exc
     except Exception as exc:  # a damaged file raises OSError, SyntaxError, ValueError, EOFError, struct.error...
         raise InputError(f"{where}: the image is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    return _upright_rgb(image, where)
+    return image
 
 
 def _checked_pixels(image, where: str, limits: ImageLimits):

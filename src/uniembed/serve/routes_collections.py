@@ -276,9 +276,9 @@ def _request_images_decoded(values: list[str], labels: list[str], limits) -> lis
 
 
 def _request_images(items: list[ItemIn], limits) -> list:
-    """Each item's image bytes (None where it has none), checked against the server's limits
-    (400 / 413 naming the item) before the collection sees them."""
-    from uniembed.images.decode import to_rgb
+    """Each item's image bytes (None where it has none), checked against the server's limits from
+    their headers (400 / 413 naming the item); the collection decodes them once, when it embeds."""
+    from uniembed.images.decode import check_image_bytes
     from uniembed.serve.images import request_image_bytes
 
     out = []
@@ -288,7 +288,7 @@ def _request_images(items: list[ItemIn], limits) -> list:
             continue
         where = f"items[{index}].image"
         data = request_image_bytes(item.image, where)
-        to_rgb(data, where, limits)
+        check_image_bytes(data, where, limits)
         out.append(data)
     return out
 
