@@ -127,10 +127,7 @@ class Encoder(ABC):
         items = check_texts(texts)
         _check_choice("long", long, LONG_POLICIES)
         _check_positive_int("batch_size", batch_size)
-        if dim is not None:
-            _check_positive_int("dim", dim)
-            if dim > self.dim:  # checked before encoding, not after all the work
-                raise InputError(f"dim must be an integer in [1, {self.dim}], got {dim!r}")
+        self.check_dim(dim)  # before encoding, not after all the work
         prefix = self.prompt_prefix(prompt)
         if prefix:
             items = [prefix + text for text in items]
@@ -140,6 +137,13 @@ class Encoder(ABC):
         if dim is not None:
             return truncate(vectors, dim, normalize=normalize)
         return l2_normalize(vectors) if normalize else vectors
+
+    def check_dim(self, dim: object) -> None:
+        """InputError unless `dim` is None or an integer in [1, self.dim] (Matryoshka truncation)."""
+        if dim is not None:
+            _check_positive_int("dim", dim)
+            if dim > self.dim:
+                raise InputError(f"dim must be an integer in [1, {self.dim}], got {dim!r}")
 
     def encode_images(self, images, **options) -> np.ndarray:
         """Embed images; only models with an image tower (CLIP, SigLIP, bound models) can."""

@@ -94,8 +94,7 @@ def encode_items(encoder, items, *, image_weight: float = 0.5, prompt: str | Non
     with_text = [i for i, item in enumerate(items) if item.get("text") is not None]
     if with_image and "image" not in encoder.modalities:
         raise InputError(f"{names[with_image[0]]} holds an image, but model {encoder.name} embeds text only")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= encoder.dim):
-        raise InputError(f"dim must be an integer in [1, {encoder.dim}], got {dim!r}")
+    encoder.check_dim(dim)
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     has_text = np.zeros(len(items), dtype=bool)
     if with_text:
@@ -131,10 +130,7 @@ class ImageTower:
 
         items = check_images(images)
         _check_positive_int("batch_size", batch_size)
-        if dim is not None:
-            _check_positive_int("dim", dim)
-            if dim > self.dim:
-                raise InputError(f"dim must be an integer in [1, {self.dim}], got {dim!r}")
+        self.check_dim(dim)
         names = list(labels) if labels is not None else [f"image {i}" for i in range(len(items))]
         out = np.empty((len(items), self.dim), dtype=np.float32)
         starts = np.arange(0, len(items), batch_size)

@@ -111,6 +111,7 @@ class VlmEncoder(ImageTower, Encoder):
 
         items = check_items(items, labels)
         check_image_weight(image_weight)
+        self.check_dim(dim)
         names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
         prefix = self.prompt_prefix(prompt)
         out = np.empty((len(items), self.dim), dtype=np.float32)
