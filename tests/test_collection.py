@@ -144,6 +144,8 @@ def test_bad_writes_are_refused_and_write_nothing(tmp_path, write, message):
     [
         (np.zeros(8), {}, r"must have 16 values"),
         (np.full(16, np.inf), {}, "NaN or inf"),
+        (np.full(16, np.nan), {}, "NaN or inf"),
+        (np.full(16, 3e18, dtype=np.float32), {}, "has norm 1.2e\\+19, over the limit"),  # finite, but scores would overflow
         (np.zeros(16), {"k": 0}, "k must be a positive integer"),
         (np.zeros(16), {"filter": "colour=red"}, "unknown filter field 'colour'"),
         (np.zeros(16), {"mode": "fuzzy"}, "mode must be one of"),

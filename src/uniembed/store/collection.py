@@ -35,7 +35,7 @@ from uniembed.store.multivector import (
     TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
     token_heuristic_rows, unpack_tokens,
 )
-from uniembed.store.rows import build_rows, check_ids, check_norms, check_payloads, check_vectors, dump_payloads, payload_types
+from uniembed.store.rows import MAX_NORM, build_rows, check_ids, check_norms, check_payloads, check_vectors, dump_payloads, payload_types
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
@@ -536,9 +536,11 @@ class Collection:
         vector = vector.reshape(-1) if vector.ndim <= 2 else None
         if vector is None or vector.shape != (dim,):
             raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
-        if not np.isfinite(vector).all():
+        squared = float(np.dot(vector.astype(np.float64), vector))  # one pass for both checks: float32 values cannot overflow it
+        if not np.isfinite(squared):
             raise InputError("query vector contains NaN or inf")
-        check_norms(vector[None, :], "query vector")
+        if squared > MAX_NORM * MAX_NORM:
+            check_norms(vector[None, :], "query vector")  # raises, naming the norm
         return vector
 
     def snapshot(self) -> Snapshot:

@@ -57,7 +57,11 @@ MAX_NORM = float(np.sqrt(np.finfo(np.float32).max)) / 2  # about 9.2e18
 
 def check_norms(vectors: np.ndarray, what: str) -> None:
     """InputError naming the first row of `vectors` (n, dim) whose norm would overflow scores."""
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=-1).reshape(-1)
+    rows = vectors.reshape(-1, vectors.shape[-1]).astype(np.float64)
+    squared = np.einsum("ij,ij->i", rows, rows)  # float64: float32 values cannot overflow it
+    if not squared.max(initial=0.0) > MAX_NORM * MAX_NORM:  # the common case, cheap: a search checks its query
+        return
+    norms = np.sqrt(squared)
     big = np.flatnonzero(norms > MAX_NORM)
     if len(big):
         raise InputError(f"{what} {big[0]} has norm {norms[big[0]]:.3g}, over the limit of {MAX_NORM:.3g}: "

@@ -112,6 +112,8 @@ class Snapshot:
 
     def allowed_rows(self, conditions: list[Condition]) -> np.ndarray | None:
         """Boolean mask of live rows meeting the conditions; None when every row qualifies."""
+        if not conditions:  # the common case: skip building the column views
+            return self.alive if self.dead else None
         columns = {name: (values.view, present.view) for name, (values, present) in self._columns.items()}
         allowed = filter_mask(conditions, columns, len(self.ids))
         if self.dead:
@@ -134,7 +136,10 @@ class Snapshot:
         if allowed is not None and (n_allowed <= EXACT_SUBSET_ROWS or n_allowed < EXACT_SUBSET_SHARE * len(self.ids)):
             return exact_search(queries, vectors, k, np.flatnonzero(allowed))
         scores, rows = self.index(field_name).search(queries, k, vectors, allowed)
-        short = np.flatnonzero((rows[:, : min(k, n_allowed)] < 0).any(axis=1))
+        expected = min(k, n_allowed)
+        if rows[:, expected - 1].min() >= 0:  # hits are sorted, missing ones (-1) last: every query got enough
+            return scores, rows
+        short = np.flatnonzero((rows[:, :expected] < 0).any(axis=1))
         if len(short):
             subset = None if allowed is None else np.flatnonzero(allowed)
             scores[short], rows[short] = exact_search(queries[short], vectors, k, subset)
