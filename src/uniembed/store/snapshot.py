@@ -103,6 +103,9 @@ class Snapshot:
 
     def index(self, field_name: str) -> VectorIndex:
         """The field's index, built on first use."""
+        built = self.indexes.get(field_name)  # the common case, without taking the lock
+        if built is not None:
+            return built
         with self._index_lock:
             if field_name not in self.indexes:
                 vectors = self.vectors(field_name)
