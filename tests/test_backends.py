@@ -229,6 +229,30 @@ def test_refining_on_a_corpus_brings_the_static_model_closer_to_its_teacher(enco
     assert mean_cos(refined) > mean_cos(plain) + 0.05
 
 
+def test_refine_fits_the_teacher_from_either_start_and_refuses_bad_settings(encoders):
+    from uniembed.encoders.static import refine, zipf_token_table
+
+    teacher = encoders[("torch", "fp32")]
+    corpus = ["the cat sat on the mat", "a dog ran in the sun", "the red cat is blue", "a blue dog sat"]
+    table = zipf_token_table(teacher)
+    targets = teacher.encode(corpus)
+    ids = [teacher.windows.tokenizer.encode(t, add_special_tokens=False).ids for t in corpus]
+
+    def misfit(candidate):  # the least-squares term refine minimises: sentence means against the teacher
+        means = np.stack([candidate[i].mean(0) for i in ids])
+        return float(((means - targets) ** 2).sum())
+
+    for start in ("sentence", "bag"):
+        refined = refine(table, teacher, corpus, start=start)
+        assert refined.shape == table.shape and misfit(refined) < 0.01 * misfit(table)
+        # targets and token ids given up front (the selection bench reuses them) change nothing
+        np.testing.assert_allclose(refine(table, teacher, corpus, start=start, ids=ids, targets=targets), refined, atol=1e-5)
+    with pytest.raises(uniembed.InputError, match="start must be one of .* got 'middle'"):
+        refine(table, teacher, corpus, start="middle")
+    with pytest.raises(uniembed.InputError, match="strength must be a positive number, got -1"):
+        refine(table, teacher, corpus, strength=-1)
+
+
 def test_sif_weights_make_frequent_tokens_count_less(encoders, tmp_path):
     from uniembed.encoders.static import distill
 

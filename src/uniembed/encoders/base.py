@@ -96,6 +96,13 @@ class Encoder(ABC):
         fingerprints must not be mixed in one collection. Subclasses add their weights."""
         return _digest(type(self).__name__, self.name, self.dim, sorted(self.prompts.items()), self.max_tokens)
 
+    @property
+    def image_fingerprint(self) -> str:
+        """Identifies what makes this encoder's image vectors. The same as `fingerprint` for models
+        whose towers ship together (CLIP, SigLIP); a bound model's texts are its anchor's (the
+        anchor's fingerprint) while its images come from its own tower (this one differs)."""
+        return self.fingerprint
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 

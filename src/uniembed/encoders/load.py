@@ -55,6 +55,17 @@ def load(
     """
     _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget)
     name, directory = resolve(model)
+    from uniembed.bind.encoder import is_bound_model
+
+    if is_bound_model(directory):
+        given = [option for option, value in (("backend", backend != "torch"), ("precision", precision != "fp32"),
+                                              ("pooling", pooling), ("max_tokens", max_tokens), ("padding_side", padding_side),
+                                              ("layers", layers), ("dim", dim)) if value]
+        if given:
+            raise InputError(f"{', '.join(given)}: not options of bound models (the anchor's settings were fixed when binding)")
+        from uniembed.bind.encoder import load_bound
+
+        return load_bound(directory, name=name, device=device, threads=threads)
     if (directory / "uniembed_static.json").is_file():
         from uniembed.encoders.static import StaticEncoder
 

@@ -17,7 +17,11 @@ from uniembed.errors import InputError, ModelLoadError
 
 CONFIG_FILE = "uniembed_static.json"
 WEIGHTS_FILE = "static.safetensors"
-SIF_SMOOTHING = 3e-2  # chosen on STSb dev + SciFact validation claims by bench/select_static.py
+# Defaults chosen on STSb dev + SciFact validation claims by bench/select_static.py (its tables are in the README)
+SIF_SMOOTHING = 3e-2
+REFINE_STRENGTH = 3e-3  # pull of the refined table towards its start (see `refine`)
+REFINE_START = "sentence"  # how the start table is scaled (see REFINE_STARTS)
+REFINE_STARTS = ("sentence", "bag")
 STATIC_BATCH = 4096  # texts tokenised per call
 GATHER_TOKENS = 32_768  # token rows gathered at once: 32k x 384 dims x 4 bytes = 48 MB
 
@@ -113,7 +117,6 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
     encode(dim=n) truncation keeps the most) and keep `dim` of them (default: all the teacher's),
     and save as safetensors + tokenizer.json. How it compares with its teacher: the README's
     encoding section (bench/encode.py)."""
-    import torch
     from safetensors.numpy import save_file
 
     output = Path(output)
@@ -125,8 +128,7 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
         raise InputError(f"sif must be a positive number, got {sif!r}")
     if corpus is not None and not any(text.strip() for text in corpus):
         raise InputError("the refinement corpus holds no text: pass corpus=None to distill without one")
-    vectors = _token_vectors(teacher, batch_size, torch)
-    vectors *= np.log(np.arange(2, len(vectors) + 2, dtype=np.float32))[:, None]
+    vectors = zipf_token_table(teacher, batch_size)
     tensors = {}
     if corpus:
         ids = _corpus_token_ids(teacher, corpus)  # tokenised once, for both uses
@@ -136,7 +138,9 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
     unknown = teacher.tokenizer.unk_token_id if teacher.tokenizer.unk_token_id is not None else 0
     config = {"teacher": teacher.name, "teacher_fingerprint": teacher.fingerprint, "dim": reduced.shape[1],
               "refined_on": len(corpus or []), "sif": sif if corpus else None, "unknown_id": int(unknown),
-              "fingerprint": _digest("static", teacher.fingerprint, reduced.shape[1], len(corpus or []), sif)}
+              "refine": {"strength": REFINE_STRENGTH, "start": REFINE_START} if corpus else None,
+              "fingerprint": _digest("static", teacher.fingerprint, reduced.shape[1], len(corpus or []), sif,
+                                     *((REFINE_STRENGTH, REFINE_START) if corpus else ()))}
     with atomic_folder(output) as staging:
         save_file({"embeddings": reduced.astype(np.float32), **tensors}, str(staging / WEIGHTS_FILE))
         teacher.windows.tokenizer.save(str(staging / "tokenizer.json"))
@@ -144,7 +148,15 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
     return output
 
 
-def _token_vectors(teacher, batch_size: int, torch) -> np.ndarray:
+def zipf_token_table(teacher, batch_size: int = 1024) -> np.ndarray:
+    """(vocab, dim): each token's vector from the teacher, weighted by the log of its vocabulary
+    rank (a Zipf prior: later, rarer tokens count more). The table distill refines and reduces."""
+    vectors = _token_vectors(teacher, batch_size)
+    vectors *= np.log(np.arange(2, len(vectors) + 2, dtype=np.float32))[:, None]
+    return vectors
+
+
+def _token_vectors(teacher, batch_size: int) -> np.ndarray:
     """(vocab, dim): the teacher's pooled output for each token between the special tokens."""
     tokenizer = teacher.tokenizer
     vocab = teacher.windows.tokenizer.get_vocab_size(with_added_tokens=True)
@@ -175,28 +187,36 @@ def sif_weights(ids: list[list[int]], vocab: int, smoothing: float = SIF_SMOOTHI
     return (smoothing / (smoothing + counts / counts.sum())).astype(np.float32)
 
 
-def refine(table: np.ndarray, teacher, corpus: list[str], *, strength: float = 0.003, iterations: int = 60,
-           ids: list[list[int]] | None = None) -> np.ndarray:
+def refine(table: np.ndarray, teacher, corpus: list[str], *, strength: float = REFINE_STRENGTH,
+           start: str = REFINE_START, iterations: int = 60, ids: list[list[int]] | None = None,
+           targets: np.ndarray | None = None) -> np.ndarray:
     """Fit the token table so that the mean of a sentence's token vectors matches the teacher's
-    embedding of the sentence, over `corpus`, staying close to `table` for tokens the corpus
-    rarely uses: minimise ||A E - Y||^2 + strength ||E - table||^2 (A: bag-of-tokens rows summing
-    to 1, Y: teacher vectors), solved by conjugate gradient. On the default model, refining on
-    24k training texts (STSb train/dev, Banking77 train, SciFact train claims) lifts STSb test
-    Spearman from 58 to 75 and SciFact nDCG@10 from 36 to 53. `ids`: the corpus already tokenised."""
+    embedding of the sentence, over `corpus`, staying close to the start table for tokens the
+    corpus rarely uses: minimise ||A E - Y||^2 + strength ||E - S||^2 (A: bag-of-tokens rows
+    summing to 1, Y: teacher vectors, S: `table` scaled by the `start` rule), solved by conjugate
+    gradient from S. start="sentence": a token's vector about as long as a sentence's; "bag": the
+    corpus's bag means about as long as its sentences. The README's encoding section shows what
+    refining gains. `ids`: the corpus already tokenised; `targets`: the teacher's vectors of
+    `corpus`, already computed (both save time when refining several ways)."""
     from uniembed._extras import require
 
     require("eval")  # scipy, for the sparse bag-of-tokens matrix
     import scipy.sparse as sparse
 
-    targets = teacher.encode(corpus, show_progress=len(corpus) > 10_000).astype(np.float64)
+    if start not in REFINE_STARTS:
+        raise InputError(f"start must be one of {list(REFINE_STARTS)}, got {start!r}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength > 0:
+        raise InputError(f"strength must be a positive number, got {strength!r}")
+    if targets is None:
+        targets = teacher.encode(corpus, show_progress=len(corpus) > 10_000)
+    targets = np.asarray(targets, dtype=np.float64)
     ids = ids if ids is not None else _corpus_token_ids(teacher, corpus)
     counts = np.array([len(i) for i in ids])
     bag = sparse.csr_matrix((np.repeat(1.0 / counts, counts), (np.repeat(np.arange(len(ids)), counts), np.concatenate(ids))),
                             shape=(len(ids), len(table)))
-    # start from the table scaled so that a token's vector is about as long as a sentence's (this
-    # scale measured best: STSb 75.4, against 71.3 when matching the bag means instead)
-    start = table * (np.linalg.norm(targets, axis=1).mean() / np.linalg.norm(table, axis=1).mean())
-    return _conjugate_gradient(lambda x: bag.T @ (bag @ x) + strength * x, bag.T @ targets + strength * start, start, iterations)
+    scaled = table if start == "sentence" else bag @ table  # whose mean length is matched to the sentences'
+    initial = table * (np.linalg.norm(targets, axis=1).mean() / np.linalg.norm(scaled, axis=1).mean())
+    return _conjugate_gradient(lambda x: bag.T @ (bag @ x) + strength * x, bag.T @ targets + strength * initial, initial, iterations)
 
 
 def _conjugate_gradient(apply, rhs: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:

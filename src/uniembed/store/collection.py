@@ -9,6 +9,7 @@ acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuil
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -118,6 +119,8 @@ class Collection:
         image_spec = None
         if images is not None:
             image_spec = ImageSpec.make(images, max_image_bytes, image_root)
+            if encoder is not None and "image" in encoder.modalities:
+                image_spec = dataclasses.replace(image_spec, image_fingerprint=encoder.image_fingerprint)
             if multivector is not None:
                 raise InputError("image collections are single-vector: multivector= and images= do not combine")
             if encoder is not None and "image" not in encoder.modalities:
@@ -576,6 +579,13 @@ class Collection:
             raise InputError(
                 f"collection {self.path} was made by model {self.meta.model} (fingerprint {self.meta.fingerprint[:12]}); "
                 f"{encoder.name} (fingerprint {made[:12]}) makes different vectors and cannot be used with it"
+            )
+        recorded = self.images.image_fingerprint if self.images else None
+        if recorded is not None and encoder.image_fingerprint != recorded:  # same texts, another image tower
+            raise InputError(
+                f"collection {self.path} holds image vectors made by {self.meta.model} (image fingerprint {recorded[:12]}); "
+                f"{encoder.name} embeds texts alike but images differently (image fingerprint "
+                f"{encoder.image_fingerprint[:12]}), so it cannot be used with it"
             )
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:

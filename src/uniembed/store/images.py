@@ -26,6 +26,9 @@ class ImageSpec:
     storage: str
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     root: str | None = None  # path storage: folder the paths are relative to; None: the collection folder
+    # the image_fingerprint of the model that made the image vectors (a bound model's differs from
+    # its text fingerprint); None in collections made before it was recorded
+    image_fingerprint: str | None = None
 
     @classmethod
     def make(cls, storage: str, max_bytes: int | None = None, root: str | Path | None = None) -> ImageSpec:

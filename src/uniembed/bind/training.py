@@ -1,0 +1,430 @@
+"""Binding: train a small image encoder (or a projector over another encoder's vectors) into a
+frozen anchor's text space (LiT / OneEncoder style: the anchor never changes, so everything it
+already embedded stays valid and becomes searchable by the new modality).
+
+    from uniembed.train import BindConfig, bind
+    bind(BindConfig(output="fashion-bind", images=["../shared/data/fashion-mnist"],
+                    captions=["a photo of a {label}"], epochs=10))
+
+Steps: the anchor embeds every distinct caption once (cached on disk beside the output, keyed by
+the anchor's fingerprint, so a rerun or a resumed run does not embed again); a validation part is
+carved from the training pairs (seeded); the tower trains with AdamW and a cosine schedule on a
+symmetric InfoNCE loss with a learnable temperature (CLIP's), where pairs of the same positive
+group (uniembed.bind.pairs) are positives for each other: each row's target is spread evenly over
+its group's members in the batch, instead of a single diagonal entry. Every `eval_every` steps
+(and at the end), validation accuracy is measured (each validation input against every
+validation group's mean caption vector, top-1): the best tower is kept.
+
+Resuming: the state (tower, optimizer, temperature, RNG, position) goes to `<output>.bind-state/`
+every `checkpoint_every` steps and on Ctrl-C, as safetensors + JSON; the same command continues
+from there and ends at the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uniembed.errors import InputError
+
+
+@dataclass
+class BindConfig:
+    output: str
+    anchor: str = "default"
+    images: list[str] = field(default_factory=list)  # image sources (see uniembed.bind.pairs)
+    captions: list[str] = field(default_factory=list)  # caption templates, e.g. "a photo of a {label}"
+    vectors: str | None = None  # or: precomputed vectors ...
+    texts: str | None = None  # ... and their texts
+    text_column: str | None = None
+    encoder: str = "cnn"  # images: cnn; vectors: linear or mlp
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    image_size: int = 32
+    hidden: int = 0  # mlp: hidden width (0: 4 x the anchor's dim)
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05
+    temperature: float = 0.07  # the starting temperature (learned)
+    augment: bool = True  # images: random shifts of up to 1/8 of the side
+    validation: float = 0.05  # share of the pairs held out to pick the best checkpoint; 0: keep the last
+    eval_every: int = 0  # steps; 0: at the end of each epoch
+    checkpoint_every: int = 200
+    max_steps: int = 0
+    seed: int = 42
+    split: str = "train"
+    device: str | None = None
+
+    def check(self) -> None:
+        if bool(self.images) == bool(self.vectors):
+            raise InputError("bind needs either images (with captions) or vectors (with texts), not both and not neither")
+        if self.vectors and not self.texts:
+            raise InputError("binding vectors needs their texts (texts=...)")
+        if self.images and self.encoder not in ("cnn",):
+            raise InputError(f"images are bound with encoder 'cnn', got {self.encoder!r}")
+        if self.vectors and self.encoder not in ("linear", "mlp"):
+            raise InputError(f"vectors are bound with encoder 'linear' or 'mlp', got {self.encoder!r}")
+        for name in ("epochs", "batch_size", "checkpoint_every", "image_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size < 2:
+            raise InputError(f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
+        for name, low, high in (("learning_rate", 0, 1), ("temperature", 0, 10)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+                raise InputError(f"{name} must be in ({low}, {high}), got {value!r}")
+        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) or not 0 <= self.validation < 0.5:
+            raise InputError(f"validation must be a share in [0, 0.5) (0: none, the last model is kept), got {self.validation!r}")
+        if not 0 <= self.warmup < 1 or self.weight_decay < 0 or self.max_steps < 0 or self.eval_every < 0 or self.hidden < 0:
+            raise InputError("warmup must be in [0, 1); weight_decay, max_steps, eval_every and hidden must be >= 0")
+
+
+@dataclass
+class BindResult:
+    output: Path
+    steps: int
+    seconds: float
+    history: list[dict]  # step, validation accuracy, loss
+    best_score: float | None
+
+
+def bind(config: BindConfig, *, show_progress: bool | None = None) -> BindResult:
+    """Train the tower; the best one (by validation accuracy) is saved at `config.output` as a
+    model directory that `uniembed.load` opens as an encoder in the anchor's space."""
+    from uniembed._extras import require
+
+    require("torch")
+    config.check()
+    output = Path(config.output)
+    if output.exists():
+        raise InputError(f"{output} already exists: choose a new output folder (nothing was written)")
+    anchor = _load_anchor(config)
+    pairs = _load_pairs(config)
+    from uniembed.bind.towers import check_tower_config
+
+    tower_config = check_tower_config(_tower_spec(config, anchor.dim, pairs))
+    texts = _caption_vectors(anchor, pairs.texts, output, show_progress)
+    train_rows, validation_rows = _split(len(pairs), pairs.groups, config.validation, config.seed)
+    loop = _Loop(config, tower_config, pairs, texts, train_rows, validation_rows)
+    loop.resume_if_possible()
+    loop.run(show_progress)
+    return loop.finish(anchor)
+
+
+def _load_anchor(config: BindConfig):
+    from uniembed import load
+
+    anchor = load(None if config.anchor == "default" else config.anchor, device="cpu")
+    if "image" in anchor.modalities or getattr(anchor, "token_head", None) is not None or getattr(anchor, "bound", False):
+        raise InputError(f"the anchor must be a text model (one vector per text); {config.anchor} is "
+                         f"{'an image model' if 'image' in anchor.modalities else 'not'}")
+    return anchor
+
+
+def _load_pairs(config: BindConfig):
+    from uniembed.bind.pairs import image_pairs, vector_pairs
+
+    if config.images:
+        return image_pairs(config.images, config.captions, config.split)
+    return vector_pairs(config.vectors, config.texts, text_column=config.text_column)
+
+
+def _tower_spec(config: BindConfig, dim: int, pairs) -> dict:
+    if config.encoder == "cnn":
+        return {"kind": "cnn", "channels": list(config.channels), "image_size": config.image_size, "dim": dim}
+    in_dim = int(pairs.inputs.shape[1])
+    if config.encoder == "linear":
+        return {"kind": "linear", "in_dim": in_dim, "dim": dim}
+    return {"kind": "mlp", "in_dim": in_dim, "hidden": config.hidden or 4 * dim, "layers": 2, "dim": dim}
+
+
+def _caption_vectors(anchor, texts: list[str], output: Path, show_progress) -> np.ndarray:
+    """The anchor's unit vectors of every caption, computed once: cached in `<output>.bind-cache/`
+    under a key of the anchor's fingerprint and the caption list."""
+    import hashlib
+
+    from uniembed._atomic import replace_file
+
+    key = hashlib.sha256(json.dumps([anchor.fingerprint, texts]).encode()).hexdigest()[:24]
+    cached = Path(f"{output}.bind-cache") / f"captions-{key}.npy"
+    if cached.is_file():
+        vectors = np.load(cached, allow_pickle=False)
+        if vectors.shape == (len(texts), anchor.dim):
+            return vectors
+    vectors = anchor.encode(texts, show_progress=show_progress if show_progress is not None else len(texts) > 1000)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial.npy")
+    np.save(partial, vectors, allow_pickle=False)
+    replace_file(partial, cached)  # a killed run leaves no half-written cache
+    return vectors
+
+
+def _split(n: int, groups: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    held = max(1, int(round(share * n))) if share > 0 and n >= 4 else 0
+    if n - held < 2:
+        raise InputError(f"{n} pairs are too few to train on (at least 2 after holding out a validation part)")
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+class _Loop:
+    def __init__(self, config: BindConfig, tower_config: dict, pairs, texts: np.ndarray, train_rows, validation_rows):
+        import torch
+
+        from uniembed.bind.towers import build_tower
+
+        self.config, self.tower_config, self.pairs, self.texts = config, tower_config, pairs, texts
+        self.train_rows, self.validation_rows = train_rows, validation_rows
+        self.images = tower_config["kind"] == "cnn"
+        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch.manual_seed(config.seed)
+        self.tower = build_tower(tower_config).to(self.device)
+        # CLIP's learnable temperature, as a log scale, clamped at 100 (temperature 0.01)
+        self.log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / config.temperature), device=self.device))
+        decay = [p for p in self.tower.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.tower.parameters() if p.ndim <= 1] + [self.log_scale]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+        self.inputs = self._prepared_inputs()
+        self.text_tensor = torch.from_numpy(texts).to(self.device)
+        self.batches_per_epoch = max(1, len(train_rows) // config.batch_size)
+        total = self.batches_per_epoch * config.epochs
+        self.total_steps = min(total, config.max_steps) if config.max_steps else total
+        self.step, self.history, self.best, self.best_state, self.seconds = 0, [], None, None, 0.0
+        self.smoothed: float | None = None  # the loss, smoothed over steps (shown, and recorded at each validation)
+        self.state_dir = Path(f"{config.output}.bind-state")
+
+    # -- data ------------------------------------------------------------------------------------
+    def _prepared_inputs(self):
+        """Images: every one decoded and preprocessed once, kept as uint8 (n, 3, S, S) (4x less
+        memory than float); vectors: the float array."""
+        import torch
+
+        if not self.images:
+            return torch.from_numpy(np.asarray(self.pairs.inputs, dtype=np.float32))
+        from tqdm.auto import tqdm
+
+        from uniembed.bind.towers import tower_preprocessing
+        from uniembed.images.decode import to_rgb
+
+        preprocessing = tower_preprocessing(self.tower_config)
+        size = self.tower_config["image_size"]
+        out = np.empty((len(self.pairs), 3, size, size), dtype=np.uint8)
+        for index in tqdm(range(len(self.pairs)), desc="preparing images", unit="img", disable=len(self.pairs) < 5000,
+                          mininterval=1.0):
+            pixels = preprocessing.pixels(to_rgb(self.pairs.inputs[index], f"image {index}"))
+            out[index] = pixels.transpose(2, 0, 1)
+        return torch.from_numpy(out)
+
+    def batch(self, rows: np.ndarray, step: int | None = None):
+        """The model's input for `rows`: pixels in [-1, 1] (the tower's preprocessing) or vectors;
+        training batches (a `step`) of images are shifted at random, seeded by the step (so a
+        resumed run draws the same shifts)."""
+        import torch
+
+        selected = self.inputs[torch.from_numpy(rows)]
+        if not self.images:
+            return selected.to(self.device)
+        pixels = selected.to(self.device, torch.float32) / 127.5 - 1.0
+        if step is not None and self.config.augment:
+            generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 3000 + step)
+            pixels = _random_shift(pixels, generator)
+        return pixels
+
+    def batch_rows(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.batches_per_epoch)
+        order = np.random.default_rng(self.config.seed + 1000 + epoch).permutation(self.train_rows)
+        return order[position * self.config.batch_size:(position + 1) * self.config.batch_size]
+
+    def caption_choice(self, rows: np.ndarray, step: int) -> np.ndarray:
+        """One caption per example, drawn among its captions (seeded by step)."""
+        rng = np.random.default_rng(self.config.seed + 2000 + step)
+        return np.asarray([self.pairs.captions[r][rng.integers(len(self.pairs.captions[r]))] for r in rows])
+
+    # -- training --------------------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        warm = max(1, int(self.config.warmup * self.total_steps))
+        if step < warm:
+            return self.config.learning_rate * (step + 1) / warm
+        progress = (step - warm) / max(1, self.total_steps - warm)
+        return self.config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def loss(self, rows: np.ndarray, step: int):
+        import torch
+        import torch.nn.functional as F
+
+        captions = self.caption_choice(rows, step)
+        outputs = F.normalize(self.tower(self.batch(rows, step)), dim=-1)
+        targets = self.text_tensor[torch.from_numpy(captions).to(self.device)]
+        scale = self.log_scale.clamp(max=math.log(100.0)).exp()
+        logits = scale * outputs @ targets.T
+        groups = torch.from_numpy(self.pairs.groups[rows]).to(self.device)
+        positives = (groups[:, None] == groups[None, :]).float()  # same group: positives, never negatives
+        target = positives / positives.sum(1, keepdim=True)
+        return 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() +
+                      torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+
+    def run(self, show_progress: bool | None) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        config = self.config
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="binding", unit="step",
+                   disable=not (show_progress if show_progress is not None else True))
+        while self.step < self.total_steps:
+            started = time.perf_counter()
+            self.tower.train()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            try:
+                loss = self.loss(self.batch_rows(self.step), self.step)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(self.tower.parameters()) + [self.log_scale], 1.0)
+                self.optimizer.step()
+            except KeyboardInterrupt:
+                if self.step:
+                    self.save_state()
+                raise
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise InputError(f"the loss became {value} at step {self.step}: lower the learning rate")
+            self.step += 1
+            self.seconds += time.perf_counter() - started
+            self.smoothed = value if self.smoothed is None else 0.95 * self.smoothed + 0.05 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.smoothed:.3f}", temp=f"{1 / float(self.log_scale.detach().exp()):.3f}")
+            every = config.eval_every or self.batches_per_epoch
+            if self.step % every == 0 or self.step == self.total_steps:
+                self.evaluate(self.smoothed)
+            if self.step % config.checkpoint_every == 0 and self.step < self.total_steps:
+                self.save_state()
+        bar.close()
+
+    # -- validation ------------------------------------------------------------------------------
+    def embed(self, rows: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.tower.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), 1024):
+                chunk = rows[start:start + 1024]
+                out.append(torch.nn.functional.normalize(self.tower(self.batch(chunk)), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.texts.shape[1]), np.float32)
+
+    def validation_accuracy(self) -> float | None:
+        """Top-1 of each validation input against the mean caption vector of every group in the
+        validation part (x100); None without a validation part."""
+        rows = self.validation_rows
+        if not len(rows):
+            return None
+        groups = self.pairs.groups[rows]
+        names, inverse = np.unique(groups, return_inverse=True)
+        prototypes = np.zeros((len(names), self.texts.shape[1]), np.float32)
+        for index, row in enumerate(rows):
+            prototypes[inverse[index]] += self.texts[self.pairs.captions[row]].mean(0)
+        prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
+        scores = self.embed(rows) @ prototypes.T
+        return round(100 * float(np.mean(scores.argmax(1) == inverse)), 2)
+
+    def evaluate(self, loss: float | None) -> None:
+        score = self.validation_accuracy()
+        self.history.append({"step": self.step, "validation top-1": score, "loss": round(loss, 4) if loss is not None else None})
+        if score is None or self.best is None or score > self.best:
+            self.best = score
+            self.best_state = {k: v.detach().clone() for k, v in self.tower.state_dict().items()}
+            self.best_state["logit_scale"] = self.log_scale.detach().clone().reshape(1)
+
+    # -- saving and resuming ---------------------------------------------------------------------
+    def _identity(self) -> dict:
+        data = asdict(self.config)
+        for volatile in ("eval_every", "checkpoint_every", "device"):
+            data.pop(volatile)
+        return json.loads(json.dumps(data))
+
+    def save_state(self) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        from uniembed._atomic import atomic_folder
+
+        tensors = {f"tower.{k}": v.detach().cpu().contiguous() for k, v in self.tower.state_dict().items()}
+        tensors["log_scale"] = self.log_scale.detach().cpu().reshape(1)
+        if self.best_state is not None:
+            tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()})
+        state = self.optimizer.state_dict()
+        for index, entry in state["state"].items():
+            for name, value in entry.items():
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().reshape(-1) if value.ndim == 0 else value.detach().cpu().contiguous()
+        tensors["rng"] = torch.get_rng_state()
+        with atomic_folder(self.state_dir, replace=True) as staging:
+            save_file(tensors, str(staging / "state.safetensors"))
+            (staging / "state.json").write_text(json.dumps({
+                "config": self._identity(), "step": self.step, "history": self.history, "best": self.best,
+                "seconds": self.seconds, "smoothed": self.smoothed, "param_groups": state["param_groups"],
+                "scalar_state": [f"optimizer.{i}.{n}" for i, e in state["state"].items() for n, v in e.items() if v.ndim == 0],
+            }))
+
+    def resume_if_possible(self) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        state_file = self.state_dir / "state.json"
+        if not state_file.is_file():
+            return
+        state = json.loads(state_file.read_text())
+        if state["config"] != self._identity():
+            raise InputError(f"{self.state_dir} holds an interrupted run with other settings; delete it to start over")
+        tensors = load_file(str(self.state_dir / "state.safetensors"))
+        self.tower.load_state_dict({k[len("tower."):]: v for k, v in tensors.items() if k.startswith("tower.")})
+        with torch.no_grad():
+            self.log_scale.copy_(tensors["log_scale"].reshape(()))
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        self.best_state = best or None
+        optimizer_state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                optimizer_state.setdefault(int(index), {})[name] = value.reshape(()) if key in state["scalar_state"] else value
+        self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": state["param_groups"]})
+        torch.set_rng_state(tensors["rng"])
+        self.step, self.history, self.best, self.seconds = state["step"], state["history"], state["best"], state["seconds"]
+        self.smoothed = state["smoothed"]
+
+    def finish(self, anchor) -> BindResult:
+        from uniembed.bind.encoder import save_bound
+
+        weights = self.best_state or {**self.tower.state_dict(), "logit_scale": self.log_scale.detach().reshape(1)}
+        card = {"data": self.pairs.sources, "pairs": len(self.pairs), "validation pairs": int(len(self.validation_rows)),
+                "captions": self.config.captions or None, "epochs": self.config.epochs, "steps": self.step,
+                "batch size": self.config.batch_size, "learning rate": self.config.learning_rate, "seed": self.config.seed,
+                "training seconds": round(self.seconds, 1), "history": self.history, "best validation top-1": self.best}
+        save_bound(Path(self.config.output), anchor, self.config.anchor, self.tower_config, weights, card)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        shutil.rmtree(f"{self.config.output}.bind-cache", ignore_errors=True)
+        return BindResult(Path(self.config.output), self.step, self.seconds, self.history, self.best)
+
+
+def _random_shift(pixels, generator):
+    """Each image moved by up to 1/8 of its side in x and y (the border filled with the image's
+    edge values), the usual light augmentation for small images."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, height, width = pixels.shape
+    pad = max(1, height // 8)
+    padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=pixels.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=pixels.device)
+    rows = (dy[:, None] + torch.arange(height, device=pixels.device)[None, :])  # (n, H)
+    cols = (dx[:, None] + torch.arange(width, device=pixels.device)[None, :])  # (n, W)
+    index = torch.arange(n, device=pixels.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
