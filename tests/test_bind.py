@@ -96,6 +96,20 @@ def test_same_label_pairs_share_a_positive_group(colours):
     assert [pairs.texts[i] for i in pairs.captions[0]] == ["a photo of a blue", "blue colour"]
 
 
+def test_captions_can_belong_to_one_source(colours):
+    from uniembed.bind.pairs import image_pairs
+    from uniembed.cli.bind import sources_and_captions
+
+    given = [("captions", "{label}"), ("images", "a"), ("images", "b"), ("captions", "the colour {label}")]
+    assert sources_and_captions(given) == ([{"path": "a", "captions": []}, {"path": "b", "captions": ["the colour {label}"]}],
+                                           ["{label}"])
+    pairs = image_pairs([str(colours[0]), {"path": str(colours[1]), "captions": ["the colour {label}"]}], ["{label}"])
+    assert [pairs.texts[i] for i in pairs.captions[0]] == ["blue"]
+    assert [pairs.texts[i] for i in pairs.captions[-1]] == ["the colour yellow"]
+    with pytest.raises(InputError, match="'captions' must be a list of templates"):
+        image_pairs([{"path": str(colours[1]), "captions": "{label}"}], [])
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_dir, colours, tmp_path, monkeypatch):
     from safetensors.numpy import load_file
 

@@ -56,24 +56,43 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
-def image_pairs(sources: list[str | Path], templates: list[str], split: str = "train") -> Pairs:
-    """Pairs from one or more image sources, captions from `templates`."""
-    if not templates:
-        raise InputError("binding images needs captions: give at least one template, e.g. 'a photo of a {label}'")
-    for template in templates:
-        template_fields(template)
-    inputs, caption_lists, described = [], [], []
+def image_pairs(sources: list, templates: list[str], split: str = "train") -> Pairs:
+    """Pairs from one or more image sources. A source is a path (captioned by `templates`) or a
+    dict {"path": ..., "captions": [templates]} with its own templates."""
+    described, inputs, caption_lists = [], [], []
     for source in sources:
-        examples = list(_image_examples(Path(source), split))
-        where_missing = [where for where, _, fields in examples if not _render(templates, fields, where)]
+        path, own = _source(source)
+        chosen = own or list(templates)
+        if not chosen:
+            raise InputError(f"binding images needs captions: give {path} at least one template, e.g. 'a photo of a {{label}}'")
+        for template in chosen:
+            template_fields(template)
+        examples = list(_image_examples(path, split))
+        where_missing = [where for where, _, fields in examples if not _render(chosen, fields, where)]
         if where_missing:
-            raise InputError(f"{source}: {len(where_missing)} of {len(examples)} images have no caption "
+            raise InputError(f"{path}: {len(where_missing)} of {len(examples)} images have no caption "
                              f"(every template's fields are empty), the first: {where_missing[0]}")
         for where, image, fields in examples:
             inputs.append(image)
-            caption_lists.append(_render(templates, fields, where))
-        described.append(f"{source} ({split}, {len(examples)} images)")
+            caption_lists.append(_render(chosen, fields, where))
+        described.append(f"{path} ({split}, {len(examples)} images; captions: {' | '.join(chosen)})")
+    if not inputs:
+        raise InputError("binding images needs at least one image source")
     return _indexed(inputs, caption_lists, described)
+
+
+def _source(source) -> tuple[Path, list[str]]:
+    if isinstance(source, dict):
+        unknown = sorted(set(source) - {"path", "captions"})
+        if unknown or "path" not in source:
+            raise InputError(f"an image source is a path or {{'path': ..., 'captions': [...]}}, got keys {sorted(source)}")
+        captions = source.get("captions") or []
+        if isinstance(captions, str) or not isinstance(captions, list):
+            raise InputError(f"{source['path']}: 'captions' must be a list of templates, got {captions!r}")
+        return Path(source["path"]), list(captions)
+    if not isinstance(source, (str, Path)):
+        raise InputError(f"an image source is a path or {{'path': ..., 'captions': [...]}}, got {type(source).__name__}")
+    return Path(source), []
 
 
 def _render(templates: list[str], fields: dict, where: str) -> list[str]:

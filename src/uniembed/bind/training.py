@@ -37,8 +37,9 @@ from uniembed.errors import InputError
 class BindConfig:
     output: str
     anchor: str = "default"
-    images: list[str] = field(default_factory=list)  # image sources (see uniembed.bind.pairs)
-    captions: list[str] = field(default_factory=list)  # caption templates, e.g. "a photo of a {label}"
+    # image sources: paths, or {"path": ..., "captions": [templates]} with their own captions (see uniembed.bind.pairs)
+    images: list = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # templates for sources without their own, e.g. "a photo of a {label}"
     vectors: str | None = None  # or: precomputed vectors ...
     texts: str | None = None  # ... and their texts
     text_column: str | None = None

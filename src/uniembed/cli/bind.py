@@ -14,12 +14,13 @@ def add_parser(commands) -> None:
         "collections the anchor made are searchable by image. Interrupted runs continue when run again.",
     )
     parser.add_argument("--anchor", default="default", help="the frozen text model (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--images", action="append", default=[], metavar="PATH",
+    parser.add_argument("--images", action=_InOrder, dest="sources", metavar="PATH",
                         help="labelled images: an IDX folder (MNIST, Fashion-MNIST), a folder per class, or a "
                         "jsonl/csv/parquet with an image column (repeatable)")
-    parser.add_argument("--captions", action="append", default=[], metavar="TEMPLATE",
+    parser.add_argument("--captions", action=_InOrder, dest="sources", metavar="TEMPLATE",
                         help="caption template over the fields, e.g. 'a photo of a {label}' or '{title}' "
-                        "(repeatable: each example gets every template that its fields fill)")
+                        "(repeatable: each example gets every template its fields fill). Given after an --images, "
+                        "it captions that source only; before any --images, every source without its own")
     parser.add_argument("--vectors", default=None, help="precomputed vectors (.npy, or a file with a vector column)")
     parser.add_argument("--texts", default=None, help="their texts (a file with a text column; joined by 'id' if both have one)")
     parser.add_argument("--text-column", default=None, help="text column of --texts (default: text)")
@@ -41,6 +42,28 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
+class _InOrder(argparse.Action):
+    """Keeps --images and --captions in the order given, so captions can belong to a source."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = list(getattr(namespace, self.dest, None) or [])
+        given.append((self.option_strings[0].lstrip("-"), values))
+        setattr(namespace, self.dest, given)
+
+
+def sources_and_captions(given: list[tuple[str, str]]) -> tuple[list, list[str]]:
+    """(image sources, shared templates) from the ordered --images / --captions."""
+    sources, shared = [], []
+    for option, value in given:
+        if option == "images":
+            sources.append({"path": value, "captions": []})
+        elif sources:
+            sources[-1]["captions"].append(value)
+        else:
+            shared.append(value)
+    return sources, shared
+
+
 def run(args: argparse.Namespace) -> int:
     from uniembed._extras import require
     from uniembed.errors import InputError
@@ -54,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
             channels = [int(c) for c in args.channels.split(",")]
         except ValueError:
             raise InputError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
-    encoder = args.encoder or ("cnn" if args.images else "mlp")
-    config = BindConfig(output=args.output, anchor=args.anchor, images=list(args.images), captions=list(args.captions),
+    images, captions = sources_and_captions(args.sources or [])
+    encoder = args.encoder or ("cnn" if images else "mlp")
+    config = BindConfig(output=args.output, anchor=args.anchor, images=images, captions=captions,
                         vectors=args.vectors, texts=args.texts, text_column=args.text_column, encoder=encoder,
                         channels=channels, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.lr, validation=args.validation, eval_every=args.eval_every,
