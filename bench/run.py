@@ -146,7 +146,7 @@ BENCHES = {
     "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
-    "select-static": ("Static model: SIF smoothing chosen on dev splits", _select_static),
+    "select-static": ("Static model: refinement and SIF smoothing chosen on dev splits", _select_static),
     "select-int8": ("ONNX int8 recipe chosen on dev text", _select_int8),
     "select-head-epochs": ("train-head: epochs chosen on SciFact validation claims", _select_head_epochs),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
