@@ -96,6 +96,15 @@ def test_same_label_pairs_share_a_positive_group(colours):
     assert [pairs.texts[i] for i in pairs.captions[0]] == ["a photo of a blue", "blue colour"]
 
 
+def test_same_group_or_same_drawn_caption_are_positives_never_negatives():
+    import torch
+
+    from uniembed.bind.training import positive_mask
+
+    mask = positive_mask(torch.tensor([0, 0, 1, 2]), torch.tensor([5, 6, 7, 7]))
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
+
+
 def test_captions_can_belong_to_one_source(colours):
     from uniembed.bind.pairs import image_pairs
     from uniembed.cli.bind import sources_and_captions
@@ -106,8 +115,12 @@ def test_captions_can_belong_to_one_source(colours):
     pairs = image_pairs([str(colours[0]), {"path": str(colours[1]), "captions": ["the colour {label}"]}], ["{label}"])
     assert [pairs.texts[i] for i in pairs.captions[0]] == ["blue"]
     assert [pairs.texts[i] for i in pairs.captions[-1]] == ["the colour yellow"]
-    with pytest.raises(InputError, match="'captions' must be a list of templates"):
+    with pytest.raises(InputError, match="'captions' must be a list, got '{label}'"):
         image_pairs([{"path": str(colours[1]), "captions": "{label}"}], [])
+    kept = image_pairs([{"path": str(colours[1]), "exclude_labels": ["red", "blue"]}], ["{label}"])
+    assert sorted(kept.texts) == ["green", "yellow"] and len(kept) == 16
+    with pytest.raises(InputError, match="no images left in split 'train' after excluding"):
+        image_pairs([{"path": str(colours[1]), "exclude_labels": list(COLOURS)}], ["{label}"])
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_dir, colours, tmp_path, monkeypatch):

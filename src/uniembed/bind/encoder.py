@@ -41,6 +41,8 @@ class BoundEncoder(ImageTower, Encoder):
         self.tower_config = tower_config
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tower = tower.to(self.device).eval()
+        if tower_config["kind"] == "cnn":
+            self.tower = self.tower.to(memory_format=torch.channels_last)  # as trained: faster on CPUs
         self.limits = DEFAULT_LIMITS
         self._weights_digest = weights_digest
         if tower_config["kind"] == "cnn":
@@ -84,7 +86,8 @@ class BoundEncoder(ImageTower, Encoder):
         import torch
 
         with torch.inference_mode():
-            return self.tower(torch.from_numpy(pixel_values).to(self.device)).float().cpu().numpy()
+            pixels = torch.from_numpy(pixel_values).to(self.device).contiguous(memory_format=torch.channels_last)
+            return self.tower(pixels).float().cpu().numpy()
 
     def encode_vectors(self, vectors, *, normalize: bool = True, batch_size: int = 4096) -> np.ndarray:
         """(n, in_dim) vectors from the other encoder -> (n, dim) vectors in the anchor's space."""

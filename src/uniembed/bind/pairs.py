@@ -9,6 +9,9 @@ record file (`{title}`, `{keywords}`, ...). Several templates give several capti
 whose field is empty for an example is skipped for it, and an example left with no caption is an
 error.
 
+A source given as a dict can leave classes out ({"path": ..., "exclude_labels": ["dress"]}): how
+the open-vocabulary test of bench/bind.py trains without the classes it then asks about.
+
 Positives: two examples whose caption sets are equal (label-templated captions: the same class)
 are the same thing to the loss. Their pairs are positives for each other, never negatives (see
 uniembed.bind.training's loss), so a batch never asks the model to tell "a photo of a shoe"
@@ -61,13 +64,15 @@ def image_pairs(sources: list, templates: list[str], split: str = "train") -> Pa
     dict {"path": ..., "captions": [templates]} with its own templates."""
     described, inputs, caption_lists = [], [], []
     for source in sources:
-        path, own = _source(source)
+        path, own, exclude = _source(source)
         chosen = own or list(templates)
         if not chosen:
             raise InputError(f"binding images needs captions: give {path} at least one template, e.g. 'a photo of a {{label}}'")
         for template in chosen:
             template_fields(template)
-        examples = list(_image_examples(path, split))
+        examples = [e for e in _image_examples(path, split) if str(e[2].get("label")) not in exclude]
+        if not examples:
+            raise InputError(f"{path}: no images left in split {split!r} after excluding {sorted(exclude)}")
         where_missing = [where for where, _, fields in examples if not _render(chosen, fields, where)]
         if where_missing:
             raise InputError(f"{path}: {len(where_missing)} of {len(examples)} images have no caption "
@@ -81,18 +86,22 @@ def image_pairs(sources: list, templates: list[str], split: str = "train") -> Pa
     return _indexed(inputs, caption_lists, described)
 
 
-def _source(source) -> tuple[Path, list[str]]:
+def _source(source) -> tuple[Path, list[str], set[str]]:
+    """(path, its own templates, labels to leave out) of a source."""
     if isinstance(source, dict):
-        unknown = sorted(set(source) - {"path", "captions"})
+        unknown = sorted(set(source) - {"path", "captions", "exclude_labels"})
         if unknown or "path" not in source:
-            raise InputError(f"an image source is a path or {{'path': ..., 'captions': [...]}}, got keys {sorted(source)}")
+            raise InputError("an image source is a path or {'path': ..., 'captions': [...], 'exclude_labels': [...]}, "
+                             f"got keys {sorted(source)}")
         captions = source.get("captions") or []
-        if isinstance(captions, str) or not isinstance(captions, list):
-            raise InputError(f"{source['path']}: 'captions' must be a list of templates, got {captions!r}")
-        return Path(source["path"]), list(captions)
+        exclude = source.get("exclude_labels") or []
+        for name, value in (("captions", captions), ("exclude_labels", exclude)):
+            if isinstance(value, str) or not isinstance(value, list):
+                raise InputError(f"{source['path']}: {name!r} must be a list, got {value!r}")
+        return Path(source["path"]), list(captions), {str(label) for label in exclude}
     if not isinstance(source, (str, Path)):
         raise InputError(f"an image source is a path or {{'path': ..., 'captions': [...]}}, got {type(source).__name__}")
-    return Path(source), []
+    return Path(source), [], set()
 
 
 def _render(templates: list[str], fields: dict, where: str) -> list[str]:

