@@ -1,6 +1,6 @@
 """image-mini's recipe: what `uniembed bind` trains the shipped image model on, in one place.
 
-bench/bind.py trains it (same seed: the same weights), bench/select_bind.py chose its size on the
+bench/bind.py trains it (same seed: the same weights) at each of SIZES and keeps the better on the
 validation part, and the README shows the same thing as one `uniembed bind` command
 (`python bench/bind_recipe.py` prints it).
 """
@@ -15,6 +15,8 @@ SOURCES = [
     ("mnist", ["a photo of the number {label}.", "the digit {label}", "a handwritten {label}."]),
     ("openclipart/clipart.parquet", ["{title}", "a drawing of {title}.", "{keywords}", "clip art of {label}"]),
 ]
+# encoder sizes bench/bind.py trains; it keeps the better on validation, which SETTINGS must name
+SIZES = {"small": [16, 32, 64, 128], "base": [32, 64, 128, 256]}
 SETTINGS = {"channels": [32, 64, 128, 256], "image_size": 32, "epochs": 10, "batch_size": 256, "learning_rate": 2e-3,
             "seed": 42}
 

@@ -103,6 +103,12 @@ def _multivector(model, args):
     return multivector.run()
 
 
+def _bind(model, args):
+    import bind
+
+    return bind.run(ship=args.ship)
+
+
 def _encode_stages(model, args):
     import encode_stages
 
@@ -152,6 +158,7 @@ BENCHES = {
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
     "images": ("Image encoding vs transformers' own pipeline, and memory", _images),
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
+    "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 
@@ -172,6 +179,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", default=None)
     parser.add_argument("--scale-n", type=int, default=1_000_000)
+    parser.add_argument("--ship", action="store_true", help="bind: copy this run's image-mini into the package")
     parser.add_argument("--json", type=Path, default=None, metavar="FOLDER",
                         help="also write each bench's tables to FOLDER/<bench>.json (the README renders bench/tables)")
     args = parser.parse_args()

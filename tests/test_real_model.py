@@ -52,6 +52,35 @@ def test_stsbenchmark_reproduces_the_mteb_reference(default_model):
     assert abs(result.main_score - reference) < 0.005  # 0.5 points on MTEB's x100 scale
 
 
+def test_image_mini_ships_pinned_and_sees_fashion_mnist(default_model):
+    """The shipped image model: offline, SHA-256 pinned, bound to the default model (its texts are
+    the default model's), and it classifies Fashion-MNIST test images by prompt."""
+    entry = registry.CATALOGUE["image-mini"]
+    directory = registry.package_dir(entry)
+    assert registry.sha256_of(directory / "tower.safetensors") == entry.sha256
+    assert (directory / "tower.safetensors").stat().st_size <= 10 * 1024 * 1024
+    model = uniembed.load("image-mini")
+    assert model.fingerprint == default_model.fingerprint and model.modalities == ("text", "image")
+    score = evaluate(model, "zero-shot", shared("fashion-mnist"), limit=1000, show_progress=False).main_score
+    assert score >= 0.85  # chance is 0.10; bench/bind.py reports the whole test split
+    assert {m.name: m for m in registry.list_models()}["image-mini"].available_offline
+
+
+def test_image_mini_with_tampered_weights_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from uniembed.errors import IntegrityError
+
+    entry = registry.CATALOGUE["image-mini"]
+    copy = shutil.copytree(registry.package_dir(entry), tmp_path / "image-mini")
+    weights = bytearray((copy / "tower.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (copy / "tower.safetensors").write_bytes(bytes(weights))
+    monkeypatch.setattr(registry, "package_dir", lambda e: copy if e.name == "image-mini" else None)
+    with pytest.raises(IntegrityError, match="tower.safetensors has SHA-256"):
+        uniembed.load("image-mini")
+
+
 def test_readme_tour_runs():
     """Docs that run: every ```python block of the README, in order, in one namespace."""
     from pathlib import Path

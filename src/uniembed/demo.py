@@ -1,5 +1,6 @@
 """The main job: load the default model offline, embed the shipped Banking77 subset, evaluate it,
-store it in a collection and show a few searches (dense, hybrid, filtered). `uniembed demo` runs it; it needs no network and no files outside the package."""
+store it in a collection and show a few searches (dense, hybrid, filtered); then the same for
+images: image-mini (bound to the default model) on shipped clip art, searched by text and by image. `uniembed demo` runs it; it needs no network and no files outside the package."""
 from __future__ import annotations
 
 import tempfile
@@ -33,7 +34,10 @@ def run_demo(model_name: str | None = None, *, show: Callable[[str], None] = pri
     ]
     show("\n" + format_table(results) + "\n")
     _show_searches(model, folder, show, show_progress)
-    return {r.task_type: r.main_score for r in results}
+    scores = {r.task_type: r.main_score for r in results}
+    if model_name is None:  # the image part runs on image-mini, which is bound to the default model
+        scores.update(_show_images(show))
+    return scores
 
 
 def _is_pinned(name: str) -> bool:
@@ -66,3 +70,46 @@ def _show_hits(show: Callable[[str], None], title: str, hits) -> None:
     show(f"\n  {title}")
     for hit in hits:
         show(f"    {hit.score:.3f}  [{hit.payload['intent']}] {hit.payload['text']}")
+
+
+IMAGE_QUERIES = ("a house", "a flag", "a smiling face")
+
+
+def _show_images(show: Callable[[str], None]) -> dict:
+    """image-mini on the shipped clip art: zero-shot category accuracy, then a collection searched
+    by text and by image."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from uniembed.datasets import clipart_file
+    from uniembed.eval.image_tasks import DEFAULT_TEMPLATES, class_vectors
+    from uniembed.store import Collection
+
+    model = load("image-mini")
+    rows = pq.read_table(clipart_file()).to_pylist()
+    show(f"\nimages: {model.name} ({model.dim} dims, texts by {model.anchor.name}, images by a "
+         f"{sum(p.numel() for p in model.tower.parameters()) / 1e6:.1f}M-parameter CNN)")
+    show(f"data: {len(rows)} public-domain clip-art images shipped in the package (Open Clip Art, test split), {clipart_file()}")
+    vectors = model.encode_images([r["png"] for r in rows], show_progress=False)
+    categories = sorted({r["category"] for r in rows})
+    prototypes = class_vectors(model, [c.replace("_", " ") for c in categories], DEFAULT_TEMPLATES, {})
+    truth = np.asarray([categories.index(r["category"]) for r in rows])
+    accuracy = float(np.mean((vectors @ prototypes.T).argmax(1) == truth))
+    show(f"zero-shot category accuracy over its {len(categories)} categories: {100 * accuracy:.1f}% "
+         f"(always guessing the commonest: {100 * np.bincount(truth).max() / len(truth):.1f}%)")
+    with tempfile.TemporaryDirectory(prefix="uniembed-demo-") as tmp:
+        col = Collection.create(Path(tmp) / "clipart", model=model, images="bytes")
+        col.add([r["id"] for r in rows], vectors, images=[r["png"] for r in rows], texts=[r["title"] for r in rows],
+                payloads=[{"title": r["title"], "category": r["category"]} for r in rows])
+        for query in IMAGE_QUERIES:
+            _show_image_hits(show, f"text -> image: {query}", col.search(query, k=3))
+        probe = rows[0]
+        _show_image_hits(show, f"image -> image: the picture of '{probe['title']}' ({probe['category']})",
+                         col.search(image=probe["png"], k=3))
+    return {"zero-shot (clip art categories)": accuracy}
+
+
+def _show_image_hits(show: Callable[[str], None], title: str, hits) -> None:
+    show(f"\n  {title}")
+    for hit in hits:
+        show(f"    {hit.score:.3f}  [{hit.payload['category']}] {hit.payload['title'] or '(untitled)'}  ({hit.id})")
