@@ -237,3 +237,38 @@ def test_cli_bind_writes_a_model_and_reports_bad_input(tiny_dir, colours, tmp_pa
     assert "already exists" in capsys.readouterr().err
     assert main([*argv[:-1], str(tmp_path / "x"), "--channels", "4,a"]) != 0
     assert "--channels must be comma-separated integers, got '4,a'" in capsys.readouterr().err
+
+
+def test_the_service_serves_a_bound_model(bound, tiny_dir, colours):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from uniembed.serve import ServeSettings, create_app
+
+    model = uniembed.load(bound.output)
+    image = (colours[1] / "red" / "0.png").read_bytes()
+    with TestClient(create_app(ServeSettings(model="colour-bind"), encoder=model), base_url="http://localhost") as client:
+        response = client.post("/v1/embeddings", json={"model": model.name, "input": [
+            {"image": base64.b64encode(image).decode()}, {"text": "a photo of a red"}]})
+        texts = client.post("/v1/embeddings", json={"model": model.name, "input": ["a photo of a red"]})
+    assert response.status_code == 200 and texts.status_code == 200, response.text
+    got = np.array([row["embedding"] for row in sorted(response.json()["data"], key=lambda d: d["index"])], np.float32)
+    np.testing.assert_allclose(got[0], model.encode_images([image])[0], atol=1e-5)
+    anchor_vector = uniembed.load(tiny_dir, device="cpu").encode(["a photo of a red"])[0]
+    np.testing.assert_allclose(got[1], anchor_vector, atol=1e-6)
+    np.testing.assert_allclose(texts.json()["data"][0]["embedding"], anchor_vector, atol=1e-6)
+
+
+def test_cli_searches_a_text_collection_by_image_with_a_bound_model(bound, tiny_dir, colours, tmp_path, capsys):
+    from uniembed.cli.main import main
+    from uniembed.store import Collection
+
+    col = Collection.create(tmp_path / "texts", model=str(tiny_dir))
+    col.add(list(COLOURS), [f"a photo of a {name}" for name in COLOURS])
+    capsys.readouterr()
+    argv = ["search", str(tmp_path / "texts"), "--image", str(colours[1] / "blue" / "3.png"), "-k", "1", "--json"]
+    assert main([*argv, "--model", str(bound.output)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == "blue"
+    assert main(argv) != 0  # the collection's own model embeds text only
+    assert "embeds text only" in capsys.readouterr().err
