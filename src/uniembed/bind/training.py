@@ -360,22 +360,20 @@ class _Loop:
         from safetensors.torch import save_file
 
         from uniembed._atomic import atomic_folder
+        from uniembed.train.trainer import _optimizer_tensors  # the trainer's resumable optimizer state
 
         tensors = {f"tower.{k}": v.detach().cpu().contiguous() for k, v in self.tower.state_dict().items()}
         tensors["log_scale"] = self.log_scale.detach().cpu().reshape(1)
         if self.best_state is not None:
             tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()})
-        state = self.optimizer.state_dict()
-        for index, entry in state["state"].items():
-            for name, value in entry.items():
-                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().reshape(-1) if value.ndim == 0 else value.detach().cpu().contiguous()
+        moments, groups = _optimizer_tensors(self.optimizer)
+        tensors.update({f"optimizer.{key}": value.detach().cpu() for key, value in moments.items()})
         tensors["rng"] = torch.get_rng_state()
         with atomic_folder(self.state_dir, replace=True) as staging:
             save_file(tensors, str(staging / "state.safetensors"))
             (staging / "state.json").write_text(json.dumps({
                 "config": self._identity(), "step": self.step, "history": self.history, "best": self.best,
-                "seconds": self.seconds, "smoothed": self.smoothed, "param_groups": state["param_groups"],
-                "scalar_state": [f"optimizer.{i}.{n}" for i, e in state["state"].items() for n, v in e.items() if v.ndim == 0],
+                "seconds": self.seconds, "smoothed": self.smoothed, "param_groups": groups,
             }))
 
     def resume_if_possible(self) -> None:
@@ -394,12 +392,10 @@ class _Loop:
             self.log_scale.copy_(tensors["log_scale"].reshape(()))
         best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best or None
-        optimizer_state: dict = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                optimizer_state.setdefault(int(index), {})[name] = value.reshape(()) if key in state["scalar_state"] else value
-        self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": state["param_groups"]})
+        from uniembed.train.trainer import _load_optimizer
+
+        moments = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        _load_optimizer(self.optimizer, moments, state["param_groups"])
         torch.set_rng_state(tensors["rng"])
         self.step, self.history, self.best, self.seconds = state["step"], state["history"], state["best"], state["seconds"]
         self.smoothed = state["smoothed"]
