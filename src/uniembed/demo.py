@@ -72,7 +72,7 @@ def _show_hits(show: Callable[[str], None], title: str, hits) -> None:
         show(f"    {hit.score:.3f}  [{hit.payload['intent']}] {hit.payload['text']}")
 
 
-IMAGE_QUERIES = ("a house", "a flag", "a smiling face")
+IMAGE_QUERIES = ("a star", "a national flag", "a playing card")
 
 
 def _show_images(show: Callable[[str], None]) -> dict:
