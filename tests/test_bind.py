@@ -272,3 +272,22 @@ def test_cli_searches_a_text_collection_by_image_with_a_bound_model(bound, tiny_
     assert json.loads(capsys.readouterr().out)[0]["id"] == "blue"
     assert main(argv) != 0  # the collection's own model embeds text only
     assert "embeds text only" in capsys.readouterr().err
+
+
+def test_vector_files_join_their_texts_by_id(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from uniembed.bind.pairs import vector_pairs
+
+    pq.write_table(pa.table({"id": ["n2", "n1"], "vector": [[0.0, 1.0], [1.0, 0.0]]}), tmp_path / "nodes.parquet")
+    (tmp_path / "nodes.csv").write_text("id,text\nn1,first node\nn2,second node\n")
+    pairs = vector_pairs(tmp_path / "nodes.parquet", tmp_path / "nodes.csv")
+    assert [pairs.texts[c[0]] for c in pairs.captions] == ["second node", "first node"]
+    np.testing.assert_array_equal(pairs.inputs, [[0.0, 1.0], [1.0, 0.0]])
+    (tmp_path / "short.csv").write_text("id,text\nn1,first node\n")
+    with pytest.raises(InputError, match="no text for 1 of 2 vector ids, the first: 'n2'"):
+        vector_pairs(tmp_path / "nodes.parquet", tmp_path / "short.csv")
+    np.save(tmp_path / "bad.npy", np.array([[1.0, np.nan]]))
+    with pytest.raises(InputError, match="NaN or inf"):
+        vector_pairs(tmp_path / "bad.npy", tmp_path / "short.csv")
