@@ -113,7 +113,7 @@ def bind(config: BindConfig, *, show_progress: bool | None = None) -> BindResult
 
     tower_config = check_tower_config(_tower_spec(config, anchor.dim, pairs))
     texts = _caption_vectors(anchor, pairs.texts, output, show_progress)
-    train_rows, validation_rows = _split(len(pairs), pairs.groups, config.validation, config.seed)
+    train_rows, validation_rows = _split(len(pairs), config.validation, config.seed)
     loop = _Loop(config, tower_config, pairs, texts, train_rows, validation_rows, show_progress)
     loop.resume_if_possible()
     loop.run(show_progress)
@@ -124,9 +124,10 @@ def _load_anchor(config: BindConfig):
     from uniembed import load
 
     anchor = load(None if config.anchor == "default" else config.anchor, device="cpu")
-    if "image" in anchor.modalities or getattr(anchor, "token_head", None) is not None or getattr(anchor, "bound", False):
-        raise InputError(f"the anchor must be a text model (one vector per text); {config.anchor} is "
-                         f"{'an image model' if 'image' in anchor.modalities else 'not'}")
+    kind = ("an image model" if "image" in anchor.modalities else "a bound model" if getattr(anchor, "bound", False)
+            else "a late-interaction (token vector) model" if getattr(anchor, "token_head", None) is not None else None)
+    if kind is not None:
+        raise InputError(f"the anchor must be a text model (one vector per text); {config.anchor} is {kind}")
     return anchor
 
 
@@ -168,7 +169,8 @@ def _caption_vectors(anchor, texts: list[str], output: Path, show_progress) -> n
     return vectors
 
 
-def _split(n: int, groups: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): a seeded random `share` held out (none when share is 0)."""
     order = np.random.default_rng(seed).permutation(n)
     held = max(1, int(round(share * n))) if share > 0 and n >= 4 else 0
     if n - held < 2:
