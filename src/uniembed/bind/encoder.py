@@ -158,8 +158,6 @@ def load_bound(directory: Path, *, name: str | None = None, device: str | None =
     from uniembed._extras import require
 
     require("torch")
-    import hashlib
-
     from safetensors.torch import load_file
 
     from uniembed import load
@@ -192,7 +190,9 @@ def load_bound(directory: Path, *, name: str | None = None, device: str | None =
         tower.load_state_dict(tensors)
     except Exception as exc:  # a truncated file, wrong shapes: one clear error
         raise ModelLoadError(f"{directory}: cannot load {TOWER_FILE}: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    from uniembed.encoders.registry import file_sha256  # remembered per process: a pinned model is hashed once
+
+    digest = file_sha256(weights_file)
     encoder = BoundEncoder(name or directory.name, anchor, tower, tower_config, weights_digest=digest, device=device)
     encoder.source = str(directory)
     encoder.training = config.get("training", {})
