@@ -109,6 +109,12 @@ def _bind(model, args):
     return bind.run(ship=args.ship)
 
 
+def _open_vocab_anchor(model, args):
+    import open_vocab_anchor
+
+    return open_vocab_anchor.run()
+
+
 def _encode_stages(model, args):
     import encode_stages
 
@@ -159,6 +165,7 @@ BENCHES = {
     "images": ("Image encoding vs transformers' own pipeline, and memory", _images),
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
+    "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 
