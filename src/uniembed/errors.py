@@ -35,3 +35,7 @@ class ModelOutputError(UniembedError):
 
 class CollectionLockedError(UniembedError):
     """Another process is writing to the collection."""
+
+
+class StoreUnavailableError(UniembedError):
+    """A collection's database cannot be reached or refuses us: down, a wrong address or password."""

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from uniembed._atomic import atomic_folder
-from uniembed._text import encodable
 from uniembed.encoders.base import Encoder
 from uniembed.errors import CollectionDamagedError, InputError
 from uniembed.index.base import check_index_params
@@ -32,11 +31,15 @@ from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
 from uniembed.store.images import ImageSpec
 from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
+from uniembed.store.postgres import is_postgres_url
 from uniembed.store.multivector import (
     TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
     token_heuristic_rows, unpack_tokens,
 )
-from uniembed.store.rows import MAX_NORM, build_rows, check_ids, check_norms, check_payloads, check_vectors, dump_payloads, payload_types
+from uniembed.store.rows import (
+    MAX_NORM, build_rows, check_ids, check_norms, check_payloads, dump_payloads, payload_types, is_texts, stored_texts,
+    vectors_and_texts,
+)
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
@@ -110,7 +113,18 @@ class Collection:
         images="bytes" or "path": the collection keeps each item's image (its bytes, up to
         `max_image_bytes`, default 4 MiB; or its path relative to `image_root`, default the
         collection folder), and `add(ids, images=[...])` embeds them with an image model (CLIP,
-        SigLIP, a bound model). Search by text, image or both (see `search`)."""
+        SigLIP, a bound model). Search by text, image or both (see `search`).
+
+        path may also be a database URL: "postgresql://user@host/db#name" makes the collection in
+        PostgreSQL + pgvector (see uniembed.store.postgres: index "exact" or "hnsw", quantize
+        "none", "half" or "binary"), with the same API."""
+        if is_postgres_url(path):
+            from uniembed.store.postgres import PgCollection
+
+            return PgCollection.create(path, model=model, dim=dim, fields=fields, index=index, quantize=quantize,
+                                       index_params=index_params, backend=backend, multivector=multivector, fde=fde,
+                                       token_storage=token_storage, images=images, image_root=image_root,
+                                       max_image_bytes=max_image_bytes)
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputError(f"{path} already exists and is not empty")
@@ -164,7 +178,12 @@ class Collection:
     @classmethod
     def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
         """Open an existing collection. Text queries load the collection's model on first use,
-        or use `model`, which must have made the collection's vectors (same fingerprint)."""
+        or use `model`, which must have made the collection's vectors (same fingerprint).
+        A "postgresql://...#name" URL opens a collection in PostgreSQL (uniembed.store.postgres)."""
+        if is_postgres_url(path):
+            from uniembed.store.postgres import PgCollection
+
+            return PgCollection.open(path, model=model)
         path = Path(path)
         meta, migrated = read_checked_meta(path)
         if not (path / DATA_DIR).is_dir():  # never let the store create an empty table in its place
@@ -215,9 +234,9 @@ class Collection:
         if images is not None or self.images is not None:
             image_values, data = self._image_rows(ids, data, texts, images)
         if self.multivector is not None:
-            vectors, stored_texts, blobs = self._token_rows(ids, data, texts)
+            vectors, kept_texts, blobs = self._token_rows(ids, data, texts)
         else:
-            (vectors, stored_texts), blobs = self._vectors_and_texts(ids, data, texts), None
+            (vectors, kept_texts), blobs = self._vectors_and_texts(ids, data, texts), None
         with WriterLock(self.path / LOCK_FILE):
             before = self._writer_version()
             if mode == "insert":
@@ -232,11 +251,11 @@ class Collection:
                 schema = schema.append(pa.field(name, arrow_type))
             # every row is built (and so checked) before the first commit: a bad row must not leave
             # a new column committed alone
-            rows = build_rows(ids, vectors, stored_texts, payloads, payload_json, types, schema, blobs, image_values)
+            rows = build_rows(ids, vectors, kept_texts, payloads, payload_json, types, schema, blobs, image_values)
             version = self._commit_rows(mode, rows, new_columns, before)
             schema_changed = bool(new_columns)
             self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
-            if any(text is not None for text in stored_texts):
+            if any(text is not None for text in kept_texts):
                 version = self._keep_text_index_fresh(version)
         return version
 
@@ -323,25 +342,7 @@ class Collection:
         snap.version = version
 
     def _vectors_and_texts(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None]]:
-        n = len(ids)
-        per_field = data if isinstance(data, dict) else {self.meta.default_field: data}
-        unknown = sorted(set(per_field) - set(self.meta.fields))
-        missing = sorted(set(self.meta.fields) - set(per_field))
-        if unknown or missing:
-            raise InputError(f"vector fields: unknown {unknown}, missing {missing}; this collection has {list(self.meta.fields)}")
-        vectors, source = {}, None
-        for name, values in per_field.items():
-            if values is None:
-                raise InputError(f"no data for field {name!r}: pass texts or an ({n}, {self.meta.fields[name]}) array")
-            if _is_texts(values):
-                items = list(values)
-                if len(items) != n:
-                    raise InputError(f"field {name!r}: got {len(items)} texts for {n} ids")
-                vectors[name] = check_vectors(self._encode(items, prompt="document"), n, self.meta.fields[name], name)
-                source = source or items
-            else:
-                vectors[name] = check_vectors(values, n, self.meta.fields[name], name)
-        return vectors, _stored_texts(texts, source, n)
+        return vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
 
     def _image_rows(self, ids: list[str], data, texts, images) -> tuple[list | None, object]:
         """(what the image column keeps per row, the vectors to store): images given without
@@ -388,7 +389,7 @@ class Collection:
             if set(data) != {self.meta.default_field}:
                 raise InputError(f"this multi-vector collection has one field, {self.meta.default_field!r}; got {sorted(data)}")
             data = data[self.meta.default_field]
-        if _is_texts(data):
+        if is_texts(data):
             items = list(data)
             if len(items) != n:
                 raise InputError(f"got {len(items)} texts for {n} ids")
@@ -400,7 +401,7 @@ class Collection:
             token_sets, source = check_token_sets(data, n, spec.token_dim, spec.storage), None
         fde = self._fde.documents(token_sets)
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
-        return {self.meta.default_field: fde}, _stored_texts(texts, source, n), blobs
+        return {self.meta.default_field: fde}, stored_texts(texts, source, n), blobs
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, ids) -> list[Item | None]:
@@ -575,11 +576,7 @@ class Collection:
 
     def _check_model(self, encoder: Encoder) -> None:
         made = encoder.token_fingerprint if self.multivector and hasattr(encoder, "token_fingerprint") else encoder.fingerprint
-        if self.meta.fingerprint is not None and made != self.meta.fingerprint:
-            raise InputError(
-                f"collection {self.path} was made by model {self.meta.model} (fingerprint {self.meta.fingerprint[:12]}); "
-                f"{encoder.name} (fingerprint {made[:12]}) makes different vectors and cannot be used with it"
-            )
+        check_fingerprint(str(self.path), self.meta, encoder.name, made)
         recorded = self.images.image_fingerprint if self.images else None
         if recorded is not None and encoder.image_fingerprint != recorded:  # same texts, another image tower
             raise InputError(
@@ -601,6 +598,11 @@ class Collection:
     def __len__(self) -> int:
         self._reader_version()
         return self.backend.count()
+
+    @property
+    def version(self) -> int:
+        """The latest committed version a reader may see."""
+        return self._reader_version()
 
     def rebuild(self) -> int:
         """Compact the store (drop deleted rows, merge small files, refresh the text index) and
@@ -626,21 +628,13 @@ class Collection:
         )
 
 
-def _is_texts(values) -> bool:
-    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values) and len(values) > 0
-
-
-def _stored_texts(texts, source: list[str] | None, n: int) -> list[str | None]:
-    """The text kept for each item (for BM25 and `get`): `texts` if given, else the embedded texts."""
-    stored = list(texts) if texts is not None else source
-    if stored is not None and len(stored) != n:
-        raise InputError(f"got {len(stored)} texts for {n} ids")
-    if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
-        raise InputError("texts must be strings (or None)")
-    bad = next((i for i, t in enumerate(stored or []) if t is not None and not encodable(t)), None)
-    if bad is not None:
-        raise InputError(f"text {bad} is not valid Unicode (a lone surrogate such as \\ud800)")
-    return stored if stored is not None else [None] * n
+def check_fingerprint(where: str, meta: CollectionMeta, name: str, made: str) -> None:
+    """InputError unless the model `name` (fingerprint `made`) makes the vectors the collection holds."""
+    if meta.fingerprint is not None and made != meta.fingerprint:
+        raise InputError(
+            f"collection {where} was made by model {meta.model} (fingerprint {meta.fingerprint[:12]}); "
+            f"{name} (fingerprint {made[:12]}) makes different vectors and cannot be used with it"
+        )
 
 
 def _loads(text: str | None) -> dict:

@@ -50,7 +50,7 @@ def add_file(
     from tqdm.auto import tqdm
 
     rows = batches = 0
-    version = collection.backend.version
+    version = collection.version
     with tqdm(desc="adding", unit="rows", disable=not show_progress) as bar:
         while batch := list(islice(records, batch_rows)):
             ids, texts, payloads, images = (list(column) for column in zip(*batch))

@@ -158,3 +158,44 @@ def dump_payloads(payloads: list[dict]) -> list[str]:
             raise InputError(f"payload {i} holds a string that is not valid Unicode (a lone surrogate such as \\ud800)")
         out.append(text)
     return out
+
+
+def vectors_and_texts(fields: dict[str, int], ids: list[str], data, texts, encode) -> tuple[dict[str, np.ndarray], list[str | None]]:
+    """Checked vectors per field and the text kept for each item. `data`: texts (embedded with
+    `encode(texts, prompt="document")`), an (n, dim) array for the first field, or a dict field -> either."""
+    n = len(ids)
+    per_field = data if isinstance(data, dict) else {next(iter(fields)): data}
+    unknown = sorted(set(per_field) - set(fields))
+    missing = sorted(set(fields) - set(per_field))
+    if unknown or missing:
+        raise InputError(f"vector fields: unknown {unknown}, missing {missing}; this collection has {list(fields)}")
+    vectors, source = {}, None
+    for name, values in per_field.items():
+        if values is None:
+            raise InputError(f"no data for field {name!r}: pass texts or an ({n}, {fields[name]}) array")
+        if is_texts(values):
+            items = list(values)
+            if len(items) != n:
+                raise InputError(f"field {name!r}: got {len(items)} texts for {n} ids")
+            vectors[name] = check_vectors(encode(items, prompt="document"), n, fields[name], name)
+            source = source or items
+        else:
+            vectors[name] = check_vectors(values, n, fields[name], name)
+    return vectors, stored_texts(texts, source, n)
+
+
+def is_texts(values) -> bool:
+    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values) and len(values) > 0
+
+
+def stored_texts(texts, source: list[str] | None, n: int) -> list[str | None]:
+    """The text kept for each item (for BM25 and `get`): `texts` if given, else the embedded texts."""
+    stored = list(texts) if texts is not None else source
+    if stored is not None and len(stored) != n:
+        raise InputError(f"got {len(stored)} texts for {n} ids")
+    if stored is not None and not all(t is None or isinstance(t, str) for t in stored):
+        raise InputError("texts must be strings (or None)")
+    bad = next((i for i, t in enumerate(stored or []) if t is not None and not encodable(t)), None)
+    if bad is not None:
+        raise InputError(f"text {bad} is not valid Unicode (a lone surrogate such as \\ud800)")
+    return stored if stored is not None else [None] * n

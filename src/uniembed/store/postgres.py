@@ -1,0 +1,665 @@
+"""A collection that lives in PostgreSQL + pgvector: `Collection.create("postgresql://user@host/db#docs")`.
+
+The same API as a folder collection (add, upsert, delete, get, search with filters, text and
+hybrid modes; the same Hit and Item objects and errors), but the database is the store of record
+*and* the search engine: HNSW indexes, filters and text search run inside PostgreSQL, so several
+processes and machines share one collection, and read replicas spread the searches.
+
+Layout (one database holds many collections):
+
+    uniembed_collections (name text primary key, meta jsonb, version bigint)   one row per collection
+    uniembed_items_<name> (id text primary key, text text, payload text (the JSON as given),
+                           vec_<field> vector(dim) per vector field,
+                           tsv tsvector generated from text (english), p_<key> typed payload columns)
+
+Atomic commits: every write is one transaction that first locks the collection's row (writers
+queue; readers never wait), adds new payload columns (DDL is transactional in PostgreSQL), writes
+the rows and bumps the version. Readers see all of a write or none of it.
+
+Indexes (index, quantize): exact+none (a scan: exact scores), hnsw+none (`vector_ip_ops`),
+hnsw+half (an index on `vec::halfvec`, half the bytes), hnsw+binary (an index on
+`binary_quantize(vec)::bit`, 1 bit per dimension, its candidates rescored with the float vectors).
+Filtered searches use pgvector's iterative index scan (`hnsw.iterative_scan`), so k hits come back
+when k match. Filters are compiled to SQL with bound parameters, never by pasting values.
+Text search is PostgreSQL's full-text search (`ts_rank_cd` over a tsvector), not BM25.
+Not supported here (a clear error): multi-vector and image collections, int8 and IVF-PQ indexes,
+reading an older version.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from uniembed._extras import require
+from uniembed.encoders.base import Encoder
+from uniembed.errors import InputError, StoreUnavailableError
+from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
+from uniembed.store.filters import Condition, parse_filter
+from uniembed.store.fusion import fuse
+from uniembed.store.meta import CollectionMeta
+from uniembed.store.rows import (
+    MAX_NORM, build_rows, check_ids, check_norms, check_payloads, dump_payloads, payload_types, vectors_and_texts,
+)
+from uniembed.types import CollectionInfo, Hit, Item
+
+SCHEMES = ("postgresql", "postgres")
+META_TABLE = "uniembed_collections"
+TABLE_PREFIX = "uniembed_items_"
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within PostgreSQL's 63 bytes
+TEXT_CONFIG = "english"
+SEARCH_MODES = ("dense", "text", "hybrid")
+INDEXES = {("exact", "none"), ("hnsw", "none"), ("hnsw", "half"), ("hnsw", "binary")}
+DEFAULT_PARAMS = {"m": 16, "ef_construction": 64, "ef_search": 100, "rescore": 4}
+PARAM_RANGES = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, 1000), "rescore": (1, 100)}
+MAX_INDEXED_DIM = {"none": 2000, "half": 4000, "binary": 64000}  # pgvector's HNSW limits per type
+SQL_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
+KINDS = {"text": "string", "bigint": "int", "double precision": "float", "boolean": "bool"}
+OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def is_postgres_url(location: object) -> bool:
+    return isinstance(location, str) and location.split("://", 1)[0].lower() in SCHEMES and "://" in location
+
+
+def parse_url(url: str) -> tuple[str, str, str]:
+    """(connection URL without the fragment, collection name, the URL to show: no password)."""
+    parts = urlsplit(url)
+    name = parts.fragment
+    if not name:
+        raise InputError(f"a PostgreSQL collection URL names the collection after '#', e.g. "
+                         f"postgresql://user@host/db#docs; got {_shown(url)!r}")
+    if not NAME.fullmatch(name):
+        raise InputError(f"collection name {name!r} in the URL must be lower-case letters, digits and _ "
+                         "(starting with a letter or _, at most 47 characters)")
+    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+    return dsn, name, _shown(url)
+
+
+def _shown(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, "", parts.fragment))
+
+
+def connect(dsn: str, shown: str, *, vector_types: bool = True):
+    """A psycopg connection in autocommit mode (with pgvector's types unless `vector_types` is
+    False: before CREATE EXTENSION); StoreUnavailableError names the server and PostgreSQL's
+    reason when it cannot be had."""
+    require("postgres")
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    server = shown.split("#")[0]
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreUnavailableError(f"cannot connect to PostgreSQL at {server}: {_reason(exc)}") from None
+    if vector_types:
+        try:
+            register_vector(conn)
+        except (psycopg.ProgrammingError, TypeError):
+            conn.close()
+            raise StoreUnavailableError(f"PostgreSQL at {server} has no pgvector extension "
+                                        "(CREATE EXTENSION vector, once, by a superuser)") from None
+    return conn
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+class PgCollection:
+    """One collection in a PostgreSQL database (see the module docstring). Open it with
+    `Collection.open(url)` or `PgCollection.open(url, read_from=[replica_url, ...])`: searches and
+    gets then go to the replicas in turn (they may lag the primary by the replication delay)."""
+
+    images = None  # image and multi-vector collections are folder-only for now
+    multivector = None
+
+    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None):
+        dsn, self.name, self.path = parse_url(url)
+        self.meta = meta
+        self.table = TABLE_PREFIX + self.name
+        self._model = model
+        self._fields: dict[str, str] | None = None
+        self._primary = _Server(dsn, self.path, self._configure_search)
+        self._readers = [_Server(parse_url(f"{r.split('#')[0]}#{self.name}")[0], _shown(r), self._configure_search)
+                         for r in (read_from or [])]
+        self._next_reader = itertools.cycle(self._readers) if self._readers else None
+
+    # -- creating and opening ----------------------------------------------------------------
+    @classmethod
+    def create(cls, url: str, *, model: str | Encoder | None = "default", dim: int | None = None,
+               fields: list[str] | None = None, index: str = "exact", quantize: str = "none",
+               index_params: dict | None = None, **unsupported) -> "PgCollection":
+        from uniembed.store.collection import _load_model, _model_name, _vector_dim
+
+        given = {key: value for key, value in unsupported.items() if value not in (None, "float16", "lance")}
+        if given:
+            raise InputError(f"{sorted(given)} not supported by the postgresql backend (multi-vector and image "
+                             "collections are folder collections for now)")
+        dsn, name, shown = parse_url(url)
+        if (index, quantize) not in INDEXES:
+            choices = ", ".join(f"{i}+{q}" for i, q in sorted(INDEXES))
+            raise InputError(f"index {index!r} with quantize {quantize!r} is not supported by the postgresql backend; "
+                             f"choose one of: {choices}")
+        params = _check_params(index, index_params)
+        encoder = _load_model(model)
+        vector_dim = _vector_dim(encoder, dim)
+        if index == "hnsw" and vector_dim > MAX_INDEXED_DIM[quantize]:
+            raise InputError(f"pgvector's HNSW index takes at most {MAX_INDEXED_DIM[quantize]} dimensions for "
+                             f"quantize={quantize!r}; this collection has {vector_dim} (try quantize='half' or 'binary')")
+        names = list(fields or ["default"])
+        for field_name in names:
+            if not field_name.isidentifier() or not field_name.isascii() or len(field_name) > 40:
+                raise InputError(f"vector field name {field_name!r} must be an ASCII identifier of at most 40 characters")
+        meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
+                              fields={n: vector_dim for n in names}, index=index, index_params=params, quantize=quantize,
+                              dim=dim if encoder else None, backend="postgresql")
+        conn = connect(dsn, shown, vector_types=False)
+        try:
+            _create_tables(conn, name, meta)
+        finally:
+            conn.close()
+        return cls(url, meta, encoder)
+
+    @classmethod
+    def open(cls, url: str, *, model: Encoder | None = None, read_from: list[str] | None = None) -> "PgCollection":
+        import psycopg
+
+        dsn, name, shown = parse_url(url)
+        conn = connect(dsn, shown)
+        try:
+            row = conn.execute(f"SELECT meta FROM {META_TABLE} WHERE name = %s", (name,)).fetchone()
+        except psycopg.errors.UndefinedTable:
+            row = None
+        finally:
+            conn.close()
+        if row is None:
+            raise InputError(f"no collection {name!r} in {shown.split('#')[0]}")
+        meta = CollectionMeta(**row[0])
+        collection = cls(url, meta, None, read_from)
+        if model is not None:
+            collection._check_model(model)
+            collection._model = model
+        return collection
+
+    def drop(self) -> None:
+        """Delete the collection: its table and its row, in one transaction."""
+        from psycopg import sql
+
+        with self._writing() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
+            conn.execute(f"DELETE FROM {META_TABLE} WHERE name = %s", (self.name,))
+
+    def close(self) -> None:
+        for server in [self._primary, *self._readers]:
+            server.close()
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
+        """Insert new items; ids already in the collection are refused (use upsert). Returns the version."""
+        return self._write("insert", ids, data, payloads, texts, images)
+
+    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
+        """Insert new items and replace existing ones, in one transaction."""
+        return self._write("upsert", ids, data, payloads, texts, images)
+
+    def delete(self, ids) -> int:
+        """Remove items by id (unknown ids are ignored). Returns the committed version."""
+        from psycopg import sql
+
+        ids = check_ids(ids)
+        with self._writing() as conn:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(sql.Identifier(self.table)), (ids,))
+            return self._bump(conn)
+
+    def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
+        if images is not None:
+            raise InputError("images= needs an image collection; the postgresql backend keeps no images")
+        ids = check_ids(ids)
+        payloads = check_payloads(payloads, len(ids))
+        payload_json = dump_payloads(payloads)
+        vectors, kept_texts = vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
+        with self._writing() as conn:
+            if mode == "insert":
+                present = self._present(conn, ids)
+                if present:
+                    raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+            known = _payload_fields(conn, self.table)
+            types = payload_types(payloads, known)
+            schema = _arrow_schema(self.meta, types)
+            rows = build_rows(ids, vectors, kept_texts, payloads, payload_json, types, schema)
+            for key in types.keys() - known.keys():
+                _add_payload_column(conn, self.table, key, types[key])
+            _copy_rows(conn, self.table, rows, self.meta, types, upsert=mode == "upsert")
+            version = self._bump(conn)
+        self._fields = None
+        return version
+
+    def _writing(self):
+        """A transaction holding the collection's row lock: writers queue here, readers never wait."""
+        return _WriteTransaction(self)
+
+    def _bump(self, conn) -> int:
+        return conn.execute(f"UPDATE {META_TABLE} SET version = version + 1 WHERE name = %s RETURNING version",
+                            (self.name,)).fetchone()[0]
+
+    def _present(self, conn, ids: list[str]) -> set[str]:
+        from psycopg import sql
+
+        query = sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(sql.Identifier(self.table))
+        return {row[0] for row in conn.execute(query, (ids,))}
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, ids) -> list[Item | None]:
+        """The stored items, in the order of `ids` (None for an unknown id)."""
+        from psycopg import sql
+
+        ids = check_ids(ids)
+        vector_columns = [vector_column(f) for f in self.meta.fields]
+        query = sql.SQL("SELECT id, text, payload, {} FROM {} WHERE id = ANY(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, vector_columns)), sql.Identifier(self.table))
+        found = {}
+        for row in self._read(query, (ids,)):
+            vectors = {f: _array(row[3 + i]) for i, f in enumerate(self.meta.fields)}
+            found[row[0]] = Item(row[0], row[1], json.loads(row[2]) if row[2] else {}, vectors)
+        return [found.get(id_) for id_ in ids]
+
+    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
+               query_vector: np.ndarray | None = None, image=None, **multivector) -> list[Hit]:
+        """The k best items for a text or a vector, as Collection.search: mode "dense", "text"
+        (PostgreSQL full-text ranking) or "hybrid" (both, fused by reciprocal rank); `filter`
+        restricts to matching payloads inside the index scan, so k hits come back when k match."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
+        if image is not None:
+            raise InputError("image= needs an image collection; the postgresql backend keeps no images")
+        if any(value is not None for value in multivector.values()):
+            raise InputError(f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector")
+        field = field or self.meta.default_field
+        if field not in self.meta.fields:
+            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+        if query is None:
+            raise InputError("a search needs a query: a text or a vector")
+        if mode != "dense" and not isinstance(query, str):
+            raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        conditions = self._conditions(filter)
+        where, params = compile_filter(conditions)
+        k = int(k)
+        if mode == "text":
+            return self._text_hits(query, k, where, params)
+        vector = self._query_vector(query if query_vector is None else query_vector, field)
+        depth = max(k, 100) if mode == "hybrid" else k
+        dense = self._dense_hits(vector, depth, field, where, params)
+        if mode == "dense":
+            return dense
+        return fuse([dense, self._text_hits(query, depth, where, params)], k)
+
+    def _conditions(self, filter) -> list[Condition]:
+        if not filter:
+            return []
+        try:
+            return parse_filter(filter, self.payload_fields)
+        except InputError:
+            self._fields = None  # another writer may have added the field: look once more
+            return parse_filter(filter, self.payload_fields)
+
+    def _dense_hits(self, vector: np.ndarray, k: int, field: str, where, params: list) -> list[Hit]:
+        from psycopg import sql
+
+        column, dim = sql.Identifier(vector_column(field)), self.meta.fields[field]
+        table = sql.Identifier(self.table)
+        condition = sql.SQL(" WHERE ") + where if where is not None else sql.SQL("")
+        quantize = self.meta.quantize if self.meta.index == "hnsw" else "none"
+        if quantize == "none":
+            query = sql.SQL("SELECT id, payload, -({col} <#> %s) FROM {t}{w} ORDER BY {col} <#> %s LIMIT %s").format(
+                col=column, t=table, w=condition)
+            return self._hits(self._read(query, [vector, *params, vector, k]))
+        # an index over a compressed copy finds candidates; the float vectors score them exactly
+        if quantize == "half":
+            order = sql.SQL("({col}::halfvec({d})) <#> (%s::halfvec({d}))").format(col=column, d=sql.Literal(dim))
+            candidates = k
+        else:
+            order = sql.SQL("(binary_quantize({col})::bit({d})) <~> binary_quantize(%s)::bit({d})").format(
+                col=column, d=sql.Literal(dim))
+            candidates = max(k * self.meta.index_params.get("rescore", DEFAULT_PARAMS["rescore"]), k)
+        query = sql.SQL("WITH found AS MATERIALIZED (SELECT id, payload, {col} FROM {t}{w} ORDER BY {o} LIMIT %s) "
+                        "SELECT id, payload, -({col} <#> %s) AS score FROM found ORDER BY score DESC, id LIMIT %s").format(
+            col=column, t=table, w=condition, o=order)
+        return self._hits(self._read(query, [*params, vector, candidates, vector, k]))
+
+    def _text_hits(self, query: str, k: int, where, params: list) -> list[Hit]:
+        from psycopg import sql
+
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("a text search needs a non-empty text query")
+        condition = sql.SQL(" AND ") + where if where is not None else sql.SQL("")
+        # plainto_tsquery ANDs the words; a ranked search wants any of them (OR), as BM25 does
+        sql_query = sql.SQL(
+            "SELECT id, payload, ts_rank_cd(tsv, q) AS score FROM {t}, "
+            "(SELECT replace(plainto_tsquery({c}, %s)::text, '&', '|')::tsquery AS q) AS words "
+            "WHERE tsv @@ q{w} ORDER BY score DESC, id LIMIT %s").format(
+            t=sql.Identifier(self.table), c=sql.Literal(TEXT_CONFIG), w=condition)
+        return self._hits(self._read(sql_query, [query, *params, k]))
+
+    @staticmethod
+    def _hits(rows) -> list[Hit]:
+        return [Hit(id_, float(score), json.loads(payload) if payload else {}) for id_, payload, score in rows]
+
+    def _read(self, query, params) -> list[tuple]:
+        """Run a read on the next replica (or the primary when there is none)."""
+        server = next(self._next_reader) if self._next_reader is not None else self._primary
+        return server.fetch(query, params)
+
+    def _query_vector(self, query, field: str) -> np.ndarray:
+        dim = self.meta.fields[field]
+        if isinstance(query, str):
+            return self._encode([query], prompt="query")[0]
+        try:
+            vector = np.asarray(query, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
+        vector = vector.reshape(-1) if vector.ndim <= 2 and (vector.ndim < 2 or len(vector) == 1) else None
+        if vector is None or vector.shape != (dim,):
+            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
+        if not np.isfinite(vector).all():
+            raise InputError("query vector contains NaN or inf")
+        if float(np.dot(vector.astype(np.float64), vector)) > MAX_NORM * MAX_NORM:
+            check_norms(vector[None, :], "query vector")
+        return vector
+
+    # -- model -----------------------------------------------------------------------------------
+    @property
+    def model(self) -> Encoder:
+        from uniembed.store.collection import _load_model
+
+        if self._model is None:
+            if self.meta.model is None:
+                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
+            encoder = _load_model(self.meta.model)
+            self._check_model(encoder)
+            self._model = encoder
+        return self._model
+
+    def _check_model(self, encoder: Encoder) -> None:
+        from uniembed.store.collection import check_fingerprint
+
+        check_fingerprint(self.path, self.meta, encoder.name, encoder.fingerprint)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
+
+    # -- facts ---------------------------------------------------------------------------------------
+    @property
+    def payload_fields(self) -> dict[str, str]:
+        """Filterable payload field -> type, read from the table's columns (remembered until a write)."""
+        if self._fields is None:
+            self._fields = self._primary.call(lambda conn: _payload_fields(conn, self.table))
+        return self._fields
+
+    @property
+    def version(self) -> int:
+        rows = self._primary.fetch(f"SELECT version FROM {META_TABLE} WHERE name = %s", (self.name,))
+        row = rows[0] if rows else None
+        if row is None:
+            raise InputError(f"collection {self.path} no longer exists (dropped)")
+        return row[0]
+
+    def __len__(self) -> int:
+        from psycopg import sql
+
+        return self._read(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.table)), [])[0][0]
+
+    def rebuild(self) -> int:
+        """VACUUM ANALYZE the table (reclaims deleted rows, refreshes the planner's statistics)."""
+        from psycopg import sql
+
+        self._primary.call(lambda conn: conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(self.table))))
+        return self.version
+
+    def info(self) -> CollectionInfo:
+        disk = self._primary.fetch("SELECT pg_total_relation_size(%s)", (self.table,))[0][0]
+        dim = self.meta.fields[self.meta.default_field]
+        first_stage = {"none": 4 * dim + 8, "half": 2 * dim + 8, "binary": dim / 8 + 8}[self.meta.quantize]
+        count = len(self)
+        return CollectionInfo(
+            path=self.path, count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params), bytes_per_vector=float(first_stage) if count else float("nan"),
+            disk_bytes=int(disk), version=self.version, payload_fields=self.payload_fields,
+        )
+
+    def _configure_search(self, conn) -> None:
+        """Session settings for this collection's searches: the HNSW candidate list, and iterative
+        scans, so a filtered search keeps walking the graph until k rows match."""
+        if self.meta.index != "hnsw":
+            return
+        ef = int(self.meta.index_params.get("ef_search", DEFAULT_PARAMS["ef_search"]))
+        conn.execute(f"SET hnsw.ef_search = {ef}")  # an int we checked on create: safe to inline (SET takes no parameters)
+        conn.execute("SET hnsw.iterative_scan = strict_order")
+
+
+class _Server:
+    """One connection to one server, used by one thread at a time, reopened after it breaks (a
+    server restart): the failed call raises StoreUnavailableError, the next one reconnects."""
+
+    def __init__(self, dsn: str, shown: str, configure):
+        self.dsn, self.shown, self.configure = dsn, shown, configure
+        self.lock = threading.Lock()
+        self._conn = None
+
+    def connection(self):
+        if self._conn is None or self._conn.broken or self._conn.closed:
+            self._conn = connect(self.dsn, self.shown)
+            self.configure(self._conn)
+        return self._conn
+
+    def call(self, work):
+        import psycopg
+
+        with self.lock:
+            try:
+                return work(self.connection())
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(f"PostgreSQL at {self.shown.split('#')[0]} failed: {_reason(exc)}") from None
+
+    def fetch(self, query, params) -> list[tuple]:
+        return self.call(lambda conn: conn.execute(query, params).fetchall())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+class _WriteTransaction:
+    """`with collection._writing() as conn:` one transaction on the primary, the collection's row
+    locked first; database errors become uniembed's errors, and any error rolls everything back."""
+
+    def __init__(self, collection: PgCollection):
+        self.collection = collection
+        self.server = collection._primary
+
+    def __enter__(self):
+        self.server.lock.acquire()
+        try:
+            conn = self.server.connection()
+            self._transaction = conn.transaction()
+            self._transaction.__enter__()
+        except BaseException:
+            self.server.lock.release()
+            raise
+        try:
+            row = conn.execute(f"SELECT version FROM {META_TABLE} WHERE name = %s FOR UPDATE",
+                               (self.collection.name,)).fetchone()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if row is None:
+            missing = InputError(f"collection {self.collection.path} no longer exists (dropped)")
+            self.__exit__(InputError, missing, None)
+            raise missing
+        return conn
+
+    def __exit__(self, kind, exc, traceback):
+        import psycopg
+
+        where = self.collection.path
+        try:
+            self._transaction.__exit__(kind, exc, traceback)
+        except psycopg.Error as commit_error:  # the commit itself failed
+            exc = commit_error
+        finally:
+            self.server.lock.release()
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            raise InputError(f"{where} is a read-only server (a replica): write to the primary") from None
+        if isinstance(exc, psycopg.errors.UniqueViolation):  # another writer inserted the same id meanwhile
+            raise InputError(f"an id is already in the collection (written concurrently): {exc.diag.message_detail}") from None
+        if isinstance(exc, psycopg.OperationalError):
+            raise StoreUnavailableError(f"PostgreSQL at {where.split('#')[0]} failed during a write "
+                                        f"(nothing of it was committed): {_reason(exc)}") from None
+        if isinstance(exc, psycopg.Error) and kind is None:
+            raise StoreUnavailableError(f"PostgreSQL at {where.split('#')[0]} refused the commit: {_reason(exc)}") from None
+        return False
+
+
+# -- SQL pieces ----------------------------------------------------------------------------------------
+def compile_filter(conditions: list[Condition]):
+    """The conditions as a psycopg SQL expression with placeholders, and its parameters. Column
+    names are quoted identifiers of known payload fields; values only ever travel as parameters."""
+    from psycopg import sql
+
+    if not conditions:
+        return None, []
+    parts, params = [], []
+    for c in conditions:
+        column = sql.Identifier(payload_column(c.field))
+        if c.op == "exists":
+            parts.append(sql.SQL("{} IS NOT NULL" if c.value else "{} IS NULL").format(column))
+        elif c.op == "in":
+            if not c.value:
+                parts.append(sql.SQL("FALSE"))
+            else:
+                parts.append(sql.SQL("{} = ANY(%s)").format(column))
+                params.append(list(c.value))
+        else:
+            parts.append(sql.SQL("{} {} %s").format(column, sql.SQL(OPERATORS[c.op])))
+            params.append(c.value)
+    return sql.SQL(" AND ").join(parts), params
+
+
+def _check_params(index: str, given: dict | None) -> dict:
+    if given is not None and not isinstance(given, dict):
+        raise InputError(f"index_params must be a dict, got {type(given).__name__}")
+    given = dict(given or {})
+    if index == "exact" and given:
+        raise InputError(f"index 'exact' takes no parameters, got {sorted(given)}")
+    unknown = sorted(set(given) - set(PARAM_RANGES))
+    if unknown:
+        raise InputError(f"unknown index parameter(s) {unknown} for the postgresql backend; known: {sorted(PARAM_RANGES)}")
+    for key, value in given.items():
+        low, high = PARAM_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}")
+    merged = {**DEFAULT_PARAMS, **given} if index == "hnsw" else {}
+    if index == "hnsw" and merged["ef_construction"] < 2 * merged["m"]:
+        raise InputError(f"ef_construction ({merged['ef_construction']}) must be at least 2 * m ({2 * merged['m']})")
+    return merged
+
+
+def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
+    """The collection's row, table, text index and vector indexes, in one transaction."""
+    import dataclasses
+
+    import psycopg
+    from psycopg import sql
+
+    table = sql.Identifier(TABLE_PREFIX + name)
+    with conn.transaction():
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name text PRIMARY KEY, meta jsonb NOT NULL, "
+                     "version bigint NOT NULL DEFAULT 0)")
+        try:
+            conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
+                         (name, json.dumps(dataclasses.asdict(meta))))
+        except psycopg.errors.UniqueViolation:
+            raise InputError(f"collection {name!r} already exists in this database") from None
+        vectors = sql.SQL(", ").join(sql.SQL("{} vector({})").format(sql.Identifier(vector_column(f)), sql.Literal(d))
+                                     for f, d in meta.fields.items())
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))  # a leftover of a dropped row
+        conn.execute(sql.SQL(
+            "CREATE TABLE {t} (id text PRIMARY KEY, text text, payload text, {v}, "
+            "tsv tsvector GENERATED ALWAYS AS (to_tsvector({c}, coalesce(text, ''))) STORED)").format(
+            t=table, v=vectors, c=sql.Literal(TEXT_CONFIG)))
+        conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
+        if meta.index == "hnsw":
+            options = sql.SQL("WITH (m = {}, ef_construction = {})").format(
+                sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"]))
+            for field, dim in meta.fields.items():
+                column, d = sql.Identifier(vector_column(field)), sql.Literal(dim)
+                target = {"none": sql.SQL("{} vector_ip_ops").format(column),
+                          "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
+                          "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d)}
+                conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw ({}) {}").format(table, target[meta.quantize], options))
+
+
+def _payload_fields(conn, table: str) -> dict[str, str]:
+    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = %s AND column_name LIKE 'p\\_%%' ORDER BY ordinal_position", (table,))
+    return {column[len("p_"):]: KINDS[kind] for column, kind in rows}
+
+
+def _add_payload_column(conn, table: str, key: str, kind: str) -> None:
+    from psycopg import sql
+
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+        sql.Identifier(table), sql.Identifier(payload_column(key)), sql.SQL(SQL_TYPES[kind])))
+
+
+def _arrow_schema(meta: CollectionMeta, types: dict[str, str]):
+    import pyarrow as pa
+
+    columns = [pa.field(ID, pa.string()), pa.field(TEXT, pa.string()), pa.field(PAYLOAD, pa.string())]
+    columns += [pa.field(vector_column(f), pa.list_(pa.float32(), d)) for f, d in meta.fields.items()]
+    columns += [pa.field(payload_column(key), ARROW_TYPES[kind]) for key, kind in types.items()]
+    return pa.schema(columns)
+
+
+def _copy_rows(conn, table: str, rows, meta: CollectionMeta, types: dict[str, str], *, upsert: bool) -> None:
+    """COPY the rows (binary) into a temporary table, then one INSERT ... SELECT into the
+    collection's table; upsert replaces matched rows whole (ON CONFLICT DO UPDATE)."""
+    from psycopg import sql
+
+    names = rows.column_names
+    kinds = ["text", "text", "text", *("vector" for _ in meta.fields), *(SQL_TYPES[types[n[len("p_"):]]]
+                                                                        for n in names[3 + len(meta.fields):])]
+    staging = sql.Identifier("uniembed_staging")
+    columns = sql.SQL(", ").join(map(sql.Identifier, names))
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+        staging, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(k)) for n, k in zip(names, kinds))))
+    values = [rows.column(n).to_pylist() if not n.startswith("vec_") else
+              rows.column(n).combine_chunks().flatten().to_numpy().reshape(len(rows), -1) for n in names]
+    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(staging, columns)) as copy:
+        copy.set_types(kinds)
+        for i in range(len(rows)):
+            copy.write_row([column[i] for column in values])
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(sql.Identifier(table), columns, columns, staging)
+    if upsert:
+        updates = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+                                     for n in names if n != ID)
+        insert = insert + sql.SQL(" ON CONFLICT (id) DO UPDATE SET ") + updates
+    conn.execute(insert)
+
+
+def _array(value) -> np.ndarray:
+    """A float32 array from what psycopg returns for a vector column (pgvector's Vector, or numpy)."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)

@@ -1,0 +1,208 @@
+"""One contract for every home a collection can have: a folder (LanceDB + in-memory indexes) and a
+PostgreSQL + pgvector database (a real server, started on loopback for the test session). The same
+calls must give the same hits, the same errors, and write nothing when refused."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from helpers import FakeEncoder, KeywordEncoder
+from uniembed import InputError
+from uniembed.compress import l2_normalize
+from uniembed.store import Collection
+
+KEYWORDS = ["bone", "vitamin", "cat", "market", "rain"]
+DOCS = {
+    "d1": ("vitamin vitamin bone", {"lang": "en", "year": 2020}),
+    "d2": ("cat cat", {"lang": "fr", "year": 2018}),
+    "d3": ("bone bone rain", {"lang": "en", "year": 2021, "tags": ["x"]}),
+    "d4": ("market market market", {"lang": "en"}),
+    "d5": ("rain vitamin", {"lang": "de", "year": 2022, "score": 0.5}),
+}
+_names = itertools.count()
+
+
+@pytest.fixture(params=["folder", "postgres"])
+def where(request, tmp_path):
+    """A function giving a fresh location for a collection in this store: a folder, or a URL."""
+    if request.param == "folder":
+        return lambda: tmp_path / f"c{next(_names)}"
+    server = request.getfixturevalue("postgres")
+    return lambda: server.url(f"c{next(_names)}")
+
+
+@pytest.fixture
+def docs(where) -> Collection:
+    col = Collection.create(where(), model=KeywordEncoder(KEYWORDS))
+    col.add(list(DOCS), [t for t, _ in DOCS.values()], payloads=[p for _, p in DOCS.values()])
+    return col
+
+
+def vectors_collection(where, n=200, dim=16, index="exact", quantize="none", seed=0):
+    vectors = l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
+    col = Collection.create(where(), model=None, dim=dim, index=index, quantize=quantize)
+    col.add([f"v{i}" for i in range(n)], vectors, payloads=[{"even": i % 2 == 0, "i": i} for i in range(n)])
+    return col, vectors
+
+
+def fresh_reader(col) -> Collection:
+    reader = Collection.open(col.path, model=KeywordEncoder(KEYWORDS))
+    reader.refresh_seconds = 0  # folder collections: look for new commits on every call
+    return reader
+
+
+def test_search_returns_hits_with_payloads(docs):
+    hits = docs.search("bone", k=2)
+    assert [h.id for h in hits] == ["d3", "d1"]
+    assert hits[0].payload == {"lang": "en", "year": 2021, "tags": ["x"]}
+    assert hits[0].score > hits[1].score
+
+
+def test_filters_apply_inside_the_search(docs):
+    assert [h.id for h in docs.search("bone", k=10, filter="lang=en and year>=2021")] == ["d3"]
+    assert {h.id for h in docs.search("bone", k=10, filter={"lang": {"in": ["fr", "de"]}})} == {"d2", "d5"}
+    assert [h.id for h in docs.search("rain", k=10, filter="exists(score)")] == ["d5"]
+    assert {h.id for h in docs.search("rain", k=10, filter="year<2020.5 and lang!=de")} == {"d1", "d2"}
+    assert docs.search("rain", k=10, filter={"year": {"in": []}}) == []
+
+
+def test_filter_values_are_data_never_sql(docs):
+    before = len(docs)
+    for hostile in ["en' OR '1'='1", "en'; DROP TABLE uniembed_collections; --", 'en" OR 1=1 --', "en\\' OR 1=1"]:
+        assert docs.search("bone", k=10, filter={"lang": hostile}) == []
+        assert docs.search("bone", k=10, filter={"lang": {"in": [hostile, "fr"]}})[0].id == "d2"
+    with pytest.raises(InputError, match="does not fit field 'year' of type int"):
+        docs.search("bone", filter="year>=2020; DROP TABLE x")
+    assert docs.search("bone", filter="lang=en or 1=1) --") == []  # the whole right side is the value
+    with pytest.raises(InputError, match="unknown filter field"):
+        docs.search("bone", filter={"lang = 'en' OR 1=1 --": "x"})
+    assert len(docs) == before and len(docs.search("bone", k=10)) == 5
+
+
+def test_dense_search_matches_the_exact_oracle(where):
+    col, vectors = vectors_collection(where)
+    query = vectors[7] + 0.1
+    expected = np.argsort(-(vectors @ query))[:5]
+    hits = col.search(query, k=5)
+    assert [h.id for h in hits] == [f"v{i}" for i in expected]
+    np.testing.assert_allclose([h.score for h in hits], (vectors @ query)[expected], atol=1e-5)
+
+
+@pytest.mark.parametrize(("index", "quantize"), [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary")])
+def test_selective_filters_return_k_hits_through_the_index(where, index, quantize):
+    col, vectors = vectors_collection(where, n=1000, index=index, quantize=quantize)
+    hits = col.search(vectors[1], k=10, filter="i>=900")  # 10% of the items match
+    assert len(hits) == 10 and all(h.payload["i"] >= 900 for h in hits)
+    truth = 900 + np.argsort(-(vectors[900:] @ vectors[1]))[:10]
+    recall = len({h.id for h in hits} & {f"v{i}" for i in truth}) / 10
+    assert recall >= (1.0 if index == "exact" else 0.7)
+
+
+def test_text_and_hybrid_modes(docs):
+    assert [h.id for h in docs.search("vitamin", k=5, mode="text")][:2] == ["d1", "d5"]
+    hybrid = docs.search("vitamin", k=3, mode="hybrid")
+    assert hybrid[0].id == "d1" and len(hybrid) == 3
+    assert [h.id for h in docs.search("vitamin", k=5, mode="text", filter="lang=de")] == ["d5"]
+
+
+def test_upsert_replaces_whole_items_and_delete_removes(docs):
+    docs.upsert(["d2", "d9"], ["bone bone bone bone", "rain"], payloads=[{"lang": "en"}, None])
+    assert docs.search("bone", k=1)[0].id == "d2"
+    assert docs.get(["d2"])[0].payload == {"lang": "en"} and len(docs) == 6
+    assert "d2" not in {h.id for h in docs.search("cat", k=10, filter="exists(year)")}  # its old year is gone
+    docs.delete(["d2", "unknown"])
+    assert "d2" not in {h.id for h in docs.search("bone", k=10)} and len(docs) == 5
+    assert docs.get(["d2", "d1"])[0] is None
+
+
+def test_get_returns_text_payload_and_vectors(docs):
+    item = docs.get(["d5"])[0]
+    assert item.text == "rain vitamin" and item.payload["score"] == 0.5
+    np.testing.assert_allclose(item.vectors["default"], docs.model.encode(["rain vitamin"], prompt="document")[0], atol=1e-6)
+
+
+def test_other_readers_see_every_commit_and_versions_grow(docs):
+    reader = fresh_reader(docs)
+    assert len(reader.search("cat", k=10)) == 5
+    before = reader.version
+    docs.add(["d6"], ["rain rain rain market"], payloads=[{"lang": "it", "new_field": 1.5}])
+    assert reader.search("rain", k=1)[0].id == "d6"
+    assert reader.version > before
+    assert reader.payload_fields == {"lang": "string", "year": "int", "score": "float", "new_field": "float"}
+    assert [h.id for h in reader.search("rain", k=5, filter="new_field>1")] == ["d6"]
+
+
+def test_several_vector_fields(where):
+    col = Collection.create(where(), model=KeywordEncoder(KEYWORDS), fields=["title", "body"])
+    col.add(["a", "b"], {"title": ["cat", "bone"], "body": ["bone bone", "cat cat"]})
+    assert col.search("cat", k=1, field="title")[0].id == "a"
+    assert col.search("cat", k=1, field="body")[0].id == "b"
+    with pytest.raises(InputError, match=r"missing \['body'\]"):
+        col.add(["c"], {"title": ["rain"]})
+
+
+def test_matryoshka_dim_truncates_stored_vectors(where):
+    col = Collection.create(where(), model=FakeEncoder(dim=8), dim=4)
+    col.add(["a", "b"], ["one", "two"])
+    assert col.get(["a"])[0].vectors["default"].shape == (4,)
+    assert col.search("one", k=1)[0].id == "a"
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda c, v: c.add(["x"], v[:1, :8]), r"expected vectors of shape \(1, 16\)"),
+        (lambda c, v: c.add(["x", "y"], np.vstack([v[:1], np.full((1, 16), np.nan)])), "vector 1 contains NaN"),
+        (lambda c, v: c.add(["x", "x"], v[:2]), r"duplicate ids in one batch: \['x'\]"),
+        (lambda c, v: c.add(["x", "v3"], v[:2]), "already in the collection"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"i": "three"}]), "field 'i' is int in this collection, got string"),
+        (lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"fresh": 1}, {"i": "three"}]), "field 'i' is int"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"bad": float("nan")}]), "not JSON-serialisable"),
+        (lambda c, v: c.add(["x"], ["a text"]), "holds vectors only"),
+        (lambda c, v: c.add([], v[:0]), "ids must not be empty"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=["not a dict"]), "payload 0 is str"),
+        (lambda c, v: c.add(["x", "y"], [[0.1] * 16, [0.2] * 15]), "vectors must be numbers"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"big": 2**70}]), "beyond the 64-bit integer range"),
+    ],
+)
+def test_bad_writes_are_refused_and_write_nothing(where, write, message):
+    col, vectors = vectors_collection(where)
+    before = (len(col), col.version, col.payload_fields)
+    with pytest.raises(InputError, match=message):
+        write(col, vectors)
+    assert (len(col), col.version, col.payload_fields) == before
+    assert col.get(["x"]) == [None]
+
+
+@pytest.mark.parametrize(
+    ("query", "options", "message"),
+    [
+        (np.zeros(8), {}, r"must have 16 values"),
+        (np.full(16, np.inf), {}, "NaN or inf"),
+        (np.full(16, np.nan), {}, "NaN or inf"),
+        (np.full(16, 3e18, dtype=np.float32), {}, "has norm 1.2e\\+19, over the limit"),
+        (np.zeros(16), {"k": 0}, "k must be a positive integer"),
+        (np.zeros(16), {"filter": "colour=red"}, "unknown filter field 'colour'"),
+        (np.zeros(16), {"mode": "fuzzy"}, "mode must be one of"),
+        (np.zeros(16), {"mode": "text"}, "needs a text query"),
+        (np.zeros(16), {"field": "nope"}, "unknown vector field 'nope'"),
+    ],
+)
+def test_bad_searches_are_refused(where, query, options, message):
+    col, _ = vectors_collection(where)
+    with pytest.raises(InputError, match=message):
+        col.search(query, **options)
+
+
+def test_a_collection_of_another_model_refuses_this_one(docs):
+    with pytest.raises(InputError, match="was made by model keywords .* cannot be used with it"):
+        Collection.open(docs.path, model=FakeEncoder(dim=6))
+
+
+def test_info_reports_the_facts(where):
+    col, _ = vectors_collection(where)
+    info = col.info()
+    assert (info.count, info.fields, info.payload_fields) == (200, {"default": 16}, {"even": "bool", "i": "int"})
+    assert info.disk_bytes > 0 and info.bytes_per_vector > 0 and info.version == col.version
