@@ -47,9 +47,11 @@ class LocalPostgres:
     connections (a test server), stop by PID on exit. `standby_of` makes a streaming replica of
     another LocalPostgres (pg_basebackup -R), for read scaling tests."""
 
-    def __init__(self, port: int | None = None, *, standby_of: "LocalPostgres | None" = None, settings: dict | None = None):
+    def __init__(self, port: int | None = None, *, standby_of: "LocalPostgres | None" = None, settings: dict | None = None,
+                 password: str | None = None):
         self.port = port or free_port()
         self.standby_of = standby_of
+        self.password = password  # None: TCP connections are trusted (a throwaway test server)
         self.settings = {"max_connections": "50", "shared_buffers": "128MB", "fsync": "on", **(settings or {})}
         self.folder: Path | None = None
         self.pid: int | None = None
@@ -70,7 +72,14 @@ class LocalPostgres:
         if user is not None:
             shutil.chown(self.folder, user.pw_name, user.pw_gid)
         if self.standby_of is None:
-            self._run([bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
+            auth = ["--auth=trust"]
+            if self.password is not None:
+                secret = self.folder / "password"
+                secret.write_text(self.password)
+                if user is not None:
+                    shutil.chown(secret, user.pw_name, user.pw_gid)
+                auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+            self._run([bin_dir / "initdb", "-D", data, "-U", "postgres", *auth, "-E", "UTF8", "--no-instructions"])
         else:
             self._run([bin_dir / "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.standby_of.port), "-U", "postgres",
                        "-D", data, "-R", "-X", "stream", "-c", "fast"])
@@ -99,8 +108,10 @@ class LocalPostgres:
             self.folder = None
 
     # -- addresses ------------------------------------------------------------------------------
-    def url(self, collection: str | None = None, *, database: str = "postgres") -> str:
-        base = f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, collection: str | None = None, *, database: str = "postgres", password: str | None = None) -> str:
+        password = password if password is not None else self.password
+        login = f"postgres:{password}" if password is not None else "postgres"
+        base = f"postgresql://{login}@127.0.0.1:{self.port}/{database}"
         return f"{base}#{collection}" if collection else base
 
     def log(self) -> str:

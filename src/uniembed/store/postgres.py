@@ -175,7 +175,7 @@ class PgCollection:
         import psycopg
 
         dsn, name, shown = parse_url(url)
-        conn = connect(dsn, shown)
+        conn = connect(dsn, shown, vector_types=False)  # a database without pgvector has no collection either
         try:
             row = conn.execute(f"SELECT meta FROM {META_TABLE} WHERE name = %s", (name,)).fetchone()
         except psycopg.errors.UndefinedTable:
@@ -274,7 +274,7 @@ class PgCollection:
         return [found.get(id_) for id_ in ids]
 
     def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
-               query_vector: np.ndarray | None = None, image=None, **multivector) -> list[Hit]:
+               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5, **multivector) -> list[Hit]:
         """The k best items for a text or a vector, as Collection.search: mode "dense", "text"
         (PostgreSQL full-text ranking) or "hybrid" (both, fused by reciprocal rank); `filter`
         restricts to matching payloads inside the index scan, so k hits come back when k match."""
