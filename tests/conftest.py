@@ -64,3 +64,13 @@ def postgres():
 
     with LocalPostgres() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def milvus():
+    """A real Milvus 2.3.5 standalone server (PyPI `milvus`), one per test session (about 10 s to start)."""
+    pytest.importorskip("milvus", reason='the milvus server package is not installed: pip install "uniembed[milvus-server]"')
+    from uniembed.engines.milvus import LocalMilvus
+
+    with LocalMilvus(time_tick_ms=50) as server:
+        yield server

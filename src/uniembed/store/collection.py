@@ -31,6 +31,7 @@ from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
 from uniembed.store.images import ImageSpec
 from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
+from uniembed.store.milvus import is_milvus_url
 from uniembed.store.postgres import is_postgres_url
 from uniembed.store.multivector import (
     TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
@@ -115,16 +116,15 @@ class Collection:
         collection folder), and `add(ids, images=[...])` embeds them with an image model (CLIP,
         SigLIP, a bound model). Search by text, image or both (see `search`).
 
-        path may also be a database URL: "postgresql://user@host/db#name" makes the collection in
-        PostgreSQL + pgvector (see uniembed.store.postgres: index "exact" or "hnsw", quantize
-        "none", "half" or "binary"), with the same API."""
-        if is_postgres_url(path):
-            from uniembed.store.postgres import PgCollection
-
-            return PgCollection.create(path, model=model, dim=dim, fields=fields, index=index, quantize=quantize,
-                                       index_params=index_params, backend=backend, multivector=multivector, fde=fde,
-                                       token_storage=token_storage, images=images, image_root=image_root,
-                                       max_image_bytes=max_image_bytes)
+        path may also be a database URL, for the same API on a server: "postgresql://user@host/db#name"
+        (PostgreSQL + pgvector, see uniembed.store.postgres: index "exact" or "hnsw", quantize "none",
+        "half" or "binary") or "milvus://host:port/name" (see uniembed.store.milvus)."""
+        remote = remote_collection_class(path)
+        if remote is not None:
+            return remote.create(path, model=model, dim=dim, fields=fields, index=index, quantize=quantize,
+                                 index_params=index_params, backend=backend, multivector=multivector, fde=fde,
+                                 token_storage=token_storage, images=images, image_root=image_root,
+                                 max_image_bytes=max_image_bytes)
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputError(f"{path} already exists and is not empty")
@@ -179,11 +179,10 @@ class Collection:
     def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
         """Open an existing collection. Text queries load the collection's model on first use,
         or use `model`, which must have made the collection's vectors (same fingerprint).
-        A "postgresql://...#name" URL opens a collection in PostgreSQL (uniembed.store.postgres)."""
-        if is_postgres_url(path):
-            from uniembed.store.postgres import PgCollection
-
-            return PgCollection.open(path, model=model)
+        A "postgresql://...#name" or "milvus://host:port/name" URL opens a collection on that server."""
+        remote = remote_collection_class(path)
+        if remote is not None:
+            return remote.open(path, model=model)
         path = Path(path)
         meta, migrated = read_checked_meta(path)
         if not (path / DATA_DIR).is_dir():  # never let the store create an empty table in its place
@@ -626,6 +625,19 @@ class Collection:
             disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
             multivector=self.meta.multivector, token_bytes_per_item=token_bytes, images=self.meta.images,
         )
+
+
+def remote_collection_class(location) -> type | None:
+    """The class of a collection on a server named by a URL, or None for a folder."""
+    if is_postgres_url(location):
+        from uniembed.store.postgres import PgCollection
+
+        return PgCollection
+    if is_milvus_url(location):
+        from uniembed.store.milvus import MilvusCollection
+
+        return MilvusCollection
+    return None
 
 
 def check_fingerprint(where: str, meta: CollectionMeta, name: str, made: str) -> None:

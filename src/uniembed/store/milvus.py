@@ -1,0 +1,527 @@
+"""A collection that lives in Milvus: `Collection.create("milvus://host:19530/docs")`.
+
+The same API as a folder collection for dense search (add, upsert, delete, get, search with
+filters; the same Hit and Item objects and errors), with Milvus as the store and the search
+engine, through pymilvus' `MilvusClient`. Written for, and tested against, a Milvus 2.3.5 server
+(the newest installable from PyPI); newer clusters were not tested.
+
+Layout: one Milvus collection `uniembed_<name>` per uniembed collection, fields `id` (VARCHAR,
+primary key), `text`, `payload` (the payload JSON as given), `vec` (FLOAT_VECTOR, or
+BINARY_VECTOR for quantize="binary", whose float vectors are kept as base64 in `vec_f32` to rescore
+the candidates exactly); payload values to filter on are dynamic fields `p_<key>`. One shared
+collection `uniembed_meta` keeps each collection's settings, payload field types and version.
+
+Indexes (index, quantize): exact+none (FLAT), hnsw+none (HNSW), ivf+none (IVF_FLAT), exact+binary
+(BIN_FLAT), ivf+binary (BIN_IVF_FLAT); inner product for floats, Hamming for bits.
+Filters become a Milvus boolean expression: field names are checked identifiers and every value is
+written as a JSON literal (Milvus 2.3 has no bound parameters for expressions).
+Consistency: "strong" by default (a search sees every acknowledged write, read-your-writes), or
+"bounded" (Milvus' default: faster, may miss writes of the last seconds).
+
+What Milvus 2.3 lacks, refused with a clear error: text and hybrid search (no full-text search),
+more than one vector field, transactions (a write is acknowledged when Milvus has it; an add split
+into several requests, over REQUEST_BYTES, is not atomic; concurrent writers are not serialised,
+so the version counts writes only approximately), multi-vector and image collections.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from uniembed._extras import require
+from uniembed.encoders.base import Encoder
+from uniembed.errors import InputError, StoreUnavailableError
+from uniembed.store.filters import Condition, parse_filter
+from uniembed.store.meta import CollectionMeta
+from uniembed.store.rows import MAX_NORM, check_ids, check_norms, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.types import CollectionInfo, Hit, Item
+
+SCHEMES = ("milvus",)
+META = "uniembed_meta"
+PREFIX = "uniembed_"
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")
+MAX_VARCHAR = 65_535  # bytes Milvus keeps in one VARCHAR field
+MAX_ID = 1024
+MAX_TOPK = 16_384
+REQUEST_BYTES = 32 * 2**20  # rows per insert request are cut to stay well under gRPC's message limit
+INDEXES = {("exact", "none"): "FLAT", ("hnsw", "none"): "HNSW", ("ivf", "none"): "IVF_FLAT",
+           ("exact", "binary"): "BIN_FLAT", ("ivf", "binary"): "BIN_IVF_FLAT"}
+DEFAULT_PARAMS = {"HNSW": {"m": 16, "ef_construction": 128, "ef_search": 128},
+                  "IVF_FLAT": {"nlist": 128, "nprobe": 16}, "BIN_IVF_FLAT": {"nlist": 128, "nprobe": 16, "rescore": 4},
+                  "BIN_FLAT": {"rescore": 4}, "FLAT": {}}
+PARAM_RANGES = {"m": (4, 64), "ef_construction": (8, 512), "ef_search": (1, 32768), "nlist": (1, 65536),
+                "nprobe": (1, 65536), "rescore": (1, 100)}
+CONSISTENCY = {"strong": "Strong", "bounded": "Bounded"}
+
+
+def is_milvus_url(location: object) -> bool:
+    return isinstance(location, str) and "://" in location and location.split("://", 1)[0].lower() in SCHEMES
+
+
+def parse_url(url: str) -> tuple[str, str | None, str, str]:
+    """(server uri for MilvusClient, token or None, collection name, the URL to show: no token)."""
+    parts = urlsplit(url)
+    name = parts.path.strip("/")
+    if not parts.hostname or not parts.port:
+        raise InputError(f"a Milvus collection URL is milvus://host:port/name, got {url.split('?')[0]!r}")
+    if not name:
+        raise InputError(f"a Milvus collection URL names the collection after the port, e.g. "
+                         f"milvus://127.0.0.1:19530/docs; got {url.split('?')[0]!r}")
+    if not NAME.fullmatch(name):
+        raise InputError(f"collection name {name!r} must be letters, digits and _ (not starting with a digit)")
+    token = parse_qs(parts.query).get("token", [None])[0]
+    return f"http://{parts.hostname}:{parts.port}", token, name, f"milvus://{parts.hostname}:{parts.port}/{name}"
+
+
+def connect(uri: str, token: str | None, shown: str):
+    require("milvus")
+    from pymilvus import MilvusClient
+
+    try:
+        return MilvusClient(uri=uri, token=token or "", timeout=10)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException or grpc errors
+        raise StoreUnavailableError(f"cannot connect to Milvus at {shown.rsplit('/', 1)[0]}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+class MilvusCollection:
+    """One collection in a Milvus server (see the module docstring)."""
+
+    images = None
+    multivector = None
+
+    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "strong"):
+        uri, token, self.name, self.path = parse_url(url)
+        if consistency not in CONSISTENCY:
+            raise InputError(f"consistency must be one of {sorted(CONSISTENCY)}, got {consistency!r}")
+        self.meta = meta
+        self.consistency = CONSISTENCY[consistency]
+        self.collection = PREFIX + self.name
+        self._model = model
+        self._client = connect(uri, token, self.path)
+        self._index = INDEXES[(meta.index, meta.quantize)]
+
+    # -- creating and opening ----------------------------------------------------------------
+    @classmethod
+    def create(cls, url: str, *, model: str | Encoder | None = "default", dim: int | None = None,
+               fields: list[str] | None = None, index: str = "exact", quantize: str = "none",
+               index_params: dict | None = None, consistency: str = "strong", **unsupported) -> "MilvusCollection":
+        from uniembed.store.collection import _load_model, _model_name, _vector_dim
+
+        given = {key: value for key, value in unsupported.items() if value not in (None, "float16", "lance")}
+        if given:
+            raise InputError(f"{sorted(given)} not supported by the milvus backend (multi-vector and image "
+                             "collections are folder collections for now)")
+        uri, token, name, shown = parse_url(url)
+        if (index, quantize) not in INDEXES:
+            choices = ", ".join(f"{i}+{q}" for i, q in INDEXES)
+            raise InputError(f"index {index!r} with quantize {quantize!r} is not supported by the milvus backend "
+                             f"(Milvus 2.3); choose one of: {choices}")
+        if fields is not None and len(fields) != 1:
+            raise InputError(f"the milvus backend keeps one vector field per collection (Milvus 2.3), got {fields}")
+        kind = INDEXES[(index, quantize)]
+        params = _check_params(kind, index_params)
+        encoder = _load_model(model)
+        vector_dim = _vector_dim(encoder, dim)
+        if quantize == "binary" and vector_dim % 8:
+            raise InputError(f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {vector_dim}")
+        field = (fields or ["default"])[0]
+        meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
+                              fields={field: vector_dim}, index=index, index_params=params, quantize=quantize,
+                              dim=dim if encoder else None, backend="milvus")
+        client = connect(uri, token, shown)
+        _call(shown, lambda: _create(client, name, meta))
+        return cls(url, meta, encoder, consistency)
+
+    @classmethod
+    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "strong") -> "MilvusCollection":
+        uri, token, name, shown = parse_url(url)
+        client = connect(uri, token, shown)
+        row = _call(shown, lambda: _meta_row(client, name))
+        if row is None:
+            raise InputError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
+        meta = CollectionMeta(**{k: v for k, v in json.loads(row["meta"]).items() if k != "payload_fields"})
+        collection = cls(url, meta, None, consistency)
+        if model is not None:
+            collection._check_model(model)
+            collection._model = model
+        return collection
+
+    def drop(self) -> None:
+        def work():
+            self._client.drop_collection(self.collection)
+            self._client.delete(META, filter=f"name == {json.dumps(self.name)}")
+        self._call(work)
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
+        """Insert new items; ids already in the collection are refused (use upsert). Returns the version."""
+        return self._write("insert", ids, data, payloads, texts, images)
+
+    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
+        """Insert new items and replace existing ones whole."""
+        return self._write("upsert", ids, data, payloads, texts, images)
+
+    def delete(self, ids) -> int:
+        """Remove items by id (unknown ids are ignored). Returns the version."""
+        ids = check_ids(ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            self._call(lambda: self._client.delete(self.collection, filter=f"id in {json.dumps(chunk)}"))
+        return self._bump()
+
+    def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
+        if images is not None:
+            raise InputError("images= needs an image collection; the milvus backend keeps no images")
+        ids = check_ids(ids)
+        too_long = next((i for i, id_ in enumerate(ids) if len(id_.encode()) > MAX_ID), None)
+        if too_long is not None:
+            raise InputError(f"id {too_long} is over {MAX_ID} bytes, the longest id the milvus backend keeps")
+        payloads = check_payloads(payloads, len(ids))
+        payload_json = dump_payloads(payloads)
+        vectors, kept_texts = vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
+        for what, values in (("text", kept_texts), ("payload", payload_json)):
+            big = next((i for i, v in enumerate(values) if v is not None and len(v.encode()) > MAX_VARCHAR), None)
+            if big is not None:
+                raise InputError(f"{what} {big} is {len(values[big].encode())} bytes; Milvus keeps at most {MAX_VARCHAR} per field")
+        row = self._call(lambda: _meta_row(self._client, self.name))
+        if row is None:
+            raise InputError(f"collection {self.path} no longer exists (dropped)")
+        known = json.loads(row["meta"]).get("payload_fields", {})
+        if mode == "insert":
+            present = self._present(ids)
+            if present:
+                raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+        types = payload_types(payloads, known)
+        if types != known:  # the field types first: a crash after this leaves a known field with no rows, harmless
+            self._save_meta(types, row["version"])
+            row = None  # _bump reads the new meta
+        rows = self._rows(ids, vectors[self.meta.default_field], kept_texts, payloads, payload_json, types)
+        send = self._client.insert if mode == "insert" else self._client.upsert
+        for batch in _batches(rows):
+            self._call(lambda: send(self.collection, batch))
+        return self._bump(row)
+
+    def _rows(self, ids, vectors: np.ndarray, texts, payloads, payload_json, types: dict[str, str]) -> list[dict]:
+        binary = self.meta.quantize == "binary"
+        rows = []
+        for i, id_ in enumerate(ids):
+            row = {"id": id_, "text": texts[i] or "", "has_text": texts[i] is not None, "payload": payload_json[i]}
+            if binary:
+                row["vec"] = np.packbits(vectors[i] > 0).tobytes()
+                row["vec_f32"] = base64.b64encode(vectors[i].astype("<f4").tobytes()).decode()
+            else:
+                row["vec"] = vectors[i].tolist()
+            for key, value in payloads[i].items():
+                if key in types and value is not None:
+                    row["p_" + key] = float(value) if types[key] == "float" else value
+            rows.append(row)
+        return rows
+
+    def _present(self, ids: list[str]) -> set[str]:
+        found = set()
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            result = self._call(lambda: self._client.query(self.collection, filter=f"id in {json.dumps(chunk)}",
+                                                           output_fields=["id"], consistency_level="Strong"))
+            found.update(r["id"] for r in result)
+        return found
+
+    def _save_meta(self, types: dict[str, str], version: int) -> None:
+        import dataclasses
+
+        meta = {**dataclasses.asdict(self.meta), "payload_fields": types}
+        self._call(lambda: self._client.upsert(META, [{"name": self.name, "meta": json.dumps(meta), "version": version,
+                                                       "vec": [0.0, 0.0]}]))
+
+    def _bump(self, row: dict | None = None) -> int:
+        """Count a write in the meta row (read again unless the caller just read it)."""
+        if row is None:
+            row = self._call(lambda: _meta_row(self._client, self.name))
+        if row is None:
+            raise InputError(f"collection {self.path} no longer exists (dropped)")
+        version = int(row["version"]) + 1
+        self._call(lambda: self._client.upsert(META, [{"name": self.name, "meta": row["meta"], "version": version,
+                                                       "vec": [0.0, 0.0]}]))
+        return version
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, ids) -> list[Item | None]:
+        ids = check_ids(ids)
+        vector_field = "vec_f32" if self.meta.quantize == "binary" else "vec"
+        found = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            rows = self._call(lambda: self._client.query(
+                self.collection, filter=f"id in {json.dumps(chunk)}", output_fields=["id", "text", "has_text", "payload", vector_field],
+                consistency_level=self.consistency))
+            for row in rows:
+                vector = _floats(row[vector_field]) if vector_field == "vec_f32" else np.asarray(row["vec"], np.float32)
+                found[row["id"]] = Item(row["id"], row["text"] if row["has_text"] else None,
+                                        json.loads(row["payload"]) if row["payload"] else {}, {self.meta.default_field: vector})
+        return [found.get(id_) for id_ in ids]
+
+    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
+               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5, **multivector) -> list[Hit]:
+        """The k best items for a text or a vector (dense mode only: Milvus 2.3 has no text search)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if k > MAX_TOPK:
+            raise InputError(f"k={k} is over {MAX_TOPK}, the most hits one Milvus search returns")
+        if mode not in ("dense", "text", "hybrid"):
+            raise InputError(f"mode must be one of ['dense', 'text', 'hybrid'], got {mode!r}")
+        if image is not None:
+            raise InputError("image= needs an image collection; the milvus backend keeps no images")
+        if any(value is not None for value in multivector.values()):
+            raise InputError(f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector")
+        field = field or self.meta.default_field
+        if field not in self.meta.fields:
+            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+        if query is None:
+            raise InputError("a search needs a query: a text or a vector")
+        if mode != "dense":
+            if not isinstance(query, str):
+                raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+            raise InputError(f"mode {mode!r} is not supported by the milvus backend (Milvus 2.3 has no full-text "
+                             "search); use mode='dense', or a folder or postgresql collection")
+        expression = compile_filter(parse_filter(filter, self.payload_fields)) if filter else ""
+        vector = self._query_vector(query if query_vector is None else query_vector, field)
+        k = int(k)
+        params = {**DEFAULT_PARAMS[self._index], **self.meta.index_params}
+        if self.meta.quantize == "binary":
+            return self._binary_hits(vector, k, expression, params)
+        search_params = {"metric_type": "IP", "params": _search_params(self._index, params, k)}
+        result = self._call(lambda: self._client.search(
+            self.collection, data=[vector.tolist()], anns_field="vec", limit=k, filter=expression,
+            search_params=search_params, output_fields=["payload"], consistency_level=self.consistency))
+        return [Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]]
+
+    def _binary_hits(self, vector: np.ndarray, k: int, expression: str, params: dict) -> list[Hit]:
+        """Hamming candidates from the bit index, rescored by the stored float vectors."""
+        candidates = min(MAX_TOPK, k * params["rescore"])
+        search_params = {"metric_type": "HAMMING", "params": _search_params(self._index, params, candidates)}
+        result = self._call(lambda: self._client.search(
+            self.collection, data=[np.packbits(vector > 0).tobytes()], anns_field="vec", limit=candidates, filter=expression,
+            search_params=search_params, output_fields=["payload", "vec_f32"], consistency_level=self.consistency))
+        hits = [(float(_floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"]) for h in result[0]]
+        hits.sort(key=lambda hit: (-hit[0], hit[1]))
+        return [Hit(id_, score, _payload(entity)) for score, id_, entity in hits[:k]]
+
+    def _query_vector(self, query, field: str) -> np.ndarray:
+        dim = self.meta.fields[field]
+        if isinstance(query, str):
+            return self._encode([query], prompt="query")[0]
+        try:
+            vector = np.asarray(query, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
+        vector = vector.reshape(-1) if vector.ndim <= 2 and (vector.ndim < 2 or len(vector) == 1) else None
+        if vector is None or vector.shape != (dim,):
+            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
+        if not np.isfinite(vector).all():
+            raise InputError("query vector contains NaN or inf")
+        if float(np.dot(vector.astype(np.float64), vector)) > MAX_NORM * MAX_NORM:
+            check_norms(vector[None, :], "query vector")
+        return vector
+
+    # -- model -----------------------------------------------------------------------------------
+    @property
+    def model(self) -> Encoder:
+        from uniembed.store.collection import _load_model
+
+        if self._model is None:
+            if self.meta.model is None:
+                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
+            encoder = _load_model(self.meta.model)
+            self._check_model(encoder)
+            self._model = encoder
+        return self._model
+
+    def _check_model(self, encoder: Encoder) -> None:
+        from uniembed.store.collection import check_fingerprint
+
+        check_fingerprint(self.path, self.meta, encoder.name, encoder.fingerprint)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
+
+    # -- facts ---------------------------------------------------------------------------------------
+    @property
+    def payload_fields(self) -> dict[str, str]:
+        row = self._call(lambda: _meta_row(self._client, self.name))
+        if row is None:
+            raise InputError(f"collection {self.path} no longer exists (dropped)")
+        return dict(json.loads(row["meta"]).get("payload_fields", {}))
+
+    @property
+    def version(self) -> int:
+        row = self._call(lambda: _meta_row(self._client, self.name))
+        if row is None:
+            raise InputError(f"collection {self.path} no longer exists (dropped)")
+        return int(row["version"])
+
+    def __len__(self) -> int:
+        result = self._call(lambda: self._client.query(self.collection, filter="", output_fields=["count(*)"],
+                                                       consistency_level=self.consistency))
+        return int(result[0]["count(*)"])
+
+    def rebuild(self) -> int:
+        """Flush and compact the collection's segments (drops deleted rows)."""
+        self._call(lambda: self._client.flush(self.collection))
+        self._call(lambda: self._client.compact(self.collection))
+        return self.version
+
+    def info(self) -> CollectionInfo:
+        dim = self.meta.fields[self.meta.default_field]
+        count = len(self)
+        first_stage = dim / 8 if self.meta.quantize == "binary" else 4 * dim
+        return CollectionInfo(
+            path=self.path, count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params), bytes_per_vector=float(first_stage) if count else float("nan"),
+            disk_bytes=0, version=self.version, payload_fields=self.payload_fields,
+        )
+
+    def _call(self, work):
+        return _call(self.path, work)
+
+
+# -- Milvus pieces -------------------------------------------------------------------------------------
+def _call(shown: str, work):
+    """Run a pymilvus call; its failures become StoreUnavailableError naming the server."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        return work()
+    except MilvusException as exc:
+        raise StoreUnavailableError(f"Milvus at {shown.rsplit('/', 1)[0]} failed: {_reason(exc)}") from None
+
+
+def _create(client, name: str, meta: CollectionMeta) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    if not client.has_collection(META):
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("version", DataType.INT64)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)  # Milvus 2.3 needs a vector field in every collection
+        client.create_collection(META, schema=schema)
+        index = client.prepare_index_params()
+        index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
+        client.create_index(META, index)
+        client.load_collection(META)
+    if _meta_row(client, name) is not None or client.has_collection(PREFIX + name):
+        raise InputError(f"collection {name!r} already exists in this Milvus")
+    kind = INDEXES[(meta.index, meta.quantize)]
+    dim = meta.fields[meta.default_field]
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("has_text", DataType.BOOL)
+    schema.add_field("payload", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    if meta.quantize == "binary":
+        schema.add_field("vec", DataType.BINARY_VECTOR, dim=dim)
+        schema.add_field("vec_f32", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    else:
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+    client.create_collection(PREFIX + name, schema=schema)
+    index = client.prepare_index_params()
+    build = {"HNSW": {"M": meta.index_params.get("m"), "efConstruction": meta.index_params.get("ef_construction")},
+             "IVF_FLAT": {"nlist": meta.index_params.get("nlist")}, "BIN_IVF_FLAT": {"nlist": meta.index_params.get("nlist")}}
+    index.add_index(field_name="vec", index_type=kind, metric_type="HAMMING" if meta.quantize == "binary" else "IP",
+                    params=build.get(kind, {}))
+    client.create_index(PREFIX + name, index)
+    client.load_collection(PREFIX + name)
+    import dataclasses
+
+    client.insert(META, [{"name": name, "meta": json.dumps({**dataclasses.asdict(meta), "payload_fields": {}}),
+                          "version": 0, "vec": [0.0, 0.0]}])
+
+
+def _meta_row(client, name: str) -> dict | None:
+    if not client.has_collection(META):
+        return None
+    rows = client.query(META, filter=f"name == {json.dumps(name)}", output_fields=["meta", "version"], consistency_level="Strong")
+    return rows[0] if rows else None
+
+
+def _search_params(kind: str, params: dict, k: int) -> dict:
+    if kind == "HNSW":
+        return {"ef": max(params["ef_search"], k)}  # Milvus refuses ef below k
+    if kind in ("IVF_FLAT", "BIN_IVF_FLAT"):
+        return {"nprobe": min(params["nprobe"], params["nlist"])}
+    return {}
+
+
+def _check_params(kind: str, given: dict | None) -> dict:
+    if given is not None and not isinstance(given, dict):
+        raise InputError(f"index_params must be a dict, got {type(given).__name__}")
+    given = dict(given or {})
+    allowed = DEFAULT_PARAMS[kind]
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise InputError(f"unknown index parameter(s) {unknown} for Milvus {kind}; known: {sorted(allowed)}")
+    for key, value in given.items():
+        low, high = PARAM_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}")
+    return {**allowed, **given}
+
+
+def compile_filter(conditions: list[Condition]) -> str:
+    """A Milvus boolean expression. Field names come from the collection's checked payload fields;
+    values are JSON literals (strings double-quoted with JSON escapes), never pasted text."""
+    parts = []
+    for c in conditions:
+        field = "p_" + c.field
+        if not NAME.fullmatch(field):
+            raise InputError(f"filter field {c.field!r} cannot be used in a Milvus expression")
+        if c.op == "exists":
+            parts.append(f"exists {field}" if c.value else f"not (exists {field})")
+        elif c.op == "in":
+            parts.append(f"{field} in {_literal(list(c.value))}" if c.value else 'id in []')
+        else:
+            parts.append(f"{field} {'==' if c.op == '=' else c.op} {_literal(c.value)}")
+    return " and ".join(f"({p})" for p in parts)
+
+
+def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+def _batches(rows: list[dict]):
+    """Rows in requests of at most REQUEST_BYTES (roughly: the vector and the strings)."""
+    batch, size = [], 0
+    for row in rows:
+        row_bytes = 64 + sum(len(v) if isinstance(v, (str, bytes)) else 8 * len(v) if isinstance(v, list) else 8
+                             for v in row.values())
+        if batch and size + row_bytes > REQUEST_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_bytes
+    if batch:
+        yield batch
+
+
+def _floats(encoded: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
+
+
+def _payload(entity: dict) -> dict:
+    text = entity.get("payload")
+    return json.loads(text) if text else {}
