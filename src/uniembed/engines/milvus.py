@@ -7,8 +7,10 @@ on one machine. Production users point uniembed at their own Milvus instead.
 The server is the real Milvus engine (Go + C++, embedded etcd and RocksMQ) from the PyPI package
 `milvus==2.3.5` (2.3.6 and later are not installable from PyPI). Its configuration template leaves
 every component's `ip` empty, which Milvus reads as "the first non-loopback address"; this sets
-them all to 127.0.0.1 so nothing listens beyond loopback. (milvus-lite 3.x is a different,
-pure-Python program on FAISS and is not used.)
+them all to 127.0.0.1. Milvus still listens on every interface, so as root the server runs in a
+network namespace of its own (uniembed.engines.netns: only loopback exists there) and its proxy
+port is relayed to the host's 127.0.0.1. (milvus-lite 3.x is a different, pure-Python program on
+FAISS and is not used.)
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from uniembed._extras import require
+from uniembed.engines import netns
 
 
 class LocalMilvus:
@@ -29,7 +32,9 @@ class LocalMilvus:
         self.time_tick_ms = int(time_tick_ms)
         self.folder: Path | None = None
         self.port: int | None = None
+        self.isolation = "a private network namespace: only loopback exists there"
         self._server = None
+        self._network = None
 
     def __enter__(self) -> "LocalMilvus":
         self.start()
@@ -54,17 +59,27 @@ class LocalMilvus:
         config = milvus.MilvusServerConfig(template=str(patched), data_dir=str(self.folder / "server"))
         config.glog_conf_file = str(package_data / "glog.conf")  # only set by the default template's loader
         self._server = milvus.MilvusServer(config)
+        reason = netns.available()
         try:
-            self._server.start()
+            if reason is None:  # its own network: Milvus binds every interface it sees, which is then only lo
+                self._network = netns.PrivateNetwork().__enter__()
+                self._network.call_inside(self._server.start)
+                self.port = self._network.forward(self._server.listen_port)
+            else:
+                self.isolation = f"none ({reason}): Milvus listens on every interface"
+                self._server.start()
+                self.port = self._server.listen_port
         except BaseException:
             self.stop()
             raise
-        self.port = self._server.listen_port
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._network is not None:
+            self._network.__exit__()
+            self._network = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None

@@ -500,7 +500,12 @@ def _literal(value) -> str:
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=True)
+    text = str(value)
+    awkward = next((ch for ch in text if ord(ch) < 0x20 and ch not in "\n\t\r"), None)
+    if awkward is not None:  # JSON would write \u00XX, which Milvus 2.3's parser does not read
+        raise InputError(f"filter value {text!r:.60} holds the control character {awkward!r}, which a Milvus "
+                         "expression cannot hold")
+    return json.dumps(text, ensure_ascii=False)  # "..." with \" \\ \n \t \r escapes; other characters as they are
 
 
 def _batches(rows: list[dict]):
