@@ -84,7 +84,7 @@ def test_filter_values_stay_data_whatever_they_hold(milvus):
         assert [h.id for h in hits] == [f"v{i}"], value
     assert {h.id for h in col.search(unit_vectors(1)[0], k=20, filter={"lang": {"in": values[:3]}})} == {"v0", "v1", "v2"}
     assert col.search(unit_vectors(1)[0], k=20, filter={"lang": {"in": []}}) == []
-    with pytest.raises(InputError, match="control character '\\x01'"):
+    with pytest.raises(InputError, match="holds the control character"):
         col.search(unit_vectors(1)[0], filter={"lang": "bell\x01"})
 
 
