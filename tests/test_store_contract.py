@@ -207,6 +207,7 @@ def test_matryoshka_dim_truncates_stored_vectors(where):
         (lambda c, v: c.add(["x"], v[:1], payloads=["not a dict"]), "payload 0 is str"),
         (lambda c, v: c.add(["x", "y"], [[0.1] * 16, [0.2] * 15]), "vectors must be numbers"),
         (lambda c, v: c.add(["x"], v[:1], payloads=[{"big": 2**70}]), "beyond the 64-bit integer range"),
+        (lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"mixed": [1]}, {"mixed": "s"}]), "field 'mixed' is string in this batch"),
     ],
 )
 def test_bad_writes_are_refused_and_write_nothing(where, write, message):

@@ -106,6 +106,12 @@ def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]
                 continue
             got = kind or type(value).__name__
             raise InputError(f"payload {i}: field {key!r} is {current} in this collection, got {got} ({value!r:.40})")
+    for key in types.keys() - known.keys():  # a new field: a nested value seen before its first scalar is refused too
+        for i, payload in enumerate(payloads):
+            value = payload.get(key)
+            if value is not None and value_type(value) is None:
+                raise InputError(f"payload {i}: field {key!r} is {types[key]} in this batch, got "
+                                 f"{type(value).__name__} ({value!r:.40})")
     return types
 
 
