@@ -179,7 +179,7 @@ def _durability(label: str, kind: str, location) -> dict:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         writer.stdout.close()
-        col = Collection.open(location)
+        col = _strong(location)
         batches: dict[int, int] = {}
         for item in col.get([f"b{b}-{i}" for b in range(start + wanted + 2) for i in range(50)]):
             if item is not None:
@@ -189,6 +189,15 @@ def _durability(label: str, kind: str, location) -> dict:
         start = max(batches, default=start) + 1
     return {"home": label, "SIGKILLs": KILLS, "acknowledged batches": len(acknowledged), "acknowledged batches lost": lost,
             "half-written batches seen": half}
+
+
+def _strong(location):
+    """The collection as a reader that sees every acknowledged write (Milvus: strong consistency)."""
+    if str(location).startswith("milvus://"):
+        from uniembed.store.milvus import MilvusCollection
+
+        return MilvusCollection.open(str(location), consistency="strong")
+    return Collection.open(location)
 
 
 # -- encoding ---------------------------------------------------------------------------------------------

@@ -88,16 +88,18 @@ def test_filter_values_stay_data_whatever_they_hold(milvus):
         col.search(unit_vectors(1)[0], filter={"lang": "bell\x01"})
 
 
-def test_bounded_consistency_sees_writes_after_a_moment(milvus):
+def test_session_and_bounded_readers_see_writes_after_a_moment(milvus):
     url = milvus.url(name())
     Collection.create(url, model=None, dim=8)
     writer = Collection.open(url)
-    reader = milvus_module.MilvusCollection.open(url, consistency="bounded")
+    readers = [milvus_module.MilvusCollection.open(url, consistency=c) for c in ("bounded", "session")]
     writer.add([f"v{i}" for i in range(20)], unit_vectors(20))
-    deadline = time.monotonic() + 30
-    while len(reader) < 20 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(reader) == 20
+    assert len(writer) == 20 and writer.search(unit_vectors(20)[7], k=1)[0].id == "v7"  # its own writes, at once
+    for reader in readers:
+        deadline = time.monotonic() + 30
+        while len(reader) < 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(reader) == 20
     with pytest.raises(InputError, match="consistency must be one of"):
         milvus_module.MilvusCollection.open(url, consistency="eventual")
 
@@ -126,7 +128,7 @@ def test_sigkill_of_a_writer_loses_no_acknowledged_item(milvus):
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     writer.stdout.close()
-    col = Collection.open(url)
+    col = milvus_module.MilvusCollection.open(url, consistency="strong")  # everything acknowledged, not a bounded view
     batches = {}
     for hit in col.search(np.ones(8, np.float32), k=min(len(col), 16_384)):
         batches[hit.payload["batch"]] = batches.get(hit.payload["batch"], 0) + 1

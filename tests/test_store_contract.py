@@ -87,6 +87,12 @@ def shared_vectors_collection(where):
 
 
 def fresh_reader(col) -> Collection:
+    """Another reader of the collection that sees other processes' writes at once: a folder
+    collection looking for new commits on every call, a Milvus one with strong consistency."""
+    if str(col.path).startswith("milvus://"):
+        from uniembed.store.milvus import MilvusCollection
+
+        return MilvusCollection.open(col.path, model=KeywordEncoder(KEYWORDS), consistency="strong")
     reader = Collection.open(col.path, model=KeywordEncoder(KEYWORDS))
     reader.refresh_seconds = 0  # folder collections: look for new commits on every call
     return reader

@@ -15,8 +15,10 @@ Indexes (index, quantize): exact+none (FLAT), hnsw+none (HNSW), ivf+none (IVF_FL
 (BIN_FLAT), ivf+binary (BIN_IVF_FLAT); inner product for floats, Hamming for bits.
 Filters become a Milvus boolean expression: field names are checked identifiers and every value is
 written as a JSON literal (Milvus 2.3 has no bound parameters for expressions).
-Consistency: "strong" by default (a search sees every acknowledged write, read-your-writes), or
-"bounded" (Milvus' default: faster, may miss writes of the last seconds).
+Consistency: "session" by default (this process reads its own writes at once; other processes'
+writes within Milvus' bounded staleness, 5 s by default), "strong" (every read sees every
+acknowledged write: each waits for the server's next time tick, 200 ms by default) or "bounded"
+(Milvus' own default).
 
 What Milvus 2.3 lacks, refused with a clear error: text and hybrid search (no full-text search),
 more than one vector field, transactions (a write is acknowledged when Milvus has it; an add split
@@ -55,7 +57,7 @@ DEFAULT_PARAMS = {"HNSW": {"m": 16, "ef_construction": 128, "ef_search": 128},
                   "BIN_FLAT": {"rescore": 4}, "FLAT": {}}
 PARAM_RANGES = {"m": (4, 64), "ef_construction": (8, 512), "ef_search": (1, 32768), "nlist": (1, 65536),
                 "nprobe": (1, 65536), "rescore": (1, 100)}
-CONSISTENCY = {"strong": "Strong", "bounded": "Bounded"}
+CONSISTENCY = {"session": "Session", "strong": "Strong", "bounded": "Bounded"}
 
 
 def is_milvus_url(location: object) -> bool:
@@ -97,7 +99,7 @@ class MilvusCollection:
     images = None
     multivector = None
 
-    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "strong"):
+    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session"):
         uri, token, self.name, self.path = parse_url(url)
         if consistency not in CONSISTENCY:
             raise InputError(f"consistency must be one of {sorted(CONSISTENCY)}, got {consistency!r}")
@@ -107,12 +109,13 @@ class MilvusCollection:
         self._model = model
         self._client = connect(uri, token, self.path)
         self._index = INDEXES[(meta.index, meta.quantize)]
+        self._fields: dict[str, str] | None = None  # payload field types, remembered until a write or an unknown field
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
     def create(cls, url: str, *, model: str | Encoder | None = "default", dim: int | None = None,
                fields: list[str] | None = None, index: str = "exact", quantize: str = "none",
-               index_params: dict | None = None, consistency: str = "strong", **unsupported) -> "MilvusCollection":
+               index_params: dict | None = None, consistency: str = "session", **unsupported) -> "MilvusCollection":
         from uniembed.store.collection import _load_model, _model_name, _vector_dim
 
         given = {key: value for key, value in unsupported.items() if value not in (None, "float16", "lance")}
@@ -141,7 +144,7 @@ class MilvusCollection:
         return cls(url, meta, encoder, consistency)
 
     @classmethod
-    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "strong") -> "MilvusCollection":
+    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "session") -> "MilvusCollection":
         uri, token, name, shown = parse_url(url)
         client = connect(uri, token, shown)
         row = _call(shown, lambda: _meta_row(client, name))
@@ -207,6 +210,7 @@ class MilvusCollection:
         send = self._client.insert if mode == "insert" else self._client.upsert
         for batch in _batches(rows):
             self._call(lambda: send(self.collection, batch))
+        self._fields = None
         return self._bump(row)
 
     def _rows(self, ids, vectors: np.ndarray, texts, payloads, payload_json, types: dict[str, str]) -> list[dict]:
@@ -291,7 +295,7 @@ class MilvusCollection:
                 raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
             raise InputError(f"mode {mode!r} is not supported by the milvus backend (Milvus 2.3 has no full-text "
                              "search); use mode='dense', or a folder or postgresql collection")
-        expression = compile_filter(parse_filter(filter, self.payload_fields)) if filter else ""
+        expression = compile_filter(self._conditions(filter)) if filter else ""
         vector = self._query_vector(query if query_vector is None else query_vector, field)
         k = int(k)
         params = {**DEFAULT_PARAMS[self._index], **self.meta.index_params}
@@ -302,6 +306,18 @@ class MilvusCollection:
             self.collection, data=[vector.tolist()], anns_field="vec", limit=k, filter=expression,
             search_params=search_params, output_fields=["payload"], consistency_level=self.consistency))
         return [Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]]
+
+    def _conditions(self, filter) -> list[Condition]:
+        try:
+            return parse_filter(filter, self._payload_fields())
+        except InputError:
+            self._fields = None  # another writer may have added the field: look once more
+            return parse_filter(filter, self._payload_fields())
+
+    def _payload_fields(self) -> dict[str, str]:
+        if self._fields is None:
+            self._fields = self.payload_fields
+        return self._fields
 
     def _binary_hits(self, vector: np.ndarray, k: int, expression: str, params: dict) -> list[Hit]:
         """Hamming candidates from the bit index, rescored by the stored float vectors."""
