@@ -152,3 +152,15 @@ def test_the_cli_works_on_a_milvus_url(milvus, tiny_dir, tmp_path):
     assert {hit["payload"]["year"] for hit in json.loads(found.stdout)} <= {2017, 2018} and len(json.loads(found.stdout)) == 2
     text = run("search", url, "cat", "--mode", "text")
     assert text.returncode == 2 and "no full-text search" in text.stderr and "Traceback" not in text.stderr
+
+
+def test_search_params_tune_one_opener_without_rebuilding(milvus):
+    url = milvus.url(name())
+    col = Collection.create(url, model=None, dim=16, index="ivf", index_params={"nlist": 4})
+    vectors = unit_vectors(300, dim=16)
+    col.add([f"v{i}" for i in range(300)], vectors)
+    every_list = milvus_module.MilvusCollection.open(url, search_params={"nprobe": 4})  # all 4 lists: exact
+    exact = [f"v{i}" for i in np.argsort(-(vectors @ vectors[5]))[:10]]
+    assert [h.id for h in every_list.search(vectors[5], k=10)] == exact
+    with pytest.raises(InputError, match=r"search_params for Milvus IVF_FLAT may set \['nprobe'\]"):
+        milvus_module.MilvusCollection.open(url, search_params={"ef_search": 64})

@@ -252,3 +252,18 @@ def test_the_cli_works_on_a_url(postgres, tiny_dir, tmp_path):
     assert bad.returncode == 2 and "\nerror: filter value" in "\n" + bad.stderr and "Traceback" not in bad.stderr
     down = run("search", f"postgresql://postgres@127.0.0.1:{free_port()}/postgres#x", "cat")
     assert down.returncode == 2 and "cannot connect to PostgreSQL" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_search_params_tune_one_opener_without_rebuilding(postgres):
+    url = postgres.url(name())
+    col = Collection.create(url, model=None, dim=16, index="hnsw", quantize="binary")
+    vectors = unit_vectors(300, dim=16)
+    col.add([f"v{i}" for i in range(300)], vectors)
+    wide = pg_module.PgCollection.open(url, search_params={"ef_search": 400, "rescore": 20})
+    assert wide.search_params["ef_search"] == 400 and col.search_params["ef_search"] == 100
+    exact = set(np.argsort(-(vectors @ vectors[5]))[:10])
+    assert len({int(h.id[1:]) for h in wide.search(vectors[5], k=10)} & exact) >= len({int(h.id[1:]) for h in col.search(vectors[5], k=10)} & exact)
+    with pytest.raises(InputError, match=r"search_params may set \['ef_search', 'rescore'\]"):
+        pg_module.PgCollection.open(url, search_params={"m": 8})
+    with pytest.raises(InputError, match=r"ef_search must be an integer in \[1, 1000\]"):
+        pg_module.PgCollection.open(url, search_params={"ef_search": 5000})

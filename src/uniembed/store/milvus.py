@@ -99,7 +99,8 @@ class MilvusCollection:
     images = None
     multivector = None
 
-    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session"):
+    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session",
+                 search_params: dict | None = None):
         uri, token, self.name, self.path = parse_url(url)
         if consistency not in CONSISTENCY:
             raise InputError(f"consistency must be one of {sorted(CONSISTENCY)}, got {consistency!r}")
@@ -109,6 +110,8 @@ class MilvusCollection:
         self._model = model
         self._client = connect(uri, token, self.path)
         self._index = INDEXES[(meta.index, meta.quantize)]
+        self.search_params = {**DEFAULT_PARAMS[self._index], **meta.index_params,
+                              **_check_search_params(self._index, search_params)}
         self._fields: dict[str, str] | None = None  # payload field types, remembered until a write or an unknown field
 
     # -- creating and opening ----------------------------------------------------------------
@@ -144,14 +147,17 @@ class MilvusCollection:
         return cls(url, meta, encoder, consistency)
 
     @classmethod
-    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "session") -> "MilvusCollection":
+    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "session",
+             search_params: dict | None = None) -> "MilvusCollection":
+        """Open a collection; `search_params` ({"ef_search", "nprobe", "rescore"}, as the index has
+        them) tunes this opener's searches without rebuilding anything."""
         uri, token, name, shown = parse_url(url)
         client = connect(uri, token, shown)
         row = _call(shown, lambda: _meta_row(client, name))
         if row is None:
             raise InputError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
         meta = CollectionMeta(**{k: v for k, v in json.loads(row["meta"]).items() if k != "payload_fields"})
-        collection = cls(url, meta, None, consistency)
+        collection = cls(url, meta, None, consistency, search_params)
         if model is not None:
             collection._check_model(model)
             collection._model = model
@@ -298,7 +304,7 @@ class MilvusCollection:
         expression = compile_filter(self._conditions(filter)) if filter else ""
         vector = self._query_vector(query if query_vector is None else query_vector, field)
         k = int(k)
-        params = {**DEFAULT_PARAMS[self._index], **self.meta.index_params}
+        params = self.search_params
         if self.meta.quantize == "binary":
             return self._binary_hits(vector, k, expression, params)
         search_params = {"metric_type": "IP", "params": _search_params(self._index, params, k)}
@@ -508,6 +514,18 @@ def _check_params(kind: str, given: dict | None) -> dict:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InputError(f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}")
     return {**allowed, **given}
+
+
+SEARCH_TIME = ("ef_search", "nprobe", "rescore")
+
+
+def _check_search_params(kind: str, given: dict | None) -> dict:
+    if not given:
+        return {}
+    allowed = [key for key in SEARCH_TIME if key in DEFAULT_PARAMS[kind]]
+    if not isinstance(given, dict) or set(given) - set(allowed):
+        raise InputError(f"search_params for Milvus {kind} may set {allowed}, got {given!r}")
+    return {key: value for key, value in _check_params(kind, given).items() if key in given}
 
 
 def compile_filter(conditions: list[Condition]) -> str:

@@ -123,9 +123,12 @@ class PgCollection:
     images = None  # image and multi-vector collections are folder-only for now
     multivector = None
 
-    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None):
+    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None,
+                 search_params: dict | None = None):
         dsn, self.name, self.path = parse_url(url)
         self.meta = meta
+        # what searches use: the collection's parameters, search-time ones overridable per opener
+        self.search_params = {**meta.index_params, **_check_search_params(meta.index, search_params)}
         self.table = TABLE_PREFIX + self.name
         self._model = model
         self._fields: dict[str, str] | None = None
@@ -171,7 +174,10 @@ class PgCollection:
         return cls(url, meta, encoder)
 
     @classmethod
-    def open(cls, url: str, *, model: Encoder | None = None, read_from: list[str] | None = None) -> "PgCollection":
+    def open(cls, url: str, *, model: Encoder | None = None, read_from: list[str] | None = None,
+             search_params: dict | None = None) -> "PgCollection":
+        """Open a collection; `read_from` lists replica URLs for searches and gets; `search_params`
+        ({"ef_search": ..., "rescore": ...}) tunes this opener's searches without rebuilding anything."""
         import psycopg
 
         dsn, name, shown = parse_url(url)
@@ -185,7 +191,7 @@ class PgCollection:
         if row is None:
             raise InputError(f"no collection {name!r} in {shown.split('#')[0]}")
         meta = CollectionMeta(**row[0])
-        collection = cls(url, meta, None, read_from)
+        collection = cls(url, meta, None, read_from, search_params)
         if model is not None:
             collection._check_model(model)
             collection._model = model
@@ -332,7 +338,7 @@ class PgCollection:
         else:
             order = sql.SQL("(binary_quantize({col})::bit({d})) <~> binary_quantize(%s)::bit({d})").format(
                 col=column, d=sql.Literal(dim))
-            candidates = max(k * self.meta.index_params.get("rescore", DEFAULT_PARAMS["rescore"]), k)
+            candidates = max(k * self.search_params.get("rescore", DEFAULT_PARAMS["rescore"]), k)
         query = sql.SQL("WITH found AS MATERIALIZED (SELECT id, payload, {col} FROM {t}{w} ORDER BY {o} LIMIT %s) "
                         "SELECT id, payload, -({col} <#> %s) AS score FROM found ORDER BY score DESC, id LIMIT %s").format(
             col=column, t=table, w=condition, o=order)
@@ -444,7 +450,7 @@ class PgCollection:
         scans, so a filtered search keeps walking the graph until k rows match."""
         if self.meta.index != "hnsw":
             return
-        ef = int(self.meta.index_params.get("ef_search", DEFAULT_PARAMS["ef_search"]))
+        ef = int(self.search_params.get("ef_search", DEFAULT_PARAMS["ef_search"]))
         conn.execute(f"SET hnsw.ef_search = {ef}")  # an int we checked on create: safe to inline (SET takes no parameters)
         conn.execute("SET hnsw.iterative_scan = strict_order")
 
@@ -574,6 +580,20 @@ def _check_params(index: str, given: dict | None) -> dict:
     if index == "hnsw" and merged["ef_construction"] < 2 * merged["m"]:
         raise InputError(f"ef_construction ({merged['ef_construction']}) must be at least 2 * m ({2 * merged['m']})")
     return merged
+
+
+SEARCH_TIME = ("ef_search", "rescore")
+
+
+def _check_search_params(index: str, given: dict | None) -> dict:
+    if not given:
+        return {}
+    if index != "hnsw":
+        raise InputError(f"search_params tune an hnsw index; this collection's index is {index!r}")
+    unknown = sorted(set(given) - set(SEARCH_TIME)) if isinstance(given, dict) else None
+    if unknown is None or unknown:
+        raise InputError(f"search_params may set {list(SEARCH_TIME)}, got {given!r}")
+    return {key: value for key, value in _check_params(index, given).items() if key in given}
 
 
 def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
