@@ -39,7 +39,8 @@ from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError, StoreUnavailableError
 from uniembed.store.filters import Condition, parse_filter
 from uniembed.store.meta import CollectionMeta
-from uniembed.store.rows import MAX_NORM, check_ids, check_norms, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.remote import RemoteCollection
+from uniembed.store.rows import check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("milvus",)
@@ -93,11 +94,10 @@ def _reason(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-class MilvusCollection:
+class MilvusCollection(RemoteCollection):
     """One collection in a Milvus server (see the module docstring)."""
 
-    images = None
-    multivector = None
+    backend_name = "milvus"
 
     def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session",
                  search_params: dict | None = None):
@@ -170,14 +170,6 @@ class MilvusCollection:
         self._call(work)
 
     # -- writing ------------------------------------------------------------------------------
-    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items; ids already in the collection are refused (use upsert). Returns the version."""
-        return self._write("insert", ids, data, payloads, texts, images)
-
-    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items and replace existing ones whole."""
-        return self._write("upsert", ids, data, payloads, texts, images)
-
     def delete(self, ids) -> int:
         """Remove items by id (unknown ids are ignored). Returns the version."""
         ids = check_ids(ids)
@@ -281,29 +273,14 @@ class MilvusCollection:
     def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
                query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5, **multivector) -> list[Hit]:
         """The k best items for a text or a vector (dense mode only: Milvus 2.3 has no text search)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        field, k = self._check_search(query, k, mode, field, image, multivector)
         if k > MAX_TOPK:
             raise InputError(f"k={k} is over {MAX_TOPK}, the most hits one Milvus search returns")
-        if mode not in ("dense", "text", "hybrid"):
-            raise InputError(f"mode must be one of ['dense', 'text', 'hybrid'], got {mode!r}")
-        if image is not None:
-            raise InputError("image= needs an image collection; the milvus backend keeps no images")
-        if any(value is not None for value in multivector.values()):
-            raise InputError(f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector")
-        field = field or self.meta.default_field
-        if field not in self.meta.fields:
-            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
-        if query is None:
-            raise InputError("a search needs a query: a text or a vector")
         if mode != "dense":
-            if not isinstance(query, str):
-                raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
             raise InputError(f"mode {mode!r} is not supported by the milvus backend (Milvus 2.3 has no full-text "
                              "search); use mode='dense', or a folder or postgresql collection")
         expression = compile_filter(self._conditions(filter)) if filter else ""
         vector = self._query_vector(query if query_vector is None else query_vector, field)
-        k = int(k)
         params = self.search_params
         if self.meta.quantize == "binary":
             return self._binary_hits(vector, k, expression, params)
@@ -335,44 +312,6 @@ class MilvusCollection:
         hits = [(float(_floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"]) for h in result[0]]
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
         return [Hit(id_, score, _payload(entity)) for score, id_, entity in hits[:k]]
-
-    def _query_vector(self, query, field: str) -> np.ndarray:
-        dim = self.meta.fields[field]
-        if isinstance(query, str):
-            return self._encode([query], prompt="query")[0]
-        try:
-            vector = np.asarray(query, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
-        vector = vector.reshape(-1) if vector.ndim <= 2 and (vector.ndim < 2 or len(vector) == 1) else None
-        if vector is None or vector.shape != (dim,):
-            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
-        if not np.isfinite(vector).all():
-            raise InputError("query vector contains NaN or inf")
-        if float(np.dot(vector.astype(np.float64), vector)) > MAX_NORM * MAX_NORM:
-            check_norms(vector[None, :], "query vector")
-        return vector
-
-    # -- model -----------------------------------------------------------------------------------
-    @property
-    def model(self) -> Encoder:
-        from uniembed.store.collection import _load_model
-
-        if self._model is None:
-            if self.meta.model is None:
-                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
-            encoder = _load_model(self.meta.model)
-            self._check_model(encoder)
-            self._model = encoder
-        return self._model
-
-    def _check_model(self, encoder: Encoder) -> None:
-        from uniembed.store.collection import check_fingerprint
-
-        check_fingerprint(self.path, self.meta, encoder.name, encoder.fingerprint)
-
-    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
 
     # -- facts ---------------------------------------------------------------------------------------
     @property

@@ -42,9 +42,8 @@ from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_colum
 from uniembed.store.filters import Condition, parse_filter
 from uniembed.store.fusion import fuse
 from uniembed.store.meta import CollectionMeta
-from uniembed.store.rows import (
-    MAX_NORM, build_rows, check_ids, check_norms, check_payloads, dump_payloads, payload_types, vectors_and_texts,
-)
+from uniembed.store.remote import RemoteCollection
+from uniembed.store.rows import build_rows, check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("postgresql", "postgres")
@@ -52,7 +51,6 @@ META_TABLE = "uniembed_collections"
 TABLE_PREFIX = "uniembed_items_"
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within PostgreSQL's 63 bytes
 TEXT_CONFIG = "english"
-SEARCH_MODES = ("dense", "text", "hybrid")
 INDEXES = {("exact", "none"), ("hnsw", "none"), ("hnsw", "half"), ("hnsw", "binary")}
 DEFAULT_PARAMS = {"m": 16, "ef_construction": 64, "ef_search": 100, "rescore": 4}
 PARAM_RANGES = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, 1000), "rescore": (1, 100)}
@@ -115,13 +113,12 @@ def _reason(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-class PgCollection:
+class PgCollection(RemoteCollection):
     """One collection in a PostgreSQL database (see the module docstring). Open it with
     `Collection.open(url)` or `PgCollection.open(url, read_from=[replica_url, ...])`: searches and
     gets then go to the replicas in turn (they may lag the primary by the replication delay)."""
 
-    images = None  # image and multi-vector collections are folder-only for now
-    multivector = None
+    backend_name = "postgresql"
 
     def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None,
                  search_params: dict | None = None):
@@ -210,14 +207,6 @@ class PgCollection:
             server.close()
 
     # -- writing ------------------------------------------------------------------------------
-    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items; ids already in the collection are refused (use upsert). Returns the version."""
-        return self._write("insert", ids, data, payloads, texts, images)
-
-    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items and replace existing ones, in one transaction."""
-        return self._write("upsert", ids, data, payloads, texts, images)
-
     def delete(self, ids) -> int:
         """Remove items by id (unknown ids are ignored). Returns the committed version."""
         from psycopg import sql
@@ -284,24 +273,9 @@ class PgCollection:
         """The k best items for a text or a vector, as Collection.search: mode "dense", "text"
         (PostgreSQL full-text ranking) or "hybrid" (both, fused by reciprocal rank); `filter`
         restricts to matching payloads inside the index scan, so k hits come back when k match."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
-        if image is not None:
-            raise InputError("image= needs an image collection; the postgresql backend keeps no images")
-        if any(value is not None for value in multivector.values()):
-            raise InputError(f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector")
-        field = field or self.meta.default_field
-        if field not in self.meta.fields:
-            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
-        if query is None:
-            raise InputError("a search needs a query: a text or a vector")
-        if mode != "dense" and not isinstance(query, str):
-            raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        field, k = self._check_search(query, k, mode, field, image, multivector)
         conditions = self._conditions(filter)
         where, params = compile_filter(conditions)
-        k = int(k)
         if mode == "text":
             return self._text_hits(query, k, where, params)
         vector = self._query_vector(query if query_vector is None else query_vector, field)
@@ -366,44 +340,6 @@ class PgCollection:
         """Run a read on the next replica (or the primary when there is none)."""
         server = next(self._next_reader) if self._next_reader is not None else self._primary
         return server.fetch(query, params)
-
-    def _query_vector(self, query, field: str) -> np.ndarray:
-        dim = self.meta.fields[field]
-        if isinstance(query, str):
-            return self._encode([query], prompt="query")[0]
-        try:
-            vector = np.asarray(query, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
-        vector = vector.reshape(-1) if vector.ndim <= 2 and (vector.ndim < 2 or len(vector) == 1) else None
-        if vector is None or vector.shape != (dim,):
-            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
-        if not np.isfinite(vector).all():
-            raise InputError("query vector contains NaN or inf")
-        if float(np.dot(vector.astype(np.float64), vector)) > MAX_NORM * MAX_NORM:
-            check_norms(vector[None, :], "query vector")
-        return vector
-
-    # -- model -----------------------------------------------------------------------------------
-    @property
-    def model(self) -> Encoder:
-        from uniembed.store.collection import _load_model
-
-        if self._model is None:
-            if self.meta.model is None:
-                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
-            encoder = _load_model(self.meta.model)
-            self._check_model(encoder)
-            self._model = encoder
-        return self._model
-
-    def _check_model(self, encoder: Encoder) -> None:
-        from uniembed.store.collection import check_fingerprint
-
-        check_fingerprint(self.path, self.meta, encoder.name, encoder.fingerprint)
-
-    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
