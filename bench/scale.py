@@ -130,9 +130,7 @@ def _tuned(label: str, kind: str, location, col, tries: list[dict], dev: np.ndar
     """The home opened with the first setting that reaches GOAL on the dev queries (else the best)."""
     if tries == [{}]:
         return col
-    opener = {"postgres": "uniembed.store.postgres:PgCollection", "milvus": "uniembed.store.milvus:MilvusCollection"}[kind]
-    module, name = opener.split(":")
-    cls = getattr(__import__(module, fromlist=[name]), name)
+    cls = type(col)  # PgCollection or MilvusCollection: both open with search_params
     best, chosen = None, None
     for settings in tries:
         candidate = cls.open(str(location), search_params=settings)

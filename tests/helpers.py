@@ -240,3 +240,10 @@ def write_tiny_vlm(directory: Path, *, seed: int = 0, image_size: int = 32) -> P
                  "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}
     (directory / "preprocessor_config.json").write_text(json.dumps(processor))
     return directory
+
+
+def unit_vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    """n random unit vectors (float32), the same for the same seed."""
+    from uniembed.compress import l2_normalize
+
+    return l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))

@@ -1,5 +1,5 @@
-"""Collections end to end on fake encoders: writes, reads, filters, hybrid search, bad input,
-locking, reopening and migrations."""
+"""Folder collections end to end on fake encoders: what only folders have (locking, reopening,
+migrations, index internals). The behaviour every home shares is in test_store_contract.py."""
 from __future__ import annotations
 
 import json
@@ -39,19 +39,6 @@ def vectors_collection(tmp_path, n=200, dim=16, index="exact", quantize="none", 
     return col, vectors
 
 
-def test_text_search_returns_hits_with_payloads(docs):
-    hits = docs.search("bone", k=2)
-    assert [h.id for h in hits] == ["d3", "d1"]
-    assert hits[0].payload == {"lang": "en", "year": 2021, "tags": ["x"]}
-    assert hits[0].score > hits[1].score
-
-
-def test_filters_apply_inside_the_search(docs):
-    assert [h.id for h in docs.search("bone", k=10, filter="lang=en and year>=2021")] == ["d3"]
-    assert {h.id for h in docs.search("bone", k=10, filter={"lang": {"in": ["fr", "de"]}})} == {"d2", "d5"}
-    assert [h.id for h in docs.search("rain", k=10, filter="exists(score)")] == ["d5"]
-
-
 @pytest.mark.parametrize(("index", "quantize"), [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary"), ("exact", "int8"), ("ivfpq", "none")])
 def test_selective_filters_still_return_k_hits_through_every_index(tmp_path, monkeypatch, index, quantize):
     monkeypatch.setattr(snapshot_module, "EXACT_SUBSET_ROWS", 0)  # force the index path
@@ -61,35 +48,6 @@ def test_selective_filters_still_return_k_hits_through_every_index(tmp_path, mon
     assert hits[0].id == "v1"
 
 
-def test_dense_search_matches_the_exact_oracle(tmp_path):
-    col, vectors = vectors_collection(tmp_path)
-    query = vectors[7] + 0.1
-    expected = np.argsort(-(vectors @ query))[:5]
-    assert [h.id for h in col.search(query, k=5)] == [f"v{i}" for i in expected]
-
-
-def test_text_and_hybrid_modes(docs):
-    assert [h.id for h in docs.search("vitamin", k=5, mode="text")][:2] == ["d1", "d5"]
-    hybrid = docs.search("vitamin", k=3, mode="hybrid")
-    assert hybrid[0].id == "d1" and len(hybrid) == 3
-    assert [h.id for h in docs.search("vitamin", k=5, mode="text", filter="lang=de")] == ["d5"]
-
-
-def test_upsert_replaces_and_delete_removes(docs):
-    docs.upsert(["d2", "d9"], ["bone bone bone bone", "rain"], payloads=[{"lang": "en"}, None])
-    assert docs.search("bone", k=1)[0].id == "d2"
-    assert docs.get(["d2"])[0].payload == {"lang": "en"} and len(docs) == 6
-    docs.delete(["d2", "unknown"])
-    assert "d2" not in {h.id for h in docs.search("bone", k=10)} and len(docs) == 5
-    assert docs.get(["d2", "d1"])[0] is None
-
-
-def test_get_returns_text_payload_and_vectors(docs):
-    item = docs.get(["d5"])[0]
-    assert item.text == "rain vitamin" and item.payload["score"] == 0.5
-    np.testing.assert_allclose(item.vectors["default"], docs.model.encode(["rain vitamin"], prompt="document")[0], atol=1e-6)
-
-
 def test_reopened_collection_and_other_readers_see_every_commit(docs):
     reader = Collection.open(docs.path, model=KeywordEncoder(KEYWORDS))
     reader.refresh_seconds = 0
@@ -97,71 +55,6 @@ def test_reopened_collection_and_other_readers_see_every_commit(docs):
     docs.add(["d6"], ["rain rain rain market"], payloads=[{"lang": "it"}])
     assert reader.search("rain", k=1)[0].id == "d6"
     assert reader.payload_fields == {"lang": "string", "year": "int", "score": "float"}
-
-
-def test_several_vector_fields(tmp_path):
-    encoder = KeywordEncoder(KEYWORDS)
-    col = Collection.create(tmp_path / "multi", model=encoder, fields=["title", "body"])
-    col.add(["a", "b"], {"title": ["cat", "bone"], "body": ["bone bone", "cat cat"]})
-    assert col.search("cat", k=1, field="title")[0].id == "a"
-    assert col.search("cat", k=1, field="body")[0].id == "b"
-    with pytest.raises(InputError, match=r"missing \['body'\]"):
-        col.add(["c"], {"title": ["rain"]})
-
-
-def test_matryoshka_dim_truncates_stored_vectors(tmp_path):
-    col = Collection.create(tmp_path / "small", model=FakeEncoder(dim=8), dim=4)
-    col.add(["a", "b"], ["one", "two"])
-    assert col.get(["a"])[0].vectors["default"].shape == (4,)
-    assert col.search("one", k=1)[0].id == "a"
-
-
-@pytest.mark.parametrize(
-    ("write", "message"),
-    [
-        (lambda c, v: c.add(["x"], v[:1, :8]), r"expected vectors of shape \(1, 16\)"),
-        (lambda c, v: c.add(["x", "y"], np.vstack([v[:1], np.full((1, 16), np.nan)])), "vector 1 contains NaN"),
-        (lambda c, v: c.add(["x", "x"], v[:2]), r"duplicate ids in one batch: \['x'\]"),
-        (lambda c, v: c.add(["v3"], v[:1]), "already in the collection"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"i": "three"}]), "field 'i' is int in this collection, got string"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"bad": float("nan")}]), "not JSON-serialisable"),
-        (lambda c, v: c.add(["x"], ["a text"]), "holds vectors only"),
-        (lambda c, v: c.add([], v[:0]), "ids must not be empty"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=["not a dict"]), "payload 0 is str"),
-        (lambda c, v: c.add(["x", "y"], [[0.1] * 16, [0.2] * 15]), "vectors must be numbers"),
-    ],
-)
-def test_bad_writes_are_refused_and_write_nothing(tmp_path, write, message):
-    col, vectors = vectors_collection(tmp_path)
-    before = (len(col), col.backend.version, col.payload_fields)
-    with pytest.raises(InputError, match=message):
-        write(col, vectors)
-    assert (len(col), col.backend.refresh(), col.payload_fields) == before
-
-
-@pytest.mark.parametrize(
-    ("query", "options", "message"),
-    [
-        (np.zeros(8), {}, r"must have 16 values"),
-        (np.full(16, np.inf), {}, "NaN or inf"),
-        (np.full(16, np.nan), {}, "NaN or inf"),
-        (np.full(16, 3e18, dtype=np.float32), {}, "has norm 1.2e\\+19, over the limit"),  # finite, but scores would overflow
-        (np.zeros(16), {"k": 0}, "k must be a positive integer"),
-        (np.zeros(16), {"filter": "colour=red"}, "unknown filter field 'colour'"),
-        (np.zeros(16), {"mode": "fuzzy"}, "mode must be one of"),
-        (np.zeros(16), {"mode": "text"}, "needs a text query"),
-        (np.zeros(16), {"field": "nope"}, "unknown vector field 'nope'"),
-    ],
-)
-def test_bad_searches_are_refused(tmp_path, query, options, message):
-    col, _ = vectors_collection(tmp_path)
-    with pytest.raises(InputError, match=message):
-        col.search(query, **options)
-
-
-def test_a_collection_of_another_model_refuses_this_one(docs):
-    with pytest.raises(InputError, match="was made by model keywords .* cannot be used with it"):
-        Collection.open(docs.path, model=FakeEncoder(dim=6))
 
 
 def test_a_path_that_is_not_a_collection(tmp_path):

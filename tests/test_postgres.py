@@ -14,9 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from helpers import KeywordEncoder
+from helpers import KeywordEncoder, unit_vectors
 from uniembed import InputError
-from uniembed.compress import l2_normalize
 from uniembed.errors import StoreUnavailableError
 from uniembed.store import Collection
 
@@ -31,8 +30,6 @@ def name() -> str:
     return f"t{next(_counter)}"
 
 
-def unit_vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
-    return l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
 
 
 @pytest.mark.parametrize(("url", "message"), [

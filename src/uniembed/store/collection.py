@@ -38,8 +38,8 @@ from uniembed.store.multivector import (
     token_heuristic_rows, unpack_tokens,
 )
 from uniembed.store.rows import (
-    MAX_NORM, build_rows, check_ids, check_norms, check_payloads, dump_payloads, payload_types, is_texts, stored_texts,
-    vectors_and_texts,
+    build_rows, check_ids, check_payloads, dump_payloads, payload_types, is_texts, stored_texts,
+    query_vector, vectors_and_texts,
 )
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
@@ -526,25 +526,9 @@ class Collection:
         return hits
 
     def _query_vector(self, query, field: str) -> np.ndarray:
-        dim = self.meta.fields[field]
         if isinstance(query, str):
             return self._encode([query], prompt="query")[0]
-        try:
-            vector = np.asarray(query, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
-        if vector.ndim == 2 and len(vector) > 1:
-            raise InputError(f"this collection is single-vector: a query is a text or one vector of {dim} values, got "
-                             f"{len(vector)} vectors (token vectors belong in a multi-vector collection)")
-        vector = vector.reshape(-1) if vector.ndim <= 2 else None
-        if vector is None or vector.shape != (dim,):
-            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
-        squared = float(np.dot(vector.astype(np.float64), vector))  # one pass for both checks: float32 values cannot overflow it
-        if not np.isfinite(squared):
-            raise InputError("query vector contains NaN or inf")
-        if squared > MAX_NORM * MAX_NORM:
-            check_norms(vector[None, :], "query vector")  # raises, naming the norm
-        return vector
+        return query_vector(query, self.meta.fields[field], field)
 
     def snapshot(self) -> Snapshot:
         """The in-memory search state at the latest committed version (rebuilt when stale)."""

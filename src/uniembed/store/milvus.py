@@ -37,7 +37,7 @@ import numpy as np
 from uniembed._extras import require
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError, StoreUnavailableError
-from uniembed.store.filters import Condition, parse_filter
+from uniembed.store.filters import Condition
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
 from uniembed.store.rows import check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
@@ -290,18 +290,6 @@ class MilvusCollection(RemoteCollection):
             search_params=search_params, output_fields=["payload"], consistency_level=self.consistency))
         return [Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]]
 
-    def _conditions(self, filter) -> list[Condition]:
-        try:
-            return parse_filter(filter, self._payload_fields())
-        except InputError:
-            self._fields = None  # another writer may have added the field: look once more
-            return parse_filter(filter, self._payload_fields())
-
-    def _payload_fields(self) -> dict[str, str]:
-        if self._fields is None:
-            self._fields = self.payload_fields
-        return self._fields
-
     def _binary_hits(self, vector: np.ndarray, k: int, expression: str, params: dict) -> list[Hit]:
         """Hamming candidates from the bit index, rescored by the stored float vectors."""
         candidates = min(MAX_TOPK, k * params["rescore"])
@@ -314,6 +302,9 @@ class MilvusCollection(RemoteCollection):
         return [Hit(id_, score, _payload(entity)) for score, id_, entity in hits[:k]]
 
     # -- facts ---------------------------------------------------------------------------------------
+    def _read_payload_fields(self) -> dict[str, str]:
+        return self.payload_fields
+
     @property
     def payload_fields(self) -> dict[str, str]:
         row = self._call(lambda: _meta_row(self._client, self.name))

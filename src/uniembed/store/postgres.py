@@ -39,7 +39,7 @@ from uniembed._extras import require
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError, StoreUnavailableError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
-from uniembed.store.filters import Condition, parse_filter
+from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
@@ -285,15 +285,6 @@ class PgCollection(RemoteCollection):
             return dense
         return fuse([dense, self._text_hits(query, depth, where, params)], k)
 
-    def _conditions(self, filter) -> list[Condition]:
-        if not filter:
-            return []
-        try:
-            return parse_filter(filter, self.payload_fields)
-        except InputError:
-            self._fields = None  # another writer may have added the field: look once more
-            return parse_filter(filter, self.payload_fields)
-
     def _dense_hits(self, vector: np.ndarray, k: int, field: str, where, params: list) -> list[Hit]:
         from psycopg import sql
 
@@ -345,9 +336,10 @@ class PgCollection(RemoteCollection):
     @property
     def payload_fields(self) -> dict[str, str]:
         """Filterable payload field -> type, read from the table's columns (remembered until a write)."""
-        if self._fields is None:
-            self._fields = self._primary.call(lambda conn: _payload_fields(conn, self.table))
-        return self._fields
+        return self._known_fields()
+
+    def _read_payload_fields(self) -> dict[str, str]:
+        return self._primary.call(lambda conn: _payload_fields(conn, self.table))
 
     @property
     def version(self) -> int:

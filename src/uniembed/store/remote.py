@@ -7,7 +7,8 @@ import numpy as np
 
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
-from uniembed.store.rows import MAX_NORM, check_norms
+from uniembed.store.filters import Condition, parse_filter
+from uniembed.store.rows import query_vector
 
 SEARCH_MODES = ("dense", "text", "hybrid")
 
@@ -31,6 +32,25 @@ class RemoteCollection:
     def _write(self, mode: str, ids, data, payloads, texts, images) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _read_payload_fields(self) -> dict[str, str]:  # pragma: no cover - abstract
+        """Filterable payload field -> type, as the server has them now."""
+        raise NotImplementedError
+
+    def _known_fields(self) -> dict[str, str]:
+        """The payload field types, remembered until a write (`self._fields = None`) or an unknown field."""
+        if self._fields is None:
+            self._fields = self._read_payload_fields()
+        return self._fields
+
+    def _conditions(self, filter) -> list[Condition]:
+        if not filter:
+            return []
+        try:
+            return parse_filter(filter, self._known_fields())
+        except InputError:
+            self._fields = None  # another writer may have added the field: look once more
+            return parse_filter(filter, self._known_fields())
+
     def _check_search(self, query, k, mode: str, field: str | None, image, multivector: dict) -> tuple[str, int]:
         """(the vector field, k as an int) after the checks every search makes, or InputError."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -51,21 +71,9 @@ class RemoteCollection:
         return field, int(k)
 
     def _query_vector(self, query, field: str) -> np.ndarray:
-        dim = self.meta.fields[field]
         if isinstance(query, str):
             return self._encode([query], prompt="query")[0]
-        try:
-            vector = np.asarray(query, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
-        vector = vector.reshape(-1) if vector.ndim <= 2 and (vector.ndim < 2 or len(vector) == 1) else None
-        if vector is None or vector.shape != (dim,):
-            raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
-        if not np.isfinite(vector).all():
-            raise InputError("query vector contains NaN or inf")
-        if float(np.dot(vector.astype(np.float64), vector)) > MAX_NORM * MAX_NORM:
-            check_norms(vector[None, :], "query vector")
-        return vector
+        return query_vector(query, self.meta.fields[field], field)
 
     @property
     def model(self) -> Encoder:

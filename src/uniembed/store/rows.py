@@ -68,6 +68,27 @@ def check_norms(vectors: np.ndarray, what: str) -> None:
                          "its float32 scores would overflow")
 
 
+def query_vector(query, dim: int, field: str) -> np.ndarray:
+    """A query given as numbers, checked: one vector of `dim` finite values whose norm cannot
+    overflow float32 scores; InputError names what is wrong."""
+    try:
+        vector = np.asarray(query, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"a query is a text or a vector of {dim} numbers: {exc}") from None
+    if vector.ndim == 2 and len(vector) > 1:
+        raise InputError(f"this collection is single-vector: a query is a text or one vector of {dim} values, got "
+                         f"{len(vector)} vectors (token vectors belong in a multi-vector collection)")
+    vector = vector.reshape(-1) if vector.ndim <= 2 else None
+    if vector is None or vector.shape != (dim,):
+        raise InputError(f"query vector must have {dim} values for field {field!r}, got shape {np.shape(query)}")
+    squared = float(np.dot(vector.astype(np.float64), vector))  # one pass for both checks: float32 values cannot overflow it
+    if not np.isfinite(squared):
+        raise InputError("query vector contains NaN or inf")
+    if squared > MAX_NORM * MAX_NORM:
+        check_norms(vector[None, :], "query vector")  # raises, naming the norm
+    return vector
+
+
 def value_type(value: object) -> str | None:
     """The filterable type of a payload value, or None for values kept only in the JSON."""
     if isinstance(value, bool):
