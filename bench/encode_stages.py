@@ -61,16 +61,18 @@ def timed_pass(model, texts: list[str]) -> dict[str, float]:
     every text tokenised at once, batches formed over the whole set by token length
     (`token_batches`), each padded, run and pooled."""
     from uniembed.compress.truncate import l2_normalize
-    from uniembed.encoders.batching import token_batches
+    from uniembed.encoders.batching import padded_length, token_batches
     from uniembed.encoders.pooling_numpy import pool_numpy
 
     spent = defaultdict(float)
     t0 = time.perf_counter()
     windows = model.windows.windows(texts, chunk=False)
     spent["tokenise"] = time.perf_counter() - t0
-    for rows in token_batches(windows.lengths, model.token_budget, BATCH):
+    for rows in token_batches(windows.lengths, model.token_budget, BATCH, max_length=model.windows.max_tokens):
         t1 = time.perf_counter()
-        padded = model.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+        ids = [windows.ids[i] for i in rows]
+        length = padded_length(max(len(w) for w in ids), model.windows.max_tokens)
+        padded = model.windows.pad(ids, [windows.type_ids[i] for i in rows], length=length)
         t2 = time.perf_counter()
         if hasattr(model, "session") or hasattr(model, "compiled"):
             hidden = model.hidden_windows(padded)

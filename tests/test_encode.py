@@ -178,18 +178,37 @@ def test_batches_are_length_sorted_and_sized(fake):
     assert fake.calls[0] == ["aaaaa", "aaaa"]
 
 
-def test_token_batches_respect_the_budget_and_the_padding_limit():
-    from uniembed.encoders.batching import token_batches
+def test_token_batches_respect_the_budget_and_hold_one_padded_length_each():
+    from uniembed.encoders.batching import padded_length, token_batches
 
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 120, size=500)
     lengths[7] = 5000  # longer than the budget: a batch of its own
-    batches = token_batches(lengths, 1024, max_batch=64, max_padding=0.3)
+    batches = token_batches(lengths, 1024, max_batch=64)
     assert sorted(np.concatenate(batches).tolist()) == list(range(500))  # every input exactly once
     for batch in batches:
-        longest = lengths[batch].max()
-        assert len(batch) == 1 or (len(batch) * longest <= 1024 and len(batch) <= 64)
-        assert lengths[batch].min() >= 0.7 * longest
+        buckets = {padded_length(n) for n in lengths[batch]}
+        assert len(buckets) == 1  # one padded length per batch
+        assert len(batch) == 1 or (len(batch) * buckets.pop() <= 1024 and len(batch) <= 64)
     assert [7] in [b.tolist() for b in batches]
+    assert [padded_length(n) for n in (1, 8, 9, 255, 256)] == [8, 8, 16, 256, 256]
+    assert padded_length(509, max_length=510) == 510 and padded_length(503, max_length=510) == 504
     mixed = np.array([60, 12, 59, 10])  # one small mixed set, as a server's micro-batch
     assert [sorted(lengths) for lengths in (mixed[b].tolist() for b in token_batches(mixed, 16384))] == [[59, 60], [10, 12]]
+
+
+def test_a_texts_vector_does_not_depend_on_what_it_is_batched_with(tiny_model):
+    """Bit for bit: alone, in small batches, in one call with texts of every length, in another order."""
+    rng = np.random.default_rng(0)
+    words = "river stone light paper music garden window winter coffee bridge".split()
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 60))) for _ in range(80)]
+    together = tiny_model.encode(texts, batch_size=64, show_progress=False)
+    small = tiny_model.encode(texts, batch_size=3, show_progress=False)
+    order = rng.permutation(len(texts))
+    shuffled = tiny_model.encode([texts[i] for i in order], batch_size=16, show_progress=False)
+    alone = np.stack([tiny_model.encode([t], show_progress=False)[0] for t in texts[:20]])
+    np.testing.assert_array_equal(small, together)
+    np.testing.assert_array_equal(shuffled, together[order])
+    np.testing.assert_array_equal(alone, together[:20])
+
+

@@ -11,7 +11,7 @@ from abc import abstractmethod
 import numpy as np
 
 from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_model_output, check_texts
-from uniembed.encoders.batching import token_batches
+from uniembed.encoders.batching import padded_length, token_batches
 from uniembed.encoders.late_interaction import TokenHead
 from uniembed.encoders.tokens import Windows, WindowTokenizer
 from uniembed.errors import InputError
@@ -77,7 +77,7 @@ class TokenEncoder(Encoder):
             attended_lengths = None
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
-        batches = token_batches(windows.lengths, self.token_budget)
+        batches = token_batches(windows.lengths, self.token_budget, max_length=self.windows.max_tokens)
         shown = _progress_iter(batches, len(items) > 1024 if show_progress is None else show_progress)
         for rows, padded in self._padded_batches(windows, shown):
             keep = padded["attention_mask"].astype(bool)  # every real token, expansion tokens included
@@ -146,7 +146,7 @@ class TokenEncoder(Encoder):
         self._refuse_single_vectors()
         lengths = windows.lengths
         pooled = np.empty((len(lengths), self.hidden_size), dtype=np.float32)
-        batches = token_batches(lengths, self.token_budget, max_batch)
+        batches = token_batches(lengths, self.token_budget, max_batch, max_length=self.windows.max_tokens)
         shown = _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress)
         for rows, padded in self._padded_batches(windows, shown):
             pooled[rows] = self.embed_windows(padded)
@@ -158,9 +158,12 @@ class TokenEncoder(Encoder):
 
 
     def _padded_batches(self, windows: Windows, batches):
-        """(rows, padded inputs) for each batch of window rows."""
+        """(rows, padded inputs) for each batch of window rows, padded to the batch's bucket length
+        (see batching.py: what makes a text's vector independent of its batch)."""
         for rows in batches:
-            yield rows, self.windows.pad([windows.ids[i] for i in rows], [windows.type_ids[i] for i in rows])
+            ids = [windows.ids[i] for i in rows]
+            length = padded_length(max(len(w) for w in ids), self.windows.max_tokens)
+            yield rows, self.windows.pad(ids, [windows.type_ids[i] for i in rows], length=length)
 
 
 def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

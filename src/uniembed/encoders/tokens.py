@@ -71,9 +71,10 @@ class WindowTokenizer:
         truncated = sum(len(tokens) > room for tokens in token_ids)
         return Windows(ids, [[0] * len(w) for w in ids], np.arange(len(ids), dtype=np.int64), truncated)
 
-    def pad(self, ids: list[list[int]], type_ids: list[list[int]]) -> dict[str, np.ndarray]:
-        """int64 input_ids, attention_mask, token_type_ids, each (batch, longest)."""
-        longest = max(len(w) for w in ids)
+    def pad(self, ids: list[list[int]], type_ids: list[list[int]], length: int | None = None) -> dict[str, np.ndarray]:
+        """int64 input_ids, attention_mask, token_type_ids, each (batch, length), length defaulting
+        to the longest window."""
+        longest = max([len(w) for w in ids] + [length or 0])
         input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), longest), dtype=np.int64)
         types = np.zeros((len(ids), longest), dtype=np.int64)
