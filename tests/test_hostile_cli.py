@@ -103,6 +103,17 @@ def test_serve_refuses_a_meaningless_body_limit(capsys, value):
     assert code == 2 and "--max-body-mb" in err
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("nourl", "--remote-collection takes NAME=URL, got 'nourl'"),
+    ("x=/tmp/folder", "'/tmp/folder' is not a postgresql:// or milvus:// collection URL"),
+    ("../x=postgresql://u@h/db#c", "remote collection name '../x' is not allowed"),
+    ("x=postgresql://user:secret@h/db", "names the collection after '#'"),
+])
+def test_serve_refuses_a_bad_remote_collection_without_showing_a_password(capsys, value, message):
+    code, _, err = run(capsys, "serve", "--remote-collection", value)
+    assert code == 2 and message in err and "secret" not in err
+
+
 def test_a_tokenizer_larger_than_the_embedding_table_is_refused_at_load(tmp_path):
     import torch
     from safetensors.torch import load_file, save_file

@@ -162,3 +162,22 @@ def test_search_params_tune_one_opener_without_rebuilding(milvus):
     assert [h.id for h in every_list.search(vectors[5], k=10)] == exact
     with pytest.raises(InputError, match=r"search_params for Milvus IVF_FLAT may set \['nprobe'\]"):
         milvus_module.MilvusCollection.open(url, search_params={"ef_search": 64})
+
+
+def test_serve_mounts_a_milvus_collection_under_a_name(milvus):
+    from fastapi.testclient import TestClient
+
+    from helpers import FakeEncoder
+    from uniembed.serve import ServeSettings, create_app
+
+    url = milvus.url(name())
+    col = Collection.create(url, model=None, dim=8, index="hnsw")
+    vectors = unit_vectors(20, dim=8)
+    col.add([f"v{i}" for i in range(20)], vectors, payloads=[{"n": i} for i in range(20)])
+    settings = ServeSettings(model="fake", remote_collections=(("vecs", url),))
+    with TestClient(create_app(settings, encoder=FakeEncoder(8)), base_url="http://localhost") as client:
+        assert client.get("/v1/collections").json()["collections"] == ["vecs"]
+        found = client.post("/v1/collections/vecs/search", json={"vector": vectors[4].tolist(), "k": 3, "filter": "n>=4"})
+        assert found.status_code == 200 and found.json()["hits"][0]["id"] == "v4", found.text
+        assert client.get("/v1/collections/vecs").json()["count"] == 20
+        assert client.delete("/v1/collections/vecs").status_code == 409 and len(col) == 20

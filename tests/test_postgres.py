@@ -249,6 +249,17 @@ def test_the_cli_works_on_a_url(postgres, tiny_dir, tmp_path):
     assert bad.returncode == 2 and "\nerror: filter value" in "\n" + bad.stderr and "Traceback" not in bad.stderr
     down = run("search", f"postgresql://postgres@127.0.0.1:{free_port()}/postgres#x", "cat")
     assert down.returncode == 2 and "cannot connect to PostgreSQL" in down.stderr and "Traceback" not in down.stderr
+    via = run("search", url, "the cat", "-k", "1", "--read-from", postgres.url(), "--search-param", "ef_search=50", "--json")
+    assert via.returncode == 0 and len(json.loads(via.stdout)) == 1, via.stderr
+    dead_replica = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    through = run("search", url, "the cat", "--read-from", dead_replica)  # the search goes to the replica named
+    assert through.returncode == 2 and "cannot connect to PostgreSQL" in through.stderr and "Traceback" not in through.stderr
+    bad_param = run("search", url, "cat", "--search-param", "ef_search=lots")
+    assert bad_param.returncode == 2 and "--search-param takes KEY=INTEGER" in bad_param.stderr
+    unknown_param = run("search", url, "cat", "--search-param", "nprobe=4")
+    assert unknown_param.returncode == 2 and "search_params may set" in unknown_param.stderr
+    folder = run("search", str(tmp_path / "folder"), "cat", "--read-from", url)
+    assert folder.returncode == 2 and "apply to collections on a server" in folder.stderr
 
 
 def test_search_params_tune_one_opener_without_rebuilding(postgres):
@@ -264,3 +275,83 @@ def test_search_params_tune_one_opener_without_rebuilding(postgres):
         pg_module.PgCollection.open(url, search_params={"m": 8})
     with pytest.raises(InputError, match=r"ef_search must be an integer in \[1, 1000\]"):
         pg_module.PgCollection.open(url, search_params={"ef_search": 5000})
+
+
+def _hnsw_indexes(col) -> list[str]:
+    return [name for (name,) in col._primary.fetch(
+        "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%USING hnsw%%'", (col.table,))]
+
+
+def test_bulk_load_builds_the_index_once_after_the_last_batch(postgres):
+    col = Collection.create(postgres.url(name()), model=None, dim=16, index="hnsw", quantize="half")
+    vectors = unit_vectors(600, dim=16)
+    assert len(_hnsw_indexes(col)) == 1
+    with col.bulk_load():
+        for start in range(0, 600, 200):
+            col.add([f"v{i}" for i in range(start, start + 200)], vectors[start:start + 200])
+            assert _hnsw_indexes(col) == []  # no graph grown row by row
+            assert col.search(vectors[start], k=1)[0].id == f"v{start}"  # meanwhile: an exact scan
+    assert len(_hnsw_indexes(col)) == 1 and len(col) == 600
+    assert col.search(vectors[7], k=1)[0].id == "v7"
+    with col.bulk_load():  # a collection with rows: nothing dropped
+        assert len(_hnsw_indexes(col)) == 1
+        col.add(["extra"], vectors[:1] * -1)
+    assert len(_hnsw_indexes(col)) == 1
+    with pytest.raises(InputError, match="build_memory must look like"):
+        with col.bulk_load(build_memory="1GB; DROP TABLE x"):
+            pass
+
+
+def test_a_bulk_load_that_dies_midway_keeps_its_batches_and_rebuild_builds_the_index(postgres):
+    col = Collection.create(postgres.url(name()), model=None, dim=8, index="hnsw")
+    vectors = unit_vectors(100, dim=8)
+
+    def load():
+        with col.bulk_load():
+            col.add([f"v{i}" for i in range(50)], vectors[:50])
+            col.add(["v0"], vectors[:1])  # a duplicate id: this batch fails
+    with pytest.raises(InputError, match="already in the collection"):
+        load()
+    assert len(col) == 50 and len(_hnsw_indexes(col)) == 1  # the committed batch kept, the index built anyway
+    dropped_by_hand = _hnsw_indexes(col)[0]  # as if the loader had been SIGKILLed before the end
+    col._primary.call(lambda conn: (conn.execute(f'DROP INDEX "{dropped_by_hand}"'), conn.commit()))
+    col.rebuild()
+    assert len(_hnsw_indexes(col)) == 1 and col.search(vectors[9], k=1)[0].id == "v9"
+
+
+def test_serve_mounts_a_database_collection_under_a_name(postgres, tiny_model, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from uniembed.serve import ServeSettings, create_app
+
+    url = postgres.url(name())
+    col = Collection.create(url, model=tiny_model, index="hnsw")
+    col.add(["a", "b"], ["the cat sat on the mat", "stock markets fell"], payloads=[{"year": 2020}, {"year": 2021}])
+    gone = postgres.url(name())
+    settings = ServeSettings(model="tiny", collections=tmp_path / "folders", remote_collections=(("docs", url), ("gone", gone)))
+    with TestClient(create_app(settings, encoder=tiny_model), base_url="http://localhost") as client:
+        listed = client.get("/v1/collections")
+        assert listed.json().get("collections") == ["docs", "gone"], listed.text
+        info = client.get("/v1/collections/docs").json()
+        assert info["count"] == 2 and info["index"] == "hnsw"
+        hits = client.post("/v1/collections/docs/search", json={"query": "the cat sat on the mat", "k": 1, "filter": "year>=2020"}).json()
+        assert hits["hits"][0]["id"] == "a" and hits["hits"][0]["payload"] == {"year": 2020}
+        added = client.post("/v1/collections/docs/items", json={"items": [{"id": "c", "text": "dogs bark"}]})
+        assert added.status_code == 200, added.text
+        assert len(col) == 3  # written to the database itself
+        bad = client.post("/v1/collections/docs/search", json={"query": "x", "filter": "year>=soon"})
+        assert bad.status_code == 400 and "filter value" in bad.json()["error"]["message"]
+        refused = client.delete("/v1/collections/docs")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "collection_mounted" and len(col) == 3
+        clash = client.post("/v1/collections", json={"name": "docs"})
+        assert clash.status_code == 409
+        assert client.get("/v1/collections/gone").status_code == 404  # no such collection in the database
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres#x"
+    with TestClient(create_app(ServeSettings(model="tiny", remote_collections=(("down", down),)), encoder=tiny_model), base_url="http://localhost") as client:
+        answer = client.post("/v1/collections/down/search", json={"query": "cat"})
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable"
+        assert client.post("/v1/collections", json={"name": "new"}).json()["error"]["code"] == "no_collections_folder"
+    with pytest.raises(InputError, match="is not a postgresql:// or milvus:// collection URL"):
+        ServeSettings(remote_collections=(("x", "/tmp/folder"),))
+    with pytest.raises(InputError, match="given twice"):
+        ServeSettings(remote_collections=(("x", url), ("x", url)))

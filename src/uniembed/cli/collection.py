@@ -81,6 +81,11 @@ def add_parser(commands) -> None:
                              "or the per-token heuristic")
     search.add_argument("--candidates", type=int, default=None, help="FDE candidates to rerank (default: max(k, 100))")
     search.add_argument("--token-hits", type=int, default=None, help="per-token heuristic: hits per query token (default: 10)")
+    server = search.add_argument_group("collections on a server (postgresql://, milvus://)")
+    server.add_argument("--read-from", action="append", default=[], metavar="URL",
+                        help="PostgreSQL: search this read replica instead of the primary (repeatable: round robin)")
+    server.add_argument("--search-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="search-time setting, e.g. ef_search=200, nprobe=64, rescore=10 (repeatable)")
     model = search.add_argument_group("model (default: the collection's own)")
     model.add_argument("--model", "-m", default=None,
                        help="encode the query with this model instead; it must make the collection's vectors (same "
@@ -89,6 +94,37 @@ def add_parser(commands) -> None:
     model.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
     model.add_argument("--device", default=None)
     search.set_defaults(run=run_search)
+
+
+def _open_for_search(args, model):
+    """The collection, opened with the server options the command line gives (checked here, so a
+    folder or a Milvus collection refuses what it cannot use by name)."""
+    from uniembed.errors import InputError
+    from uniembed.store import Collection
+    from uniembed.store.collection import remote_collection_class
+
+    server = remote_collection_class(args.path)
+    if server is None:
+        if args.read_from or args.search_param:
+            raise InputError("--read-from and --search-param apply to collections on a server (postgresql://, milvus://)")
+        return Collection.open(args.path, model=model)
+    options = {}
+    if args.read_from:
+        if server.backend_name != "postgresql":
+            raise InputError(f"--read-from: read replicas are a PostgreSQL feature, not {server.backend_name}'s")
+        options["read_from"] = args.read_from
+    if args.search_param:
+        options["search_params"] = dict(_search_param(value) for value in args.search_param)
+    return server.open(args.path, model=model, **options)
+
+
+def _search_param(value: str) -> tuple[str, int]:
+    from uniembed.errors import InputError
+
+    key, sep, number = value.partition("=")
+    if not sep or not key or not number.strip().isdigit():
+        raise InputError(f"--search-param takes KEY=INTEGER (e.g. ef_search=200), got {value!r}")
+    return key.strip(), int(number)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -203,7 +239,7 @@ def run_search(args: argparse.Namespace) -> int:
         from uniembed import load
 
         model = load(args.model, backend=args.backend, precision=args.precision, device=args.device)
-    col = Collection.open(args.path, model=model)
+    col = _open_for_search(args, model)
     hits = col.search(args.query, k=args.k, filter=args.filter, field=args.field, mode=args.mode,
                       first_stage=args.first_stage, candidates=args.candidates, token_hits=args.token_hits,
                       image=args.image, image_weight=args.image_weight)

@@ -19,6 +19,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     parser.add_argument("--collections", default=None, metavar="DIR",
                         help="folder of collections to serve (created if missing); without it, no collections API")
+    parser.add_argument("--remote-collection", action="append", default=[], metavar="NAME=URL",
+                        help="serve the collection at URL (postgresql://...#name or milvus://host:port/name) as NAME "
+                        "(repeatable); created and dropped with the CLI only")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="(default: 8080)")
     parser.add_argument("--api-key-file", default=None, metavar="FILE",
@@ -60,7 +63,8 @@ def settings_from_args(args: argparse.Namespace):
         raise InputError(f"--max-body-mb must be a number of MiB in (0, 1024], got {args.max_body_mb}")
     return ServeSettings(
         model=args.model, backend=args.backend, precision=args.precision, device=args.device, threads=args.threads,
-        collections=args.collections, host=args.host, port=args.port,
+        collections=args.collections, remote_collections=tuple(_name_and_url(v) for v in args.remote_collection),
+        host=args.host, port=args.port,
         api_keys=read_api_keys(args.api_key_file) if args.api_key_file else (), cors_origins=tuple(args.cors_origin),
         batching=not args.no_batching, max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
         max_part_tokens=args.max_part_tokens,
@@ -69,6 +73,15 @@ def settings_from_args(args: argparse.Namespace):
         max_connections=args.max_connections, collection_threads=args.collection_threads,
         max_collection_queue=args.max_collection_queue, max_image_pixels=args.max_image_pixels,
     )
+
+
+def _name_and_url(value: str) -> tuple[str, str]:
+    from uniembed.errors import InputError
+
+    name, sep, url = value.partition("=")
+    if not sep or not name or not url:
+        raise InputError(f"--remote-collection takes NAME=URL, got {value.split('@')[-1]!r}")
+    return name, url
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,7 +64,7 @@ def install_handlers(app, redact=lambda message: message) -> None:
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    from uniembed.errors import CollectionDamagedError, CollectionLockedError, InputError, ModelOutputError
+    from uniembed.errors import CollectionDamagedError, CollectionLockedError, InputError, ModelOutputError, StoreUnavailableError
     from uniembed.images.decode import ImageTooLarge
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
@@ -105,6 +105,11 @@ def install_handlers(app, redact=lambda message: message) -> None:
     async def damaged(request, exc: CollectionDamagedError):
         # the request is fine; the collection's files are not, and the operator must repair them
         return respond(409, redact(str(exc)), code="collection_damaged")
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request, exc: StoreUnavailableError):
+        # a mounted collection's database is down or refuses us: the request may succeed later
+        return respond(503, redact(str(exc)), code="store_unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(ModelOutputError)
     async def broken_model(request, exc: ModelOutputError):

@@ -39,10 +39,11 @@ class ServiceState:
 
         # an image's bytes cannot exceed the request body; its pixels are capped separately (413)
         self.image_limits = ImageLimits(max_bytes=settings.max_body_bytes, max_pixels=settings.max_image_pixels)
-        if settings.collections is not None:
+        if settings.collections is not None or settings.remote_collections:
             from uniembed.serve.collections import CollectionRegistry
 
-            self.collections = CollectionRegistry(settings.collections, lambda: self.model.encoder if self.model else None)
+            self.collections = CollectionRegistry(settings.collections, lambda: self.model.encoder if self.model else None,
+                                                  dict(settings.remote_collections))
 
 
     def start(self) -> None:

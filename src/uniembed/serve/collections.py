@@ -1,4 +1,7 @@
-"""Collections behind the HTTP API: one sub-folder of the collections root per collection.
+"""Collections behind the HTTP API: one sub-folder of the collections root per collection, and
+collections on database servers (PostgreSQL, Milvus) mounted under a name (`--remote-collection
+NAME=URL`): searched, read and written like the others, but created and dropped with the CLI only
+(the server never drops a database's collection on an HTTP request).
 
 Names are full-matched against a strict pattern before they touch the filesystem (no path
 traversal, no trailing newline). Each name has a readers-writer lock: searches and reads run in
@@ -33,18 +36,31 @@ def _not_found(name: str) -> ApiError:
     return ApiError(404, f"no collection named {name!r}", param="name", code="collection_not_found")
 
 
+def _mounted(name: str, url: str, action: str) -> ApiError:
+    return ApiError(409, f"collection {name!r} is mounted from a database server: {action} it with the CLI "
+                    f"(uniembed collection {action} URL), not over HTTP", param="name", code="collection_mounted")
+
+
 class CollectionRegistry:
-    def __init__(self, root: Path, encoder_provider):
-        self.root = Path(root)
+    def __init__(self, root: Path | None, encoder_provider, remote: dict[str, str] | None = None):
+        self.root = Path(root) if root is not None else None  # None: mounted collections only
+        self.remote = dict(remote or {})  # name -> collection URL
+        if self.root is not None:
+            clashes = sorted(name for name in self.remote if (self.root / name / META_FILE).is_file())
+            if clashes:
+                from uniembed.errors import InputError
+
+                raise InputError(f"remote collection name(s) {clashes} are also folders in {self.root}: rename one")
         self._encoder = encoder_provider  # () -> the served Encoder, or None while it loads
         self._open: dict[str, object] = {}
         self._locks: dict[str, ReadWriteLock] = {}
         self._guard = threading.Lock()  # for the two dicts above only; never held while waiting
 
     def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and (p / META_FILE).is_file())
+        folders = []
+        if self.root is not None and self.root.is_dir():
+            folders = [p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and (p / META_FILE).is_file()]
+        return sorted({*folders, *self.remote})
 
     def _lock(self, name: str) -> ReadWriteLock:
         with self._guard:
@@ -69,6 +85,10 @@ class CollectionRegistry:
         from uniembed.store.collection import Collection
         from uniembed.store.meta import read_meta
 
+        if name in self.remote:
+            return self._opened_remote(name)
+        if self.root is None:
+            raise _not_found(name)
         path = self.root / name
         if not (path / META_FILE).is_file():  # gone from disk, whatever the cache says
             with self._guard:
@@ -85,11 +105,39 @@ class CollectionRegistry:
         with self._guard:
             return self._open.setdefault(name, collection)
 
+    def _opened_remote(self, name: str):
+        """The cached server collection; a collection the database no longer has is 404."""
+        from uniembed.errors import InputError
+        from uniembed.store.collection import Collection
+
+        with self._guard:
+            cached = self._open.get(name)
+        if cached is not None:
+            return cached
+        url = self.remote[name]
+        try:
+            collection = Collection.open(url)
+        except InputError as exc:
+            if "no collection" in str(exc):
+                raise _not_found(name) from None
+            raise
+        encoder = self._encoder()
+        if encoder is not None and collection.meta.fingerprint == encoder.fingerprint:
+            collection = Collection.open(url, model=encoder)  # the served model made it: share it
+        with self._guard:
+            return self._open.setdefault(name, collection)
+
     def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
                fields: list[str] | None, index_params: dict | None, **multivector):
         from uniembed.store.collection import Collection
 
-        path = self.root / check_name(name)
+        check_name(name)
+        if name in self.remote:
+            raise _mounted(name, self.remote[name], "create")
+        if self.root is None:
+            raise ApiError(400, "this server has no collections folder (serve --collections DIR): it serves mounted "
+                           "collections only", param="name", code="no_collections_folder")
+        path = self.root / name
         model = None
         if not vectors_only:
             model = self._encoder()
@@ -108,7 +156,12 @@ class CollectionRegistry:
         return collection
 
     def drop(self, name: str) -> None:
-        path = self.root / check_name(name)
+        check_name(name)
+        if name in self.remote:
+            raise _mounted(name, self.remote[name], "drop")
+        if self.root is None:
+            raise _not_found(name)
+        path = self.root / name
         with self._lock(name).writing():  # waits for searches in flight
             with self._guard:
                 self._open.pop(name, None)

@@ -15,6 +15,8 @@ class ServeSettings:
     device: str | None = None
     threads: int | None = None
     collections: Path | None = None  # folder holding one sub-folder per collection; None: no collections API
+    # collections that live on a database server, served under a name: ((name, url), ...)
+    remote_collections: tuple[tuple[str, str], ...] = ()
     host: str = "127.0.0.1"  # loopback unless the operator says otherwise
     port: int = 8080
     api_keys: tuple[str, ...] = ()  # empty: no authentication
@@ -65,9 +67,37 @@ class ServeSettings:
             self.collections = Path(self.collections)
             if self.collections.exists() and not self.collections.is_dir():
                 raise InputError(f"collections must be a folder, got the file {self.collections}")
+        self.remote_collections = check_remote_collections(self.remote_collections)
         self.api_keys = tuple(self.api_keys)
         self.allowed_hosts = tuple(self.allowed_hosts)
         self.cors_origins = tuple(self.cors_origins)
+
+
+def check_remote_collections(pairs) -> tuple[tuple[str, str], ...]:
+    """((name, url), ...) with names the collections API accepts, each once, and collection URLs."""
+    if not pairs:
+        return ()
+    from uniembed.serve.collections import NAME
+    from uniembed.store.collection import remote_collection_class
+
+    checked, seen = [], set()
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+            raise InputError(f"a remote collection is a (name, url) pair, got {pair!r}")
+        name, url = pair
+        if not NAME.fullmatch(name):
+            raise InputError(f"remote collection name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', "
+                             "starting with a letter or digit")
+        if name in seen:
+            raise InputError(f"remote collection name {name!r} is given twice")
+        server = remote_collection_class(url)
+        if server is None:
+            raise InputError(f"remote collection {name!r}: {url.split('@')[-1]!r} is not a postgresql:// or milvus:// "
+                             "collection URL")
+        server.parse_url(url)  # a URL that names no collection: the home's own clear error
+        seen.add(name)
+        checked.append((name, url))
+    return tuple(checked)
 
 
 def read_api_keys(path: str | Path) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuil
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -586,6 +587,11 @@ class Collection:
     def version(self) -> int:
         """The latest committed version a reader may see."""
         return self._reader_version()
+
+    def bulk_load(self):
+        """`with col.bulk_load(): col.add(...)`: the same loop on every home; a folder needs nothing
+        special (its index is built at the first search after the adds)."""
+        return contextlib.nullcontext(self)
 
     def rebuild(self) -> int:
         """Compact the store (drop deleted rows, merge small files, refresh the text index) and

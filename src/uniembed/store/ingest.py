@@ -57,7 +57,8 @@ def add_file(
 
     rows = batches = 0
     version = collection.version
-    with tqdm(desc="adding", unit="rows", disable=not show_progress) as bar:
+    # bulk_load: an empty PostgreSQL collection builds its HNSW indexes once, after the last batch
+    with collection.bulk_load(), tqdm(desc="adding", unit="rows", disable=not show_progress) as bar:
         while batch := list(islice(records, batch_rows)):
             ids, texts, payloads, images = (list(column) for column in zip(*batch))
             write = collection.upsert if upsert else collection.add

@@ -28,6 +28,7 @@ so the version counts writes only approximately), multi-vector and image collect
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -98,6 +99,7 @@ class MilvusCollection(RemoteCollection):
     """One collection in a Milvus server (see the module docstring)."""
 
     backend_name = "milvus"
+    parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
     def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session",
                  search_params: dict | None = None):
@@ -323,6 +325,11 @@ class MilvusCollection(RemoteCollection):
         result = self._call(lambda: self._client.query(self.collection, filter="", output_fields=["count(*)"],
                                                        consistency_level=self.consistency))
         return int(result[0]["count(*)"])
+
+    def bulk_load(self):
+        """`with col.bulk_load(): col.add(...)`: the same loop on every home; Milvus needs nothing
+        special (it indexes each segment as it seals; wait_for_index() waits for the last)."""
+        return contextlib.nullcontext(self)
 
     def rebuild(self) -> int:
         """Flush and compact the collection's segments (drops deleted rows), then wait until the

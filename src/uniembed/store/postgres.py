@@ -31,6 +31,7 @@ import itertools
 import json
 import re
 import threading
+from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -54,6 +55,7 @@ TEXT_CONFIG = "english"
 INDEXES = {("exact", "none"), ("hnsw", "none"), ("hnsw", "half"), ("hnsw", "binary")}
 DEFAULT_PARAMS = {"m": 16, "ef_construction": 64, "ef_search": 100, "rescore": 4}
 PARAM_RANGES = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, 1000), "rescore": (1, 100)}
+BUILD_MEMORY = "1GB"  # maintenance_work_mem for an index built after a bulk load
 MAX_INDEXED_DIM = {"none": 2000, "half": 4000, "binary": 64000}  # pgvector's HNSW limits per type
 SQL_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
 KINDS = {"text": "string", "bigint": "int", "double precision": "float", "boolean": "bool"}
@@ -119,6 +121,7 @@ class PgCollection(RemoteCollection):
     gets then go to the replicas in turn (they may lag the primary by the replication delay)."""
 
     backend_name = "postgresql"
+    parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
     def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None,
                  search_params: dict | None = None):
@@ -355,11 +358,59 @@ class PgCollection(RemoteCollection):
         return self._read(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.table)), [])[0][0]
 
     def rebuild(self) -> int:
-        """VACUUM ANALYZE the table (reclaims deleted rows, refreshes the planner's statistics)."""
+        """VACUUM ANALYZE the table (reclaims deleted rows, refreshes the planner's statistics), and
+        build any vector index a bulk load left unbuilt (its process died before the end)."""
         from psycopg import sql
 
         self._primary.call(lambda conn: conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(self.table))))
+        self._build_missing_indexes()
         return self.version
+
+    @contextmanager
+    def bulk_load(self, build_memory: str = BUILD_MEMORY):
+        """`with col.bulk_load(): col.add(...)`: fill an *empty* hnsw collection without its vector
+        indexes and build them once at the end (pgvector's advice: far faster than growing the
+        graph row by row; bench/scale.py measures both). Every add still commits on its own, and
+        searches meanwhile are exact scans (right, slower). On a collection that already holds rows
+        it changes nothing: dropping a large index to add a few rows would cost more than it saves.
+        If the process dies before the end, `rebuild()` builds what is missing.
+        build_memory: PostgreSQL's maintenance_work_mem for the build ("1GB"); the build is much
+        faster when the graph fits in it."""
+        from psycopg import sql
+
+        if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", str(build_memory)):
+            raise InputError(f"build_memory must look like '512MB' or '2GB', got {build_memory!r}")
+        dropped = False
+        if self.meta.index == "hnsw":
+            with self._writing() as conn:
+                table = sql.Identifier(self.table)
+                if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table)).fetchone()[0]:
+                    for names in _vector_indexes(conn, self.table, self.meta).values():
+                        for name in names:
+                            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                            dropped = True
+        if not dropped:
+            yield self
+            return
+        try:
+            yield self
+        except BaseException:
+            with suppress(Exception):  # keep the caller's error; rebuild() can build it later
+                self._build_missing_indexes(build_memory)
+            raise
+        self._build_missing_indexes(build_memory)
+
+    def _build_missing_indexes(self, build_memory: str = BUILD_MEMORY) -> None:
+        """Build the vector indexes the table lacks, in one transaction holding the collection's row
+        (writers wait; readers go on, with exact scans until the commit)."""
+        with self._writing() as conn:
+            present = _vector_indexes(conn, self.table, self.meta)
+            missing = [statement for field, statement in _vector_index_statements(self.table, self.meta).items()
+                       if not present[field]]
+            if missing:
+                conn.execute(f"SET LOCAL maintenance_work_mem = '{build_memory}'")  # checked by bulk_load's pattern
+                for statement in missing:
+                    conn.execute(statement)
 
     def info(self) -> CollectionInfo:
         disk = self._primary.fetch("SELECT pg_total_relation_size(%s)", (self.table,))[0][0]
@@ -549,15 +600,35 @@ def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
             "tsv tsvector GENERATED ALWAYS AS (to_tsvector({c}, coalesce(text, ''))) STORED)").format(
             t=table, v=vectors, c=sql.Literal(TEXT_CONFIG)))
         conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
-        if meta.index == "hnsw":
-            options = sql.SQL("WITH (m = {}, ef_construction = {})").format(
-                sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"]))
-            for field, dim in meta.fields.items():
-                column, d = sql.Identifier(vector_column(field)), sql.Literal(dim)
-                target = {"none": sql.SQL("{} vector_ip_ops").format(column),
-                          "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
-                          "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d)}
-                conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw ({}) {}").format(table, target[meta.quantize], options))
+        for statement in _vector_index_statements(TABLE_PREFIX + name, meta).values():
+            conn.execute(statement)
+
+
+def _vector_index_statements(table: str, meta: CollectionMeta) -> dict:
+    """{field: CREATE INDEX statement} for the collection's HNSW indexes (none for exact)."""
+    from psycopg import sql
+
+    if meta.index != "hnsw":
+        return {}
+    options = sql.SQL("WITH (m = {}, ef_construction = {})").format(
+        sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"]))
+    statements = {}
+    for field, dim in meta.fields.items():
+        column, d = sql.Identifier(vector_column(field)), sql.Literal(dim)
+        target = {"none": sql.SQL("{} vector_ip_ops").format(column),
+                  "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
+                  "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d)}
+        statements[field] = sql.SQL("CREATE INDEX ON {} USING hnsw ({}) {}").format(
+            sql.Identifier(table), target[meta.quantize], options)
+    return statements
+
+
+def _vector_indexes(conn, table: str, meta: CollectionMeta) -> dict[str, list[str]]:
+    """{field: names of the HNSW indexes on its column} as the database has them now."""
+    rows = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (table,)).fetchall()
+    return {field: [name for name, definition in rows
+                    if "USING hnsw" in definition and re.search(rf"\b{vector_column(field)}\b", definition)]
+            for field in meta.fields}
 
 
 def _payload_fields(conn, table: str) -> dict[str, str]:
