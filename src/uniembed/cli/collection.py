@@ -230,7 +230,6 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     from uniembed.errors import InputError
-    from uniembed.store import Collection
 
     if args.query is None and args.image is None:
         raise InputError("give a text query, --image FILE, or both")

@@ -1,0 +1,228 @@
+"""Adapters new -> old: a map that takes a new model's vectors into an old model's space, so a
+collection of old vectors can be searched with the new model at once (queries only; the stored
+vectors stay as they are until a backfill replaces them).
+
+Fitted on paired vectors of the same texts (the collection's own texts, or texts given):
+
+- procrustes: the orthogonal (semi-orthogonal when the dims differ) W minimising ||XW - Y||, from
+  one SVD of X^T Y; keeps angles, so it cannot overfit much, but needs at least as many pairs as
+  the larger dimension to be determined.
+- ridge: least squares with an L2 penalty and a bias, closed form; the penalty is chosen on a
+  held-out tenth of the pairs. Works with fewer pairs than dimensions.
+- mlp: ridge plus a small residual MLP (one hidden layer), trained on cosine loss with early
+  stopping on held-out pairs; needs at least as many pairs as the larger dimension.
+
+Every adapter outputs L2-normalised vectors of the old dimension. Saved as safetensors (weights)
++ JSON (kind, dims, both fingerprints, pairs, held-out cosine), never pickle.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uniembed.errors import InputError
+
+KINDS = ("procrustes", "ridge", "mlp")
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+HOLDOUT_SHARE = 0.1
+MLP_HIDDEN = 512
+MLP_EPOCHS = 200
+MLP_PATIENCE = 10
+
+
+@dataclass
+class AdapterCard:
+    kind: str
+    new_dim: int
+    old_dim: int
+    new_fingerprint: str | None = None
+    old_fingerprint: str | None = None
+    pairs: int = 0
+    holdout_cosine: float | None = None  # mean cosine(adapted new, old) on held-out pairs
+    settings: dict = field(default_factory=dict)  # e.g. the ridge penalty chosen
+
+
+class Adapter:
+    """`adapter(new_vectors) -> old-space vectors` (float32, L2-normalised)."""
+
+    def __init__(self, card: AdapterCard, weights: dict[str, np.ndarray]):
+        self.card = card
+        self.weights = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()}
+
+    def __call__(self, vectors) -> np.ndarray:
+        x = np.asarray(vectors, dtype=np.float32)
+        single = x.ndim == 1
+        x = np.atleast_2d(x)
+        if x.ndim != 2 or x.shape[1] != self.card.new_dim:
+            raise InputError(f"this adapter maps {self.card.new_dim}-dim vectors, got shape {np.asarray(vectors).shape}")
+        w = self.weights
+        y = x @ w["linear"] + w["bias"]
+        if self.card.kind == "mlp":
+            hidden = np.maximum(x @ w["hidden"] + w["hidden_bias"], 0.0)
+            y = y + hidden @ w["out"]
+        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        return y[0] if single else y
+
+    def save(self, folder: str | Path, stem: str = "adapter") -> Path:
+        """`folder/stem.safetensors` + `folder/stem.json`, each written whole (temp file, rename)."""
+        from safetensors.numpy import save_file
+
+        from uniembed._atomic import replace_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights, card = folder / f"{stem}.safetensors", folder / f"{stem}.json"
+        save_file(self.weights, str(folder / f".{stem}.safetensors.tmp"))
+        replace_file(folder / f".{stem}.safetensors.tmp", weights)
+        (folder / f".{stem}.json.tmp").write_text(json.dumps(asdict(self.card), indent=2))
+        replace_file(folder / f".{stem}.json.tmp", card)
+        return card
+
+    @classmethod
+    def load(cls, folder: str | Path, stem: str = "adapter") -> "Adapter":
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        try:
+            card = AdapterCard(**json.loads((folder / f"{stem}.json").read_text()))
+            weights = load_file(str(folder / f"{stem}.safetensors"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(f"{folder / stem}: not a readable adapter ({type(exc).__name__}: {exc})") from None
+        needed = {"linear", "bias"} | ({"hidden", "hidden_bias", "out"} if card.kind == "mlp" else set())
+        if card.kind not in KINDS or not needed <= set(weights) or weights["linear"].shape != (card.new_dim, card.old_dim):
+            raise InputError(f"{folder / stem}: adapter files do not match their card ({card.kind}, "
+                             f"{card.new_dim} -> {card.old_dim})")
+        return cls(card, weights)
+
+
+def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, new_fingerprint: str | None = None,
+                old_fingerprint: str | None = None, seed: int = 0) -> Adapter:
+    """An adapter taking `new` (n, d_new) to `old` (n, d_old): row i of each is the same text."""
+    if kind not in KINDS:
+        raise InputError(f"adapter must be one of {list(KINDS)}, got {kind!r}")
+    new, old = _checked_pairs(new, old)
+    n, d_new = new.shape
+    d_old = old.shape[1]
+    if kind in ("procrustes", "mlp") and n < max(d_new, d_old):
+        raise InputError(f"{kind} needs at least as many pairs as dimensions ({max(d_new, d_old)}), got {n}: "
+                         "use more pairs, or the ridge adapter, which is fine with fewer")
+    if new_fingerprint is not None and new_fingerprint == old_fingerprint:
+        raise InputError("the new model has the same fingerprint as the old one: its vectors are the old ones, "
+                         "there is nothing to adapt")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    held = order[: max(1, int(round(n * HOLDOUT_SHARE)))] if n >= 10 else order[:0]
+    kept = order[len(held):]
+    settings: dict = {}
+    if kind == "procrustes":
+        on_kept, final = _procrustes(new[kept], old[kept]), _procrustes(new, old)
+    elif kind == "ridge":
+        settings["penalty"] = penalty = _chosen_penalty(new, old, kept, held)
+        on_kept, final = _ridge(new[kept], old[kept], penalty), _ridge(new, old, penalty)
+    else:  # the MLP's epoch is chosen on the held-out pairs, so it is not refitted on them
+        final, settings = _mlp(new, old, kept, held, seed)
+        on_kept = final
+    card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, new_fingerprint=new_fingerprint,
+                       old_fingerprint=old_fingerprint, pairs=n, settings=settings)
+    if len(held):  # measured with the map fitted without them
+        mapped = Adapter(card, on_kept)(new[held])
+        card.holdout_cosine = round(float(np.mean(np.sum(mapped * old[held], axis=1))), 4)
+    return Adapter(card, final)
+
+
+def _checked_pairs(new, old) -> tuple[np.ndarray, np.ndarray]:
+    new, old = np.asarray(new, dtype=np.float64), np.asarray(old, dtype=np.float64)
+    if new.ndim != 2 or old.ndim != 2:
+        raise InputError(f"pairs must be two 2-D arrays, got shapes {new.shape} and {old.shape}")
+    if len(new) != len(old):
+        raise InputError(f"pairs must have as many new vectors as old ones, got {len(new)} and {len(old)}")
+    if len(new) < 2:
+        raise InputError(f"an adapter needs at least 2 pairs, got {len(new)}")
+    if not (np.isfinite(new).all() and np.isfinite(old).all()):
+        raise InputError("pairs hold NaN or infinite values")
+    return _unit(new), _unit(old)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _procrustes(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)  # (d_new, r) (r, d_old), r = min(dims)
+    return {"linear": u @ vt, "bias": np.zeros(y.shape[1])}
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> dict[str, np.ndarray]:
+    mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mean_x, y - mean_y
+    d = x.shape[1]
+    if len(x) < d:  # the dual form: an n x n system instead of d x d
+        w = xc.T @ np.linalg.solve(xc @ xc.T + penalty * np.eye(len(x)), yc)
+    else:
+        w = np.linalg.solve(xc.T @ xc + penalty * np.eye(d), xc.T @ yc)
+    return {"linear": w, "bias": mean_y - mean_x @ w}
+
+
+def _chosen_penalty(x, y, kept, held) -> float:
+    """The ridge penalty with the best held-out cosine (1.0 when too few pairs to hold any out)."""
+    if len(held) == 0:
+        return 1.0
+    return max(RIDGE_PENALTIES, key=lambda p: _mean_cosine(_ridge(x[kept], y[kept], p), x[held], y[held]))
+
+
+def _mean_cosine(weights: dict, x: np.ndarray, y: np.ndarray) -> float:
+    mapped = _unit(x @ weights["linear"] + weights["bias"])
+    return float(np.mean(np.sum(mapped * y, axis=1)))
+
+
+def _mlp(x, y, kept, held, seed: int) -> tuple[dict, dict]:
+    """Ridge (penalty chosen on held-out pairs) plus a residual ReLU layer trained on 1 - cosine with
+    AdamW; the epoch with the best held-out cosine is kept."""
+    import torch
+
+    penalty = _chosen_penalty(x, y, kept, held)
+    base = _ridge(x[kept], y[kept], penalty)
+    generator = torch.Generator().manual_seed(seed)
+    torch_x = torch.tensor(x, dtype=torch.float32)
+    torch_y = torch.tensor(y, dtype=torch.float32)
+    linear = torch.tensor(base["linear"], dtype=torch.float32, requires_grad=True)
+    bias = torch.tensor(base["bias"], dtype=torch.float32, requires_grad=True)
+    hidden = torch.nn.Linear(x.shape[1], MLP_HIDDEN)
+    out = torch.nn.Linear(MLP_HIDDEN, y.shape[1], bias=False)
+    with torch.no_grad():
+        for layer in (hidden, out):
+            layer.weight.normal_(0, 0.02, generator=generator)
+        hidden.bias.zero_()
+        out.weight.zero_()  # starts as the ridge map exactly
+    parameters = [linear, bias, *hidden.parameters(), *out.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-4)
+
+    def forward(rows):
+        return (torch_x[rows] @ linear + bias) + out(torch.relu(hidden(torch_x[rows])))
+
+    def held_cosine() -> float:
+        with torch.no_grad():
+            return float(torch.nn.functional.cosine_similarity(forward(held), torch_y[held]).mean())
+
+    kept_t, held = torch.as_tensor(kept), torch.as_tensor(held)
+    best, best_state, waited, epochs = -2.0, None, 0, 0
+    for epochs in range(1, MLP_EPOCHS + 1):
+        for batch in kept_t[torch.randperm(len(kept_t), generator=generator)].split(256):
+            loss = 1 - torch.nn.functional.cosine_similarity(forward(batch), torch_y[batch]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        score = held_cosine() if len(held) else -float(loss)
+        if score > best + 1e-5:
+            best, waited = score, 0
+            best_state = [p.detach().clone() for p in parameters]
+        else:
+            waited += 1
+            if waited >= MLP_PATIENCE:
+                break
+    linear_w, bias_w, hidden_w, hidden_b, out_w = (p.numpy() for p in best_state)
+    weights = {"linear": linear_w, "bias": bias_w, "hidden": hidden_w.T, "hidden_bias": hidden_b, "out": out_w.T}
+    return weights, {"penalty": penalty, "hidden": MLP_HIDDEN, "epochs": epochs}
