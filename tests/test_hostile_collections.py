@@ -68,6 +68,7 @@ def test_a_bad_parameter_written_into_collection_json_is_refused_on_open(tmp_pat
     lambda m: {**m, "surprise": 1}, lambda m: {**m, "fields": "default"}, lambda m: {**m, "index": 7},
     lambda m: {**m, "fields": {"default": -4}}, lambda m: [1, 2], lambda m: {**m, "schema_version": "two"},
     lambda m: {**m, "multivector": {"token_dim": 8, "fde": {"repetitions": 256, "k_sim": 12, "d_proj": 4096}}},
+    lambda m: {**m, "data_dir": "../elsewhere"}, lambda m: {**m, "data_dir": "data-zz"},
 ])
 def test_a_damaged_collection_json_is_a_clear_error_naming_the_file(tmp_path, edit):
     col = make(tmp_path)

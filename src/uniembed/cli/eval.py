@@ -36,6 +36,44 @@ def add_parser(commands) -> None:
         add_model_options(sub)
         sub.set_defaults(run=run)
     _add_graph_tasks(tasks)
+    _add_compatibility(tasks)
+
+
+def _add_compatibility(tasks) -> None:
+    sub = tasks.add_parser("compatibility", help="the BCT compatibility matrix of an old and a new model",
+                           description="C[query model][gallery model] for an upgrade old -> new: old/old, new/new, new "
+                           "queries against old vectors raw (same dims) and through adapters fitted on N gallery "
+                           "texts. 'compatible' when C[query][old] > C[old][old].")
+    sub.add_argument("path", help="a BEIR folder (retrieval, nDCG@10) or a folder with train and test files "
+                     "(kNN classification, accuracy)")
+    sub.add_argument("--old", required=True, metavar="MODEL", help="the model that made the gallery")
+    sub.add_argument("--new", required=True, metavar="MODEL", help="the model to upgrade to")
+    sub.add_argument("--adapter", action="append", choices=["procrustes", "ridge", "mlp"], default=None,
+                     help="adapter(s) to fit (repeatable; default: procrustes and ridge)")
+    sub.add_argument("--pairs", default="500,2000,5000", help="pair counts, comma-separated (default: 500,2000,5000)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--json", action="store_true")
+    sub.set_defaults(run=run_compatibility)
+
+
+def run_compatibility(args: argparse.Namespace) -> int:
+    from uniembed import load
+    from uniembed.errors import InputError
+    from uniembed.upgrade.compat import compatibility_matrix
+
+    try:
+        pairs = tuple(int(part) for part in args.pairs.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--pairs takes integers separated by commas, got {args.pairs!r}") from None
+    rows = compatibility_matrix(load(args.old), load(args.new), args.path, adapters=tuple(args.adapter or ("procrustes", "ridge")),
+                                pairs=pairs, seed=args.seed, show_progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from uniembed.eval.report import markdown_rows
+
+    print(markdown_rows(rows))
+    return 0
 
 
 def _add_graph_tasks(tasks) -> None:

@@ -8,11 +8,11 @@ import threading
 import warnings
 
 from uniembed import __version__
-from uniembed.cli import bind, collection, demo, distill, embed, eval as eval_command, graph, models, serve, train, train_head
+from uniembed.cli import bind, collection, demo, distill, embed, eval as eval_command, graph, models, serve, train, train_head, upgrade
 from uniembed.errors import UniembedError
 from uniembed.io.writers import remove_pending
 
-COMMANDS = (embed, eval_command, collection, distill, train, train_head, bind, graph, models, serve, demo)
+COMMANDS = (embed, eval_command, collection, distill, train, train_head, bind, graph, models, serve, demo, upgrade)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,3 +29,18 @@ def format_table(results: list[TaskResult]) -> str:
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def markdown_rows(rows: list[dict]) -> str:
+    """A markdown table of dict rows that may differ in keys (the union, in first-seen order; '-'
+    where a row has none)."""
+    header = list(dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return "-" if value is None or value == "" else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(row.get(key)) for key in header) + " |" for row in rows]
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend 
 from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
 from uniembed.store.images import ImageSpec
-from uniembed.store.meta import CollectionMeta, read_checked_meta, write_meta
+from uniembed.store.meta import META_FILE, CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.milvus import is_milvus_url
 from uniembed.store.postgres import is_postgres_url
 from uniembed.store.multivector import (
@@ -46,7 +46,6 @@ from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
 LOCK_FILE = "writer.lock"
-DATA_DIR = "data"
 SEARCH_MODES = ("dense", "text", "hybrid")
 SHORT_ID_LOOKUP = 1000  # ids per insert checked with one IN query; larger batches use an in-memory id set
 
@@ -76,6 +75,8 @@ class Collection:
         self.meta = meta
         self.backend = backend
         self._model = model
+        self._query_model = None  # during a model upgrade: the new model through its adapter (queries only)
+        self._meta_stamp = _stamp(self.path / META_FILE)  # to notice an upgrade's finish in another process
         self._snapshot: Snapshot | None = None
         self._id_set: tuple[int, set[str]] | None = None  # (version, every id), for batch writers without a snapshot
         self._checked_at = 0.0
@@ -171,10 +172,10 @@ class Collection:
         )
         store = backend_class(backend)
         with atomic_folder(path) as staging:
-            store.create(staging / DATA_DIR, base_schema(meta.fields, tokens=spec is not None,
+            store.create(staging / meta.data_dir, base_schema(meta.fields, tokens=spec is not None,
                                                          image=image_spec.storage if image_spec else None))
             write_meta(staging, meta)
-        return cls(path, meta, store.open(path / DATA_DIR), encoder)
+        return cls(path, meta, store.open(path / meta.data_dir), encoder)
 
     @classmethod
     def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
@@ -186,21 +187,31 @@ class Collection:
             return remote.open(path, model=model)
         path = Path(path)
         meta, migrated = read_checked_meta(path)
-        if not (path / DATA_DIR).is_dir():  # never let the store create an empty table in its place
-            raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ folder is missing")
+        if not (path / meta.data_dir).is_dir():  # never let the store create an empty table in its place
+            raise CollectionDamagedError(f"{path}: collection damaged: its {meta.data_dir}/ folder is missing")
         if migrated:
             with WriterLock(path / LOCK_FILE):
                 write_meta(path, meta)
         try:
-            backend = backend_class(meta.backend).open(path / DATA_DIR)
+            backend = backend_class(meta.backend).open(path / meta.data_dir)
         except (OSError, ValueError, RuntimeError) as exc:  # what LanceDB raises for a missing or broken table
-            raise CollectionDamagedError(f"{path}: collection damaged: its {DATA_DIR}/ cannot be opened "
+            raise CollectionDamagedError(f"{path}: collection damaged: its {meta.data_dir}/ cannot be opened "
                                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         collection = cls(path, meta, backend, None)
         collection._reader_version()  # never start on a column-only commit (see store/pending.py)
         if model is not None:
-            collection._check_model(model)
-            collection._model = model
+            adapter = None
+            if model.fingerprint != meta.fingerprint and meta.multivector is None:
+                from uniembed.upgrade.state import query_adapter
+
+                adapter = query_adapter(path, meta.fingerprint, model.fingerprint)  # an upgrade to this model
+            if adapter is not None:
+                from uniembed.upgrade.state import AdaptedQueries
+
+                collection._query_model = AdaptedQueries(model, adapter)
+            else:
+                collection._check_model(model)
+                collection._model = model
         return collection
 
     # -- writing ------------------------------------------------------------------------------
@@ -276,9 +287,26 @@ class Collection:
         pending.end(self.path)
         return version
 
+    def _follow_meta(self) -> None:
+        """Reopen when collection.json was replaced since we read it: a model upgrade finished
+        (upgrade/finish.py), so the rows, the model and the dimension may all have changed."""
+        stamp = _stamp(self.path / META_FILE)
+        if stamp == self._meta_stamp or stamp is None:
+            return
+        meta, _ = read_checked_meta(self.path)
+        self._meta_stamp = stamp
+        if meta == self.meta:
+            return
+        self.backend = backend_class(meta.backend).open(self.path / meta.data_dir)
+        self.meta, self._snapshot, self._id_set = meta, None, None
+        models = [m for m in (self._model, getattr(self._query_model, "model", None)) if m is not None]
+        self._model = next((m for m in models if m.fingerprint == meta.fingerprint), None)
+        self._query_model = None
+
     def _writer_version(self) -> int:
         """The latest version, after undoing a column-only commit a crashed writer left (we hold
         the writer lock: nobody else is writing)."""
+        self._follow_meta()
         latest = self.backend.refresh()
         before = pending.version_before(self.path)
         if before is not None:
@@ -289,6 +317,7 @@ class Collection:
 
     def _reader_version(self) -> int:
         """The latest version a reader may see: never a new column without its rows."""
+        self._follow_meta()
         latest = self.backend.refresh()
         before = pending.version_before(self.path)
         if before is not None and latest == before + 1:
@@ -528,6 +557,8 @@ class Collection:
 
     def _query_vector(self, query, field: str) -> np.ndarray:
         if isinstance(query, str):
+            if self._query_model is not None:
+                return self._query_model.encode([query], prompt="query")[0]
             return self._encode([query], prompt="query")[0]
         return query_vector(query, self.meta.fields[field], field)
 
@@ -637,6 +668,15 @@ def check_fingerprint(where: str, meta: CollectionMeta, name: str, made: str) ->
             f"collection {where} was made by model {meta.model} (fingerprint {meta.fingerprint[:12]}); "
             f"{name} (fingerprint {made[:12]}) makes different vectors and cannot be used with it"
         )
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file: a replaced collection.json gets a new inode (write, then rename)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
 
 
 def _loads(text: str | None) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from uniembed._atomic import replace_file
 from uniembed.errors import CollectionDamagedError, InputError
 
 META_FILE = "collection.json"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+DATA_DIR_NAME = re.compile(r"data(-[0-9a-f]{8})?")  # where the rows live, inside the collection folder
 
 
 def _add_multivector(data: dict) -> dict:
@@ -24,8 +26,14 @@ def _add_images(data: dict) -> dict:
     return {**data, "images": None, "schema_version": 3}
 
 
+def _add_data_dir(data: dict) -> dict:
+    """3 -> 4: a model upgrade writes the re-embedded rows beside the old ones and switches by
+    rewriting this file (upgrade/finish.py); every older collection keeps its rows in data/."""
+    return {**data, "data_dir": "data", "schema_version": 4}
+
+
 # version n -> function upgrading a version-n dict to version n+1 (applied in order on open)
-MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images}
+MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images, 3: _add_data_dir}
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class CollectionMeta:
     backend: str = "lance"  # store of record, see uniembed.store.backend.BACKENDS
     multivector: dict | None = None  # MultiVectorSpec fields; None: one vector per item and field
     images: dict | None = None  # ImageSpec fields (store/images.py); None: the collection keeps no images
+    data_dir: str = "data"  # the folder (inside the collection's) holding the rows: "data" or "data-<8 hex>"
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -94,7 +103,7 @@ def _unknown_schema(data: dict) -> dict:
 _TYPES = {
     "model": (str, True), "fingerprint": (str, True), "fields": (dict, False), "index": (str, False),
     "index_params": (dict, False), "quantize": (str, False), "dim": (int, True), "backend": (str, False),
-    "multivector": (dict, True), "images": (dict, True), "schema_version": (int, False),
+    "multivector": (dict, True), "images": (dict, True), "data_dir": (str, False), "schema_version": (int, False),
 }
 
 
@@ -114,6 +123,8 @@ def _checked(data: dict) -> CollectionMeta:
     if not fields or not all(isinstance(f, str) and f.isidentifier() and isinstance(d, int) and not isinstance(d, bool)
                              and 1 <= d <= MAX_STORED_DIM for f, d in fields.items()):
         raise CollectionDamagedError(f"collection damaged: {META_FILE} key 'fields' is {fields!r:.80}")
+    if not DATA_DIR_NAME.fullmatch(data.get("data_dir", "data")):
+        raise CollectionDamagedError(f"collection damaged: {META_FILE} key 'data_dir' is {data['data_dir']!r:.60}")
     return CollectionMeta(**data)
 
 

@@ -1,0 +1,234 @@
+"""A collection's model upgrade end to end: fit an adapter, search through it, backfill (killed,
+resumed, searched meanwhile), finish; and every way to get it wrong."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from helpers import KeywordEncoder, write_tiny_bert
+from test_upgrade import MappedEncoder, rotation
+from uniembed import InputError
+from uniembed.store import Collection
+from uniembed.upgrade.backfill import backfill, upgrade_status
+from uniembed.upgrade.finish import finish
+from uniembed.upgrade.fit import cancel, fit, plan
+
+KEYWORDS = ["bone", "vitamin", "cat", "market", "rain", "river", "stone", "paper", "music", "garden"]
+
+
+def texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(KEYWORDS, size=rng.integers(2, 6))) + f" n{i}" for i in range(n)]
+
+
+@pytest.fixture
+def old():
+    return KeywordEncoder(KEYWORDS)
+
+
+@pytest.fixture
+def new(old):  # the same information in another basis and one more dimension: a perfect adapter exists
+    return MappedEncoder(old, rotation(old.dim + 1, seed=5)[: old.dim], name="rotated")
+
+
+@pytest.fixture
+def docs(tmp_path, old):
+    col = Collection.create(tmp_path / "docs", model=old, index="hnsw")
+    items = texts(120)
+    col.add([f"d{i}" for i in range(120)], items, payloads=[{"n": i} for i in range(120)])
+    return col
+
+
+def ids(hits):
+    return [h.id for h in hits]
+
+
+def test_fit_then_search_through_the_adapter_then_backfill_and_finish(docs, old, new):
+    query = "cat market rain"
+    before = ids(docs.search(query, k=5))
+    with pytest.raises(InputError, match="makes different vectors"):  # no upgrade yet: refused as ever
+        Collection.open(docs.path, model=new)
+    card = fit(docs, new, pairs=60, adapter="procrustes")
+    assert (card.pairs, card.new_dim, card.old_dim) == (60, old.dim + 1, old.dim) and card.holdout_cosine > 0.99
+    through = Collection.open(docs.path, model=new)
+    assert ids(through.search(query, k=5)) == before  # the new model's queries, in the old space
+    assert upgrade_status(docs).remaining == 120 and upgrade_status(docs).adapter == "procrustes (v1)"
+
+    partly = backfill(docs, new, batch_rows=50, stop_after_batches=1, show_progress=False)
+    assert (partly.done, partly.remaining) == (50, 70)
+    assert ids(through.search(query, k=5)) == before  # stored vectors untouched meanwhile
+    with pytest.raises(InputError, match="finish before backfill completes: 70 of 120 items"):
+        finish(docs)
+    assert Collection.open(docs.path).meta.fingerprint == old.fingerprint  # nothing changed
+
+    docs.add(["late"], ["cat cat cat"])  # written during the upgrade: the collection's own model embeds it
+    docs.upsert(["d3"], ["garden garden"])  # its text changed: backfilled again
+    done = backfill(docs, new, show_progress=False)
+    assert done.complete and done.items == 121
+    result = finish(docs)
+    assert result == {"items": 121, "model": "rotated", "dim": old.dim + 1, "data_dir": result["data_dir"]}
+    after = Collection.open(docs.path, model=new)
+    assert after.meta.fingerprint == new.fingerprint and after.meta.fields == {"default": old.dim + 1}
+    assert ids(after.search(query, k=5)) == ids(Collection.open(docs.path, model=new).search(query, k=5))
+    for item in after.get(["d7", "d3", "late"]):  # d3 re-embedded from its new text, "late" from its own
+        np.testing.assert_allclose(item.vectors["default"], new.encode([item.text])[0], atol=1e-6)
+    assert [item.text for item in after.get(["d3", "late"])] == ["garden garden", "cat cat cat"]
+    assert after.get(["d7"])[0].payload == {"n": 7} and after.search("cat cat cat", k=1)[0].score == pytest.approx(1.0)
+    assert not (docs.path / "upgrade").exists() and not (docs.path / "data").exists()
+
+
+def test_a_reader_opened_before_finish_follows_the_switch(docs, old, new):
+    reader = Collection.open(docs.path, model=old)
+    fit(docs, new, pairs=60)
+    backfill(docs, new, show_progress=False)
+    finish(docs)
+    time.sleep(0.01)
+    reader.refresh_seconds = 0
+    hits = reader.search(new.encode(["cat rain"])[0], k=3)  # a vector of the new model's space: accepted
+    assert len(hits) == 3 and reader.meta.fingerprint == new.fingerprint
+    assert len(reader) == 120
+
+
+def test_adapters_are_versioned_and_ridge_works_with_few_pairs(docs, new):
+    fit(docs, new, pairs=5, adapter="ridge")
+    card = fit(docs, new, pairs=80, adapter="mlp")
+    assert upgrade_status(docs).adapter == "mlp (v2)" and card.kind == "mlp"
+    assert sorted(p.name for p in (docs.path / "upgrade").glob("adapter-v*")) == [
+        "adapter-v1.json", "adapter-v1.safetensors", "adapter-v2.json", "adapter-v2.safetensors"]
+    with pytest.raises(InputError, match=r"procrustes needs at least as many pairs as dimensions \(12\), got 5"):
+        fit(docs, new, pairs=5, adapter="procrustes")
+
+
+def test_plan_reports_cost_and_compatibility_without_changing_anything(docs, old):
+    new = MappedEncoder(old, rotation(old.dim, seed=7), name="same dims")
+    report = plan(docs, new, sample=100)
+    assert report["items"] == 120 and report["sample"] == 100 and report["new model texts/s (this machine)"] > 0
+    assert report["compatibility"]["procrustes"]["top-1 agreement"] > 0.9
+    assert report["compatibility"]["raw (no adapter)"]["mean cosine"] < 0.9  # another basis
+    assert not (docs.path / "upgrade").exists()
+
+
+def test_bad_upgrades_are_refused_and_change_nothing(docs, old, new, tmp_path):
+    with pytest.raises(InputError, match="same fingerprint as the model that made"):
+        fit(docs, KeywordEncoder(KEYWORDS), pairs=50)
+    with pytest.raises(InputError, match="no upgrade in progress"):
+        backfill(docs, new, show_progress=False)
+    with pytest.raises(InputError, match="no upgrade in progress"):
+        finish(docs)
+    fit(docs, new, pairs=60)
+    other = MappedEncoder(old, rotation(old.dim, seed=9), name="another")
+    with pytest.raises(InputError, match="backfill with another .* but the upgrade was planned for rotated"):
+        backfill(docs, other, show_progress=False)
+    with pytest.raises(InputError, match="an upgrade of .* to rotated is in progress"):
+        fit(docs, other, pairs=60)
+    # an adapter for another collection: made for vectors of another model
+    elsewhere = Collection.create(tmp_path / "elsewhere", model=other, index="exact")
+    elsewhere.add(["x"], ["cat"])
+    (elsewhere.path / "upgrade").mkdir()
+    for name in os.listdir(docs.path / "upgrade"):
+        if name.startswith(("adapter", "state")):
+            (elsewhere.path / "upgrade" / name).write_bytes((docs.path / "upgrade" / name).read_bytes())
+    with pytest.raises(InputError, match="fitted for another collection"):
+        Collection.open(elsewhere.path, model=new)
+    assert upgrade_status(docs).remaining == 120
+
+
+def test_a_second_backfill_is_refused(docs, new):
+    from uniembed.store.lock import WriterLock
+
+    fit(docs, new, pairs=60)
+    with WriterLock(docs.path / "upgrade" / "backfill.lock"):  # as another process running a backfill
+        with pytest.raises(InputError, match="another backfill of .* is running"):
+            backfill(docs, new, show_progress=False)
+        with pytest.raises(InputError, match="a backfill of .* is running"):
+            finish(docs)
+        with pytest.raises(InputError, match="a backfill of .* is running"):
+            cancel(docs)
+    cancel(docs)
+    assert not (docs.path / "upgrade").exists() and upgrade_status is not None
+    with pytest.raises(InputError, match="no upgrade in progress"):
+        cancel(docs)
+
+
+def test_multivector_and_server_collections_say_what_happens(tmp_path, new):
+    from helpers import FakeEncoder
+
+    vectors_only = Collection.create(tmp_path / "v", model=None, dim=11)
+    vectors_only.add(["a", "b"], np.eye(11, dtype=np.float32)[:2])
+    with pytest.raises(InputError, match="keeps no texts"):
+        fit(vectors_only, new, pairs=10)
+    two = Collection.create(tmp_path / "two", model=None, dim=4, fields=["title", "body"])
+    with pytest.raises(InputError, match="has 2 vector fields"):
+        fit(two, FakeEncoder(4), pairs=10)
+
+
+UPGRADE = [sys.executable, "-m", "uniembed.cli.main", "upgrade"]
+
+
+def test_the_cli_and_a_backfill_killed_20_times_loses_nothing(tmp_path, tiny_dir):
+    """A real model on both sides (two tiny BERTs); 20 SIGKILLs during the backfill while another
+    thread searches without pause: no failed search, and at the end every item's vector is the new
+    model's vector of its text."""
+    import uniembed
+
+    new_dir = write_tiny_bert(tmp_path / "tiny-new", seed=1)
+    path = tmp_path / "docs"
+    col = Collection.create(path, model=str(tiny_dir), index="hnsw")
+    items = texts(1500, seed=2)
+    col.add([f"d{i}" for i in range(1500)], items)
+    run = lambda *args: subprocess.run([*UPGRADE, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
+    planned = run("plan", str(path), "--to", str(new_dir), "--sample", "200", "--json")
+    assert planned.returncode == 0 and json.loads(planned.stdout)["items"] == 1500, planned.stderr
+    fitted = run("fit", str(path), "--to", str(new_dir), "--pairs", "500", "--adapter", "ridge")
+    assert fitted.returncode == 0 and "fitted a ridge adapter 32 -> 32 dims on 500 pairs" in fitted.stdout, fitted.stderr
+    early = run("finish", str(path))
+    assert early.returncode == 2 and "finish before backfill completes: 1500 of 1500" in early.stderr
+
+    failures, searches, stop = [], [0], threading.Event()
+    reader = Collection.open(path, model=uniembed.load(str(new_dir)))
+
+    def search_forever():
+        while not stop.is_set():
+            try:
+                assert len(reader.search("cat market", k=5)) == 5
+                searches[0] += 1
+            except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=search_forever)
+    thread.start()
+    kills = 0
+    try:
+        for _ in range(20):
+            process = subprocess.Popen([*UPGRADE, "backfill", str(path), "--to", str(new_dir), "--batch-rows", "20"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(np.random.default_rng(kills).uniform(2.0, 3.5))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait()
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == [] and searches[0] > 0 and kills >= 10
+    status = run("status", str(path), "--json")
+    remaining = json.loads(status.stdout)["remaining"]
+    assert 0 <= remaining < 1500
+    done = run("backfill", str(path), "--to", str(new_dir))
+    assert done.returncode == 0 and "1500 of 1500 items done, 0 remaining" in done.stdout, done.stderr
+    finished = run("finish", str(path))
+    assert finished.returncode == 0 and "now holds 1500 vectors" in finished.stdout, finished.stderr
+    upgraded = Collection.open(path)
+    new_model = uniembed.load(str(new_dir))
+    stored = upgraded.get([f"d{i}" for i in range(0, 1500, 7)])
+    expected = new_model.encode([item.text for item in stored], prompt="document")
+    np.testing.assert_array_equal(np.stack([item.vectors["default"] for item in stored]), expected)
+    assert upgraded.meta.fingerprint == new_model.fingerprint
