@@ -168,3 +168,14 @@ def test_knn_accuracy_votes_with_similarity_for_ties():
     labels = np.array(["a", "b", "b"])
     assert knn_accuracy(np.array([[1.0, 0.0]]), gallery, labels, ["a"], k=2) == 1.0  # a 1-1 tie: "a" is nearer
     assert knn_accuracy(np.array([[1.0, 0.0]]), gallery, labels, ["b"], k=3) == 1.0  # two votes beat one
+
+
+def test_relative_vectors_make_a_rotated_model_compatible_without_an_adapter():
+    from uniembed.upgrade.compat import relative_vectors
+
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(50, 8))
+    new = old @ rotation(8, seed=2)  # another basis, the same geometry
+    anchors = np.arange(10)
+    np.testing.assert_allclose(relative_vectors(new, new[anchors]), relative_vectors(old, old[anchors]), atol=1e-5)
+    assert relative_vectors(old, old[anchors]).shape == (50, 10)

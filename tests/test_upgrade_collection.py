@@ -232,3 +232,23 @@ def test_the_cli_and_a_backfill_killed_20_times_loses_nothing(tmp_path, tiny_dir
     expected = new_model.encode([item.text for item in stored], prompt="document")
     np.testing.assert_array_equal(np.stack([item.vectors["default"] for item in stored]), expected)
     assert upgraded.meta.fingerprint == new_model.fingerprint
+
+
+def test_eval_compatibility_on_the_command_line(tmp_path, tiny_dir):
+    from test_upgrade import write_beir
+
+    new_dir = write_tiny_bert(tmp_path / "tiny-new", seed=1)
+    beir = write_beir(tmp_path / "beir")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "uniembed.cli.main", "eval", "compatibility", *args],  # noqa: E731
+                                       capture_output=True, text=True, timeout=300)
+    done = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "10,40", "--adapter", "ridge", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["query model"] for r in rows] == ["old", "new", "new (raw)", "new->old ridge", "new->old ridge"]
+    assert [r.get("pairs") for r in rows[3:]] == [10, 40] and "update gain" in rows[1]
+    table = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "10")
+    assert table.returncode == 0 and "| task | query model |" in table.stdout
+    same = run(str(beir), "--old", str(tiny_dir), "--new", str(tiny_dir))
+    assert same.returncode == 2 and "same fingerprint" in same.stderr and "Traceback" not in same.stderr
+    bad = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "ten")
+    assert bad.returncode == 2 and "--pairs takes integers" in bad.stderr

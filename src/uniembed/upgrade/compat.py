@@ -32,55 +32,82 @@ KNN = 10
 
 
 @dataclass
-class TaskVectors:
-    """Both models' vectors of one task: queries and gallery, and how to score a (query, gallery) pair."""
+class Task:
+    """One task's texts and how to score (query vectors, gallery vectors)."""
     name: str
     metric: str
-    gallery_texts: list[str]
-    vectors: dict[str, dict[str, np.ndarray]]  # model role ("old"/"new") -> {"queries", "gallery"}
-    score: callable  # (query vectors, gallery vectors) -> the metric
+    queries: list[str]
+    gallery: list[str]
+    prompts: tuple[str | None, str | None]  # (query prompt, gallery prompt)
+    score: callable
+
+
+def load_task(data: str | Path, task: str | None = None) -> Task:
+    """A BEIR folder (retrieval) or a folder with train and test files (kNN classification)."""
+    folder = Path(data)
+    task = task or _guess_task(folder)
+    if task not in ("retrieval", "classification"):
+        raise InputError(f"task must be 'retrieval' or 'classification', got {task!r}")
+    return _retrieval(folder) if task == "retrieval" else _classification(folder)
+
+
+def task_vectors(model: Encoder, task: Task, show_progress: bool = False) -> dict[str, np.ndarray]:
+    """{"queries", "gallery"}: `model`'s vectors of the task's texts."""
+    query_prompt, gallery_prompt = task.prompts
+    return {"queries": _encode(model, task.queries, query_prompt, show_progress),
+            "gallery": _encode(model, task.gallery, gallery_prompt, show_progress)}
 
 
 def compatibility_matrix(old: Encoder, new: Encoder, data: str | Path, *, task: str | None = None,
                          adapters: tuple[str, ...] = ("procrustes",), pairs: tuple[int, ...] = (500, 2000, 5000),
                          seed: int = 0, show_progress: bool = False) -> list[dict]:
     """One row per cell: {task, query model, gallery model, metric, score, compatible, ...}."""
-    task = task or _guess_task(Path(data))
+    _check_options(adapters, pairs)
+    if old.fingerprint == new.fingerprint:
+        raise InputError(f"the old and new models have the same fingerprint ({old.fingerprint[:12]}): "
+                         "nothing to compare")
+    loaded = load_task(data, task)
+    return matrix(loaded, task_vectors(old, loaded, show_progress), task_vectors(new, loaded, show_progress),
+                  old_fingerprint=old.fingerprint, new_fingerprint=new.fingerprint, adapters=adapters, pairs=pairs, seed=seed)
+
+
+def _check_options(adapters, pairs) -> None:
     for kind in adapters:
         if kind not in KINDS:
             raise InputError(f"adapter must be one of {list(KINDS)}, got {kind!r}")
     if not pairs or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in pairs):
         raise InputError(f"pairs must be integers >= 2, got {pairs!r}")
-    if old.fingerprint == new.fingerprint:
-        raise InputError(f"the old and new models have the same fingerprint ({old.fingerprint[:12]}): "
-                         "nothing to compare")
-    loaded = (_retrieval if task == "retrieval" else _classification)(old, new, Path(data), show_progress)
-    v = loaded.vectors
-    base = loaded.score(v["old"]["queries"], v["old"]["gallery"])
-    rows = [_cell(loaded, "old", "old", base, base)]
-    rows.append(_cell(loaded, "new", "new", loaded.score(v["new"]["queries"], v["new"]["gallery"]), base))
-    if v["new"]["queries"].shape[1] == v["old"]["gallery"].shape[1]:
-        rows.append(_cell(loaded, "new (raw)", "old", loaded.score(v["new"]["queries"], v["old"]["gallery"]), base))
+
+
+def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *, old_fingerprint: str | None = None,
+           new_fingerprint: str | None = None, adapters: tuple[str, ...] = ("procrustes",),
+           pairs: tuple[int, ...] = (500, 2000, 5000), seed: int = 0) -> list[dict]:
+    """The matrix from vectors already made (`task_vectors` of each model)."""
+    _check_options(adapters, pairs)
+    base = task.score(old["queries"], old["gallery"])
+    rows = [_cell(task, "old", "old", base, base),
+            _cell(task, "new", "new", task.score(new["queries"], new["gallery"]), base)]
+    if new["queries"].shape[1] == old["gallery"].shape[1]:
+        rows.append(_cell(task, "new (raw)", "old", task.score(new["queries"], old["gallery"]), base))
     rng = np.random.default_rng(seed)
-    n_gallery = len(loaded.gallery_texts)
     for n in pairs:
-        drawn = rng.permutation(n_gallery)[: min(n, n_gallery)]
+        drawn = rng.permutation(len(task.gallery))[: min(n, len(task.gallery))]
         for kind in adapters:
             try:
-                adapter = fit_adapter(v["new"]["gallery"][drawn], v["old"]["gallery"][drawn], kind,
-                                      new_fingerprint=new.fingerprint, old_fingerprint=old.fingerprint, seed=seed)
+                adapter = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind,
+                                      new_fingerprint=new_fingerprint, old_fingerprint=old_fingerprint, seed=seed)
             except InputError as exc:  # e.g. Procrustes with fewer pairs than dims: said in the table
-                rows.append({**_cell(loaded, f"new->old {kind}", "old", float("nan"), base), "pairs": len(drawn),
+                rows.append({**_cell(task, f"new->old {kind}", "old", float("nan"), base), "pairs": len(drawn),
                              "note": str(exc).split(":")[0]})
                 continue
-            score = loaded.score(adapter(v["new"]["queries"]), v["old"]["gallery"])
-            rows.append({**_cell(loaded, f"new->old {kind}", "old", score, base), "pairs": len(drawn),
+            score = task.score(adapter(new["queries"]), old["gallery"])
+            rows.append({**_cell(task, f"new->old {kind}", "old", score, base), "pairs": len(drawn),
                          "held-out cosine": adapter.card.holdout_cosine})
     return rows
 
 
-def _cell(loaded: TaskVectors, query: str, gallery: str, score: float, base: float) -> dict:
-    row = {"task": loaded.name, "query model": query, "gallery model": gallery, "metric": loaded.metric,
+def _cell(task: Task, query: str, gallery: str, score: float, base: float) -> dict:
+    row = {"task": task.name, "query model": query, "gallery model": gallery, "metric": task.metric,
            "score": round(100 * score, 2) if np.isfinite(score) else float("nan")}
     if gallery == "old" and query != "old":
         row["compatible"] = bool(np.isfinite(score) and score > base)
@@ -111,7 +138,7 @@ def _encode(model: Encoder, texts: list[str], prompt: str | None, show_progress:
         return np.asarray(model.encode(texts, prompt=prompt, show_progress=show_progress), dtype=np.float32)
 
 
-def _retrieval(old: Encoder, new: Encoder, folder: Path, show_progress: bool) -> TaskVectors:
+def _retrieval(folder: Path) -> Task:
     data = load_beir(folder, "test")
 
     def score(queries: np.ndarray, gallery: np.ndarray) -> float:
@@ -119,13 +146,10 @@ def _retrieval(old: Encoder, new: Encoder, folder: Path, show_progress: bool) ->
         rankings = {qid: [data.corpus_ids[r] for r in top[i]] for i, qid in enumerate(data.query_ids)}
         return metrics.retrieval_scores(rankings, data.qrels, ks=(10,))["ndcg_at_10"]
 
-    vectors = {role: {"queries": _encode(model, data.queries, "query", show_progress),
-                      "gallery": _encode(model, data.corpus, "document", show_progress)}
-               for role, model in (("old", old), ("new", new))}
-    return TaskVectors(f"{folder.name} retrieval", "nDCG@10", data.corpus, vectors, score)
+    return Task(f"{folder.name} retrieval", "nDCG@10", data.queries, data.corpus, ("query", "document"), score)
 
 
-def _classification(old: Encoder, new: Encoder, folder: Path, show_progress: bool) -> TaskVectors:
+def _classification(folder: Path) -> Task:
     train = load_labelled(split_file(folder, "train"))
     test = load_labelled(split_file(folder, "test"))
     gallery_labels = np.asarray(train.labels)
@@ -133,10 +157,19 @@ def _classification(old: Encoder, new: Encoder, folder: Path, show_progress: boo
     def score(queries: np.ndarray, gallery: np.ndarray) -> float:
         return knn_accuracy(queries, gallery, gallery_labels, test.labels)
 
-    vectors = {role: {"queries": _encode(model, test.texts, None, show_progress),
-                      "gallery": _encode(model, train.texts, None, show_progress)}
-               for role, model in (("old", old), ("new", new))}
-    return TaskVectors(f"{folder.name} kNN classification", "accuracy", train.texts, vectors, score)
+    return Task(f"{folder.name} kNN classification", "accuracy", test.texts, train.texts, (None, None), score)
+
+
+def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Relative representations (Moschella et al., 2023): each vector as its cosines to a fixed
+    set of anchor vectors of the same model, L2-normalised. Two models that embed the anchors see
+    each other's relative vectors in one space, with no adapter: the price is the quality lost by
+    describing a vector through len(anchors) similarities (bench/upgrade.py measures both)."""
+    def unit(x):
+        x = np.asarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    return unit(unit(vectors) @ unit(anchors).T)
 
 
 def knn_accuracy(queries: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray, truth: list[str],

@@ -1,0 +1,241 @@
+"""Model upgrades without re-indexing (issue 18), on real data, one run:
+
+    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 30 minutes
+
+1. The compatibility matrix (BCT) for three upgrades, on SciFact (nDCG@10, test claims against
+   the whole corpus) and Banking77 (kNN accuracy, k=10: test texts against the train texts):
+   (a) old = the default model, new = the default fine-tuned with `uniembed train` on SciFact
+       *train* (MNRL, 1 epoch; its vectors drift from the original);
+   (b) old = a static model distilled from the default (`uniembed distill`, 256 dims), new = the
+       default (384 dims): "started cheap, now upgrading";
+   (c) old = the default, new = the default cut to its first 2 layers (an architecture change).
+   Adapters new->old (Procrustes, ridge, MLP) fitted on 500 / 2,000 / 5,000 pairs drawn from the
+   task's *gallery* texts (the corpus; the train texts), as an upgrade fits them on a collection's
+   own texts; queries and test texts are never used for fitting. Goal: C[new->old][old] >=
+   C[old][old] with <= 5,000 pairs for (a) and (b); (c) reported as measured.
+2. Relative representations (each vector as its cosines to 1,000 fixed anchor texts of the
+   gallery, Moschella et al. 2023): what they cost against absolute vectors, and how compatible
+   two models' relative vectors are without any adapter.
+3. A live upgrade of a SciFact collection (upgrade (a)): fit, then `uniembed upgrade backfill`
+   SIGKILLed 20 times while a thread searches without pause, then run to the end; items/s,
+   search latency before vs during the backfill, items lost, failed searches; finish.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CACHE = Path(__file__).resolve().parent / ".cache" / "upgrade"
+PAIRS = (500, 2000, 5000)
+ADAPTERS = ("procrustes", "ridge", "mlp")
+GOAL_UPGRADES = ("a", "b")
+ANCHORS = 1000
+KILLS = 20
+OLD_SPEC = "default"  # how the live collection names its model (the "default" of `models()`)
+TRAIN = {"loss": "mnrl", "epochs": 1, "batch_size": 32, "learning_rate": 3e-5, "seed": 42}
+
+
+def fine_tuned() -> Path:
+    """The default model fine-tuned on SciFact train (cached, named by its recipe)."""
+    from uniembed.train import TrainConfig, train
+
+    out = CACHE / ("scifact-" + "-".join(f"{k}{v}" for k, v in TRAIN.items()))
+    if not (out / "model.safetensors").is_file():
+        train(TrainConfig(data=str(DATA / "scifact"), output=str(out), **TRAIN))
+    return out
+
+
+def models() -> dict[str, object]:
+    import uniembed
+    from encode import ensure_static, static_dir
+
+    ensure_static()
+    return {"default": uniembed.load(), "fine-tuned": uniembed.load(str(fine_tuned())),
+            "static": uniembed.load(str(static_dir(256))), "2 layers": uniembed.load(layers=2)}
+
+
+UPGRADES = {"a": ("default", "fine-tuned"), "b": ("static", "default"), "c": ("default", "2 layers")}
+
+
+def run(model=None) -> dict[str, list[dict]]:
+    from uniembed.upgrade.compat import load_task, matrix, task_vectors
+
+    encoders = models()
+    tasks = {"SciFact": load_task(DATA / "scifact"), "Banking77": load_task(DATA / "banking77")}
+    vectors = {(name, task): task_vectors(encoders[name], tasks[task]) for name in encoders for task in tasks}
+    cells, goals = [], []
+    for key, (old, new) in UPGRADES.items():
+        for task_name, task in tasks.items():
+            rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)],
+                          old_fingerprint=encoders[old].fingerprint, new_fingerprint=encoders[new].fingerprint,
+                          adapters=ADAPTERS, pairs=PAIRS)
+            label = f"({key}) {old} -> {new}"
+            cells += [_cell_row(label, task_name, row) for row in rows]
+            goals.append(_goal_row(key, label, task_name, rows))
+    tables = {
+        "Model upgrades: the compatibility matrix (score x100; adapters fitted on gallery texts)": cells,
+        "Model upgrades: goal C[new->old][old] >= C[old][old] with <= 5,000 pairs": goals,
+        "Model upgrades: relative representations (cosines to 1,000 anchor texts) vs absolute vectors":
+            _relative(tasks, vectors, encoders),
+    }
+    tables["Model upgrades: a live upgrade of a SciFact collection, (a) default -> fine-tuned"] = _live(
+        encoders, vectors[("default", "SciFact")], tasks["SciFact"])
+    return tables
+
+
+def _cell_row(upgrade: str, task: str, row: dict) -> dict:
+    return {"upgrade": upgrade, "task": task, "query model": row["query model"], "gallery": row["gallery model"],
+            "pairs": row.get("pairs", "-"), "score": row["score"],
+            "compatible": {True: "yes", False: "no"}.get(row.get("compatible"), "-"),
+            "update gain": row.get("update gain", "-"), "held-out cosine": row.get("held-out cosine", "-"),
+            "note": row.get("note", "")}
+
+
+def _goal_row(key: str, upgrade: str, task: str, rows: list[dict]) -> dict:
+    base = next(r["score"] for r in rows if r["query model"] == "old")
+    new = next(r["score"] for r in rows if r["query model"] == "new")
+    adapted = [r for r in rows if r["query model"].startswith("new->old") and np.isfinite(r["score"])]
+    best = max(adapted, key=lambda r: r["score"])
+    fewest = min((r for r in adapted if r["score"] >= base), key=lambda r: r["pairs"], default=None)
+    met = best["score"] >= base
+    return {"upgrade": upgrade, "task": task, "C[old][old]": base, "C[new][new]": new,
+            "best C[new->old][old]": best["score"], "by": f"{best['query model'][len('new->old '):]}, {best['pairs']} pairs",
+            "fewest pairs reaching C[old][old]": "-" if fewest is None else
+            f"{fewest['pairs']} ({fewest['query model'][len('new->old '):]})",
+            "goal": ("met" if met else "not met") if key in GOAL_UPGRADES else ("reached" if met else "not reached (reported only)")}
+
+
+def _relative(tasks, vectors, encoders) -> list[dict]:
+    from uniembed.upgrade.compat import relative_vectors
+
+    rows = []
+    for key, (old, new) in UPGRADES.items():
+        for task_name, task in tasks.items():
+            anchors = np.random.default_rng(0).permutation(len(task.gallery))[:ANCHORS]
+            rel = {name: {part: relative_vectors(vectors[(name, task_name)][part], vectors[(name, task_name)]["gallery"][anchors])
+                          for part in ("queries", "gallery")} for name in (old, new)}
+            absolute = task.score(vectors[(old, task_name)]["queries"], vectors[(old, task_name)]["gallery"])
+            rows.append({"upgrade": f"({key}) {old} -> {new}", "task": task_name,
+                         "C[old][old] absolute": round(100 * absolute, 2),
+                         "C[old][old] relative": round(100 * task.score(rel[old]["queries"], rel[old]["gallery"]), 2),
+                         "C[new][new] relative": round(100 * task.score(rel[new]["queries"], rel[new]["gallery"]), 2),
+                         "C[new][old] relative (no adapter)": round(100 * task.score(rel[new]["queries"], rel[old]["gallery"]), 2)})
+    return rows
+
+
+# -- a live upgrade -------------------------------------------------------------------------------------
+def _live(encoders, default_vectors, task) -> list[dict]:
+    import uniembed
+    from uniembed.eval.loaders import load_beir
+    from uniembed.store import Collection
+    from uniembed.upgrade.backfill import upgrade_status
+    from uniembed.upgrade.fit import fit
+
+    data = load_beir(DATA / "scifact", "test")
+    target = str(fine_tuned())
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="uniembed-upgrade-") as tmp:
+        path = Path(tmp) / "scifact"
+        col = Collection.create(path, model=OLD_SPEC, index="hnsw")
+        col.add(data.corpus_ids, default_vectors["gallery"], texts=data.corpus)
+        started = time.perf_counter()
+        card = fit(col, encoders["fine-tuned"], pairs=2000, adapter="procrustes", target=target)
+        fit_seconds = time.perf_counter() - started
+        searcher = Collection.open(path, model=uniembed.load(target))
+        queries = data.queries
+        before = _latencies(searcher, queries[:100])
+        failures, during, stop = [], [], threading.Event()
+
+        def search_forever():
+            i = 0
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    if len(searcher.search(queries[i % len(queries)], k=10)) != 10:
+                        failures.append("fewer than 10 hits")
+                except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+                    failures.append(repr(exc))
+                during.append(time.perf_counter() - t0)
+                i += 1
+
+        thread = threading.Thread(target=search_forever)
+        thread.start()
+        command = [sys.executable, "-m", "uniembed.cli.main", "upgrade", "backfill", str(path), "--to", target]
+        rng = np.random.default_rng(0)
+        kills, done_before = 0, []
+        try:
+            for _ in range(KILLS):
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(6, 12))  # model load takes ~3 s: most kills land mid-batch
+                if process.poll() is None:
+                    process.send_signal(signal.SIGKILL)
+                    kills += 1
+                process.wait()
+                done_before.append(upgrade_status(col).done)
+            remaining = upgrade_status(col).remaining
+            t0 = time.perf_counter()
+            final = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+            final_seconds = time.perf_counter() - t0
+        finally:
+            stop.set()
+            thread.join()
+        status = upgrade_status(col)
+        lost = _lost(col, encoders["fine-tuned"], data)
+        started = time.perf_counter()
+        finish_out = subprocess.run([sys.executable, "-m", "uniembed.cli.main", "upgrade", "finish", str(path)],
+                                    capture_output=True, text=True, timeout=3600)
+        finish_seconds = time.perf_counter() - started
+        after = Collection.open(path)
+        rows.append({
+            "items": len(data.corpus), "adapter": f"{card.kind}, {card.pairs} pairs (fit {fit_seconds:.0f} s)",
+            "SIGKILLs": kills, "done when killed (min-max)": f"{min(done_before)}-{max(done_before)}",
+            "last run: items/s": round(remaining / final_seconds, 1) if final.returncode == 0 and remaining else "-",
+            "search p50 / p99 ms before": f"{_ms(before, 50)} / {_ms(before, 99)}",
+            "search p50 / p99 ms during": f"{_ms(during, 50)} / {_ms(during, 99)}",
+            "searches during": len(during), "failed searches": len(failures),
+            "items without a new vector": status.remaining, "new vectors != a fresh encode": lost,
+            "finish (s)": round(finish_seconds, 1) if finish_out.returncode == 0 else f"failed: {finish_out.stderr[-200:]}",
+            "model after finish": after.meta.model.split("/")[-1] if after.meta.model else "-",
+        })
+    return rows
+
+
+def _latencies(col, queries: list[str]) -> list[float]:
+    times = []
+    for query in queries:
+        t0 = time.perf_counter()
+        col.search(query, k=10)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _ms(times: list[float], percentile: int) -> str:
+    return f"{np.percentile(np.asarray(times) * 1000, percentile):.1f}" if times else "-"
+
+
+def _lost(col, model, data, sample: int = 300) -> int:
+    """Items whose backfilled vector differs from the new model's vector of their text (a sample)."""
+    from uniembed.upgrade.backfill import next_vectors
+    from uniembed.upgrade.state import read_state
+
+    state = read_state(col.path)
+    chosen = np.random.default_rng(1).permutation(len(data.corpus))[:sample]
+    ids = [data.corpus_ids[i] for i in chosen]
+    stored = next_vectors(col.path, ids, state.target_fingerprint)
+    fresh = model.encode([data.corpus[i] for i in chosen], prompt="document")
+    return int(np.sum(~np.all(stored == fresh, axis=1)))
+
+
+if __name__ == "__main__":
+    from report import markdown_table
+
+    for title, rows in run().items():
+        print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
