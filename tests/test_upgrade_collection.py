@@ -141,6 +141,14 @@ def test_bad_upgrades_are_refused_and_change_nothing(docs, old, new, tmp_path):
     assert upgrade_status(docs).remaining == 120
 
 
+def test_items_without_text_stop_the_backfill_naming_them(docs, new):
+    fit(docs, new, pairs=60)
+    docs.add(["bare"], np.ones((1, docs.meta.fields["default"]), dtype=np.float32))  # a vector, no text
+    with pytest.raises(InputError, match=r"1 item\(s\) of .* keep no text.*\['bare'\]"):
+        backfill(docs, new, show_progress=False)
+    assert upgrade_status(docs).done == 0
+
+
 def test_a_second_backfill_is_refused(docs, new):
     from uniembed.store.lock import WriterLock
 

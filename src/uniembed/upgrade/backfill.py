@@ -107,6 +107,10 @@ def backfill(collection, model, *, batch_rows: int = 256, show_progress: bool = 
     try:
         collection.version  # noqa: B018
         ids, texts, _ = _todo(collection, state)
+        textless = [i for i, t in zip(ids, texts) if not t]
+        if textless:
+            raise InputError(f"{len(textless)} item(s) of {collection.path} keep no text, so the new model cannot "
+                             f"re-embed them (e.g. {textless[:5]}): upsert them with their text, or delete them")
         table = _next_table(collection.path, state.target_dim)
         from tqdm.auto import tqdm
 
@@ -115,7 +119,7 @@ def backfill(collection, model, *, batch_rows: int = 256, show_progress: bool = 
                 if stop_after_batches is not None and batch >= stop_after_batches:
                     break
                 chunk_ids, chunk_texts = ids[start:start + batch_rows], texts[start:start + batch_rows]
-                vectors = np.asarray(model.encode([t or "" for t in chunk_texts], prompt="document",
+                vectors = np.asarray(model.encode(chunk_texts, prompt="document",
                                                   show_progress=False), dtype=np.float32)
                 rows = pa.table({"id": chunk_ids, "text_sha": [text_digest(t) for t in chunk_texts],
                                  "fingerprint": [state.target_fingerprint] * len(chunk_ids),
