@@ -178,7 +178,7 @@ BENCHES = {
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
     "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),
-    "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 40 minutes, root)", _scale_out),
+    "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)", _scale_out),
     "upgrade": ("Model upgrades: compatibility matrix, relative representations, a live upgrade (about 30 minutes)", _upgrade),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
