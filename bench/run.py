@@ -121,6 +121,12 @@ def _upgrade(model, args):
     return upgrade.run(model)
 
 
+def _upgrade_live(model, args):
+    import upgrade
+
+    return upgrade.run_live(model)
+
+
 def _open_vocab_anchor(model, args):
     import open_vocab_anchor
 
@@ -179,7 +185,8 @@ BENCHES = {
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
     "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),
     "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)", _scale_out),
-    "upgrade": ("Model upgrades: compatibility matrix, relative representations, a live upgrade (about 30 minutes)", _upgrade),
+    "upgrade": ("Model upgrades: compatibility matrix, relative representations (about 25 minutes)", _upgrade),
+    "upgrade-live": ("Model upgrades: a live upgrade under SIGKILL (about 15 minutes)", _upgrade_live),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 

@@ -1,6 +1,6 @@
 """Model upgrades without re-indexing (issue 18), on real data, one run:
 
-    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 30 minutes
+    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 25 minutes
 
 1. The compatibility matrix (BCT) for three upgrades, on SciFact (nDCG@10, test claims against
    the whole corpus) and Banking77 (kNN accuracy, k=10: test texts against the train texts):
@@ -16,9 +16,10 @@
 2. Relative representations (each vector as its cosines to 1,000 fixed anchor texts of the
    gallery, Moschella et al. 2023): what they cost against absolute vectors, and how compatible
    two models' relative vectors are without any adapter.
-3. A live upgrade of a SciFact collection (upgrade (a)): fit, then `uniembed upgrade backfill`
-   SIGKILLed 20 times while a thread searches without pause, then run to the end; items/s,
-   search latency before vs during the backfill, items lost, failed searches; finish.
+3. A live upgrade of a SciFact collection (upgrade (a)), its own bench (`bench/run.py --only
+   upgrade-live`, about 15 minutes): fit, then `uniembed upgrade backfill` (32-item commits)
+   SIGKILLed 20 times at random moments while a thread searches without pause, then run to the
+   end; items/s, search latency before vs during the backfill, items lost, failed searches; finish.
 """
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "upgrade"
 PAIRS = (500, 2000, 5000)
 ADAPTERS = ("procrustes", "ridge", "mlp")
 GOAL_UPGRADES = ("a", "b")
+GOAL_ADAPTER = "procrustes"  # fixed before any run (the CLI's default), so the goal is not chosen on test
 ANCHORS = 1000
 KILLS = 20
+KILL_AFTER_S = (8, 20)  # the CLI needs ~5 s to start; 32 documents take ~3 s: most runs commit a few batches
+LIVE_BATCH_ROWS = 32
 OLD_SPEC = "default"  # how the live collection names its model (the "default" of `models()`)
 TRAIN = {"loss": "mnrl", "epochs": 1, "batch_size": 32, "learning_rate": 3e-5, "seed": 42}
 
@@ -80,15 +84,23 @@ def run(model=None) -> dict[str, list[dict]]:
             label = f"({key}) {old} -> {new}"
             cells += [_cell_row(label, task_name, row) for row in rows]
             goals.append(_goal_row(key, label, task_name, rows))
-    tables = {
+    return {
         "Model upgrades: the compatibility matrix (score x100; adapters fitted on gallery texts)": cells,
-        "Model upgrades: goal C[new->old][old] >= C[old][old] with <= 5,000 pairs": goals,
+        "Model upgrades: goal C[new->old][old] >= C[old][old] with 5,000 pairs, the default adapter": goals,
         "Model upgrades: relative representations (cosines to 1,000 anchor texts) vs absolute vectors":
             _relative(tasks, vectors, encoders),
     }
-    tables["Model upgrades: a live upgrade of a SciFact collection, (a) default -> fine-tuned"] = _live(
-        encoders, vectors[("default", "SciFact")], tasks["SciFact"])
-    return tables
+
+
+def run_live(model=None) -> dict[str, list[dict]]:
+    import uniembed
+    from scifact_vectors import scifact_vectors
+
+    default = uniembed.load()
+    _, corpus, _ = scifact_vectors(default)  # the default model's document vectors (cached)
+    encoders = {"default": default, "fine-tuned": uniembed.load(str(fine_tuned()))}
+    return {"Model upgrades: a live upgrade of a SciFact collection, (a) default -> fine-tuned":
+            _live(encoders, {"gallery": corpus})}
 
 
 def _cell_row(upgrade: str, task: str, row: dict) -> dict:
@@ -100,16 +112,16 @@ def _cell_row(upgrade: str, task: str, row: dict) -> dict:
 
 
 def _goal_row(key: str, upgrade: str, task: str, rows: list[dict]) -> dict:
+    """The goal, judged with the adapter fixed before the run (GOAL_ADAPTER, the CLI's default, at
+    the issue's budget of 5,000 pairs): picking the best cell of the matrix would choose on the
+    test split."""
     base = next(r["score"] for r in rows if r["query model"] == "old")
     new = next(r["score"] for r in rows if r["query model"] == "new")
-    adapted = [r for r in rows if r["query model"].startswith("new->old") and np.isfinite(r["score"])]
-    best = max(adapted, key=lambda r: r["score"])
-    fewest = min((r for r in adapted if r["score"] >= base), key=lambda r: r["pairs"], default=None)
-    met = best["score"] >= base
+    fixed = next(r for r in rows if r["query model"] == f"new->old {GOAL_ADAPTER}" and r.get("pairs") == max(PAIRS))
+    met = fixed["score"] >= base
     return {"upgrade": upgrade, "task": task, "C[old][old]": base, "C[new][new]": new,
-            "best C[new->old][old]": best["score"], "by": f"{best['query model'][len('new->old '):]}, {best['pairs']} pairs",
-            "fewest pairs reaching C[old][old]": "-" if fewest is None else
-            f"{fewest['pairs']} ({fewest['query model'][len('new->old '):]})",
+            f"C[new->old][old], {GOAL_ADAPTER}, {max(PAIRS)} pairs": fixed["score"],
+            "difference": round(fixed["score"] - base, 2),
             "goal": ("met" if met else "not met") if key in GOAL_UPGRADES else ("reached" if met else "not reached (reported only)")}
 
 
@@ -132,7 +144,7 @@ def _relative(tasks, vectors, encoders) -> list[dict]:
 
 
 # -- a live upgrade -------------------------------------------------------------------------------------
-def _live(encoders, default_vectors, task) -> list[dict]:
+def _live(encoders, default_vectors) -> list[dict]:
     import uniembed
     from uniembed.eval.loaders import load_beir
     from uniembed.store import Collection
@@ -168,13 +180,14 @@ def _live(encoders, default_vectors, task) -> list[dict]:
 
         thread = threading.Thread(target=search_forever)
         thread.start()
-        command = [sys.executable, "-m", "uniembed.cli.main", "upgrade", "backfill", str(path), "--to", target]
+        command = [sys.executable, "-m", "uniembed.cli.main", "upgrade", "backfill", str(path), "--to", target,
+                   "--batch-rows", str(LIVE_BATCH_ROWS)]
         rng = np.random.default_rng(0)
         kills, done_before = 0, []
         try:
             for _ in range(KILLS):
                 process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(rng.uniform(6, 12))  # model load takes ~3 s: most kills land mid-batch
+                time.sleep(rng.uniform(*KILL_AFTER_S))
                 if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
                     kills += 1
@@ -196,6 +209,7 @@ def _live(encoders, default_vectors, task) -> list[dict]:
         after = Collection.open(path)
         rows.append({
             "items": len(data.corpus), "adapter": f"{card.kind}, {card.pairs} pairs (fit {fit_seconds:.0f} s)",
+            "commit": f"{LIVE_BATCH_ROWS} items",
             "SIGKILLs": kills, "done when killed (min-max)": f"{min(done_before)}-{max(done_before)}",
             "last run: items/s": round(remaining / final_seconds, 1) if final.returncode == 0 and remaining else "-",
             "search p50 / p99 ms before": f"{_ms(before, 50)} / {_ms(before, 99)}",
@@ -237,5 +251,5 @@ def _lost(col, model, data, sample: int = 300) -> int:
 if __name__ == "__main__":
     from report import markdown_table
 
-    for title, rows in run().items():
+    for title, rows in {**run(), **run_live()}.items():
         print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)
