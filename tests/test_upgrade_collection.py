@@ -214,11 +214,16 @@ def test_the_cli_and_a_backfill_killed_10_times_loses_nothing(tmp_path, tiny_dir
     thread = threading.Thread(target=search_forever)
     thread.start()
     kills = 0
+    rng = np.random.default_rng(0)
     try:
         for _ in range(10):
+            before = upgrade_status(col).done
             process = subprocess.Popen([*UPGRADE, "backfill", str(path), "--to", str(new_dir), "--batch-rows", "2"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(np.random.default_rng(kills).uniform(2.0, 3.5))
+            deadline = time.monotonic() + 120
+            while upgrade_status(col).done == before and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # until it has committed something: the kill lands mid-run
+            time.sleep(rng.uniform(0, 0.3))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
