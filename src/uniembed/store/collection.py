@@ -582,11 +582,7 @@ class Collection:
     @property
     def model(self) -> Encoder:
         if self._model is None:
-            if self.meta.model is None:
-                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
-            encoder = _load_model(self.meta.model)
-            self._check_model(encoder)
-            self._model = encoder
+            self._model = own_model(self)
         return self._model
 
     def _check_model(self, encoder: Encoder) -> None:
@@ -659,6 +655,16 @@ def remote_collection_class(location) -> type | None:
 
         return MilvusCollection
     return None
+
+
+def own_model(collection) -> Encoder:
+    """The model named in a collection's meta, loaded and checked against its fingerprint (any
+    collection home: the caller caches it)."""
+    if collection.meta.model is None:
+        raise InputError(f"collection {collection.path} holds vectors only (no model): pass vectors, not texts")
+    encoder = _load_model(collection.meta.model)
+    collection._check_model(encoder)
+    return encoder
 
 
 def check_fingerprint(where: str, meta: CollectionMeta, name: str, made: str) -> None:

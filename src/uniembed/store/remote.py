@@ -77,14 +77,10 @@ class RemoteCollection:
 
     @property
     def model(self) -> Encoder:
-        from uniembed.store.collection import _load_model
+        from uniembed.store.collection import own_model
 
         if self._model is None:
-            if self.meta.model is None:
-                raise InputError(f"collection {self.path} holds vectors only (no model): pass vectors, not texts")
-            encoder = _load_model(self.meta.model)
-            self._check_model(encoder)
-            self._model = encoder
+            self._model = own_model(self)
         return self._model
 
     def _check_model(self, encoder: Encoder) -> None:
