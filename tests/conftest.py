@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import uniembed  # first: it puts MKL in reproducible mode before torch's first product
 from helpers import FakeEncoder, write_tiny_bert, write_tiny_dual
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -19,7 +20,6 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_dir):
-    import uniembed
 
     return uniembed.load(tiny_dir, device="cpu")
 
@@ -33,7 +33,6 @@ def clip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def clip_model(clip_dir):
-    import uniembed
 
     return uniembed.load(clip_dir, device="cpu")
 

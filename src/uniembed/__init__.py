@@ -6,11 +6,15 @@
 
 This module imports numpy and the standard library only; torch loads on the first `load()`.
 """
-from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load
-from uniembed.errors import InputError, IntegrityError, MissingExtraError, ModelLoadError, UniembedError
-from uniembed.eval import evaluate
-from uniembed.io import embed_file
-from uniembed.types import CollectionInfo, Hit, Item, TaskResult
+from uniembed.encoders.reproducible import request_strict_blas
+
+request_strict_blas()  # before torch's first matrix product: see encoders/reproducible.py
+
+from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load  # noqa: E402
+from uniembed.errors import InputError, IntegrityError, MissingExtraError, ModelLoadError, UniembedError  # noqa: E402
+from uniembed.eval import evaluate  # noqa: E402
+from uniembed.io import embed_file  # noqa: E402
+from uniembed.types import CollectionInfo, Hit, Item, TaskResult  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -5,8 +5,8 @@ holds inputs of one bucket only, as many as the token budget allows. So every in
 a padded length that is a function of its own length alone, and its vector is bit-for-bit the same
 whatever it is batched with: one text alone, in a server micro-batch with others, in a Ray actor's
 batch or in a local `encode` of the whole corpus (measured on the default model with torch on
-CPU: padding the same text to another length changes its vector by ~1e-7, the batch size at a
-fixed padded length changes nothing).
+CPU: padding the same text to another length changes its vector by ~1e-7; the batch's row count
+at a fixed padded length can too, through BLAS, which reproducible.py settles).
 
 Buckets widen with length (2 tokens wide up to 31 tokens, then 1/8 of the length's power of two:
 4 up to 63, 8 up to 127, ...), so padding costs at most 1/8 of an input and about 4% on STSb

@@ -8,6 +8,7 @@ from uniembed._extras import require
 from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
 from uniembed.encoders.pooling_numpy import POOLING_MODES
 from uniembed.encoders.registry import resolve, weights_digest
+from uniembed.encoders.reproducible import warn_unless_strict
 from uniembed.errors import InputError, ModelLoadError
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -140,6 +141,7 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
 
     if threads:
         torch.set_num_threads(threads)
+    warn_unless_strict()
     tokenizer = _load_tokenizer(config.weights_dir)
     body = _load_body(config.weights_dir)
     _check_vocabulary(tokenizer, body, config.weights_dir)
