@@ -12,7 +12,10 @@
    Adapters new->old (Procrustes, ridge, MLP) fitted on 500 / 2,000 / 5,000 pairs drawn from the
    task's *gallery* texts (the corpus; the train texts), as an upgrade fits them on a collection's
    own texts; queries and test texts are never used for fitting. Goal: C[new->old][old] >=
-   C[old][old] with <= 5,000 pairs for (a) and (b); (c) reported as measured.
+   C[old][old] with <= 5,000 pairs for (a) and (b); (c) reported as measured. The adapter and pair
+   count judged are chosen on validation queries (SciFact's *train* claims; 1,000 Banking77 train
+   texts held out against the rest of train), never on test; the CLI's default (Procrustes, 5,000
+   pairs) is shown beside it.
 2. Relative representations (each vector as its cosines to 1,000 fixed anchor texts of the
    gallery, Moschella et al. 2023): what they cost against absolute vectors, and how compatible
    two models' relative vectors are without any adapter.
@@ -38,7 +41,7 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "upgrade"
 PAIRS = (500, 2000, 5000)
 ADAPTERS = ("procrustes", "ridge", "mlp")
 GOAL_UPGRADES = ("a", "b")
-GOAL_ADAPTER = "procrustes"  # fixed before any run (the CLI's default), so the goal is not chosen on test
+GOAL_ADAPTER = "procrustes"  # the CLI's default, shown beside the adapter chosen on validation
 ANCHORS = 1000
 KILLS = 20
 KILL_AFTER_S = (8, 20)  # the CLI needs ~5 s to start; 32 documents take ~3 s: most runs commit a few batches
@@ -74,19 +77,25 @@ def run(model=None) -> dict[str, list[dict]]:
 
     encoders = models()
     tasks = {"SciFact": load_task(DATA / "scifact"), "Banking77": load_task(DATA / "banking77")}
+    validation = {"SciFact": load_task(DATA / "scifact", split="train"),
+                  "Banking77": load_task(DATA / "banking77", split="validation")}
     vectors = {(name, task): task_vectors(encoders[name], tasks[task]) for name in encoders for task in tasks}
     cells, goals = [], []
     for key, (old, new) in UPGRADES.items():
+        fingerprints = {"old_fingerprint": encoders[old].fingerprint, "new_fingerprint": encoders[new].fingerprint}
         for task_name, task in tasks.items():
-            rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)],
-                          old_fingerprint=encoders[old].fingerprint, new_fingerprint=encoders[new].fingerprint,
-                          adapters=ADAPTERS, pairs=PAIRS)
+            rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)], adapters=ADAPTERS, pairs=PAIRS,
+                          **fingerprints)
             label = f"({key}) {old} -> {new}"
             cells += [_cell_row(label, task_name, row) for row in rows]
-            goals.append(_goal_row(key, label, task_name, rows))
+            if key in GOAL_UPGRADES:
+                held = validation[task_name]
+                checked = matrix(held, *(_validation_vectors(encoders[name], held, task, vectors[(name, task_name)])
+                                         for name in (old, new)), adapters=ADAPTERS, pairs=PAIRS, **fingerprints)
+                goals.append(_goal_row(label, task_name, rows, checked))
     return {
         "Model upgrades: the compatibility matrix (score x100; adapters fitted on gallery texts)": cells,
-        "Model upgrades: goal C[new->old][old] >= C[old][old] with 5,000 pairs, the default adapter": goals,
+        "Model upgrades: goal C[new->old][old] >= C[old][old] with <= 5,000 pairs, adapter chosen on validation": goals,
         "Model upgrades: relative representations (cosines to 1,000 anchor texts) vs absolute vectors":
             _relative(tasks, vectors, encoders),
     }
@@ -111,18 +120,39 @@ def _cell_row(upgrade: str, task: str, row: dict) -> dict:
             "note": row.get("note", "")}
 
 
-def _goal_row(key: str, upgrade: str, task: str, rows: list[dict]) -> dict:
-    """The goal, judged with the adapter fixed before the run (GOAL_ADAPTER, the CLI's default, at
-    the issue's budget of 5,000 pairs): picking the best cell of the matrix would choose on the
-    test split."""
-    base = next(r["score"] for r in rows if r["query model"] == "old")
-    new = next(r["score"] for r in rows if r["query model"] == "new")
-    fixed = next(r for r in rows if r["query model"] == f"new->old {GOAL_ADAPTER}" and r.get("pairs") == max(PAIRS))
-    met = fixed["score"] >= base
+def _validation_vectors(model, held, task, known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`model`'s vectors of the validation task's texts, reusing the test task's where the text
+    and prompt are the same (SciFact's corpus; Banking77's train texts) and encoding the rest."""
+    from uniembed.upgrade.compat import _encode
+
+    def part(texts, prompt):
+        row = {text: i for i, text in enumerate(task.gallery)} if prompt == task.prompts[1] else {}
+        missing = sorted({text for text in texts if text not in row})
+        fresh = dict(zip(missing, _encode(model, missing, prompt, False))) if missing else {}
+        return np.stack([known["gallery"][row[text]] if text in row else fresh[text] for text in texts])
+
+    return {"queries": part(held.queries, held.prompts[0]), "gallery": part(held.gallery, held.prompts[1])}
+
+
+def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) -> dict:
+    """The goal, judged on test with the adapter and pair count (<= 5,000) that scored best on the
+    validation queries (`checked`, the same matrix on validation): picking the best test cell
+    would choose on test. The CLI's default (GOAL_ADAPTER, 5,000 pairs) is shown beside it."""
+    def cell(table, query_model, pairs=None):
+        return next(r for r in table if r["query model"] == query_model and r.get("pairs") == pairs)
+
+    base, new = cell(rows, "old")["score"], cell(rows, "new")["score"]
+    candidates = [r for r in checked if r["query model"].startswith("new->old") and r["pairs"] <= max(PAIRS)
+                  and np.isfinite(r["score"])]
+    best = max(candidates, key=lambda r: r["score"])  # the first of equals: the simpler adapter, fewer pairs
+    chosen = cell(rows, best["query model"], best["pairs"])
+    default = cell(rows, f"new->old {GOAL_ADAPTER}", max(PAIRS))
     return {"upgrade": upgrade, "task": task, "C[old][old]": base, "C[new][new]": new,
-            f"C[new->old][old], {GOAL_ADAPTER}, {max(PAIRS)} pairs": fixed["score"],
-            "difference": round(fixed["score"] - base, 2),
-            "goal": ("met" if met else "not met") if key in GOAL_UPGRADES else ("reached" if met else "not reached (reported only)")}
+            f"{GOAL_ADAPTER}, {max(PAIRS)} pairs": default["score"],
+            "chosen on validation": f"{best['query model'].split()[-1]}, {best['pairs']} pairs",
+            "validation: chosen / old": f"{best['score']} / {cell(checked, 'old')['score']}",
+            "C[new->old][old], chosen": chosen["score"], "difference": round(chosen["score"] - base, 2),
+            "goal": "met" if chosen["score"] >= base else "not met"}
 
 
 def _relative(tasks, vectors, encoders) -> list[dict]:

@@ -50,6 +50,27 @@ def test_every_adapter_recovers_a_rotation(kind):
     np.testing.assert_allclose(np.linalg.norm(mapped, axis=1), 1.0, atol=1e-5)
 
 
+def test_procrustes_aligns_two_clouds_around_different_common_directions():
+    # old vectors share a large common direction (as a static model's do); new ones are a rotation of
+    # the rest. Rotating the centred clouds and adding the old mean back recovers them; a rotation of
+    # the raw vectors has to spend itself on the offset.
+    rng = np.random.default_rng(3)
+    spread = rng.normal(size=(600, 16))
+    old = spread + 4.0 * np.eye(16)[0]
+    new = spread @ rotation(16, seed=4)
+    fitted = fit_adapter(new, old, "procrustes")
+    unit_new = new / np.linalg.norm(new, axis=1, keepdims=True)
+    unit_old = old / np.linalg.norm(old, axis=1, keepdims=True)
+    u, _, vt = np.linalg.svd(unit_new.T @ unit_old)
+    uncentred = unit_new @ (u @ vt)
+    uncentred /= np.linalg.norm(uncentred, axis=1, keepdims=True)
+    centred_cosine = np.mean(np.sum(fitted(new) * unit_old, axis=1))
+    # 0.98 and 0.70 measured: not 1.0, as both sides are unit-normalised before fitting
+    assert centred_cosine > 0.95 and np.mean(np.sum(uncentred * unit_old, axis=1)) < centred_cosine - 0.2
+    assert fitted.card.holdout_cosine > 0.95
+    np.testing.assert_allclose(fitted(new * 3.0), fitted(new), atol=1e-6)  # inputs are unit-normalised first
+
+
 def test_adapters_map_between_different_dims_both_ways():
     for d_new, d_old in ((24, 16), (12, 16)):
         new, old = pairs(300, d_old=d_old, d_new=d_new)
@@ -147,6 +168,24 @@ def test_the_compatibility_matrix_on_knn_classification_with_a_smaller_new_model
     assert cell["old"]["score"] == 100.0 and cell["old"]["metric"] == "accuracy"
     assert cell["new->old ridge"]["pairs"] == 200 and 0 < cell["new->old ridge"]["score"] <= 100
     assert cell["new"]["update gain"] == round(cell["new"]["score"] - 100.0, 2)
+
+
+def test_a_validation_split_holds_out_train_texts_and_never_reads_test(tmp_path):
+    from uniembed.upgrade.compat import load_task
+
+    folder = write_labelled(tmp_path / "intents")
+    test, validation = load_task(folder), load_task(folder, split="validation")
+    train_texts = (folder / "train.csv").read_text().splitlines()[1:]
+    assert len(validation.queries) == len(train_texts) // 10 and len(validation.gallery) == len(train_texts) - 24
+    assert sorted(validation.queries + validation.gallery) == sorted(t.rsplit(",", 1)[0] for t in train_texts)
+    assert load_task(folder, split="validation").queries == validation.queries  # the same draw every time
+    assert test.queries != validation.queries
+    old = KeywordEncoder(KEYWORDS)
+    assert validation.score(old.encode(validation.queries), old.encode(validation.gallery)) == 1.0
+    with pytest.raises(InputError, match="'test' or 'validation'"):
+        load_task(folder, split="dev")
+    with pytest.raises(InputError, match="qrels"):
+        load_task(write_beir(tmp_path / "beir"), split="dev")  # a retrieval split must exist
 
 
 def test_the_compatibility_matrix_refuses_bad_arguments(tmp_path):

@@ -29,6 +29,7 @@ from uniembed.eval.loaders import load_beir, load_labelled, split_file
 from uniembed.upgrade.adapters import KINDS, fit_adapter
 
 KNN = 10
+VALIDATION_TEXTS = 1000  # train texts held out as validation queries (a tenth when fewer)
 
 
 @dataclass
@@ -42,13 +43,20 @@ class Task:
     score: callable
 
 
-def load_task(data: str | Path, task: str | None = None) -> Task:
-    """A BEIR folder (retrieval) or a folder with train and test files (kNN classification)."""
+def load_task(data: str | Path, task: str | None = None, split: str = "test") -> Task:
+    """A BEIR folder (retrieval) or a folder with train and test files (kNN classification).
+
+    split: the queries to score. Retrieval: any qrels split (SciFact has "train" beside "test").
+    Classification: "test" (test texts against the train texts) or "validation" (1,000 train texts,
+    or a tenth when fewer, drawn with a fixed seed, against the rest of train): where settings are chosen without
+    looking at test."""
     folder = Path(data)
     task = task or _guess_task(folder)
     if task not in ("retrieval", "classification"):
         raise InputError(f"task must be 'retrieval' or 'classification', got {task!r}")
-    return _retrieval(folder) if task == "retrieval" else _classification(folder)
+    if not isinstance(split, str) or not split:
+        raise InputError(f"split must be a non-empty string, got {split!r}")
+    return _retrieval(folder, split) if task == "retrieval" else _classification(folder, split)
 
 
 def task_vectors(model: Encoder, task: Task, show_progress: bool = False) -> dict[str, np.ndarray]:
@@ -138,8 +146,8 @@ def _encode(model: Encoder, texts: list[str], prompt: str | None, show_progress:
         return np.asarray(model.encode(texts, prompt=prompt, show_progress=show_progress), dtype=np.float32)
 
 
-def _retrieval(folder: Path) -> Task:
-    data = load_beir(folder, "test")
+def _retrieval(folder: Path, split: str) -> Task:
+    data = load_beir(folder, split)
 
     def score(queries: np.ndarray, gallery: np.ndarray) -> float:
         top = np.argsort(-(queries @ gallery.T), axis=1)[:, :100]
@@ -149,15 +157,26 @@ def _retrieval(folder: Path) -> Task:
     return Task(f"{folder.name} retrieval", "nDCG@10", data.queries, data.corpus, ("query", "document"), score)
 
 
-def _classification(folder: Path) -> Task:
+def _classification(folder: Path, split: str) -> Task:
     train = load_labelled(split_file(folder, "train"))
-    test = load_labelled(split_file(folder, "test"))
-    gallery_labels = np.asarray(train.labels)
+    if split == "test":
+        test = load_labelled(split_file(folder, "test"))
+        queries, truth, gallery, gallery_labels = test.texts, test.labels, train.texts, np.asarray(train.labels)
+    elif split == "validation":
+        if len(train.texts) < 10:
+            raise InputError(f"{folder}: a validation split needs at least 10 train texts, got {len(train.texts)}")
+        order = np.random.default_rng(0).permutation(len(train.texts))
+        size = min(VALIDATION_TEXTS, len(order) // 10)
+        held, rest = order[:size], order[size:]
+        queries, truth = [train.texts[i] for i in held], [train.labels[i] for i in held]
+        gallery, gallery_labels = [train.texts[i] for i in rest], np.asarray(train.labels)[rest]
+    else:
+        raise InputError(f"split must be 'test' or 'validation' for a classification folder, got {split!r}")
 
-    def score(queries: np.ndarray, gallery: np.ndarray) -> float:
-        return knn_accuracy(queries, gallery, gallery_labels, test.labels)
+    def score(query_vectors: np.ndarray, gallery_vectors: np.ndarray) -> float:
+        return knn_accuracy(query_vectors, gallery_vectors, gallery_labels, truth)
 
-    return Task(f"{folder.name} kNN classification", "accuracy", test.texts, train.texts, (None, None), score)
+    return Task(f"{folder.name} kNN classification", "accuracy", queries, gallery, (None, None), score)
 
 
 def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
