@@ -29,6 +29,9 @@ def test_string_and_dict_forms_parse_to_the_same_conditions():
         ("lang>en", "operator '>' needs a number field"),
         ("year in 2020", "'in' needs a list in parentheses"),
         ("year", "cannot parse filter 'year'"),
+        ("lang==en", "'=en' is neither a plain value nor a quoted one"),  # was: lang equal to "=en", no hits
+        ("lang='en' and", "\"'en' and\" is neither a plain value nor a quoted one"),
+        ("lang in (en, 'fr)", "\"'fr\" is neither"),
         (42, "filter must be a dict or a string"),
     ],
 )

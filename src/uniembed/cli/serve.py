@@ -22,6 +22,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--remote-collection", action="append", default=[], metavar="NAME=URL",
                         help="serve the collection at URL (postgresql://...#name or milvus://host:port/name) as NAME "
                         "(repeatable); created and dropped with the CLI only")
+    parser.add_argument("--results", action="append", default=[], metavar="DIR",
+                        help="a folder of results for the web page's evaluation tab: `uniembed eval` output or "
+                        "bench JSON (bench/run.py --json DIR); repeatable; ./results is always read")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="(default: 8080)")
     parser.add_argument("--api-key-file", default=None, metavar="FILE",
@@ -64,7 +67,7 @@ def settings_from_args(args: argparse.Namespace):
     return ServeSettings(
         model=args.model, backend=args.backend, precision=args.precision, device=args.device, threads=args.threads,
         collections=args.collections, remote_collections=tuple(_name_and_url(v) for v in args.remote_collection),
-        host=args.host, port=args.port,
+        results_dirs=tuple(args.results), host=args.host, port=args.port,
         api_keys=read_api_keys(args.api_key_file) if args.api_key_file else (), cors_origins=tuple(args.cors_origin),
         batching=not args.no_batching, max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
         max_part_tokens=args.max_part_tokens,

@@ -5,6 +5,7 @@ time or in create_app: the model loads on a thread at startup, and /ready answer
     /v1/collections/...                   create, list, drop; add, upsert, get, delete items; search
     /health, /ready, /metrics             liveness, readiness, Prometheus text format
     /openapi.json, /docs                  the OpenAPI document and its browser
+    /, /page/*, /v1/results               the web page (search, map, evaluation charts) and what it reads
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class ServiceState:
         self.on_load_failure = None  # called when the model cannot load (the CLI stops the server)
         self.collections = None
         self.collection_pool = None
+        from uniembed.store.projection import ProjectionCache
+
+        self.projections = ProjectionCache()  # the page's maps, one per collection version
         self._collection_calls = 0  # in the pool or waiting for it
         from uniembed.images.decode import ImageLimits
 
@@ -128,6 +132,7 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
     from uniembed.serve.routes_collections import collection_routes
     from uniembed.serve.routes_embeddings import embedding_routes
     from uniembed.serve.routes_ops import ops_routes
+    from uniembed.serve.routes_page import page_routes
 
     settings = settings or ServeSettings()
     state = ServiceState(settings, encoder)
@@ -148,6 +153,7 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
     if state.collections is not None:
         app.include_router(collection_routes(state))
     app.include_router(ops_routes(state))
+    app.include_router(page_routes(state))
     app.add_middleware(Guard, settings=settings, metrics=state.metrics)
     if settings.cors_origins:  # outermost (added last), so preflight requests need no key
         from fastapi.middleware.cors import CORSMiddleware

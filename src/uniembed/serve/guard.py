@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 
 from uniembed.serve.api_errors import envelope_bytes
 
-OPEN_PATHS = {"/health", "/ready"}
+OPEN_PATHS = {"/health", "/ready", "/"}  # "/" and /page/*: the web page holds no data; its calls send the key
+OPEN_PREFIXES = ("/page/",)
 
 
 class Guard:
@@ -55,7 +56,7 @@ class Guard:
         if self.hosts is not None and host_name(headers.get(b"host", b"")) not in self.hosts:
             return (421, "this server does not answer for that Host header; start it with --allowed-host NAME to "
                     "accept it", None, "host_not_allowed", [])
-        if self.keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+        if self.keys and not _open(scope["path"]) and scope["method"] != "OPTIONS":
             given = headers.get(b"authorization", b"")
             token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
             # compare against every key, always: the time taken says nothing about which key is close
@@ -115,3 +116,7 @@ async def _respond(send, status: int, message: str, param, code, extra_headers) 
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)

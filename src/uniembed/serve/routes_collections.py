@@ -8,6 +8,7 @@
     POST   /v1/collections/{name}/items/delete      delete items {ids: [...]}
     GET    /v1/collections/{name}/items/{id}        one item
     POST   /v1/collections/{name}/search            {query | vector | image (+ query), k, filter, mode, field}
+    GET    /v1/collections/{name}/map               a 2D projection of a sample (store/projection.py), for the page
 
 Images travel as data URIs or bare base64, never as URLs or paths (see serve.images).
 
@@ -23,11 +24,13 @@ import math
 from typing import Literal, Optional, Union
 
 import numpy as np
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from uniembed.errors import MissingExtraError
 from uniembed.serve.api_errors import ApiError
+from uniembed.store.projection import MAX_POINTS, MAX_POINTS_LIMIT, METHODS
 from uniembed.serve.disconnect import CLIENT_CLOSED, ClientGone, unless_client_gone
 from uniembed.serve.routes_embeddings import embed_through_batcher
 from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
@@ -101,12 +104,16 @@ class SearchRequest(Strict):
     first_stage: Optional[Literal["fde", "exact", "tokens"]] = None
     candidates: Optional[JsonInt] = Field(None, ge=1, le=100_000)
     token_hits: Optional[JsonInt] = Field(None, ge=1, le=10_000)
+    with_items: StrictBool = Field(False, description="also return each hit's text and image (a data URI)")
 
 
 class HitOut(BaseModel):
     id: str
     score: float
     payload: dict
+    text: Optional[str] = None
+    image: Optional[str] = None
+    image_path: Optional[str] = None
 
 
 class SearchResponse(BaseModel):
@@ -178,6 +185,7 @@ def collection_routes(state):
     @router.delete("/{name}")
     async def drop_collection(name: str):
         await in_pool(lambda: registry.drop(name))
+        state.projections.forget(name)  # a collection made again under this name starts at version 1 again
         return {"name": name, "deleted": True}
 
     @router.post("/{name}/items", response_model=WriteResponse)
@@ -213,10 +221,7 @@ def collection_routes(state):
             raise ApiError(404, f"no item {item_id!r} in collection {name!r}", param="id", code="item_not_found")
         out = {"id": item.id, "text": item.text, "payload": item.payload,
                "vectors": {field: vector.tolist() for field, vector in item.vectors.items()}}
-        if isinstance(item.image, bytes):
-            out["image"] = _data_uri(item.image)
-        elif item.image is not None:
-            out["image_path"] = item.image
+        out.update(_item_media(item))
         if item.tokens is not None:
             out["tokens"] = item.tokens.tolist()
         return out
@@ -249,14 +254,57 @@ def collection_routes(state):
                                      first_stage=request.first_stage, candidates=request.candidates,
                                      token_hits=request.token_hits, query_vector=query_vector, image=image,
                                      image_weight=request.image_weight)
-            return {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]}
+            out = [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]
+            if request.with_items and out:
+                for hit, item in zip(out, collection.get([h["id"] for h in out])):
+                    if item is not None:
+                        hit.update(_item_media(item), text=item.text)
+            return {"hits": out}
 
         try:  # a search still waiting for a thread when its client leaves never runs
             return await unless_client_gone(http.receive, asyncio.ensure_future(run(name, search_in)))
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED)
 
+    @router.get("/{name}/map")
+    async def collection_map(name: str, method: str = "pca", field: Optional[str] = None,
+                             color_by: Optional[str] = None, max_points: int = Query(MAX_POINTS, ge=2, le=MAX_POINTS_LIMIT)):
+        """Points [x, y] in [-1, 1] of (a stable sample of) the collection's items, with each
+        point's id and the payload value of `color_by`; computed once per collection version."""
+        if method not in METHODS:
+            raise ApiError(400, f"method must be one of {list(METHODS)}, got {method!r}", param="method")
+
+        def draw(collection):
+            if not hasattr(collection, "snapshot"):
+                raise ApiError(400, f"collection {name!r} lives on a database server: maps are drawn for folder "
+                               "collections", param="name", code="map_unavailable")
+            if color_by is not None and color_by not in collection.payload_fields:
+                raise ApiError(400, f"color_by {color_by!r} is not a payload field of {name!r}; its fields: "
+                               f"{sorted(collection.payload_fields)}", param="color_by")
+            try:
+                projection = state.projections.get(name, collection, method=method, field=field, max_points=max_points)
+            except MissingExtraError as exc:
+                raise ApiError(400, str(exc), param="method", code="missing_extra") from None
+            snapshot = collection.snapshot()
+            colors = None
+            if color_by is not None:
+                colors = [snapshot.payload(int(row)).get(color_by) if row < len(snapshot.ids) else None
+                          for row in projection.rows]
+            return {"name": name, "version": projection.version, "method": projection.method, "field": projection.field,
+                    "total": projection.total, "sampled": projection.sampled, "ids": projection.ids,
+                    "points": np.round(projection.xy, 4).tolist(), "color_by": color_by, "colors": colors}
+
+        return await run(name, draw)
+
     return router
+
+
+def _item_media(item) -> dict:
+    if isinstance(item.image, bytes):
+        return {"image": _data_uri(item.image)}
+    if item.image is not None:
+        return {"image_path": item.image}
+    return {}
 
 
 def _info(name: str, collection) -> dict:

@@ -17,6 +17,8 @@ class ServeSettings:
     collections: Path | None = None  # folder holding one sub-folder per collection; None: no collections API
     # collections that live on a database server, served under a name: ((name, url), ...)
     remote_collections: tuple[tuple[str, str], ...] = ()
+    # folders the web page's evaluation tab reads (MTEB-shaped results, bench JSON); results/ always
+    results_dirs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"  # loopback unless the operator says otherwise
     port: int = 8080
     api_keys: tuple[str, ...] = ()  # empty: no authentication
@@ -69,6 +71,10 @@ class ServeSettings:
                 raise InputError(f"collections must be a folder, got the file {self.collections}")
         self.remote_collections = check_remote_collections(self.remote_collections)
         self.api_keys = tuple(self.api_keys)
+        self.results_dirs = tuple(Path(folder) for folder in self.results_dirs)
+        for folder in self.results_dirs:
+            if not folder.is_dir():
+                raise InputError(f"--results must be a folder, got {str(folder)!r}: it does not exist or is a file")
         self.allowed_hosts = tuple(self.allowed_hosts)
         self.cors_origins = tuple(self.cors_origins)
 

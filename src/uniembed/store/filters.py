@@ -53,14 +53,19 @@ def _parse_clause(clause: str) -> Condition:
     if op == "in":
         if not (value.startswith("(") and value.endswith(")")):
             raise InputError(f"filter {clause!r}: 'in' needs a list in parentheses, e.g. lang in (en,fr)")
-        return Condition(match["field"], "in", [_unquote(v) for v in value[1:-1].split(",")])
-    return Condition(match["field"], op, _unquote(value))
+        return Condition(match["field"], "in", [_unquote(v, clause) for v in value[1:-1].split(",")])
+    return Condition(match["field"], op, _unquote(value, clause))
 
 
-def _unquote(text: str) -> str:
+def _unquote(text: str, clause: str) -> str:
+    """A quoted value without its quotes, or a plain one; a value that starts like an operator or
+    holds a stray quote is a typo ("year==2020", "lang='en' and"), not a value to match."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
+    if text[:1] in "=<>!" or "'" in text or '"' in text:
+        raise InputError(f"cannot parse filter {clause!r}: {text!r} is neither a plain value nor a quoted one "
+                         "(one operator per condition, conditions joined by 'and')")
     return text
 
 
