@@ -152,12 +152,12 @@ export class MapView {
     const ctx = this.canvas.getContext("2d");
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.map) return;
-    const radius = Math.max(1.5, Math.min(4, 2 * Math.sqrt(this.scale)));
+    const radius = Math.max(3, Math.min(6, 3 * Math.sqrt(this.scale)));
     const points = this.map.points;
     for (let i = 0; i < points.length; i++) {
       const [x, y] = this.toPixel(points[i]);
       ctx.fillStyle = this.colors ? this.colors[i] : PALETTE[0];
-      ctx.globalAlpha = this.hits.size ? 0.35 : 0.75;
+      ctx.globalAlpha = this.hits.size ? 0.55 : 0.85;
       ctx.fillRect(x - radius / 2, y - radius / 2, radius, radius);
     }
     ctx.globalAlpha = 1;
