@@ -127,6 +127,12 @@ def _upgrade_live(model, args):
     return upgrade.run_live(model)
 
 
+def _page_map(model, args):
+    import page
+
+    return page.run(model)
+
+
 def _open_vocab_anchor(model, args):
     import open_vocab_anchor
 
@@ -187,6 +193,7 @@ BENCHES = {
     "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)", _scale_out),
     "upgrade": ("Model upgrades: compatibility matrix, relative representations (about 25 minutes)", _upgrade),
     "upgrade-live": ("Model upgrades: a live upgrade under SIGKILL (about 15 minutes)", _upgrade_live),
+    "page-map": ("The web page's map of a 1,000,000-item collection (about 5 minutes)", _page_map),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
 

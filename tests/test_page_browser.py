@@ -206,3 +206,59 @@ def test_a_collection_deleted_while_shown(site, browser):
     Select(browser.find_element(By.ID, "collection")).select_by_value("docs")  # still usable
     search_by_keyboard(browser, "story")
     wait(browser, lambda d: len(hits(d)) == 10 and not error.is_displayed(), "hits from another collection")
+
+
+def test_an_image_query_from_a_file_or_dropped(clip_model, browser, tmp_path, shots):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def png(seed: int) -> bytes:
+        buffer = io.BytesIO()
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    settings = ServeSettings(model="clip", collections=tmp_path / "collections")
+    with live_server(create_app(settings, encoder=clip_model)) as url:
+        assert httpx.post(f"{url}/v1/collections", json={"name": "pics", "images": "bytes"}).status_code == 201
+        items = [{"id": f"p{i}", "image": "data:image/png;base64," + base64.b64encode(png(i)).decode(),
+                  "text": caption} for i, caption in enumerate(["a red cat", "a blue dog", "money in the bank"])]
+        assert httpx.post(f"{url}/v1/collections/pics/items", json={"items": items}).status_code == 200
+        open_page(browser, url, "pics")
+        assert browser.find_element(By.ID, "image-row").is_displayed()
+        (tmp_path / "query.png").write_bytes(png(1))
+        browser.find_element(By.ID, "image").send_keys(str(tmp_path / "query.png"))  # a file chosen
+        wait(browser, lambda d: "query.png" in d.find_element(By.ID, "drop").text, "the image taken")
+        browser.find_element(By.ID, "search-button").click()
+        wait(browser, lambda d: len(hits(d)) == 3, "three hits")
+        first = hits(browser)[0]
+        assert first.text.startswith("p1") and "a blue dog" in first.text
+        thumbnail = first.find_element(By.TAG_NAME, "img")
+        assert thumbnail.get_attribute("src").startswith("data:image/png;base64,") and "p1" in thumbnail.get_attribute("alt")
+        browser.save_screenshot(str(shots / "page-image.png"))
+        browser.execute_script(  # an image dropped on the page, as a drag from the desktop delivers it
+            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+            "const transfer = new DataTransfer(); transfer.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));"
+            "document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true,"
+            " cancelable: true}));", base64.b64encode(png(2)).decode())
+        wait(browser, lambda d: "dropped.png" in d.find_element(By.ID, "drop").text, "the dropped image taken")
+        browser.find_element(By.ID, "search-button").click()
+        wait(browser, lambda d: hits(d) and hits(d)[0].text.startswith("p2"), "the dropped image's own item first")
+
+
+def test_a_server_with_an_api_key(tiny_model, browser, tmp_path):
+    key = "k" * 20 + "-browser"
+    settings = ServeSettings(model="tiny", collections=tmp_path / "collections", api_keys=(key,))
+    with live_server(create_app(settings, encoder=tiny_model)) as url:
+        created = httpx.post(f"{url}/v1/collections", json={"name": "secret"}, headers={"Authorization": f"Bearer {key}"})
+        assert created.status_code == 201
+        browser.get(url + "/")
+        error = browser.find_element(By.ID, "error")
+        wait(browser, lambda d: error.is_displayed() and "invalid or missing API key" in error.text, "the 401 said")
+        assert browser.switch_to.active_element.get_attribute("id") == "api-key"  # where to type it
+        ActionChains(browser).send_keys(key, Keys.ENTER).perform()
+        wait(browser, lambda d: "secret" in d.find_element(By.ID, "collection").text and not error.is_displayed(),
+             "the collections listed with the key")
