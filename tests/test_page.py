@@ -122,27 +122,17 @@ def test_an_empty_collection_and_bad_map_requests(client, monkeypatch):
     assert response.status_code == 400 and "pip install umap-learn" in response.json()["error"]["message"]
 
 
-def test_umap_is_used_when_installed(client, monkeypatch):
-    import sys
-    import types
-
-    fitted = []
-
-    class FakeUMAP:  # umap-learn is optional and heavy: its call is what is checked here
-        def __init__(self, **options):
-            self.options = options
-
-        def fit_transform(self, vectors):
-            fitted.append((self.options, vectors.shape))
-            return vectors[:, :2] * 3 + 1
-
-    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
+def test_umap_draws_the_map_when_installed(client):
+    pytest.importorskip("umap", reason="umap-learn is in the [map] extra")
     client.post("/v1/collections", json={"name": "u"})
-    add_docs(client, "u", 40)
-    drawn = client.get("/v1/collections/u/map", params={"method": "umap"}).json()
-    assert drawn["method"] == "umap" and len(drawn["points"]) == 40
-    assert fitted == [({"n_components": 2, "n_neighbors": 15, "metric": "cosine", "random_state": 0}, (40, 32))]
-    assert np.abs(np.array(drawn["points"])).max() == pytest.approx(1.0, abs=1e-3)  # scaled into [-1, 1]
+    add_docs(client, "u", 60)
+    umap_map = client.get("/v1/collections/u/map", params={"method": "umap"}).json()
+    pca_map = client.get("/v1/collections/u/map").json()
+    assert umap_map["method"] == "umap" and umap_map["ids"] == pca_map["ids"] and len(umap_map["points"]) == 60
+    points = np.array(umap_map["points"])
+    assert np.isfinite(points).all() and np.abs(points).max() == pytest.approx(1.0, abs=1e-3)  # scaled into [-1, 1]
+    assert not np.allclose(points, np.array(pca_map["points"]), atol=0.05)  # another projection, not PCA renamed
+    assert client.get("/v1/collections/u/map", params={"method": "umap"}).json()["points"] == umap_map["points"]
 
 
 def test_a_dropped_collection_forgets_its_map(client):
