@@ -38,7 +38,7 @@ def run(model) -> dict[str, list[dict]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="uniembed-page-") as tmp:
         root = Path(tmp) / "collections"
-        col = Collection.create(root / "big", dim=corpus.shape[1], vectors_only=True)
+        col = Collection.create(root / "big", model=None, dim=corpus.shape[1])
         started = time.perf_counter()
         for start in range(0, N, CHUNK):
             ids = [f"d{i}" for i in range(start, start + CHUNK)]
