@@ -159,7 +159,8 @@ def test_the_map_hover_colour_zoom_and_hits(site, browser, shots):
     canvas = browser.find_element(By.ID, "map")
     wait(browser, lambda d: canvas.get_attribute("data-points") == "240", "the map drawn")
     assert canvas.get_attribute("data-highlighted") == "10"  # the search's hits are ringed
-    assert "240 of 240 items" in browser.find_element(By.ID, "map-status").text
+    status = browser.find_element(By.ID, "map-status").text
+    assert "240 of 240 items" in status and "10 of the last search's 10 hits on the map" in status
     Select(browser.find_element(By.ID, "color-by")).select_by_value("topic")
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#legend li")) == 6, "a legend of six topics")
     # hover the point of d7: where the page draws it (its [-1, 1] coordinates on the 800 x 560 canvas)

@@ -30,10 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, Strict
 
 from uniembed.errors import MissingExtraError
 from uniembed.serve.api_errors import ApiError
-from uniembed.store.projection import MAX_POINTS, MAX_POINTS_LIMIT, METHODS
 from uniembed.serve.disconnect import CLIENT_CLOSED, ClientGone, unless_client_gone
 from uniembed.serve.routes_embeddings import embed_through_batcher
 from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
+from uniembed.store.projection import MAX_POINTS, MAX_POINTS_LIMIT, METHODS
 
 Number = Union[StrictFloat, StrictInt]
 PayloadValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
@@ -285,11 +285,11 @@ def collection_routes(state):
                 projection = state.projections.get(name, collection, method=method, field=field, max_points=max_points)
             except MissingExtraError as exc:
                 raise ApiError(400, str(exc), param="method", code="missing_extra") from None
-            snapshot = collection.snapshot()
             colors = None
-            if color_by is not None:
-                colors = [snapshot.payload(int(row)).get(color_by) if row < len(snapshot.ids) else None
-                          for row in projection.rows]
+            if color_by is not None:  # looked up by id: the snapshot may have been rebuilt since the projection
+                snapshot = collection.snapshot()
+                rows = [snapshot.row_of.get(item_id) for item_id in projection.ids]
+                colors = [None if row is None else snapshot.payload(row).get(color_by) for row in rows]
             return {"name": name, "version": projection.version, "method": projection.method, "field": projection.field,
                     "total": projection.total, "sampled": projection.sampled, "ids": projection.ids,
                     "points": np.round(projection.xy, 4).tolist(), "color_by": color_by, "colors": colors}

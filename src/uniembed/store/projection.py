@@ -33,7 +33,6 @@ class Projection:
     field: str
     total: int  # live items in the collection at this version
     ids: list[str]
-    rows: np.ndarray  # snapshot rows of the sampled items (for payload lookups)
     xy: np.ndarray  # (n, 2) float32, scaled into [-1, 1]
 
     @property
@@ -75,7 +74,7 @@ def project(collection, *, method: str = "pca", field: str | None = None, max_po
     vectors = np.asarray(snapshot.vectors(field)[chosen], dtype=np.float64)
     xy = _umap(vectors) if method == "umap" else pca_2d(vectors)
     return Projection(version=snapshot.version, method=method, field=field, total=len(live),
-                      ids=[snapshot.ids[r] for r in chosen], rows=chosen, xy=_scaled(xy))
+                      ids=[snapshot.ids[r] for r in chosen], xy=_scaled(xy))
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ export class MapView {
     const shown = this.map ? this.map.ids.filter((id) => this.hits.has(id)).length : 0;
     this.canvas.setAttribute("data-highlighted", String(shown));
     this.draw();
+    return shown;
   }
 
   colorsOf(map) {

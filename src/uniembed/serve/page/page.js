@@ -187,9 +187,11 @@ async function drawMap() {
     return;
   }
   mapView.show(map);
-  mapView.highlight(state.lastHits.map((h) => h.id));
+  const shown = mapView.highlight(state.lastHits.map((h) => h.id));
+  const hitsNote = state.lastHits.length ? ` · ${shown} of the last search's ${state.lastHits.length} hits on the map, ringed` : "";
   $("map-status").textContent = `${map.ids.length} of ${map.total} items` +
-    `${map.sampled ? " (a stable sample: the items whose id hashes lowest)" : ""} · ${map.method.toUpperCase()} · version ${map.version}`;
+    `${map.sampled ? " (a stable sample: the items whose id hashes lowest)" : ""} · ${map.method.toUpperCase()} · version ${map.version}` +
+    hitsNote;
 }
 
 // -- evaluation -------------------------------------------------------------------------------------
