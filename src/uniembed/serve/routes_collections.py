@@ -8,7 +8,7 @@
     POST   /v1/collections/{name}/items/delete      delete items {ids: [...]}
     GET    /v1/collections/{name}/items/{id}        one item
     POST   /v1/collections/{name}/search            {query | vector | image (+ query), k, filter, mode, field}
-    GET    /v1/collections/{name}/map               a 2D projection of a sample (store/projection.py), for the page
+    GET    /v1/collections/{name}/map               a 2D projection of a sample (uniembed/projection.py), for the page
 
 Images travel as data URIs or bare base64, never as URLs or paths (see serve.images).
 
@@ -33,7 +33,7 @@ from uniembed.serve.api_errors import ApiError
 from uniembed.serve.disconnect import CLIENT_CLOSED, ClientGone, unless_client_gone
 from uniembed.serve.routes_embeddings import embed_through_batcher
 from uniembed.serve.openapi import ERROR_RESPONSES, JsonInt
-from uniembed.store.projection import MAX_POINTS, MAX_POINTS_LIMIT, METHODS
+from uniembed.projection import MAX_POINTS, MAX_POINTS_LIMIT, METHODS
 
 Number = Union[StrictFloat, StrictInt]
 PayloadValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]

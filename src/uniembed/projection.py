@@ -95,7 +95,8 @@ def _umap(vectors: np.ndarray) -> np.ndarray:
     try:
         import umap
     except ImportError:
-        raise MissingExtraError("the UMAP map needs umap-learn: pip install umap-learn (or use method=pca)") from None
+        raise MissingExtraError('the UMAP map needs umap-learn: pip install "uniembed[map]" (or pip install '
+                                'umap-learn), or use method=pca') from None
     if len(vectors) < 4:  # UMAP needs a few neighbours; a tiny collection is drawn by PCA
         return pca_2d(vectors)
     reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), metric="cosine", random_state=0)
