@@ -140,10 +140,13 @@ class ProjectionCache:
             with self._lock:
                 if entry in self._maps:
                     return self._maps[entry]
-            projection = project(collection, method=method, field=field, max_points=max_points)
+            try:
+                projection = project(collection, method=method, field=field, max_points=max_points)
+            finally:  # a failed computation (UMAP missing, a bad field) leaves no gate behind
+                with self._lock:
+                    self._computing.pop(entry, None)
             with self._lock:
                 self._maps[entry] = projection
-                self._computing.pop(entry, None)
                 while len(self._maps) > self._size:
                     self._maps.popitem(last=False)
             return projection

@@ -5,9 +5,8 @@ count: with several threads, MKL's sgemm splits a small product differently from
 cuts the summation over the inner dimension between threads), so the same row can come out 1e-7
 apart in a batch of 2 and a batch of 300 (measured on the 2-layer test model; the default model's
 shapes happened not to trigger it). MKL's strict Conditional Numerical Reproducibility mode
-(MKL_CBWR=AUTO,STRICT) fixes the summation order for any thread count and shape; it cost nothing
-measurable here (see the closing note of issue 17) and leaves the default model's vectors
-unchanged, so `import uniembed` asks for it.
+(MKL_CBWR=AUTO,STRICT) fixes the summation order for any thread count and shape; the README's
+encoding tables are measured with it on, so `import uniembed` asks for it.
 
 MKL reads MKL_CBWR once, at its first call: a process that ran a torch matrix product before
 importing uniembed keeps the mode it started with, and `strict_blas()` reports that. Builds without
