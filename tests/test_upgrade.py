@@ -39,7 +39,7 @@ def pairs(n: int, d_old: int = 16, d_new: int = 16, noise: float = 0.0, seed: in
     return new + noise * rng.normal(size=new.shape), old
 
 
-@pytest.mark.parametrize("kind", ["procrustes", "ridge", "mlp"])
+@pytest.mark.parametrize("kind", ["procrustes", "ridge", "mlp", "contrastive"])
 def test_every_adapter_recovers_a_rotation(kind):
     new, old = pairs(400)
     adapter = fit_adapter(new, old, kind)
@@ -80,9 +80,9 @@ def test_adapters_map_between_different_dims_both_ways():
             assert adapter.card.holdout_cosine > 0.97
 
 
-def test_fewer_pairs_than_dimensions_ridge_is_fine_procrustes_and_mlp_are_not():
+def test_fewer_pairs_than_dimensions_ridge_is_fine_procrustes_mlp_and_contrastive_are_not():
     new, old = pairs(10, d_old=16, d_new=16)
-    for kind in ("procrustes", "mlp"):
+    for kind in ("procrustes", "mlp", "contrastive"):
         with pytest.raises(InputError, match=rf"{kind} needs at least as many pairs as dimensions \(16\), got 10"):
             fit_adapter(new, old, kind)
     assert fit_adapter(new, old, "ridge")(new).shape == (10, 16)
@@ -107,7 +107,7 @@ def test_an_unknown_adapter_and_the_same_fingerprint_are_refused():
         fit_adapter(new, old, "ridge", new_fingerprint="abc", old_fingerprint="abc")
 
 
-@pytest.mark.parametrize("kind", ["procrustes", "ridge", "mlp"])
+@pytest.mark.parametrize("kind", ["procrustes", "ridge", "mlp", "contrastive"])
 def test_an_adapter_saves_and_loads_whole(tmp_path, kind):
     new, old = pairs(200, d_old=16, d_new=20)
     adapter = fit_adapter(new, old, kind, new_fingerprint="new-fp", old_fingerprint="old-fp")

@@ -107,6 +107,24 @@ def test_adapters_are_versioned_and_ridge_works_with_few_pairs(docs, new):
         fit(docs, new, pairs=5, adapter="procrustes")
 
 
+def test_a_contrastive_adapter_is_fitted_on_sentences_cut_from_the_items(tmp_path, old, new):
+    col = Collection.create(tmp_path / "abstracts", model=old, index="exact")
+    items = [f"{a} and more about this. {b} is what item {i} says next." for i, (a, b) in enumerate(zip(texts(100), texts(100, 1)))]
+    col.add([f"d{i}" for i in range(100)], items)
+    card = fit(col, new, pairs=80, adapter="contrastive")
+    assert card.kind == "contrastive" and card.settings["pseudo_queries"] == 160  # two sentences of each of 80 items
+    assert upgrade_status(col).adapter == "contrastive (v1)"
+    query = "cat market and more about this"
+    adapted = ids(Collection.open(col.path, model=new).search(query, k=10))
+    assert len(set(adapted) & set(ids(col.search(query, k=10)))) >= 8, adapted
+
+
+def test_an_unknown_adapter_is_refused_before_anything_is_encoded(docs, new):
+    with pytest.raises(InputError, match=r"adapter must be one of \['procrustes', 'ridge', 'mlp', 'contrastive'\], got 'magic'"):
+        fit(docs, new, pairs=60, adapter="magic")
+    assert not (docs.path / "upgrade").exists()
+
+
 def test_plan_reports_cost_and_compatibility_without_changing_anything(docs, old):
     new = MappedEncoder(old, rotation(old.dim, seed=7), name="same dims")
     report = plan(docs, new, sample=100)
@@ -260,6 +278,10 @@ def test_eval_compatibility_on_the_command_line(tmp_path, tiny_dir):
     rows = json.loads(done.stdout)
     assert [r["query model"] for r in rows] == ["old", "new", "new (raw)", "new->old ridge", "new->old ridge"]
     assert [r.get("pairs") for r in rows[3:]] == [10, 40] and "update gain" in rows[1]
+    contrastive = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "40", "--adapter", "contrastive",
+                      "--json")
+    assert contrastive.returncode == 0, contrastive.stderr
+    assert [r["query model"] for r in json.loads(contrastive.stdout)][-1] == "new->old contrastive"
     table = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "10")
     assert table.returncode == 0 and "| task | query model |" in table.stdout
     same = run(str(beir), "--old", str(tiny_dir), "--new", str(tiny_dir))

@@ -23,8 +23,10 @@ def add_parser(commands) -> None:
     fit = steps.add_parser("fit", help="fit an adapter new->old on the collection's own texts; stored with it")
     _collection_and_target(fit)
     fit.add_argument("--pairs", type=int, default=5000, help="items (texts) to fit on (default: 5000)")
-    fit.add_argument("--adapter", choices=["procrustes", "ridge", "mlp"], default="procrustes",
-                     help="procrustes (orthogonal), ridge (least squares, fine with few pairs) or mlp (default: procrustes)")
+    fit.add_argument("--adapter", choices=["procrustes", "ridge", "mlp", "contrastive"], default="procrustes",
+                     help="procrustes (orthogonal), ridge (least squares, fine with few pairs), mlp, or contrastive "
+                     "(Procrustes trained to rank each item first for sentences cut from it: for search; slower to "
+                     "fit) (default: procrustes)")
     fit.add_argument("--texts", default=None, metavar="FILE",
                      help="fit on these texts (one per line) instead of the collection's, embedded by both models")
     fit.add_argument("--seed", type=int, default=0)

@@ -27,6 +27,7 @@ from uniembed.errors import InputError
 from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
 from uniembed.upgrade.adapters import KINDS, fit_adapter
+from uniembed.upgrade.pseudo import pseudo_queries
 
 KNN = 10
 VALIDATION_TEXTS = 1000  # train texts held out as validation queries (a tenth when fewer)
@@ -75,8 +76,18 @@ def compatibility_matrix(old: Encoder, new: Encoder, data: str | Path, *, task: 
         raise InputError(f"the old and new models have the same fingerprint ({old.fingerprint[:12]}): "
                          "nothing to compare")
     loaded = load_task(data, task)
+    pseudo = pseudo_query_vectors(new, loaded, show_progress) if "contrastive" in adapters else None
     return matrix(loaded, task_vectors(old, loaded, show_progress), task_vectors(new, loaded, show_progress),
-                  old_fingerprint=old.fingerprint, new_fingerprint=new.fingerprint, adapters=adapters, pairs=pairs, seed=seed)
+                  old_fingerprint=old.fingerprint, new_fingerprint=new.fingerprint, adapters=adapters, pairs=pairs,
+                  seed=seed, pseudo=pseudo)
+
+
+def pseudo_query_vectors(model: Encoder, task: Task, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, owners): `model`'s vectors of sentences cut from the task's gallery texts (the
+    contrastive adapter's pseudo-queries) and the gallery row each came from."""
+    cut, owners = pseudo_queries(task.gallery)
+    vectors = _encode(model, cut, task.prompts[0], show_progress) if cut else np.zeros((0, model.dim), np.float32)
+    return vectors, owners
 
 
 def _check_options(adapters, pairs) -> None:
@@ -89,8 +100,10 @@ def _check_options(adapters, pairs) -> None:
 
 def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *, old_fingerprint: str | None = None,
            new_fingerprint: str | None = None, adapters: tuple[str, ...] = ("procrustes",),
-           pairs: tuple[int, ...] = (500, 2000, 5000), seed: int = 0) -> list[dict]:
-    """The matrix from vectors already made (`task_vectors` of each model)."""
+           pairs: tuple[int, ...] = (500, 2000, 5000), seed: int = 0,
+           pseudo: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """The matrix from vectors already made (`task_vectors` of each model; `pseudo_query_vectors`
+    of the new one for the contrastive adapter, which fits pairs alone without them)."""
     _check_options(adapters, pairs)
     base = task.score(old["queries"], old["gallery"])
     rows = [_cell(task, "old", "old", base, base),
@@ -101,8 +114,9 @@ def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *
     for n in pairs:
         drawn = rng.permutation(len(task.gallery))[: min(n, len(task.gallery))]
         for kind in adapters:
+            queries = _drawn_queries(pseudo, drawn) if kind == "contrastive" and pseudo is not None else {}
             try:
-                adapter = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind,
+                adapter = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind, **queries,
                                       new_fingerprint=new_fingerprint, old_fingerprint=old_fingerprint, seed=seed)
             except InputError as exc:  # e.g. Procrustes with fewer pairs than dims: said in the table
                 rows.append({**_cell(task, f"new->old {kind}", "old", float("nan"), base), "pairs": len(drawn),
@@ -112,6 +126,15 @@ def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *
             rows.append({**_cell(task, f"new->old {kind}", "old", score, base), "pairs": len(drawn),
                          "held-out cosine": adapter.card.holdout_cosine})
     return rows
+
+
+def _drawn_queries(pseudo: tuple[np.ndarray, np.ndarray], drawn: np.ndarray) -> dict:
+    """The pseudo-queries of the drawn gallery rows, their owners renumbered as rows of the draw."""
+    vectors, owners = pseudo
+    row_in_draw = np.full(max(len(owners) and int(owners.max()) + 1, int(drawn.max()) + 1), -1)
+    row_in_draw[drawn] = np.arange(len(drawn))
+    mine = row_in_draw[owners] >= 0 if len(owners) else np.zeros(0, dtype=bool)
+    return {"queries": vectors[mine], "owners": row_in_draw[owners[mine]]}
 
 
 def _cell(task: Task, query: str, gallery: str, score: float, base: float) -> dict:

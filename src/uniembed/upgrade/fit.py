@@ -15,7 +15,8 @@ import numpy as np
 
 from uniembed.errors import CollectionLockedError, InputError
 from uniembed.store.lock import WriterLock
-from uniembed.upgrade.adapters import AdapterCard, fit_adapter
+from uniembed.upgrade.adapters import KINDS, AdapterCard, fit_adapter
+from uniembed.upgrade.pseudo import pseudo_queries
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
 
@@ -70,6 +71,8 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
     check_upgradable(collection, model)
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 2:
         raise InputError(f"pairs must be an integer >= 2, got {pairs!r}")
+    if adapter not in KINDS:  # before any encoding
+        raise InputError(f"adapter must be one of {list(KINDS)}, got {adapter!r}")
     state = read_state(collection.path)
     if state is not None and state.target_fingerprint != model.fingerprint:
         raise InputError(f"an upgrade of {collection.path} to {state.target_name} is in progress; finish it or "
@@ -83,7 +86,13 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
     else:
         texts, old, _ = _sample(collection, pairs, seed)
     new = _encode(model, texts, show_progress)
-    fitted = fit_adapter(new, old, adapter, new_fingerprint=model.fingerprint,
+    queries = {}
+    if adapter == "contrastive":  # the new model's vectors of sentences cut from the same items
+        cut, owners = pseudo_queries(texts)
+        if cut:
+            queries = {"queries": np.asarray(model.encode(cut, prompt="query", show_progress=show_progress),
+                                             dtype=np.float32), "owners": owners}
+    fitted = fit_adapter(new, old, adapter, **queries, new_fingerprint=model.fingerprint,
                          old_fingerprint=collection.meta.fingerprint, seed=seed)
     version = (state.adapter_version or 0) + 1 if state is not None else 1
     fitted.save(upgrade_dir(collection.path), f"adapter-v{version}")

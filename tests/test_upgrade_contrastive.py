@@ -1,0 +1,101 @@
+"""The contrastive adapter and its pseudo-queries: sentences cut from a collection's own items,
+trained to rank each item's stored vector first."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uniembed import InputError
+from uniembed.upgrade import fit_adapter
+from uniembed.upgrade.pseudo import pseudo_queries
+
+N, DIM = 400, 16
+
+
+def test_pseudo_queries_are_the_longer_sentences_of_each_text_with_their_owner():
+    texts = ["Cats sleep most of the day. They hunt at night when it is cool! Ok. Why do they purr so loudly?",
+             "A single sentence is no pseudo-query of its own.",
+             "Rivers carry stone down to the sea. Markets sell the stone to builders in town."]
+    queries, owners = pseudo_queries(texts)
+    assert queries == ["Cats sleep most of the day.", "They hunt at night when it is cool!", "Why do they purr so loudly?",
+                       "Rivers carry stone down to the sea.", "Markets sell the stone to builders in town."]
+    assert owners.tolist() == [0, 0, 0, 2, 2]
+    assert pseudo_queries(texts, per_item=1)[0] == ["Cats sleep most of the day.", "Rivers carry stone down to the sea."]
+
+
+@pytest.mark.parametrize(("texts", "per_item", "message"), [
+    (["a text"], 0, "per_item must be a positive integer, got 0"),
+    (["a text"], True, "per_item must be a positive integer, got True"),
+    (["fine", None], 3, r"texts\[1\] is not a string: NoneType"),
+])
+def test_bad_pseudo_query_options_are_refused(texts, per_item, message):
+    with pytest.raises(InputError, match=message):
+        pseudo_queries(texts, per_item=per_item)
+
+
+def items_and_queries(seed: int = 5):
+    """Items whose old vectors are a rotation of their new ones, and short queries cut from them that
+    the new model places apart: all share one offset (as short texts share a direction in a real
+    model's space) plus noise. Procrustes, fitted on items, carries the offset into the old space,
+    where it favours the items that lie along it; ranking each query's own item first undoes that."""
+    rng = np.random.default_rng(seed)
+    new = rng.normal(size=(N, DIM))
+    old = new @ np.linalg.qr(rng.normal(size=(DIM, DIM)))[0]
+    offset = 2.5 * np.eye(DIM)[0]
+
+    def queries(per_item, draw):
+        owners = np.repeat(np.arange(N), per_item)
+        return new[owners] + offset + 0.6 * draw.normal(size=(len(owners), DIM)), owners
+
+    return new, old, queries
+
+
+def mean_reciprocal_rank(adapter, queries, owners, old) -> float:
+    scores = adapter(queries) @ (old / np.linalg.norm(old, axis=1, keepdims=True)).T
+    ranks = (scores > scores[np.arange(len(owners)), owners][:, None]).sum(axis=1)
+    return float(np.mean(1.0 / (ranks + 1)))
+
+
+def test_the_contrastive_adapter_ranks_fresh_queries_better_than_procrustes():
+    new, old, queries = items_and_queries()
+    cut, owners = queries(4, np.random.default_rng(1))
+    contrastive = fit_adapter(new, old, "contrastive", queries=cut, owners=owners)
+    procrustes = fit_adapter(new, old, "procrustes")
+    fresh, fresh_owners = queries(2, np.random.default_rng(9))  # never seen in fitting
+    # 0.852 vs 0.818 measured
+    assert mean_reciprocal_rank(contrastive, fresh, fresh_owners, old) > \
+        mean_reciprocal_rank(procrustes, fresh, fresh_owners, old) + 0.02
+    settings = contrastive.card.settings
+    assert settings["epoch"] > 0 and settings["pseudo_queries"] == len(cut)
+    assert settings["held_out_mrr"] > settings["held_out_mrr_procrustes"]
+
+
+def test_without_pseudo_queries_it_ranks_the_items_own_vectors_and_keeps_procrustes_when_that_is_best():
+    new, old, _ = items_and_queries()
+    contrastive = fit_adapter(new, old, "contrastive")
+    # an exact rotation already ranks every held-out item first: no epoch beats the start
+    assert contrastive.card.settings["epoch"] == 0 and contrastive.card.settings["pseudo_queries"] == 0
+    np.testing.assert_allclose(contrastive(new), fit_adapter(new[:], old, "procrustes")(new), atol=0.05)
+
+
+def test_the_same_seed_fits_the_same_map():
+    new, old, queries = items_and_queries()
+    cut, owners = queries(2, np.random.default_rng(1))
+    first, again = (fit_adapter(new, old, "contrastive", queries=cut, owners=owners, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(first(new), again(new))
+
+
+@pytest.mark.parametrize(("kind", "queries", "owners", "message"), [
+    ("procrustes", np.ones((3, DIM)), np.zeros(3, dtype=int), "pseudo-queries are for the contrastive adapter"),
+    ("contrastive", np.ones((3, DIM)), None, "need both queries= and owners="),
+    ("contrastive", np.ones((3, DIM + 1)), np.zeros(3, dtype=int), r"must be \(3, 16\) vectors with one owner each"),
+    ("contrastive", np.ones((3, DIM)), np.zeros(2, dtype=int), "with one owner each"),
+    ("contrastive", np.ones((3, DIM)), np.array([0, 1, N]), f"owner {N} is not a row of the {N} pairs"),
+    ("contrastive", np.ones((3, DIM)), np.array([0, -1, 2]), "owner -1 is not a row"),
+    ("contrastive", np.ones((3, DIM)), np.array([0.0, 1.0, 2.0]), "owners must be integer row numbers"),
+    ("contrastive", np.full((3, DIM), np.nan), np.zeros(3, dtype=int), "NaN or infinite"),
+])
+def test_bad_pseudo_queries_are_refused(kind, queries, owners, message):
+    new, old, _ = items_and_queries()
+    with pytest.raises(InputError, match=message):
+        fit_adapter(new, old, kind, queries=queries, owners=owners)
