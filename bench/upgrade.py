@@ -94,7 +94,7 @@ def run(model=None) -> dict[str, list[dict]]:
         fingerprints = {"old_fingerprint": encoders[old].fingerprint, "new_fingerprint": encoders[new].fingerprint}
         for task_name, task in tasks.items():
             rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)], adapters=ADAPTERS, pairs=PAIRS,
-                          pseudo=pseudo_of(new, task), **fingerprints)
+                          pseudo=pseudo_of(new, task), per_query=True, **fingerprints)
             label = f"({key}) {old} -> {new}"
             cells += [_cell_row(label, task_name, row) for row in rows]
             if key in GOAL_UPGRADES:
@@ -147,7 +147,11 @@ def _validation_vectors(model, held, task, known: dict[str, np.ndarray]) -> dict
 def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) -> dict:
     """The goal, judged on test with the adapter and pair count (<= 5,000) that scored best on the
     validation queries (`checked`, the same matrix on validation): picking the best test cell
-    would choose on test. The CLI's default (GOAL_ADAPTER, 5,000 pairs) is shown beside it."""
+    would choose on test. The CLI's default (GOAL_ADAPTER, 5,000 pairs) is shown beside it, and the
+    difference comes with its paired bootstrap interval over the test queries (how much the choice
+    of queries alone moves it)."""
+    from uniembed.eval.metrics import paired_bootstrap_interval
+
     def cell(table, query_model, pairs=None):
         return next(r for r in table if r["query model"] == query_model and r.get("pairs") == pairs)
 
@@ -162,6 +166,8 @@ def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) ->
             "chosen on validation": f"{best['query model'].split()[-1]}, {best['pairs']} pairs",
             "validation: chosen / old": f"{best['score']} / {cell(checked, 'old')['score']}",
             "C[new->old][old], chosen": chosen["score"], "difference": round(chosen["score"] - base, 2),
+            "95% interval": "{:+.2f} to {:+.2f}".format(*(100 * v for v in paired_bootstrap_interval(
+                chosen["per query"], cell(rows, "old")["per query"]))),
             "goal": "met" if chosen["score"] >= base else "not met"}
 
 

@@ -75,3 +75,21 @@ def test_f1_macro_and_weighted():
 
 def test_pearson_of_a_constant_is_zero_not_nan():
     assert metrics.pearson(np.ones(4), np.arange(4)) == 0.0
+
+
+def test_a_paired_bootstrap_interval_holds_zero_for_noise_and_not_for_a_real_difference():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, size=3000).astype(float)
+    flipped = a.copy()
+    changed = rng.choice(3000, size=3, replace=False)
+    flipped[changed] = 1 - a[changed]  # three queries change: noise
+    low, high = metrics.paired_bootstrap_interval(flipped, a)
+    assert low < 0 < high
+    better = np.maximum(a, rng.random(3000) < 0.2)  # about a tenth of the queries gained
+    low, high = metrics.paired_bootstrap_interval(better, a)
+    assert 0.07 < low < high < 0.13
+    assert metrics.paired_bootstrap_interval(better, a) == (low, high)  # seeded
+    with pytest.raises(ValueError, match="equal-length"):
+        metrics.paired_bootstrap_interval([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError, match="level must lie between 0 and 1"):
+        metrics.paired_bootstrap_interval([1.0], [0.0], level=95)

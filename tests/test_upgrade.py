@@ -218,3 +218,28 @@ def test_relative_vectors_make_a_rotated_model_compatible_without_an_adapter():
     anchors = np.arange(10)
     np.testing.assert_allclose(relative_vectors(new, new[anchors]), relative_vectors(old, old[anchors]), atol=1e-5)
     assert relative_vectors(old, old[anchors]).shape == (50, 10)
+
+
+def test_per_query_scores_average_to_the_cells_and_match_the_evaluation_metrics(tmp_path):
+    from uniembed.eval import metrics
+    from uniembed.eval.loaders import load_beir
+    from uniembed.upgrade.compat import load_task, matrix, task_vectors
+
+    old = KeywordEncoder(KEYWORDS)
+    new = MappedEncoder(old, rotation(old.dim, seed=4)[:, :6], name="cut")
+    for folder in (write_beir(tmp_path / "beir"), write_labelled(tmp_path / "intents")):
+        task = load_task(folder)
+        rows = matrix(task, task_vectors(old, task), task_vectors(new, task), adapters=("ridge",), pairs=(40,),
+                      per_query=True)
+        for row in rows:
+            assert len(row["per query"]) == len(task.queries)
+            assert row["score"] == round(100 * float(np.mean(row["per query"])), 2)
+        assert "per query" not in matrix(task, task_vectors(old, task), task_vectors(new, task), pairs=(40,))[0]
+    # the retrieval per-query mean is the evaluation's nDCG@10 (with queries in another basis than
+    # the gallery, so that some rank wrong)
+    task, data = load_task(tmp_path / "beir"), load_beir(tmp_path / "beir")
+    queries, gallery = MappedEncoder(old, rotation(old.dim, seed=3)).encode(data.queries), old.encode(data.corpus)
+    top = np.argsort(-(queries @ gallery.T), axis=1)[:, :10]
+    expected = metrics.retrieval_scores({q: [data.corpus_ids[r] for r in top[i]] for i, q in enumerate(data.query_ids)},
+                                        data.qrels, ks=(10,))["ndcg_at_10"]
+    assert task.score(queries, gallery) == pytest.approx(expected) and expected < 1.0

@@ -94,6 +94,23 @@ def retrieval_scores(
     return scores
 
 
+def paired_bootstrap_interval(a: Sequence[float], b: Sequence[float], *, level: float = 0.95, resamples: int = 10_000,
+                              seed: int = 0) -> tuple[float, float]:
+    """The `level` percentile interval of mean(a - b) over `resamples` resamplings of the queries
+    (paired: each resample draws the same queries for both systems). An interval that holds 0
+    means the two systems' difference is within what the choice of queries alone moves."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or len(a) == 0:
+        raise ValueError(f"two equal-length, non-empty 1-D score lists are needed, got shapes {a.shape} and {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie between 0 and 1, got {level!r}")
+    draws = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    means = (a - b)[draws].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 # -- classification, clustering, pairs -----------------------------------------------------------
 def accuracy(truth: Sequence, predicted: Sequence) -> float:
     truth, predicted = np.asarray(truth), np.asarray(predicted)

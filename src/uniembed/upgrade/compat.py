@@ -41,7 +41,10 @@ class Task:
     queries: list[str]
     gallery: list[str]
     prompts: tuple[str | None, str | None]  # (query prompt, gallery prompt)
-    score: callable
+    per_query: callable  # (query vectors, gallery vectors) -> each query's score (nDCG@10; 1/0 correct)
+
+    def score(self, queries: np.ndarray, gallery: np.ndarray) -> float:
+        return float(np.mean(self.per_query(queries, gallery)))
 
 
 def load_task(data: str | Path, task: str | None = None, split: str = "test") -> Task:
@@ -101,15 +104,24 @@ def _check_options(adapters, pairs) -> None:
 def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *, old_fingerprint: str | None = None,
            new_fingerprint: str | None = None, adapters: tuple[str, ...] = ("procrustes",),
            pairs: tuple[int, ...] = (500, 2000, 5000), seed: int = 0,
-           pseudo: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+           pseudo: tuple[np.ndarray, np.ndarray] | None = None, per_query: bool = False) -> list[dict]:
     """The matrix from vectors already made (`task_vectors` of each model; `pseudo_query_vectors`
-    of the new one for the contrastive adapter, which fits pairs alone without them)."""
+    of the new one for the contrastive adapter, which fits pairs alone without them).
+    per_query: each row also holds "per query", its queries' scores (for paired intervals)."""
     _check_options(adapters, pairs)
-    base = task.score(old["queries"], old["gallery"])
-    rows = [_cell(task, "old", "old", base, base),
-            _cell(task, "new", "new", task.score(new["queries"], new["gallery"]), base)]
+
+    def cell(query: str, gallery: str, scores: np.ndarray | None, **extra) -> dict:
+        row = {**_cell(task, query, gallery, float(np.mean(scores)) if scores is not None else float("nan"), base),
+               **extra}
+        if per_query and scores is not None:
+            row["per query"] = scores
+        return row
+
+    old_scores = task.per_query(old["queries"], old["gallery"])
+    base = float(np.mean(old_scores))
+    rows = [cell("old", "old", old_scores), cell("new", "new", task.per_query(new["queries"], new["gallery"]))]
     if new["queries"].shape[1] == old["gallery"].shape[1]:
-        rows.append(_cell(task, "new (raw)", "old", task.score(new["queries"], old["gallery"]), base))
+        rows.append(cell("new (raw)", "old", task.per_query(new["queries"], old["gallery"])))
     rng = np.random.default_rng(seed)
     for n in pairs:
         drawn = rng.permutation(len(task.gallery))[: min(n, len(task.gallery))]
@@ -119,12 +131,10 @@ def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *
                 adapter = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind, **queries,
                                       new_fingerprint=new_fingerprint, old_fingerprint=old_fingerprint, seed=seed)
             except InputError as exc:  # e.g. Procrustes with fewer pairs than dims: said in the table
-                rows.append({**_cell(task, f"new->old {kind}", "old", float("nan"), base), "pairs": len(drawn),
-                             "note": str(exc).split(":")[0]})
+                rows.append(cell(f"new->old {kind}", "old", None, pairs=len(drawn), note=str(exc).split(":")[0]))
                 continue
-            score = task.score(adapter(new["queries"]), old["gallery"])
-            rows.append({**_cell(task, f"new->old {kind}", "old", score, base), "pairs": len(drawn),
-                         "held-out cosine": adapter.card.holdout_cosine})
+            rows.append(cell(f"new->old {kind}", "old", task.per_query(adapter(new["queries"]), old["gallery"]),
+                             pairs=len(drawn), **{"held-out cosine": adapter.card.holdout_cosine}))
     return rows
 
 
@@ -171,13 +181,15 @@ def _encode(model: Encoder, texts: list[str], prompt: str | None, show_progress:
 
 def _retrieval(folder: Path, split: str) -> Task:
     data = load_beir(folder, split)
+    judged = [i for i, qid in enumerate(data.query_ids) if any(grade > 0 for grade in data.qrels[qid].values())]
 
-    def score(queries: np.ndarray, gallery: np.ndarray) -> float:
-        top = np.argsort(-(queries @ gallery.T), axis=1)[:, :100]
-        rankings = {qid: [data.corpus_ids[r] for r in top[i]] for i, qid in enumerate(data.query_ids)}
-        return metrics.retrieval_scores(rankings, data.qrels, ks=(10,))["ndcg_at_10"]
+    def per_query(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        # the queries retrieval_scores averages over (a positive judgement): its nDCG@10, query by query
+        top = np.argsort(-(queries[judged] @ gallery.T), axis=1)[:, :10]
+        return np.array([metrics.ndcg_at_k([data.corpus_ids[r] for r in top[row]], data.qrels[data.query_ids[i]], 10)
+                         for row, i in enumerate(judged)])
 
-    return Task(f"{folder.name} retrieval", "nDCG@10", data.queries, data.corpus, ("query", "document"), score)
+    return Task(f"{folder.name} retrieval", "nDCG@10", data.queries, data.corpus, ("query", "document"), per_query)
 
 
 def _classification(folder: Path, split: str) -> Task:
@@ -196,10 +208,10 @@ def _classification(folder: Path, split: str) -> Task:
     else:
         raise InputError(f"split must be 'test' or 'validation' for a classification folder, got {split!r}")
 
-    def score(query_vectors: np.ndarray, gallery_vectors: np.ndarray) -> float:
-        return knn_accuracy(query_vectors, gallery_vectors, gallery_labels, truth)
+    def per_query(query_vectors: np.ndarray, gallery_vectors: np.ndarray) -> np.ndarray:
+        return knn_correct(query_vectors, gallery_vectors, gallery_labels, truth).astype(np.float64)
 
-    return Task(f"{folder.name} kNN classification", "accuracy", queries, gallery, (None, None), score)
+    return Task(f"{folder.name} kNN classification", "accuracy", queries, gallery, (None, None), per_query)
 
 
 def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -215,10 +227,16 @@ def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def knn_accuracy(queries: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray, truth: list[str],
-                 k: int = KNN, block: int = 1024) -> float:
+                 k: int = KNN) -> float:
     """Share of queries whose k nearest gallery items (cosine) vote their label; ties go to the
     label with the larger summed similarity."""
-    correct = 0
+    return float(np.mean(knn_correct(queries, gallery, gallery_labels, truth, k)))
+
+
+def knn_correct(queries: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray, truth: list[str],
+                k: int = KNN, block: int = 1024) -> np.ndarray:
+    """For each query, whether its k nearest gallery items vote its label (`knn_accuracy`'s rule)."""
+    correct = np.zeros(len(queries), dtype=bool)
     for start in range(0, len(queries), block):
         similarity = queries[start:start + block] @ gallery.T
         nearest = np.argsort(-similarity, axis=1)[:, :k]
@@ -228,5 +246,5 @@ def knn_accuracy(queries: np.ndarray, gallery: np.ndarray, gallery_labels: np.nd
             for item in items:
                 weight[gallery_labels[item]] += float(similarity[row, item])
             predicted = max(votes, key=lambda label: (votes[label], weight[label]))
-            correct += predicted == truth[start + row]
-    return correct / len(queries)
+            correct[start + row] = predicted == truth[start + row]
+    return correct
