@@ -119,11 +119,12 @@ class Adapter:
 
 def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, queries: np.ndarray | None = None,
                 owners=None, new_fingerprint: str | None = None, old_fingerprint: str | None = None,
-                seed: int = 0) -> Adapter:
+                seed: int = 0, show_progress: bool = False) -> Adapter:
     """An adapter taking `new` (n, d_new) to `old` (n, d_old): row i of each is the same text.
 
     queries, owners: for the contrastive kind only (optional there): the new model's vectors of
-    pseudo-queries (m, d_new) and, for each, the row of `new`/`old` whose text it was cut from."""
+    pseudo-queries (m, d_new) and, for each, the row of `new`/`old` whose text it was cut from.
+    show_progress: a bar over the training epochs of the kinds that train (mlp, contrastive)."""
     if kind not in KINDS:
         raise InputError(f"adapter must be one of {list(KINDS)}, got {kind!r}")
     new, old = _checked_pairs(new, old)
@@ -147,10 +148,10 @@ def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, q
         settings["penalty"] = penalty = _chosen_penalty(new, old, kept, held)
         on_kept, final = _ridge(new[kept], old[kept], penalty), _ridge(new, old, penalty)
     elif kind == "mlp":  # the MLP's epoch is chosen on the held-out pairs, so it is not refitted on them
-        final, settings = _mlp(new, old, kept, held, seed)
+        final, settings = _mlp(new, old, kept, held, seed, show_progress)
         on_kept = final
     else:  # so is the contrastive map's
-        final, settings = _contrastive(new, old, queries, owners, kept, held, seed)
+        final, settings = _contrastive(new, old, queries, owners, kept, held, seed, show_progress)
         on_kept = final
     card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, new_fingerprint=new_fingerprint,
                        old_fingerprint=old_fingerprint, pairs=n, settings=settings)
@@ -229,7 +230,16 @@ def _mean_cosine(weights: dict, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.sum(mapped * y, axis=1)))
 
 
-def _mlp(x, y, kept, held, seed: int) -> tuple[dict, dict]:
+def _epochs(count: int, show_progress: bool, what: str):
+    """1..count, behind a progress bar when asked (an MLP may stop early: the bar then stops short)."""
+    if not show_progress:
+        return range(1, count + 1)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(1, count + 1), desc=what, unit="epoch", leave=False)
+
+
+def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
     """Ridge (penalty chosen on held-out pairs) plus a residual ReLU layer trained on 1 - cosine with
     AdamW; the epoch with the best held-out cosine is kept."""
     import torch
@@ -260,7 +270,7 @@ def _mlp(x, y, kept, held, seed: int) -> tuple[dict, dict]:
 
     kept_t, held = torch.as_tensor(kept), torch.as_tensor(held)
     best, best_state, waited, epochs = -2.0, None, 0, 0
-    for epochs in range(1, MLP_EPOCHS + 1):
+    for epochs in _epochs(MLP_EPOCHS, show_progress, "fitting the mlp adapter"):
         for batch in kept_t[torch.randperm(len(kept_t), generator=generator)].split(256):
             loss = 1 - torch.nn.functional.cosine_similarity(forward(batch), torch_y[batch]).mean()
             optimizer.zero_grad()
@@ -279,7 +289,7 @@ def _mlp(x, y, kept, held, seed: int) -> tuple[dict, dict]:
     return weights, {"penalty": penalty, "hidden": MLP_HIDDEN, "epochs": epochs}
 
 
-def _contrastive(x, y, queries, owners, kept, held, seed: int) -> tuple[dict, dict]:
+def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
     """Procrustes (on the kept pairs), then trained with InfoNCE: each kept item's own vector and
     its pseudo-queries, mapped, must score the item's stored vector above every other kept item's.
     Held-out items are never negatives in training (the map would learn to avoid them); their
@@ -315,7 +325,7 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int) -> tuple[dict, di
 
     best = held_mrr() if len(held) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best
-    for epoch in range(1, CONTRASTIVE_EPOCHS + 1):
+    for epoch in _epochs(CONTRASTIVE_EPOCHS, show_progress, "fitting the contrastive adapter"):
         for batch in torch.randperm(len(train_x), generator=generator).split(CONTRASTIVE_BATCH):
             logits = mapped(train_x[batch]) @ negatives.T / CONTRASTIVE_TEMPERATURE
             loss = torch.nn.functional.cross_entropy(logits, train_target[batch])

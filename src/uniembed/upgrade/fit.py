@@ -93,7 +93,7 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
             queries = {"queries": np.asarray(model.encode(cut, prompt="query", show_progress=show_progress),
                                              dtype=np.float32), "owners": owners}
     fitted = fit_adapter(new, old, adapter, **queries, new_fingerprint=model.fingerprint,
-                         old_fingerprint=collection.meta.fingerprint, seed=seed)
+                         old_fingerprint=collection.meta.fingerprint, seed=seed, show_progress=show_progress)
     version = (state.adapter_version or 0) + 1 if state is not None else 1
     fitted.save(upgrade_dir(collection.path), f"adapter-v{version}")
     write_state(collection.path, UpgradeState(
