@@ -317,11 +317,14 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     def mapped(rows_x):
         return torch.nn.functional.normalize(rows_x @ linear + bias, dim=1)
 
-    def held_mrr() -> float:
+    def held_mrr() -> float:  # in blocks: held queries x all items would not fit for large samples
+        reciprocal = []
         with torch.no_grad():
-            scores = mapped(held_x) @ targets.T
-            own = scores.gather(1, held_owner[:, None])
-            return float((1.0 / (1 + (scores > own).sum(dim=1))).mean())
+            for rows_x, rows_owner in zip(held_x.split(1024), held_owner.split(1024)):
+                scores = mapped(rows_x) @ targets.T
+                own = scores.gather(1, rows_owner[:, None])
+                reciprocal.append(1.0 / (1 + (scores > own).sum(dim=1)))
+        return float(torch.cat(reciprocal).mean())
 
     best = held_mrr() if len(held) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best
