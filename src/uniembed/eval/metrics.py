@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from uniembed.errors import InputError
+
 
 def rankdata(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their average rank (as scipy.stats.rankdata 'average')."""
@@ -101,9 +103,9 @@ def paired_bootstrap_interval(a: Sequence[float], b: Sequence[float], *, level: 
     means the two systems' difference is within what the choice of queries alone moves."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or len(a) == 0:
-        raise ValueError(f"two equal-length, non-empty 1-D score lists are needed, got shapes {a.shape} and {b.shape}")
+        raise InputError(f"two equal-length, non-empty 1-D score lists are needed, got shapes {a.shape} and {b.shape}")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie between 0 and 1, got {level!r}")
+        raise InputError(f"level must lie between 0 and 1, got {level!r}")
     draws = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
     means = (a - b)[draws].mean(axis=1)
     tail = (1 - level) / 2

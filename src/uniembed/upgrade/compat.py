@@ -27,7 +27,7 @@ from uniembed.errors import InputError
 from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
 from uniembed.upgrade.adapters import KINDS, fit_adapter
-from uniembed.upgrade.pseudo import pseudo_queries
+from uniembed.upgrade.pseudo import pseudo_query_vectors as pseudo_query_vectors_of_texts
 
 KNN = 10
 VALIDATION_TEXTS = 1000  # train texts held out as validation queries (a tenth when fewer)
@@ -88,9 +88,7 @@ def compatibility_matrix(old: Encoder, new: Encoder, data: str | Path, *, task: 
 def pseudo_query_vectors(model: Encoder, task: Task, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, owners): `model`'s vectors of sentences cut from the task's gallery texts (the
     contrastive adapter's pseudo-queries) and the gallery row each came from."""
-    cut, owners = pseudo_queries(task.gallery)
-    vectors = _encode(model, cut, task.prompts[0], show_progress) if cut else np.zeros((0, model.dim), np.float32)
-    return vectors, owners
+    return pseudo_query_vectors_of_texts(model, task.gallery, prompt=task.prompts[0], show_progress=show_progress)
 
 
 def _check_options(adapters, pairs) -> None:
@@ -141,10 +139,9 @@ def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *
 def _drawn_queries(pseudo: tuple[np.ndarray, np.ndarray], drawn: np.ndarray) -> dict:
     """The pseudo-queries of the drawn gallery rows, their owners renumbered as rows of the draw."""
     vectors, owners = pseudo
-    row_in_draw = np.full(max(len(owners) and int(owners.max()) + 1, int(drawn.max()) + 1), -1)
-    row_in_draw[drawn] = np.arange(len(drawn))
-    mine = row_in_draw[owners] >= 0 if len(owners) else np.zeros(0, dtype=bool)
-    return {"queries": vectors[mine], "owners": row_in_draw[owners[mine]]}
+    row_in_draw = {int(row): i for i, row in enumerate(drawn)}
+    mine = np.isin(owners, drawn)
+    return {"queries": vectors[mine], "owners": np.array([row_in_draw[int(o)] for o in owners[mine]], dtype=np.int64)}
 
 
 def _cell(task: Task, query: str, gallery: str, score: float, base: float) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 from uniembed.errors import CollectionLockedError, InputError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.adapters import KINDS, AdapterCard, fit_adapter
-from uniembed.upgrade.pseudo import pseudo_queries
+from uniembed.upgrade.pseudo import pseudo_query_vectors
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
 
@@ -88,10 +88,8 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
     new = _encode(model, texts, show_progress)
     queries = {}
     if adapter == "contrastive":  # the new model's vectors of sentences cut from the same items
-        cut, owners = pseudo_queries(texts)
-        if cut:
-            queries = {"queries": np.asarray(model.encode(cut, prompt="query", show_progress=show_progress),
-                                             dtype=np.float32), "owners": owners}
+        vectors, owners = pseudo_query_vectors(model, texts, show_progress=show_progress)
+        queries = {"queries": vectors, "owners": owners}
     fitted = fit_adapter(new, old, adapter, **queries, new_fingerprint=model.fingerprint,
                          old_fingerprint=collection.meta.fingerprint, seed=seed, show_progress=show_progress)
     version = (state.adapter_version or 0) + 1 if state is not None else 1

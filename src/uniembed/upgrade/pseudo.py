@@ -34,3 +34,12 @@ def pseudo_queries(texts: list[str], per_item: int = PER_ITEM) -> tuple[list[str
         queries += kept
         owners += [row] * len(kept)
     return queries, np.asarray(owners, dtype=np.int64)
+
+
+def pseudo_query_vectors(model, texts: list[str], *, prompt: str | None = "query",
+                         show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, owners): `model`'s vectors of `pseudo_queries(texts)`, (0, dim) when there are none."""
+    cut, owners = pseudo_queries(texts)
+    if not cut:
+        return np.zeros((0, model.dim), dtype=np.float32), owners
+    return np.asarray(model.encode(cut, prompt=prompt, show_progress=show_progress), dtype=np.float32), owners
