@@ -119,8 +119,22 @@ def test_a_contrastive_adapter_is_fitted_on_sentences_cut_from_the_items(tmp_pat
     assert len(set(adapted) & set(ids(col.search(query, k=10)))) >= 8, adapted
 
 
+def test_auto_fits_every_kind_on_the_items_and_their_sentences_and_keeps_the_best(tmp_path, old, new):
+    col = Collection.create(tmp_path / "abstracts", model=old, index="exact")
+    items = [f"{a} and more about this. {b} is what item {i} says next." for i, (a, b) in enumerate(zip(texts(100), texts(100, 1)))]
+    col.add([f"d{i}" for i in range(100)], items)
+    card = fit(col, new, pairs=80, adapter="auto")
+    scores = card.settings["auto"]
+    assert set(scores) == {"procrustes", "ridge", "mlp", "contrastive"}
+    assert card.kind in scores and scores[card.kind] == max(scores.values())
+    assert upgrade_status(col).adapter == f"{card.kind} (v1)"  # the state names the kind chosen, never "auto"
+    query = "cat market and more about this"
+    adapted = ids(Collection.open(col.path, model=new).search(query, k=10))
+    assert len(set(adapted) & set(ids(col.search(query, k=10)))) >= 8, adapted
+
+
 def test_an_unknown_adapter_is_refused_before_anything_is_encoded(docs, new):
-    with pytest.raises(InputError, match=r"adapter must be one of \['procrustes', 'ridge', 'mlp', 'contrastive'\], got 'magic'"):
+    with pytest.raises(InputError, match=r"adapter must be one of \['procrustes', 'ridge', 'mlp', 'contrastive', 'auto'\], got 'magic'"):
         fit(docs, new, pairs=60, adapter="magic")
     assert not (docs.path / "upgrade").exists()
 
@@ -213,6 +227,8 @@ def test_the_cli_and_a_backfill_killed_10_times_loses_nothing(tmp_path, tiny_dir
     run = lambda *args: subprocess.run([*UPGRADE, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
     planned = run("plan", str(path), "--to", str(new_dir), "--sample", "200", "--json")
     assert planned.returncode == 0 and json.loads(planned.stdout)["items"] == 1500, planned.stderr
+    auto = run("fit", str(path), "--to", str(new_dir), "--pairs", "100", "--adapter", "auto")
+    assert auto.returncode == 0 and "chosen by held-out MRR: procrustes 0." in auto.stdout, auto.stderr
     fitted = run("fit", str(path), "--to", str(new_dir), "--pairs", "500", "--adapter", "ridge")
     assert fitted.returncode == 0 and "fitted a ridge adapter 32 -> 32 dims on 500 pairs" in fitted.stdout, fitted.stderr
     early = run("finish", str(path))
@@ -278,10 +294,14 @@ def test_eval_compatibility_on_the_command_line(tmp_path, tiny_dir):
     rows = json.loads(done.stdout)
     assert [r["query model"] for r in rows] == ["old", "new", "new (raw)", "new->old ridge", "new->old ridge"]
     assert [r.get("pairs") for r in rows[3:]] == [10, 40] and "update gain" in rows[1]
-    contrastive = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "40", "--adapter", "contrastive",
-                      "--json")
-    assert contrastive.returncode == 0, contrastive.stderr
-    assert [r["query model"] for r in json.loads(contrastive.stdout)][-1] == "new->old contrastive"
+    kinds = ("procrustes", "ridge", "mlp", "contrastive")
+    every = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "40",
+                *(f"--adapter={kind}" for kind in (*kinds, "auto")), "--json")
+    assert every.returncode == 0, every.stderr
+    *_, auto = rows = json.loads(every.stdout)
+    assert [r["query model"] for r in rows[-5:]] == [f"new->old {kind}" for kind in (*kinds, "auto")]
+    chosen = next(r for r in rows if r["query model"] == "new->old " + auto["note"].removeprefix("chose "))
+    assert (auto["score"], auto["held-out cosine"]) == (chosen["score"], chosen["held-out cosine"])  # that fit, reused
     table = run(str(beir), "--old", str(tiny_dir), "--new", str(new_dir), "--pairs", "10")
     assert table.returncode == 0 and "| task | query model |" in table.stdout
     same = run(str(beir), "--old", str(tiny_dir), "--new", str(tiny_dir))

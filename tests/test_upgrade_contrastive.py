@@ -1,5 +1,6 @@
-"""The contrastive adapter and its pseudo-queries: sentences cut from a collection's own items,
-trained to rank each item's stored vector first."""
+"""The contrastive adapter and its pseudo-queries (sentences cut from a collection's own items,
+trained to rank each item's stored vector first), and the auto adapter, which keeps whichever kind
+ranks the held-out items best."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,6 +69,9 @@ def test_the_contrastive_adapter_ranks_fresh_queries_better_than_procrustes():
     settings = contrastive.card.settings
     assert settings["epoch"] > 0 and settings["pseudo_queries"] == len(cut)
     assert settings["held_out_mrr"] > settings["held_out_mrr_procrustes"]
+    # the held-out MRR fit_adapter measures for every kind agrees with the contrastive map's own start
+    assert fit_adapter(new, old, "procrustes", queries=cut, owners=owners).card.settings["held_out_mrr"] == \
+        pytest.approx(settings["held_out_mrr_procrustes"], abs=1e-3)
 
 
 def test_without_pseudo_queries_it_ranks_the_items_own_vectors_and_keeps_procrustes_when_that_is_best():
@@ -86,7 +90,7 @@ def test_the_same_seed_fits_the_same_map():
 
 
 @pytest.mark.parametrize(("kind", "queries", "owners", "message"), [
-    ("procrustes", np.ones((3, DIM)), np.zeros(3, dtype=int), "pseudo-queries are for the contrastive adapter"),
+    ("procrustes", np.ones((3, DIM)), None, "need both queries= and owners="),
     ("contrastive", np.ones((3, DIM)), None, "need both queries= and owners="),
     ("contrastive", np.ones((3, DIM + 1)), np.zeros(3, dtype=int), r"must be \(3, 16\) vectors with one owner each"),
     ("contrastive", np.ones((3, DIM)), np.zeros(2, dtype=int), "with one owner each"),
@@ -99,3 +103,50 @@ def test_bad_pseudo_queries_are_refused(kind, queries, owners, message):
     new, old, _ = items_and_queries()
     with pytest.raises(InputError, match=message):
         fit_adapter(new, old, kind, queries=queries, owners=owners)
+
+
+def test_pseudo_queries_only_score_the_kinds_that_do_not_train_on_them():
+    new, old, queries = items_and_queries()
+    cut, owners = queries(2, np.random.default_rng(1))
+    for kind in ("procrustes", "ridge"):
+        plain, scored = fit_adapter(new, old, kind), fit_adapter(new, old, kind, queries=cut, owners=owners)
+        np.testing.assert_array_equal(plain(new), scored(new))
+        # held-out items' own vectors alone are ranked first by an exact rotation; their offset queries are not
+        assert plain.card.settings["held_out_mrr"] > scored.card.settings["held_out_mrr"]
+
+
+def test_auto_keeps_the_kind_that_ranks_held_out_queries_best_and_says_so():
+    new, old, queries = items_and_queries()
+    cut, owners = queries(4, np.random.default_rng(1))
+    auto = fit_adapter(new, old, "auto", queries=cut, owners=owners)
+    scores = auto.card.settings["auto"]
+    assert set(scores) == {"procrustes", "ridge", "mlp", "contrastive"}
+    assert auto.card.kind == max(scores, key=scores.get) == "contrastive"
+    contrastive = fit_adapter(new, old, "contrastive", queries=cut, owners=owners)
+    np.testing.assert_array_equal(auto(new), contrastive(new))  # the same fit, not a refit
+
+
+def test_auto_with_fewer_pairs_than_dims_can_only_choose_ridge():
+    new, old, _ = items_and_queries()
+    auto = fit_adapter(new[:12], old[:12], "auto")
+    assert auto.card.kind == "ridge" and list(auto.card.settings["auto"]) == ["ridge"]
+
+
+def test_auto_without_a_held_out_share_falls_back_to_procrustes_and_says_why():
+    rng = np.random.default_rng(0)
+    new, old = rng.normal(size=(8, 4)), rng.normal(size=(8, 4))
+    auto = fit_adapter(new, old, "auto")
+    assert auto.card.kind == "procrustes" and auto.card.settings["auto"] == "too few pairs to hold any out"
+
+
+def test_equal_held_out_scores_go_to_the_simpler_kind():
+    new, old, _ = items_and_queries()
+    # an exact rotation: every kind ranks every held-out item first (MRR 1.0); Procrustes is simplest
+    auto = fit_adapter(new, old, "auto")
+    assert set(auto.card.settings["auto"].values()) == {1.0} and auto.card.kind == "procrustes"
+
+
+def test_an_unknown_kind_names_every_choice():
+    new, old, _ = items_and_queries()
+    with pytest.raises(InputError, match=r"\['procrustes', 'ridge', 'mlp', 'contrastive', 'auto'\], got 'best'"):
+        fit_adapter(new, old, "best")

@@ -48,7 +48,7 @@ def _add_compatibility(tasks) -> None:
                      "(kNN classification, accuracy)")
     sub.add_argument("--old", required=True, metavar="MODEL", help="the model that made the gallery")
     sub.add_argument("--new", required=True, metavar="MODEL", help="the model to upgrade to")
-    sub.add_argument("--adapter", action="append", choices=["procrustes", "ridge", "mlp", "contrastive"], default=None,
+    sub.add_argument("--adapter", action="append", choices=["procrustes", "ridge", "mlp", "contrastive", "auto"], default=None,
                      help="adapter(s) to fit (repeatable; default: procrustes and ridge)")
     sub.add_argument("--pairs", default="500,2000,5000", help="pair counts, comma-separated (default: 500,2000,5000)")
     sub.add_argument("--seed", type=int, default=0)

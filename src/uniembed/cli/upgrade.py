@@ -23,10 +23,11 @@ def add_parser(commands) -> None:
     fit = steps.add_parser("fit", help="fit an adapter new->old on the collection's own texts; stored with it")
     _collection_and_target(fit)
     fit.add_argument("--pairs", type=int, default=5000, help="items (texts) to fit on (default: 5000)")
-    fit.add_argument("--adapter", choices=["procrustes", "ridge", "mlp", "contrastive"], default="procrustes",
-                     help="procrustes (orthogonal), ridge (least squares, fine with few pairs), mlp, or contrastive "
+    fit.add_argument("--adapter", choices=["procrustes", "ridge", "mlp", "contrastive", "auto"], default="procrustes",
+                     help="procrustes (orthogonal), ridge (least squares, fine with few pairs), mlp, contrastive "
                      "(Procrustes trained to rank each item first for sentences cut from it: for search; slower to "
-                     "fit) (default: procrustes)")
+                     "fit), or auto (fits every kind, keeps the one that ranks held-out items best; slowest) "
+                     "(default: procrustes)")
     fit.add_argument("--texts", default=None, metavar="FILE",
                      help="fit on these texts (one per line) instead of the collection's, embedded by both models")
     fit.add_argument("--seed", type=int, default=0)
@@ -99,6 +100,8 @@ def run_fit(args: argparse.Namespace) -> int:
                seed=args.seed, show_progress=sys.stderr.isatty())
     print(f"fitted a {card.kind} adapter {card.new_dim} -> {card.old_dim} dims on {card.pairs} pairs "
           f"(held-out cosine {card.holdout_cosine}); search now with --model {args.to}")
+    if isinstance(card.settings.get("auto"), dict):
+        print("chosen by held-out MRR: " + ", ".join(f"{kind} {score}" for kind, score in card.settings["auto"].items()))
     return 0
 
 

@@ -22,6 +22,12 @@ Fitted on paired vectors of the same texts (the collection's own texts, or texts
   short queries (a static model's query vectors most of all); this one sees query-like texts.
   Needs as many pairs as Procrustes. Only the new model encodes the pseudo-queries: their targets
   are the stored vectors.
+- auto: fits every kind the pairs allow and keeps the one whose held-out items' queries (their own
+  new vectors and, when given, their pseudo-queries) rank the item's stored vector best (MRR among
+  all the pairs' stored vectors). Needs no labelled queries: what a user can run on a collection.
+
+Every kind records that held-out MRR on its card (settings["held_out_mrr"]), measured with the map
+fitted without the held-out pairs, so cards of different kinds compare.
 
 Every adapter outputs L2-normalised vectors of the old dimension. Saved as safetensors (weights)
 + JSON (kind, dims, both fingerprints, pairs, held-out cosine), never pickle.
@@ -37,6 +43,8 @@ import numpy as np
 from uniembed.errors import InputError
 
 KINDS = ("procrustes", "ridge", "mlp", "contrastive")
+AUTO = "auto"
+CHOICES = (*KINDS, AUTO)  # what fit_adapter accepts; an adapter's card always names one of KINDS
 RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 HOLDOUT_SHARE = 0.1
 MLP_HIDDEN = 512
@@ -123,21 +131,55 @@ def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, q
                 seed: int = 0, show_progress: bool = False) -> Adapter:
     """An adapter taking `new` (n, d_new) to `old` (n, d_old): row i of each is the same text.
 
-    queries, owners: for the contrastive kind only (optional there): the new model's vectors of
-    pseudo-queries (m, d_new) and, for each, the row of `new`/`old` whose text it was cut from.
+    kind: one of KINDS, or "auto" (fit every kind the pairs allow, keep the best held-out MRR).
+    queries, owners: the new model's vectors of pseudo-queries (m, d_new) and, for each, the row of
+    `new`/`old` whose text it was cut from. The contrastive kind trains on them; every kind ranks the
+    held-out items' ones to measure its held-out MRR (optional: without them, the items' own vectors).
     show_progress: a bar over the training epochs of the kinds that train (mlp, contrastive)."""
-    if kind not in KINDS:
-        raise InputError(f"adapter must be one of {list(KINDS)}, got {kind!r}")
+    if kind not in CHOICES:
+        raise InputError(f"adapter must be one of {list(CHOICES)}, got {kind!r}")
     new, old = _checked_pairs(new, old)
-    queries, owners = _checked_queries(queries, owners, kind, new.shape)
-    n, d_new = new.shape
-    d_old = old.shape[1]
-    if kind in ("procrustes", "mlp", "contrastive") and n < max(d_new, d_old):
-        raise InputError(f"{kind} needs at least as many pairs as dimensions ({max(d_new, d_old)}), got {n}: "
-                         "use more pairs, or the ridge adapter, which is fine with fewer")
+    queries, owners = _checked_queries(queries, owners, new.shape)
     if new_fingerprint is not None and new_fingerprint == old_fingerprint:
         raise InputError("the new model has the same fingerprint as the old one: its vectors are the old ones, "
                          "there is nothing to adapt")
+    fingerprints = {"new_fingerprint": new_fingerprint, "old_fingerprint": old_fingerprint}
+    if kind == AUTO:
+        fitted = {candidate: _fit_kind(candidate, new, old, queries, owners, seed, show_progress, **fingerprints)
+                  for candidate in KINDS if _enough_pairs(candidate, new.shape, old.shape)}
+        return fitted[choose_by_held_out(fitted)]
+    if not _enough_pairs(kind, new.shape, old.shape):
+        raise InputError(f"{kind} needs at least as many pairs as dimensions ({max(new.shape[1], old.shape[1])}), "
+                         f"got {len(new)}: use more pairs, or the ridge adapter, which is fine with fewer")
+    return _fit_kind(kind, new, old, queries, owners, seed, show_progress, **fingerprints)
+
+
+def choose_by_held_out(fitted: dict[str, Adapter]) -> str:
+    """The kind, among `fitted` ({kind: adapter fitted on the same pairs and seed}), whose card
+    has the best held-out MRR; the simpler kind (earlier in KINDS) on equal scores. Without a
+    held-out share (fewer than 10 pairs) Procrustes when fitted, else ridge. The chosen card
+    records every candidate's score under settings["auto"]."""
+    if not fitted:
+        raise InputError("no adapter kind to choose from")
+    scores = {kind: adapter.card.settings.get("held_out_mrr") for kind, adapter in fitted.items()}
+    measured = [kind for kind in KINDS if scores.get(kind) is not None]
+    if measured:
+        chosen = max(measured, key=lambda kind: (scores[kind], -KINDS.index(kind)))
+    else:
+        chosen = "procrustes" if "procrustes" in fitted else next(iter(fitted))
+    fitted[chosen].card.settings["auto"] = scores if measured else "too few pairs to hold any out"
+    return chosen
+
+
+def _enough_pairs(kind: str, new_shape, old_shape) -> bool:
+    """Procrustes, the MLP and the contrastive map (which starts as Procrustes) are only determined
+    with at least as many pairs as the larger dimension; ridge is fine with fewer."""
+    return kind == "ridge" or new_shape[0] >= max(new_shape[1], old_shape[1])
+
+
+def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, **fingerprints) -> Adapter:
+    n, d_new = new.shape
+    d_old = old.shape[1]
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     held = order[: max(1, int(round(n * HOLDOUT_SHARE)))] if n >= 10 else order[:0]
@@ -154,12 +196,30 @@ def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, q
     else:  # so is the contrastive map's
         final, settings = _contrastive(new, old, queries, owners, kept, held, seed, show_progress)
         on_kept = final
-    card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, new_fingerprint=new_fingerprint,
-                       old_fingerprint=old_fingerprint, pairs=n, settings=settings)
+    card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, pairs=n, settings=settings, **fingerprints)
     if len(held):  # measured with the map fitted without them
-        mapped = Adapter(card, on_kept)(new[held])
-        card.holdout_cosine = round(float(np.mean(np.sum(mapped * old[held], axis=1))), 4)
+        measured = Adapter(card, on_kept)
+        card.holdout_cosine = round(float(np.mean(np.sum(measured(new[held]) * old[held], axis=1))), 4)
+        held_queries, held_owners = _with_own(new, queries, owners, held)
+        card.settings["held_out_mrr"] = round(_mean_reciprocal_rank(measured(held_queries), held_owners, old), 4)
     return Adapter(card, final)
+
+
+def _with_own(new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The query vectors of `rows` (their own new vectors, then their pseudo-queries) and each one's owner row."""
+    cut = np.isin(owners, rows)
+    return np.vstack([new[rows], queries[cut]]), np.concatenate([rows, owners[cut]])
+
+
+def _mean_reciprocal_rank(mapped: np.ndarray, owners: np.ndarray, stored: np.ndarray, block: int = 1024) -> float:
+    """MRR of each mapped query's owner among all stored vectors (unit rows); scored in blocks so
+    that many queries x many items never sit in memory at once. Ties count in the owner's favour."""
+    reciprocal = []
+    for start in range(0, len(mapped), block):
+        scores = mapped[start:start + block] @ stored.T
+        own = scores[np.arange(len(scores)), owners[start:start + block]]
+        reciprocal.append(1.0 / (1 + (scores > own[:, None]).sum(axis=1)))
+    return float(np.mean(np.concatenate(reciprocal)))
 
 
 def _checked_pairs(new, old) -> tuple[np.ndarray, np.ndarray]:
@@ -175,12 +235,10 @@ def _checked_pairs(new, old) -> tuple[np.ndarray, np.ndarray]:
     return _unit(new), _unit(old)
 
 
-def _checked_queries(queries, owners, kind: str, pairs_shape) -> tuple[np.ndarray, np.ndarray]:
+def _checked_queries(queries, owners, pairs_shape) -> tuple[np.ndarray, np.ndarray]:
     """Pseudo-queries as (m, d_new) unit float64 vectors and their owners as row numbers (m = 0 when none)."""
     if queries is None and owners is None:
         return np.zeros((0, pairs_shape[1])), np.zeros(0, dtype=np.int64)
-    if kind != "contrastive":
-        raise InputError(f"pseudo-queries are for the contrastive adapter; the {kind} adapter fits pairs only")
     if queries is None or owners is None:
         raise InputError("pseudo-queries need both queries= and owners= (the pair each query was cut from)")
     queries, owners = np.asarray(queries, dtype=np.float64), np.asarray(owners)
@@ -277,7 +335,7 @@ def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        score = held_cosine() if len(held) else -float(loss)
+        score = held_cosine() if len(held) else -float(loss.detach())
         if score > best + 1e-5:
             best, waited = score, 0
             best_state = [p.detach().clone() for p in parameters]
@@ -302,9 +360,8 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     targets = torch.tensor(y, dtype=torch.float32)
 
     def with_own(rows):  # (query vectors, owner rows): the items' own vectors, then their pseudo-queries
-        cut = np.isin(owners, rows)
-        return (torch.tensor(np.vstack([x[rows], queries[cut]]), dtype=torch.float32),
-                torch.as_tensor(np.concatenate([rows, owners[cut]])))
+        vectors, owner_rows = _with_own(x, queries, owners, rows)
+        return torch.tensor(vectors, dtype=torch.float32), torch.as_tensor(owner_rows)
 
     train_x, train_owner = with_own(kept)
     position = torch.full((len(x),), -1, dtype=torch.long)
@@ -318,14 +375,9 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     def mapped(rows_x):
         return torch.nn.functional.normalize(rows_x @ linear + bias, dim=1)
 
-    def held_mrr() -> float:  # in blocks: held queries x all items would not fit for large samples
-        reciprocal = []
+    def held_mrr() -> float:
         with torch.no_grad():
-            for rows_x, rows_owner in zip(held_x.split(1024), held_owner.split(1024)):
-                scores = mapped(rows_x) @ targets.T
-                own = scores.gather(1, rows_owner[:, None])
-                reciprocal.append(1.0 / (1 + (scores > own).sum(dim=1)))
-        return float(torch.cat(reciprocal).mean())
+            return _mean_reciprocal_rank(mapped(held_x).numpy(), held_owner.numpy(), targets.numpy())
 
     best = held_mrr() if len(held) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best
@@ -336,11 +388,11 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        score = held_mrr() if len(held) else float(-loss)
+        score = held_mrr() if len(held) else -float(loss.detach())
         if score > best:
             best, best_epoch = score, epoch
             best_state = (linear.detach().clone(), bias.detach().clone())
     settings = {"temperature": CONTRASTIVE_TEMPERATURE, "epoch": best_epoch, "pseudo_queries": int(len(queries))}
     if len(held):
-        settings.update({"held_out_mrr_procrustes": round(first, 4), "held_out_mrr": round(best, 4)})
+        settings["held_out_mrr_procrustes"] = round(first, 4)  # fit_adapter adds the chosen epoch's
     return {"linear": best_state[0].numpy().astype(np.float64), "bias": best_state[1].numpy().astype(np.float64)}, settings

@@ -26,7 +26,7 @@ from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
-from uniembed.upgrade.adapters import KINDS, fit_adapter
+from uniembed.upgrade.adapters import AUTO, CHOICES, KINDS, choose_by_held_out, fit_adapter
 from uniembed.upgrade.pseudo import pseudo_query_vectors as pseudo_query_vectors_of_texts
 
 KNN = 10
@@ -79,7 +79,7 @@ def compatibility_matrix(old: Encoder, new: Encoder, data: str | Path, *, task: 
         raise InputError(f"the old and new models have the same fingerprint ({old.fingerprint[:12]}): "
                          "nothing to compare")
     loaded = load_task(data, task)
-    pseudo = pseudo_query_vectors(new, loaded, show_progress) if "contrastive" in adapters else None
+    pseudo = pseudo_query_vectors(new, loaded, show_progress) if {"contrastive", AUTO} & set(adapters) else None
     return matrix(loaded, task_vectors(old, loaded, show_progress), task_vectors(new, loaded, show_progress),
                   old_fingerprint=old.fingerprint, new_fingerprint=new.fingerprint, adapters=adapters, pairs=pairs,
                   seed=seed, pseudo=pseudo)
@@ -93,8 +93,8 @@ def pseudo_query_vectors(model: Encoder, task: Task, show_progress: bool = False
 
 def _check_options(adapters, pairs) -> None:
     for kind in adapters:
-        if kind not in KINDS:
-            raise InputError(f"adapter must be one of {list(KINDS)}, got {kind!r}")
+        if kind not in CHOICES:
+            raise InputError(f"adapter must be one of {list(CHOICES)}, got {kind!r}")
     if not pairs or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in pairs):
         raise InputError(f"pairs must be integers >= 2, got {pairs!r}")
 
@@ -123,16 +123,33 @@ def matrix(task: Task, old: dict[str, np.ndarray], new: dict[str, np.ndarray], *
     rng = np.random.default_rng(seed)
     for n in pairs:
         drawn = rng.permutation(len(task.gallery))[: min(n, len(task.gallery))]
+        # pseudo-queries train the contrastive kind and give every kind its held-out MRR (auto's choice)
+        queries = _drawn_queries(pseudo, drawn) if pseudo is not None else {}
+        fitted: dict[str, object] = {}  # kind -> Adapter, or the InputError that refused it
+
+        def fitted_kind(kind: str):
+            if kind not in fitted:
+                try:
+                    fitted[kind] = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind, **queries,
+                                               new_fingerprint=new_fingerprint, old_fingerprint=old_fingerprint,
+                                               seed=seed)
+                except InputError as exc:  # e.g. Procrustes with fewer pairs than dims: said in the table
+                    fitted[kind] = exc
+            return fitted[kind]
+
         for kind in adapters:
-            queries = _drawn_queries(pseudo, drawn) if kind == "contrastive" and pseudo is not None else {}
-            try:
-                adapter = fit_adapter(new["gallery"][drawn], old["gallery"][drawn], kind, **queries,
-                                      new_fingerprint=new_fingerprint, old_fingerprint=old_fingerprint, seed=seed)
-            except InputError as exc:  # e.g. Procrustes with fewer pairs than dims: said in the table
-                rows.append(cell(f"new->old {kind}", "old", None, pairs=len(drawn), note=str(exc).split(":")[0]))
+            note = {}
+            if kind == AUTO:  # fit_adapter(kind="auto")'s choice, made from the kinds fitted here
+                candidates = {k: a for k in KINDS if not isinstance(a := fitted_kind(k), InputError)}
+                chosen = choose_by_held_out(candidates)
+                adapter, note = candidates[chosen], {"note": f"chose {chosen}"}
+            else:
+                adapter = fitted_kind(kind)
+            if isinstance(adapter, InputError):
+                rows.append(cell(f"new->old {kind}", "old", None, pairs=len(drawn), note=str(adapter).split(":")[0]))
                 continue
             rows.append(cell(f"new->old {kind}", "old", task.per_query(adapter(new["queries"]), old["gallery"]),
-                             pairs=len(drawn), **{"held-out cosine": adapter.card.holdout_cosine}))
+                             pairs=len(drawn), **{"held-out cosine": adapter.card.holdout_cosine}, **note))
     return rows
 
 

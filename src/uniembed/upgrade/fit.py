@@ -15,7 +15,7 @@ import numpy as np
 
 from uniembed.errors import CollectionLockedError, InputError
 from uniembed.store.lock import WriterLock
-from uniembed.upgrade.adapters import KINDS, AdapterCard, fit_adapter
+from uniembed.upgrade.adapters import AUTO, CHOICES, AdapterCard, fit_adapter
 from uniembed.upgrade.pseudo import pseudo_query_vectors
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
@@ -67,12 +67,14 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
         target: str | None = None, seed: int = 0, show_progress: bool = False) -> AdapterCard:
     """Fit an adapter from `model` (the new one) into the collection's space and store it as the
     next adapter version; from then on `Collection.open(path, model=model)` searches through it.
+    adapter: a kind of `adapters.KINDS`, or "auto": every kind the pairs allow, the best held-out
+    ranking kept (the card says which, and every candidate's score).
     target: how to load `model` again (a catalogue name or folder), for backfill and finish."""
     check_upgradable(collection, model)
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 2:
         raise InputError(f"pairs must be an integer >= 2, got {pairs!r}")
-    if adapter not in KINDS:  # before any encoding
-        raise InputError(f"adapter must be one of {list(KINDS)}, got {adapter!r}")
+    if adapter not in CHOICES:  # before any encoding
+        raise InputError(f"adapter must be one of {list(CHOICES)}, got {adapter!r}")
     state = read_state(collection.path)
     if state is not None and state.target_fingerprint != model.fingerprint:
         raise InputError(f"an upgrade of {collection.path} to {state.target_name} is in progress; finish it or "
@@ -87,7 +89,7 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
         texts, old, _ = _sample(collection, pairs, seed)
     new = _encode(model, texts, show_progress)
     queries = {}
-    if adapter == "contrastive":  # the new model's vectors of sentences cut from the same items
+    if adapter in ("contrastive", AUTO):  # the new model's vectors of sentences cut from the same items
         vectors, owners = pseudo_query_vectors(model, texts, show_progress=show_progress)
         queries = {"queries": vectors, "owners": owners}
     fitted = fit_adapter(new, old, adapter, **queries, new_fingerprint=model.fingerprint,
@@ -97,7 +99,7 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
     write_state(collection.path, UpgradeState(
         target_model=target or model.source or model.name, target_name=model.name, target_fingerprint=model.fingerprint,
         target_dim=int(new.shape[1]), old_fingerprint=collection.meta.fingerprint, adapter_version=version,
-        adapter_kind=adapter))
+        adapter_kind=fitted.card.kind))
     return fitted.card
 
 
