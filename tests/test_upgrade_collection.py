@@ -143,9 +143,27 @@ def test_plan_reports_cost_and_compatibility_without_changing_anything(docs, old
     new = MappedEncoder(old, rotation(old.dim, seed=7), name="same dims")
     report = plan(docs, new, sample=100)
     assert report["items"] == 120 and report["sample"] == 100 and report["new model texts/s (this machine)"] > 0
-    assert report["compatibility"]["procrustes"]["top-1 agreement"] > 0.9
-    assert report["compatibility"]["raw (no adapter)"]["mean cosine"] < 0.9  # another basis
+    compatibility = report["compatibility"]
+    assert compatibility["procrustes"]["held-out MRR"] > 0.9 and compatibility["procrustes"]["held-out cosine"] > 0.99
+    assert compatibility["raw (no adapter)"]["held-out cosine"] < 0.9  # another basis
+    assert compatibility["raw (no adapter)"]["held-out MRR"] < compatibility["procrustes"]["held-out MRR"]
+    assert set(compatibility) == {"raw (no adapter)", "procrustes", "ridge", "mlp", "contrastive", "auto would keep"}
+    assert compatibility[compatibility["auto would keep"]]["held-out MRR"] == max(
+        compatibility[kind]["held-out MRR"] for kind in ("procrustes", "ridge", "mlp", "contrastive"))
     assert not (docs.path / "upgrade").exists()
+
+
+def test_plan_says_which_adapters_a_small_sample_allows(docs, new):
+    report = plan(docs, new, sample=20)  # at least the 12 dims: every kind fits
+    assert "held-out MRR" in report["compatibility"]["procrustes"]
+    small = plan(docs, new, sample=11)
+    assert "procrustes needs at least as many pairs as dimensions (12), got 11" in small["compatibility"]["procrustes"]["note"]
+    assert small["compatibility"]["auto would keep"] == "ridge"
+    tiny = plan(docs, new, sample=5)
+    assert tiny["compatibility"] == {"note": "too few items with text to hold any out (10 or more needed)"}
+    for bad in (1, 0, "100", True):
+        with pytest.raises(InputError, match=f"sample must be an integer >= 2, got {bad!r}"):
+            plan(docs, new, sample=bad)
 
 
 def test_bad_upgrades_are_refused_and_change_nothing(docs, old, new, tmp_path):
@@ -227,6 +245,8 @@ def test_the_cli_and_a_backfill_killed_10_times_loses_nothing(tmp_path, tiny_dir
     run = lambda *args: subprocess.run([*UPGRADE, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
     planned = run("plan", str(path), "--to", str(new_dir), "--sample", "200", "--json")
     assert planned.returncode == 0 and json.loads(planned.stdout)["items"] == 1500, planned.stderr
+    told = run("plan", str(path), "--to", str(new_dir), "--sample", "200")
+    assert told.returncode == 0 and "  procrustes: held-out cosine 0." in told.stdout and "auto would keep: " in told.stdout
     auto = run("fit", str(path), "--to", str(new_dir), "--pairs", "100", "--adapter", "auto")
     assert auto.returncode == 0 and "chosen by held-out MRR: procrustes 0." in auto.stdout, auto.stderr
     fitted = run("fit", str(path), "--to", str(new_dir), "--pairs", "500", "--adapter", "ridge")

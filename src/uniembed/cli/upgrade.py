@@ -77,9 +77,10 @@ def run_plan(args: argparse.Namespace) -> int:
     for key, value in report.items():
         if key != "compatibility":
             print(f"{key}: {value}")
-    print("compatibility on held-out sample items (adapted new vector vs the stored one):")
+    print("compatibility on held-out sample items (their vectors and sentences, mapped, must find the item's "
+          "stored vector among the sample's):")
     for name, scores in report["compatibility"].items():
-        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in scores.items()) if isinstance(scores, dict) else f"  {name}: {scores}")
+        print(f"  {name}: " + (", ".join(f"{k} {v}" for k, v in scores.items()) if isinstance(scores, dict) else str(scores)))
     return 0
 
 

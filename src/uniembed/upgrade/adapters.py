@@ -180,10 +180,7 @@ def _enough_pairs(kind: str, new_shape, old_shape) -> bool:
 def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, **fingerprints) -> Adapter:
     n, d_new = new.shape
     d_old = old.shape[1]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    held = order[: max(1, int(round(n * HOLDOUT_SHARE)))] if n >= 10 else order[:0]
-    kept = order[len(held):]
+    held, kept = held_out_split(n, seed)
     settings: dict = {}
     if kind == "procrustes":
         on_kept, final = _procrustes(new[kept], old[kept]), _procrustes(new, old)
@@ -200,18 +197,26 @@ def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, *
     if len(held):  # measured with the map fitted without them
         measured = Adapter(card, on_kept)
         card.holdout_cosine = round(float(np.mean(np.sum(measured(new[held]) * old[held], axis=1))), 4)
-        held_queries, held_owners = _with_own(new, queries, owners, held)
-        card.settings["held_out_mrr"] = round(_mean_reciprocal_rank(measured(held_queries), held_owners, old), 4)
+        held_queries, held_owners = with_own(new, queries, owners, held)
+        card.settings["held_out_mrr"] = round(mean_reciprocal_rank(measured(held_queries), held_owners, old), 4)
     return Adapter(card, final)
 
 
-def _with_own(new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def held_out_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held, kept) rows of n pairs: a seeded tenth held out (none below 10 pairs). Every kind
+    fitted with the same seed holds out the same rows, so their held-out scores compare."""
+    order = np.random.default_rng(seed).permutation(n)
+    held = order[: max(1, int(round(n * HOLDOUT_SHARE)))] if n >= 10 else order[:0]
+    return held, order[len(held):]
+
+
+def with_own(new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The query vectors of `rows` (their own new vectors, then their pseudo-queries) and each one's owner row."""
     cut = np.isin(owners, rows)
     return np.vstack([new[rows], queries[cut]]), np.concatenate([rows, owners[cut]])
 
 
-def _mean_reciprocal_rank(mapped: np.ndarray, owners: np.ndarray, stored: np.ndarray, block: int = 1024) -> float:
+def mean_reciprocal_rank(mapped: np.ndarray, owners: np.ndarray, stored: np.ndarray, block: int = 1024) -> float:
     """MRR of each mapped query's owner among all stored vectors (unit rows); scored in blocks so
     that many queries x many items never sit in memory at once. Ties count in the owner's favour."""
     reciprocal = []
@@ -359,15 +364,15 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     start = _procrustes(x[kept], y[kept])
     targets = torch.tensor(y, dtype=torch.float32)
 
-    def with_own(rows):  # (query vectors, owner rows): the items' own vectors, then their pseudo-queries
-        vectors, owner_rows = _with_own(x, queries, owners, rows)
+    def queries_of(rows):  # (query vectors, owner rows): the items' own vectors, then their pseudo-queries
+        vectors, owner_rows = with_own(x, queries, owners, rows)
         return torch.tensor(vectors, dtype=torch.float32), torch.as_tensor(owner_rows)
 
-    train_x, train_owner = with_own(kept)
+    train_x, train_owner = queries_of(kept)
     position = torch.full((len(x),), -1, dtype=torch.long)
     position[torch.as_tensor(kept)] = torch.arange(len(kept))
     train_target, negatives = position[train_owner], targets[torch.as_tensor(kept)]
-    held_x, held_owner = with_own(held) if len(held) else (None, None)
+    held_x, held_owner = queries_of(held) if len(held) else (None, None)
     linear = torch.tensor(start["linear"], dtype=torch.float32, requires_grad=True)
     bias = torch.tensor(start["bias"], dtype=torch.float32, requires_grad=True)
     optimizer = torch.optim.Adam([linear, bias], lr=CONTRASTIVE_LEARNING_RATE)
@@ -377,7 +382,7 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
 
     def held_mrr() -> float:
         with torch.no_grad():
-            return _mean_reciprocal_rank(mapped(held_x).numpy(), held_owner.numpy(), targets.numpy())
+            return mean_reciprocal_rank(mapped(held_x).numpy(), held_owner.numpy(), targets.numpy())
 
     best = held_mrr() if len(held) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best

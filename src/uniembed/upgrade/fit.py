@@ -15,7 +15,8 @@ import numpy as np
 
 from uniembed.errors import CollectionLockedError, InputError
 from uniembed.store.lock import WriterLock
-from uniembed.upgrade.adapters import AUTO, CHOICES, AdapterCard, fit_adapter
+from uniembed.upgrade.adapters import (
+    AUTO, CHOICES, KINDS, AdapterCard, choose_by_held_out, fit_adapter, held_out_split, mean_reciprocal_rank, with_own)
 from uniembed.upgrade.pseudo import pseudo_query_vectors
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
@@ -106,43 +107,52 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
 def plan(collection, model, *, sample: int = 1000, seed: int = 0, show_progress: bool = False) -> dict:
     """What an upgrade to `model` would cost and how compatible it looks, from a sample:
     {items, items with text, sample, new model texts/s, backfill hours, bytes per vector old/new,
-    compatibility: held-out mean cosine and top-1 agreement per adapter (and raw when the dims agree)}."""
+    compatibility: per adapter kind the sample allows, its held-out cosine and held-out MRR (as
+    `fit` measures them: the held-out items' vectors and sentences, mapped, must find the item's
+    stored vector among the sample's), the raw new vectors' when the dims agree, and the kind
+    `fit --adapter auto` would keep}."""
     check_upgradable(collection, model)
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 2:
+        raise InputError(f"sample must be an integer >= 2, got {sample!r}")
     texts, old, with_text = _sample(collection, sample, seed)
     started = time.perf_counter()
     new = _encode(model, texts, show_progress)
     rate = len(texts) / max(time.perf_counter() - started, 1e-9)
-    items = len(collection)
-    half = len(texts) // 2
-    report = {"collection": str(collection.path), "items": items, "items with text": with_text,
+    report = {"collection": str(collection.path), "items": len(collection), "items with text": with_text,
               "sample": len(texts), "new model": model.name, "new model texts/s (this machine)": round(rate, 1),
               "backfill hours (one process)": round(with_text / rate / 3600, 3),
               "bytes per vector old/new": f"{old.shape[1] * 4}/{new.shape[1] * 4}", "compatibility": {}}
-    if half < 2:
-        report["compatibility"]["note"] = "too few items with text to measure compatibility"
+    held, _ = held_out_split(len(texts), seed)
+    if len(held) == 0:
+        report["compatibility"]["note"] = "too few items with text to hold any out (10 or more needed)"
         return report
-    fit_rows, test_rows = np.arange(half), np.arange(half, len(texts))
+    queries, owners = pseudo_query_vectors(model, texts, show_progress=show_progress)
     if new.shape[1] == old.shape[1]:
-        report["compatibility"]["raw (no adapter)"] = _agreement(new[test_rows], old[test_rows])
-    for kind in ("procrustes", "ridge"):
+        report["compatibility"]["raw (no adapter)"] = _raw_agreement(new, old, queries, owners, held)
+    fitted = {}
+    for kind in KINDS:
         try:
-            fitted = fit_adapter(new[fit_rows], old[fit_rows], kind, new_fingerprint=model.fingerprint,
-                                 old_fingerprint=collection.meta.fingerprint, seed=seed)
+            fitted[kind] = fit_adapter(new, old, kind, queries=queries, owners=owners, new_fingerprint=model.fingerprint,
+                                       old_fingerprint=collection.meta.fingerprint, seed=seed)
         except InputError as exc:
             report["compatibility"][kind] = {"note": str(exc)}
             continue
-        report["compatibility"][kind] = _agreement(fitted(new[test_rows]), old[test_rows])
+        card = fitted[kind].card
+        report["compatibility"][kind] = {"held-out cosine": card.holdout_cosine,
+                                         "held-out MRR": card.settings["held_out_mrr"]}
+    report["compatibility"]["auto would keep"] = choose_by_held_out(fitted)
     return report
 
 
-def _agreement(queries: np.ndarray, stored: np.ndarray) -> dict:
-    """Mean cosine of each mapped vector with its own stored vector, and the share whose nearest
-    stored vector (among the held-out sample) is its own."""
-    unit = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-    mapped = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    similarity = mapped @ unit.T
-    return {"mean cosine": round(float(np.mean(np.diag(similarity))), 4),
-            "top-1 agreement": round(float(np.mean(np.argmax(similarity, axis=1) == np.arange(len(mapped)))), 4)}
+def _raw_agreement(new: np.ndarray, old: np.ndarray, queries: np.ndarray, owners: np.ndarray, held: np.ndarray) -> dict:
+    """The held-out measures of the new model's vectors as they are, against the stored ones."""
+    def unit(x):
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    new, old, queries = unit(new.astype(np.float64)), unit(old.astype(np.float64)), unit(queries.astype(np.float64))
+    held_queries, held_owners = with_own(new, queries, owners, held)
+    return {"held-out cosine": round(float(np.mean(np.sum(new[held] * old[held], axis=1))), 4),
+            "held-out MRR": round(mean_reciprocal_rank(held_queries, held_owners, old), 4)}
 
 
 def cancel(collection) -> None:
