@@ -10,15 +10,15 @@ Fitted on paired vectors of the same texts (the collection's own texts, or texts
   the larger dimension to be determined. Centring matters when the two clouds sit around different
   common directions (a static model's vectors share a large one): on SciFact's train queries it
   lifted a static -> default upgrade's nDCG@10 from 56.7 to 59.6 (bench/upgrade.py's validation).
-- ridge: least squares with an L2 penalty and a bias, closed form; the penalty is chosen on a
-  held-out tenth of the pairs. Works with fewer pairs than dimensions.
+- ridge: least squares with an L2 penalty and a bias, closed form; the penalty is chosen on
+  held-out pairs. Works with fewer pairs than dimensions.
 - mlp: ridge plus a small residual MLP (one hidden layer), trained on cosine loss with early
   stopping on held-out pairs; needs at least as many pairs as the larger dimension.
 - contrastive: starts as the Procrustes map and is trained for the job a query adapter does: rank
   each item's own stored vector first among the other items', for the item's text and for
   pseudo-queries cut from it (its sentences: `pseudo.py`), with an InfoNCE loss; the epoch with
-  the best held-out ranking (MRR of held-out items' queries) is kept, so it never ends below
-  Procrustes on that measure. The other kinds fit vectors of whole items, which sit apart from
+  the best held-out ranking (MRR of held-out items' queries) is kept, so on those items it never
+  ends below Procrustes (other held-out items then measure it). The other kinds fit vectors of whole items, which sit apart from
   short queries (a static model's query vectors most of all); this one sees query-like texts.
   Needs as many pairs as Procrustes. Only the new model encodes the pseudo-queries: their targets
   are the stored vectors.
@@ -27,7 +27,8 @@ Fitted on paired vectors of the same texts (the collection's own texts, or texts
   all the pairs' stored vectors). Needs no labelled queries: what a user can run on a collection.
 
 Every kind records that held-out MRR on its card (settings["held_out_mrr"]), measured with the map
-fitted without the held-out pairs, so cards of different kinds compare.
+fitted without the held-out pairs and on held-out pairs that chose none of its settings (the held-out
+tenth is split in two: one half tunes, the other measures), so cards of different kinds compare.
 
 Every adapter outputs L2-normalised vectors of the old dimension. Saved as safetensors (weights)
 + JSON (kind, dims, both fingerprints, pairs, held-out cosine), never pickle.
@@ -68,7 +69,7 @@ class AdapterCard:
     new_fingerprint: str | None = None
     old_fingerprint: str | None = None
     pairs: int = 0
-    holdout_cosine: float | None = None  # mean cosine(adapted new, old) on held-out pairs
+    holdout_cosine: float | None = None  # mean cosine(adapted new, old) on held-out pairs that chose nothing
     settings: dict = field(default_factory=dict)  # e.g. the ridge penalty chosen
 
 
@@ -180,34 +181,37 @@ def _enough_pairs(kind: str, new_shape, old_shape) -> bool:
 def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, **fingerprints) -> Adapter:
     n, d_new = new.shape
     d_old = old.shape[1]
-    held, kept = held_out_split(n, seed)
+    choose, report, kept = held_out_split(n, seed)
     settings: dict = {}
     if kind == "procrustes":
         on_kept, final = _procrustes(new[kept], old[kept]), _procrustes(new, old)
     elif kind == "ridge":
-        settings["penalty"] = penalty = _chosen_penalty(new, old, kept, held)
+        settings["penalty"] = penalty = _chosen_penalty(new, old, kept, choose)
         on_kept, final = _ridge(new[kept], old[kept], penalty), _ridge(new, old, penalty)
-    elif kind == "mlp":  # the MLP's epoch is chosen on the held-out pairs, so it is not refitted on them
-        final, settings = _mlp(new, old, kept, held, seed, show_progress)
+    elif kind == "mlp":  # the MLP's epoch is chosen on held-out pairs, so it is not refitted on them
+        final, settings = _mlp(new, old, kept, choose, seed, show_progress)
         on_kept = final
     else:  # so is the contrastive map's
-        final, settings = _contrastive(new, old, queries, owners, kept, held, seed, show_progress)
+        final, settings = _contrastive(new, old, queries, owners, kept, choose, seed, show_progress)
         on_kept = final
     card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, pairs=n, settings=settings, **fingerprints)
-    if len(held):  # measured with the map fitted without them
+    if len(report):  # measured with the map fitted without them, on rows that chose nothing
         measured = Adapter(card, on_kept)
-        card.holdout_cosine = round(float(np.mean(np.sum(measured(new[held]) * old[held], axis=1))), 4)
-        held_queries, held_owners = with_own(new, queries, owners, held)
+        card.holdout_cosine = round(float(np.mean(np.sum(measured(new[report]) * old[report], axis=1))), 4)
+        held_queries, held_owners = with_own(new, queries, owners, report)
         card.settings["held_out_mrr"] = round(mean_reciprocal_rank(measured(held_queries), held_owners, old), 4)
     return Adapter(card, final)
 
 
-def held_out_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(held, kept) rows of n pairs: a seeded tenth held out (none below 10 pairs). Every kind
-    fitted with the same seed holds out the same rows, so their held-out scores compare."""
+def held_out_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(choose, report, kept) rows of n pairs: a seeded tenth held out (none below 10 pairs), in two
+    halves. `choose` picks what a kind tunes (ridge's penalty, the MLP's and contrastive map's
+    epoch); `report` only measures (the card's held-out cosine and MRR), so a kind tuned on its
+    own measure does not look better than it is, and auto's choice among kinds is fair. Every kind
+    fitted with the same seed holds out the same rows."""
     order = np.random.default_rng(seed).permutation(n)
-    held = order[: max(1, int(round(n * HOLDOUT_SHARE)))] if n >= 10 else order[:0]
-    return held, order[len(held):]
+    held = max(2, int(round(n * HOLDOUT_SHARE))) if n >= 10 else 0
+    return order[: held // 2], order[held // 2: held], order[held:]
 
 
 def with_own(new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,11 +286,11 @@ def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> dict[str, np.ndarray
     return {"linear": w, "bias": mean_y - mean_x @ w}
 
 
-def _chosen_penalty(x, y, kept, held) -> float:
-    """The ridge penalty with the best held-out cosine (1.0 when too few pairs to hold any out)."""
-    if len(held) == 0:
+def _chosen_penalty(x, y, kept, choose) -> float:
+    """The ridge penalty with the best cosine on the `choose` rows (1.0 when there are none)."""
+    if len(choose) == 0:
         return 1.0
-    return max(RIDGE_PENALTIES, key=lambda p: _mean_cosine(_ridge(x[kept], y[kept], p), x[held], y[held]))
+    return max(RIDGE_PENALTIES, key=lambda p: _mean_cosine(_ridge(x[kept], y[kept], p), x[choose], y[choose]))
 
 
 def _mean_cosine(weights: dict, x: np.ndarray, y: np.ndarray) -> float:
@@ -303,12 +307,12 @@ def _epochs(count: int, show_progress: bool, what: str):
     return tqdm(range(1, count + 1), desc=what, unit="epoch", leave=False)
 
 
-def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
-    """Ridge (penalty chosen on held-out pairs) plus a residual ReLU layer trained on 1 - cosine with
-    AdamW; the epoch with the best held-out cosine is kept."""
+def _mlp(x, y, kept, choose, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
+    """Ridge (penalty chosen on the `choose` pairs) plus a residual ReLU layer trained on 1 - cosine
+    with AdamW; the epoch with the best cosine on the `choose` pairs is kept."""
     import torch
 
-    penalty = _chosen_penalty(x, y, kept, held)
+    penalty = _chosen_penalty(x, y, kept, choose)
     base = _ridge(x[kept], y[kept], penalty)
     generator = torch.Generator().manual_seed(seed)
     torch_x = torch.tensor(x, dtype=torch.float32)
@@ -328,11 +332,11 @@ def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict
     def forward(rows):
         return (torch_x[rows] @ linear + bias) + out(torch.relu(hidden(torch_x[rows])))
 
-    def held_cosine() -> float:
+    def choosing_cosine() -> float:
         with torch.no_grad():
-            return float(torch.nn.functional.cosine_similarity(forward(held), torch_y[held]).mean())
+            return float(torch.nn.functional.cosine_similarity(forward(choose), torch_y[choose]).mean())
 
-    kept_t, held = torch.as_tensor(kept), torch.as_tensor(held)
+    kept_t, choose = torch.as_tensor(kept), torch.as_tensor(choose)
     best, best_state, waited, epochs = -2.0, None, 0, 0
     for epochs in _epochs(MLP_EPOCHS, show_progress, "fitting the mlp adapter"):
         for batch in kept_t[torch.randperm(len(kept_t), generator=generator)].split(256):
@@ -340,7 +344,7 @@ def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        score = held_cosine() if len(held) else -float(loss.detach())
+        score = choosing_cosine() if len(choose) else -float(loss.detach())
         if score > best + 1e-5:
             best, waited = score, 0
             best_state = [p.detach().clone() for p in parameters]
@@ -353,11 +357,11 @@ def _mlp(x, y, kept, held, seed: int, show_progress: bool = False) -> tuple[dict
     return weights, {"penalty": penalty, "hidden": MLP_HIDDEN, "epochs": epochs}
 
 
-def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
+def _contrastive(x, y, queries, owners, kept, choose, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
     """Procrustes (on the kept pairs), then trained with InfoNCE: each kept item's own vector and
     its pseudo-queries, mapped, must score the item's stored vector above every other kept item's.
-    Held-out items are never negatives in training (the map would learn to avoid them); their
-    queries, ranked among all items, pick the epoch (epoch 0 = Procrustes itself)."""
+    Held-out items are never negatives in training (the map would learn to avoid them); the
+    queries of the `choose` ones, ranked among all items, pick the epoch (epoch 0 = Procrustes)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -372,7 +376,7 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     position = torch.full((len(x),), -1, dtype=torch.long)
     position[torch.as_tensor(kept)] = torch.arange(len(kept))
     train_target, negatives = position[train_owner], targets[torch.as_tensor(kept)]
-    held_x, held_owner = queries_of(held) if len(held) else (None, None)
+    choose_x, choose_owner = queries_of(choose) if len(choose) else (None, None)
     linear = torch.tensor(start["linear"], dtype=torch.float32, requires_grad=True)
     bias = torch.tensor(start["bias"], dtype=torch.float32, requires_grad=True)
     optimizer = torch.optim.Adam([linear, bias], lr=CONTRASTIVE_LEARNING_RATE)
@@ -380,11 +384,11 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
     def mapped(rows_x):
         return torch.nn.functional.normalize(rows_x @ linear + bias, dim=1)
 
-    def held_mrr() -> float:
+    def choosing_mrr() -> float:
         with torch.no_grad():
-            return mean_reciprocal_rank(mapped(held_x).numpy(), held_owner.numpy(), targets.numpy())
+            return mean_reciprocal_rank(mapped(choose_x).numpy(), choose_owner.numpy(), targets.numpy())
 
-    best = held_mrr() if len(held) else float("-inf")
+    best = choosing_mrr() if len(choose) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best
     for epoch in _epochs(CONTRASTIVE_EPOCHS, show_progress, "fitting the contrastive adapter"):
         for batch in torch.randperm(len(train_x), generator=generator).split(CONTRASTIVE_BATCH):
@@ -393,11 +397,11 @@ def _contrastive(x, y, queries, owners, kept, held, seed: int, show_progress: bo
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        score = held_mrr() if len(held) else -float(loss.detach())
+        score = choosing_mrr() if len(choose) else -float(loss.detach())
         if score > best:
             best, best_epoch = score, epoch
             best_state = (linear.detach().clone(), bias.detach().clone())
     settings = {"temperature": CONTRASTIVE_TEMPERATURE, "epoch": best_epoch, "pseudo_queries": int(len(queries))}
-    if len(held):
-        settings["held_out_mrr_procrustes"] = round(first, 4)  # fit_adapter adds the chosen epoch's
+    if len(choose):  # on the rows that chose the epoch; the card's held_out_mrr is on other rows
+        settings.update({"choosing_mrr_procrustes": round(first, 4), "choosing_mrr": round(best, 4)})
     return {"linear": best_state[0].numpy().astype(np.float64), "bias": best_state[1].numpy().astype(np.float64)}, settings

@@ -122,7 +122,7 @@ def plan(collection, model, *, sample: int = 1000, seed: int = 0, show_progress:
               "sample": len(texts), "new model": model.name, "new model texts/s (this machine)": round(rate, 1),
               "backfill hours (one process)": round(with_text / rate / 3600, 3),
               "bytes per vector old/new": f"{old.shape[1] * 4}/{new.shape[1] * 4}", "compatibility": {}}
-    held, _ = held_out_split(len(texts), seed)
+    _, held, _ = held_out_split(len(texts), seed)  # the rows fit_adapter measures on
     if len(held) == 0:
         report["compatibility"]["note"] = "too few items with text to hold any out (10 or more needed)"
         return report
