@@ -100,7 +100,8 @@ def run_fit(args: argparse.Namespace) -> int:
     card = fit(_open(args), _target(args), pairs=args.pairs, adapter=args.adapter, texts=texts, target=args.to,
                seed=args.seed, show_progress=sys.stderr.isatty())
     print(f"fitted a {card.kind} adapter {card.new_dim} -> {card.old_dim} dims on {card.pairs} pairs "
-          f"(held-out cosine {card.holdout_cosine}); search now with --model {args.to}")
+          f"(held-out cosine {card.holdout_cosine}, held-out MRR {card.settings.get('held_out_mrr')}); "
+          f"search now with --model {args.to}")
     if isinstance(card.settings.get("auto"), dict):
         print("chosen by held-out MRR: " + ", ".join(f"{kind} {score}" for kind, score in card.settings["auto"].items()))
     return 0
