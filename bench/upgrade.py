@@ -135,12 +135,12 @@ def _cell_row(upgrade: str, task: str, row: dict) -> dict:
 def _validation_vectors(model, held, task, known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """`model`'s vectors of the validation task's texts, reusing the test task's where the text
     and prompt are the same (SciFact's corpus; Banking77's train texts) and encoding the rest."""
-    from uniembed.upgrade.compat import _encode
+    from uniembed.upgrade.compat import encode_texts
 
     def part(texts, prompt):
         row = {text: i for i, text in enumerate(task.gallery)} if prompt == task.prompts[1] else {}
         missing = sorted({text for text in texts if text not in row})
-        fresh = dict(zip(missing, _encode(model, missing, prompt, False))) if missing else {}
+        fresh = dict(zip(missing, encode_texts(model, missing, prompt))) if missing else {}
         return np.stack([known["gallery"][row[text]] if text in row else fresh[text] for text in texts])
 
     return {"queries": part(held.queries, held.prompts[0]), "gallery": part(held.gallery, held.prompts[1])}

@@ -66,8 +66,8 @@ def load_task(data: str | Path, task: str | None = None, split: str = "test") ->
 def task_vectors(model: Encoder, task: Task, show_progress: bool = False) -> dict[str, np.ndarray]:
     """{"queries", "gallery"}: `model`'s vectors of the task's texts."""
     query_prompt, gallery_prompt = task.prompts
-    return {"queries": _encode(model, task.queries, query_prompt, show_progress),
-            "gallery": _encode(model, task.gallery, gallery_prompt, show_progress)}
+    return {"queries": encode_texts(model, task.queries, query_prompt, show_progress),
+            "gallery": encode_texts(model, task.gallery, gallery_prompt, show_progress)}
 
 
 def compatibility_matrix(old: Encoder, new: Encoder, data: str | Path, *, task: str | None = None,
@@ -183,7 +183,8 @@ def _guess_task(folder: Path) -> str:
     return "classification"
 
 
-def _encode(model: Encoder, texts: list[str], prompt: str | None, show_progress: bool) -> np.ndarray:
+def encode_texts(model: Encoder, texts: list[str], prompt: str | None, show_progress: bool = False) -> np.ndarray:
+    """`model`'s float32 vectors of `texts` as the matrix encodes a task's: long texts cut silently."""
     import warnings
 
     from uniembed.encoders.base import TruncationWarning
