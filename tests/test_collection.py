@@ -99,16 +99,16 @@ def test_rebuild_compacts_and_keeps_every_item(docs):
 def test_old_schema_versions_are_migrated_and_newer_refused(docs, monkeypatch):
     path = docs.path / "collection.json"
     data = json.loads(path.read_text())
-    version_1 = {key: value for key, value in data.items() if key not in ("multivector", "images", "data_dir")} | {"schema_version": 1}
+    version_1 = {key: value for key, value in data.items() if key not in ("multivector", "images", "data_dir", "relative")} | {"schema_version": 1}
     path.write_text(json.dumps(version_1))  # as uniembed wrote it before multi-vector and image collections
     opened = Collection.open(docs.path).meta
-    assert opened.multivector is None and opened.images is None and opened.data_dir == "data"
-    assert json.loads(path.read_text())["schema_version"] == meta_module.SCHEMA_VERSION == 4  # written back
+    assert opened.multivector is None and opened.images is None and opened.data_dir == "data" and opened.relative is None
+    assert json.loads(path.read_text())["schema_version"] == meta_module.SCHEMA_VERSION == 5  # written back
     assert docs.search("bone", k=1)  # and still searchable
     data = {key: value for key, value in version_1.items() if key != "quantize"} | {"schema_version": 0}
     path.write_text(json.dumps(data))
     monkeypatch.setitem(meta_module.MIGRATIONS, 0, lambda d: {**d, "quantize": "none", "schema_version": 1})
-    assert Collection.open(docs.path).meta.quantize == "none"  # 0 -> 1 -> 2 -> 3 -> 4, in order
+    assert Collection.open(docs.path).meta.quantize == "none"  # 0 -> 1 -> ... -> 5, in order
     path.write_text(json.dumps({**data, "schema_version": 99}))
     with pytest.raises(InputError, match="made by a newer uniembed"):
         Collection.open(docs.path)

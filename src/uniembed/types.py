@@ -42,6 +42,7 @@ class CollectionInfo:
     multivector: dict | None = None  # method, token_dim, storage, fde parameters
     token_bytes_per_item: float | None = None  # mean stored bytes of token vectors per item
     images: dict | None = None  # image collections: storage ("bytes" or "path"), max_bytes, root
+    relative: dict | None = None  # relative collections: {"anchors": count, "sha256": of the anchor texts}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ def add_parser(commands) -> None:
                         help="keep each item's image: its bytes in the collection, or its path under --image-root")
     images.add_argument("--image-root", default=None, help="--images path: the folder image paths live in (default: the collection)")
     images.add_argument("--max-image-bytes", type=int, default=None, help="--images bytes: largest image kept (default: 4 MiB)")
+    create.add_argument("--relative-anchors", default=None, metavar="FILE",
+                        help="store each vector as its cosines to these anchor texts (one per line): any later model "
+                        "that embeds them searches the collection with no adapter (--model NEW on search)")
     multi = create.add_argument_group("multi-vector (late interaction)")
     multi.add_argument("--multivector", choices=["muvera"], default=None,
                        help="keep each item's token vectors and their MUVERA FDE; search = FDE candidates + exact MaxSim")
@@ -89,7 +92,9 @@ def add_parser(commands) -> None:
     model = search.add_argument_group("model (default: the collection's own)")
     model.add_argument("--model", "-m", default=None,
                        help="encode the query with this model instead; it must make the collection's vectors (same "
-                            "fingerprint), e.g. the same model on another backend, or an image model bound to it")
+                            "fingerprint), e.g. the same model on another backend, or an image model bound to it; "
+                            "or be the target of an upgrade with a fitted adapter; any model for a collection "
+                            "created with --relative-anchors")
     model.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch")
     model.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
     model.add_argument("--device", default=None)
@@ -140,10 +145,25 @@ def run_create(args: argparse.Namespace) -> int:
         fde = {"repetitions": args.fde_repetitions, "k_sim": args.fde_k_sim, "d_proj": args.fde_d_proj or None,
                "final_dim": args.fde_final_dim, "seed": args.fde_seed}
         multi = {"multivector": args.multivector, "fde": fde, "token_storage": args.token_storage}
+    anchors = _lines(args.relative_anchors, "--relative-anchors") if args.relative_anchors else None
     col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize,
-                            images=args.images, image_root=args.image_root, max_image_bytes=args.max_image_bytes, **multi)
-    print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}")
+                            images=args.images, image_root=args.image_root, max_image_bytes=args.max_image_bytes,
+                            relative_anchors=anchors, **multi)
+    relative = f", relative to {len(anchors)} anchors" if anchors else ""
+    print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}{relative}")
     return 0
+
+
+def _lines(path: str, option: str) -> list[str]:
+    """The non-empty lines of a text file, stripped; InputError names the file when it cannot be read."""
+    from pathlib import Path
+
+    from uniembed.errors import InputError
+
+    try:
+        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {option} {path}: {type(exc).__name__}") from None
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -173,6 +193,9 @@ def _add_with_ray(args: argparse.Namespace, col, options: dict):
     from uniembed.scale.ray_embed import read_vectors
     from uniembed.store.ingest import add_file
 
+    if col.relative_anchors is not None:
+        raise InputError(f"{col.path} stores relative vectors; --engine ray encodes the model's own: add with the "
+                         "local engine")
     if col.meta.model is None:
         raise InputError(f"collection {col.path} holds vectors only (no model): there is nothing for Ray to encode with")
     if col.images is not None or col.multivector is not None:

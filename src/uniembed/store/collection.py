@@ -84,6 +84,10 @@ class Collection:
         self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
         self.images = ImageSpec(**meta.images) if meta.images else None
         self._fde = make_fde(self.multivector) if self.multivector else None
+        self.relative_anchors = _relative_anchors(self.path, meta)  # None: the model's own vectors
+        if model is not None and self.relative_anchors is not None:
+            model = self._relative(model)
+            self._model = model
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
@@ -104,6 +108,7 @@ class Collection:
         images: str | None = None,
         image_root: str | Path | None = None,
         max_image_bytes: int | None = None,
+        relative_anchors: list[str] | None = None,
     ) -> "Collection":
         """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
         with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
@@ -118,10 +123,17 @@ class Collection:
         collection folder), and `add(ids, images=[...])` embeds them with an image model (CLIP,
         SigLIP, a bound model). Search by text, image or both (see `search`).
 
+        relative_anchors=[texts]: store each vector as its cosines to these anchor texts (relative
+        representations, uniembed.upgrade.relative; one dimension per anchor). Any later model that
+        embeds the same anchors searches the collection at once: `open(path, model=new)`, no adapter.
+
         path may also be a database URL, for the same API on a server: "postgresql://user@host/db#name"
         (PostgreSQL + pgvector, see uniembed.store.postgres: index "exact" or "hnsw", quantize "none",
         "half" or "binary") or "milvus://host:port/name" (see uniembed.store.milvus)."""
         remote = remote_collection_class(path)
+        if remote is not None and relative_anchors is not None:
+            raise InputError("relative_anchors= is for folder collections; a collection on a server stores its "
+                             "model's own vectors")
         if remote is not None:
             return remote.create(path, model=model, dim=dim, fields=fields, index=index, quantize=quantize,
                                  index_params=index_params, backend=backend, multivector=multivector, fde=fde,
@@ -144,6 +156,7 @@ class Collection:
                                  f"{encoder.name} embeds text only")
         elif image_root is not None or max_image_bytes is not None:
             raise InputError("image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')")
+        anchors = _checked_relative(relative_anchors, encoder, dim, multivector, images)
         names = list(fields or ["default"])
         for name in names:
             if not name.isidentifier():
@@ -154,7 +167,7 @@ class Collection:
             if getattr(encoder, "token_head", None) is not None:
                 raise InputError(f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
                                  "create the collection with multivector='muvera'")
-            spec, vector_dim = None, _vector_dim(encoder, dim)
+            spec, vector_dim = None, len(anchors) if anchors else _vector_dim(encoder, dim)
             fingerprint = encoder.fingerprint if encoder else None
         else:
             spec = _multivector_spec(multivector, encoder, dim, names, fde, token_storage)
@@ -174,6 +187,10 @@ class Collection:
         with atomic_folder(path) as staging:
             store.create(staging / meta.data_dir, base_schema(meta.fields, tokens=spec is not None,
                                                          image=image_spec.storage if image_spec else None))
+            if anchors:
+                from uniembed.upgrade.relative import write_anchors
+
+                meta = dataclasses.replace(meta, relative=write_anchors(staging, anchors))
             write_meta(staging, meta)
         return cls(path, meta, store.open(path / meta.data_dir), encoder)
 
@@ -199,7 +216,12 @@ class Collection:
                                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         collection = cls(path, meta, backend, None)
         collection._reader_version()  # never start on a column-only commit (see store/pending.py)
-        if model is not None:
+        if model is not None and collection.relative_anchors is not None:
+            if model.fingerprint == meta.fingerprint:
+                collection._model = collection._relative(model)
+            else:  # another model: its relative vectors share the space; writes keep the collection's model
+                collection._query_model = collection._relative(model)
+        elif model is not None:
             adapter = None
             if model.fingerprint != meta.fingerprint and meta.multivector is None:
                 from uniembed.upgrade.state import query_adapter
@@ -582,8 +604,17 @@ class Collection:
     @property
     def model(self) -> Encoder:
         if self._model is None:
-            self._model = own_model(self)
+            self._model = self._relative(own_model(self))
         return self._model
+
+    def _relative(self, encoder: Encoder) -> Encoder:
+        """`encoder` as this collection stores vectors: its relative vectors when the collection
+        keeps anchors, else itself."""
+        if self.relative_anchors is None:
+            return encoder
+        from uniembed.upgrade.relative import RelativeEncoder
+
+        return RelativeEncoder(encoder, self.relative_anchors)
 
     def _check_model(self, encoder: Encoder) -> None:
         made = encoder.token_fingerprint if self.multivector and hasattr(encoder, "token_fingerprint") else encoder.fingerprint
@@ -641,7 +672,32 @@ class Collection:
             index_params=dict(self.meta.index_params), bytes_per_vector=bytes_per_vector,
             disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
             multivector=self.meta.multivector, token_bytes_per_item=token_bytes, images=self.meta.images,
+            relative=self.meta.relative,
         )
+
+
+def _relative_anchors(path: Path, meta: CollectionMeta) -> list[str] | None:
+    if meta.relative is None:
+        return None
+    from uniembed.upgrade.relative import read_anchors
+
+    return read_anchors(path, meta.relative)
+
+
+def _checked_relative(anchors, encoder: Encoder | None, dim, multivector, images) -> list[str] | None:
+    """The anchor texts of a collection to be created, or None; InputError for what cannot combine."""
+    if anchors is None:
+        return None
+    from uniembed.upgrade.relative import checked_anchors
+
+    anchors = checked_anchors(anchors)
+    if encoder is None:
+        raise InputError("relative_anchors= needs a model to embed the anchors (a vectors-only collection has none)")
+    for given, what in ((dim, "dim="), (multivector, "multivector="), (images, "images=")):
+        if given is not None:
+            raise InputError(f"relative_anchors= and {what} do not combine: a relative collection stores one "
+                             "text vector per item, one dimension per anchor")
+    return anchors
 
 
 def remote_collection_class(location) -> type | None:

@@ -12,7 +12,7 @@ from uniembed._atomic import replace_file
 from uniembed.errors import CollectionDamagedError, InputError
 
 META_FILE = "collection.json"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DATA_DIR_NAME = re.compile(r"data(-[0-9a-f]{8})?")  # where the rows live, inside the collection folder
 
 
@@ -32,8 +32,14 @@ def _add_data_dir(data: dict) -> dict:
     return {**data, "data_dir": "data", "schema_version": 4}
 
 
+def _add_relative(data: dict) -> dict:
+    """4 -> 5: collections of relative vectors arrived (upgrade/relative.py); every older one keeps
+    its model's vectors as they are."""
+    return {**data, "relative": None, "schema_version": 5}
+
+
 # version n -> function upgrading a version-n dict to version n+1 (applied in order on open)
-MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images, 3: _add_data_dir}
+MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images, 3: _add_data_dir, 4: _add_relative}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class CollectionMeta:
     multivector: dict | None = None  # MultiVectorSpec fields; None: one vector per item and field
     images: dict | None = None  # ImageSpec fields (store/images.py); None: the collection keeps no images
     data_dir: str = "data"  # the folder (inside the collection's) holding the rows: "data" or "data-<8 hex>"
+    relative: dict | None = None  # {"anchors": count, "sha256": of anchors.json}; None: the model's own vectors
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -103,7 +110,8 @@ def _unknown_schema(data: dict) -> dict:
 _TYPES = {
     "model": (str, True), "fingerprint": (str, True), "fields": (dict, False), "index": (str, False),
     "index_params": (dict, False), "quantize": (str, False), "dim": (int, True), "backend": (str, False),
-    "multivector": (dict, True), "images": (dict, True), "data_dir": (str, False), "schema_version": (int, False),
+    "multivector": (dict, True), "images": (dict, True), "data_dir": (str, False), "relative": (dict, True),
+    "schema_version": (int, False),
 }
 
 

@@ -28,6 +28,7 @@ from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
 from uniembed.upgrade.adapters import AUTO, CHOICES, KINDS, choose_by_held_out, fit_adapter
 from uniembed.upgrade.pseudo import pseudo_query_vectors as pseudo_query_vectors_of_texts
+from uniembed.upgrade.relative import relative_vectors  # noqa: F401  (bench/upgrade.py measures it here)
 
 KNN = 10
 VALIDATION_TEXTS = 1000  # train texts held out as validation queries (a tenth when fewer)
@@ -227,18 +228,6 @@ def _classification(folder: Path, split: str) -> Task:
         return knn_correct(query_vectors, gallery_vectors, gallery_labels, truth).astype(np.float64)
 
     return Task(f"{folder.name} kNN classification", "accuracy", queries, gallery, (None, None), per_query)
-
-
-def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """Relative representations (Moschella et al., 2023): each vector as its cosines to a fixed
-    set of anchor vectors of the same model, L2-normalised. Two models that embed the anchors see
-    each other's relative vectors in one space, with no adapter: the price is the quality lost by
-    describing a vector through len(anchors) similarities (bench/upgrade.py measures both)."""
-    def unit(x):
-        x = np.asarray(x, dtype=np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    return unit(unit(vectors) @ unit(anchors).T)
 
 
 def knn_accuracy(queries: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray, truth: list[str],

@@ -34,6 +34,10 @@ def check_upgradable(collection, model=None) -> None:
     if collection.images is not None:
         raise InputError(f"{collection.path} is an image collection: an upgrade would re-embed its images, which "
                          "this version does not do; re-create it with the new model")
+    if collection.relative_anchors is not None:
+        raise InputError(f"{collection.path} stores relative vectors (cosines to {len(collection.relative_anchors)} "
+                         "anchor texts): any model that embeds the anchors searches it as it is, with no adapter "
+                         "(open it with that model); re-create it to store the new model's vectors")
     if len(collection.meta.fields) != 1:
         raise InputError(f"{collection.path} has {len(collection.meta.fields)} vector fields "
                          f"({list(collection.meta.fields)}); upgrades handle collections with one")
