@@ -11,19 +11,14 @@ import pytest
 
 from helpers import KeywordEncoder
 from test_upgrade import MappedEncoder, rotation
+from test_upgrade_collection import KEYWORDS, texts
 from uniembed import InputError
 from uniembed.errors import CollectionDamagedError
 from uniembed.store import Collection
 from uniembed.upgrade.relative import RelativeEncoder, relative_vectors
 
-KEYWORDS = ["bone", "vitamin", "cat", "market", "rain", "river", "stone", "paper", "music", "garden"]
 ANCHORS = ["bone vitamin", "cat market", "rain river", "stone paper", "music garden", "cat rain stone",
            "vitamin music", "paper river garden", "bone market", "garden cat"]
-
-
-def texts(n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(KEYWORDS, size=rng.integers(2, 6))) + f" n{i}" for i in range(n)]
 
 
 @pytest.fixture
