@@ -406,3 +406,25 @@ def test_a_collection_dropped_while_in_use_is_404_not_500(client):
                     lambda: client.get("/v1/collections/short-lived/items/a"),
                     lambda: client.delete("/v1/collections/short-lived")):
         assert request().status_code == 404
+
+
+def test_relative_collections_over_http(client, tiny_model):
+    anchors = ["a bank account", "the weather today", "a red car", "my card was charged twice", "blue skies"]
+    created = client.post("/v1/collections", json={"name": "rel", "relative_anchors": anchors})
+    assert created.status_code == 201, created.text
+    assert created.json()["fields"] == {"default": 5} and created.json()["relative"]["anchors"] == 5
+    items = [{"id": f"d{i}", "text": text} for i, text in enumerate(TEXTS)]
+    assert client.post("/v1/collections/rel/items", json={"items": items}).status_code == 200
+    searched = client.post("/v1/collections/rel/search", json={"query": "the bank charged me twice", "k": 4})
+    assert searched.status_code == 200, searched.text
+    hits = searched.json()["hits"]
+    library = uniembed.Collection.open(client.app.state.service.settings.collections / "rel", model=tiny_model)
+    assert [h["id"] for h in hits] == [h.id for h in library.search("the bank charged me twice", k=4)]
+    for bad, where in (({"relative_anchors": ["one"]}, "relative_anchors"),
+                       ({"relative_anchors": ["same", "same"]}, "repeats"),
+                       ({"relative_anchors": anchors, "vectors_only": True, "dim": 3}, "needs a model"),
+                       ({"relative_anchors": anchors, "dim": 4}, "do not combine")):
+        refused = client.post("/v1/collections", json={"name": "bad", **bad})
+        assert refused.status_code == 400 and where in refused.text, refused.text
+    assert "bad" not in client.get("/v1/collections").json()["collections"]
+    assert client.delete("/v1/collections/rel").status_code == 200

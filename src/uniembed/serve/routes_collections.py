@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
 from fastapi import Query, Request
@@ -67,6 +67,9 @@ class CreateCollection(Strict):
     images: Optional[Literal["bytes"]] = Field(None, description="keep each item's image (needs an image model); "
                                                "path-reference collections are made with the CLI only")
     max_image_bytes: Optional[JsonInt] = Field(None, ge=1, le=1 << 30)
+    relative_anchors: Optional[list[Annotated[str, Field(min_length=1, max_length=2000)]]] = Field(
+        None, min_length=2, max_length=10_000, description="store each vector as its cosines to these anchor texts: "
+        "any later model that embeds them searches the collection with no adapter")
 
 
 class ItemIn(Strict):
@@ -155,10 +158,21 @@ def collection_routes(state):
         served = state.model
         if request.query is None or request.image is not None or request.mode == "text" or served is None:
             return None
-        meta = await run(name, lambda c: c.meta if c.multivector is None else None)
-        if meta is None or meta.fingerprint != served.encoder.fingerprint:
+        def facts(collection):  # (meta, the anchors' vectors of a relative collection), or None
+            if collection.multivector is not None or collection.meta.fingerprint != served.encoder.fingerprint:
+                return None
+            anchors = collection.model.anchor_vectors() if collection.relative_anchors is not None else None
+            return collection.meta, anchors
+
+        known = await run(name, facts)
+        if known is None:
             return None
+        meta, anchors = known
         vectors, _ = await embed_through_batcher(state, [request.query], prompt="query", dimensions=meta.dim)
+        if anchors is not None:  # the collection stores cosines to its anchors: the query too
+            from uniembed.upgrade.relative import relative_vectors
+
+            return relative_vectors(vectors[:1], anchors)[0]
         return vectors[0]
 
     @router.get("")
@@ -171,9 +185,11 @@ def collection_routes(state):
             images = {"images": request.images, "max_image_bytes": request.max_image_bytes} if request.images else {}
             if request.max_image_bytes is not None and not request.images:
                 raise ApiError(400, "max_image_bytes belongs to image collections (images: bytes)", param="max_image_bytes")
+            relative = {"relative_anchors": request.relative_anchors} if request.relative_anchors is not None else {}
             collection = registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
                                          vectors_only=request.vectors_only, fields=request.fields,
-                                         index_params=request.index_params, **_multivector_options(request), **images)
+                                         index_params=request.index_params, **_multivector_options(request), **images,
+                                         **relative)
             return _info(request.name, collection)
 
         return await in_pool(create)
@@ -314,7 +330,8 @@ def _info(name: str, collection) -> dict:
             "quantize": info.quantize, "index_params": info.index_params, "version": info.version,
             "bytes_per_vector": None if math.isnan(bytes_per_vector) else bytes_per_vector,
             "disk_bytes": info.disk_bytes, "payload_fields": info.payload_fields,
-            "multivector": info.multivector, "token_bytes_per_item": info.token_bytes_per_item, "images": info.images}
+            "multivector": info.multivector, "token_bytes_per_item": info.token_bytes_per_item, "images": info.images,
+            "relative": info.relative}
 
 
 def _request_images_decoded(values: list[str], labels: list[str], limits) -> list:
