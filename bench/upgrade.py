@@ -1,6 +1,6 @@
 """Model upgrades without re-indexing (issue 18), on real data, one run:
 
-    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 32 minutes
+    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 35 minutes
 
 1. The compatibility matrix (BCT) for three upgrades, on SciFact (nDCG@10, test claims against
    the whole corpus) and Banking77 (kNN accuracy, k=10: test texts against the train texts):
