@@ -61,6 +61,14 @@ def test_a_new_model_in_another_basis_searches_it_at_once_without_an_adapter(rel
         Collection.open(plain.path, model=new)  # the same new model on absolute vectors needs an adapter
 
 
+def test_an_encoder_already_relative_is_used_as_it_is_when_its_anchors_match(relative, old):
+    new = MappedEncoder(old, rotation(old.dim, seed=4), name="rotated")
+    searched = Collection.open(relative.path, model=RelativeEncoder(new, ANCHORS))
+    assert ids(searched.search("cat market", k=8)) == ids(relative.search("cat market", k=8))
+    with pytest.raises(InputError, match="is relative to other anchors than collection"):
+        Collection.open(relative.path, model=RelativeEncoder(new, ANCHORS[:5]))
+
+
 def test_writes_through_a_new_model_still_store_the_collections_own_vectors(tmp_path, tiny_dir):
     import uniembed
     from helpers import write_tiny_bert

@@ -86,8 +86,7 @@ class Collection:
         self._fde = make_fde(self.multivector) if self.multivector else None
         self.relative_anchors = _relative_anchors(self.path, meta)  # None: the model's own vectors
         if model is not None and self.relative_anchors is not None:
-            model = self._relative(model)
-            self._model = model
+            self._model = self._relative(model)
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
@@ -614,6 +613,10 @@ class Collection:
             return encoder
         from uniembed.upgrade.relative import RelativeEncoder
 
+        if isinstance(encoder, RelativeEncoder):  # already relative: to these anchors, or useless here
+            if encoder.space != self.meta.relative["sha256"]:
+                raise InputError(f"{encoder.name} is relative to other anchors than collection {self.path}'s")
+            return encoder
         return RelativeEncoder(encoder, self.relative_anchors)
 
     def _check_model(self, encoder: Encoder) -> None:
