@@ -18,8 +18,9 @@ Fitted on paired vectors of the same texts (the collection's own texts, or texts
   each item's own stored vector first among the other items', for the item's text and for
   pseudo-queries cut from it (its sentences: `pseudo.py`), with an InfoNCE loss; the epoch with
   the best held-out ranking (MRR of held-out items' queries) is kept, so on those items it never
-  ends below Procrustes (other held-out items then measure it). The other kinds fit vectors of whole items, which sit apart from
-  short queries (a static model's query vectors most of all); this one sees query-like texts.
+  ends below Procrustes (other held-out items then measure it). The other kinds fit vectors of
+  whole items, which sit apart from short queries (a static model's query vectors most of all);
+  this one sees query-like texts.
   Needs as many pairs as Procrustes. Only the new model encodes the pseudo-queries: their targets
   are the stored vectors.
 - auto: fits every kind the pairs allow and keeps the one whose held-out items' queries (their own
