@@ -19,6 +19,7 @@ class RemoteCollection:
 
     images = None  # image and multi-vector collections are folder collections for now
     multivector = None
+    relative_anchors = None  # relative collections too (upgrade/relative.py)
     backend_name = "remote"
 
     def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
