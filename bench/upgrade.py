@@ -38,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from uniembed.upgrade.adapters import AUTO
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path(__file__).resolve().parent / ".cache" / "upgrade"
 PAIRS = (500, 2000, 5000)
 ADAPTERS = ("procrustes", "ridge", "mlp", "contrastive")
-AUTO = "auto"  # chosen from the fits of ADAPTERS at each pair count: no extra fitting
 GOAL_UPGRADES = ("a", "b")
 GOAL_ADAPTER = "procrustes"  # the CLI's default, shown beside the adapter chosen on validation
 ANCHORS = 1000
@@ -95,6 +96,7 @@ def run(model=None) -> dict[str, list[dict]]:
     for key, (old, new) in UPGRADES.items():
         fingerprints = {"old_fingerprint": encoders[old].fingerprint, "new_fingerprint": encoders[new].fingerprint}
         for task_name, task in tasks.items():
+            # auto is chosen from the fits of ADAPTERS at each pair count: no extra fitting
             rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)], adapters=(*ADAPTERS, AUTO), pairs=PAIRS,
                           pseudo=pseudo_of(new, task), per_query=True, **fingerprints)
             label = f"({key}) {old} -> {new}"
@@ -180,7 +182,7 @@ def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) ->
 
 
 def _relative(tasks, vectors, encoders) -> list[dict]:
-    from uniembed.upgrade.compat import relative_vectors
+    from uniembed.upgrade.relative import relative_vectors
 
     rows = []
     for key, (old, new) in UPGRADES.items():

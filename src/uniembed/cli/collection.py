@@ -137,6 +137,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    from uniembed.cli.common import read_lines
     from uniembed.store import Collection
 
     model = None if args.model == "none" else args.model
@@ -145,25 +146,13 @@ def run_create(args: argparse.Namespace) -> int:
         fde = {"repetitions": args.fde_repetitions, "k_sim": args.fde_k_sim, "d_proj": args.fde_d_proj or None,
                "final_dim": args.fde_final_dim, "seed": args.fde_seed}
         multi = {"multivector": args.multivector, "fde": fde, "token_storage": args.token_storage}
-    anchors = _lines(args.relative_anchors, "--relative-anchors") if args.relative_anchors else None
+    anchors = read_lines(args.relative_anchors, "--relative-anchors") if args.relative_anchors else None
     col = Collection.create(args.path, model=model, dim=args.dim, fields=args.field, index=args.index, quantize=args.quantize,
                             images=args.images, image_root=args.image_root, max_image_bytes=args.max_image_bytes,
                             relative_anchors=anchors, **multi)
     relative = f", relative to {len(anchors)} anchors" if anchors else ""
     print(f"created {col.path}: model {col.meta.model}, fields {col.meta.fields}, index {col.meta.index}{relative}")
     return 0
-
-
-def _lines(path: str, option: str) -> list[str]:
-    """The non-empty lines of a text file, stripped; InputError names the file when it cannot be read."""
-    from pathlib import Path
-
-    from uniembed.errors import InputError
-
-    try:
-        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {option} {path}: {type(exc).__name__}") from None
 
 
 def run_add(args: argparse.Namespace) -> int:

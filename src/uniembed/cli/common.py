@@ -20,3 +20,16 @@ def load_model(args: argparse.Namespace):
     from uniembed import load
 
     return load(args.model, device=args.device, backend=args.backend, precision=args.precision, threads=args.threads)
+
+
+def read_lines(path: str, option: str) -> list[str]:
+    """The non-empty lines of a text file, stripped; InputError names the option and file when it
+    cannot be read."""
+    from pathlib import Path
+
+    from uniembed.errors import InputError
+
+    try:
+        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {option} {path}: {type(exc).__name__}") from None

@@ -87,16 +87,9 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     from uniembed.upgrade.fit import fit
 
-    texts = None
-    if args.texts is not None:
-        from pathlib import Path
+    from uniembed.cli.common import read_lines
 
-        from uniembed.errors import InputError
-
-        try:
-            texts = [line.strip() for line in Path(args.texts).read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read --texts {args.texts}: {type(exc).__name__}") from None
+    texts = read_lines(args.texts, "--texts") if args.texts is not None else None
     card = fit(_open(args), _target(args), pairs=args.pairs, adapter=args.adapter, texts=texts, target=args.to,
                seed=args.seed, show_progress=sys.stderr.isatty())
     print(f"fitted a {card.kind} adapter {card.new_dim} -> {card.old_dim} dims on {card.pairs} pairs "

@@ -87,7 +87,7 @@ class Adapter:
         x = np.atleast_2d(x)
         if x.ndim != 2 or x.shape[1] != self.card.new_dim:
             raise InputError(f"this adapter maps {self.card.new_dim}-dim vectors, got shape {np.asarray(vectors).shape}")
-        x = _unit(x)  # every kind was fitted on unit vectors, and the bias makes scale matter
+        x = unit_rows(x)  # every kind was fitted on unit vectors, and the bias makes scale matter
         w = self.weights
         y = x @ w["linear"] + w["bias"]
         if self.card.kind == "mlp":  # every other kind is affine
@@ -242,7 +242,7 @@ def _checked_pairs(new, old) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"an adapter needs at least 2 pairs, got {len(new)}")
     if not (np.isfinite(new).all() and np.isfinite(old).all()):
         raise InputError("pairs hold NaN or infinite values")
-    return _unit(new), _unit(old)
+    return unit_rows(new), unit_rows(old)
 
 
 def _checked_queries(queries, owners, pairs_shape) -> tuple[np.ndarray, np.ndarray]:
@@ -262,10 +262,11 @@ def _checked_queries(queries, owners, pairs_shape) -> tuple[np.ndarray, np.ndarr
         raise InputError(f"owner {int(bad)} is not a row of the {pairs_shape[0]} pairs")
     if not np.isfinite(queries).all():
         raise InputError("pseudo-queries hold NaN or infinite values")
-    return _unit(queries), owners.astype(np.int64)
+    return unit_rows(queries), owners.astype(np.int64)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, in the caller's precision (adapters fit in float64)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -295,7 +296,7 @@ def _chosen_penalty(x, y, kept, choose) -> float:
 
 
 def _mean_cosine(weights: dict, x: np.ndarray, y: np.ndarray) -> float:
-    mapped = _unit(x @ weights["linear"] + weights["bias"])
+    mapped = unit_rows(x @ weights["linear"] + weights["bias"])
     return float(np.mean(np.sum(mapped * y, axis=1)))
 
 

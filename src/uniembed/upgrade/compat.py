@@ -28,7 +28,6 @@ from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
 from uniembed.upgrade.adapters import AUTO, CHOICES, KINDS, choose_by_held_out, fit_adapter
 from uniembed.upgrade.pseudo import pseudo_query_vectors as pseudo_query_vectors_of_texts
-from uniembed.upgrade.relative import relative_vectors  # noqa: F401  (bench/upgrade.py measures it here)
 
 KNN = 10
 VALIDATION_TEXTS = 1000  # train texts held out as validation queries (a tenth when fewer)

@@ -16,7 +16,7 @@ import numpy as np
 from uniembed.errors import CollectionLockedError, InputError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.adapters import (
-    AUTO, CHOICES, KINDS, AdapterCard, choose_by_held_out, fit_adapter, held_out_split, mean_reciprocal_rank, with_own)
+    AUTO, CHOICES, KINDS, AdapterCard, choose_by_held_out, fit_adapter, held_out_split, mean_reciprocal_rank, unit_rows, with_own)
 from uniembed.upgrade.pseudo import pseudo_query_vectors
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
@@ -150,10 +150,7 @@ def plan(collection, model, *, sample: int = 1000, seed: int = 0, show_progress:
 
 def _raw_agreement(new: np.ndarray, old: np.ndarray, queries: np.ndarray, owners: np.ndarray, held: np.ndarray) -> dict:
     """The held-out measures of the new model's vectors as they are, against the stored ones."""
-    def unit(x):
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    new, old, queries = unit(new.astype(np.float64)), unit(old.astype(np.float64)), unit(queries.astype(np.float64))
+    new, old, queries = (unit_rows(x.astype(np.float64)) for x in (new, old, queries))
     held_queries, held_owners = with_own(new, queries, owners, held)
     return {"held-out cosine": round(float(np.mean(np.sum(new[held] * old[held], axis=1))), 4),
             "held-out MRR": round(mean_reciprocal_rank(held_queries, held_owners, old), 4)}

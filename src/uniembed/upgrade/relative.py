@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uniembed.compress.truncate import l2_normalize
 from uniembed.encoders.base import Encoder
 from uniembed.errors import CollectionDamagedError, InputError
 
@@ -27,8 +28,7 @@ ANCHOR_PROMPT = "document"  # anchors are gallery-like texts; queries keep their
 def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """Each of `vectors` as its cosines to `anchors` (vectors of the same model), L2-normalised."""
     def unit(x):
-        x = np.asarray(x, dtype=np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(np.asarray(x, dtype=np.float32))
 
     return unit(unit(vectors) @ unit(anchors).T)
 
