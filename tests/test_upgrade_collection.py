@@ -351,3 +351,16 @@ def test_every_index_and_quantisation_survives_an_upgrade(tmp_path, old, index, 
     after = Collection.open(col.path, model=new)
     assert (after.meta.index, after.meta.quantize, after.meta.index_params) == settings
     assert "d4" in ids(after.search(items[4], k=5))  # the new model's own vectors, index rebuilt
+
+
+def test_fit_texts_are_read_a_line_each_and_an_unreadable_file_is_named(tmp_path):
+    import argparse
+
+    from uniembed.cli.common import read_lines
+    from uniembed.cli.upgrade import run_fit
+
+    listed = tmp_path / "texts.txt"
+    listed.write_text("  cat market \n\nrain river\n")
+    assert read_lines(str(listed), "--texts") == ["cat market", "rain river"]
+    with pytest.raises(InputError, match=r"cannot read --texts .*missing.txt: FileNotFoundError"):
+        run_fit(argparse.Namespace(texts=str(tmp_path / "missing.txt")))
