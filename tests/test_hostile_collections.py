@@ -245,11 +245,14 @@ def test_a_refused_write_commits_nothing_not_even_a_new_column(tmp_path):
     assert reopened.backend.version == version and reopened.payload_fields == fields and len(reopened) == 1
 
 
-def test_a_key_with_a_trailing_newline_is_not_a_filterable_field(tmp_path):
+def test_a_key_with_a_trailing_newline_is_refused_not_kept_unfilterable(tmp_path):
+    # issue 30: it used to be kept in the JSON where no filter could ever name it
     col = make(tmp_path)
-    col.add(["a"], unit(1), payloads=[{"nl\n": 1, "ok": 2}])
-    assert col.payload_fields == {"ok": "int"}
-    assert col.get(["a"])[0].payload == {"nl\n": 1, "ok": 2}  # kept in the payload JSON
+    with pytest.raises(InputError, match=r"has the key 'nl\\n': a payload key is what a filter can name"):
+        col.add(["a"], unit(1), payloads=[{"nl\n": 1, "ok": 2}])
+    assert len(col) == 0 and col.payload_fields == {}
+    col.add(["a"], unit(1), payloads=[{"ok": 2, "nested": {"nl\n": 1, "a b": [1]}}])  # nested keys are the user's
+    assert col.payload_fields == {"ok": "int"} and col.get(["a"])[0].payload["nested"] == {"nl\n": 1, "a b": [1]}
 
 
 @pytest.mark.parametrize(("index", "quantize"), INDEXES)

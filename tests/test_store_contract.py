@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import FakeEncoder, KeywordEncoder
 from uniembed import InputError
@@ -257,3 +259,132 @@ def test_info_reports_the_facts(where):
     assert info.bytes_per_vector > 0 and info.version == col.version
     lacks(col, "disk_bytes")
     assert info.disk_bytes > 0
+
+
+# -- strings every home keeps alike (issue 30): one rule for ids, keys, NUL --------------------------
+AWKWARD_IDS = ["emoji 🦜🎉", "𝔘𝔫𝔦", "中文标识", 'quote"d', "it's", "back\\slash", "\\", '\\"', "tail\\", "ünï cödé",
+               "a" * 200]
+
+
+def test_awkward_ids_are_added_found_fetched_and_deleted_on_every_home(where):
+    col = Collection.create(where(), model=None, dim=4)
+    vectors = l2_normalize(np.random.default_rng(1).normal(size=(len(AWKWARD_IDS), 4)).astype(np.float32))
+    col.add(AWKWARD_IDS, vectors, texts=AWKWARD_IDS, payloads=[{"tag": id_} for id_ in AWKWARD_IDS])
+    assert [item.id for item in col.get(AWKWARD_IDS)] == AWKWARD_IDS
+    assert {h.id for h in col.search(vectors[0], k=len(AWKWARD_IDS))} == set(AWKWARD_IDS)
+    for id_ in AWKWARD_IDS:
+        assert [h.id for h in col.search(vectors[0], k=3, filter={"tag": id_})] == [id_]
+    col.upsert(AWKWARD_IDS[:2], vectors[:2], payloads=[{"tag": "again"}] * 2)
+    col.delete(AWKWARD_IDS[2:])
+    assert [item.payload if item else None for item in col.get(AWKWARD_IDS[:3])] == [{"tag": "again"}] * 2 + [None]
+    assert len(col) == 2
+
+
+@pytest.mark.parametrize("id_", ["nul\x00", "tab\tid", "new\nline", "\r", "bell\x07", "del\x7f", "c1\x85"])
+def test_ids_with_control_characters_are_refused_on_every_home(where, id_):
+    col, vectors = shared_vectors_collection(where)
+    version = col.version
+    for call in (lambda: col.add([id_], vectors[:1]), lambda: col.upsert([id_], vectors[:1]),
+                 lambda: col.get([id_]), lambda: col.delete([id_])):
+        with pytest.raises(InputError, match=r"id 0 .* holds the control character .*ids may not hold control"):
+            call()
+    assert col.version == version
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda c, v: c.add(["x"], v[:1], texts=["nul\x00 in text"]), r"text 0 holds the NUL character"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"s": "a\x00b"}]), r"payload 0 holds a string with the NUL"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"deep": {"k": ["\x00"]}}]), r"payload 0 holds a string with the NUL"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"a" * 61 + "b": 1}]), r"of at most 61 characters"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"nl\n": 1}]), r"has the key 'nl\\n': a payload key is what a filter"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"a b": 1}]), r"has the key 'a b'"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{"1st": 1}]), r"not starting with a digit"),
+        (lambda c, v: c.add(["x"], v[:1], payloads=[{f"k{n}": n for n in range(1001)}]), r"at most 1000"),
+    ],
+)
+def test_strings_no_home_can_keep_are_refused_alike_and_write_nothing(where, write, message):
+    col, vectors = shared_vectors_collection(where)
+    before = (len(col), col.version, col.payload_fields)
+    with pytest.raises(InputError, match=message):
+        write(col, vectors)
+    assert (len(col), col.version, col.payload_fields) == before
+    assert col.get(["x"]) == [None]
+
+
+def test_the_longest_payload_key_is_a_field_every_home_can_filter_on(where):
+    col = Collection.create(where(), model=None, dim=4)
+    longest = "k" * 60 + "z"
+    col.add(["a", "b"], np.eye(4, dtype=np.float32)[:2], payloads=[{longest: 1, "k" * 60 + "y": 2}, {longest: 3}])
+    assert col.payload_fields == {longest: "int", "k" * 60 + "y": "int"}
+    assert [h.id for h in col.search(np.ones(4), k=5, filter={longest: 3})] == ["b"]
+
+
+def test_a_filter_value_holding_nul_is_refused_on_every_home(docs):
+    for spec in ({"lang": "en\x00"}, {"lang": {"in": ["fr", "\x00"]}}):
+        with pytest.raises(InputError, match="holds the NUL character"):
+            docs.search("bone", filter=spec)
+
+
+# -- hypothesis on every home: ids, payload keys and values are kept exactly or refused ------------
+any_id = st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(AWKWARD_IDS + ["ctl\x01", "nul\x00"]))
+any_key = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,70}", fullmatch=True), st.text(max_size=8),
+                    st.sampled_from(["nl\n", "a b", "été", "k" * 61, "k" * 62]))
+scalar = st.one_of(st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
+                   st.floats(allow_nan=False, allow_infinity=False),
+                   st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=8),
+                   st.sampled_from(["'", '"', "\\", "🦜", "中"]))
+nested = st.one_of(st.lists(st.text(max_size=4), max_size=2), st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2))
+any_payload = st.dictionaries(any_key, st.one_of(scalar, nested, st.none()), max_size=3)
+_home_collections: dict = {}
+_serial = itertools.count()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(id_=any_id, payload=any_payload)
+def test_any_id_and_payload_is_kept_exactly_or_refused_with_nothing_written(where, id_, payload):
+    if where.kind not in _home_collections:
+        _home_collections[where.kind] = Collection.create(where(), model=None, dim=4)
+    col = _home_collections[where.kind]
+    id_ = f"{next(_serial)}{id_}"  # unique, whatever was drawn
+    before = (len(col), col.version, col.payload_fields)
+    try:
+        col.add([id_], np.ones((1, 4), np.float32), payloads=[payload])
+    except InputError:
+        assert (len(col), col.version, col.payload_fields) == before
+        assert not keepable(id_, payload, before[2]), (id_, payload)
+        return
+    assert keepable(id_, payload, before[2]), (id_, payload)
+    assert col.get([id_])[0].payload == payload
+    for key, value in payload.items():
+        if isinstance(value, (bool, int, float, str)):
+            assert id_ in {h.id for h in col.search(np.ones(4), k=len(col), filter={key: value})}, (key, value)
+
+
+def keepable(id_: str, payload: dict, fields: dict[str, str]) -> bool:
+    """The rules of issue 30, written out again as a plain oracle: no control character in ids, no
+    NUL in any string, keys that are ASCII identifiers of at most 61 characters, values that fit
+    the collection's typed fields."""
+    import re
+
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", id_) or any("\x00" in text for text in strings_in(payload)):
+        return False
+    kinds = {bool: "bool", int: "int", float: "float", str: "string"}
+    for key, value in payload.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or len(key) > 61:
+            return False
+        kind, known = kinds.get(type(value)), fields.get(key)
+        if known is not None and value is not None and kind != known and not (known == "float" and kind == "int"):
+            return False
+    return True
+
+
+def strings_in(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, inner in value.items() for text in [key, *strings_in(inner)]]
+    if isinstance(value, list):
+        return [text for inner in value for text in strings_in(inner)]
+    return []

@@ -127,6 +127,8 @@ def _on_int_field(field: str, op: str, value: float) -> Condition:
 def _convert(value: object, kind: str, field: str):
     """The filter value as the field's type; numbers must be finite. For an int field, an
     integral value comes back as an int and anything else as a float (see _on_int_field)."""
+    if kind == "string" and isinstance(value, str):
+        _no_nul(value, field)
     try:
         if kind == "string":
             if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not encodable(str(value)):
@@ -150,6 +152,13 @@ def _convert(value: object, kind: str, field: str):
     if not math.isfinite(number):
         raise InputError(f"filter value {value!r:.60} on field {field!r} is not a finite number")
     return number
+
+
+def _no_nul(value: str, field: str) -> str:
+    if "\x00" in value:  # no home stores NUL (store/rows.py), and PostgreSQL cannot even be sent one
+        raise InputError(f"filter value {value!r:.60} on field {field!r} holds the NUL character (\\x00), "
+                         "which no collection stores")
+    return value
 
 
 def _exact_int(value: int | float | str) -> int | None:

@@ -168,7 +168,7 @@ class MilvusCollection(RemoteCollection):
     def drop(self) -> None:
         def work():
             self._client.drop_collection(self.collection)
-            self._client.delete(META, filter=f"name == {json.dumps(self.name)}")
+            self._client.delete(META, filter=f"name == {_literal(self.name)}")
         self._call(work)
 
     # -- writing ------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class MilvusCollection(RemoteCollection):
         ids = check_ids(ids)
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            self._call(lambda: self._client.delete(self.collection, filter=f"id in {json.dumps(chunk)}"))
+            self._call(lambda: self._client.delete(self.collection, filter=f"id in {_literal(chunk)}"))
         return self._bump()
 
     def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
@@ -233,7 +233,7 @@ class MilvusCollection(RemoteCollection):
         found = set()
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            result = self._call(lambda: self._client.query(self.collection, filter=f"id in {json.dumps(chunk)}",
+            result = self._call(lambda: self._client.query(self.collection, filter=f"id in {_literal(chunk)}",
                                                            output_fields=["id"], consistency_level="Strong"))
             found.update(r["id"] for r in result)
         return found
@@ -264,7 +264,7 @@ class MilvusCollection(RemoteCollection):
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
             rows = self._call(lambda: self._client.query(
-                self.collection, filter=f"id in {json.dumps(chunk)}", output_fields=["id", "text", "has_text", "payload", vector_field],
+                self.collection, filter=f"id in {_literal(chunk)}", output_fields=["id", "text", "has_text", "payload", vector_field],
                 consistency_level=self.consistency))
             for row in rows:
                 vector = _floats(row[vector_field]) if vector_field == "vec_f32" else np.asarray(row["vec"], np.float32)
@@ -426,7 +426,7 @@ def _create(client, name: str, meta: CollectionMeta) -> None:
 def _meta_row(client, name: str) -> dict | None:
     if not client.has_collection(META):
         return None
-    rows = client.query(META, filter=f"name == {json.dumps(name)}", output_fields=["meta", "version"], consistency_level="Strong")
+    rows = client.query(META, filter=f"name == {_literal(name)}", output_fields=["meta", "version"], consistency_level="Strong")
     return rows[0] if rows else None
 
 

@@ -15,8 +15,20 @@ from uniembed._text import encodable
 from uniembed.errors import InputError
 from uniembed.store.backend import ARROW_TYPES, ID, IMAGE, PAYLOAD, TEXT, TOKENS, payload_column, vector_column
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # full-matched: "$" would accept a trailing newline
 INT64 = (-(2**63), 2**63 - 1)
+
+# The rules every home shares (folder, PostgreSQL, Milvus), so an item one home keeps is an item
+# every home keeps, and a refusal reads the same everywhere:
+# - a payload key is what the filter language can name: an ASCII identifier. 61 characters at
+#   most: PostgreSQL cuts identifiers at 63 bytes, and a key's column is "p_" + key.
+# - at most MAX_PAYLOAD_FIELDS filterable fields: PostgreSQL tables hold at most 1,600 columns.
+# - no stored string holds NUL (PostgreSQL's text cannot), and ids hold no control character at
+#   all (Milvus 2.3's expressions, through which ids are fetched and deleted, cannot spell them).
+MAX_KEY_CHARS = 61
+PAYLOAD_KEY = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_CHARS - 1}}}")  # full-matched: "$" would accept a newline
+MAX_PAYLOAD_FIELDS = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NUL_IN_JSON = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash before "u0000"
 
 
 def check_ids(ids: object) -> list[str]:
@@ -30,6 +42,10 @@ def check_ids(ids: object) -> list[str]:
             raise InputError(f"id {i} is {id_!r}: ids must be non-empty strings")
         if not encodable(id_):
             raise InputError(f"id {i} is not valid Unicode (a lone surrogate such as \\ud800)")
+        control = _CONTROL.search(id_)
+        if control:
+            raise InputError(f"id {i} ({id_!r:.60}) holds the control character {control.group()!r}: ids may not "
+                             "hold control characters (NUL, tab, newline, ...)")
     duplicates = sorted(id_ for id_, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise InputError(f"duplicate ids in one batch: {duplicates[:10]}")
@@ -119,7 +135,7 @@ def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]
             if value is None or kind == current or (current == "float" and kind == "int"):
                 continue
             if current is None:
-                if kind is not None and _IDENTIFIER.fullmatch(key):
+                if kind is not None:
                     types[key] = kind
                 continue
             if key not in known and {current, kind} == {"int", "float"}:
@@ -133,6 +149,11 @@ def payload_types(payloads: list[dict], known: dict[str, str]) -> dict[str, str]
             if value is not None and value_type(value) is None:
                 raise InputError(f"payload {i}: field {key!r} is {types[key]} in this batch, got "
                                  f"{type(value).__name__} ({value!r:.40})")
+    if len(types) > MAX_PAYLOAD_FIELDS and len(types) > len(known):
+        new = sorted(types.keys() - known.keys())
+        raise InputError(f"this write would give the collection {len(types)} filterable payload fields (new: "
+                         f"{new[:5]}{' ...' if len(new) > 5 else ''}); a collection holds at most {MAX_PAYLOAD_FIELDS}: "
+                         "keep the rest under one key as a nested object")
     return types
 
 
@@ -150,6 +171,12 @@ def check_payloads(payloads: object, n: int) -> list[dict]:
         elif not all(isinstance(key, str) for key in payload):
             bad = next(key for key in payload if not isinstance(key, str))
             raise InputError(f"payload {i} has the key {bad!r}: payload keys must be strings")
+        else:
+            bad = next((key for key in payload if not PAYLOAD_KEY.fullmatch(key)), None)
+            if bad is not None:
+                raise InputError(f"payload {i} has the key {bad!r:.80}: a payload key is what a filter can name, an "
+                                 f"ASCII identifier (letters, digits, _; not starting with a digit) of at most "
+                                 f"{MAX_KEY_CHARS} characters; nest other keys inside an object value")
     return payloads
 
 
@@ -183,6 +210,8 @@ def dump_payloads(payloads: list[dict]) -> list[str]:
             raise InputError(f"payload {i} is not JSON-serialisable: {exc}") from None
         if not encodable(text):
             raise InputError(f"payload {i} holds a string that is not valid Unicode (a lone surrogate such as \\ud800)")
+        if _NUL_IN_JSON.search(text):
+            raise InputError(f"payload {i} holds a string with the NUL character (\\x00), which no collection stores")
         out.append(text)
     return out
 
@@ -225,4 +254,7 @@ def stored_texts(texts, source: list[str] | None, n: int) -> list[str | None]:
     bad = next((i for i, t in enumerate(stored or []) if t is not None and not encodable(t)), None)
     if bad is not None:
         raise InputError(f"text {bad} is not valid Unicode (a lone surrogate such as \\ud800)")
+    nul = next((i for i, t in enumerate(stored or []) if t is not None and "\x00" in t), None)
+    if nul is not None:
+        raise InputError(f"text {nul} holds the NUL character (\\x00), which no collection stores")
     return stored if stored is not None else [None] * n
