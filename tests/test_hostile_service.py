@@ -167,6 +167,24 @@ def test_concurrent_deletes_and_creates_of_one_name(client, root):
     assert codes == [201, 409, 409, 409, 409]
 
 
+def test_creates_racing_drops_of_one_name_answer_201_404_or_409_never_500(client):
+    # issue 30: the create handler described the collection after releasing the name's lock, and
+    # a drop in between made that a 500 (lance: "Not found: .../_versions")
+    def creates():
+        return [create(client, "cd", vectors_only=True, dim=DIM).status_code for _ in range(40)]
+
+    def drops():
+        return [client.delete("/v1/collections/cd").status_code for _ in range(40)]
+
+    with ThreadPoolExecutor(4) as pool:
+        created = [pool.submit(creates), pool.submit(creates)]
+        dropped = [pool.submit(drops), pool.submit(drops)]
+        create_codes = {code for future in created for code in future.result()}
+        drop_codes = {code for future in dropped for code in future.result()}
+    assert create_codes <= {201, 409} and 201 in create_codes, create_codes
+    assert drop_codes <= {200, 404}, drop_codes
+
+
 def test_delete_racing_reads_of_an_unopened_collection_never_breaks_the_name(root):
     settings = ServeSettings(model="fake", collections=root)
     for round_ in range(5):

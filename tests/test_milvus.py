@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import unit_vectors
-from uniembed import InputError
+from uniembed import InputError, NotFoundError
 from uniembed.errors import StoreUnavailableError
 from uniembed.store import Collection
 
@@ -67,7 +67,7 @@ def test_what_milvus_2_3_lacks_is_refused_clearly(milvus):
         col.search(unit_vectors(1)[0], k=20_000)
     with pytest.raises(InputError, match="already exists in this Milvus"):
         Collection.create(col.path, model=None, dim=8)
-    with pytest.raises(InputError, match="no collection 'absent'"):
+    with pytest.raises(NotFoundError, match="no collection 'absent'"):
         Collection.open(milvus.url("absent"))
     assert len(col) == 1
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import KeywordEncoder, unit_vectors
-from uniembed import InputError
+from uniembed import InputError, NotFoundError
 from uniembed.errors import StoreUnavailableError
 from uniembed.store import Collection
 
@@ -64,7 +64,7 @@ def test_existing_missing_and_unsupported_collections(postgres):
     Collection.create(url, model=None, dim=4)
     with pytest.raises(InputError, match="already exists in this database"):
         Collection.create(url, model=None, dim=4)
-    with pytest.raises(InputError, match=r"no collection 'absent' in postgresql://"):
+    with pytest.raises(NotFoundError, match=r"no collection 'absent' in postgresql://"):
         Collection.open(postgres.url("absent"))
     for options, message in [({"quantize": "int8"}, "not supported by the postgresql backend"),
                              ({"index": "ivfpq"}, "not supported by the postgresql backend"),
@@ -162,7 +162,7 @@ def test_a_server_that_goes_down_is_a_clear_error_and_its_return_is_picked_up():
             col.add(["b"], [[0, 1.0, 0, 0]])
         server = LocalPostgres(port)  # a new, empty server on the same address: the collection is gone
         server.start()
-        with pytest.raises(InputError, match="no collection 'docs'"):
+        with pytest.raises(NotFoundError, match="no collection 'docs'"):
             Collection.open(server.url("docs"))
         fresh = Collection.create(server.url("docs"), model=None, dim=4)
         fresh.add(["c"], [[0, 0, 1.0, 0]])
@@ -346,6 +346,18 @@ def test_serve_mounts_a_database_collection_under_a_name(postgres, tiny_model, t
         clash = client.post("/v1/collections", json={"name": "docs"})
         assert clash.status_code == 409
         assert client.get("/v1/collections/gone").status_code == 404  # no such collection in the database
+        # issue 30: what PostgreSQL cannot hold is a 400 naming the item, not a 500 or a 503
+        for item, message in [({"id": "h\u0000", "text": "x"}, "id 0 "), ({"id": "h", "text": "x\u0000"}, "text 0 holds the NUL"),
+                              ({"id": "h", "text": "x", "payload": {"s": "\u0000"}}, "payload 0 holds a string with the NUL"),
+                              ({"id": "h", "text": "x", "payload": {"a" * 61 + "b": 1}}, "at most 61 characters"),
+                              ({"id": "h", "text": "x", "payload": {f"k{n}": n for n in range(1601)}}, "at most 1000")]:
+            answer = client.post("/v1/collections/docs/items", json={"items": [item]})
+            assert answer.status_code == 400 and message in answer.json()["error"]["message"], answer.text
+        answer = client.post("/v1/collections/docs/search", json={"query": "x", "filter": {"year": "\u0000"}})
+        assert answer.status_code == 400, answer.text
+        assert client.post("/v1/collections/docs/items", json={"items": [{"id": "a", "text": "again"}]}).status_code == 409
+        Collection.open(url).drop()  # dropped behind the server's back: the mounted name answers 404
+        assert client.post("/v1/collections/docs/items", json={"items": [{"id": "z", "text": "x"}]}).status_code == 404
     down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres#x"
     with TestClient(create_app(ServeSettings(model="tiny", remote_collections=(("down", down),)), encoder=tiny_model), base_url="http://localhost") as client:
         answer = client.post("/v1/collections/down/search", json={"query": "cat"})

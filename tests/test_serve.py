@@ -260,7 +260,7 @@ def test_collections_lifecycle_over_http(client, tiny_model):
     written = client.post("/v1/collections/docs/items", json={"items": items})
     assert written.status_code == 200 and written.json()["count"] == 4
     again = client.post("/v1/collections/docs/items", json={"items": items[:1]})
-    assert again.status_code == 400 and "upsert" in again.json()["error"]["message"]
+    assert again.status_code == 409 and "upsert" in again.json()["error"]["message"]  # a conflict (issue 30), not bad input
     assert client.post("/v1/collections/docs/items", json={"items": items[:1], "upsert": True}).status_code == 200
 
     hits = client.post("/v1/collections/docs/search", json={"query": "the bank charged me twice", "k": 2}).json()["hits"]

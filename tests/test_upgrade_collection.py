@@ -15,7 +15,7 @@ import pytest
 
 from helpers import KeywordEncoder, write_tiny_bert
 from test_upgrade import MappedEncoder, rotation
-from uniembed import InputError
+from uniembed import ConflictError, InputError, NotFoundError
 from uniembed.store import Collection
 from uniembed.upgrade.backfill import backfill, upgrade_status
 from uniembed.upgrade.finish import finish
@@ -169,9 +169,9 @@ def test_plan_says_which_adapters_a_small_sample_allows(docs, new):
 def test_bad_upgrades_are_refused_and_change_nothing(docs, old, new, tmp_path):
     with pytest.raises(InputError, match="same fingerprint as the model that made"):
         fit(docs, KeywordEncoder(KEYWORDS), pairs=50)
-    with pytest.raises(InputError, match="no upgrade in progress"):
+    with pytest.raises(NotFoundError, match="no upgrade in progress"):
         backfill(docs, new, show_progress=False)
-    with pytest.raises(InputError, match="no upgrade in progress"):
+    with pytest.raises(NotFoundError, match="no upgrade in progress"):
         finish(docs)
     fit(docs, new, pairs=60)
     other = MappedEncoder(old, rotation(old.dim, seed=9), name="another")
@@ -204,15 +204,15 @@ def test_a_second_backfill_is_refused(docs, new):
 
     fit(docs, new, pairs=60)
     with WriterLock(docs.path / "upgrade" / "backfill.lock"):  # as another process running a backfill
-        with pytest.raises(InputError, match="another backfill of .* is running"):
+        with pytest.raises(ConflictError, match="another backfill of .* is running"):
             backfill(docs, new, show_progress=False)
-        with pytest.raises(InputError, match="a backfill of .* is running"):
+        with pytest.raises(ConflictError, match="a backfill of .* is running"):
             finish(docs)
-        with pytest.raises(InputError, match="a backfill of .* is running"):
+        with pytest.raises(ConflictError, match="a backfill of .* is running"):
             cancel(docs)
     cancel(docs)
     assert not (docs.path / "upgrade").exists()
-    with pytest.raises(InputError, match="no upgrade in progress"):
+    with pytest.raises(NotFoundError, match="no upgrade in progress"):
         cancel(docs)
 
 

@@ -11,7 +11,9 @@ from uniembed.encoders.reproducible import request_strict_blas
 request_strict_blas()  # before torch's first matrix product: see encoders/reproducible.py
 
 from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load  # noqa: E402
-from uniembed.errors import InputError, IntegrityError, MissingExtraError, ModelLoadError, UniembedError  # noqa: E402
+from uniembed.errors import (  # noqa: E402
+    ConflictError, InputError, IntegrityError, MissingExtraError, ModelLoadError, NotFoundError, UniembedError,
+)
 from uniembed.eval import evaluate  # noqa: E402
 from uniembed.io import embed_file  # noqa: E402
 from uniembed.types import CollectionInfo, Hit, Item, TaskResult  # noqa: E402
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Collection",
     "CollectionInfo",
+    "ConflictError",
     "EncodeReport",
     "Encoder",
     "InputError",
@@ -39,6 +42,7 @@ __all__ = [
     "Hit",
     "Item",
     "ModelLoadError",
+    "NotFoundError",
     "TaskResult",
     "TruncationWarning",
     "UniembedError",

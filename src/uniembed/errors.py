@@ -13,6 +13,16 @@ class InputError(UniembedError, ValueError):
     """User input is malformed: a None item, an unknown column, an empty list, a bad option."""
 
 
+class NotFoundError(InputError):
+    """What the caller names does not exist (a collection, an upgrade in progress): 404 over HTTP.
+    An InputError too, so code that catches bad input keeps catching it."""
+
+
+class ConflictError(InputError):
+    """The request is well formed but the state forbids it now: a name or an id already taken,
+    a backfill running, a collection dropped meanwhile: 409 over HTTP. An InputError too."""
+
+
 class ModelLoadError(UniembedError):
     """A model could not be loaded: missing or corrupt files, no network for a hub id."""
 

@@ -64,7 +64,10 @@ def install_handlers(app, redact=lambda message: message) -> None:
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    from uniembed.errors import CollectionDamagedError, CollectionLockedError, InputError, ModelOutputError, StoreUnavailableError
+    from uniembed.errors import (
+        CollectionDamagedError, CollectionLockedError, ConflictError, InputError, ModelOutputError, NotFoundError,
+        StoreUnavailableError,
+    )
     from uniembed.images.decode import ImageTooLarge
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
@@ -92,6 +95,15 @@ def install_handlers(app, redact=lambda message: message) -> None:
     @app.exception_handler(InputError)
     async def input_error(request, exc: InputError):
         return respond(400, redact(str(exc)))
+
+    # subclasses of InputError: Starlette picks the handler of the nearest class in the MRO
+    @app.exception_handler(NotFoundError)
+    async def not_found(request, exc: NotFoundError):
+        return respond(404, redact(str(exc)), code="not_found")
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request, exc: ConflictError):
+        return respond(409, redact(str(exc)), code="conflict")
 
     @app.exception_handler(ImageTooLarge)
     async def image_too_large(request, exc: ImageTooLarge):

@@ -107,7 +107,7 @@ class CollectionRegistry:
 
     def _opened_remote(self, name: str):
         """The cached server collection; a collection the database no longer has is 404."""
-        from uniembed.errors import InputError
+        from uniembed.errors import NotFoundError
         from uniembed.store.collection import Collection
 
         with self._guard:
@@ -117,10 +117,8 @@ class CollectionRegistry:
         url = self.remote[name]
         try:
             collection = Collection.open(url)
-        except InputError as exc:
-            if "no collection" in str(exc):
-                raise _not_found(name) from None
-            raise
+        except NotFoundError:
+            raise _not_found(name) from None
         encoder = self._encoder()
         if encoder is not None and collection.meta.fingerprint == encoder.fingerprint:
             collection = Collection.open(url, model=encoder)  # the served model made it: share it
@@ -128,7 +126,10 @@ class CollectionRegistry:
             return self._open.setdefault(name, collection)
 
     def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
-               fields: list[str] | None, index_params: dict | None, **multivector):
+               fields: list[str] | None, index_params: dict | None, describe=lambda collection: collection,
+               **multivector):
+        """Create the collection and return `describe(collection)`, computed under the name's
+        lock: a drop waiting for that lock cannot delete the folder while it is being described."""
         from uniembed.store.collection import Collection
 
         check_name(name)
@@ -153,7 +154,7 @@ class CollectionRegistry:
                                            quantize=quantize, index_params=index_params, **multivector)
             with self._guard:
                 self._open[name] = collection
-        return collection
+            return describe(collection)
 
     def drop(self, name: str) -> None:
         check_name(name)

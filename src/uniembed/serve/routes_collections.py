@@ -186,11 +186,10 @@ def collection_routes(state):
             if request.max_image_bytes is not None and not request.images:
                 raise ApiError(400, "max_image_bytes belongs to image collections (images: bytes)", param="max_image_bytes")
             relative = {"relative_anchors": request.relative_anchors} if request.relative_anchors is not None else {}
-            collection = registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
-                                         vectors_only=request.vectors_only, fields=request.fields,
-                                         index_params=request.index_params, **_multivector_options(request), **images,
-                                         **relative)
-            return _info(request.name, collection)
+            return registry.create(request.name, index=request.index, quantize=request.quantize, dim=request.dim,
+                                   vectors_only=request.vectors_only, fields=request.fields,
+                                   index_params=request.index_params, describe=lambda c: _info(request.name, c),
+                                   **_multivector_options(request), **images, **relative)
 
         return await in_pool(create)
 

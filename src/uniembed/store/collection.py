@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
-from uniembed.errors import CollectionDamagedError, InputError
+from uniembed.errors import CollectionDamagedError, ConflictError, InputError
 from uniembed.index.base import check_index_params
 from uniembed.multivector import FDEConfig
 from uniembed.store.backend import (
@@ -140,7 +140,7 @@ class Collection:
                                  max_image_bytes=max_image_bytes)
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise InputError(f"{path} already exists and is not empty")
+            raise ConflictError(f"{path} already exists and is not empty")
         kind, params = resolve_index(index, quantize)
         encoder = _load_model(model)
         image_spec = None
@@ -274,7 +274,7 @@ class Collection:
             if mode == "insert":
                 present = self._existing_ids(ids, before)
                 if present:
-                    raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                    raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
             known = self.payload_fields
             types = payload_types(payloads, known)
             new_columns = {payload_column(k): ARROW_TYPES[t] for k, t in types.items() if k not in known}

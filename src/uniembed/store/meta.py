@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from uniembed._atomic import replace_file
-from uniembed.errors import CollectionDamagedError, InputError
+from uniembed.errors import CollectionDamagedError, InputError, NotFoundError
 
 META_FILE = "collection.json"
 SCHEMA_VERSION = 5
@@ -78,9 +78,9 @@ def read_meta(folder: Path) -> tuple[CollectionMeta, bool]:
     """(meta, migrated): migrated is True when the file was older and must be written back."""
     path = Path(folder) / META_FILE
     if not Path(folder).is_dir():
-        raise InputError(f"{folder}: no such collection (not a directory)")
+        raise NotFoundError(f"{folder}: no such collection (not a directory)")
     if not path.is_file():
-        raise InputError(f"{folder} is not a uniembed collection (no {META_FILE})")
+        raise NotFoundError(f"{folder} is not a uniembed collection (no {META_FILE})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

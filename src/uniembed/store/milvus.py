@@ -37,7 +37,7 @@ import numpy as np
 
 from uniembed._extras import require
 from uniembed.encoders.base import Encoder
-from uniembed.errors import InputError, StoreUnavailableError
+from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
 from uniembed.store.filters import Condition
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
@@ -157,7 +157,7 @@ class MilvusCollection(RemoteCollection):
         client = connect(uri, token, shown)
         row = _call(shown, lambda: _meta_row(client, name))
         if row is None:
-            raise InputError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
+            raise NotFoundError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
         meta = CollectionMeta(**{k: v for k, v in json.loads(row["meta"]).items() if k != "payload_fields"})
         collection = cls(url, meta, None, consistency, search_params)
         if model is not None:
@@ -196,12 +196,12 @@ class MilvusCollection(RemoteCollection):
                 raise InputError(f"{what} {big} is {len(values[big].encode())} bytes; Milvus keeps at most {MAX_VARCHAR} per field")
         row = self._call(lambda: _meta_row(self._client, self.name))
         if row is None:
-            raise InputError(f"collection {self.path} no longer exists (dropped)")
+            raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         known = json.loads(row["meta"]).get("payload_fields", {})
         if mode == "insert":
             present = self._present(ids)
             if present:
-                raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
         types = payload_types(payloads, known)
         if types != known:  # the field types first: a crash after this leaves a known field with no rows, harmless
             self._save_meta(types, row["version"])
@@ -250,7 +250,7 @@ class MilvusCollection(RemoteCollection):
         if row is None:
             row = self._call(lambda: _meta_row(self._client, self.name))
         if row is None:
-            raise InputError(f"collection {self.path} no longer exists (dropped)")
+            raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         version = int(row["version"]) + 1
         self._call(lambda: self._client.upsert(META, [{"name": self.name, "meta": row["meta"], "version": version,
                                                        "vec": [0.0, 0.0]}]))
@@ -311,14 +311,14 @@ class MilvusCollection(RemoteCollection):
     def payload_fields(self) -> dict[str, str]:
         row = self._call(lambda: _meta_row(self._client, self.name))
         if row is None:
-            raise InputError(f"collection {self.path} no longer exists (dropped)")
+            raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         return dict(json.loads(row["meta"]).get("payload_fields", {}))
 
     @property
     def version(self) -> int:
         row = self._call(lambda: _meta_row(self._client, self.name))
         if row is None:
-            raise InputError(f"collection {self.path} no longer exists (dropped)")
+            raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         return int(row["version"])
 
     def __len__(self) -> int:
@@ -396,7 +396,7 @@ def _create(client, name: str, meta: CollectionMeta) -> None:
         client.create_index(META, index)
         client.load_collection(META)
     if _meta_row(client, name) is not None or client.has_collection(PREFIX + name):
-        raise InputError(f"collection {name!r} already exists in this Milvus")
+        raise ConflictError(f"collection {name!r} already exists in this Milvus")
     kind = INDEXES[(meta.index, meta.quantize)]
     dim = meta.fields[meta.default_field]
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)

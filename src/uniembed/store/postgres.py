@@ -38,7 +38,7 @@ import numpy as np
 
 from uniembed._extras import require
 from uniembed.encoders.base import Encoder
-from uniembed.errors import InputError, StoreUnavailableError
+from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
 from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
@@ -189,7 +189,7 @@ class PgCollection(RemoteCollection):
         finally:
             conn.close()
         if row is None:
-            raise InputError(f"no collection {name!r} in {shown.split('#')[0]}")
+            raise NotFoundError(f"no collection {name!r} in {shown.split('#')[0]}")
         meta = CollectionMeta(**row[0])
         collection = cls(url, meta, None, read_from, search_params)
         if model is not None:
@@ -230,7 +230,7 @@ class PgCollection(RemoteCollection):
             if mode == "insert":
                 present = self._present(conn, ids)
                 if present:
-                    raise InputError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                    raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
             known = _payload_fields(conn, self.table)
             types = payload_types(payloads, known)
             schema = _arrow_schema(self.meta, types)
@@ -349,7 +349,7 @@ class PgCollection(RemoteCollection):
         rows = self._primary.fetch(f"SELECT version FROM {META_TABLE} WHERE name = %s", (self.name,))
         row = rows[0] if rows else None
         if row is None:
-            raise InputError(f"collection {self.path} no longer exists (dropped)")
+            raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         return row[0]
 
     def __len__(self) -> int:
@@ -490,8 +490,8 @@ class _WriteTransaction:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
         if row is None:
-            missing = InputError(f"collection {self.collection.path} no longer exists (dropped)")
-            self.__exit__(InputError, missing, None)
+            missing = NotFoundError(f"collection {self.collection.path} no longer exists (dropped)")
+            self.__exit__(NotFoundError, missing, None)
             raise missing
         return conn
 
@@ -508,7 +508,7 @@ class _WriteTransaction:
         if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
             raise InputError(f"{where} is a read-only server (a replica): write to the primary") from None
         if isinstance(exc, psycopg.errors.UniqueViolation):  # another writer inserted the same id meanwhile
-            raise InputError(f"an id is already in the collection (written concurrently): {exc.diag.message_detail}") from None
+            raise ConflictError(f"an id is already in the collection (written concurrently): {exc.diag.message_detail}") from None
         if isinstance(exc, psycopg.OperationalError):
             raise StoreUnavailableError(f"PostgreSQL at {where.split('#')[0]} failed during a write "
                                         f"(nothing of it was committed): {_reason(exc)}") from None
@@ -591,7 +591,7 @@ def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
             conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
                          (name, json.dumps(dataclasses.asdict(meta))))
         except psycopg.errors.UniqueViolation:
-            raise InputError(f"collection {name!r} already exists in this database") from None
+            raise ConflictError(f"collection {name!r} already exists in this database") from None
         vectors = sql.SQL(", ").join(sql.SQL("{} vector({})").format(sql.Identifier(vector_column(f)), sql.Literal(d))
                                      for f, d in meta.fields.items())
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))  # a leftover of a dropped row

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from uniembed.errors import CollectionLockedError, InputError
+from uniembed.errors import CollectionLockedError, ConflictError, InputError, NotFoundError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir
 
@@ -103,7 +103,7 @@ def backfill(collection, model, *, batch_rows: int = 256, show_progress: bool = 
         lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
     except CollectionLockedError:
         holder = (upgrade_dir(collection.path) / LOCK_FILE).read_text().strip() or "unknown"
-        raise InputError(f"another backfill of {collection.path} is running (pid {holder}); one at a time") from None
+        raise ConflictError(f"another backfill of {collection.path} is running (pid {holder}); one at a time") from None
     try:
         collection.version  # noqa: B018
         ids, texts, _ = _todo(collection, state)
@@ -147,5 +147,5 @@ def next_vectors(collection_path: Path, ids: list[str], fingerprint: str) -> np.
 def _state(collection) -> UpgradeState:
     state = read_state(collection.path)
     if state is None:
-        raise InputError(f"no upgrade in progress for {collection.path}: start one with `uniembed upgrade fit`")
+        raise NotFoundError(f"no upgrade in progress for {collection.path}: start one with `uniembed upgrade fit`")
     return state

@@ -18,7 +18,7 @@ import uuid
 
 import pyarrow as pa
 
-from uniembed.errors import CollectionLockedError, InputError
+from uniembed.errors import CollectionLockedError, ConflictError, NotFoundError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.backfill import LOCK_FILE, next_vectors, upgrade_status
 from uniembed.upgrade.state import read_state, upgrade_dir
@@ -36,17 +36,17 @@ def finish(collection) -> dict:
 
     state = read_state(collection.path)
     if state is None:
-        raise InputError(f"no upgrade in progress for {collection.path}")
+        raise NotFoundError(f"no upgrade in progress for {collection.path}")
     try:
         backfill_lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
     except CollectionLockedError:
-        raise InputError(f"a backfill of {collection.path} is running: let it end before finishing") from None
+        raise ConflictError(f"a backfill of {collection.path} is running: let it end before finishing") from None
     try:
         with WriterLock(collection.path / COLLECTION_LOCK):
             collection._writer_version()
             status = upgrade_status(collection)
             if not status.complete:
-                raise InputError(f"finish before backfill completes: {status.remaining} of {status.items} items have no "
+                raise ConflictError(f"finish before backfill completes: {status.remaining} of {status.items} items have no "
                                  f"vector from {state.target_name} for their current text yet; run `uniembed upgrade "
                                  "backfill` (old vectors are dropped only after every item has a new one)")
             meta = collection.meta

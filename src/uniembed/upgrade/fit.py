@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from uniembed.errors import CollectionLockedError, InputError
+from uniembed.errors import CollectionLockedError, ConflictError, InputError, NotFoundError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.adapters import (
     AUTO, CHOICES, KINDS, AdapterCard, choose_by_held_out, fit_adapter, held_out_split, mean_reciprocal_rank, unit_rows, with_own)
@@ -162,11 +162,11 @@ def cancel(collection) -> None:
 
     folder = upgrade_dir(collection.path)
     if not folder.is_dir():
-        raise InputError(f"no upgrade in progress for {collection.path}")
+        raise NotFoundError(f"no upgrade in progress for {collection.path}")
     try:
         with WriterLock(folder / LOCK_FILE):
             doomed = folder.with_name(f".{folder.name}-cancelled-{time.time_ns()}")
             folder.rename(doomed)  # gone from its name at once: a crash mid-delete leaves no half upgrade
     except CollectionLockedError:
-        raise InputError(f"a backfill of {collection.path} is running: stop it before cancelling") from None
+        raise ConflictError(f"a backfill of {collection.path} is running: stop it before cancelling") from None
     shutil.rmtree(doomed, ignore_errors=True)
