@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,12 +173,43 @@ def test_results_lists_mteb_results_and_draws_quality_against_cost(client):
     (client.results / "half.json").write_text('{"tables": ')
     data = client.get("/v1/results").json()
     assert data["results"] == [{"model": "all-MiniLM-L6-v2", "task": "SciFact", "split": "test", "main_score": 64.51,
-                                "seconds": 12.5, "file": str(client.results / "all-MiniLM-L6-v2" / "SciFact.json")}]
+                                "seconds": 12.5, "file": "all-MiniLM-L6-v2/SciFact.json"}]  # relative (issue 30)
     charts = {(c["y"], c["x"]): c for c in data["charts"]}
     assert set(charts) == {("nDCG@10", "bytes/vector"), ("nDCG@10", "ms/query")}
     assert charts[("nDCG@10", "ms/query")]["points"] == [{"label": "exact float32", "x": 0.17, "y": 64.51},
                                                           {"label": "binary + rescore x4", "x": 0.13, "y": 63.79}]
-    assert [s["file"] for s in data["skipped"]] == [str(client.results / "half.json")]
+    assert [s["file"] for s in data["skipped"]] == ["half.json"]
+
+
+@pytest.mark.parametrize("bad", ['{"task_name": "T", "scores": {"test": [{"main_score": NaN}]}}',
+                                 '{"task_name": "T", "evaluation_time": Infinity, "scores": {}}',
+                                 '{"tables": {"t": [{"name": "a", "nDCG": 1e999, "bytes": 1}]}}',
+                                 "[" * 200_000 + "]" * 200_000, '{"task_name": "T", "scores": {"test": [{"main_score": 1e307}]}}'])
+def test_one_bad_results_file_is_skipped_and_the_rest_still_answer(client, bad):
+    from uniembed.eval.report import save_result
+    from uniembed.types import TaskResult
+
+    save_result(TaskResult(task_name="SciFact", task_type="retrieval", split="test", main_metric="ndcg_at_10",
+                           scores={"ndcg_at_10": 0.6451}, model="m", evaluation_time=1.0), client.results)
+    (client.results / "bad.json").write_text(bad)
+    (client.results / "cells.json").write_text(json.dumps({"tables": {"t": [
+        {"name": "a", "nDCG": "1e999", "bytes": 1}, {"name": "b", "nDCG": 50, "bytes": 2}, {"name": "c", "nDCG": 60, "bytes": 3}]}}))
+    response = client.get("/v1/results")
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert [row["task"] for row in data["results"]] == ["SciFact"]
+    assert [p["label"] for p in data["charts"][0]["points"]] == ["b", "c"]  # the inf cell is no point
+    if "1e307" not in bad:
+        assert [s["file"] for s in data["skipped"]] == ["bad.json"]
+
+
+def test_a_results_folder_given_twice_is_read_once(tmp_path, monkeypatch):
+    from uniembed.serve.results import read_results
+
+    (tmp_path / "results" / "m").mkdir(parents=True)
+    (tmp_path / "results" / "m" / "T.json").write_text(json.dumps({"task_name": "T", "scores": {"test": [{"main_score": 0.5}]}}))
+    monkeypatch.chdir(tmp_path)
+    assert len(read_results([Path("results"), Path("results"), tmp_path / "results"])["results"]) == 1
 
 
 def test_results_folders_must_exist(tmp_path):

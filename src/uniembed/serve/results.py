@@ -9,13 +9,19 @@
   accuracy, ...) against each cost column (bytes per vector, ms per query, texts/s, ...), with
   one point per row labelled by the row's first text column. Cells such as "0.17 (0.15-0.19)"
   (a median and its spread) count by their leading number.
-- skipped: files that could not be read, with the reason (a bad file never hides the others).
+- skipped: files that could not be read, with the reason (a bad file never hides the others):
+  not JSON, too large, nested too deep, or holding NaN/Infinity/numbers beyond float range
+  (strict JSON has none; a response holding them could not be sent).
+
+Each file is named relative to its results folder (the server's own paths are none of the
+client's business); a folder given twice (`--results results`, which is always read) is read once.
 
 Folders are read on every call (they are small, and a new `uniembed eval` shows at once).
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -29,26 +35,43 @@ MAX_FILE_BYTES = 8 << 20
 
 def read_results(folders: list[Path]) -> dict:
     results, charts, skipped, seen = [], [], [], 0
-    for folder in folders:
+    for folder in dict.fromkeys(Path(folder).resolve() for folder in folders):
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*.json")):
+            shown = path.relative_to(folder).as_posix()
             seen += 1
             if seen > MAX_FILES:
-                skipped.append({"file": str(path), "reason": f"more than {MAX_FILES} JSON files: the rest not read"})
+                skipped.append({"file": shown, "reason": f"more than {MAX_FILES} JSON files: the rest not read"})
                 break
             try:
-                if path.stat().st_size > MAX_FILE_BYTES:
-                    raise ValueError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
-                document = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                skipped.append({"file": str(path), "reason": f"unreadable: {exc}"})
+                document = _read_strict_json(path)
+            except (OSError, ValueError, RecursionError) as exc:
+                skipped.append({"file": shown, "reason": f"unreadable: {str(exc) or type(exc).__name__}"[:300]})
                 continue
             if _is_mteb(document):
-                results.extend(_mteb_rows(document, path))
+                results.extend(_mteb_rows(document, path, shown))
             elif _is_bench(document):
-                charts.extend(bench_charts(document, path))
+                charts.extend(bench_charts(document, path, shown))
     return {"results": results, "charts": charts, "skipped": skipped}
+
+
+def _read_strict_json(path: Path):
+    """The file's JSON, or ValueError for what strict JSON cannot hold (NaN, Infinity, 1e999);
+    RecursionError for nesting deeper than Python's parser goes."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
+
+    def no_constant(name: str):
+        raise ValueError(f"holds {name}, which is not JSON")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"holds the number {text[:40]}, beyond the float range")
+        return value
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constant, parse_float=finite)
 
 
 def _is_mteb(document) -> bool:
@@ -59,16 +82,16 @@ def _is_bench(document) -> bool:
     return isinstance(document, dict) and isinstance(document.get("tables"), dict)
 
 
-def _mteb_rows(document: dict, path: Path) -> list[dict]:
+def _mteb_rows(document: dict, path: Path, shown: str) -> list[dict]:
     rows = []
+    seconds = number(document.get("evaluation_time"))
     for split, entries in document["scores"].items():
         for entry in entries if isinstance(entries, list) else []:
-            score = entry.get("main_score") if isinstance(entry, dict) else None
-            if isinstance(score, (int, float)):
+            score = number(entry.get("main_score") if isinstance(entry, dict) else None)
+            if score is not None and math.isfinite(100 * score):
                 rows.append({"model": str(document.get("model_name") or path.parent.name),
                              "task": str(document["task_name"]), "split": str(split),
-                             "main_score": round(100 * float(score), 2),
-                             "seconds": document.get("evaluation_time"), "file": str(path)})
+                             "main_score": round(100 * score, 2), "seconds": seconds, "file": shown})
     return rows
 
 
@@ -77,14 +100,16 @@ def number(value) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if value == value else None  # NaN is no point
-    if isinstance(value, str):
+        result = float(value) if abs(value) < 1e300 else None  # 10**400 cannot even be a float
+    elif isinstance(value, str):
         match = LEADING_NUMBER.match(value)
-        return float(match.group(1)) if match else None
-    return None
+        result = float(match.group(1)) if match else None  # "1e999" is inf
+    else:
+        return None
+    return result if result is not None and math.isfinite(result) else None  # NaN and inf are no point
 
 
-def bench_charts(document: dict, path: Path) -> list[dict]:
+def bench_charts(document: dict, path: Path, shown: str) -> list[dict]:
     """One chart per (table, quality column, cost column) with at least two points."""
     charts = []
     for title, rows in document["tables"].items():
@@ -101,6 +126,6 @@ def bench_charts(document: dict, path: Path) -> list[dict]:
                 points = [p for p in points if p["x"] is not None and p["y"] is not None]
                 if len(points) >= 2:
                     charts.append({"bench": str(document.get("bench") or path.stem), "table": str(title),
-                                   "x": cost, "y": quality, "points": points, "file": str(path),
+                                   "x": cost, "y": quality, "points": points, "file": shown,
                                    "date": document.get("date")})
     return charts
