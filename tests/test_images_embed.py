@@ -166,3 +166,21 @@ def test_search_with_another_model_checks_its_fingerprint(tmp_path, tiny_dir, cl
     assert code == 0 and json.loads(out)[0]["id"] == "a"
     code, _, err = run(capsys, "search", col, "a cat", "--model", clip_dir)
     assert code != 0 and "made by model" in err
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_by_name_before_any_work(photos, tmp_path, clip_dir, capsys):
+    # issue 30: embed encoded everything, then died writing the id; collection add said "id 1"
+    import os
+
+    with open(os.fsencode(photos) + b"/bad-\xff.png", "wb") as file:
+        file.write(png(4))
+    code, _, err = run(capsys, "embed", photos, "-o", tmp_path / "v.parquet", "--model", clip_dir)
+    assert code == 2 and "bad-\\xff.png: the file name is not valid UTF-8" in err and "Traceback" not in err
+    assert not (tmp_path / "v.parquet").exists()
+    pics = tmp_path / "pics"
+    assert run(capsys, "collection", "create", pics, "--model", clip_dir, "--images", "bytes")[0] == 0
+    code, _, err = run(capsys, "collection", "add", pics, photos)
+    assert code == 2 and "bad-\\xff.png: the file name is not valid UTF-8" in err
+    from uniembed.store import Collection
+
+    assert len(Collection.open(pics)) == 0

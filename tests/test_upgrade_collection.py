@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import shutil
 import sys
 import threading
 import time
@@ -364,3 +365,22 @@ def test_fit_texts_are_read_a_line_each_and_an_unreadable_file_is_named(tmp_path
     assert read_lines(str(listed), "--texts") == ["cat market", "rain river"]
     with pytest.raises(InputError, match=r"cannot read --texts .*missing.txt: FileNotFoundError"):
         run_fit(argparse.Namespace(texts=str(tmp_path / "missing.txt")))
+
+
+def test_models_given_as_relative_paths_are_recorded_so_the_collection_opens_from_anywhere(tmp_path, tiny_dir, monkeypatch):
+    # issue 30: finish recorded "./new" and the collection failed from any other folder
+    from uniembed.cli.main import main
+
+    shutil.copytree(tiny_dir, tmp_path / "old")
+    write_tiny_bert(tmp_path / "new", seed=1)
+    monkeypatch.chdir(tmp_path)
+    col = Collection.create("docs", model="./old")
+    assert col.meta.model == str((tmp_path / "old").resolve())
+    col.add([f"d{i}" for i in range(60)], texts(60))
+    assert main(["upgrade", "fit", "docs", "--to", "./new", "--pairs", "60", "--adapter", "procrustes"]) == 0
+    assert main(["upgrade", "backfill", "docs", "--to", "./new"]) == 0
+    assert main(["upgrade", "finish", "docs"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    reopened = Collection.open(tmp_path / "docs")
+    assert reopened.meta.model == str((tmp_path / "new").resolve()) and len(reopened.search("cat", k=3)) == 3

@@ -151,6 +151,17 @@ def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
     )
 
 
+def lasting_reference(name_or_path: str | Path) -> str:
+    """How to find a model again from any folder, for collections and upgrades to record: a
+    catalogue name or hub id as given, a local directory as its absolute path (a collection made
+    with `./static-mini` must open from elsewhere). The same order as `resolve`."""
+    name = str(name_or_path)
+    if find_entry(name) is not None:
+        return name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
 def _looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))

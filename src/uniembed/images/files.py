@@ -4,7 +4,8 @@ A folder is walked in sorted order (so ids and outputs are the same on every mac
 sub-folders; a file counts as an image by its suffix (decoding proves it later); a symlink is
 followed only when its target lies inside the folder, so `uniembed collection add ./pics photos/`
 cannot be tricked into reading /etc through a link. Ids are paths relative to the folder, with
-forward slashes.
+forward slashes, so a file whose name is not valid UTF-8 (it cannot be an id, nor be written to a
+parquet file or a collection) is refused by name before any image is read, by every command.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uniembed._text import encodable
 from uniembed.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"})
@@ -62,6 +64,11 @@ def walk_images(folder: str | Path) -> ImageFolder:
             else:
                 found.skipped += 1  # a dangling link, a socket, a fifo
     found.files.sort(key=lambda p: p.relative_to(root).as_posix())
+    bad = next((path for path in found.files if not encodable(str(path.relative_to(root)))), None)
+    if bad is not None:
+        shown = os.fsencode(bad).decode("utf-8", "backslashreplace")
+        raise InputError(f"{shown}: the file name is not valid UTF-8, so it cannot be an id; rename it "
+                         "(nothing was embedded)")
     if not found.files:
         raise InputError(f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); {found.summary()}")
     return found

@@ -764,7 +764,9 @@ def _model_name(model, encoder: Encoder | None) -> str | None:
     if encoder is None:
         return None
     if isinstance(model, str):
-        return encoder.name if model == "default" else model
+        from uniembed.encoders.registry import lasting_reference
+
+        return encoder.name if model == "default" else lasting_reference(model)
     return encoder.name
 
 

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from uniembed.encoders.registry import lasting_reference
 from uniembed.errors import CollectionLockedError, ConflictError, InputError, NotFoundError
 from uniembed.store.lock import WriterLock
 from uniembed.upgrade.adapters import (
@@ -102,7 +103,7 @@ def fit(collection, model, *, pairs: int = 5000, adapter: str = "procrustes", te
     version = (state.adapter_version or 0) + 1 if state is not None else 1
     fitted.save(upgrade_dir(collection.path), f"adapter-v{version}")
     write_state(collection.path, UpgradeState(
-        target_model=target or model.source or model.name, target_name=model.name, target_fingerprint=model.fingerprint,
+        target_model=lasting_reference(target or model.source or model.name), target_name=model.name, target_fingerprint=model.fingerprint,
         target_dim=int(new.shape[1]), old_fingerprint=collection.meta.fingerprint, adapter_version=version,
         adapter_kind=fitted.card.kind))
     return fitted.card
