@@ -189,6 +189,11 @@ def test_bad_binds_are_refused_and_write_nothing(tiny_dir, clip_dir, colours, tm
                                                     for i in range(6)))
     (tmp_path / "mixed.jsonl").write_text('{"vector": [1, 2, 3], "text": "a"}\n{"vector": [1, 2], "text": "b"}\n')
     (tmp_path / "texts.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    (tmp_path / "same.jsonl").write_text('{"text": "a"}\n{"text": "a"}\n')
+    (tmp_path / "ints.jsonl").write_text('{"vector": [1, 2, 3]}\n{"vector": [0, 1, 1]}\n')
+    np.save(tmp_path / "ints.npy", np.arange(6).reshape(2, 3))
+    np.save(tmp_path / "zeros.npy", np.array([[0.5, 0.1, 0.2], [0.0, 0.0, 0.0]], np.float32))
+    np.save(tmp_path / "floats.npy", np.array([[0.5, 0.1, 0.2], [0.1, 0.3, 0.0]], np.float32))
     cases = [
         (dict(images=[str(tmp_path / "records.jsonl")], captions=["{title}"]), "1 of 6 images have no caption"),
         (dict(images=[str(colours[0])], captions=["a photo of a {colour}"]), "names 'colour', which .* does not have"),
@@ -198,6 +203,14 @@ def test_bad_binds_are_refused_and_write_nothing(tiny_dir, clip_dir, colours, tm
         (dict(images=[str(colours[0])], vectors=str(tmp_path / "mixed.jsonl"), captions=["{label}"]), "either images"),
         (dict(images=[str(colours[0])], captions=["{label}"], anchor=str(clip_dir)), "anchor must be a text model .* is an image model"),
         (dict(images=[str(colours[0])], captions=["{label}"], batch_size=1), "batch_size must be at least 2"),
+        # issue 30: each of these used to train without a word
+        (dict(vectors=str(tmp_path / "ints.npy"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "the vectors are integers"),
+        (dict(vectors=str(tmp_path / "ints.jsonl"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "the vectors are integers"),
+        (dict(vectors=str(tmp_path / "zeros.npy"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "vector 1 is all zeros"),
+        (dict(vectors=str(tmp_path / "floats.npy"), texts=str(tmp_path / "same.jsonl"), encoder="mlp"), "all 2 examples have the same caption 'a'"),
+        (dict(images=[str(colours[0])], captions=["a photo"]), "all 96 examples have the same caption 'a photo'"),
+        (dict(images=[str(colours[0])], captions=["{label}"], eval_every=0), "eval_every must be a positive number of steps"),
+        (dict(images=[str(colours[0])], captions=["{label}"], channels=[]), "channels must be a non-empty list"),
     ]
     for options, message in cases:
         with pytest.raises(InputError, match=message):
@@ -237,6 +250,11 @@ def test_cli_bind_writes_a_model_and_reports_bad_input(tiny_dir, colours, tmp_pa
     assert "already exists" in capsys.readouterr().err
     assert main([*argv[:-1], str(tmp_path / "x"), "--channels", "4,a"]) != 0
     assert "--channels must be comma-separated integers, got '4,a'" in capsys.readouterr().err
+    assert main([*argv[:-1], str(tmp_path / "x"), "--channels", ""]) == 2
+    assert "--channels must be comma-separated integers, got ''" in capsys.readouterr().err
+    assert main([*argv[:-1], str(tmp_path / "x"), "--eval-every", "0"]) == 2
+    assert "eval_every must be a positive number of steps" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_service_serves_a_bound_model(bound, tiny_dir, colours):

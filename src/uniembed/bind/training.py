@@ -56,7 +56,7 @@ class BindConfig:
     temperature: float = 0.07  # the starting temperature (learned)
     augment: bool = True  # images: random shifts of up to 1/8 of the side
     validation: float = 0.05  # share of the pairs held out to pick the best checkpoint; 0: keep the last
-    eval_every: int = 0  # steps; 0: at the end of each epoch
+    eval_every: int | None = None  # steps between validations; None: at the end of each epoch
     checkpoint_every: int = 200
     max_steps: int = 0
     seed: int = 42
@@ -84,8 +84,15 @@ class BindConfig:
                 raise InputError(f"{name} must be in ({low}, {high}), got {value!r}")
         if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) or not 0 <= self.validation < 0.5:
             raise InputError(f"validation must be a share in [0, 0.5) (0: none, the last model is kept), got {self.validation!r}")
-        if not 0 <= self.warmup < 1 or self.weight_decay < 0 or self.max_steps < 0 or self.eval_every < 0 or self.hidden < 0:
-            raise InputError("warmup must be in [0, 1); weight_decay, max_steps, eval_every and hidden must be >= 0")
+        if not 0 <= self.warmup < 1 or self.weight_decay < 0 or self.max_steps < 0 or self.hidden < 0:
+            raise InputError("warmup must be in [0, 1); weight_decay, max_steps and hidden must be >= 0")
+        if self.eval_every is not None and (isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int)
+                                            or self.eval_every < 1):
+            raise InputError(f"eval_every must be a positive number of steps, got {self.eval_every!r} "
+                             "(leave it out to validate at the end of each epoch)")
+        if self.images and (not isinstance(self.channels, (list, tuple)) or not self.channels or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in self.channels)):
+            raise InputError(f"channels must be a non-empty list of positive integers (one per stage), got {self.channels!r}")
 
 
 @dataclass

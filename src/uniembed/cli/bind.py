@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     parser.add_argument("--validation", type=float, default=0.05, help="share of pairs held out to keep the best model (default: 0.05)")
-    parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (default: each epoch)")
+    parser.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: each epoch)")
     parser.add_argument("--no-augment", action="store_true", help="cnn: no random shifts of the training images")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (default: all epochs)")
     parser.add_argument("--seed", type=int, default=42)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from uniembed.train import BindConfig, bind
 
     channels = [32, 64, 128, 256]
-    if args.channels:
+    if args.channels is not None:
         try:
             channels = [int(c) for c in args.channels.split(",")]
         except ValueError:
