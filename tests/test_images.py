@@ -202,3 +202,43 @@ def test_folders_walk_sorted_skip_others_and_stay_inside(photo, tmp_path):
         walk_images(tmp_path / "empty")
     with pytest.raises(InputError, match="not a folder"):
         walk_images(tmp_path / "secret.png")
+
+
+SETTINGS = [ImagePreprocessing(), ImagePreprocessing(shortest_edge=None, resize=(20, 30), crop=None),
+            ImagePreprocessing(shortest_edge=24, crop=None), ImagePreprocessing(shortest_edge=None, crop=(40, 40)),
+            ImagePreprocessing(shortest_edge=16, crop=(12, 20), resample=2)]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=range(len(SETTINGS)))
+@pytest.mark.parametrize("size", [(1, 1), (7, 300), (300, 7), (64, 48), (500, 500), (33, 17)])
+def test_a_reduced_image_gives_the_same_pixels_to_the_bit(settings, size):
+    # issue 30: requests hold images reduced as soon as they are decoded; the vectors must not change
+    image = Image.fromarray(np.random.default_rng(size[0]).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+    reduced = settings.reduced(image)
+    np.testing.assert_array_equal(settings.pixels(reduced), settings.pixels(image))
+    np.testing.assert_array_equal(settings.batch([reduced]), settings.batch([image]))
+    if settings == ImagePreprocessing() and size == (500, 500):
+        assert reduced.size == (224, 224)
+
+
+def test_encode_images_holds_one_decoded_image_at_a_time(clip_model, monkeypatch):
+    # issue 30: a batch of 32 large images used to be decoded all at once before preprocessing
+    import weakref
+
+    import uniembed.images.decode as decode
+
+    decoded, most = [], [0]  # weak references to every decoded image (PIL images are unhashable: no WeakSet)
+    real = decode.to_rgb
+
+    def counting(*args, **kwargs):
+        image = real(*args, **kwargs)
+        decoded.append(weakref.ref(image))
+        most[0] = max(most[0], sum(ref() is not None for ref in decoded))
+        return image
+
+    monkeypatch.setattr(decode, "to_rgb", counting)
+    images = [np.full((60 + i, 50, 3), 10 * i, np.uint8) for i in range(12)]
+    vectors = clip_model.encode_images(images, batch_size=8)
+    assert most[0] == 1
+    monkeypatch.setattr(decode, "to_rgb", real)
+    np.testing.assert_array_equal(vectors, clip_model.encode_images(images, batch_size=8))

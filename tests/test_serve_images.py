@@ -114,3 +114,17 @@ def test_image_collection_errors_over_http(client):
     assert mixed.status_code == 400
     paths = client.post("/v1/collections", json={"name": "refs", "images": "path"})
     assert paths.status_code == 400  # path-reference collections are made with the CLI, never by a client
+
+
+def test_request_images_are_held_reduced_and_embed_exactly_as_the_originals(client, clip_model):
+    # issue 30: each image is reduced to what the model sees as soon as it is decoded
+    from uniembed.images.decode import ImageLimits
+    from uniembed.serve.images import decode_request_images
+
+    big = [png(seed, size=(50, 90)) for seed in (5, 6, 7)]  # 4,500 pixels each, under this server's 5,000
+    held = decode_request_images([uri(b) for b in big], ["a", "b", "c"], ImageLimits(max_pixels=5000), clip_model.preprocessing)
+    side = clip_model.preprocessing.shortest_edge
+    assert all(min(image.size) == side and image.size != (90, 50) for image in held)
+    response = embed(client, clip_model.name, [{"image": uri(b)} for b in big])
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(vectors(response), clip_model.encode_images(big), atol=1e-6)

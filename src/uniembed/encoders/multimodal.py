@@ -136,8 +136,11 @@ class ImageTower:
         starts = np.arange(0, len(items), batch_size)
         for start in _progress(starts, len(items), batch_size, show_progress):
             stop = min(start + batch_size, len(items))
-            decoded = [to_rgb(items[i], names[i], self.limits, base=base) for i in range(start, stop)]
-            out[start:stop] = self.encode_image_batch(self.preprocessing.batch(decoded))
+            # one decoded image at a time, kept only as the model's pixels: memory stays flat
+            # however large the images are (a 40 Mpx image decodes to 120 MB of RGB)
+            pixels = [self.preprocessing.pixels(to_rgb(items[i], names[i], self.limits, base=base))
+                      for i in range(start, stop)]
+            out[start:stop] = self.encode_image_batch(self.preprocessing.stack(pixels))
         check_model_output(out, self.name)
         if dim is not None:
             return truncate(out, dim, normalize=normalize)

