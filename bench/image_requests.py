@@ -1,6 +1,6 @@
 """Peak memory of requests full of large images (issue 30): flat whatever their number.
 
-A 6300 x 6300 single-colour PNG is a 52 KB file under the service's 40-megapixel limit, and
+A 6300 x 6300 single-colour greyscale PNG is a 52 KB file under the service's 40-megapixel limit, and
 decodes to 119 MB of RGB. Before issue 30, every image of a request was decoded and held at once
 (8 of them: 3.6 GB). Now each is decoded, reduced to what the model sees, and dropped before the
 next, in every path: `POST /v1/embeddings`, `POST /v1/collections/{name}/items` on an image
@@ -35,7 +35,7 @@ def big_png() -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("RGB", (SIDE, SIDE), (200, 30, 60)).save(buffer, format="PNG", optimize=True)
+    Image.new("L", (SIDE, SIDE), 200).save(buffer, format="PNG", optimize=True)  # grey: 52 KB, as in issue 30
     return buffer.getvalue()
 
 
@@ -68,9 +68,11 @@ def http_cell(model: Path, route: str, n: int, png: bytes, folder: Path) -> dict
     server = Server("--model", str(model), "--collections", str(folder / f"collections-{route}-{n}"))
     try:
         if route == "embeddings":
-            post(server.port, "/v1/embeddings", {"input": [{"image": warm}]})
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/v1/models", timeout=10) as response:
+                name = json.loads(response.read())["data"][0]["id"]
+            post(server.port, "/v1/embeddings", {"model": name, "input": [{"image": warm}]})
             before = server.rss_mb()[1]
-            status, seconds = post(server.port, "/v1/embeddings", {"input": [{"image": uri}] * n})
+            status, seconds = post(server.port, "/v1/embeddings", {"model": name, "input": [{"image": uri}] * n})
         else:
             post(server.port, "/v1/collections", {"name": "pics", "images": "bytes"})
             post(server.port, "/v1/collections/pics/items", {"items": [{"id": "warm", "image": warm}]})
@@ -80,6 +82,8 @@ def http_cell(model: Path, route: str, n: int, png: bytes, folder: Path) -> dict
         after = server.rss_mb()[1]
     finally:
         server.stop()
+    if status != 200:
+        raise RuntimeError(f"HTTP {route} with {n} images answered {status}")
     return {"path": f"HTTP {route}", "images": n, "request body (KB)": round(len(uri) * n / 1024), "status": status,
             "peak RSS before (MB)": round(before), "peak RSS after (MB)": round(after),
             "growth (MB)": round(after - before), "seconds": round(seconds, 1)}
