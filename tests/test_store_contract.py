@@ -263,7 +263,7 @@ def test_info_reports_the_facts(where):
 
 # -- strings every home keeps alike (issue 30): one rule for ids, keys, NUL --------------------------
 AWKWARD_IDS = ["emoji 🦜🎉", "𝔘𝔫𝔦", "中文标识", 'quote"d', "it's", "back\\slash", "\\", '\\"', "tail\\", "ünï cödé",
-               "a" * 200]
+               "a" * 200, "🦜" * 256]  # the last: 1,024 bytes of UTF-8, the longest id
 
 
 def test_awkward_ids_are_added_found_fetched_and_deleted_on_every_home(where):
@@ -294,6 +294,7 @@ def test_ids_with_control_characters_are_refused_on_every_home(where, id_):
 @pytest.mark.parametrize(
     ("write", "message"),
     [
+        (lambda c, v: c.add(["🦜" * 256 + "x"], v[:1]), r"id 0 is 1025 bytes of UTF-8; ids are at most 1024 bytes"),
         (lambda c, v: c.add(["x"], v[:1], texts=["nul\x00 in text"]), r"text 0 holds the NUL character"),
         (lambda c, v: c.add(["x"], v[:1], payloads=[{"s": "a\x00b"}]), r"payload 0 holds a string with the NUL"),
         (lambda c, v: c.add(["x"], v[:1], payloads=[{"deep": {"k": ["\x00"]}}]), r"payload 0 holds a string with the NUL"),

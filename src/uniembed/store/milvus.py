@@ -41,7 +41,7 @@ from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnava
 from uniembed.store.filters import Condition
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
-from uniembed.store.rows import check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.rows import MAX_ID_BYTES, check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("milvus",)
@@ -49,7 +49,6 @@ META = "uniembed_meta"
 PREFIX = "uniembed_"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")
 MAX_VARCHAR = 65_535  # bytes Milvus keeps in one VARCHAR field
-MAX_ID = 1024
 MAX_TOPK = 16_384
 REQUEST_BYTES = 32 * 2**20  # rows per insert request are cut to stay well under gRPC's message limit
 INDEXES = {("exact", "none"): "FLAT", ("hnsw", "none"): "HNSW", ("ivf", "none"): "IVF_FLAT",
@@ -184,9 +183,6 @@ class MilvusCollection(RemoteCollection):
         if images is not None:
             raise InputError("images= needs an image collection; the milvus backend keeps no images")
         ids = check_ids(ids)
-        too_long = next((i for i, id_ in enumerate(ids) if len(id_.encode()) > MAX_ID), None)
-        if too_long is not None:
-            raise InputError(f"id {too_long} is over {MAX_ID} bytes, the longest id the milvus backend keeps")
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
         vectors, kept_texts = vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
@@ -400,7 +396,7 @@ def _create(client, name: str, meta: CollectionMeta) -> None:
     kind = INDEXES[(meta.index, meta.quantize)]
     dim = meta.fields[meta.default_field]
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
     schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
     schema.add_field("has_text", DataType.BOOL)
     schema.add_field("payload", DataType.VARCHAR, max_length=MAX_VARCHAR)

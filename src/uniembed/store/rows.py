@@ -22,8 +22,10 @@ INT64 = (-(2**63), 2**63 - 1)
 # - a payload key is what the filter language can name: an ASCII identifier. 61 characters at
 #   most: PostgreSQL cuts identifiers at 63 bytes, and a key's column is "p_" + key.
 # - at most MAX_PAYLOAD_FIELDS filterable fields: PostgreSQL tables hold at most 1,600 columns.
+# - ids are at most MAX_ID_BYTES of UTF-8 (Milvus keeps no longer primary keys).
 # - no stored string holds NUL (PostgreSQL's text cannot), and ids hold no control character at
 #   all (Milvus 2.3's expressions, through which ids are fetched and deleted, cannot spell them).
+MAX_ID_BYTES = 1024  # Milvus' primary key limit (its VARCHAR max_length), for every home alike
 MAX_KEY_CHARS = 61
 PAYLOAD_KEY = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_CHARS - 1}}}")  # full-matched: "$" would accept a newline
 MAX_PAYLOAD_FIELDS = 1000
@@ -42,6 +44,8 @@ def check_ids(ids: object) -> list[str]:
             raise InputError(f"id {i} is {id_!r}: ids must be non-empty strings")
         if not encodable(id_):
             raise InputError(f"id {i} is not valid Unicode (a lone surrogate such as \\ud800)")
+        if len(id_) * 4 > MAX_ID_BYTES and len(id_.encode()) > MAX_ID_BYTES:  # the common case skips the encode
+            raise InputError(f"id {i} is {len(id_.encode())} bytes of UTF-8; ids are at most {MAX_ID_BYTES} bytes")
         control = _CONTROL.search(id_)
         if control:
             raise InputError(f"id {i} ({id_!r:.60}) holds the control character {control.group()!r}: ids may not "
