@@ -322,10 +322,15 @@ def test_the_longest_payload_key_is_a_field_every_home_can_filter_on(where):
     assert [h.id for h in col.search(np.ones(4), k=5, filter={longest: 3})] == ["b"]
 
 
-def test_a_filter_value_holding_nul_is_refused_on_every_home(docs):
+def test_a_filter_value_or_text_query_holding_nul_is_refused_on_every_home(docs):
     for spec in ({"lang": "en\x00"}, {"lang": {"in": ["fr", "\x00"]}}):
         with pytest.raises(InputError, match="holds the NUL character"):
             docs.search("bone", filter=spec)
+    assert len(docs.search("bone\x00", k=1)) == 1  # a dense query is only embedded: NUL is a character like others
+    lacks(docs, "text")
+    for mode in ("text", "hybrid"):
+        with pytest.raises(InputError, match="the text query holds the NUL character"):
+            docs.search("bone\x00", mode=mode)
 
 
 # -- hypothesis on every home: ids, payload keys and values are kept exactly or refused ------------
@@ -389,3 +394,15 @@ def strings_in(value) -> list[str]:
     if isinstance(value, list):
         return [text for inner in value for text in strings_in(inner)]
     return []
+
+
+@pytest.mark.parametrize("name", ["é", "x" * 41, "1a", "a b", "nl\n", ""])
+def test_vector_field_names_follow_one_rule_on_every_home(where, name):
+    with pytest.raises(InputError, match="must be an ASCII identifier .* of at most 40 characters"):
+        Collection.create(where(), model=None, dim=4, fields=[name])
+
+
+def test_a_vector_field_named_twice_is_refused(where):
+    lacks(where, "fields")
+    with pytest.raises(InputError, match=r"vector field names must differ, got \['a', 'a'\]"):
+        Collection.create(where(), model=None, dim=4, fields=["a", "a"])

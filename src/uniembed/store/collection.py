@@ -39,7 +39,7 @@ from uniembed.store.multivector import (
     token_heuristic_rows, unpack_tokens,
 )
 from uniembed.store.rows import (
-    build_rows, check_ids, check_payloads, dump_payloads, payload_types, is_texts, stored_texts,
+    build_rows, check_ids, check_payloads, check_vector_fields, dump_payloads, payload_types, is_texts, lexical_query, stored_texts,
     query_vector, vectors_and_texts,
 )
 from uniembed.store.snapshot import Snapshot
@@ -156,10 +156,7 @@ class Collection:
         elif image_root is not None or max_image_bytes is not None:
             raise InputError("image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')")
         anchors = _checked_relative(relative_anchors, encoder, dim, multivector, images)
-        names = list(fields or ["default"])
-        for name in names:
-            if not name.isidentifier():
-                raise InputError(f"vector field name {name!r} must be an identifier (letters, digits, _)")
+        names = check_vector_fields(fields)
         if multivector is None:
             if fde is not None or token_storage != "float16":
                 raise InputError("fde= and token_storage= belong to multi-vector collections (multivector='muvera')")
@@ -500,6 +497,8 @@ class Collection:
             raise InputError("a search needs a query: a text, a vector, or image=")
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        if mode != "dense":
+            lexical_query(query)
         if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
             raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
         snapshot = self.snapshot()  # first: the payload fields are those of the snapshot's version

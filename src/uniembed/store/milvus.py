@@ -41,7 +41,7 @@ from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnava
 from uniembed.store.filters import Condition
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
-from uniembed.store.rows import MAX_ID_BYTES, check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.rows import MAX_ID_BYTES, check_ids, check_vector_fields, check_payloads, dump_payloads, payload_types, vectors_and_texts
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("milvus",)
@@ -139,7 +139,7 @@ class MilvusCollection(RemoteCollection):
         vector_dim = _vector_dim(encoder, dim)
         if quantize == "binary" and vector_dim % 8:
             raise InputError(f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {vector_dim}")
-        field = (fields or ["default"])[0]
+        field = check_vector_fields(fields)[0]
         meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
                               fields={field: vector_dim}, index=index, index_params=params, quantize=quantize,
                               dim=dim if encoder else None, backend="milvus")

@@ -44,7 +44,7 @@ from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
-from uniembed.store.rows import build_rows, check_ids, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.rows import build_rows, check_ids, check_vector_fields, check_payloads, dump_payloads, payload_types, vectors_and_texts
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("postgresql", "postgres")
@@ -159,10 +159,7 @@ class PgCollection(RemoteCollection):
         if index == "hnsw" and vector_dim > MAX_INDEXED_DIM[quantize]:
             raise InputError(f"pgvector's HNSW index takes at most {MAX_INDEXED_DIM[quantize]} dimensions for "
                              f"quantize={quantize!r}; this collection has {vector_dim} (try quantize='half' or 'binary')")
-        names = list(fields or ["default"])
-        for field_name in names:
-            if not field_name.isidentifier() or not field_name.isascii() or len(field_name) > 40:
-                raise InputError(f"vector field name {field_name!r} must be an ASCII identifier of at most 40 characters")
+        names = check_vector_fields(fields)
         meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
                               fields={n: vector_dim for n in names}, index=index, index_params=params, quantize=quantize,
                               dim=dim if encoder else None, backend="postgresql")

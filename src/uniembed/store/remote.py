@@ -8,7 +8,7 @@ import numpy as np
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.store.filters import Condition, parse_filter
-from uniembed.store.rows import query_vector
+from uniembed.store.rows import lexical_query, query_vector
 
 SEARCH_MODES = ("dense", "text", "hybrid")
 
@@ -69,6 +69,8 @@ class RemoteCollection:
             raise InputError("a search needs a query: a text or a vector")
         if mode != "dense" and not isinstance(query, str):
             raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
+        if mode != "dense":
+            lexical_query(query)
         return field, int(k)
 
     def _query_vector(self, query, field: str) -> np.ndarray:

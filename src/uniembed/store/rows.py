@@ -33,6 +33,22 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NUL_IN_JSON = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash before "u0000"
 
 
+VECTOR_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")  # PostgreSQL's column is "vec_" + name
+
+
+def check_vector_fields(fields: object) -> list[str]:
+    """The vector field names of a new collection (default: one, "default"), by the rule every
+    home shares: distinct ASCII identifiers of at most 40 characters."""
+    names = list(fields) if fields else ["default"]
+    for name in names:
+        if not isinstance(name, str) or not VECTOR_FIELD.fullmatch(name):
+            raise InputError(f"vector field name {name!r:.60} must be an ASCII identifier (letters, digits, _; not starting "
+                             "with a digit) of at most 40 characters")
+    if len(set(names)) != len(names):
+        raise InputError(f"vector field names must differ, got {names}")
+    return names
+
+
 def check_ids(ids: object) -> list[str]:
     if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
         raise InputError(f"ids must be a list of strings, got {type(ids).__name__}")
@@ -107,6 +123,15 @@ def query_vector(query, dim: int, field: str) -> np.ndarray:
     if squared > MAX_NORM * MAX_NORM:
         check_norms(vector[None, :], "query vector")  # raises, naming the norm
     return vector
+
+
+def lexical_query(query: str) -> str:
+    """A text query matched against stored texts (text and hybrid modes), checked by the rule on
+    NUL that stored strings follow (PostgreSQL could not even be sent one)."""
+    if "\x00" in query:
+        raise InputError("the text query holds the NUL character (\\x00), which no collection stores: "
+                         "text and hybrid searches cannot match it")
+    return query
 
 
 def value_type(value: object) -> str | None:
