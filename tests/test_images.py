@@ -242,3 +242,15 @@ def test_encode_images_holds_one_decoded_image_at_a_time(clip_model, monkeypatch
     assert most[0] == 1
     monkeypatch.setattr(decode, "to_rgb", real)
     np.testing.assert_array_equal(vectors, clip_model.encode_images(images, batch_size=8))
+
+
+def test_an_extreme_aspect_ratio_is_refused_before_the_resize_allocates_it():
+    # issue 30 hostile round: a 1 x 39,000,000 PNG is under the decode limit, but its shortest-edge
+    # resize would be 224 x 8.7e9 pixels (a MemoryError, HTTP 500)
+    from uniembed.images.decode import ImageTooLarge
+
+    tall = Image.new("L", (1, 39_000_000 // 100), 0).convert("RGB")  # 1 x 390,000: 224 x 87,360,000 resized
+    with pytest.raises(ImageTooLarge, match=r"image 3 is 1x390000: resized for this model it would be 224x87360000"):
+        ImagePreprocessing().pixels(tall, "image 3")
+    banner = Image.new("RGB", (20_000, 200))  # a panorama resizes to 22,400 x 224: fine
+    assert ImagePreprocessing().pixels(banner).shape == (224, 224, 3)

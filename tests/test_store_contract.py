@@ -406,3 +406,14 @@ def test_a_vector_field_named_twice_is_refused(where):
     lacks(where, "fields")
     with pytest.raises(InputError, match=r"vector field names must differ, got \['a', 'a'\]"):
         Collection.create(where(), model=None, dim=4, fields=["a", "a"])
+
+
+def test_keys_differing_in_case_are_two_fields_on_every_home(where):
+    col = Collection.create(where(), model=KeywordEncoder(KEYWORDS))
+    col.add(["a", "b"], ["cat bone", "cat rain"], payloads=[{"Lang": "en", "lang": "fr"}, {"Lang": "fr", "lang": "en"}])
+    assert col.payload_fields == {"Lang": "string", "lang": "string"}
+    assert [h.id for h in col.search("cat", k=5, filter={"Lang": "en"})] == ["a"]
+    assert [h.id for h in col.search("cat", k=5, filter="lang=en")] == ["b"]
+    lacks(col, "text")
+    assert [h.id for h in col.search("cat", k=5, mode="text", filter={"Lang": "en"})] == ["a"]
+    assert [h.id for h in col.search("cat", k=5, mode="hybrid", filter="lang=en")] == ["b"]

@@ -234,7 +234,7 @@ class _Loop:
         for index in tqdm(range(len(self.pairs)), desc="preparing images", unit="img",
                           disable=not (show_progress if show_progress is not None else len(self.pairs) >= 5000),
                           mininterval=1.0):
-            pixels = preprocessing.pixels(to_rgb(self.pairs.inputs[index], f"image {index}"))
+            pixels = preprocessing.pixels(to_rgb(self.pairs.inputs[index], f"image {index}"), f"image {index}")
             out[index] = pixels.transpose(2, 0, 1)
         return torch.from_numpy(out)
 

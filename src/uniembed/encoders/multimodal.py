@@ -138,7 +138,7 @@ class ImageTower:
             stop = min(start + batch_size, len(items))
             # one decoded image at a time, kept only as the model's pixels: memory stays flat
             # however large the images are (a 40 Mpx image decodes to 120 MB of RGB)
-            pixels = [self.preprocessing.pixels(to_rgb(items[i], names[i], self.limits, base=base))
+            pixels = [self.preprocessing.pixels(to_rgb(items[i], names[i], self.limits, base=base), names[i])
                       for i in range(start, stop)]
             out[start:stop] = self.encode_image_batch(self.preprocessing.stack(pixels))
         check_model_output(out, self.name)

@@ -117,7 +117,7 @@ class VlmEncoder(ImageTower, Encoder):
         out = np.empty((len(items), self.dim), dtype=np.float32)
         for start in _progress(np.arange(0, len(items), batch_size), len(items), batch_size, show_progress):
             chunk = range(start, min(start + batch_size, len(items)))
-            images = [self.preprocessing.pixels(to_rgb(items[i]["image"], names[i], self.limits, base=base))
+            images = [self.preprocessing.pixels(to_rgb(items[i]["image"], names[i], self.limits, base=base), names[i])
                       for i in chunk if "image" in items[i]]  # decoded one at a time, kept as pixels only
             sequences = [self.sequence(prefix + items[i]["text"] if "text" in items[i] else None, "image" in items[i])
                          for i in chunk]

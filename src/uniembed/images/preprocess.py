@@ -23,6 +23,9 @@ from uniembed.errors import ModelLoadError
 
 # PIL's resampling filter numbers, as preprocessor_config.json stores them
 _RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+# A shortest-edge resize of an image with an extreme aspect ratio (1 x 39,000,000 pixels, within
+# the decode limit) would allocate gigabytes: refused, like an image over the decode limit.
+MAX_RESIZED_PIXELS = 100_000_000
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -93,8 +96,9 @@ class ImagePreprocessing:
         return config
 
     # -- the steps -----------------------------------------------------------------------------
-    def resized(self, image):
-        """A PIL RGB image resized as the model's processor resizes it."""
+    def resized(self, image, where: str = "the image"):
+        """A PIL RGB image resized as the model's processor resizes it; ImageTooLarge naming
+        `where` when the result would be too large (an extreme aspect ratio)."""
         width, height = image.size
         if self.shortest_edge is not None:
             short, long = (width, height) if width <= height else (height, width)
@@ -106,6 +110,12 @@ class ImagePreprocessing:
             return image
         if target == (height, width):
             return image  # PIL's resize to the same size is the identity too; skip the copy
+        if target[0] * target[1] > MAX_RESIZED_PIXELS:
+            from uniembed.images.decode import ImageTooLarge
+
+            raise ImageTooLarge(f"{where} is {width}x{height}: resized for this model it would be {target[1]}x{target[0]} "
+                                f"= {target[0] * target[1]} pixels, over the limit of {MAX_RESIZED_PIXELS}; "
+                                "crop it to a less extreme aspect ratio")
         return image.resize((target[1], target[0]), resample=self.resample)
 
     def cropped(self, pixels: np.ndarray) -> np.ndarray:
@@ -123,11 +133,11 @@ class ImagePreprocessing:
         top, left = (out.shape[0] - crop_h) // 2, (out.shape[1] - crop_w) // 2
         return out[top:top + crop_h, left:left + crop_w]
 
-    def pixels(self, image) -> np.ndarray:
+    def pixels(self, image, where: str = "the image") -> np.ndarray:
         """One RGB PIL image -> (H, W, 3) uint8, resized and cropped."""
-        return self.cropped(np.asarray(self.resized(image)))
+        return self.cropped(np.asarray(self.resized(image, where)))
 
-    def reduced(self, image):
+    def reduced(self, image, where: str = "the image"):
         """The image resized as the model's processor resizes it (a PIL RGB image), for holding
         many decoded images at once: a 40-megapixel upload is kept at 224 px on its short side.
         What `pixels` makes of the result is what it makes of the original, to the bit, because
@@ -135,7 +145,7 @@ class ImagePreprocessing:
         resize of an image whose short side already has that length keeps its long side (S * L / S
         is L exactly in floating point). The crop is left to `pixels`: cropping first would
         shorten the short side when the crop is narrower than the resize."""
-        return self.resized(image)
+        return self.resized(image, where)
 
     def batch(self, images: list) -> np.ndarray:
         """RGB PIL images -> (n, 3, H, W) float32 pixel values, as the model's processor makes them."""

@@ -31,6 +31,6 @@ def decode_request_images(values: list[str], labels: list[str], limits: ImageLim
     decoded = []
     for value, where in zip(values, labels):
         image = to_rgb(request_image_bytes(value, where), where, limits)
-        decoded.append(preprocessing.reduced(image) if preprocessing is not None else image)
+        decoded.append(preprocessing.reduced(image, where) if preprocessing is not None else image)
         del image  # the full-size image goes before the next one is decoded
     return decoded
