@@ -144,3 +144,17 @@ def test_collection_errors_are_one_line(tmp_path, tiny_dir, capsys):
     bad.write_text('{"id": "1", "text": "ok"}\n{"id": "2"}\n')
     code, _, err = run(capsys, "collection", "add", col, bad)
     assert code == 2 and "bad.jsonl:2: no field(s) ['text']" in err
+
+
+def test_collection_add_names_the_file_and_line_of_a_refused_item(tmp_path, tiny_dir, capsys):
+    # issue 30: a NUL in an id printed a traceback (PostgreSQL) or "id 2" of an unseen batch
+    from uniembed.cli.main import main
+
+    path = tmp_path / "docs"
+    assert main(["collection", "create", str(path), "--model", str(tiny_dir)]) == 0
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "c\\u0000", "text": "z"}\n')
+    capsys.readouterr()
+    assert main(["collection", "add", str(path), str(rows)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {rows}:3: id 2 ('c\\x00') holds the control character") and "Traceback" not in err

@@ -1,6 +1,7 @@
 """Adding a file of records (jsonl, csv, parquet) to a collection, in batches of one commit each."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
@@ -60,22 +61,38 @@ def add_file(
     # bulk_load: an empty PostgreSQL collection builds its HNSW indexes once, after the last batch
     with collection.bulk_load(), tqdm(desc="adding", unit="rows", disable=not show_progress) as bar:
         while batch := list(islice(records, batch_rows)):
-            ids, texts, payloads, images = (list(column) for column in zip(*batch))
+            ids, texts, payloads, images, wheres = (list(column) for column in zip(*batch))
             write = collection.upsert if upsert else collection.add
             if vectors is not None:
                 missing = [id_ for id_ in ids if id_ not in vectors]
                 if missing:
                     raise InputError(f"{path}: no vector for id(s) {missing[:5]} among the vectors given")
-                version = write(ids, np.stack([vectors[id_] for id_ in ids]), payloads=payloads, texts=texts)
-            elif any(image is not None for image in images):
-                version = write(ids, payloads=payloads, texts=texts, images=images)
-            else:
-                version = write(ids, texts, payloads=payloads)
+            try:
+                if vectors is not None:
+                    version = write(ids, np.stack([vectors[id_] for id_ in ids]), payloads=payloads, texts=texts)
+                elif any(image is not None for image in images):
+                    version = write(ids, payloads=payloads, texts=texts, images=images)
+                else:
+                    version = write(ids, texts, payloads=payloads)
+            except InputError as exc:
+                raise type(exc)(_located(str(exc), wheres)) from None
             rows, batches = rows + len(batch), batches + 1
             bar.update(len(batch))
     if rows == 0:
         raise InputError(f"{path}: no records to add")
     return IngestReport(rows, batches, version)
+
+
+_ITEM = re.compile(r"(?:id|text|payload|image) (\d+)\b")
+
+
+def _located(message: str, wheres: list[str]) -> str:
+    """A collection's message about item N of a batch, led by that item's file and line (the
+    collection counts items within the batch it was given)."""
+    match = _ITEM.match(message)
+    if match and int(match.group(1)) < len(wheres):
+        return f"{wheres[int(match.group(1))]}: {message}"
+    return f"{wheres[0]} to {wheres[-1]} (one batch): {message}"
 
 
 def _image_key(collection: Collection, path: Path, image_field: str | None) -> str | None:
@@ -92,8 +109,8 @@ def _image_key(collection: Collection, path: Path, image_field: str | None) -> s
     return "image" if has_image_column(path, None) else None
 
 
-def _folder_records(collection: Collection, folder: Path) -> Iterator[tuple[str, str | None, dict, str]]:
-    """(relative path as id, no caption, no payload, absolute path) per image file of `folder`."""
+def _folder_records(collection: Collection, folder: Path) -> Iterator[tuple[str, str | None, dict, str, str]]:
+    """(relative path as id, no caption, no payload, absolute path, where) per image file of `folder`."""
     from uniembed.images.files import walk_images
 
     if collection.images is None:
@@ -105,11 +122,11 @@ def _folder_records(collection: Collection, folder: Path) -> Iterator[tuple[str,
 
         warnings.warn(f"{folder}: {found.summary()}", UserWarning, stacklevel=3)
     for id_, file in zip(found.ids, found.files):
-        yield id_, None, {}, str(file)
+        yield id_, None, {}, str(file), str(file)
 
 
 def _parsed(records, id_field: str, text_fields: list[str], payload_fields: list[str] | None, image_key: str | None = None,
-            base: Path | None = None) -> Iterator[tuple[str, str | None, dict, object]]:
+            base: Path | None = None) -> Iterator[tuple[str, str | None, dict, object, str]]:
     from uniembed.io.items import image_value
 
     for where, record in records:
@@ -136,4 +153,4 @@ def _parsed(records, id_field: str, text_fields: list[str], payload_fields: list
         skipped = (id_field, *text_fields, *([image_key] if image_key else []))
         chosen = payload_fields if payload_fields is not None else [k for k in record if k not in skipped]
         payload = {k: record.get(k) for k in chosen}
-        yield str(record[id_field]), (text or None) if image_key else text, payload, image
+        yield str(record[id_field]), (text or None) if image_key else text, payload, image, where
