@@ -203,6 +203,18 @@ def test_one_bad_results_file_is_skipped_and_the_rest_still_answer(client, bad):
         assert [s["file"] for s in data["skipped"]] == ["bad.json"]
 
 
+def test_a_fifo_or_a_folder_named_json_is_passed_over_not_read(tmp_path):
+    import os
+
+    from uniembed.serve.results import read_results
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "T.json").write_text(json.dumps({"task_name": "T", "scores": {"test": [{"main_score": 0.5}]}}))
+    os.mkfifo(tmp_path / "blocks.json")  # reading it would wait for a writer forever
+    (tmp_path / "folder.json").mkdir()
+    assert [row["task"] for row in read_results([tmp_path])["results"]] == ["T"]
+
+
 def test_a_results_folder_given_twice_is_read_once(tmp_path, monkeypatch):
     from uniembed.serve.results import read_results
 

@@ -40,6 +40,8 @@ def read_results(folders: list[Path]) -> dict:
             continue
         for path in sorted(folder.rglob("*.json")):
             shown = path.relative_to(folder).as_posix()
+            if not path.is_file():  # a fifo named x.json would block the read forever; a folder, a device
+                continue
             seen += 1
             if seen > MAX_FILES:
                 skipped.append({"file": shown, "reason": f"more than {MAX_FILES} JSON files: the rest not read"})
