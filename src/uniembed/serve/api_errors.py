@@ -92,36 +92,27 @@ def install_handlers(app, redact=lambda message: message) -> None:
             message = "the request body could not be read as JSON"
         return respond(exc.status_code, message, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(InputError)
-    async def input_error(request, exc: InputError):
-        return respond(400, redact(str(exc)))
-
-    # subclasses of InputError: Starlette picks the handler of the nearest class in the MRO
-    @app.exception_handler(NotFoundError)
-    async def not_found(request, exc: NotFoundError):
-        return respond(404, redact(str(exc)), code="not_found")
-
-    @app.exception_handler(ConflictError)
-    async def conflict(request, exc: ConflictError):
-        return respond(409, redact(str(exc)), code="conflict")
-
-    @app.exception_handler(ImageTooLarge)
-    async def image_too_large(request, exc: ImageTooLarge):
-        return respond(413, redact(str(exc)), code="image_too_large")
-
-    @app.exception_handler(CollectionLockedError)
-    async def locked(request, exc: CollectionLockedError):
-        return respond(409, redact(str(exc)), code="collection_locked")
-
-    @app.exception_handler(CollectionDamagedError)
-    async def damaged(request, exc: CollectionDamagedError):
+    # uniembed's own errors: (status, code, extra headers) per class. Starlette picks the handler
+    # of the nearest class in the exception's MRO, so NotFoundError and ConflictError (both
+    # InputErrors) and ImageTooLarge get their own status, and every other InputError is a 400.
+    statuses = {
+        InputError: (400, None, None),
+        NotFoundError: (404, "not_found", None),
+        ConflictError: (409, "conflict", None),
+        ImageTooLarge: (413, "image_too_large", None),
+        CollectionLockedError: (409, "collection_locked", None),
         # the request is fine; the collection's files are not, and the operator must repair them
-        return respond(409, redact(str(exc)), code="collection_damaged")
-
-    @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(request, exc: StoreUnavailableError):
+        CollectionDamagedError: (409, "collection_damaged", None),
         # a mounted collection's database is down or refuses us: the request may succeed later
-        return respond(503, redact(str(exc)), code="store_unavailable", headers={"Retry-After": "5"})
+        StoreUnavailableError: (503, "store_unavailable", {"Retry-After": "5"}),
+    }
+
+    async def library_error(request, exc: Exception):
+        status, code, headers = next(statuses[kind] for kind in type(exc).__mro__ if kind in statuses)
+        return respond(status, redact(str(exc)), code=code, headers=headers)
+
+    for kind in statuses:
+        app.add_exception_handler(kind, library_error)
 
     @app.exception_handler(ModelOutputError)
     async def broken_model(request, exc: ModelOutputError):
