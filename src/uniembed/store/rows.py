@@ -31,9 +31,7 @@ PAYLOAD_KEY = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_CHARS - 1}}}")  # 
 MAX_PAYLOAD_FIELDS = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NUL_IN_JSON = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash before "u0000"
-
-
-VECTOR_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")  # PostgreSQL's column is "vec_" + name
+VECTOR_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")  # vector field names: PostgreSQL's column is "vec_" + name
 
 
 def check_vector_fields(fields: object) -> list[str]:
