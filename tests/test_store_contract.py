@@ -356,12 +356,12 @@ def test_any_id_and_payload_is_kept_exactly_or_refused_with_nothing_written(wher
 
 
 def keepable(id_: str, payload: dict, fields: dict[str, str]) -> bool:
-    """The rules of issue 30, written out again as a plain oracle: no control character in ids, no
-    NUL in any string, keys that are ASCII identifiers of at most 61 characters, values that fit
+    """The rules of issue 30, written out again as a plain oracle: no control character in ids, ids
+    of at most 1,024 bytes, no NUL in any string, keys that are ASCII identifiers of at most 61 characters, values that fit
     the collection's typed fields."""
     import re
 
-    if re.search(r"[\x00-\x1f\x7f-\x9f]", id_) or any("\x00" in text for text in strings_in(payload)):
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", id_) or len(id_.encode()) > 1024 or any("\x00" in text for text in strings_in(payload)):
         return False
     kinds = {bool: "bool", int: "int", float: "float", str: "string"}
     for key, value in payload.items():
