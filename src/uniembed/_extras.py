@@ -27,29 +27,20 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
-def require(extra: str, *alternatives: str) -> None:
-    """Raise MissingExtraError naming `pip install "uniembed[extra]"` if the extra is missing.
-
-    alternatives: other extras that serve as well; the check passes when any one of them is
-    complete (collections: the store, postgres or milvus extra, one per home), and the message
-    names them all."""
-    for name in (extra, *alternatives):
-        if name not in _EXTRAS:
-            raise ValueError(f"unknown extra {name!r}; known: {sorted(_EXTRAS)}")
-    missing = []
-    for name in (extra, *alternatives):  # stop at the first complete one: importing the others costs time
-        missing.append(_first_missing(name))
-        if missing[-1] is None:
-            return
-    module, exc = missing[0]
-    others = "".join(f' or "uniembed[{name}]"' for name in alternatives)
-    raise MissingExtraError(f"this needs the optional dependency {module!r}: pip install \"uniembed[{extra}]\"{others}") from exc
-
-
-def _first_missing(extra: str) -> tuple[str, ImportError] | None:
+def require(extra: str) -> None:
+    """Raise MissingExtraError naming `pip install "uniembed[extra]"` if the extra is missing."""
+    if extra not in _EXTRAS:
+        raise ValueError(f"unknown extra {extra!r}; known: {sorted(_EXTRAS)}")
     for module in _EXTRAS[extra]:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            return module, exc
-    return None
+        require_module(module, extra)
+
+
+def require_module(module: str, *extras: str) -> None:
+    """Raise MissingExtraError naming every extra that brings `module` if it cannot be imported:
+    for a module several extras share (collections need pyarrow, which the store, postgres and
+    milvus extras all bring), checked without importing the rest of any of them."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        install = " or ".join(f'"uniembed[{extra}]"' for extra in extras)
+        raise MissingExtraError(f"this needs the optional dependency {module!r}: pip install {install}") from exc

@@ -1,9 +1,10 @@
 """Collections: the embedded vector store (LanceDB underneath) with in-memory ANN search, or a
-PostgreSQL or Milvus database. Every home's rows are Arrow tables, so one of the three extras must
-be installed before anything here is imported; the error names them."""
-from uniembed._extras import require
+PostgreSQL or Milvus database. Every home's rows are Arrow tables: pyarrow, which each home's
+extra brings, must be there before anything here is imported (the error names the three extras);
+each home checks its own extra when it is used."""
+from uniembed._extras import require_module
 
-require("store", "postgres", "milvus")
+require_module("pyarrow", "store", "postgres", "milvus")
 
 from uniembed.store.collection import Collection
 from uniembed.store.lock import CollectionLockedError
