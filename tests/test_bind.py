@@ -194,6 +194,7 @@ def test_bad_binds_are_refused_and_write_nothing(tiny_dir, clip_dir, colours, tm
     np.save(tmp_path / "ints.npy", np.arange(6).reshape(2, 3))
     np.save(tmp_path / "zeros.npy", np.array([[0.5, 0.1, 0.2], [0.0, 0.0, 0.0]], np.float32))
     np.save(tmp_path / "floats.npy", np.array([[0.5, 0.1, 0.2], [0.1, 0.3, 0.0]], np.float32))
+    np.save(tmp_path / "huge.npy", np.array([[0.5, 0.1, 0.2], [1e300, 0.3, 0.0]]))  # float64: inf once float32
     cases = [
         (dict(images=[str(tmp_path / "records.jsonl")], captions=["{title}"]), "1 of 6 images have no caption"),
         (dict(images=[str(colours[0])], captions=["a photo of a {colour}"]), "names 'colour', which .* does not have"),
@@ -207,6 +208,7 @@ def test_bad_binds_are_refused_and_write_nothing(tiny_dir, clip_dir, colours, tm
         (dict(vectors=str(tmp_path / "ints.npy"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "the vectors are integers"),
         (dict(vectors=str(tmp_path / "ints.jsonl"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "the vectors are integers"),
         (dict(vectors=str(tmp_path / "zeros.npy"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "vector 1 is all zeros"),
+        (dict(vectors=str(tmp_path / "huge.npy"), texts=str(tmp_path / "texts.jsonl"), encoder="mlp"), "values beyond float32"),
         (dict(vectors=str(tmp_path / "floats.npy"), texts=str(tmp_path / "same.jsonl"), encoder="mlp"), "all 2 examples have the same caption 'a'"),
         (dict(images=[str(colours[0])], captions=["a photo"]), "all 96 examples have the same caption 'a photo'"),
         (dict(images=[str(colours[0])], captions=["{label}"], eval_every=0), "eval_every must be a positive number of steps"),

@@ -197,7 +197,7 @@ def _read_vectors(path: Path) -> tuple[list[str] | None, np.ndarray]:
             raise InputError(f"{path}: not a numeric .npy array ({exc})") from None
         ids = None
     else:
-        ids, rows, dim, key, integral = [], [], None, None, True
+        ids, rows, dim, key = [], [], None, None
         for where, record in iter_records(path):
             if not isinstance(record, dict):
                 raise InputError(f"{where}: expected a record with a vector column")
@@ -212,27 +212,26 @@ def _read_vectors(path: Path) -> tuple[list[str] | None, np.ndarray]:
                                  "vectors must all have one dimension")
             dim = len(value)
             rows.append(value)
-            integral = integral and all(isinstance(v, (int, np.integer)) for v in value)
             ids.append(str(record["id"]) if record.get("id") is not None else None)
         try:
-            matrix = np.asarray(rows, dtype=np.float32)
+            matrix = np.asarray(rows)  # int64 when every value is an integer: refused below, as an integer .npy is
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: vectors must hold numbers ({exc})") from None
-        if integral and rows:
-            matrix = matrix.astype(np.int64)  # refused below, as an integer .npy is
         ids = ids if ids and all(i is not None for i in ids) else None
     if matrix.ndim != 2 or not len(matrix) or not np.issubdtype(matrix.dtype, np.number):
         raise InputError(f"{path}: expected an (n, dim) array of numbers, got shape {matrix.shape}")
     if not np.issubdtype(matrix.dtype, np.floating):
         raise InputError(f"{path}: the vectors are integers ({matrix.dtype}): embeddings are floats, and integers are "
                          "more likely labels or ids; save them as float32 if they really are vectors")
+    with np.errstate(over="ignore"):
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)  # before the checks: 1e300 becomes inf here
     if not np.isfinite(matrix).all():
-        raise InputError(f"{path}: vectors contain NaN or inf")
+        raise InputError(f"{path}: vectors contain NaN or inf (or values beyond float32)")
     zero = np.flatnonzero(~matrix.any(axis=1))
     if len(zero):
         raise InputError(f"{path}: vector {zero[0]} is all zeros ({len(zero)} such vectors): it has no direction to "
                          "bind a text to")
-    return ids, np.ascontiguousarray(matrix, dtype=np.float32)
+    return ids, matrix
 
 
 def _indexed(inputs, caption_lists: list[list[str]], sources: list[str]) -> Pairs:
