@@ -214,7 +214,7 @@ SETTINGS = [ImagePreprocessing(), ImagePreprocessing(shortest_edge=None, resize=
 def test_a_reduced_image_gives_the_same_pixels_to_the_bit(settings, size):
     # issue 30: requests hold images reduced as soon as they are decoded; the vectors must not change
     image = Image.fromarray(np.random.default_rng(size[0]).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
-    reduced = settings.reduced(image)
+    reduced = settings.resized(image)
     np.testing.assert_array_equal(settings.pixels(reduced), settings.pixels(image))
     np.testing.assert_array_equal(settings.batch([reduced]), settings.batch([image]))
     if settings == ImagePreprocessing() and size == (500, 500):

@@ -98,7 +98,14 @@ class ImagePreprocessing:
     # -- the steps -----------------------------------------------------------------------------
     def resized(self, image, where: str = "the image"):
         """A PIL RGB image resized as the model's processor resizes it; ImageTooLarge naming
-        `where` when the result would be too large (an extreme aspect ratio)."""
+        `where` when the result would be too large (an extreme aspect ratio).
+
+        Also what the service holds of a request's images (a 40-megapixel upload kept at 224 px on
+        its short side): `pixels` makes of the resized image what it makes of the original, to
+        the bit, because this resize is idempotent (a resize to its own size is the identity, and
+        a shortest-edge resize of an image whose short side already has that length keeps its
+        long side: S * L / S is L exactly in floating point). Cropping is left to `pixels`:
+        cropping first would shorten the short side when the crop is narrower than the resize."""
         width, height = image.size
         if self.shortest_edge is not None:
             short, long = (width, height) if width <= height else (height, width)
@@ -136,16 +143,6 @@ class ImagePreprocessing:
     def pixels(self, image, where: str = "the image") -> np.ndarray:
         """One RGB PIL image -> (H, W, 3) uint8, resized and cropped."""
         return self.cropped(np.asarray(self.resized(image, where)))
-
-    def reduced(self, image, where: str = "the image"):
-        """The image resized as the model's processor resizes it (a PIL RGB image), for holding
-        many decoded images at once: a 40-megapixel upload is kept at 224 px on its short side.
-        What `pixels` makes of the result is what it makes of the original, to the bit, because
-        resizing is idempotent here: a resize to its own size is the identity, and a shortest-edge
-        resize of an image whose short side already has that length keeps its long side (S * L / S
-        is L exactly in floating point). The crop is left to `pixels`: cropping first would
-        shorten the short side when the crop is narrower than the resize."""
-        return self.resized(image, where)
 
     def batch(self, images: list) -> np.ndarray:
         """RGB PIL images -> (n, 3, H, W) float32 pixel values, as the model's processor makes them."""

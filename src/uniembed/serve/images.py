@@ -27,10 +27,10 @@ def decode_request_images(values: list[str], labels: list[str], limits: ImageLim
 
     preprocessing: the model's (ImagePreprocessing); each image is then reduced to what the model
     sees as soon as it is decoded, so a request of many large images holds one full-size image at
-    a time, not all of them (the vectors are the same to the bit, see `ImagePreprocessing.reduced`)."""
+    a time, not all of them (the vectors are the same to the bit, see `ImagePreprocessing.resized`)."""
     decoded = []
     for value, where in zip(values, labels):
         image = to_rgb(request_image_bytes(value, where), where, limits)
-        decoded.append(preprocessing.reduced(image, where) if preprocessing is not None else image)
+        decoded.append(preprocessing.resized(image, where) if preprocessing is not None else image)
         del image  # the full-size image goes before the next one is decoded
     return decoded

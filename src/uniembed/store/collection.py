@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
+from uniembed.encoders.registry import lasting_reference
 from uniembed.errors import CollectionDamagedError, ConflictError, InputError
 from uniembed.index.base import check_index_params
 from uniembed.multivector import FDEConfig
@@ -763,8 +764,6 @@ def _model_name(model, encoder: Encoder | None) -> str | None:
     if encoder is None:
         return None
     if isinstance(model, str):
-        from uniembed.encoders.registry import lasting_reference
-
         return encoder.name if model == "default" else lasting_reference(model)
     return encoder.name
 

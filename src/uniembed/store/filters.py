@@ -154,11 +154,10 @@ def _convert(value: object, kind: str, field: str):
     return number
 
 
-def _no_nul(value: str, field: str) -> str:
+def _no_nul(value: str, field: str) -> None:
     if "\x00" in value:  # no home stores NUL (store/rows.py), and PostgreSQL cannot even be sent one
         raise InputError(f"filter value {value!r:.60} on field {field!r} holds the NUL character (\\x00), "
                          "which no collection stores")
-    return value
 
 
 def _exact_int(value: int | float | str) -> int | None:

@@ -123,13 +123,12 @@ def query_vector(query, dim: int, field: str) -> np.ndarray:
     return vector
 
 
-def lexical_query(query: str) -> str:
+def lexical_query(query: str) -> None:
     """A text query matched against stored texts (text and hybrid modes), checked by the rule on
     NUL that stored strings follow (PostgreSQL could not even be sent one)."""
     if "\x00" in query:
         raise InputError("the text query holds the NUL character (\\x00), which no collection stores: "
                          "text and hybrid searches cannot match it")
-    return query
 
 
 def value_type(value: object) -> str | None:
