@@ -31,20 +31,20 @@ SIDE = 6300
 COUNTS = (1, 8, 64)
 
 
-def big_png() -> bytes:
+def png(side: int, mode: str, colour) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("L", (SIDE, SIDE), 200).save(buffer, format="PNG", optimize=True)  # grey: 52 KB, as in issue 30
+    Image.new(mode, (side, side), colour).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def big_png() -> bytes:
+    return png(SIDE, "L", 200)  # single-colour grey: 52 KB, as in issue 30
 
 
 def small_png() -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 200, 60)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png(64, "RGB", (10, 200, 60))  # the warm-up image
 
 
 def post(port: int, path: str, body: dict) -> tuple[int, float]:
