@@ -1,6 +1,7 @@
 """SciFact quality vs memory: nDCG@10 and first-stage bytes per vector for each index kind,
 compression and search mode of a Collection, all on the same vectors. ms/query: the 300 test
 queries one at a time, in ROUNDS rounds interleaved across the configurations; median (min-max)."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,8 +23,14 @@ CONFIGS = [
     ("exact float32", dict(index="exact"), "dense"),
     ("HNSW float32", dict(index="hnsw"), "dense"),
     ("int8 + rescore x4", dict(index="exact", quantize="int8"), "dense"),
-    *[(f"binary + rescore x{m}", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": m}), "dense")
-      for m in (1, 2, 4, 10)],
+    *[
+        (
+            f"binary + rescore x{m}",
+            dict(index="exact", quantize="binary", index_params={"rescore_multiplier": m}),
+            "dense",
+        )
+        for m in (1, 2, 4, 10)
+    ],
     ("binary HNSW + rescore x4", dict(index="hnsw", quantize="binary"), "dense"),
     ("Matryoshka 192 dims", dict(index="exact", dim=192), "dense"),
     ("Matryoshka 96 dims", dict(index="exact", dim=96), "dense"),
@@ -45,16 +52,28 @@ def run(model) -> list[dict]:
             vectors = truncate(corpus, dim) if dim else corpus
             for start in range(0, len(vectors), 2048):
                 stop = start + 2048
-                col.add(data.corpus_ids[start:stop], vectors[start:stop], texts=data.corpus[start:stop])
+                col.add(
+                    data.corpus_ids[start:stop], vectors[start:stop], texts=data.corpus[start:stop]
+                )
             query_vectors = truncate(queries, dim) if dim else queries
             ndcg = _ndcg(col, data, query_vectors, mode)
             exact_ndcg = exact_ndcg or ndcg
             info = col.info()
-            rows.append({
-                "configuration": label, "nDCG@10": round(100 * ndcg, 2), "% of exact": round(100 * ndcg / exact_ndcg, 1),
-                "bytes/vector": "-" if mode == "text" else round(info.bytes_per_vector, 1),
-            })
-            searches.append((col, [v if mode == "dense" else t for t, v in zip(data.queries, query_vectors)], mode))
+            rows.append(
+                {
+                    "configuration": label,
+                    "nDCG@10": round(100 * ndcg, 2),
+                    "% of exact": round(100 * ndcg / exact_ndcg, 1),
+                    "bytes/vector": "-" if mode == "text" else round(info.bytes_per_vector, 1),
+                }
+            )
+            searches.append(
+                (
+                    col,
+                    [v if mode == "dense" else t for t, v in zip(data.queries, query_vectors)],
+                    mode,
+                )
+            )
         seconds = [[] for _ in searches]
         for _ in range(ROUNDS):  # interleaved: every configuration once per round
             for i, (col, inputs, mode) in enumerate(searches):

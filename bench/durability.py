@@ -12,6 +12,7 @@ item must come back with its vector and the very same image bytes.
     python bench/durability.py --rounds 50 --multivector
     python bench/durability.py --rounds 50 --images
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def png_of(i: int) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(i).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.random.default_rng(i).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).save(
+        buffer, format="PNG"
+    )
     return buffer.getvalue()
 
 
@@ -58,7 +61,11 @@ def writer(path: str, start: int, batch: int) -> None:
     i = start
     while True:
         ids = list(range(i, i + batch))
-        data = [tokens_of(j) for j in ids] if col.multivector else np.stack([vector_of(j) for j in ids])
+        data = (
+            [tokens_of(j) for j in ids]
+            if col.multivector
+            else np.stack([vector_of(j) for j in ids])
+        )
         images = {"images": [png_of(j) for j in ids]} if col.images else {}
         col.add([f"id{j}" for j in ids], data, payloads=[{"n": j} for j in ids], **images)
         print(f"ACK {ids[0]} {ids[-1]}", flush=True)
@@ -72,7 +79,7 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
     try:
         col = Collection.open(path)
         col.search(tokens_of(0) if col.multivector else vector_of(0), k=1)
-    except Exception as exc:  # noqa: BLE001 - any failure to open counts as a lost collection
+    except Exception as exc:
         print(f"open failed: {exc}", file=sys.stderr)
         return False, len(acknowledged)
     stored = col.snapshot()  # every row of the latest commit, read from the store
@@ -94,13 +101,18 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
         if not col.multivector:
             return np.allclose(vectors[row], vector_of(j))
         tokens = tokens_of(j)
-        return (np.allclose(stored.tokens.get([row])[0], tokens, atol=1e-2)
-                and np.allclose(vectors[row], col._fde.documents([tokens])[0], atol=1e-5))
+        return np.allclose(stored.tokens.get([row])[0], tokens, atol=1e-2) and np.allclose(
+            vectors[row], col._fde.documents([tokens])[0], atol=1e-5
+        )
 
     return True, sum(1 for j in acknowledged if not intact(j))
 
 
-KINDS = {"single-vector": {}, "multi-vector": {"multivector": "muvera", "fde": FDE}, "image": {"images": "bytes"}}
+KINDS = {
+    "single-vector": {},
+    "multi-vector": {"multivector": "muvera", "fde": FDE},
+    "image": {"images": "bytes"},
+}
 
 
 def run(rounds: int, batch: int, max_wait: float, seed: int, kind: str = "single-vector") -> dict:
@@ -113,8 +125,11 @@ def run(rounds: int, batch: int, max_wait: float, seed: int, kind: str = "single
     acknowledged: list[int] = []
     next_id, opened_ok, lost_total = 0, 0, 0
     for _ in range(rounds):
-        proc = subprocess.Popen([sys.executable, __file__, "--writer", str(path), str(next_id), str(batch)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--writer", str(path), str(next_id), str(batch)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(rng.uniform(0.5, max_wait))  # the writer needs ~0.5 s to start
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
@@ -127,20 +142,36 @@ def run(rounds: int, batch: int, max_wait: float, seed: int, kind: str = "single
         ok, lost = check(str(path), acknowledged)
         opened_ok += ok
         lost_total += lost
-    return {"kills": rounds, "opened after kill": opened_ok, "acknowledged writes": len(acknowledged),
-            "lost writes": lost_total, "batch": batch, "collection": kind}
+    return {
+        "kills": rounds,
+        "opened after kill": opened_ok,
+        "acknowledged writes": len(acknowledged),
+        "lost writes": lost_total,
+        "batch": batch,
+        "collection": kind,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--max-wait", type=float, default=2.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--multivector", action="store_true", help="a multi-vector collection (token vectors + FDE)")
-    parser.add_argument("--images", action="store_true", help="a collection keeping images (vector + PNG bytes per item)")
-    parser.add_argument("--writer", nargs=3, metavar=("PATH", "START", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--multivector", action="store_true", help="a multi-vector collection (token vectors + FDE)"
+    )
+    parser.add_argument(
+        "--images",
+        action="store_true",
+        help="a collection keeping images (vector + PNG bytes per item)",
+    )
+    parser.add_argument(
+        "--writer", nargs=3, metavar=("PATH", "START", "BATCH"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.writer:
         writer(args.writer[0], int(args.writer[1]), int(args.writer[2]))
@@ -150,7 +181,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print("| " + " | ".join(result) + " |\n|" + "---|" * len(result) + "\n| " + " | ".join(map(str, result.values())) + " |")
+        print(
+            "| "
+            + " | ".join(result)
+            + " |\n|"
+            + "---|" * len(result)
+            + "\n| "
+            + " | ".join(map(str, result.values()))
+            + " |"
+        )
     return 0 if result["lost writes"] == 0 and result["opened after kill"] == result["kills"] else 1
 
 

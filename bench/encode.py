@@ -16,6 +16,7 @@ about 5 minutes here). With 5 rounds, two runs of
 the short-text workload put int8's median 18% apart, so short texts get more; the rerun table
 checks agreement within 15% against the committed run.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ BACKENDS = {
     "uniembed static (384 dims, refined)": {"static": 384},
 }
 CACHE = Path(__file__).resolve().parent / ".cache"
+COMMITTED_TABLES = Path(__file__).resolve().parent / "tables" / "encode.json"
 
 
 def static_dir(dim: int) -> Path:
@@ -63,13 +65,18 @@ def stsb() -> tuple[list[str], list[tuple[int, int, float]]]:
 
 
 def scifact_docs(n: int = 500) -> list[str]:
-    docs = [json.loads(line) for line in (DATA / "scifact" / "corpus.jsonl").read_text().splitlines()[:n]]
+    docs = [
+        json.loads(line)
+        for line in (DATA / "scifact" / "corpus.jsonl").read_text().splitlines()[:n]
+    ]
     return [(d["title"] + " " + d["text"]).strip() for d in docs]
 
 
 WORKLOADS = {"STSb sentences": lambda: stsb()[0], "SciFact documents": scifact_docs}
 ROUNDS = {"STSb sentences": 7, "SciFact documents": 3}
-WARM_UP_TEXTS = 256  # enough for thread pools and allocators; a whole warm-up pass doubled each run's cost
+WARM_UP_TEXTS = (
+    256  # enough for thread pools and allocators; a whole warm-up pass doubled each run's cost
+)
 
 
 def worker(label: str, workload: str, out: str) -> None:
@@ -86,7 +93,11 @@ def worker(label: str, workload: str, out: str) -> None:
     else:
         import uniembed
 
-        model = uniembed.load(static_dir(options["static"])) if options.get("static") else uniembed.load(device="cpu", **options)
+        model = (
+            uniembed.load(static_dir(options["static"]))
+            if options.get("static")
+            else uniembed.load(device="cpu", **options)
+        )
         encode = lambda batch=texts: model.encode(batch, batch_size=32, show_progress=False)  # noqa: E731
     encode(texts[:WARM_UP_TEXTS])
     start = time.perf_counter()
@@ -134,7 +145,9 @@ def ensure_static() -> None:
     for dim in (256, 384):
         if not (static_dir(dim) / "uniembed_static.json").is_file():
             CACHE.mkdir(exist_ok=True)
-            distill(uniembed.load(device="cpu"), static_dir(dim), dim=dim, corpus=refinement_corpus())
+            distill(
+                uniembed.load(device="cpu"), static_dir(dim), dim=dim, corpus=refinement_corpus()
+            )
 
 
 def static_quality() -> list[dict]:
@@ -147,20 +160,42 @@ def static_quality() -> list[dict]:
 
     teacher = uniembed.load(device="cpu")
     data, corpus, queries = scifact_vectors(teacher)
-    teacher_scores = {"sts": round(100 * evaluate(teacher, "sts", DATA / "stsb" / "sts-test.csv", show_progress=False).main_score, 2),
-                      "retrieval": splits.ndcg_at_10(corpus, queries, data)}
+    teacher_scores = {
+        "sts": round(
+            100
+            * evaluate(
+                teacher, "sts", DATA / "stsb" / "sts-test.csv", show_progress=False
+            ).main_score,
+            2,
+        ),
+        "retrieval": splits.ndcg_at_10(corpus, queries, data),
+    }
     rows = []
     for dim in (256, 384):
         static = uniembed.load(static_dir(dim))
-        for task, path in (("sts", DATA / "stsb" / "sts-test.csv"), ("retrieval", DATA / "scifact")):
+        for task, path in (
+            ("sts", DATA / "stsb" / "sts-test.csv"),
+            ("retrieval", DATA / "scifact"),
+        ):
             score = 100 * evaluate(static, task, path, show_progress=False).main_score
-            rows.append({"static model": f"{dim} dims" + (" (the default)" if dim == 384 else ""),
-                         "task": "STSb test" if task == "sts" else "SciFact test", "teacher": teacher_scores[task],
-                         "static": round(score, 2), "% of teacher": round(100 * score / teacher_scores[task], 1)})
+            rows.append(
+                {
+                    "static model": f"{dim} dims" + (" (the default)" if dim == 384 else ""),
+                    "task": "STSb test" if task == "sts" else "SciFact test",
+                    "teacher": teacher_scores[task],
+                    "static": round(score, 2),
+                    "% of teacher": round(100 * score / teacher_scores[task], 1),
+                }
+            )
     return rows
 
 
-def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS), *, with_static_quality: bool = True) -> dict[str, list[dict]]:
+def run(
+    rounds: int | None = None,
+    workloads: tuple[str, ...] = tuple(WORKLOADS),
+    *,
+    with_static_quality: bool = True,
+) -> dict[str, list[dict]]:
     from uniembed.eval.metrics import spearman
 
     ensure_static()
@@ -176,13 +211,21 @@ def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS)
             for round_ in range(rounds_here):
                 for label in BACKENDS:  # interleaved: every backend once per round
                     out = str(Path(tmp) / f"{len(first)}.npy") if round_ == 0 else "-"
-                    proc = subprocess.run([sys.executable, __file__, "--worker", label, workload, out],
-                                          capture_output=True, text=True, check=True)
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--worker", label, workload, out],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     result = json.loads(proc.stdout.strip().splitlines()[-1])
                     seconds[label].append(result["seconds"])
                     if round_ == 0:
                         first[label] = (np.load(out), result["peak_mb"])
-                print(f"{workload}: round {round_ + 1}/{rounds_here} done", file=sys.stderr, flush=True)
+                print(
+                    f"{workload}: round {round_ + 1}/{rounds_here} done",
+                    file=sys.stderr,
+                    flush=True,
+                )
             reference = first["sentence-transformers fp32"][0]
             base = seconds["sentence-transformers fp32"]
             rows = []
@@ -192,27 +235,41 @@ def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS)
                 cosines = (v * reference).sum(1) if same_space else None
                 ratios = [b / t for b, t in zip(base, times)]
                 row = {
-                    "backend": label, "texts/s": _spread([len(texts) / t for t in times], 1),
+                    "backend": label,
+                    "texts/s": _spread([len(texts) / t for t in times], 1),
                     "tokens/s": round(tokens / statistics.median(times)),
-                    "x sentence-transformers": _spread(ratios, 2), "peak RSS MB": round(peak),
+                    "x sentence-transformers": _spread(ratios, 2),
+                    "peak RSS MB": round(peak),
                     "mean cos": "-" if cosines is None else round(float(cosines.mean()), 6),
                     "worst cos": "-" if cosines is None else round(float(cosines.min()), 6),
                 }
                 if workload == "STSb sentences":
-                    row["STSb Spearman"] = round(100 * spearman([float(v[a] @ v[b]) for a, b, _ in pairs], [g for *_, g in pairs]), 2)
+                    row["STSb Spearman"] = round(
+                        100
+                        * spearman(
+                            [float(v[a] @ v[b]) for a, b, _ in pairs], [g for *_, g in pairs]
+                        ),
+                        2,
+                    )
                 rows.append(row)
-            tables[f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens, {rounds_here} interleaved rounds)"] = rows
+            tables[
+                f"Encoding: {workload} ({len(texts)} texts, {tokens} tokens, {rounds_here} interleaved rounds)"
+            ] = rows
     if with_static_quality:
         tables["Static model quality vs its teacher"] = static_quality()
     return tables
 
 
-def rerun(workload: str = "STSb sentences",
-          committed: Path = Path(__file__).resolve().parent / "tables" / "encode.json") -> dict[str, list[dict]]:
+def rerun(
+    workload: str = "STSb sentences",
+    committed: Path = COMMITTED_TABLES,
+) -> dict[str, list[dict]]:
     """One workload again; each backend's median ratio against the committed run's."""
     earlier = json.loads(committed.read_text())["tables"]
     title = next(t for t in earlier if t.startswith(f"Encoding: {workload}"))
-    before = {row["backend"]: float(row["x sentence-transformers"].split()[0]) for row in earlier[title]}
+    before = {
+        row["backend"]: float(row["x sentence-transformers"].split()[0]) for row in earlier[title]
+    }
     again = next(iter(run(workloads=(workload,), with_static_quality=False).values()))
     rows = []
     for row in again:
@@ -220,8 +277,15 @@ def rerun(workload: str = "STSb sentences",
         if then is None or row["backend"].startswith("sentence-transformers"):
             continue
         apart = 100 * abs(now - then) / then
-        rows.append({"backend": row["backend"], "committed run": then, "rerun": row["x sentence-transformers"],
-                     "apart %": round(apart, 1), "within 15%": apart <= 15})
+        rows.append(
+            {
+                "backend": row["backend"],
+                "committed run": then,
+                "rerun": row["x sentence-transformers"],
+                "apart %": round(apart, 1),
+                "within 15%": apart <= 15,
+            }
+        )
     what = "short texts" if workload == "STSb sentences" else "documents"
     return {f"Encoding: {what} rerun against the committed run (median ratios)": rows}
 
@@ -239,15 +303,33 @@ def main() -> int:
 
     from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=None, help="(default: 7 on short texts, 3 on documents)")
-    parser.add_argument("--rerun", action="store_true", help="a workload again (default: short texts), against "
-                        "bench/tables/encode.json")
-    parser.add_argument("--workload", choices=list(WORKLOADS), action="append", default=None,
-                        help="only this workload (repeatable; default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="(default: 7 on short texts, 3 on documents)"
+    )
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="a workload again (default: short texts), against bench/tables/encode.json",
+    )
+    parser.add_argument(
+        "--workload",
+        choices=list(WORKLOADS),
+        action="append",
+        default=None,
+        help="only this workload (repeatable; default: all)",
+    )
     args = parser.parse_args()
     if args.rerun:
-        print_tables({k: v for workload in (args.workload or ["STSb sentences"]) for k, v in rerun(workload).items()})
+        print_tables(
+            {
+                k: v
+                for workload in (args.workload or ["STSb sentences"])
+                for k, v in rerun(workload).items()
+            }
+        )
     else:
         print_tables(run(args.rounds, tuple(args.workload or WORKLOADS)))
     return 0

@@ -2,7 +2,8 @@
 model run, time by operator kind (matrix products, attention, the rest); and thread settings.
 
 Each backend runs in a fresh process on the 2,552 STSb test sentences, batched as `encode`
-batches them (all tokenised at once, then batches of up to 32 by token length), after a warm-up; each stage is timed around the same
+batches them (all tokenised at once, then batches of up to 32 by token length), after a warm-up;
+each stage is timed around the same
 calls `encode` makes. Rounds are interleaved (every backend once per round, ROUNDS rounds) and
 each stage's median over rounds is reported, with the whole pass's spread. Speed comparisons
 between backends belong to the encode bench (more rounds, against sentence-transformers); this
@@ -13,6 +14,7 @@ measured (its profiler would have to wrap the Python modules).
 
     python bench/encode_stages.py        # ~5 minutes; bench/run.py --only encode-stages
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +37,15 @@ BATCH = 32
 ROUNDS = 3
 
 # operator kinds: what a transformer layer spends its time on
-GEMM = ("matmul", "gemm", "fullyconnected", "qlinearmatmul", "matmulinteger", "dynamicquantizematmul", "convolution")
+GEMM = (
+    "matmul",
+    "gemm",
+    "fullyconnected",
+    "qlinearmatmul",
+    "matmulinteger",
+    "dynamicquantizematmul",
+    "convolution",
+)
 ATTENTION = ("softmax", "attention", "scaleddotproduct")
 
 
@@ -68,7 +78,9 @@ def timed_pass(model, texts: list[str]) -> dict[str, float]:
     t0 = time.perf_counter()
     windows = model.windows.windows(texts, chunk=False)
     spent["tokenise"] = time.perf_counter() - t0
-    for rows in token_batches(windows.lengths, model.token_budget, BATCH, max_length=model.windows.max_tokens):
+    for rows in token_batches(
+        windows.lengths, model.token_budget, BATCH, max_length=model.windows.max_tokens
+    ):
         t1 = time.perf_counter()
         ids = [windows.ids[i] for i in rows]
         length = padded_length(max(len(w) for w in ids), model.windows.max_tokens)
@@ -102,7 +114,9 @@ def operator_shares(label: str, options: dict, texts: list[str]) -> dict[str, fl
         profiled.enable_profiling = True
         if options.get("threads"):
             profiled.intra_op_num_threads = options["threads"]
-        model.session = ort.InferenceSession(str(model.model_path), profiled, providers=["CPUExecutionProvider"])
+        model.session = ort.InferenceSession(
+            str(model.model_path), profiled, providers=["CPUExecutionProvider"]
+        )
         timed_pass(model, texts)
         trace_file = Path(model.session.end_profiling())
         trace = json.loads(trace_file.read_text())
@@ -113,7 +127,9 @@ def operator_shares(label: str, options: dict, texts: list[str]) -> dict[str, fl
     elif options["backend"] == "openvino":
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(model.model_path), "CPU", {**model.compile_config, "PERF_COUNT": "YES"})
+        compiled = ov.Core().compile_model(
+            str(model.model_path), "CPU", {**model.compile_config, "PERF_COUNT": "YES"}
+        )
         request = compiled.create_infer_request()
 
         def profiled_hidden(padded):
@@ -138,12 +154,16 @@ def worker(label: str, what: str) -> None:
     options = dict(BACKENDS[label])
     model = uniembed.load(**options)
     model.encode(texts[:256], show_progress=False)  # warm-up
-    result = timed_pass(model, texts) if what == "stages" else operator_shares(label, options, texts)
+    result = (
+        timed_pass(model, texts) if what == "stages" else operator_shares(label, options, texts)
+    )
     print(json.dumps(result))
 
 
 def in_process(label: str, what: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", label, what], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", label, what], capture_output=True, text=True
+    )
     if proc.returncode:
         raise RuntimeError(f"{label}: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -161,25 +181,44 @@ def run() -> dict[str, list[dict]]:
     for label, runs in passes.items():
         stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
         totals = [sum(run.values()) for run in runs]
-        stage_rows.append({"backend": label, "texts/s (median, min-max)":
-                           f"{n / statistics.median(totals):.0f} ({n / max(totals):.0f}-{n / min(totals):.0f})",
-                           **{f"{stage}, ms per 1,000 texts": round(1000 * seconds / (n / 1000), 1)
-                              for stage, seconds in stages.items()},
-                           "model run share": f"{100 * stages['model run'] / sum(stages.values()):.0f}%"})
+        stage_rows.append(
+            {
+                "backend": label,
+                "texts/s (median, min-max)": f"{n / statistics.median(totals):.0f} "
+                f"({n / max(totals):.0f}-{n / min(totals):.0f})",
+                **{
+                    f"{stage}, ms per 1,000 texts": round(1000 * seconds / (n / 1000), 1)
+                    for stage, seconds in stages.items()
+                },
+                "model run share": f"{100 * stages['model run'] / sum(stages.values()):.0f}%",
+            }
+        )
         if not label.startswith("torch"):
             shares = in_process(label, "operators")
-            operator_rows.append({"backend": label, **{kind: f"{100 * share:.0f}%" for kind, share in shares.items()}})
+            operator_rows.append(
+                {
+                    "backend": label,
+                    **{kind: f"{100 * share:.0f}%" for kind, share in shares.items()},
+                }
+            )
     columns = sorted({key for row in operator_rows for key in row if key != "backend"})
-    operator_rows = [{"backend": row["backend"], **{c: row.get(c, "0%") for c in columns}} for row in operator_rows]
-    return {f"Where the time goes: {n} STSb sentences, batches of up to {BATCH} ({ROUNDS} interleaved rounds)": stage_rows,
-            "Inside the model run: time by operator kind (runtime profilers)": operator_rows}
+    operator_rows = [
+        {"backend": row["backend"], **{c: row.get(c, "0%") for c in columns}}
+        for row in operator_rows
+    ]
+    return {
+        f"Where the time goes: {n} STSb sentences, batches of up to {BATCH} ({ROUNDS} interleaved rounds)": stage_rows,
+        "Inside the model run: time by operator kind (runtime profilers)": operator_rows,
+    }
 
 
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3])
         return 0
-    from run import print_tables  # bench/run.py: `python bench/encode_stages.py` puts bench/ on sys.path
+    from run import (
+        print_tables,
+    )  # bench/run.py: `python bench/encode_stages.py` puts bench/ on sys.path
 
     print_tables(run())
     return 0

@@ -14,6 +14,7 @@ machine's load the way time does.
 
     python bench/image_requests.py     # ~5 minutes on 2 cores; bench/run.py --only image-requests
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,7 +50,9 @@ def small_png() -> bytes:
 
 def post(port: int, path: str, body: dict) -> tuple[int, float]:
     data = json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
+    )
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
@@ -65,17 +68,27 @@ def http_cell(model: Path, route: str, n: int, png: bytes, folder: Path) -> dict
 
     uri = "data:image/png;base64," + base64.b64encode(png).decode()
     warm = "data:image/png;base64," + base64.b64encode(small_png()).decode()
-    server = Server("--model", str(model), "--collections", str(folder / f"collections-{route}-{n}"))
+    server = Server(
+        "--model", str(model), "--collections", str(folder / f"collections-{route}-{n}")
+    )
     try:
         if route == "embeddings":
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/v1/models", timeout=10) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{server.port}/v1/models", timeout=10
+            ) as response:
                 name = json.loads(response.read())["data"][0]["id"]
             post(server.port, "/v1/embeddings", {"model": name, "input": [{"image": warm}]})
             before = server.rss_mb()[1]
-            status, seconds = post(server.port, "/v1/embeddings", {"model": name, "input": [{"image": uri}] * n})
+            status, seconds = post(
+                server.port, "/v1/embeddings", {"model": name, "input": [{"image": uri}] * n}
+            )
         else:
             post(server.port, "/v1/collections", {"name": "pics", "images": "bytes"})
-            post(server.port, "/v1/collections/pics/items", {"items": [{"id": "warm", "image": warm}]})
+            post(
+                server.port,
+                "/v1/collections/pics/items",
+                {"items": [{"id": "warm", "image": warm}]},
+            )
             before = server.rss_mb()[1]
             items = [{"id": f"i{i}", "image": uri} for i in range(n)]
             status, seconds = post(server.port, "/v1/collections/pics/items", {"items": items})
@@ -84,9 +97,16 @@ def http_cell(model: Path, route: str, n: int, png: bytes, folder: Path) -> dict
         server.stop()
     if status != 200:
         raise RuntimeError(f"HTTP {route} with {n} images answered {status}")
-    return {"path": f"HTTP {route}", "images": n, "request body (KB)": round(len(uri) * n / 1024), "status": status,
-            "peak RSS before (MB)": round(before), "peak RSS after (MB)": round(after),
-            "growth (MB)": round(after - before), "seconds": round(seconds, 1)}
+    return {
+        "path": f"HTTP {route}",
+        "images": n,
+        "request body (KB)": round(len(uri) * n / 1024),
+        "status": status,
+        "peak RSS before (MB)": round(before),
+        "peak RSS after (MB)": round(after),
+        "growth (MB)": round(after - before),
+        "seconds": round(seconds, 1),
+    }
 
 
 def library_worker(model: str, n: int) -> None:
@@ -104,12 +124,23 @@ def library_worker(model: str, n: int) -> None:
 
 
 def library_cell(model: Path, n: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--library-worker", str(model), str(n)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--library-worker", str(model), str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     peak = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"path": "encode_images (Python)", "images": n, "request body (KB)": "-", "status": "-",
-            "peak RSS before (MB)": round(peak["before"]), "peak RSS after (MB)": round(peak["after"]),
-            "growth (MB)": round(peak["after"] - peak["before"]), "seconds": round(peak["seconds"], 1)}
+    return {
+        "path": "encode_images (Python)",
+        "images": n,
+        "request body (KB)": "-",
+        "status": "-",
+        "peak RSS before (MB)": round(peak["before"]),
+        "peak RSS after (MB)": round(peak["after"]),
+        "growth (MB)": round(peak["after"] - peak["before"]),
+        "seconds": round(peak["seconds"], 1),
+    }
 
 
 def run() -> dict[str, list[dict]]:
@@ -124,8 +155,10 @@ def run() -> dict[str, list[dict]]:
             rows.append(http_cell(model, "collection items", n, png, Path(tmp)))
             rows.append(library_cell(model, n))
     rows.sort(key=lambda row: (row["path"], row["images"]))
-    title = (f"Peak memory of one request of {SIDE} x {SIDE} PNGs ({len(png) // 1024} KB each, "
-             f"{SIDE * SIDE * 3 // 1_000_000} MB decoded)")
+    title = (
+        f"Peak memory of one request of {SIDE} x {SIDE} PNGs ({len(png) // 1024} KB each, "
+        f"{SIDE * SIDE * 3 // 1_000_000} MB decoded)"
+    )
     return {title: rows}
 
 

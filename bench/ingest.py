@@ -11,6 +11,7 @@ and the live ingest's writes take within 2x the bulk load.
     python bench/ingest.py                                   # 1,000,000 x 384 in 2,048-row batches
     python bench/ingest.py --rows 200000 --index hnsw --quantize binary
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,15 @@ def batches(rows: int, dim: int, size: int):
         out = []
         for chunk_start in range(start - start % 10_000, stop, 10_000):
             if chunk_start != block_start:
-                block = np.random.default_rng(chunk_start).normal(size=(10_000, dim)).astype(np.float32)
+                block = (
+                    np.random.default_rng(chunk_start).normal(size=(10_000, dim)).astype(np.float32)
+                )
                 block /= np.linalg.norm(block, axis=1, keepdims=True)
                 block_start = chunk_start
-            lo, hi = max(start, chunk_start) - chunk_start, min(stop, chunk_start + 10_000) - chunk_start
+            lo, hi = (
+                max(start, chunk_start) - chunk_start,
+                min(stop, chunk_start + 10_000) - chunk_start,
+            )
             out.append(block[lo:hi])
         yield [f"r{i}" for i in range(start, stop)], np.concatenate(out)
 
@@ -56,7 +62,9 @@ def bulk(folder: Path, rows: int, dim: int, index: str, quantize: str) -> float:
     return time.perf_counter() - started
 
 
-def live(folder: Path, rows: int, dim: int, batch: int, index: str, quantize: str) -> tuple[list[float], float]:
+def live(
+    folder: Path, rows: int, dim: int, batch: int, index: str, quantize: str
+) -> tuple[list[float], float]:
     """(seconds per add, seconds of searching in between)."""
     col = create(folder, "live", dim, index, quantize)
     query = np.random.default_rng(12345).normal(size=dim).astype(np.float32)
@@ -72,8 +80,14 @@ def live(folder: Path, rows: int, dim: int, batch: int, index: str, quantize: st
     return adds, searching
 
 
-def run(rows: int = 1_000_000, dim: int = 384, batch: int = 2048, rounds: int = 2, index: str = "exact",
-        quantize: str = "none") -> list[dict]:
+def run(
+    rows: int = 1_000_000,
+    dim: int = 384,
+    batch: int = 2048,
+    rounds: int = 2,
+    index: str = "exact",
+    quantize: str = "none",
+) -> list[dict]:
     growth, ratio, bulk_s, live_s, search_s = [], [], [], [], []
     for round_ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="uniembed-ingest-") as tmp:
@@ -86,29 +100,60 @@ def run(rows: int = 1_000_000, dim: int = 384, batch: int = 2048, rounds: int = 
         bulk_s.append(bulk_time)
         live_s.append(sum(adds))
         search_s.append(searching)
-        print(f"round {round_ + 1}: bulk {bulk_time:.1f} s, live writes {sum(adds):.1f} s (+ {searching:.1f} s of "
-              f"searches), last/first tenth {growth[-1]:.2f}x", file=sys.stderr, flush=True)
+        print(
+            f"round {round_ + 1}: bulk {bulk_time:.1f} s, live writes {sum(adds):.1f} s (+ {searching:.1f} s of "
+            f"searches), last/first tenth {growth[-1]:.2f}x",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def spread(values, digits=2):
         return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
     setting = f"{rows:,} x {dim}, {index}+{quantize}, {batch}-row batches, searched between batches"
     return [
-        {"measure": "write cost, last 10% of batches / first 10% (median per batch)", "setting": setting,
-         "median (min-max over rounds)": spread(growth), "goal": "<= 1.5x", "ok": max(growth) <= 1.5},
-        {"measure": "live ingest writes / bulk load of the same rows", "setting": setting,
-         "median (min-max over rounds)": spread(ratio), "goal": "<= 2x", "ok": max(ratio) <= 2.0},
-        {"measure": "seconds: bulk load (100,000-row batches)", "setting": setting,
-         "median (min-max over rounds)": spread(bulk_s, 1), "goal": "", "ok": ""},
-        {"measure": "seconds: live ingest writes", "setting": setting,
-         "median (min-max over rounds)": spread(live_s, 1), "goal": "", "ok": ""},
-        {"measure": "seconds: searches between the live batches (not in the ratio)", "setting": setting,
-         "median (min-max over rounds)": spread(search_s, 1), "goal": "", "ok": ""},
+        {
+            "measure": "write cost, last 10% of batches / first 10% (median per batch)",
+            "setting": setting,
+            "median (min-max over rounds)": spread(growth),
+            "goal": "<= 1.5x",
+            "ok": max(growth) <= 1.5,
+        },
+        {
+            "measure": "live ingest writes / bulk load of the same rows",
+            "setting": setting,
+            "median (min-max over rounds)": spread(ratio),
+            "goal": "<= 2x",
+            "ok": max(ratio) <= 2.0,
+        },
+        {
+            "measure": "seconds: bulk load (100,000-row batches)",
+            "setting": setting,
+            "median (min-max over rounds)": spread(bulk_s, 1),
+            "goal": "",
+            "ok": "",
+        },
+        {
+            "measure": "seconds: live ingest writes",
+            "setting": setting,
+            "median (min-max over rounds)": spread(live_s, 1),
+            "goal": "",
+            "ok": "",
+        },
+        {
+            "measure": "seconds: searches between the live batches (not in the ratio)",
+            "setting": setting,
+            "median (min-max over rounds)": spread(search_s, 1),
+            "goal": "",
+            "ok": "",
+        },
     ]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--batch", type=int, default=2048)

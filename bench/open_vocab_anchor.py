@@ -16,6 +16,7 @@ run never sees; no test image is read):
 
     python bench/open_vocab_anchor.py       # (also bench/run.py --only open-vocab-anchor), about a minute
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,15 @@ DEFINITIONS = {
     "bag": "a container used for carrying money and small personal items or accessories",
     "ankle boot": "footwear that covers the whole foot and lower leg",
 }
-PROBES = ["a photo of a shoe.", "footwear", "a shoe consisting of a sole fastened by straps to the foot",
-          "a photo of sand.", "a photo of a beach.", "a garment worn on the legs", "a one-piece garment for a woman"]
+PROBES = [
+    "a photo of a shoe.",
+    "footwear",
+    "a shoe consisting of a sole fastened by straps to the foot",
+    "a photo of sand.",
+    "a photo of a beach.",
+    "a garment worn on the legs",
+    "a one-piece garment for a woman",
+]
 
 
 def run() -> dict[str, list[dict]]:
@@ -50,20 +58,36 @@ def run() -> dict[str, list[dict]]:
     train = load_labelled_images(DATA / "fashion-mnist", "train")
     classes = list(train.classes)
     unseen = [classes.index(name) for name in HELD_OUT]
-    prompts = class_vectors(anchor, classes, DEFAULT_TEMPLATES, {})  # what zero-shot compares images with
+    prompts = class_vectors(
+        anchor, classes, DEFAULT_TEMPLATES, {}
+    )  # what zero-shot compares images with
 
     probe_vectors = anchor.encode(PROBES)
-    probes = [{"text": text, **{f"'{classes[u]}' prompts": round(float(v @ prompts[u]), 2) for u in unseen}}
-              for text, v in zip(PROBES, probe_vectors)]
-    probes.append({"text": "(the tokens the anchor reads)",
-                   **{f"'{classes[u]}' prompts": " ".join(anchor.tokenizer.tokenize(classes[u])) for u in unseen}})
+    probes = [
+        {
+            "text": text,
+            **{f"'{classes[u]}' prompts": round(float(v @ prompts[u]), 2) for u in unseen},
+        }
+        for text, v in zip(PROBES, probe_vectors)
+    ]
+    probes.append(
+        {
+            "text": "(the tokens the anchor reads)",
+            **{
+                f"'{classes[u]}' prompts": " ".join(anchor.tokenizer.tokenize(classes[u]))
+                for u in unseen
+            },
+        }
+    )
 
     look_alike, truth = _look_alike(train, unseen)
     shares = {u: look_alike[truth == u].mean(0) for u in unseen}
     recipe = dict(bind_recipe.SOURCES)["fashion-mnist"]
     caption_sets = {
         "the recipe's three captions": lambda name: [c.format(label=name) for c in recipe],
-        "the recipe's + a WordNet definition": lambda name: [c.format(label=name) for c in recipe] + [DEFINITIONS[name]],
+        "the recipe's + a WordNet definition": lambda name: (
+            [c.format(label=name) for c in recipe] + [DEFINITIONS[name]]
+        ),
         "a WordNet definition only": lambda name: [DEFINITIONS[name]],
     }
     ceiling = []
@@ -77,13 +101,23 @@ def run() -> dict[str, list[dict]]:
         placed /= np.linalg.norm(placed, axis=1, keepdims=True)
         among_three = np.asarray(unseen)[(placed @ prompts[unseen].T).argmax(1)]
         among_ten = (placed @ prompts.T).argmax(1)
-        ceiling.append({"seen classes' captions": caption_set,
-                        **{f"{classes[u]} (looks like {_top(shares[u], classes)})":
-                           round(100 * float(np.mean(among_three[truth == u] == u)), 1) for u in unseen},
-                        "among the 3 (chance 33.3)": round(100 * float(np.mean(among_three == truth)), 2),
-                        "among all 10": round(100 * float(np.mean(among_ten == truth)), 2)})
-    return {"Open vocabulary: the anchor's cosine between the left-out prompts and plain descriptions": probes,
-            "Open vocabulary: left-out images placed on the seen classes they look like (validation)": ceiling}
+        ceiling.append(
+            {
+                "seen classes' captions": caption_set,
+                **{
+                    f"{classes[u]} (looks like {_top(shares[u], classes)})": round(
+                        100 * float(np.mean(among_three[truth == u] == u)), 1
+                    )
+                    for u in unseen
+                },
+                "among the 3 (chance 33.3)": round(100 * float(np.mean(among_three == truth)), 2),
+                "among all 10": round(100 * float(np.mean(among_ten == truth)), 2),
+            }
+        )
+    return {
+        "Open vocabulary: the anchor's cosine between the left-out prompts and plain descriptions": probes,
+        "Open vocabulary: left-out images placed on the seen classes they look like (validation)": ceiling,
+    }
 
 
 def _look_alike(train, unseen: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,13 +11,13 @@ after a write of 1,000 items (a new version: sample and PCA again, vectors alrea
 Also the response's size. Timings are single requests on this shared 2-core machine; the cached
 ones are medians of 5.
 """
+
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
 from pathlib import Path
-
 
 from scale_speed import blended
 from scifact_vectors import scifact_vectors
@@ -41,10 +41,17 @@ def run(model) -> dict[str, list[dict]]:
         started = time.perf_counter()
         for start in range(0, N, CHUNK):
             ids = [f"d{i}" for i in range(start, start + CHUNK)]
-            col.add(ids, blended(corpus, CHUNK, seed=start), payloads=[{"group": i % VALUES, "half": i % 2} for i in range(start, start + CHUNK)])
+            col.add(
+                ids,
+                blended(corpus, CHUNK, seed=start),
+                payloads=[
+                    {"group": i % VALUES, "half": i % 2} for i in range(start, start + CHUNK)
+                ],
+            )
         ingest = time.perf_counter() - started
         settings = ServeSettings(collections=root)
         with TestClient(create_app(settings, encoder=model), base_url="http://localhost") as client:
+
             def timed(**params):
                 t0 = time.perf_counter()
                 response = client.get("/v1/collections/big/map", params=params)
@@ -55,18 +62,33 @@ def run(model) -> dict[str, list[dict]]:
             body = response.json()
             again = statistics.median(timed(color_by="group")[0] for _ in range(5))
             other = statistics.median(timed(color_by="half")[0] for _ in range(5))
-            col.add([f"new{i}" for i in range(1000)], blended(corpus, 1000, seed=N), payloads=[{"group": 0, "half": 0}] * 1000)
-            time.sleep(1.1)  # the served collection notices a new version within its refresh interval (1 s)
+            col.add(
+                [f"new{i}" for i in range(1000)],
+                blended(corpus, 1000, seed=N),
+                payloads=[{"group": 0, "half": 0}] * 1000,
+            )
+            time.sleep(
+                1.1
+            )  # the served collection notices a new version within its refresh interval (1 s)
             after_write, response = timed(color_by="group")
             grown = response.json()
-        rows.append({"items": N, "ingest (s, not part of the page)": round(ingest, 1),
-                     "points drawn": len(body["points"]), "first map (s)": round(first, 2),
-                     "same map again (ms, median of 5)": round(again * 1000, 1),
-                     "another colour (ms, median of 5)": round(other * 1000, 1),
-                     "after a 1,000-item write (s)": round(after_write, 2),
-                     "items then": grown["total"], "response (MB)": round(len(response.content) / 1e6, 2),
-                     "sample kept after the write": f"{len(set(grown['ids']) & set(body['ids'])) / len(body['ids']):.1%}"})
-    return {"The web page's map of a 1,000,000-item collection (PCA, 20,000-point stable sample)": rows}
+        rows.append(
+            {
+                "items": N,
+                "ingest (s, not part of the page)": round(ingest, 1),
+                "points drawn": len(body["points"]),
+                "first map (s)": round(first, 2),
+                "same map again (ms, median of 5)": round(again * 1000, 1),
+                "another colour (ms, median of 5)": round(other * 1000, 1),
+                "after a 1,000-item write (s)": round(after_write, 2),
+                "items then": grown["total"],
+                "response (MB)": round(len(response.content) / 1e6, 2),
+                "sample kept after the write": f"{len(set(grown['ids']) & set(body['ids'])) / len(body['ids']):.1%}",
+            }
+        )
+    return {
+        "The web page's map of a 1,000,000-item collection (PCA, 20,000-point stable sample)": rows
+    }
 
 
 if __name__ == "__main__":

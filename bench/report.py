@@ -16,6 +16,7 @@ and `python bench/report.py` fills every marked block from the committed JSON
 (`--check` only reports the blocks that differ). tests/test_readme_tables.py runs the check, so
 a number edited into the README by hand fails the suite: change the bench and rerun it instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "bench" / "tables"
 README = ROOT / "README.md"
-LIBRARIES = ("uniembed", "torch", "numpy", "onnxruntime", "openvino", "nncf", "sentence-transformers", "transformers",
-             "faiss-cpu", "lancedb", "scikit-learn", "uvicorn")
-MARKER = re.compile(r"<!-- table: (?P<bench>[\w-]+) / (?P<title>.+?) -->\n(?P<body>.*?)<!-- /table -->", re.S)
-HIDDEN_COLUMNS = {"ok"}  # pass/fail flags drive bench/run.py's exit status; the README says it in words
+LIBRARIES = (
+    "uniembed",
+    "torch",
+    "numpy",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "sentence-transformers",
+    "transformers",
+    "faiss-cpu",
+    "lancedb",
+    "scikit-learn",
+    "uvicorn",
+)
+MARKER = re.compile(
+    r"<!-- table: (?P<bench>[\w-]+) / (?P<title>.+?) -->\n(?P<body>.*?)<!-- /table -->", re.S
+)
+HIDDEN_COLUMNS = {
+    "ok"
+}  # pass/fail flags drive bench/run.py's exit status; the README says it in words
 
 
 def cpu_model() -> str:
@@ -50,8 +67,13 @@ def cpu_model() -> str:
 def machine_facts() -> dict:
     """What a reader needs to judge a number: the CPU, how many cores this process may use, the
     library versions that did the work."""
-    facts = {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-             "python": platform.python_version()}
+    facts = {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "python": platform.python_version(),
+    }
     for name in LIBRARIES:
         try:
             facts[name] = metadata.version(name)
@@ -64,8 +86,13 @@ def write_results(folder: Path, bench: str, command: str, tables: dict[str, list
     """One bench's tables, with machine facts and the date, as folder/<bench>.json (written whole:
     a temporary file renamed into place)."""
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"bench": bench, "command": command, "date": datetime.date.today().isoformat(),
-              "machine": machine_facts(), "tables": tables}
+    record = {
+        "bench": bench,
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "machine": machine_facts(),
+        "tables": tables,
+    }
     path = folder / f"{bench}.json"
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -90,15 +117,22 @@ def _cell(value) -> str:
 
 def provenance(record: dict) -> str:
     machine = record["machine"]
-    versions = ", ".join(f"{name} {machine[name]}" for name in LIBRARIES if name in machine and name != "uniembed")
-    return (f"<sub>`{record['command']}`, {record['date']}: {machine['cpu']}, {machine['cores']} cores; "
-            f"Python {machine['python']}, {versions}.</sub>")
+    versions = ", ".join(
+        f"{name} {machine[name]}" for name in LIBRARIES if name in machine and name != "uniembed"
+    )
+    return (
+        f"<sub>`{record['command']}`, {record['date']}: {machine['cpu']}, {machine['cores']} cores; "
+        f"Python {machine['python']}, {versions}.</sub>"
+    )
 
 
 def render_block(bench: str, title: str, folder: Path = TABLES) -> str:
     path = folder / f"{bench}.json"
     if not path.is_file():
-        raise SystemExit(f"README marks a table from {bench!r}, but {path} does not exist: run bench/run.py --only {bench} --json {folder}")
+        raise SystemExit(
+            f"README marks a table from {bench!r}, but {path} does not exist: "
+            f"run bench/run.py --only {bench} --json {folder}"
+        )
     record = json.loads(path.read_text(encoding="utf-8"))
     if title not in record["tables"]:
         raise SystemExit(f"{path} has no table {title!r}; it has {sorted(record['tables'])}")
@@ -108,15 +142,22 @@ def render_block(bench: str, title: str, folder: Path = TABLES) -> str:
 def render_readme(text: str, folder: Path = TABLES) -> str:
     def filled(match) -> str:
         head = match.group(0)[: match.start("body") - match.start(0)]
-        return head + render_block(match.group("bench"), match.group("title"), folder) + "<!-- /table -->"
+        return (
+            head
+            + render_block(match.group("bench"), match.group("title"), folder)
+            + "<!-- /table -->"
+        )
 
     return MARKER.sub(filled, text)
 
 
 def stale_blocks(text: str, folder: Path = TABLES) -> list[str]:
     """The marked blocks whose text differs from what the JSON renders: '<bench> / <title>'."""
-    return [f"{m.group('bench')} / {m.group('title')}" for m in MARKER.finditer(text)
-            if m.group("body") != render_block(m.group("bench"), m.group("title"), folder)]
+    return [
+        f"{m.group('bench')} / {m.group('title')}"
+        for m in MARKER.finditer(text)
+        if m.group("body") != render_block(m.group("bench"), m.group("title"), folder)
+    ]
 
 
 def main() -> int:
@@ -131,7 +172,9 @@ def main() -> int:
             print(f"stale: {name}")
         return 1 if stale else 0
     README.write_text(render_readme(text, args.tables), encoding="utf-8")
-    print(f"{len(stale)} table(s) rewritten, {len(MARKER.findall(text)) - len(stale)} already current")
+    print(
+        f"{len(stale)} table(s) rewritten, {len(MARKER.findall(text)) - len(stale)} already current"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@
 The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
 (see its docstring); a test fails when they differ, so rerun the bench rather than edit a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import uniembed  # noqa: E402
-from report import markdown_table, write_results  # noqa: E402
+import uniembed
+from report import markdown_table, write_results
 
 
 def _scores(model, args):
@@ -41,7 +42,10 @@ def _scale(model, args):
 def _durability(model, args):
     import durability
 
-    return [durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, kind=kind) for kind in durability.KINDS]
+    return [
+        durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, kind=kind)
+        for kind in durability.KINDS
+    ]
 
 
 def _ingest(model, args):
@@ -71,7 +75,9 @@ def _encode_rerun_documents(model, args):
 def _serve(model, args):
     import serve_load
 
-    return serve_load.run(seconds=20, soak=0, server_args=[])  # the 10-minute soak: serve_load.py --soak 600
+    return serve_load.run(
+        seconds=20, soak=0, server_args=[]
+    )  # the 10-minute soak: serve_load.py --soak 600
 
 
 def _fairness(model, args):
@@ -83,8 +89,11 @@ def _fairness(model, args):
 def _graph(model, args):
     import graph
 
-    return {**graph.cora_rows(), "Multi-label scoring speed (10,312 nodes, 39 labels, 128 dims)": graph.multilabel_rows(),
-            "FastRP at scale": [graph.scale_row(1_000_000, 10_000_000, 256)]}
+    return {
+        **graph.cora_rows(),
+        "Multi-label scoring speed (10,312 nodes, 39 labels, 128 dims)": graph.multilabel_rows(),
+        "FastRP at scale": [graph.scale_row(1_000_000, 10_000_000, 256)],
+    }
 
 
 def _train(model, args):
@@ -183,23 +192,47 @@ BENCHES = {
     "ingest": ("Ingest through a live, searched collection vs a bulk load", _ingest),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
     "encode-rerun": ("Encoding: short texts rerun against the committed run", _encode_rerun),
-    "encode-rerun-documents": ("Encoding: documents rerun against the committed run", _encode_rerun_documents),
+    "encode-rerun-documents": (
+        "Encoding: documents rerun against the committed run",
+        _encode_rerun_documents,
+    ),
     "serve": ("HTTP service under load, batching on vs off", _serve),
     "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),
     "train": ("Fine-tuning demonstrations (about 25 minutes)", _train),
-    "select-static": ("Static model: refinement and SIF smoothing chosen on dev splits", _select_static),
+    "select-static": (
+        "Static model: refinement and SIF smoothing chosen on dev splits",
+        _select_static,
+    ),
     "select-int8": ("ONNX int8 recipe chosen on dev text", _select_int8),
-    "select-head-epochs": ("train-head: epochs chosen on SciFact validation claims", _select_head_epochs),
-    "multivector": ("Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic", _multivector),
+    "select-head-epochs": (
+        "train-head: epochs chosen on SciFact validation claims",
+        _select_head_epochs,
+    ),
+    "multivector": (
+        "Multi-vector retrieval on SciFact: MaxSim, FDE, per-token heuristic",
+        _multivector,
+    ),
     "images": ("Image encoding vs transformers' own pipeline, and memory", _images),
     "image-requests": ("Peak memory of requests full of large images", _image_requests),
     "encode-stages": ("Where encoding time goes, per backend", _encode_stages),
     "bind": ("Binding: image-mini, open vocabulary, a projector", _bind),
-    "open-vocab-anchor": ("Open vocabulary: what the frozen anchor says about the left-out prompts", _open_vocab_anchor),
-    "scale-out": ("Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)", _scale_out),
-    "upgrade": ("Model upgrades: compatibility matrix, relative representations (about 25 minutes)", _upgrade),
-    "upgrade-live": ("Model upgrades: a live upgrade under SIGKILL (about 15 minutes)", _upgrade_live),
+    "open-vocab-anchor": (
+        "Open vocabulary: what the frozen anchor says about the left-out prompts",
+        _open_vocab_anchor,
+    ),
+    "scale-out": (
+        "Scale-out: Ray encoding, PostgreSQL + pgvector and Milvus homes (about 25 minutes, root)",
+        _scale_out,
+    ),
+    "upgrade": (
+        "Model upgrades: compatibility matrix, relative representations (about 25 minutes)",
+        _upgrade,
+    ),
+    "upgrade-live": (
+        "Model upgrades: a live upgrade under SIGKILL (about 15 minutes)",
+        _upgrade_live,
+    ),
     "page-map": ("The web page's map of a 1,000,000-item collection (about 5 minutes)", _page_map),
 }
 DEFAULT = ("scores", "encode", "collection", "durability", "ingest", "serve", "fairness")
@@ -213,17 +246,29 @@ def print_tables(tables: dict[str, list[dict]]) -> None:
 
 def _nondefault_options(args, name: str) -> str:
     options = {"scale_n": ("scale", 1_000_000)}
-    return "".join(f" --{key.replace('_', '-')} {getattr(args, key)}" for key, (bench, default) in options.items()
-                   if bench == name and getattr(args, key) != default)
+    return "".join(
+        f" --{key.replace('_', '-')} {getattr(args, key)}"
+        for key, (bench, default) in options.items()
+        if bench == name and getattr(args, key) != default
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", default=None)
     parser.add_argument("--scale-n", type=int, default=1_000_000)
-    parser.add_argument("--ship", action="store_true", help="bind: copy this run's image-mini into the package")
-    parser.add_argument("--json", type=Path, default=None, metavar="FOLDER",
-                        help="also write each bench's tables to FOLDER/<bench>.json (the README renders bench/tables)")
+    parser.add_argument(
+        "--ship", action="store_true", help="bind: copy this run's image-mini into the package"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="also write each bench's tables to FOLDER/<bench>.json (the README renders bench/tables)",
+    )
     args = parser.parse_args()
     model = uniembed.load(device="cpu")
     tables = {}

@@ -19,6 +19,7 @@ SciFact-derived vectors, all in one run, every engine started for real on this m
   batch it had acknowledged must be there, and whole.
 - On paper: the cost of 100M and 1B documents, from the per-item figures measured here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,19 +55,50 @@ KILLS = 10
 # queries are scored only with that one
 HOMES = [
     ("folder: LanceDB + FAISS HNSW", "folder", {"index": "hnsw"}, [{}]),
-    ("postgres: pgvector HNSW (vector)", "postgres", {"index": "hnsw"},
-     [{"ef_search": e} for e in (100, 200, 400, 800)]),
-    ("postgres: pgvector HNSW (halfvec)", "postgres", {"index": "hnsw", "quantize": "half"},
-     [{"ef_search": e} for e in (100, 200, 400, 800)]),
-    ("postgres: pgvector HNSW (bit) + rescoring", "postgres", {"index": "hnsw", "quantize": "binary"},
-     [{"ef_search": e, "rescore": r} for e, r in ((100, 4), (200, 10), (400, 10), (400, 20), (800, 40))]),
-    ("milvus: HNSW", "milvus", {"index": "hnsw"}, [{"ef_search": e} for e in (128, 256, 512, 1024, 2048)]),
+    (
+        "postgres: pgvector HNSW (vector)",
+        "postgres",
+        {"index": "hnsw"},
+        [{"ef_search": e} for e in (100, 200, 400, 800)],
+    ),
+    (
+        "postgres: pgvector HNSW (halfvec)",
+        "postgres",
+        {"index": "hnsw", "quantize": "half"},
+        [{"ef_search": e} for e in (100, 200, 400, 800)],
+    ),
+    (
+        "postgres: pgvector HNSW (bit) + rescoring",
+        "postgres",
+        {"index": "hnsw", "quantize": "binary"},
+        [
+            {"ef_search": e, "rescore": r}
+            for e, r in ((100, 4), (200, 10), (400, 10), (400, 20), (800, 40))
+        ],
+    ),
+    (
+        "milvus: HNSW",
+        "milvus",
+        {"index": "hnsw"},
+        [{"ef_search": e} for e in (128, 256, 512, 1024, 2048)],
+    ),
     # a denser graph (built once): the default above needed ef 2048 for a 10% filter and still missed
-    ("milvus: HNSW (M 32, efConstruction 256)", "milvus", {"index": "hnsw", "index_params": {"m": 32, "ef_construction": 256}},
-     [{"ef_search": e} for e in (128, 256, 512, 1024, 2048)]),
+    (
+        "milvus: HNSW (M 32, efConstruction 256)",
+        "milvus",
+        {"index": "hnsw", "index_params": {"m": 32, "ef_construction": 256}},
+        [{"ef_search": e} for e in (128, 256, 512, 1024, 2048)],
+    ),
     ("milvus: IVF_FLAT", "milvus", {"index": "ivf"}, [{"nprobe": n} for n in (16, 32, 64, 128)]),
-    ("milvus: BIN_IVF_FLAT + rescoring", "milvus", {"index": "ivf", "quantize": "binary"},
-     [{"nprobe": n, "rescore": r} for n, r in ((16, 4), (32, 10), (64, 10), (128, 20), (128, 40))]),
+    (
+        "milvus: BIN_IVF_FLAT + rescoring",
+        "milvus",
+        {"index": "ivf", "quantize": "binary"},
+        [
+            {"nprobe": n, "rescore": r}
+            for n, r in ((16, 4), (32, 10), (64, 10), (128, 20), (128, 40))
+        ],
+    ),
 ]
 GOAL = 0.95
 N_DEV = 100
@@ -79,43 +111,80 @@ def run(model) -> dict[str, list[dict]]:
     data, corpus, _ = scifact_vectors(model)
     vectors = blended(corpus, N, seed=0)
     queries = blended(corpus, N_QUERIES, seed=1)
-    dev = blended(corpus, N_DEV, seed=2)  # settings are chosen on these, never on the reported queries
+    dev = blended(
+        corpus, N_DEV, seed=2
+    )  # settings are chosen on these, never on the reported queries
     buckets = np.arange(N) % BUCKETS
     truth = (_exact(vectors, queries, None, buckets), _exact(vectors, queries, 3, buckets))
     dev_truth = (_exact(vectors, dev, None, buckets), _exact(vectors, dev, 3, buckets))
     tables = {}
-    with tempfile.TemporaryDirectory(prefix="uniembed-scale-") as tmp, LocalPostgres() as pg, LocalMilvus() as milvus:
+    with (
+        tempfile.TemporaryDirectory(prefix="uniembed-scale-") as tmp,
+        LocalPostgres() as pg,
+        LocalMilvus() as milvus,
+    ):
         servers = {"postgres": pg, "milvus": milvus}
         homes, tuning, ingest_rows = {}, [], []
         for i, (label, kind, options, tries) in enumerate(HOMES):
             location = Path(tmp) / f"c{i}" if kind == "folder" else servers[kind].url(f"c{i}")
             col, seconds, ready = _ingest(location, options, vectors)
-            ingest_rows.append({"home": label, "ingest rows/s": round(N / seconds), "then ready to search in (s)": round(ready, 1),
-                                "rows/s, both counted": round(N / (seconds + ready)), "bytes per item on disk": _bytes_per_item(col)})
+            ingest_rows.append(
+                {
+                    "home": label,
+                    "ingest rows/s": round(N / seconds),
+                    "then ready to search in (s)": round(ready, 1),
+                    "rows/s, both counted": round(N / (seconds + ready)),
+                    "bytes per item on disk": _bytes_per_item(col),
+                }
+            )
             homes[label] = _tuned(label, kind, location, col, tries, dev, dev_truth, tuning)
         col, seconds, ready = _ingest(pg.url("rowbyrow"), {"index": "hnsw"}, vectors, bulk=False)
-        ingest_rows.append({"home": "postgres: pgvector HNSW (vector), without bulk_load", "ingest rows/s": round(N / seconds),
-                            "then ready to search in (s)": round(ready, 1), "rows/s, both counted": round(N / (seconds + ready)),
-                            "bytes per item on disk": _bytes_per_item(col)})
+        ingest_rows.append(
+            {
+                "home": "postgres: pgvector HNSW (vector), without bulk_load",
+                "ingest rows/s": round(N / seconds),
+                "then ready to search in (s)": round(ready, 1),
+                "rows/s, both counted": round(N / (seconds + ready)),
+                "bytes per item on disk": _bytes_per_item(col),
+            }
+        )
         col.drop()
         latency = _search_rounds(homes, queries, *truth)
-        tables["Scale-out: ingest of 100,000 x 384 SciFact-derived vectors per collection home"] = ingest_rows
-        tables["Scale-out: search settings chosen on 100 dev queries (recall@10 goal 0.95)"] = tuning
-        tables["Scale-out: search latency and recall@10 per home (200 test queries, interleaved rounds)"] = latency
+        tables["Scale-out: ingest of 100,000 x 384 SciFact-derived vectors per collection home"] = (
+            ingest_rows
+        )
+        tables["Scale-out: search settings chosen on 100 dev queries (recall@10 goal 0.95)"] = (
+            tuning
+        )
+        tables[
+            "Scale-out: search latency and recall@10 per home (200 test queries, interleaved rounds)"
+        ] = latency
         tables["Scale-out: SIGKILL of a writer, 10 times per home"] = [
-            _durability(label, kind, Path(tmp) / f"kill{i}" if kind == "folder" else servers[kind].url(f"kill{i}"))
-            for i, (label, kind) in enumerate([("folder", "folder"), ("postgres", "postgres"), ("milvus", "milvus")])]
+            _durability(
+                label,
+                kind,
+                Path(tmp) / f"kill{i}" if kind == "folder" else servers[kind].url(f"kill{i}"),
+            )
+            for i, (label, kind) in enumerate(
+                [("folder", "folder"), ("postgres", "postgres"), ("milvus", "milvus")]
+            )
+        ]
     encode_rows = _encode_rounds(model, data.corpus[:ENCODE_DOCS])
     tables["Scale-out: encoding SciFact documents, local vs a two-node Ray cluster"] = encode_rows
-    tables["Scale-out on paper: 100M and 1B documents from the figures above"] = _on_paper(ingest_rows, encode_rows, model,
-                                                                                           data.corpus[:ENCODE_DOCS])
+    tables["Scale-out on paper: 100M and 1B documents from the figures above"] = _on_paper(
+        ingest_rows, encode_rows, model, data.corpus[:ENCODE_DOCS]
+    )
     for row in latency:  # the goal, said in the table
-        row["filtered recall@10 >= 0.95"] = "met" if row["10% filter: recall@10"] >= GOAL else "not met"
+        row["filtered recall@10 >= 0.95"] = (
+            "met" if row["10% filter: recall@10"] >= GOAL else "not met"
+        )
     return tables
 
 
 # -- stores -------------------------------------------------------------------------------------------
-def _exact(vectors: np.ndarray, queries: np.ndarray, bucket: int | None, buckets: np.ndarray) -> list[set[str]]:
+def _exact(
+    vectors: np.ndarray, queries: np.ndarray, bucket: int | None, buckets: np.ndarray
+) -> list[set[str]]:
     rows = np.arange(len(vectors)) if bucket is None else np.flatnonzero(buckets == bucket)
     scores = queries @ vectors[rows].T
     best = np.argsort(-scores, axis=1)[:, :10]
@@ -129,16 +198,31 @@ def _ingest(location, options: dict, vectors: np.ndarray, bulk: bool = True):
     with col.bulk_load() if bulk else contextlib.nullcontext():
         for start in range(0, N, BATCH):
             ids = [f"v{i}" for i in range(start, min(N, start + BATCH))]
-            col.add(ids, vectors[start:start + len(ids)], payloads=[{"bucket": i % BUCKETS} for i in range(start, start + len(ids))])
+            col.add(
+                ids,
+                vectors[start : start + len(ids)],
+                payloads=[{"bucket": i % BUCKETS} for i in range(start, start + len(ids))],
+            )
         seconds = time.perf_counter() - started
-        started = time.perf_counter()  # leaving bulk_load builds a PostgreSQL collection's index: counted as "ready"
+        started = (
+            time.perf_counter()
+        )  # leaving bulk_load builds a PostgreSQL collection's index: counted as "ready"
     if hasattr(col, "wait_for_index"):
         col.wait_for_index()
     col.search(vectors[0], k=10)  # a folder builds its index on the first search
     return col, seconds, time.perf_counter() - started
 
 
-def _tuned(label: str, kind: str, location, col, tries: list[dict], dev: np.ndarray, dev_truth, tuning: list[dict]):
+def _tuned(
+    label: str,
+    kind: str,
+    location,
+    col,
+    tries: list[dict],
+    dev: np.ndarray,
+    dev_truth,
+    tuning: list[dict],
+):
     """The home opened with the first setting that reaches GOAL on the dev queries (else the best)."""
     if tries == [{}]:
         return col
@@ -146,15 +230,30 @@ def _tuned(label: str, kind: str, location, col, tries: list[dict], dev: np.ndar
     best, chosen = None, None
     for settings in tries:
         candidate = cls.open(str(location), search_params=settings)
-        deadline = time.monotonic() + 120  # a new Milvus client reads with bounded staleness: wait until it sees every row
+        deadline = (
+            time.monotonic() + 120
+        )  # a new Milvus client reads with bounded staleness: wait until it sees every row
         while len(candidate) < N and time.monotonic() < deadline:
             time.sleep(0.5)
         recalls = []
         for bucket, expected in zip((None, 3), dev_truth):
-            found = [{h.id for h in candidate.search(q, k=10, filter=None if bucket is None else "bucket=3")} for q in dev]
+            found = [
+                {
+                    h.id
+                    for h in candidate.search(
+                        q, k=10, filter=None if bucket is None else "bucket=3"
+                    )
+                }
+                for q in dev
+            ]
             recalls.append(float(np.mean([len(f & t) / 10 for f, t in zip(found, expected)])))
-        row = {"home": label, "setting": ", ".join(f"{k} {v}" for k, v in settings.items()),
-               "dev recall@10, no filter": round(recalls[0], 3), "dev recall@10, 10% filter": round(recalls[1], 3), "chosen": ""}
+        row = {
+            "home": label,
+            "setting": ", ".join(f"{k} {v}" for k, v in settings.items()),
+            "dev recall@10, no filter": round(recalls[0], 3),
+            "dev recall@10, 10% filter": round(recalls[1], 3),
+            "chosen": "",
+        }
         tuning.append(row)
         if best is None or min(recalls) > best[0]:
             best = (min(recalls), candidate, row)
@@ -186,7 +285,9 @@ def _search_rounds(homes: dict, queries: np.ndarray, truth, truth_filtered) -> l
                     times.append(time.perf_counter() - started)
                     found.append({h.id for h in hits})
                 expected = truth_filtered if filtered else truth
-                recall[(label, filtered)] = float(np.mean([len(f & t) / 10 for f, t in zip(found, expected)]))
+                recall[(label, filtered)] = float(
+                    np.mean([len(f & t) / 10 for f, t in zip(found, expected)])
+                )
                 latencies[(label, filtered)].extend(times)
                 round_medians[(label, filtered)].append(statistics.median(times))
     rows = []
@@ -210,7 +311,8 @@ col = Collection.open(sys.argv[1])
 start = int(sys.argv[2])
 rng = np.random.default_rng(start)
 for batch in range(start, 10**6):
-    col.add([f"b{batch}-{i}" for i in range(50)], rng.normal(size=(50, 8)).astype(np.float32), payloads=[{"batch": batch}] * 50)
+    ids = [f"b{batch}-{i}" for i in range(50)]
+    col.add(ids, rng.normal(size=(50, 8)).astype(np.float32), payloads=[{"batch": batch}] * 50)
     print(batch, flush=True)
 """
 
@@ -222,8 +324,12 @@ def _durability(label: str, kind: str, location) -> dict:
     start = 0
     lost = half = 0
     for _ in range(KILLS):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(location), str(start)], stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(location), str(start)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         wanted = int(rng.integers(2, 6))
         for count, line in enumerate(writer.stdout, start=1):
             acknowledged.add(int(line))
@@ -232,21 +338,32 @@ def _durability(label: str, kind: str, location) -> dict:
         time.sleep(float(rng.uniform(0, 0.05)))  # land the kill anywhere in a later batch
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-        acknowledged.update(int(line) for line in writer.stdout)  # printed before it died: acknowledged too
+        acknowledged.update(
+            int(line) for line in writer.stdout
+        )  # printed before it died: acknowledged too
         writer.stdout.close()
         if writer.returncode != -signal.SIGKILL:
-            raise RuntimeError(f"{label}: the writer ended by itself ({writer.returncode}), not by the SIGKILL")
+            raise RuntimeError(
+                f"{label}: the writer ended by itself ({writer.returncode}), not by the SIGKILL"
+            )
         col = _strong(location)
         batches: dict[int, int] = {}
-        last = max(acknowledged, default=start) + 2  # at most one batch in flight past the last acknowledged
+        last = (
+            max(acknowledged, default=start) + 2
+        )  # at most one batch in flight past the last acknowledged
         for item in col.get([f"b{b}-{i}" for b in range(start, last + 1) for i in range(50)]):
             if item is not None:
                 batches[item.payload["batch"]] = batches.get(item.payload["batch"], 0) + 1
         lost += len({b for b in acknowledged if b >= start} - set(batches))
         half += sum(1 for count in batches.values() if count != 50)
         start = max([*batches, start - 1]) + 1
-    return {"home": label, "SIGKILLs": KILLS, "acknowledged batches": len(acknowledged), "acknowledged batches lost": lost,
-            "half-written batches seen": half}
+    return {
+        "home": label,
+        "SIGKILLs": KILLS,
+        "acknowledged batches": len(acknowledged),
+        "acknowledged batches lost": lost,
+        "half-written batches seen": half,
+    }
 
 
 def _strong(location):
@@ -268,37 +385,78 @@ def _encode_rounds(model, texts: list[str]) -> list[dict]:
         times.update({"Ray, 1 actor (2 nodes x 1 CPU)": [], "Ray, 2 actors (2 nodes x 1 CPU)": []})
     with tempfile.TemporaryDirectory(prefix="uniembed-ray-bench-") as tmp:
         source = Path(tmp) / "docs.jsonl"
-        source.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
+        source.write_text(
+            "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts))
+        )
         cluster = _cluster() if reason is None else None
         try:
             for round_ in range(ENCODE_ROUNDS):
                 started = time.perf_counter()
                 model.encode(texts, prompt="document", show_progress=False)
-                times["local encode (this process, 2 threads)"].append(time.perf_counter() - started)
+                times["local encode (this process, 2 threads)"].append(
+                    time.perf_counter() - started
+                )
                 if cluster is None:
                     continue
                 for actors in (1, 2):
                     out = Path(tmp) / f"out-{round_}-{actors}"
                     started = time.perf_counter()
-                    result = cluster.run([sys.executable, "-m", "uniembed.cli.main", "embed", source, "-o", out, "--engine", "ray",
-                                          "--address", cluster.address, "--actors", str(actors), "--prompt", "document",
-                                          "--rows-per-batch", "256", "--timeout", "900"], timeout=1200)
+                    result = cluster.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "uniembed.cli.main",
+                            "embed",
+                            source,
+                            "-o",
+                            out,
+                            "--engine",
+                            "ray",
+                            "--address",
+                            cluster.address,
+                            "--actors",
+                            str(actors),
+                            "--prompt",
+                            "document",
+                            "--rows-per-batch",
+                            "256",
+                            "--timeout",
+                            "900",
+                        ],
+                        timeout=1200,
+                    )
                     if result.returncode:
                         raise RuntimeError(result.stderr[-3000:])
-                    times[f"Ray, {actors} actor{'s' if actors > 1 else ''} (2 nodes x 1 CPU)"].append(time.perf_counter() - started)
+                    times[
+                        f"Ray, {actors} actor{'s' if actors > 1 else ''} (2 nodes x 1 CPU)"
+                    ].append(time.perf_counter() - started)
         finally:
             if cluster is not None:
                 cluster.__exit__()
     local = statistics.median(times["local encode (this process, 2 threads)"])
     rows = []
     for label, seconds in times.items():
-        rows.append({"encoder": label, "documents": len(texts), "median s (whole job)": round(statistics.median(seconds), 1),
-                     "spread s": f"{min(seconds):.1f}-{max(seconds):.1f}",
-                     "docs/s": round(len(texts) / statistics.median(seconds), 1),
-                     "vs local": round(local / statistics.median(seconds), 2)})
+        rows.append(
+            {
+                "encoder": label,
+                "documents": len(texts),
+                "median s (whole job)": round(statistics.median(seconds), 1),
+                "spread s": f"{min(seconds):.1f}-{max(seconds):.1f}",
+                "docs/s": round(len(texts) / statistics.median(seconds), 1),
+                "vs local": round(local / statistics.median(seconds), 2),
+            }
+        )
     if reason is not None:
-        rows.append({"encoder": f"Ray rows not measured: {reason}", "documents": "-", "median s (whole job)": "-",
-                     "spread s": "-", "docs/s": "-", "vs local": "-"})
+        rows.append(
+            {
+                "encoder": f"Ray rows not measured: {reason}",
+                "documents": "-",
+                "median s (whole job)": "-",
+                "spread s": "-",
+                "docs/s": "-",
+                "vs local": "-",
+            }
+        )
     return rows
 
 
@@ -309,8 +467,17 @@ def _cluster():
 
 
 # -- on paper -------------------------------------------------------------------------------------------------
-def _on_paper(ingest_rows: list[dict], encode_rows: list[dict], model, texts: list[str]) -> list[dict]:
-    tokens = float(np.mean([len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]]))
+def _on_paper(
+    ingest_rows: list[dict], encode_rows: list[dict], model, texts: list[str]
+) -> list[dict]:
+    tokens = float(
+        np.mean(
+            [
+                len(ids)
+                for ids in model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]
+            ]
+        )
+    )
     local = next(r for r in encode_rows if r["encoder"].startswith("local"))
     docs_per_cpu_second = local["docs/s"] / 2
     rows = []
@@ -319,10 +486,17 @@ def _on_paper(ingest_rows: list[dict], encode_rows: list[dict], model, texts: li
         for ingest in (row for row in ingest_rows if "without bulk_load" not in row["home"]):
             per_item = ingest["bytes per item on disk"]
             size = f"{int(per_item) * docs / 1e12:.2f} TB" if per_item.isdigit() else "-"
-            rows.append({"documents": f"{docs / 1e6:,.0f}M", "tokens (SciFact's mean per document)": f"{tokens * docs / 1e9:,.0f}B",
-                         "encoding CPU-hours (this CPU's rate)": f"{cpu_hours:,.0f}", "GPU-hours": "- (no GPU measured)",
-                         "home": ingest["home"], "on disk": size,
-                         "ingest hours at this rate, one writer": f"{docs / ingest['rows/s, both counted'] / 3600:,.0f}"})
+            rows.append(
+                {
+                    "documents": f"{docs / 1e6:,.0f}M",
+                    "tokens (SciFact's mean per document)": f"{tokens * docs / 1e9:,.0f}B",
+                    "encoding CPU-hours (this CPU's rate)": f"{cpu_hours:,.0f}",
+                    "GPU-hours": "- (no GPU measured)",
+                    "home": ingest["home"],
+                    "on disk": size,
+                    "ingest hours at this rate, one writer": f"{docs / ingest['rows/s, both counted'] / 3600:,.0f}",
+                }
+            )
     return rows
 
 

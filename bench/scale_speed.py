@@ -7,6 +7,7 @@ through Collection.search (a vector in, Hit objects with payloads out). Two FAIS
 HNSW built separately with the same parameters, and raw FAISS searching the very index our
 Collection holds (equal recall by construction: the difference is our overhead alone).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -46,7 +47,9 @@ def _timed(search, queries: np.ndarray) -> tuple[float, list]:
     return time.perf_counter() - start, found
 
 
-def _measure(searches: dict, queries: np.ndarray, truth: np.ndarray) -> dict[str, tuple[float, float]]:
+def _measure(
+    searches: dict, queries: np.ndarray, truth: np.ndarray
+) -> dict[str, tuple[float, float]]:
     """name -> (median QPS over interleaved repeats, recall@10). Each entry is (search, to_rows):
     only `search` is timed; `to_rows` turns its result into row numbers for the recall."""
     seconds = {name: [] for name in searches}
@@ -54,11 +57,18 @@ def _measure(searches: dict, queries: np.ndarray, truth: np.ndarray) -> dict[str
     for search, _ in searches.values():
         search(queries[0])  # warm
     for _ in range(REPEATS):
-        for name, (search, to_rows) in searches.items():  # interleaved: machine noise hits all alike
+        for name, (
+            search,
+            to_rows,
+        ) in searches.items():  # interleaved: machine noise hits all alike
             elapsed, found = _timed(search, queries)
             seconds[name].append(elapsed)
-            recall[name] = float(np.mean([len(set(to_rows(f)) & set(t)) / len(t) for f, t in zip(found, truth)]))
-    return {name: (len(queries) / statistics.median(seconds[name]), recall[name]) for name in searches}
+            recall[name] = float(
+                np.mean([len(set(to_rows(f)) & set(t)) / len(t) for f, t in zip(found, truth)])
+            )
+    return {
+        name: (len(queries) / statistics.median(seconds[name]), recall[name]) for name in searches
+    }
 
 
 def run(model, n: int = 1_000_000) -> list[dict]:
@@ -74,16 +84,26 @@ def run(model, n: int = 1_000_000) -> list[dict]:
     rows = []
     try:
         as_rows = lambda hits: [row_of[h.id] for h in hits]  # noqa: E731
-        rows += _hnsw_rows(faiss, folder, ids, vectors, queries, truth, as_rows)  # its indexes are freed on return
+        rows += _hnsw_rows(
+            faiss, folder, ids, vectors, queries, truth, as_rows
+        )  # its indexes are freed on return
         for label, options in [
-            ("uniembed binary + rescore x50", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 50})),
-            ("uniembed binary + rescore x100", dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 100})),
+            (
+                "uniembed binary + rescore x50",
+                dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 50}),
+            ),
+            (
+                "uniembed binary + rescore x100",
+                dict(index="exact", quantize="binary", index_params={"rescore_multiplier": 100}),
+            ),
             ("uniembed exact float32", dict(index="exact")),
         ]:
             faiss.omp_set_num_threads(2)
             col, build = _collection(folder / label.split()[-1], options, ids, vectors, queries[0])
             faiss.omp_set_num_threads(1)
-            result = _measure({label: (lambda q, col=col: col.search(q, k=10), as_rows)}, queries, truth)[label]
+            result = _measure(
+                {label: (lambda q, col=col: col.search(q, k=10), as_rows)}, queries, truth
+            )[label]
             rows.append(_row(label, build, *result))
             del col
     finally:
@@ -98,23 +118,39 @@ def run(model, n: int = 1_000_000) -> list[dict]:
 
 def _hnsw_rows(faiss, folder, ids, vectors, queries, truth, as_rows) -> list[dict]:
     raw, raw_build = _raw_faiss_hnsw(faiss, vectors)
-    hnsw, hnsw_build = _collection(folder / "hnsw", dict(index="hnsw", index_params=HNSW), ids, vectors, queries[0])
+    hnsw, hnsw_build = _collection(
+        folder / "hnsw", dict(index="hnsw", index_params=HNSW), ids, vectors, queries[0]
+    )
     ours_index = hnsw.snapshot().index("default").index
     raw_params = faiss.SearchParametersHNSW(efSearch=HNSW["ef_search"])
     faiss.omp_set_num_threads(1)  # single-thread search
     first_rows = lambda result: result[1][0]  # noqa: E731
-    measured = _measure({
-        "raw FAISS HNSW, built separately": (lambda q: raw.search(q[None, :], 10, params=raw_params), first_rows),
-        "raw FAISS on uniembed's HNSW index": (lambda q: ours_index.search(q[None, :], 10, params=raw_params), first_rows),
-        "uniembed HNSW (Collection.search)": (lambda q: hnsw.search(q, k=10), as_rows),
-    }, queries, truth)
+    measured = _measure(
+        {
+            "raw FAISS HNSW, built separately": (
+                lambda q: raw.search(q[None, :], 10, params=raw_params),
+                first_rows,
+            ),
+            "raw FAISS on uniembed's HNSW index": (
+                lambda q: ours_index.search(q[None, :], 10, params=raw_params),
+                first_rows,
+            ),
+            "uniembed HNSW (Collection.search)": (lambda q: hnsw.search(q, k=10), as_rows),
+        },
+        queries,
+        truth,
+    )
     builds = [raw_build, float("nan"), hnsw_build]
     return [_row(name, build, *result) for (name, result), build in zip(measured.items(), builds)]
 
 
 def _row(label: str, build: float, qps: float, recall: float) -> dict:
-    return {"method": label, "build s": "-" if build != build else round(build, 1), "QPS (1 thread)": round(qps, 1),
-            "recall@10": round(recall, 3)}
+    return {
+        "method": label,
+        "build s": "-" if build != build else round(build, 1),
+        "QPS (1 thread)": round(qps, 1),
+        "recall@10": round(recall, 3),
+    }
 
 
 def _raw_faiss_hnsw(faiss, vectors):

@@ -1,5 +1,6 @@
 """SciFact corpus and test-query vectors from the default model, cached in bench/.cache/ (the
 corpus takes minutes to encode on a CPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path

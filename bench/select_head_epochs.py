@@ -10,6 +10,7 @@ MaxSim over the whole corpus through the head, and nDCG@10 is recorded. Rule: th
 with the best validation nDCG@10, the smallest on a tie. TokenHeadConfig.epochs must hold it
 (the table says when it does not). ~15 minutes on 2 cores (the corpus's token vectors are cached).
 """
+
 from __future__ import annotations
 
 import sys
@@ -37,7 +38,9 @@ def training_folder() -> Path:
     return folder
 
 
-def maxsim_ndcg(weight: np.ndarray, docs: np.ndarray, doc_starts: np.ndarray, queries: list[np.ndarray], data) -> float:
+def maxsim_ndcg(
+    weight: np.ndarray, docs: np.ndarray, doc_starts: np.ndarray, queries: list[np.ndarray], data
+) -> float:
     """nDCG@10 (x100) of exact MaxSim through a head `weight` (dim, hidden), every document scored."""
     from uniembed.eval.metrics import ndcg_at_k
 
@@ -49,7 +52,9 @@ def maxsim_ndcg(weight: np.ndarray, docs: np.ndarray, doc_starts: np.ndarray, qu
         q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12
         best = np.maximum.reduceat(q @ projected.T, doc_starts, axis=1)  # (query tokens, documents)
         top = np.argsort(-best.sum(0))[:10]
-        values.append(ndcg_at_k([data.corpus_ids[j] for j in top], data.qrels[data.query_ids[i]], 10))
+        values.append(
+            ndcg_at_k([data.corpus_ids[j] for j in top], data.qrels[data.query_ids[i]], 10)
+        )
     return round(100 * float(np.mean(values)), 2)
 
 
@@ -62,7 +67,9 @@ def run(max_epochs: int = 12, dim: int = 128) -> dict[str, list[dict]]:
 
     base = uniembed.load()
     validation = splits.scifact_validation()
-    corpus_tokens = encoded(base, load_beir(splits.SCIFACT, "test"))  # the corpus's token vectors, cached
+    corpus_tokens = encoded(
+        base, load_beir(splits.SCIFACT, "test")
+    )  # the corpus's token vectors, cached
     docs = corpus_tokens["docs"].astype(np.float32)
     doc_starts = np.r_[0, np.cumsum(corpus_tokens["doc_counts"])[:-1]]
     queries = base.encode_tokens(validation.queries, prompt="query")
@@ -70,27 +77,49 @@ def run(max_epochs: int = 12, dim: int = 128) -> dict[str, list[dict]]:
 
     def score(epoch: int, weight: np.ndarray) -> None:
         started = time.perf_counter()
-        rows.append({"epochs": epoch, f"validation nDCG@10 ({len(validation.query_ids)} claims)":
-                     maxsim_ndcg(weight, docs, doc_starts, queries, validation), "scoring s": round(time.perf_counter() - started, 1)})
+        rows.append(
+            {
+                "epochs": epoch,
+                f"validation nDCG@10 ({len(validation.query_ids)} claims)": maxsim_ndcg(
+                    weight, docs, doc_starts, queries, validation
+                ),
+                "scoring s": round(time.perf_counter() - started, 1),
+            }
+        )
         print(f"select-head-epochs: epoch {epoch}: {rows[-1]}", file=sys.stderr, flush=True)
 
     output = CACHE / "head-epoch-search"
-    train_token_head(TokenHeadConfig(data=str(training_folder()), output=str(output), dim=dim, epochs=max_epochs),
-                     show_progress=False, on_epoch=score)
+    train_token_head(
+        TokenHeadConfig(
+            data=str(training_folder()), output=str(output), dim=dim, epochs=max_epochs
+        ),
+        show_progress=False,
+        on_epoch=score,
+    )
     key = next(k for k in rows[0] if k.startswith("validation"))
     chosen = max(rows, key=lambda r: (r[key], -r["epochs"]))["epochs"]
     for row in rows:
         row["chosen"] = "yes" if row["epochs"] == chosen else ""
     default = TokenHeadConfig(data="", output="").epochs
-    rows.append({"epochs": f"(the library's default: {default})", key: "-", "scoring s": "-",
-                 "chosen": "matches" if default == chosen else f"DIFFERS: set TokenHeadConfig.epochs = {chosen}"})
+    rows.append(
+        {
+            "epochs": f"(the library's default: {default})",
+            key: "-",
+            "scoring s": "-",
+            "chosen": "matches"
+            if default == chosen
+            else f"DIFFERS: set TokenHeadConfig.epochs = {chosen}",
+        }
+    )
     return {"train-head: epochs chosen on SciFact validation claims": rows}
 
 
 def main() -> int:
     import argparse
 
-    from run import print_tables  # bench/run.py: `python bench/select_head_epochs.py` puts bench/ on sys.path
+    from run import (
+        print_tables,
+    )  # bench/run.py: `python bench/select_head_epochs.py` puts bench/ on sys.path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=12)

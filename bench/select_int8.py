@@ -21,6 +21,7 @@ fp32's. Two choices are made by that rule: among the ONNX Runtime int8 variants 
 export (the onnx backend's int8: its default exclusion must be the one chosen, the table says when
 it is not), and among every variant (what the README recommends for int8).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -42,9 +43,13 @@ def legacy_fused_export(target: Path) -> dict:
 
     weights = str(registry.package_dir(registry.CATALOGUE[registry.DEFAULT_MODEL]))
     tokenizer = AutoTokenizer.from_pretrained(weights, local_files_only=True)
-    body = AutoModel.from_pretrained(weights, local_files_only=True, use_safetensors=True, attn_implementation="eager").eval()
+    body = AutoModel.from_pretrained(
+        weights, local_files_only=True, use_safetensors=True, attn_implementation="eager"
+    ).eval()
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = tokenizer(["a short one", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short one", "a somewhat longer example sentence"], padding=True, return_tensors="pt"
+    )
 
     class Hidden(torch.nn.Module):
         def __init__(self):
@@ -52,13 +57,27 @@ def legacy_fused_export(target: Path) -> dict:
             self.body = body
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.body(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            return self.body(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     raw = target.with_name("legacy.onnx")
-    torch.onnx.export(Hidden(), tuple(sample[n] for n in names), str(raw), input_names=names, output_names=["hidden"],
-                      dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}, opset_version=17, dynamo=False)
-    optimized = optimize_model(str(raw), model_type="bert", num_heads=body.config.num_attention_heads,
-                               hidden_size=body.config.hidden_size)
+    torch.onnx.export(
+        Hidden(),
+        tuple(sample[n] for n in names),
+        str(raw),
+        input_names=names,
+        output_names=["hidden"],
+        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
+        opset_version=17,
+        dynamo=False,
+    )
+    optimized = optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=body.config.num_attention_heads,
+        hidden_size=body.config.hidden_size,
+    )
     optimized.save_model_to_file(str(target))
     return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
@@ -69,14 +88,22 @@ def build_variants(folder: Path, tmp: Path) -> tuple[dict[str, Path], dict]:
     variants = {"uniembed export, fp32": folder / PRECISION_FILES["fp32"]}
     for exclusion in INT8_EXCLUSIONS:
         target = tmp / f"int8-{exclusion}.onnx"
-        quantize_int8(folder, exclusion=exclusion, source=folder / PRECISION_FILES["fp32"], target=target)
+        quantize_int8(
+            folder, exclusion=exclusion, source=folder / PRECISION_FILES["fp32"], target=target
+        )
         variants[f"uniembed export, int8, excluded: {exclusion}"] = target
     fused = tmp / "fused.onnx"
     fusions = legacy_fused_export(fused)
     variants["ORT-optimized (fused), fp32"] = fused
     for exclusion in INT8_EXCLUSIONS:
         target = tmp / f"fused-int8-{exclusion}.onnx"
-        quantize_int8(folder, exclusion=exclusion, source=fused, target=target, op_types=("MatMul", "Attention"))
+        quantize_int8(
+            folder,
+            exclusion=exclusion,
+            source=fused,
+            target=target,
+            op_types=("MatMul", "Attention"),
+        )
         variants[f"ORT-optimized (fused), int8, excluded: {exclusion}"] = target
     return variants, fusions
 
@@ -84,10 +111,12 @@ def build_variants(folder: Path, tmp: Path) -> tuple[dict[str, Path], dict]:
 def fp32_export_folder() -> Path:
     """The ONNX cache folder of the default model (exported by the uniembed.load above)."""
     from uniembed.encoders import registry
-    from uniembed.encoders.registry import weights_digest
     from uniembed.encoders.onnx import onnx_cache_folder
+    from uniembed.encoders.registry import weights_digest
 
-    return onnx_cache_folder(weights_digest(registry.package_dir(registry.CATALOGUE[registry.DEFAULT_MODEL])))
+    return onnx_cache_folder(
+        weights_digest(registry.package_dir(registry.CATALOGUE[registry.DEFAULT_MODEL]))
+    )
 
 
 class OpenVinoSession:
@@ -96,7 +125,10 @@ class OpenVinoSession:
     def __init__(self, source: Path, precision_hint: str | None):
         import openvino as ov
 
-        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_PRECISION_HINT": precision_hint} if precision_hint else {})}
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            **({"INFERENCE_PRECISION_HINT": precision_hint} if precision_hint else {}),
+        }
         self.compiled = ov.Core().compile_model(str(source), "CPU", config)
 
     def run(self, _outputs, feeds):
@@ -121,13 +153,18 @@ def run(rounds: int = 5) -> dict[str, list[dict]]:
     folder = fp32_export_folder()
     with tempfile.TemporaryDirectory() as tmp:
         variants, fusions = build_variants(folder, Path(tmp))
-        sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for name, path in variants.items()}
+        sessions = {
+            name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            for name, path in variants.items()
+        }
         from uniembed.encoders.openvino import ensure_int8
 
         int8_ir = ensure_int8(folder, encoder.windows, encoder.input_names)
         sessions["OpenVINO, f32"] = OpenVinoSession(folder / "model.onnx", "f32")
         sessions["OpenVINO, bf16"] = OpenVinoSession(folder / "model.onnx", "bf16")
-        sessions["OpenVINO, int8 (NNCF, calibrated on Banking77 train)"] = OpenVinoSession(int8_ir, None)
+        sessions["OpenVINO, int8 (NNCF, calibrated on Banking77 train)"] = OpenVinoSession(
+            int8_ir, None
+        )
         seconds = {name: [] for name in sessions}
         vectors = {}
         for round_ in range(rounds + 1):  # round 0 warms every session up and keeps the vectors
@@ -147,35 +184,76 @@ def run(rounds: int = 5) -> dict[str, list[dict]]:
         cosines = (v * reference).sum(1)
         first = v[[position[t] for t in sts.first]]
         second = v[[position[t] for t in sts.second]]
-        rows.append({"variant": name, "x ONNX fp32": statistics.median(b / s for b, s in zip(base, seconds[name])),
-                     "spread": (min(b / s for b, s in zip(base, seconds[name])), max(b / s for b, s in zip(base, seconds[name]))),
-                     "mean cos": float(cosines.mean()), "worst cos": float(cosines.min()),
-                     "STSb dev Spearman": 100 * spearman((first * second).sum(1).tolist(), list(sts.scores))})
+        rows.append(
+            {
+                "variant": name,
+                "x ONNX fp32": statistics.median(b / s for b, s in zip(base, seconds[name])),
+                "spread": (
+                    min(b / s for b, s in zip(base, seconds[name])),
+                    max(b / s for b, s in zip(base, seconds[name])),
+                ),
+                "mean cos": float(cosines.mean()),
+                "worst cos": float(cosines.min()),
+                "STSb dev Spearman": 100
+                * spearman((first * second).sum(1).tolist(), list(sts.scores)),
+            }
+        )
     fp32_dev = rows[0]["STSb dev Spearman"]
 
     def choose(candidates: list[dict]) -> str | None:
-        eligible = [r for r in candidates if "int8" in r["variant"] and r["mean cos"] >= 0.99 and r["STSb dev Spearman"] >= fp32_dev - 0.5]
+        eligible = [
+            r
+            for r in candidates
+            if "int8" in r["variant"]
+            and r["mean cos"] >= 0.99
+            and r["STSb dev Spearman"] >= fp32_dev - 0.5
+        ]
         return max(eligible, key=lambda r: r["x ONNX fp32"])["variant"] if eligible else None
 
     onnx_choice = choose([r for r in rows if r["variant"].startswith("uniembed export")])
     overall = choose(rows)
-    table = [{"variant": r["variant"], "x ONNX fp32": f"{r['x ONNX fp32']:.2f} ({r['spread'][0]:.2f}-{r['spread'][1]:.2f})",
-              "mean cos": round(r["mean cos"], 4), "worst cos": round(r["worst cos"], 4),
-              "STSb dev Spearman": round(r["STSb dev Spearman"], 2),
-              "chosen": ", ".join(label for label, pick in (("onnx backend's int8", onnx_choice), ("overall", overall))
-                                  if r["variant"] == pick)}
-             for r in rows]
+    table = [
+        {
+            "variant": r["variant"],
+            "x ONNX fp32": f"{r['x ONNX fp32']:.2f} ({r['spread'][0]:.2f}-{r['spread'][1]:.2f})",
+            "mean cos": round(r["mean cos"], 4),
+            "worst cos": round(r["worst cos"], 4),
+            "STSb dev Spearman": round(r["STSb dev Spearman"], 2),
+            "chosen": ", ".join(
+                label
+                for label, pick in (("onnx backend's int8", onnx_choice), ("overall", overall))
+                if r["variant"] == pick
+            ),
+        }
+        for r in rows
+    ]
     library = f"uniembed export, int8, excluded: {DEFAULT_INT8_EXCLUSION}"
-    table.append({"variant": f"(the onnx backend's int8: {library})", "x ONNX fp32": "-", "mean cos": "-", "worst cos": "-",
-                  "STSb dev Spearman": "-", "chosen": "matches" if library == onnx_choice else f"DIFFERS from the choice: {onnx_choice}"})
-    return {f"ONNX int8 variants on STSb dev sentences ({len(texts)} texts, {rounds} interleaved rounds)": table,
-            "ORT transformer optimizer: fused operators": [{"operator": k, "count": v} for k, v in fusions.items()]}
+    table.append(
+        {
+            "variant": f"(the onnx backend's int8: {library})",
+            "x ONNX fp32": "-",
+            "mean cos": "-",
+            "worst cos": "-",
+            "STSb dev Spearman": "-",
+            "chosen": "matches"
+            if library == onnx_choice
+            else f"DIFFERS from the choice: {onnx_choice}",
+        }
+    )
+    return {
+        f"ONNX int8 variants on STSb dev sentences ({len(texts)} texts, {rounds} interleaved rounds)": table,
+        "ORT transformer optimizer: fused operators": [
+            {"operator": k, "count": v} for k, v in fusions.items()
+        ],
+    }
 
 
 def main() -> int:
     import argparse
 
-    from run import print_tables  # bench/run.py: `python bench/select_int8.py` puts bench/ on sys.path
+    from run import (
+        print_tables,
+    )  # bench/run.py: `python bench/select_int8.py` puts bench/ on sys.path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)

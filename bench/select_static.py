@@ -16,6 +16,7 @@ Two stages, one after the other (coordinate search: the grid of all three at onc
 The chosen values are what uniembed.encoders.static's REFINE_STRENGTH, REFINE_START and
 SIF_SMOOTHING must hold; each table's last row says when they do not.
 """
+
 from __future__ import annotations
 
 import sys
@@ -40,12 +41,16 @@ class _Scorer:
         self.teacher = teacher
         self.sts = load_sts(DATA / "stsb" / "sts-dev.csv")
         self.validation = splits.scifact_validation()
-        self.val_column = f"SciFact validation nDCG@10 ({len(self.validation.query_ids)} train claims)"
+        self.val_column = (
+            f"SciFact validation nDCG@10 ({len(self.validation.query_ids)} train claims)"
+        )
 
     def reduced(self, table: np.ndarray) -> dict[int, np.ndarray]:
         from uniembed.encoders import static
 
-        full = static._pca(table, max(DIMS))  # PCA orders components by variance: smaller sizes are prefixes
+        full = static._pca(
+            table, max(DIMS)
+        )  # PCA orders components by variance: smaller sizes are prefixes
         return {dim: np.ascontiguousarray(full[:, :dim]) for dim in DIMS}
 
     def score(self, table: np.ndarray, dim: int, weights: np.ndarray) -> tuple[float, float]:
@@ -54,9 +59,19 @@ class _Scorer:
         from uniembed.eval.metrics import spearman
 
         tokenizer = self.teacher.windows.tokenizer
-        model = static.StaticEncoder("candidate", table, tokenizer, unknown_id=self.teacher.tokenizer.unk_token_id or 0,
-                                     teacher=self.teacher.name, fingerprint="candidate", weights=weights)
-        first, second = model.encode(self.sts.first, show_progress=False), model.encode(self.sts.second, show_progress=False)
+        model = static.StaticEncoder(
+            "candidate",
+            table,
+            tokenizer,
+            unknown_id=self.teacher.tokenizer.unk_token_id or 0,
+            teacher=self.teacher.name,
+            fingerprint="candidate",
+            weights=weights,
+        )
+        first, second = (
+            model.encode(self.sts.first, show_progress=False),
+            model.encode(self.sts.second, show_progress=False),
+        )
         dev = round(100 * spearman((first * second).sum(1).tolist(), list(self.sts.scores)), 2)
         corpus = model.encode(self.validation.corpus, show_progress=False)
         queries = model.encode(self.validation.queries, show_progress=False)
@@ -79,22 +94,43 @@ def run() -> dict[str, list[dict]]:
     refine_rows, refine_totals, refined = [], {}, {}
     for start in STARTS:
         for strength in STRENGTHS:
-            candidate = static.refine(table, teacher, corpus, strength=strength, start=start, ids=ids, targets=targets)
+            candidate = static.refine(
+                table, teacher, corpus, strength=strength, start=start, ids=ids, targets=targets
+            )
             refined[start, strength] = candidate
             refine_totals[start, strength] = 0.0
             for dim, reduced in scorer.reduced(candidate).items():
                 dev, val = scorer.score(reduced, dim, default_weights)
                 refine_totals[start, strength] += dev + val
-                refine_rows.append({"static model": f"{dim} dims", "start": start, "strength": strength,
-                                    "STSb dev Spearman": dev, scorer.val_column: val})
+                refine_rows.append(
+                    {
+                        "static model": f"{dim} dims",
+                        "start": start,
+                        "strength": strength,
+                        "STSb dev Spearman": dev,
+                        scorer.val_column: val,
+                    }
+                )
     best_start, best_strength = max(refine_totals, key=refine_totals.get)
     for row in refine_rows:
-        row["chosen"] = "yes" if (row["start"], row["strength"]) == (best_start, best_strength) else ""
-    default_ok = static.REFINE_START == best_start and np.isclose(static.REFINE_STRENGTH, best_strength)
-    refine_rows.append({"static model": "(the library's default)", "start": static.REFINE_START,
-                        "strength": static.REFINE_STRENGTH, "STSb dev Spearman": "-", scorer.val_column: "-",
-                        "chosen": "matches" if default_ok else
-                        f"DIFFERS: set REFINE_START = {best_start!r}, REFINE_STRENGTH = {best_strength:g}"})
+        row["chosen"] = (
+            "yes" if (row["start"], row["strength"]) == (best_start, best_strength) else ""
+        )
+    default_ok = static.REFINE_START == best_start and np.isclose(
+        static.REFINE_STRENGTH, best_strength
+    )
+    refine_rows.append(
+        {
+            "static model": "(the library's default)",
+            "start": static.REFINE_START,
+            "strength": static.REFINE_STRENGTH,
+            "STSb dev Spearman": "-",
+            scorer.val_column: "-",
+            "chosen": "matches"
+            if default_ok
+            else f"DIFFERS: set REFINE_START = {best_start!r}, REFINE_STRENGTH = {best_strength:g}",
+        }
+    )
 
     sif_rows, sif_totals = [], {a: 0.0 for a in SIF_GRID}
     chosen_tables = scorer.reduced(refined[best_start, best_strength])
@@ -102,19 +138,38 @@ def run() -> dict[str, list[dict]]:
         for a in SIF_GRID:
             dev, val = scorer.score(chosen_tables[dim], dim, static.sif_weights(ids, len(table), a))
             sif_totals[a] += dev + val
-            sif_rows.append({"static model": f"{dim} dims", "SIF a": a, "STSb dev Spearman": dev, scorer.val_column: val})
+            sif_rows.append(
+                {
+                    "static model": f"{dim} dims",
+                    "SIF a": a,
+                    "STSb dev Spearman": dev,
+                    scorer.val_column: val,
+                }
+            )
     chosen = max(SIF_GRID, key=lambda a: sif_totals[a])
     for row in sif_rows:
         row["chosen"] = "yes" if row["SIF a"] == chosen else ""
-    sif_rows.append({"static model": "(the library's default)", "SIF a": static.SIF_SMOOTHING, "STSb dev Spearman": "-",
-                     scorer.val_column: "-",
-                     "chosen": "matches" if np.isclose(static.SIF_SMOOTHING, chosen) else f"DIFFERS: set SIF_SMOOTHING = {chosen:g}"})
-    return {"Static model: refinement chosen on dev splits": refine_rows,
-            "Static model: SIF smoothing chosen on dev splits": sif_rows}
+    sif_rows.append(
+        {
+            "static model": "(the library's default)",
+            "SIF a": static.SIF_SMOOTHING,
+            "STSb dev Spearman": "-",
+            scorer.val_column: "-",
+            "chosen": "matches"
+            if np.isclose(static.SIF_SMOOTHING, chosen)
+            else f"DIFFERS: set SIF_SMOOTHING = {chosen:g}",
+        }
+    )
+    return {
+        "Static model: refinement chosen on dev splits": refine_rows,
+        "Static model: SIF smoothing chosen on dev splits": sif_rows,
+    }
 
 
 def main() -> int:
-    from run import print_tables  # bench/run.py: `python bench/select_static.py` puts bench/ on sys.path
+    from run import (
+        print_tables,
+    )  # bench/run.py: `python bench/select_static.py` puts bench/ on sys.path
 
     print_tables(run())
     return 0

@@ -8,6 +8,7 @@ all of it. Servers alternate A B A B; medians and min-max of the short request's
 
     python bench/serve_fairness.py --rounds 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,18 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve_helpers import free_port, start_cli_server  # noqa: E402
+from serve_helpers import free_port, start_cli_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
-SETTINGS = {"parts of 4,096 tokens (default)": [],
-            "no parts (one job per request)": ["--max-part-tokens", "1000000", "--max-batch-tokens", "1000000"]}
+SETTINGS = {
+    "parts of 4,096 tokens (default)": [],
+    "no parts (one job per request)": [
+        "--max-part-tokens",
+        "1000000",
+        "--max-batch-tokens",
+        "1000000",
+    ],
+}
 
 
 def long_texts(n: int = 200) -> list[str]:
@@ -44,14 +52,18 @@ def one_round(args: list[str], texts: list[str], log) -> tuple[float, float]:
 
         def long_request():
             started = time.perf_counter()
-            httpx.post(url, json={"model": "default", "input": texts}, timeout=600).raise_for_status()
+            httpx.post(
+                url, json={"model": "default", "input": texts}, timeout=600
+            ).raise_for_status()
             took["long"] = time.perf_counter() - started
 
         thread = threading.Thread(target=long_request)
         thread.start()
         time.sleep(0.5)
         started = time.perf_counter()
-        httpx.post(url, json={"model": "default", "input": ["where is my card?"]}, timeout=600).raise_for_status()
+        httpx.post(
+            url, json={"model": "default", "input": ["where is my card?"]}, timeout=600
+        ).raise_for_status()
         took["short"] = time.perf_counter() - started
         thread.join()
         return took["short"], took["long"]
@@ -71,14 +83,21 @@ def run(rounds: int = 2) -> list[dict]:
     rows = []
     for name, pairs in results.items():
         short, long = [p[0] for p in pairs], [p[1] for p in pairs]
-        rows.append({"setting": name, "short request, s": f"{statistics.median(short):.2f} ({min(short):.2f}-{max(short):.2f})",
-                     "200 long texts, s": f"{statistics.median(long):.2f} ({min(long):.2f}-{max(long):.2f})",
-                     "rounds": rounds})
+        rows.append(
+            {
+                "setting": name,
+                "short request, s": f"{statistics.median(short):.2f} ({min(short):.2f}-{max(short):.2f})",
+                "200 long texts, s": f"{statistics.median(long):.2f} ({min(long):.2f}-{max(long):.2f})",
+                "rounds": rounds,
+            }
+        )
     return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,6 +6,7 @@ seen/unseen split of its test claims.
   judgements; the test claims only for the reported score.
 - Banking77: train.csv for choices on short texts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,12 @@ def banking77_train() -> list[str]:
 
 
 def scifact_train_claims() -> list[str]:
-    return sorted({line.split("\t")[0] for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]})
+    return sorted(
+        {
+            line.split("\t")[0]
+            for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]
+        }
+    )
 
 
 def scifact_validation_claims(share: float = 0.2, seed: int = 0) -> list[str]:
@@ -50,12 +56,21 @@ def scifact_validation(share: float = 0.2, seed: int = 0):
     train = load_beir(SCIFACT, "train")
     keep = set(scifact_validation_claims(share, seed))
     chosen = [i for i, q in enumerate(train.query_ids) if q in keep]
-    return type(train)(train.corpus_ids, train.corpus, [train.query_ids[i] for i in chosen],
-                       [train.queries[i] for i in chosen], {q: train.qrels[q] for q in keep})
+    return type(train)(
+        train.corpus_ids,
+        train.corpus,
+        [train.query_ids[i] for i in chosen],
+        [train.queries[i] for i in chosen],
+        {q: train.qrels[q] for q in keep},
+    )
 
 
 def claim_texts(ids: set[str]) -> list[str]:
-    return [q["text"] for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines()) if q["_id"] in ids]
+    return [
+        q["text"]
+        for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines())
+        if q["_id"] in ids
+    ]
 
 
 def unseen_document_queries(data) -> list[int]:
@@ -65,10 +80,16 @@ def unseen_document_queries(data) -> list[int]:
     from uniembed.eval.loaders import load_beir
 
     seen = {d for q in load_beir(SCIFACT, "train").qrels.values() for d, g in q.items() if g > 0}
-    return [i for i, q in enumerate(data.query_ids) if not {d for d, g in data.qrels[q].items() if g > 0} & seen]
+    return [
+        i
+        for i, q in enumerate(data.query_ids)
+        if not {d for d, g in data.qrels[q].items() if g > 0} & seen
+    ]
 
 
-def ndcg_at_10(corpus: np.ndarray, queries: np.ndarray, data, only: list[int] | None = None) -> float:
+def ndcg_at_10(
+    corpus: np.ndarray, queries: np.ndarray, data, only: list[int] | None = None
+) -> float:
     """nDCG@10 (x100) of exact cosine search, over the queries at `only` (default all)."""
     from uniembed.eval.metrics import ndcg_at_k
 
@@ -76,5 +97,7 @@ def ndcg_at_10(corpus: np.ndarray, queries: np.ndarray, data, only: list[int] | 
     values = []
     for i in chosen:
         top = np.argsort(-(corpus @ queries[i]))[:10]
-        values.append(ndcg_at_k([data.corpus_ids[j] for j in top], data.qrels[data.query_ids[i]], 10))
+        values.append(
+            ndcg_at_k([data.corpus_ids[j] for j in top], data.qrels[data.query_ids[i]], 10)
+        )
     return round(100 * float(np.mean(values)), 2)

@@ -26,6 +26,7 @@
    SIGKILLed 20 times at random moments while a thread searches without pause, then run to the
    end; items/s, search latency before vs during the backfill, items lost, failed searches; finish.
 """
+
 from __future__ import annotations
 
 import signal
@@ -48,7 +49,10 @@ GOAL_UPGRADES = ("a", "b")
 GOAL_ADAPTER = "procrustes"  # the CLI's default, shown beside the adapter chosen on validation
 ANCHORS = 1000
 KILLS = 20
-KILL_AFTER_S = (8, 20)  # the CLI needs ~5 s to start; 32 documents take ~3 s: most runs commit a few batches
+KILL_AFTER_S = (
+    8,
+    20,
+)  # the CLI needs ~5 s to start; 32 documents take ~3 s: most runs commit a few batches
 LIVE_BATCH_ROWS = 32
 OLD_SPEC = "default"  # how the live collection names its model (the "default" of `models()`)
 TRAIN = {"loss": "mnrl", "epochs": 1, "batch_size": 32, "learning_rate": 3e-5, "seed": 42}
@@ -69,11 +73,19 @@ def models() -> dict[str, object]:
     from encode import ensure_static, static_dir
 
     ensure_static()
-    return {"default": uniembed.load(), "fine-tuned": uniembed.load(str(fine_tuned())),
-            "static": uniembed.load(str(static_dir(256))), "2 layers": uniembed.load(layers=2)}
+    return {
+        "default": uniembed.load(),
+        "fine-tuned": uniembed.load(str(fine_tuned())),
+        "static": uniembed.load(str(static_dir(256))),
+        "2 layers": uniembed.load(layers=2),
+    }
 
 
-UPGRADES = {"a": ("default", "fine-tuned"), "b": ("static", "default"), "c": ("default", "2 layers")}
+UPGRADES = {
+    "a": ("default", "fine-tuned"),
+    "b": ("static", "default"),
+    "c": ("default", "2 layers"),
+}
 
 
 def run(model=None) -> dict[str, list[dict]]:
@@ -81,9 +93,15 @@ def run(model=None) -> dict[str, list[dict]]:
 
     encoders = models()
     tasks = {"SciFact": load_task(DATA / "scifact"), "Banking77": load_task(DATA / "banking77")}
-    validation = {"SciFact": load_task(DATA / "scifact", split="train"),
-                  "Banking77": load_task(DATA / "banking77", split="validation")}
-    vectors = {(name, task): task_vectors(encoders[name], tasks[task]) for name in encoders for task in tasks}
+    validation = {
+        "SciFact": load_task(DATA / "scifact", split="train"),
+        "Banking77": load_task(DATA / "banking77", split="validation"),
+    }
+    vectors = {
+        (name, task): task_vectors(encoders[name], tasks[task])
+        for name in encoders
+        for task in tasks
+    }
     pseudo = {}  # the contrastive adapter's pseudo-queries, per (new model, gallery): encoded once
 
     def pseudo_of(name, task):
@@ -94,24 +112,44 @@ def run(model=None) -> dict[str, list[dict]]:
 
     cells, goals = [], []
     for key, (old, new) in UPGRADES.items():
-        fingerprints = {"old_fingerprint": encoders[old].fingerprint, "new_fingerprint": encoders[new].fingerprint}
+        fingerprints = {
+            "old_fingerprint": encoders[old].fingerprint,
+            "new_fingerprint": encoders[new].fingerprint,
+        }
         for task_name, task in tasks.items():
             # auto is chosen from the fits of ADAPTERS at each pair count: no extra fitting
-            rows = matrix(task, vectors[(old, task_name)], vectors[(new, task_name)], adapters=(*ADAPTERS, AUTO), pairs=PAIRS,
-                          pseudo=pseudo_of(new, task), per_query=True, **fingerprints)
+            rows = matrix(
+                task,
+                vectors[(old, task_name)],
+                vectors[(new, task_name)],
+                adapters=(*ADAPTERS, AUTO),
+                pairs=PAIRS,
+                pseudo=pseudo_of(new, task),
+                per_query=True,
+                **fingerprints,
+            )
             label = f"({key}) {old} -> {new}"
             cells += [_cell_row(label, task_name, row) for row in rows]
             if key in GOAL_UPGRADES:
                 held = validation[task_name]
-                checked = matrix(held, *(_validation_vectors(encoders[name], held, task, vectors[(name, task_name)])
-                                         for name in (old, new)), adapters=ADAPTERS, pairs=PAIRS,
-                                 pseudo=pseudo_of(new, held), **fingerprints)
+                checked = matrix(
+                    held,
+                    *(
+                        _validation_vectors(encoders[name], held, task, vectors[(name, task_name)])
+                        for name in (old, new)
+                    ),
+                    adapters=ADAPTERS,
+                    pairs=PAIRS,
+                    pseudo=pseudo_of(new, held),
+                    **fingerprints,
+                )
                 goals.append(_goal_row(label, task_name, rows, checked))
     return {
         "Model upgrades: the compatibility matrix (score x100; adapters fitted on gallery texts)": cells,
         "Model upgrades: goal C[new->old][old] >= C[old][old] with <= 5,000 pairs, adapter chosen on validation": goals,
-        "Model upgrades: relative representations (cosines to 1,000 anchor texts) vs absolute vectors":
-            _relative(tasks, vectors, encoders),
+        "Model upgrades: relative representations (cosines to 1,000 anchor texts) vs absolute vectors": _relative(
+            tasks, vectors, encoders
+        ),
     }
 
 
@@ -122,16 +160,26 @@ def run_live(model=None) -> dict[str, list[dict]]:
     default = uniembed.load()
     _, corpus, _ = scifact_vectors(default)  # the default model's document vectors (cached)
     encoders = {"default": default, "fine-tuned": uniembed.load(str(fine_tuned()))}
-    return {"Model upgrades: a live upgrade of a SciFact collection, (a) default -> fine-tuned":
-            _live(encoders, {"gallery": corpus})}
+    return {
+        "Model upgrades: a live upgrade of a SciFact collection, (a) default -> fine-tuned": _live(
+            encoders, {"gallery": corpus}
+        )
+    }
 
 
 def _cell_row(upgrade: str, task: str, row: dict) -> dict:
-    return {"upgrade": upgrade, "task": task, "query model": row["query model"], "gallery": row["gallery model"],
-            "pairs": row.get("pairs", "-"), "score": row["score"],
-            "compatible": {True: "yes", False: "no"}.get(row.get("compatible"), "-"),
-            "update gain": row.get("update gain", "-"), "held-out cosine": row.get("held-out cosine", "-"),
-            "note": row.get("note", "")}
+    return {
+        "upgrade": upgrade,
+        "task": task,
+        "query model": row["query model"],
+        "gallery": row["gallery model"],
+        "pairs": row.get("pairs", "-"),
+        "score": row["score"],
+        "compatible": {True: "yes", False: "no"}.get(row.get("compatible"), "-"),
+        "update gain": row.get("update gain", "-"),
+        "held-out cosine": row.get("held-out cosine", "-"),
+        "note": row.get("note", ""),
+    }
 
 
 def _validation_vectors(model, held, task, known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -143,9 +191,14 @@ def _validation_vectors(model, held, task, known: dict[str, np.ndarray]) -> dict
         row = {text: i for i, text in enumerate(task.gallery)} if prompt == task.prompts[1] else {}
         missing = sorted({text for text in texts if text not in row})
         fresh = dict(zip(missing, encode_texts(model, missing, prompt))) if missing else {}
-        return np.stack([known["gallery"][row[text]] if text in row else fresh[text] for text in texts])
+        return np.stack(
+            [known["gallery"][row[text]] if text in row else fresh[text] for text in texts]
+        )
 
-    return {"queries": part(held.queries, held.prompts[0]), "gallery": part(held.gallery, held.prompts[1])}
+    return {
+        "queries": part(held.queries, held.prompts[0]),
+        "gallery": part(held.gallery, held.prompts[1]),
+    }
 
 
 def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) -> dict:
@@ -160,9 +213,16 @@ def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) ->
         return next(r for r in table if r["query model"] == query_model and r.get("pairs") == pairs)
 
     base, new = cell(rows, "old")["score"], cell(rows, "new")["score"]
-    candidates = [r for r in checked if r["query model"].startswith("new->old") and r["pairs"] <= max(PAIRS)
-                  and np.isfinite(r["score"])]
-    best = max(candidates, key=lambda r: r["score"])  # the first of equals: the simpler adapter, fewer pairs
+    candidates = [
+        r
+        for r in checked
+        if r["query model"].startswith("new->old")
+        and r["pairs"] <= max(PAIRS)
+        and np.isfinite(r["score"])
+    ]
+    best = max(
+        candidates, key=lambda r: r["score"]
+    )  # the first of equals: the simpler adapter, fewer pairs
     chosen = cell(rows, best["query model"], best["pairs"])
     default = cell(rows, f"new->old {GOAL_ADAPTER}", max(PAIRS))
     auto = cell(rows, f"new->old {AUTO}", max(PAIRS))
@@ -171,14 +231,21 @@ def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) ->
         low, high = paired_bootstrap_interval(row["per query"], cell(rows, "old")["per query"])
         return f"{100 * low:+.2f} to {100 * high:+.2f}"
 
-    return {"upgrade": upgrade, "task": task, "C[old][old]": base, "C[new][new]": new,
-            f"{GOAL_ADAPTER}, {max(PAIRS)} pairs": default["score"],
-            "chosen on validation": f"{best['query model'].split()[-1]}, {best['pairs']} pairs",
-            "validation: chosen / old": f"{best['score']} / {cell(checked, 'old')['score']}",
-            "C[new->old][old], chosen": chosen["score"], "difference": round(chosen["score"] - base, 2),
-            "95% interval": interval(chosen), "goal": "met" if chosen["score"] >= base else "not met",
-            f"auto, {max(PAIRS)} pairs (label-free)": f"{auto['note'].removeprefix('chose ')}: {auto['score']}",
-            "auto: difference (95% interval)": f"{auto['score'] - base:+.2f} ({interval(auto)})"}
+    return {
+        "upgrade": upgrade,
+        "task": task,
+        "C[old][old]": base,
+        "C[new][new]": new,
+        f"{GOAL_ADAPTER}, {max(PAIRS)} pairs": default["score"],
+        "chosen on validation": f"{best['query model'].split()[-1]}, {best['pairs']} pairs",
+        "validation: chosen / old": f"{best['score']} / {cell(checked, 'old')['score']}",
+        "C[new->old][old], chosen": chosen["score"],
+        "difference": round(chosen["score"] - base, 2),
+        "95% interval": interval(chosen),
+        "goal": "met" if chosen["score"] >= base else "not met",
+        f"auto, {max(PAIRS)} pairs (label-free)": f"{auto['note'].removeprefix('chose ')}: {auto['score']}",
+        "auto: difference (95% interval)": f"{auto['score'] - base:+.2f} ({interval(auto)})",
+    }
 
 
 def _relative(tasks, vectors, encoders) -> list[dict]:
@@ -188,14 +255,35 @@ def _relative(tasks, vectors, encoders) -> list[dict]:
     for key, (old, new) in UPGRADES.items():
         for task_name, task in tasks.items():
             anchors = np.random.default_rng(0).permutation(len(task.gallery))[:ANCHORS]
-            rel = {name: {part: relative_vectors(vectors[(name, task_name)][part], vectors[(name, task_name)]["gallery"][anchors])
-                          for part in ("queries", "gallery")} for name in (old, new)}
-            absolute = task.score(vectors[(old, task_name)]["queries"], vectors[(old, task_name)]["gallery"])
-            rows.append({"upgrade": f"({key}) {old} -> {new}", "task": task_name,
-                         "C[old][old] absolute": round(100 * absolute, 2),
-                         "C[old][old] relative": round(100 * task.score(rel[old]["queries"], rel[old]["gallery"]), 2),
-                         "C[new][new] relative": round(100 * task.score(rel[new]["queries"], rel[new]["gallery"]), 2),
-                         "C[new][old] relative (no adapter)": round(100 * task.score(rel[new]["queries"], rel[old]["gallery"]), 2)})
+            rel = {
+                name: {
+                    part: relative_vectors(
+                        vectors[(name, task_name)][part],
+                        vectors[(name, task_name)]["gallery"][anchors],
+                    )
+                    for part in ("queries", "gallery")
+                }
+                for name in (old, new)
+            }
+            absolute = task.score(
+                vectors[(old, task_name)]["queries"], vectors[(old, task_name)]["gallery"]
+            )
+            rows.append(
+                {
+                    "upgrade": f"({key}) {old} -> {new}",
+                    "task": task_name,
+                    "C[old][old] absolute": round(100 * absolute, 2),
+                    "C[old][old] relative": round(
+                        100 * task.score(rel[old]["queries"], rel[old]["gallery"]), 2
+                    ),
+                    "C[new][new] relative": round(
+                        100 * task.score(rel[new]["queries"], rel[new]["gallery"]), 2
+                    ),
+                    "C[new][old] relative (no adapter)": round(
+                        100 * task.score(rel[new]["queries"], rel[old]["gallery"]), 2
+                    ),
+                }
+            )
     return rows
 
 
@@ -229,20 +317,32 @@ def _live(encoders, default_vectors) -> list[dict]:
                 try:
                     if len(searcher.search(queries[i % len(queries)], k=10)) != 10:
                         failures.append("fewer than 10 hits")
-                except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+                except Exception as exc:
                     failures.append(repr(exc))
                 during.append(time.perf_counter() - t0)
                 i += 1
 
         thread = threading.Thread(target=search_forever)
         thread.start()
-        command = [sys.executable, "-m", "uniembed.cli.main", "upgrade", "backfill", str(path), "--to", target,
-                   "--batch-rows", str(LIVE_BATCH_ROWS)]
+        command = [
+            sys.executable,
+            "-m",
+            "uniembed.cli.main",
+            "upgrade",
+            "backfill",
+            str(path),
+            "--to",
+            target,
+            "--batch-rows",
+            str(LIVE_BATCH_ROWS),
+        ]
         rng = np.random.default_rng(0)
         kills, done_before = 0, []
         try:
             for _ in range(KILLS):
-                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                process = subprocess.Popen(
+                    command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
                 time.sleep(rng.uniform(*KILL_AFTER_S))
                 if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
@@ -259,22 +359,36 @@ def _live(encoders, default_vectors) -> list[dict]:
         status = upgrade_status(col)
         lost = _lost(col, encoders["fine-tuned"], data)
         started = time.perf_counter()
-        finish_out = subprocess.run([sys.executable, "-m", "uniembed.cli.main", "upgrade", "finish", str(path)],
-                                    capture_output=True, text=True, timeout=3600)
+        finish_out = subprocess.run(
+            [sys.executable, "-m", "uniembed.cli.main", "upgrade", "finish", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         finish_seconds = time.perf_counter() - started
         after = Collection.open(path)
-        rows.append({
-            "items": len(data.corpus), "adapter": f"{card.kind}, {card.pairs} pairs (fit {fit_seconds:.0f} s)",
-            "commit": f"{LIVE_BATCH_ROWS} items",
-            "SIGKILLs": kills, "done when killed (min-max)": f"{min(done_before)}-{max(done_before)}",
-            "last run: items/s": round(remaining / final_seconds, 1) if final.returncode == 0 and remaining else "-",
-            "search p50 / p99 ms before": f"{_ms(before, 50)} / {_ms(before, 99)}",
-            "search p50 / p99 ms during": f"{_ms(during, 50)} / {_ms(during, 99)}",
-            "searches during": len(during), "failed searches": len(failures),
-            "items without a new vector": status.remaining, "new vectors != a fresh encode": lost,
-            "finish (s)": round(finish_seconds, 1) if finish_out.returncode == 0 else f"failed: {finish_out.stderr[-200:]}",
-            "model after finish": after.meta.model.split("/")[-1] if after.meta.model else "-",
-        })
+        rows.append(
+            {
+                "items": len(data.corpus),
+                "adapter": f"{card.kind}, {card.pairs} pairs (fit {fit_seconds:.0f} s)",
+                "commit": f"{LIVE_BATCH_ROWS} items",
+                "SIGKILLs": kills,
+                "done when killed (min-max)": f"{min(done_before)}-{max(done_before)}",
+                "last run: items/s": round(remaining / final_seconds, 1)
+                if final.returncode == 0 and remaining
+                else "-",
+                "search p50 / p99 ms before": f"{_ms(before, 50)} / {_ms(before, 99)}",
+                "search p50 / p99 ms during": f"{_ms(during, 50)} / {_ms(during, 99)}",
+                "searches during": len(during),
+                "failed searches": len(failures),
+                "items without a new vector": status.remaining,
+                "new vectors != a fresh encode": lost,
+                "finish (s)": round(finish_seconds, 1)
+                if finish_out.returncode == 0
+                else f"failed: {finish_out.stderr[-200:]}",
+                "model after finish": after.meta.model.split("/")[-1] if after.meta.model else "-",
+            }
+        )
     return rows
 
 

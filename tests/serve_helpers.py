@@ -1,4 +1,5 @@
 """Running the service for tests: in-process on a free loopback port, or as a `uniembed serve` process."""
+
 from __future__ import annotations
 
 import socket
@@ -16,7 +17,9 @@ def live_server(app):
     """`app` served by uvicorn on a thread, on a free port; yields the base URL."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -41,8 +44,12 @@ def free_port() -> int:
 def start_cli_server(*args: str, port: int, log) -> subprocess.Popen:
     """`uniembed serve ARGS --port PORT` as a child process (output to the open file `log`, never a
     pipe nobody reads), once /ready answers 200."""
-    process = subprocess.Popen([sys.executable, "-m", "uniembed.cli.main", "serve", *args, "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uniembed.cli.main", "serve", *args, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_ready(f"http://127.0.0.1:{port}", process)
     return process
 

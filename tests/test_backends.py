@@ -1,4 +1,5 @@
 """Every backend through the same contract on the tiny in-process BERT, plus the ONNX cache."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,16 @@ import uniembed
 from uniembed import TruncationWarning
 
 LONG = " ".join(["the cat sat on the mat and the dog sat on the sun"] * 4)
-BACKENDS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"),
-            ("openvino", "bf16"), ("openvino", "int8"), ("static", "fp32")]
+BACKENDS = [
+    ("torch", "fp32"),
+    ("torch", "bf16"),
+    ("onnx", "fp32"),
+    ("onnx", "int8"),
+    ("openvino", "fp32"),
+    ("openvino", "bf16"),
+    ("openvino", "int8"),
+    ("static", "fp32"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +34,11 @@ def onnx_cache(tmp_path_factory):
 def encoders(tiny_dir, onnx_cache):
     mp = pytest.MonkeyPatch()
     mp.setenv("UNIEMBED_CACHE", str(onnx_cache))
-    loaded = {key: uniembed.load(tiny_dir, backend=key[0], precision=key[1], device="cpu") for key in BACKENDS if key[0] != "static"}
+    loaded = {
+        key: uniembed.load(tiny_dir, backend=key[0], precision=key[1], device="cpu")
+        for key in BACKENDS
+        if key[0] != "static"
+    }
     from uniembed.encoders.static import distill
 
     static_dir = distill(loaded[("torch", "fp32")], onnx_cache / "static-tiny", dim=16)
@@ -39,7 +52,11 @@ def test_contract_shape_dtype_order_norm_empty(encoders, key):
     encoder = encoders[key]
     texts = ["hello world", "", "a cat", "the dog sat on the mat"]
     vectors = encoder.encode(texts, batch_size=2)
-    assert vectors.shape == (4, encoder.dim) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
+    assert (
+        vectors.shape == (4, encoder.dim)
+        and vectors.dtype == np.float32
+        and np.isfinite(vectors).all()
+    )
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
     # bf16 rounds differently with padding; dynamic int8 scales activations per batch (documented)
@@ -59,10 +76,18 @@ def test_contract_long_inputs(encoders, key):
     assert encoder.last_report.n_chunks > 1 and chunked.shape == (1, 32)
 
 
-@pytest.mark.parametrize(("key", "tolerance"), [(("onnx", "fp32"), 1e-5), (("onnx", "int8"), 0.9), (("torch", "bf16"), 0.99),
-                                              (("openvino", "fp32"), 1e-5), (("openvino", "bf16"), 0.99),
-                                              (("openvino", "int8"), 0.9)],
-                         ids=["onnx-fp32", "onnx-int8", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8"])
+@pytest.mark.parametrize(
+    ("key", "tolerance"),
+    [
+        (("onnx", "fp32"), 1e-5),
+        (("onnx", "int8"), 0.9),
+        (("torch", "bf16"), 0.99),
+        (("openvino", "fp32"), 1e-5),
+        (("openvino", "bf16"), 0.99),
+        (("openvino", "int8"), 0.9),
+    ],
+    ids=["onnx-fp32", "onnx-int8", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8"],
+)
 def test_backends_agree_with_torch_fp32(encoders, key, tolerance):
     texts = ["hello world", "a cat sat on the mat", LONG]
     reference = encoders[("torch", "fp32")].encode(texts, long="chunk")
@@ -71,7 +96,9 @@ def test_backends_agree_with_torch_fp32(encoders, key, tolerance):
         np.testing.assert_allclose(got, reference, atol=tolerance)
         assert encoders[key].fingerprint == encoders[("torch", "fp32")].fingerprint
     else:
-        assert (got * reference).sum(1).min() > tolerance  # random tiny weights: loose, real model in bench
+        assert (got * reference).sum(
+            1
+        ).min() > tolerance  # random tiny weights: loose, real model in bench
         assert encoders[key].fingerprint != encoders[("torch", "fp32")].fingerprint
 
 
@@ -84,7 +111,9 @@ def test_second_load_uses_the_cache(tiny_dir, onnx_cache, encoders, monkeypatch)
     assert uniembed.load(tiny_dir, backend="onnx", precision="int8").encode(["a"]).shape == (1, 32)
 
 
-def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_change(tiny_dir, onnx_cache, encoders, monkeypatch):
+def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_change(
+    tiny_dir, onnx_cache, encoders, monkeypatch
+):
     import json
 
     import nncf
@@ -94,16 +123,25 @@ def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_chan
     monkeypatch.setenv("UNIEMBED_CACHE", str(onnx_cache))
     info_file = next(onnx_cache.rglob("export.json"))
     info = json.loads(info_file.read_text())
-    assert info["openvino_int8_recipe"] == openvino.INT8_RECIPE and openvino.INT8_BIN in info["sha256"]
+    assert (
+        info["openvino_int8_recipe"] == openvino.INT8_RECIPE and openvino.INT8_BIN in info["sha256"]
+    )
     calls = []
     real_quantize = nncf.quantize
     monkeypatch.setattr(nncf, "quantize", lambda *a, **k: calls.append(1) or real_quantize(*a, **k))
     expected = encoders[("openvino", "int8")].encode(["a cat sat"])
-    np.testing.assert_allclose(uniembed.load(tiny_dir, backend="openvino", precision="int8").encode(["a cat sat"]), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        uniembed.load(tiny_dir, backend="openvino", precision="int8").encode(["a cat sat"]),
+        expected,
+        atol=1e-6,
+    )
     assert calls == []  # the cached IR
     info_file.write_text(json.dumps({**info, "openvino_int8_recipe": "an-older-recipe"}))
     uniembed.load(tiny_dir, backend="openvino", precision="int8")
-    assert calls == [1] and json.loads(info_file.read_text())["openvino_int8_recipe"] == openvino.INT8_RECIPE
+    assert (
+        calls == [1]
+        and json.loads(info_file.read_text())["openvino_int8_recipe"] == openvino.INT8_RECIPE
+    )
     bin_file = next(onnx_cache.rglob(openvino.INT8_BIN))
     bin_file.write_bytes(bin_file.read_bytes()[:-16])  # a damaged weights file is never compiled
     uniembed.load(tiny_dir, backend="openvino", precision="int8")
@@ -111,8 +149,11 @@ def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_chan
 
 
 def test_openvino_rejects_what_it_cannot_do(tiny_dir):
-    for options, message in (({"precision": "fp16"}, "precision for the openvino backend must be one of"),
-                             ({"layers": 1}, "truncate openvino outputs"), ({"device": "cuda"}, "runs on the CPU")):
+    for options, message in (
+        ({"precision": "fp16"}, "precision for the openvino backend must be one of"),
+        ({"layers": 1}, "truncate openvino outputs"),
+        ({"device": "cuda"}, "runs on the CPU"),
+    ):
         with pytest.raises(uniembed.InputError, match=message):
             uniembed.load(tiny_dir, backend="openvino", **options)
 
@@ -128,12 +169,16 @@ def test_an_int8_model_from_an_older_recipe_is_quantised_again(tiny_dir, tmp_pat
     info = json.loads(info_file.read_text())
     assert info["int8_recipe"] == onnx_export.INT8_RECIPE
     info_file.write_text(json.dumps({**info, "int8_recipe": "dynamic-per-channel-v1"}))
-    monkeypatch.setattr(onnx_export, "export_model", lambda *a: pytest.fail("fp32 is intact: no new export"))
+    monkeypatch.setattr(
+        onnx_export, "export_model", lambda *a: pytest.fail("fp32 is intact: no new export")
+    )
     uniembed.load(tiny_dir, backend="onnx", precision="int8")
     assert json.loads(info_file.read_text())["int8_recipe"] == onnx_export.INT8_RECIPE
 
 
-def test_int8_exclusions_keep_attention_products_and_the_chosen_down_projections_in_fp32(tiny_dir, onnx_cache, encoders):
+def test_int8_exclusions_keep_attention_products_and_the_chosen_down_projections_in_fp32(
+    tiny_dir, onnx_cache, encoders
+):
     import onnx
 
     from uniembed.encoders.onnx_export import DEFAULT_INT8_EXCLUSION, int8_excluded_nodes
@@ -143,9 +188,15 @@ def test_int8_exclusions_keep_attention_products_and_the_chosen_down_projections
     matmuls = {node.name: node for node in model.graph.node if node.op_type == "MatMul"}
     activation_products = [n for n, node in matmuls.items() if not set(node.input) & weights]
     assert len(activation_products) == 2 * 2  # two per layer, two layers
-    extra = {exclusion: len(int8_excluded_nodes(model, exclusion)) - len(activation_products)
-             for exclusion in ("none", "first-down-projection", "every-down-projection")}
-    assert extra == {"none": 0, "first-down-projection": 1, "every-down-projection": 2}  # one FFN down-projection per layer
+    extra = {
+        exclusion: len(int8_excluded_nodes(model, exclusion)) - len(activation_products)
+        for exclusion in ("none", "first-down-projection", "every-down-projection")
+    }
+    assert extra == {
+        "none": 0,
+        "first-down-projection": 1,
+        "every-down-projection": 2,
+    }  # one FFN down-projection per layer
     for exclusion in extra:
         assert set(activation_products) <= set(int8_excluded_nodes(model, exclusion))
     assert int8_excluded_nodes(model) == int8_excluded_nodes(model, DEFAULT_INT8_EXCLUSION)
@@ -171,7 +222,9 @@ def test_onnx_inference_needs_no_torch(tiny_dir, onnx_cache, encoders):
         "print(v.shape)"
     )
     env = {**__import__("os").environ, "UNIEMBED_CACHE": str(onnx_cache)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "(2, 32)"
 
@@ -187,7 +240,9 @@ def test_static_model_has_no_length_limit_and_is_the_mean_of_its_tokens(encoders
         warnings.simplefilter("error", TruncationWarning)  # every token counts: nothing to truncate
         long_vector = static.encode([LONG], normalize=False)
     ids = static.tokenizer.encode("cat sat", add_special_tokens=False).ids
-    np.testing.assert_allclose(static.encode(["cat sat"], normalize=False)[0], static.embeddings[ids].mean(0), atol=1e-6)
+    np.testing.assert_allclose(
+        static.encode(["cat sat"], normalize=False)[0], static.embeddings[ids].mean(0), atol=1e-6
+    )
     assert np.isfinite(long_vector).all()
 
 
@@ -217,7 +272,12 @@ def test_refining_on_a_corpus_brings_the_static_model_closer_to_its_teacher(enco
     from uniembed.encoders.static import distill
 
     teacher = encoders[("torch", "fp32")]
-    corpus = [f"{a} {b} {c}" for a in ("the", "a", "cat", "dog") for b in ("sat", "ran", "is") for c in ("on the mat", "in the sun", "blue", "red")]
+    corpus = [
+        f"{a} {b} {c}"
+        for a in ("the", "a", "cat", "dog")
+        for b in ("sat", "ran", "is")
+        for c in ("on the mat", "in the sun", "blue", "red")
+    ]
     plain = uniembed.load(distill(teacher, tmp_path / "plain", dim=32))
     refined = uniembed.load(distill(teacher, tmp_path / "refined", dim=32, corpus=corpus))
     target = teacher.encode(corpus)
@@ -233,12 +293,19 @@ def test_refine_fits_the_teacher_from_either_start_and_refuses_bad_settings(enco
     from uniembed.encoders.static import refine, zipf_token_table
 
     teacher = encoders[("torch", "fp32")]
-    corpus = ["the cat sat on the mat", "a dog ran in the sun", "the red cat is blue", "a blue dog sat"]
+    corpus = [
+        "the cat sat on the mat",
+        "a dog ran in the sun",
+        "the red cat is blue",
+        "a blue dog sat",
+    ]
     table = zipf_token_table(teacher)
     targets = teacher.encode(corpus)
     ids = [teacher.windows.tokenizer.encode(t, add_special_tokens=False).ids for t in corpus]
 
-    def misfit(candidate):  # the least-squares term refine minimises: sentence means against the teacher
+    def misfit(
+        candidate,
+    ):  # the least-squares term refine minimises: sentence means against the teacher
         means = np.stack([candidate[i].mean(0) for i in ids])
         return float(((means - targets) ** 2).sum())
 
@@ -246,7 +313,11 @@ def test_refine_fits_the_teacher_from_either_start_and_refuses_bad_settings(enco
         refined = refine(table, teacher, corpus, start=start)
         assert refined.shape == table.shape and misfit(refined) < 0.01 * misfit(table)
         # targets and token ids given up front (the selection bench reuses them) change nothing
-        np.testing.assert_allclose(refine(table, teacher, corpus, start=start, ids=ids, targets=targets), refined, atol=1e-5)
+        np.testing.assert_allclose(
+            refine(table, teacher, corpus, start=start, ids=ids, targets=targets),
+            refined,
+            atol=1e-5,
+        )
     with pytest.raises(uniembed.InputError, match="start must be one of .* got 'middle'"):
         refine(table, teacher, corpus, start="middle")
     with pytest.raises(uniembed.InputError, match="strength must be a positive number, got -1"):
@@ -261,22 +332,39 @@ def test_sif_weights_make_frequent_tokens_count_less(encoders, tmp_path):
     model = uniembed.load(distill(teacher, tmp_path / "s", dim=8, corpus=corpus, sif=0.01))
     ids = {w: model.tokenizer.token_to_id(w) for w in ("the", "red", "bank")}
     weights = {w: float(model.weights[i]) for w, i in ids.items()}
-    assert weights["the"] < weights["red"] < weights["bank"] == 1.0  # unseen tokens keep full weight
+    assert (
+        weights["the"] < weights["red"] < weights["bank"] == 1.0
+    )  # unseen tokens keep full weight
     # a text is the SIF-weighted mean of its token vectors, computed here the plain way
     text_ids = model.tokenizer.encode("the red cat", add_special_tokens=False).ids
     w = model.weights[text_ids]
     expected = (model.embeddings[text_ids] * w[:, None]).sum(0) / w.sum()
-    np.testing.assert_allclose(model.encode(["the red cat"], normalize=False)[0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.encode(["the red cat"], normalize=False)[0], expected, rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(uniembed.InputError, match="sif must be a positive number, got 0"):
         distill(teacher, tmp_path / "t", dim=8, corpus=corpus, sif=0)
 
 
-def test_static_pooling_over_mixed_lengths_matches_one_text_at_a_time(encoders, tmp_path, monkeypatch):
+def test_static_pooling_over_mixed_lengths_matches_one_text_at_a_time(
+    encoders, tmp_path, monkeypatch
+):
     from uniembed.encoders import static
 
     model = uniembed.load(static.distill(encoders[("torch", "fp32")], tmp_path / "s", dim=8))
-    texts = ["a", "the cat", "the cat sat", "dog", "the cat sat on the mat " * 5, "", "sun dog", "mat"] * 3
-    monkeypatch.setattr(static, "GATHER_TOKENS", 7)  # several gather chunks, texts longer than the budget
+    texts = [
+        "a",
+        "the cat",
+        "the cat sat",
+        "dog",
+        "the cat sat on the mat " * 5,
+        "",
+        "sun dog",
+        "mat",
+    ] * 3
+    monkeypatch.setattr(
+        static, "GATHER_TOKENS", 7
+    )  # several gather chunks, texts longer than the budget
     together = model.encode(texts, normalize=False)
     one_by_one = np.stack([model.encode([t], normalize=False)[0] for t in texts])
     np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-6)

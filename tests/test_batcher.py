@@ -1,4 +1,5 @@
 """The micro-batcher under failure, large jobs and clients that go away (issue 13)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,17 +34,24 @@ def test_a_failing_metrics_callback_fails_its_batch_and_the_worker_lives_on():
         if calls["n"] == 1:
             raise RuntimeError("metrics exploded")
 
-    batcher = MicroBatcher(embed_ints, max_batch_tokens=100, max_wait=0.0, max_queue_inputs=100, on_batch=on_batch)
+    batcher = MicroBatcher(
+        embed_ints, max_batch_tokens=100, max_wait=0.0, max_queue_inputs=100, on_batch=on_batch
+    )
 
     async def scenario():
         first = batcher.submit([1], 1, 1)
         outcome = await asyncio.gather(first, return_exceptions=True)
-        second = await asyncio.wait_for(batcher.submit([2], 1, 2), timeout=5)  # would hang with a dead worker
+        second = await asyncio.wait_for(
+            batcher.submit([2], 1, 2), timeout=5
+        )  # would hang with a dead worker
         return outcome[0], second
 
     first, second = asyncio.run(scenario())
     batcher.close()
-    assert isinstance(first, RuntimeError) or first.shape == (1, 1)  # answered either way, never left hanging
+    assert isinstance(first, RuntimeError) or first.shape == (
+        1,
+        1,
+    )  # answered either way, never left hanging
     assert second.tolist() == [[2.0]]
 
 
@@ -59,7 +67,9 @@ def test_a_large_job_is_encoded_in_parts_and_a_short_one_goes_in_between():
             release.wait(10)
         return embed_ints(batch)
 
-    batcher = MicroBatcher(embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=1000, split=split_ints)
+    batcher = MicroBatcher(
+        embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=1000, split=split_ints
+    )
     big = [5] * 8  # 40 tokens: four parts of 10
 
     async def scenario():
@@ -74,7 +84,9 @@ def test_a_large_job_is_encoded_in_parts_and_a_short_one_goes_in_between():
             finished.append(name)
             return result
 
-        large_vectors, short_vectors = await asyncio.gather(note("large", large), note("short", short))
+        large_vectors, short_vectors = await asyncio.gather(
+            note("large", large), note("short", short)
+        )
         return finished, large_vectors, short_vectors
 
     finished, large_vectors, short_vectors = asyncio.run(scenario())
@@ -97,7 +109,9 @@ def test_the_remaining_parts_of_a_cancelled_job_are_not_encoded():
         release.wait(10)
         return embed_ints(batch)
 
-    batcher = MicroBatcher(embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=1000, split=split_ints)
+    batcher = MicroBatcher(
+        embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=1000, split=split_ints
+    )
 
     async def scenario():
         job = batcher.submit([5] * 20, 20, 100)
@@ -136,12 +150,16 @@ def test_a_failing_batch_releases_the_queue_room_of_its_jobs_remaining_parts():
             raise RuntimeError("model failed")
         return embed_ints(batch)
 
-    batcher = MicroBatcher(embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=20, split=split_ints)
+    batcher = MicroBatcher(
+        embed, max_batch_tokens=10, max_wait=0.0, max_queue_inputs=20, split=split_ints
+    )
 
     async def scenario():
         with pytest.raises(RuntimeError, match="model failed"):
             await batcher.submit([5] * 20, 20, 100)  # ten parts; the first fails
-        return await asyncio.wait_for(batcher.submit([1] * 20, 20, 20), timeout=5)  # needs the whole queue
+        return await asyncio.wait_for(
+            batcher.submit([1] * 20, 20, 20), timeout=5
+        )  # needs the whole queue
 
     assert len(asyncio.run(scenario())) == 20
     batcher.close()

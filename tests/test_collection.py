@@ -1,5 +1,6 @@
 """Folder collections end to end on fake encoders: what only folders have (locking, reopening,
 migrations, index internals). The behaviour every home shares is in test_store_contract.py."""
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,24 @@ def docs(tmp_path) -> Collection:
 
 def vectors_collection(tmp_path, n=200, dim=16, index="exact", quantize="none", seed=0):
     vectors = l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
-    col = Collection.create(tmp_path / f"vec-{index}-{quantize}", model=None, dim=dim, index=index, quantize=quantize)
-    col.add([f"v{i}" for i in range(n)], vectors, payloads=[{"even": i % 2 == 0, "i": i} for i in range(n)])
+    col = Collection.create(
+        tmp_path / f"vec-{index}-{quantize}", model=None, dim=dim, index=index, quantize=quantize
+    )
+    col.add(
+        [f"v{i}" for i in range(n)],
+        vectors,
+        payloads=[{"even": i % 2 == 0, "i": i} for i in range(n)],
+    )
     return col, vectors
 
 
-@pytest.mark.parametrize(("index", "quantize"), [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary"), ("exact", "int8"), ("ivfpq", "none")])
-def test_selective_filters_still_return_k_hits_through_every_index(tmp_path, monkeypatch, index, quantize):
+@pytest.mark.parametrize(
+    ("index", "quantize"),
+    [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary"), ("exact", "int8"), ("ivfpq", "none")],
+)
+def test_selective_filters_still_return_k_hits_through_every_index(
+    tmp_path, monkeypatch, index, quantize
+):
     monkeypatch.setattr(snapshot_module, "EXACT_SUBSET_ROWS", 0)  # force the index path
     col, vectors = vectors_collection(tmp_path, n=400, index=index, quantize=quantize)
     hits = col.search(vectors[1], k=10, filter="even=false")
@@ -86,7 +98,12 @@ def test_unsupported_index_combination(tmp_path):
 def test_info_reports_the_facts(tmp_path):
     col, _ = vectors_collection(tmp_path, index="exact", quantize="binary")
     info = col.info()
-    assert (info.count, info.index, info.bytes_per_vector, info.fields) == (200, "binary", 2.0, {"default": 16})
+    assert (info.count, info.index, info.bytes_per_vector, info.fields) == (
+        200,
+        "binary",
+        2.0,
+        {"default": 16},
+    )
     assert info.disk_bytes > 0 and info.payload_fields == {"even": "bool", "i": "int"}
 
 
@@ -99,15 +116,32 @@ def test_rebuild_compacts_and_keeps_every_item(docs):
 def test_old_schema_versions_are_migrated_and_newer_refused(docs, monkeypatch):
     path = docs.path / "collection.json"
     data = json.loads(path.read_text())
-    version_1 = {key: value for key, value in data.items() if key not in ("multivector", "images", "data_dir", "relative")} | {"schema_version": 1}
-    path.write_text(json.dumps(version_1))  # as uniembed wrote it before multi-vector and image collections
+    version_1 = {
+        key: value
+        for key, value in data.items()
+        if key not in ("multivector", "images", "data_dir", "relative")
+    } | {"schema_version": 1}
+    path.write_text(
+        json.dumps(version_1)
+    )  # as uniembed wrote it before multi-vector and image collections
     opened = Collection.open(docs.path).meta
-    assert opened.multivector is None and opened.images is None and opened.data_dir == "data" and opened.relative is None
-    assert json.loads(path.read_text())["schema_version"] == meta_module.SCHEMA_VERSION == 5  # written back
+    assert (
+        opened.multivector is None
+        and opened.images is None
+        and opened.data_dir == "data"
+        and opened.relative is None
+    )
+    assert (
+        json.loads(path.read_text())["schema_version"] == meta_module.SCHEMA_VERSION == 5
+    )  # written back
     assert docs.search("bone", k=1)  # and still searchable
-    data = {key: value for key, value in version_1.items() if key != "quantize"} | {"schema_version": 0}
+    data = {key: value for key, value in version_1.items() if key != "quantize"} | {
+        "schema_version": 0
+    }
     path.write_text(json.dumps(data))
-    monkeypatch.setitem(meta_module.MIGRATIONS, 0, lambda d: {**d, "quantize": "none", "schema_version": 1})
+    monkeypatch.setitem(
+        meta_module.MIGRATIONS, 0, lambda d: {**d, "quantize": "none", "schema_version": 1}
+    )
     assert Collection.open(docs.path).meta.quantize == "none"  # 0 -> 1 -> ... -> 5, in order
     path.write_text(json.dumps({**data, "schema_version": 99}))
     with pytest.raises(InputError, match="made by a newer uniembed"):
@@ -137,9 +171,14 @@ def test_bulk_text_writes_keep_the_bm25_index_fresh(tmp_path):
 def test_payload_field_types_are_inferred_and_enforced():
     from uniembed.store.rows import payload_types
 
-    assert payload_types([{"a": 1}, {"a": 2.5, "b": "x", "c": [1], "d": None}], {}) == {"a": "float", "b": "string"}
+    assert payload_types([{"a": 1}, {"a": 2.5, "b": "x", "c": [1], "d": None}], {}) == {
+        "a": "float",
+        "b": "string",
+    }
     assert payload_types([{"f": 3}], {"f": "float"}) == {"f": "float"}  # ints fit a float field
-    with pytest.raises(InputError, match="payload 1: field 'n' is int in this collection, got float"):
+    with pytest.raises(
+        InputError, match="payload 1: field 'n' is int in this collection, got float"
+    ):
         payload_types([{"n": 1}, {"n": 1.5}], {"n": "int"})
     with pytest.raises(InputError, match="field 'n' is int in this collection, got list"):
         payload_types([{"n": [1]}], {"n": "int"})

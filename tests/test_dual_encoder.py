@@ -1,18 +1,23 @@
 """CLIP and SigLIP directories: vectors equal transformers' own features; images, items and the
 fingerprint; text-only models refuse images clearly."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from helpers import write_tiny_dual  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-import uniembed  # noqa: E402
-from uniembed.errors import InputError  # noqa: E402
+import uniembed
+from helpers import write_tiny_dual
+from uniembed.errors import InputError
 
-TEXTS = ["a cat sat on the mat", "the sun", "blue rain and red money sent to the bank twice, not once"]
+TEXTS = [
+    "a cat sat on the mat",
+    "the sun",
+    "blue rain and red money sent to the bank twice, not once",
+]
 
 
 @pytest.fixture(scope="module", params=["clip", "siglip"])
@@ -27,7 +32,9 @@ def dual(dual_dir):
 
 def photos(n: int = 3, size=(40, 56)) -> list[Image.Image]:
     rng = np.random.default_rng(1)
-    return [Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)) for _ in range(n)]
+    return [
+        Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)) for _ in range(n)
+    ]
 
 
 def _reference(dual_dir):
@@ -39,10 +46,26 @@ def _reference(dual_dir):
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
     config = json.loads((dual_dir / "preprocessor_config.json").read_text())
-    processor_class = CLIPImageProcessorPil if config["image_processor_type"].startswith("CLIP") else SiglipImageProcessorPil
-    keys = ("size", "crop_size", "do_center_crop", "image_mean", "image_std", "resample", "rescale_factor")
+    processor_class = (
+        CLIPImageProcessorPil
+        if config["image_processor_type"].startswith("CLIP")
+        else SiglipImageProcessorPil
+    )
+    keys = (
+        "size",
+        "crop_size",
+        "do_center_crop",
+        "image_mean",
+        "image_std",
+        "resample",
+        "rescale_factor",
+    )
     processor = processor_class(**{k: config[k] for k in keys if k in config})
-    return AutoModel.from_pretrained(dual_dir).eval(), AutoTokenizer.from_pretrained(dual_dir), processor
+    return (
+        AutoModel.from_pretrained(dual_dir).eval(),
+        AutoTokenizer.from_pretrained(dual_dir),
+        processor,
+    )
 
 
 def _normalised(output) -> np.ndarray:
@@ -56,10 +79,15 @@ def test_vectors_equal_transformers_features(dual, dual_dir):
     model, tokenizer, processor = _reference(dual_dir)
     if dual.kind == "clip":
         text_inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
-        expected_text = _normalised(model.get_text_features(input_ids=text_inputs["input_ids"],
-                                                            attention_mask=text_inputs["attention_mask"]))
+        expected_text = _normalised(
+            model.get_text_features(
+                input_ids=text_inputs["input_ids"], attention_mask=text_inputs["attention_mask"]
+            )
+        )
     else:
-        text_inputs = tokenizer(TEXTS, padding="max_length", max_length=24, truncation=True, return_tensors="pt")
+        text_inputs = tokenizer(
+            TEXTS, padding="max_length", max_length=24, truncation=True, return_tensors="pt"
+        )
         expected_text = _normalised(model.get_text_features(input_ids=text_inputs["input_ids"]))
     np.testing.assert_allclose(dual.encode(TEXTS, batch_size=2), expected_text, atol=1e-5)
     images = photos()
@@ -93,23 +121,33 @@ def test_items_fuse_by_the_documented_rule(dual):
     image = photos(1)[0]
     text_vector = dual.encode(["what breed is this?"], prompt="query")[0]
     image_vector = dual.encode_images([image])[0]
-    items = dual.encode_items([{"image": image, "text": "what breed is this?"}, {"text": "what breed is this?"}, {"image": image}],
-                              image_weight=0.3, prompt="query")
+    items = dual.encode_items(
+        [
+            {"image": image, "text": "what breed is this?"},
+            {"text": "what breed is this?"},
+            {"image": image},
+        ],
+        image_weight=0.3,
+        prompt="query",
+    )
     fused = 0.3 * image_vector + 0.7 * text_vector
     np.testing.assert_allclose(items[0], fused / np.linalg.norm(fused), atol=1e-5)
     np.testing.assert_allclose(items[1], text_vector, atol=1e-6)
     np.testing.assert_allclose(items[2], image_vector, atol=1e-6)
 
 
-@pytest.mark.parametrize("items, message", [
-    ([{"image": None, "text": None}], "neither"),
-    ([{"picture": "a.png"}], "unknown key"),
-    ([{"text": ""}], "non-empty"),
-    (["just a string"], "expected a dict"),
-    ({"text": "x"}, "single dict"),
-    ([], "at least one"),
-    ([{"text": "x"}, {"image": "data:image/png;base64,@@@"}], "item 1"),
-])
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        ([{"image": None, "text": None}], "neither"),
+        ([{"picture": "a.png"}], "unknown key"),
+        ([{"text": ""}], "non-empty"),
+        (["just a string"], "expected a dict"),
+        ({"text": "x"}, "single dict"),
+        ([], "at least one"),
+        ([{"text": "x"}, {"image": "data:image/png;base64,@@@"}], "item 1"),
+    ],
+)
 def test_bad_items_are_named(dual, items, message):
     with pytest.raises(InputError, match=message):
         dual.encode_items(items)
@@ -148,7 +186,9 @@ def test_text_only_models_refuse_images_but_take_text_items(tiny_model):
         tiny_model.encode_images([photos(1)[0]])
     with pytest.raises(InputError, match="item 1 holds an image"):
         tiny_model.encode_items([{"text": "a cat"}, {"image": photos(1)[0]}])
-    np.testing.assert_allclose(tiny_model.encode_items([{"text": "a cat"}]), tiny_model.encode(["a cat"]), atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_model.encode_items([{"text": "a cat"}]), tiny_model.encode(["a cat"]), atol=1e-6
+    )
 
 
 def test_dual_models_refuse_options_they_do_not_have(dual_dir):

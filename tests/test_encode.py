@@ -1,5 +1,6 @@
 """The encode contract on a tiny in-process BERT: pooling, prompts, normalisation, truncation,
 chunking, order, and bad input."""
+
 from __future__ import annotations
 
 import warnings
@@ -19,10 +20,17 @@ def reference_vectors(model, texts, mode="mean"):
     """Pool the model's hidden states by hand, one text at a time (no padding at all)."""
     out = []
     for text in texts:
-        ids = model.tokenizer(text.strip(), truncation=True, max_length=model.max_tokens, return_tensors="pt")
+        ids = model.tokenizer(
+            text.strip(), truncation=True, max_length=model.max_tokens, return_tensors="pt"
+        )
         with torch.no_grad():
             hidden = model.model(**ids).last_hidden_state[0]  # (tokens, dim)
-        pooled = {"mean": hidden.mean(0), "cls": hidden[0], "lasttoken": hidden[-1], "max": hidden.max(0).values}[mode]
+        pooled = {
+            "mean": hidden.mean(0),
+            "cls": hidden[0],
+            "lasttoken": hidden[-1],
+            "max": hidden.max(0).values,
+        }[mode]
         out.append(pooled.numpy())
     return np.stack(out)
 
@@ -36,7 +44,11 @@ def test_encode_returns_normalised_float32_rows(tiny_model):
 @pytest.mark.parametrize("mode", ["mean", "cls", "lasttoken", "max"])
 def test_every_pooling_mode_matches_hand_pooling(tiny_dir, mode):
     model = uniembed.load(tiny_dir, pooling=mode, device="cpu")
-    texts = ["hello world", "the cat sat on the mat", "a"]  # different lengths: batch padding matters
+    texts = [
+        "hello world",
+        "the cat sat on the mat",
+        "a",
+    ]  # different lengths: batch padding matters
     got = model.encode(texts, normalize=False)
     np.testing.assert_allclose(got, reference_vectors(model, texts, mode), atol=1e-5)
 
@@ -86,15 +98,23 @@ def test_configured_prompt_is_prepended(tiny_model):
 
 
 def test_document_prompt_uses_the_passage_prompt_of_e5_style_configs(tiny_model):
-    np.testing.assert_allclose(tiny_model.encode(["a cat"], prompt="document"), tiny_model.encode(["passage: a cat"]), atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_model.encode(["a cat"], prompt="document"),
+        tiny_model.encode(["passage: a cat"]),
+        atol=1e-6,
+    )
 
 
 def test_standard_prompt_without_config_adds_nothing():
     from helpers import FakeEncoder
 
     fake = FakeEncoder()
-    np.testing.assert_allclose(fake.encode(["a cat"], prompt="document"), fake.encode(["a cat"]), atol=1e-6)
-    np.testing.assert_allclose(fake.encode(["a cat"], prompt="query"), fake.encode(["a cat"]), atol=1e-6)
+    np.testing.assert_allclose(
+        fake.encode(["a cat"], prompt="document"), fake.encode(["a cat"]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        fake.encode(["a cat"], prompt="query"), fake.encode(["a cat"]), atol=1e-6
+    )
 
 
 def test_unknown_prompt_is_refused_with_the_known_ones(tiny_model):
@@ -108,14 +128,18 @@ def test_normalize_off_and_matryoshka_dim(tiny_model):
     cut = tiny_model.encode(["hello world", "a dog"], dim=8)
     assert cut.shape == (2, 8)
     np.testing.assert_allclose(cut, l2_normalize(raw[:, :8]), atol=1e-6)
-    np.testing.assert_allclose(tiny_model.encode(["hello world"], dim=8, normalize=False), raw[:1, :8], atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_model.encode(["hello world"], dim=8, normalize=False), raw[:1, :8], atol=1e-6
+    )
 
 
 def test_long_input_is_truncated_and_reported(tiny_model):
     with pytest.warns(TruncationWarning, match=r"1 of 2 inputs were longer than 16 tokens"):
         vectors = tiny_model.encode([LONG_TEXT, "a cat"], normalize=False)
     assert tiny_model.last_report.n_truncated == 1
-    np.testing.assert_allclose(vectors, reference_vectors(tiny_model, [LONG_TEXT, "a cat"]), atol=1e-5)
+    np.testing.assert_allclose(
+        vectors, reference_vectors(tiny_model, [LONG_TEXT, "a cat"]), atol=1e-5
+    )
 
 
 def test_chunking_embeds_the_whole_input(tiny_model):
@@ -124,11 +148,18 @@ def test_chunking_embeds_the_whole_input(tiny_model):
         chunked = tiny_model.encode([LONG_TEXT, "a cat"], long="chunk", normalize=False)
     assert tiny_model.last_report.n_chunks > 1 and tiny_model.last_report.n_truncated == 0
     # short inputs are one window: same vector as without chunking
-    np.testing.assert_allclose(chunked[1], tiny_model.encode(["a cat"], normalize=False)[0], atol=1e-5)
+    np.testing.assert_allclose(
+        chunked[1], tiny_model.encode(["a cat"], normalize=False)[0], atol=1e-5
+    )
     # the long one is the token-weighted mean of its windows, computed here independently
     tokenizer = tiny_model.tokenizer
-    windows = tokenizer(LONG_TEXT, truncation=True, max_length=16, stride=tiny_model.chunk_overlap,
-                        return_overflowing_tokens=True)["input_ids"]
+    windows = tokenizer(
+        LONG_TEXT,
+        truncation=True,
+        max_length=16,
+        stride=tiny_model.chunk_overlap,
+        return_overflowing_tokens=True,
+    )["input_ids"]
     expected = np.zeros(32)
     for ids in windows:
         with torch.no_grad():
@@ -192,11 +223,27 @@ def test_token_batches_respect_the_budget_and_hold_one_padded_length_each():
         assert len(batch) == 1 or (len(batch) * buckets.pop() <= 1024 and len(batch) <= 64)
     assert [7] in [b.tolist() for b in batches]
     assert [padded_length(n) for n in (1, 2, 3, 31, 32, 33, 63, 64, 65, 255, 256, 257)] == [
-        2, 2, 4, 32, 32, 36, 64, 64, 72, 256, 256, 288]
-    assert all(padded_length(n) - n < max(2, n / 8) for n in range(1, 5000))  # at most 1/8 of an input
+        2,
+        2,
+        4,
+        32,
+        32,
+        36,
+        64,
+        64,
+        72,
+        256,
+        256,
+        288,
+    ]
+    assert all(
+        padded_length(n) - n < max(2, n / 8) for n in range(1, 5000)
+    )  # at most 1/8 of an input
     assert padded_length(509, max_length=510) == 510 and padded_length(450, max_length=510) == 480
     mixed = np.array([60, 12, 59, 11])  # one small mixed set, as a server's micro-batch
-    assert [sorted(lengths) for lengths in (mixed[b].tolist() for b in token_batches(mixed, 16384))] == [[59, 60], [11, 12]]
+    assert [
+        sorted(lengths) for lengths in (mixed[b].tolist() for b in token_batches(mixed, 16384))
+    ] == [[59, 60], [11, 12]]
 
 
 def test_a_texts_vector_does_not_depend_on_what_it_is_batched_with(tiny_model):
@@ -212,5 +259,3 @@ def test_a_texts_vector_does_not_depend_on_what_it_is_batched_with(tiny_model):
     np.testing.assert_array_equal(small, together)
     np.testing.assert_array_equal(shuffled, together[order])
     np.testing.assert_array_equal(alone, together[:20])
-
-

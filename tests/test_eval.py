@@ -1,4 +1,5 @@
 """The evaluation tasks end to end on small files whose right answers are known by construction."""
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,12 @@ def write_csv(path, header, rows):
 
 
 def test_sts_correlates_similarity_with_gold(tmp_path):
-    rows = [("card card", "card card", 5.0), ("card money", "card", 3.0), ("rain", "cat", 0.0), ("cat money money", "cat", 2.5)]
+    rows = [
+        ("card card", "card card", 5.0),
+        ("card money", "card", 3.0),
+        ("rain", "cat", 0.0),
+        ("cat money money", "cat", 2.5),
+    ]
     path = write_csv(tmp_path / "sts.csv", ["sentence1", "sentence2", "score"], rows)
     result = evaluate(KeywordEncoder(KEYWORDS), "sts", path, show_progress=False)
     assert result.main_metric == "cosine_spearman" and result.main_score == pytest.approx(1.0)
@@ -34,24 +40,43 @@ def test_sts_correlates_similarity_with_gold(tmp_path):
 
 def test_stsbenchmark_tab_format_is_parsed(tmp_path):
     path = tmp_path / "sts-test.csv"
-    path.write_text('genre\tfile\tyear\t0001\t4.5\tA "quoted" one.\tAnother, with comma.\textra\tcols\n'
-                    "genre\tfile\tyear\t0002\t1.0\tShort.\tOther.\n")
+    path.write_text(
+        'genre\tfile\tyear\t0001\t4.5\tA "quoted" one.\tAnother, with comma.\textra\tcols\n'
+        "genre\tfile\tyear\t0002\t1.0\tShort.\tOther.\n"
+    )
     data = load_sts(path)
-    assert data.scores == [4.5, 1.0] and data.first[0] == 'A "quoted" one.' and data.second[1] == "Other."
+    assert (
+        data.scores == [4.5, 1.0]
+        and data.first[0] == 'A "quoted" one.'
+        and data.second[1] == "Other."
+    )
 
 
 def write_beir(folder):
     (folder / "qrels").mkdir(parents=True)
-    docs = {"d1": ("Cards", "card card"), "d2": ("", "money money"), "d3": ("Weather", "rain"), "d4": ("", "cat")}
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items()))
+    docs = {
+        "d1": ("Cards", "card card"),
+        "d2": ("", "money money"),
+        "d3": ("Weather", "rain"),
+        "d4": ("", "cat"),
+    }
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items())
+    )
     queries = {"q1": "card", "q2": "rain", "q3": "cat", "q4": "unjudged"}
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td2\t1\n")
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td2\t1\n"
+    )
 
 
 def test_retrieval_scores_a_beir_folder(tmp_path):
     write_beir(tmp_path / "beir")
-    result = evaluate(KeywordEncoder(KEYWORDS), "retrieval", tmp_path / "beir", show_progress=False, block_rows=2)
+    result = evaluate(
+        KeywordEncoder(KEYWORDS), "retrieval", tmp_path / "beir", show_progress=False, block_rows=2
+    )
     # q1 and q2 find their document first; q3 ("cat") is judged against the money document: a miss
     assert result.scores["mrr_at_1"] == pytest.approx(2 / 3)
     assert result.scores["recall_at_100"] == pytest.approx(1.0)
@@ -86,7 +111,14 @@ def write_labelled(folder, per_label_train=20, per_label_test=5):
 
 def test_classification_follows_the_mteb_protocol(tmp_path):
     folder = write_labelled(tmp_path / "intents")
-    result = evaluate(KeywordEncoder(KEYWORDS), "classification", folder, samples_per_label=3, n_experiments=4, show_progress=False)
+    result = evaluate(
+        KeywordEncoder(KEYWORDS),
+        "classification",
+        folder,
+        samples_per_label=3,
+        n_experiments=4,
+        show_progress=False,
+    )
     assert result.main_score == 1.0 and len(result.scores["scores_per_experiment"]) == 4
 
 
@@ -97,12 +129,16 @@ def test_undersampling_takes_per_label_counts_and_differs_per_experiment():
         counts = {label: sum(labels[i] == label for i in subset) for label in "abc"}
         assert counts == {"a": 4, "b": 4, "c": 2}
     assert not np.array_equal(np.sort(subsets[0]), np.sort(subsets[1]))
-    assert all(np.array_equal(a, b) for a, b in zip(subsets, undersample(labels, 3, 4, 42)))  # deterministic
+    assert all(
+        np.array_equal(a, b) for a, b in zip(subsets, undersample(labels, 3, 4, 42))
+    )  # deterministic
 
 
 def test_clustering_recovers_separable_groups(tmp_path):
     folder = write_labelled(tmp_path / "intents")
-    result = evaluate(KeywordEncoder(KEYWORDS), "clustering", folder / "test.csv", show_progress=False)
+    result = evaluate(
+        KeywordEncoder(KEYWORDS), "clustering", folder / "test.csv", show_progress=False
+    )
     assert result.main_metric == "v_measure" and result.main_score == pytest.approx(1.0)
 
 
@@ -137,6 +173,9 @@ def test_results_are_saved_mteb_shaped(tmp_path):
     path = write_csv(tmp_path / "sts.csv", ["sentence1", "sentence2", "score"], rows)
     result = evaluate(KeywordEncoder(KEYWORDS), "sts", path, name="MySTS", show_progress=False)
     saved = json.loads(save_result(result, tmp_path / "results").read_text())
-    assert saved["task_name"] == "MySTS" and saved["scores"]["test"][0]["main_score"] == result.main_score
+    assert (
+        saved["task_name"] == "MySTS"
+        and saved["scores"]["test"][0]["main_score"] == result.main_score
+    )
     assert "cosine_spearman" in saved["scores"]["test"][0]
     assert "MySTS" in format_table([result])

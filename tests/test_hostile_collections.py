@@ -1,5 +1,6 @@
 """Collections under hostile input and growth: parameters that would crash FAISS, empty results,
 damaged files, a long-lived process that must search as well as a fresh open (issue 13)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,15 @@ from uniembed.store import Collection
 from uniembed.store import snapshot as snapshot_module
 from uniembed.store.snapshot import Snapshot
 
-INDEXES = [("exact", "none"), ("exact", "int8"), ("exact", "binary"), ("hnsw", "none"), ("hnsw", "int8"),
-           ("hnsw", "binary"), ("ivfpq", "none")]
+INDEXES = [
+    ("exact", "none"),
+    ("exact", "int8"),
+    ("exact", "binary"),
+    ("hnsw", "none"),
+    ("hnsw", "int8"),
+    ("hnsw", "binary"),
+    ("ivfpq", "none"),
+]
 DIM = 16
 
 
@@ -27,20 +35,36 @@ def unit(n, dim=DIM, seed=0):
 
 
 def make(tmp_path, index="exact", quantize="none", name="c", **kwargs):
-    return Collection.create(tmp_path / name, model=None, dim=DIM, index=index, quantize=quantize, **kwargs)
+    return Collection.create(
+        tmp_path / name, model=None, dim=DIM, index=index, quantize=quantize, **kwargs
+    )
 
 
 BAD_PARAMS = [
-    ("hnsw", "none", {"m": 0}), ("hnsw", "none", {"m": -1}), ("hnsw", "none", {"m": 2.5}), ("hnsw", "binary", {"m": 0}),
-    ("hnsw", "none", {"ef_search": 0}), ("hnsw", "none", {"m": True}), ("hnsw", "none", {"m": "32"}),
-    ("hnsw", "none", {"quantize": "pq"}), ("ivfpq", "none", {"nprobe": 0}), ("ivfpq", "none", {"m": 3}),
-    ("ivfpq", "none", {"m": 32}), ("ivfpq", "none", {"nlist": 10**9}), ("hnsw", "binary", {"graph": 1}),
-    ("exact", "int8", {"rescore_multiplier": 0}), ("hnsw", "none", {"m": float("nan")}),
+    ("hnsw", "none", {"m": 0}),
+    ("hnsw", "none", {"m": -1}),
+    ("hnsw", "none", {"m": 2.5}),
+    ("hnsw", "binary", {"m": 0}),
+    ("hnsw", "none", {"ef_search": 0}),
+    ("hnsw", "none", {"m": True}),
+    ("hnsw", "none", {"m": "32"}),
+    ("hnsw", "none", {"quantize": "pq"}),
+    ("ivfpq", "none", {"nprobe": 0}),
+    ("ivfpq", "none", {"m": 3}),
+    ("ivfpq", "none", {"m": 32}),
+    ("ivfpq", "none", {"nlist": 10**9}),
+    ("hnsw", "binary", {"graph": 1}),
+    ("exact", "int8", {"rescore_multiplier": 0}),
+    ("hnsw", "none", {"m": float("nan")}),
 ]
 
 
-@pytest.mark.parametrize(("index", "quantize", "params"), BAD_PARAMS, ids=[str(p) for p in BAD_PARAMS])
-def test_bad_index_parameters_are_refused_at_create_and_nothing_is_written(tmp_path, index, quantize, params):
+@pytest.mark.parametrize(
+    ("index", "quantize", "params"), BAD_PARAMS, ids=[str(p) for p in BAD_PARAMS]
+)
+def test_bad_index_parameters_are_refused_at_create_and_nothing_is_written(
+    tmp_path, index, quantize, params
+):
     name = next(iter(params))
     with pytest.raises(InputError, match=name):
         make(tmp_path, index, quantize, index_params=params)
@@ -64,12 +88,26 @@ def test_a_bad_parameter_written_into_collection_json_is_refused_on_open(tmp_pat
         Collection.open(col.path)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: {**m, "surprise": 1}, lambda m: {**m, "fields": "default"}, lambda m: {**m, "index": 7},
-    lambda m: {**m, "fields": {"default": -4}}, lambda m: [1, 2], lambda m: {**m, "schema_version": "two"},
-    lambda m: {**m, "multivector": {"token_dim": 8, "fde": {"repetitions": 256, "k_sim": 12, "d_proj": 4096}}},
-    lambda m: {**m, "data_dir": "../elsewhere"}, lambda m: {**m, "data_dir": "data-zz"},
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: {**m, "surprise": 1},
+        lambda m: {**m, "fields": "default"},
+        lambda m: {**m, "index": 7},
+        lambda m: {**m, "fields": {"default": -4}},
+        lambda m: [1, 2],
+        lambda m: {**m, "schema_version": "two"},
+        lambda m: {
+            **m,
+            "multivector": {
+                "token_dim": 8,
+                "fde": {"repetitions": 256, "k_sim": 12, "d_proj": 4096},
+            },
+        },
+        lambda m: {**m, "data_dir": "../elsewhere"},
+        lambda m: {**m, "data_dir": "data-zz"},
+    ],
+)
 def test_a_damaged_collection_json_is_a_clear_error_naming_the_file(tmp_path, edit):
     col = make(tmp_path)
     meta_path = col.path / "collection.json"
@@ -99,7 +137,9 @@ def test_an_empty_result_is_an_empty_list_everywhere(tmp_path, index, quantize):
     col.delete(["a"])
     assert col.search(query, k=5) == []  # every item deleted
     assert Collection.open(col.path).search(query, k=5, filter="lang=en") == []
-    with pytest.raises(InputError, match="values"):  # a bad query is still refused when nothing could match
+    with pytest.raises(
+        InputError, match="values"
+    ):  # a bad query is still refused when nothing could match
         col.search(np.ones(3, np.float32), k=5)
 
 
@@ -116,8 +156,13 @@ def test_empty_results_in_text_and_hybrid_modes(tmp_path):
 
 @pytest.mark.parametrize("stage", ["fde", "exact", "tokens"])
 def test_empty_results_in_multivector_collections(tmp_path, stage):
-    col = Collection.create(tmp_path / "mv", model=None, dim=8, multivector="muvera",
-                            fde={"repetitions": 2, "k_sim": 2, "d_proj": 4})
+    col = Collection.create(
+        tmp_path / "mv",
+        model=None,
+        dim=8,
+        multivector="muvera",
+        fde={"repetitions": 2, "k_sim": 2, "d_proj": 4},
+    )
     query = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     assert col.search(query, k=3, first_stage=stage) == []
     col.add(["a"], [query[:2]], payloads=[{"lang": "en"}])
@@ -126,16 +171,24 @@ def test_empty_results_in_multivector_collections(tmp_path, stage):
     assert col.search(query, k=3, first_stage=stage) == []
 
 
-@pytest.mark.parametrize("fde", [{"repetitions": 256, "k_sim": 12, "d_proj": 4096}, {"repetitions": 64, "k_sim": 10},
-                                 {"repetitions": 20, "k_sim": 5, "d_proj": 16, "final_dim": 1_000_000}])
+@pytest.mark.parametrize(
+    "fde",
+    [
+        {"repetitions": 256, "k_sim": 12, "d_proj": 4096},
+        {"repetitions": 64, "k_sim": 10},
+        {"repetitions": 20, "k_sim": 5, "d_proj": 16, "final_dim": 1_000_000},
+    ],
+)
 def test_fde_sizes_are_capped_before_anything_is_allocated(tmp_path, fde):
     with pytest.raises(InputError, match="over the limit"):
         Collection.create(tmp_path / "mv", model=None, dim=128, multivector="muvera", fde=fde)
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("index", "quantize", "floor"), [("exact", "int8", 0.95), ("ivfpq", "none", 0.5),
-                                                          ("hnsw", "int8", 0.9)])
+@pytest.mark.parametrize(
+    ("index", "quantize", "floor"),
+    [("exact", "int8", 0.95), ("ivfpq", "none", 0.5), ("hnsw", "int8", 0.9)],
+)
 def test_a_long_lived_collection_searches_as_well_as_a_fresh_open(tmp_path, index, quantize, floor):
     """3 items, a search (builds and trains the index), then 3,000 more: the trained index must be
     rebuilt, or int8 ranges and IVF-PQ codebooks from 3 vectors ruin recall."""
@@ -144,7 +197,9 @@ def test_a_long_lived_collection_searches_as_well_as_a_fresh_open(tmp_path, inde
     col.add(["v0", "v1", "v2"], vectors[:3])
     col.search(vectors[0], k=1)
     for start in range(3, 3003, 500):
-        col.add([f"v{i}" for i in range(start, min(start + 500, 3003))], vectors[start:start + 500])
+        col.add(
+            [f"v{i}" for i in range(start, min(start + 500, 3003))], vectors[start : start + 500]
+        )
     queries = unit(30, seed=2)
     truth = [set(np.argsort(-(vectors @ q))[:10]) for q in queries]
 
@@ -160,11 +215,16 @@ def snapshot_of(vectors, allowed_share, index="hnsw"):
     n = len(vectors)
     keep = np.zeros(n, dtype=bool)
     keep[np.random.default_rng(3).choice(n, int(n * allowed_share), replace=False)] = True
-    table = pa.table({
-        "id": pa.array([f"r{i}" for i in range(n)]), "payload": pa.array([None] * n, pa.string()),
-        "vec_default": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
-        "p_keep": pa.array(keep),
-    })
+    table = pa.table(
+        {
+            "id": pa.array([f"r{i}" for i in range(n)]),
+            "payload": pa.array([None] * n, pa.string()),
+            "vec_default": pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.reshape(-1)), vectors.shape[1]
+            ),
+            "p_keep": pa.array(keep),
+        }
+    )
     return Snapshot.from_table(1, table, {"default": vectors.shape[1]}, index, {}), keep
 
 
@@ -218,13 +278,29 @@ def test_ivfpq_default_sub_quantisers_divide_any_dimension():
     assert (index.search(vectors[:2], 5, vectors)[1] >= 0).all()
 
 
-@pytest.mark.parametrize("spec", [{"year": {"in": []}}, "year=2000.5", "year in (2000.5, 2021)", {"year": {"<": 10**30}},
-                                  {"year": {">=": -(10**30)}}, "score>=1e30", "lang in (en, 'x''y')"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"year": {"in": []}},
+        "year=2000.5",
+        "year in (2000.5, 2021)",
+        {"year": {"<": 10**30}},
+        {"year": {">=": -(10**30)}},
+        "score>=1e30",
+        "lang in (en, 'x''y')",
+    ],
+)
 @pytest.mark.parametrize("mode", ["dense", "text", "hybrid"])
 def test_hostile_filters_run_in_every_mode(tmp_path, spec, mode):
     col = Collection.create(tmp_path / "t", model=FakeEncoder(DIM))
-    col.add(["a", "b"], ["red bicycle", "red car"], payloads=[{"year": 2021, "score": 0.5, "lang": "en"},
-                                                              {"year": 2000, "score": 1.5, "lang": "fr"}])
+    col.add(
+        ["a", "b"],
+        ["red bicycle", "red car"],
+        payloads=[
+            {"year": 2021, "score": 0.5, "lang": "en"},
+            {"year": 2000, "score": 1.5, "lang": "fr"},
+        ],
+    )
     hits = col.search("red", k=5, mode=mode, filter=spec)
     assert all(isinstance(h.id, str) for h in hits)
     if spec == "year=2000.5" or spec == {"year": {"in": []}}:
@@ -242,17 +318,28 @@ def test_a_refused_write_commits_nothing_not_even_a_new_column(tmp_path):
     with pytest.raises(InputError, match="keys must be strings"):
         col.add(["b"], unit(1), payloads=[{1: "x"}])
     reopened = Collection.open(col.path)
-    assert reopened.backend.version == version and reopened.payload_fields == fields and len(reopened) == 1
+    assert (
+        reopened.backend.version == version
+        and reopened.payload_fields == fields
+        and len(reopened) == 1
+    )
 
 
 def test_a_key_with_a_trailing_newline_is_refused_not_kept_unfilterable(tmp_path):
     # issue 30: it used to be kept in the JSON where no filter could ever name it
     col = make(tmp_path)
-    with pytest.raises(InputError, match=r"has the key 'nl\\n': a payload key is what a filter can name"):
+    with pytest.raises(
+        InputError, match=r"has the key 'nl\\n': a payload key is what a filter can name"
+    ):
         col.add(["a"], unit(1), payloads=[{"nl\n": 1, "ok": 2}])
     assert len(col) == 0 and col.payload_fields == {}
-    col.add(["a"], unit(1), payloads=[{"ok": 2, "nested": {"nl\n": 1, "a b": [1]}}])  # nested keys are the user's
-    assert col.payload_fields == {"ok": "int"} and col.get(["a"])[0].payload["nested"] == {"nl\n": 1, "a b": [1]}
+    col.add(
+        ["a"], unit(1), payloads=[{"ok": 2, "nested": {"nl\n": 1, "a b": [1]}}]
+    )  # nested keys are the user's
+    assert col.payload_fields == {"ok": "int"} and col.get(["a"])[0].payload["nested"] == {
+        "nl\n": 1,
+        "a b": [1],
+    }
 
 
 @pytest.mark.parametrize(("index", "quantize"), INDEXES)
@@ -269,8 +356,13 @@ def test_vectors_whose_scores_would_overflow_float32_are_refused(tmp_path, index
 
 
 def test_float16_token_storage_refuses_values_it_would_turn_into_inf(tmp_path):
-    col = Collection.create(tmp_path / "mv", model=None, dim=4, multivector="muvera",
-                            fde={"repetitions": 2, "k_sim": 2, "d_proj": 4})
+    col = Collection.create(
+        tmp_path / "mv",
+        model=None,
+        dim=4,
+        multivector="muvera",
+        fde={"repetitions": 2, "k_sim": 2, "d_proj": 4},
+    )
     with pytest.raises(InputError, match="float16"):
         col.add(["a"], [np.full((2, 4), 1e5, np.float32)])
     assert len(col) == 0
@@ -280,7 +372,9 @@ def test_batch_writers_without_a_snapshot_read_the_ids_once(tmp_path, monkeypatc
     col = make(tmp_path)
     scans = []
     original = col.backend.scan
-    monkeypatch.setattr(col.backend, "scan", lambda columns: scans.append(columns) or original(columns))
+    monkeypatch.setattr(
+        col.backend, "scan", lambda columns: scans.append(columns) or original(columns)
+    )
     for batch in range(3):
         col.add([f"b{batch}-{i}" for i in range(1500)], unit(1500, seed=batch))
     assert scans == [["id"]]  # once, then kept current with our own writes
@@ -306,7 +400,9 @@ def test_a_first_stage_asked_for_most_of_the_collection_searches_exactly(tmp_pat
 def test_reranking_many_candidates_in_blocks_equals_one_pass(monkeypatch):
     from uniembed.store import multivector as mv
 
-    spec = mv.MultiVectorSpec.make("muvera", 4, "float16", {"repetitions": 1, "k_sim": 1, "d_proj": 2})
+    spec = mv.MultiVectorSpec.make(
+        "muvera", 4, "float16", {"repetitions": 1, "k_sim": 1, "d_proj": 2}
+    )
     rng = np.random.default_rng(0)
     sets = [rng.normal(size=(rng.integers(1, 6), 4)).astype(np.float32) for _ in range(50)]
     tokens = mv.TokenSets([mv.pack_tokens(t, "float16") for t in sets], spec)
@@ -354,12 +450,18 @@ def test_renames_into_place_fsync_their_folder(tmp_path, monkeypatch):
 
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)) or real_fsync(fd))
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)) or real_fsync(fd)
+    )
     (tmp_path / "f.tmp").write_text("x")
     replace_file(tmp_path / "f.tmp", tmp_path / "f")
     with atomic_folder(tmp_path / "folder") as staging:
         (staging / "a").write_text("y")
-    assert synced.count(True) == 2 and (tmp_path / "f").read_text() == "x" and (tmp_path / "folder" / "a").exists()
+    assert (
+        synced.count(True) == 2
+        and (tmp_path / "f").read_text() == "x"
+        and (tmp_path / "folder" / "a").exists()
+    )
 
 
 def test_readers_never_see_a_new_column_without_its_rows(tmp_path):
@@ -378,7 +480,9 @@ def test_readers_never_see_a_new_column_without_its_rows(tmp_path):
     with pytest.raises(InputError, match="unknown filter field 'year'"):
         reader.search(unit(1)[0], k=3, filter="year>2000")
     writer = Collection.open(col.path)
-    writer.add(["b"], unit(1, seed=2), payloads=[{"year": "MMXX"}])  # a string now: int was never committed
+    writer.add(
+        ["b"], unit(1, seed=2), payloads=[{"year": "MMXX"}]
+    )  # a string now: int was never committed
     assert Collection.open(col.path).payload_fields == {"lang": "string", "year": "string"}
     assert not (col.path / pending.RECORD).exists()
 
@@ -396,4 +500,6 @@ def test_a_write_failing_after_its_column_commit_is_undone_at_once(tmp_path, mon
         col.add(["b"], unit(1), payloads=[{"year": 2020}])
     reopened = Collection.open(col.path)
     assert reopened.payload_fields == {"lang": "string"} and len(reopened) == 1
-    assert reopened.backend.version > version  # undone by a restore commit, not by rewriting history
+    assert (
+        reopened.backend.version > version
+    )  # undone by a restore commit, not by rewriting history

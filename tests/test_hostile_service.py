@@ -1,4 +1,5 @@
 """The service under hostile requests and races: no 500, no crash, no broken name (issue 13)."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from helpers import FakeEncoder  # noqa: E402
-from uniembed.serve import ServeSettings, create_app  # noqa: E402
+from helpers import FakeEncoder
+from uniembed.serve import ServeSettings, create_app
 
 DIM = 8
 
@@ -24,8 +25,10 @@ def root(tmp_path):
 
 @pytest.fixture
 def client(root):
-    with TestClient(create_app(ServeSettings(model="fake", collections=root), encoder=FakeEncoder(DIM)),
-                    base_url="http://localhost") as client:
+    with TestClient(
+        create_app(ServeSettings(model="fake", collections=root), encoder=FakeEncoder(DIM)),
+        base_url="http://localhost",
+    ) as client:
         yield client
 
 
@@ -35,20 +38,40 @@ def create(client, name, **body):
 
 def add_vectors(client, name, n, payload=None, seed=0):
     vectors = np.random.default_rng(seed).normal(size=(n, DIM)).tolist()
-    items = [{"id": f"v{seed}-{i}", "vector": v, "payload": payload or {}} for i, v in enumerate(vectors)]
+    items = [
+        {"id": f"v{seed}-{i}", "vector": v, "payload": payload or {}} for i, v in enumerate(vectors)
+    ]
     return client.post(f"/v1/collections/{name}/items", json={"items": items})
 
 
 def search(client, name, **body):
-    return client.post(f"/v1/collections/{name}/search", json={"vector": [0.1] * DIM, "k": 5, **body})
+    return client.post(
+        f"/v1/collections/{name}/search", json={"vector": [0.1] * DIM, "k": 5, **body}
+    )
 
 
-@pytest.mark.parametrize(("index", "quantize", "params"), [
-    ("hnsw", "none", {"m": 0}), ("hnsw", "binary", {"m": 0}), ("hnsw", "none", {"m": -1}), ("hnsw", "none", {"m": 2.5}),
-    ("ivfpq", "none", {"nprobe": 0}), ("ivfpq", "none", {"m": 3}), ("hnsw", "binary", {"graph": 1}),
-])
+@pytest.mark.parametrize(
+    ("index", "quantize", "params"),
+    [
+        ("hnsw", "none", {"m": 0}),
+        ("hnsw", "binary", {"m": 0}),
+        ("hnsw", "none", {"m": -1}),
+        ("hnsw", "none", {"m": 2.5}),
+        ("ivfpq", "none", {"nprobe": 0}),
+        ("ivfpq", "none", {"m": 3}),
+        ("hnsw", "binary", {"graph": 1}),
+    ],
+)
 def test_bad_index_parameters_answer_400_and_create_nothing(client, root, index, quantize, params):
-    response = create(client, "bad", index=index, quantize=quantize, index_params=params, vectors_only=True, dim=DIM)
+    response = create(
+        client,
+        "bad",
+        index=index,
+        quantize=quantize,
+        index_params=params,
+        vectors_only=True,
+        dim=DIM,
+    )
     assert response.status_code == 400, response.text
     assert next(iter(params)) in response.json()["error"]["message"]
     assert client.get("/v1/collections").json()["collections"] == []
@@ -56,26 +79,46 @@ def test_bad_index_parameters_answer_400_and_create_nothing(client, root, index,
 
 def test_a_bad_stored_parameter_is_a_clear_error_after_a_restart_and_the_server_lives(root):
     settings = ServeSettings(model="fake", collections=root)
-    with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
+    with TestClient(
+        create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost"
+    ) as client:
         assert create(client, "docs", index="hnsw", vectors_only=True, dim=DIM).status_code == 201
         assert create(client, "fine", vectors_only=True, dim=DIM).status_code == 201
         assert add_vectors(client, "docs", 3).status_code == 200
     meta = json.loads((root / "docs" / "collection.json").read_text())
     meta["index_params"]["m"] = 0  # what FAISS aborts the process on
     (root / "docs" / "collection.json").write_text(json.dumps(meta))
-    with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
+    with TestClient(
+        create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost"
+    ) as client:
         for _ in range(2):
             response = search(client, "docs")
-            assert response.status_code == 409 and response.json()["error"]["code"] == "collection_damaged"
+            assert (
+                response.status_code == 409
+                and response.json()["error"]["code"] == "collection_damaged"
+            )
             message = response.json()["error"]["message"]
             assert message.startswith("docs: collection damaged") and str(root) not in message
         assert search(client, "fine").status_code == 200
 
 
-@pytest.mark.parametrize(("index", "quantize"), [("exact", "none"), ("exact", "int8"), ("exact", "binary"),
-                                                 ("hnsw", "none"), ("hnsw", "int8"), ("hnsw", "binary"), ("ivfpq", "none")])
+@pytest.mark.parametrize(
+    ("index", "quantize"),
+    [
+        ("exact", "none"),
+        ("exact", "int8"),
+        ("exact", "binary"),
+        ("hnsw", "none"),
+        ("hnsw", "int8"),
+        ("hnsw", "binary"),
+        ("ivfpq", "none"),
+    ],
+)
 def test_empty_results_answer_200_with_no_hits(client, index, quantize):
-    assert create(client, "c", index=index, quantize=quantize, vectors_only=True, dim=DIM).status_code == 201
+    assert (
+        create(client, "c", index=index, quantize=quantize, vectors_only=True, dim=DIM).status_code
+        == 201
+    )
     assert search(client, "c").json() == {"hits": []}
     assert add_vectors(client, "c", 1, {"lang": "en"}).status_code == 200
     assert search(client, "c", filter="lang=fr").json() == {"hits": []}
@@ -83,22 +126,54 @@ def test_empty_results_answer_200_with_no_hits(client, index, quantize):
     assert search(client, "c").json() == {"hits": []}
 
 
-@pytest.mark.parametrize("flt", ["year>=1e999", "score>=inf", "score>=nan", {"lang": {"in": []}}, "year=2000.5",
-                                 {"year": {"<": 10**30}}, "year in (2000.5)"])
+@pytest.mark.parametrize(
+    "flt",
+    [
+        "year>=1e999",
+        "score>=inf",
+        "score>=nan",
+        {"lang": {"in": []}},
+        "year=2000.5",
+        {"year": {"<": 10**30}},
+        "year in (2000.5)",
+    ],
+)
 @pytest.mark.parametrize("mode", ["dense", "text", "hybrid"])
 def test_hostile_filters_never_answer_500(client, flt, mode):
     create(client, "t")
-    client.post("/v1/collections/t/items", json={"items": [
-        {"id": "a", "text": "red bicycle", "payload": {"year": 2000, "score": 0.5, "lang": "en"}}]})
-    response = client.post("/v1/collections/t/search", json={"query": "red", "mode": mode, "filter": flt})
+    client.post(
+        "/v1/collections/t/items",
+        json={
+            "items": [
+                {
+                    "id": "a",
+                    "text": "red bicycle",
+                    "payload": {"year": 2000, "score": 0.5, "lang": "en"},
+                }
+            ]
+        },
+    )
+    response = client.post(
+        "/v1/collections/t/search", json={"query": "red", "mode": mode, "filter": flt}
+    )
     assert response.status_code in (200, 400), response.text
-    if response.status_code == 200 and flt in ("year=2000.5", "year in (2000.5)", {"lang": {"in": []}}):
+    if response.status_code == 200 and flt in (
+        "year=2000.5",
+        "year in (2000.5)",
+        {"lang": {"in": []}},
+    ):
         assert response.json()["hits"] == []
 
 
 def test_fde_sizes_over_the_cap_answer_400(client):
-    response = create(client, "mv", vectors_only=True, dim=128, multivector="muvera",
-                      fde={"repetitions": 256, "k_sim": 12, "d_proj": 4096})
+    response = create(
+        client,
+        "mv",
+        vectors_only=True,
+        dim=128,
+        multivector="muvera",
+        fde={"repetitions": 256, "k_sim": 12, "d_proj": 4096},
+    )
     assert response.status_code == 400 and "over the limit" in response.json()["error"]["message"]
 
 
@@ -111,23 +186,33 @@ def test_names_are_full_matched(client, name):
 def test_a_damaged_collection_json_answers_409_naming_the_collection_not_the_path(client, root):
     create(client, "docs", vectors_only=True, dim=DIM)
     (root / "fresh").mkdir()
-    (root / "fresh" / "collection.json").write_text(json.dumps({"model": None, "fields": {"default": DIM}, "surprise": 1}))
+    (root / "fresh" / "collection.json").write_text(
+        json.dumps({"model": None, "fields": {"default": DIM}, "surprise": 1})
+    )
     response = client.get("/v1/collections/fresh")
     assert response.status_code == 409, response.text
     message = response.json()["error"]["message"]
-    assert "fresh: collection damaged" in message and "collection.json" in message and str(root) not in message
+    assert (
+        "fresh: collection damaged" in message
+        and "collection.json" in message
+        and str(root) not in message
+    )
 
 
 def test_hosts_other_than_loopback_are_refused(root):
     app = create_app(ServeSettings(model="fake", collections=root), encoder=FakeEncoder(DIM))
     with TestClient(app, base_url="http://attacker.example") as attacker:
         assert attacker.delete("/v1/collections/x").status_code == 421
-        assert attacker.get("/v1/collections/").status_code == 421  # no redirect to the made-up host
+        assert (
+            attacker.get("/v1/collections/").status_code == 421
+        )  # no redirect to the made-up host
     for host in ("localhost:8080", "127.0.0.1", "[::1]:9000"):
         with TestClient(app, base_url=f"http://{host}") as local:
             assert local.get("/v1/collections").status_code == 200
-    allowed = create_app(ServeSettings(model="fake", collections=root, allowed_hosts=("search.internal",)),
-                         encoder=FakeEncoder(DIM))
+    allowed = create_app(
+        ServeSettings(model="fake", collections=root, allowed_hosts=("search.internal",)),
+        encoder=FakeEncoder(DIM),
+    )
     with TestClient(allowed, base_url="http://search.internal") as named:
         assert named.get("/v1/collections").status_code == 200
 
@@ -143,7 +228,9 @@ def test_ids_with_slashes_and_nested_payloads_round_trip(client):
 
 
 def test_json_sent_as_text_plain_is_told_to_send_json(client):
-    response = client.post("/v1/collections", content=json.dumps({"name": "x"}), headers={"content-type": "text/plain"})
+    response = client.post(
+        "/v1/collections", content=json.dumps({"name": "x"}), headers={"content-type": "text/plain"}
+    )
     assert response.status_code == 400 and "application/json" in response.json()["error"]["message"]
 
 
@@ -161,9 +248,13 @@ def race(calls):
 def test_concurrent_deletes_and_creates_of_one_name(client, root):
     for _ in range(5):
         assert create(client, "x", vectors_only=True, dim=DIM).status_code == 201
-        codes = sorted(r.status_code for r in race([lambda: client.delete("/v1/collections/x")] * 5))
+        codes = sorted(
+            r.status_code for r in race([lambda: client.delete("/v1/collections/x")] * 5)
+        )
         assert codes == [200, 404, 404, 404, 404]
-    codes = sorted(r.status_code for r in race([lambda: create(client, "y", vectors_only=True, dim=DIM)] * 5))
+    codes = sorted(
+        r.status_code for r in race([lambda: create(client, "y", vectors_only=True, dim=DIM)] * 5)
+    )
     assert codes == [201, 409, 409, 409, 409]
 
 
@@ -187,17 +278,27 @@ def test_creates_racing_drops_of_one_name_answer_201_404_or_409_never_500(client
 
 def test_delete_racing_reads_of_an_unopened_collection_never_breaks_the_name(root):
     settings = ServeSettings(model="fake", collections=root)
-    for round_ in range(5):
-        with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
+    for _ in range(5):
+        with TestClient(
+            create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost"
+        ) as client:
             create(client, "x", vectors_only=True, dim=DIM)
             add_vectors(client, "x", 3)
-        with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
-            calls = [lambda: client.delete("/v1/collections/x"), lambda: search(client, "x"),
-                     lambda: client.get("/v1/collections/x"), lambda: search(client, "x")]
+        with TestClient(
+            create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost"
+        ) as client:
+            calls = [
+                lambda: client.delete("/v1/collections/x"),
+                lambda: search(client, "x"),
+                lambda: client.get("/v1/collections/x"),
+                lambda: search(client, "x"),
+            ]
             assert all(r.status_code in (200, 404) for r in race(calls))
             assert client.get("/v1/collections/x").status_code == 404
             assert not (root / "x").exists()
-            assert create(client, "x", vectors_only=True, dim=DIM).status_code == 201  # the name works again
+            assert (
+                create(client, "x", vectors_only=True, dim=DIM).status_code == 201
+            )  # the name works again
             assert search(client, "x").status_code == 200
             assert client.delete("/v1/collections/x").status_code == 200
 
@@ -219,9 +320,14 @@ def test_a_model_giving_nan_is_a_model_error_not_a_client_error(root):
     app = create_app(ServeSettings(model="fake", collections=root), encoder=NaNEncoder(DIM))
     with TestClient(app, base_url="http://localhost") as client:
         response = client.post("/v1/embeddings", json={"model": "fake", "input": ["hello"]})
-        assert response.status_code == 500 and response.json()["error"]["code"] == "model_output_invalid"
+        assert (
+            response.status_code == 500
+            and response.json()["error"]["code"] == "model_output_invalid"
+        )
         create(client, "t")
-        response = client.post("/v1/collections/t/items", json={"items": [{"id": "a", "text": "hello"}]})
+        response = client.post(
+            "/v1/collections/t/items", json={"items": [{"id": "a", "text": "hello"}]}
+        )
         assert response.status_code == 500 and "NaN" in response.json()["error"]["message"]
         assert client.get("/v1/collections/t").json()["count"] == 0
 
@@ -233,12 +339,16 @@ def test_text_queries_on_collections_go_through_the_batcher(client):
     calls = []
     original = service.batcher._embed
     service.batcher._embed = lambda batch: calls.append(len(batch)) or original(batch)
-    hits = client.post("/v1/collections/t/search", json={"query": "red bicycle", "k": 1}).json()["hits"]
+    hits = client.post("/v1/collections/t/search", json={"query": "red bicycle", "k": 1}).json()[
+        "hits"
+    ]
     assert hits[0]["id"] == "a" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert calls == [1]
 
 
-def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embeddings(client, monkeypatch):
+def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embeddings(
+    client, monkeypatch
+):
     import time
 
     from uniembed.store import Collection
@@ -262,21 +372,29 @@ def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embedd
             response = call()
             timings.setdefault(name, []).append(time.perf_counter() - started)
             return response.status_code
+
         return run
 
     slow = [timed("slow", lambda: search(client, "slow"))] * 4
-    others = [timed("fast", lambda: search(client, "fast")),
-              timed("embed", lambda: client.post("/v1/embeddings", json={"model": "fake", "input": ["hi"]}))]
+    others = [
+        timed("fast", lambda: search(client, "fast")),
+        timed(
+            "embed", lambda: client.post("/v1/embeddings", json={"model": "fake", "input": ["hi"]})
+        ),
+    ]
 
     def delayed(call):
         def run():
             time.sleep(0.3)  # once the slow searches hold their threads
             return call()
+
         return run
 
     codes = race(slow + [delayed(call) for call in others])
     assert set(codes) == {200}
-    assert max(timings["slow"]) < 4 * 1.5 * 0.75  # the four slow searches ran side by side, not one after another
+    assert (
+        max(timings["slow"]) < 4 * 1.5 * 0.75
+    )  # the four slow searches ran side by side, not one after another
     assert timings["fast"][0] < 1.0 and timings["embed"][0] < 1.0  # nobody waited for them
 
 
@@ -285,16 +403,25 @@ def test_collection_calls_past_the_queue_limit_get_429_at_once(root, monkeypatch
 
     from uniembed.store import Collection
 
-    settings = ServeSettings(model="fake", collections=root, collection_threads=2, max_collection_queue=3)
-    with TestClient(create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost") as client:
+    settings = ServeSettings(
+        model="fake", collections=root, collection_threads=2, max_collection_queue=3
+    )
+    with TestClient(
+        create_app(settings, encoder=FakeEncoder(DIM)), base_url="http://localhost"
+    ) as client:
         create(client, "c", vectors_only=True, dim=DIM)
         add_vectors(client, "c", 3)
         original = Collection.search
-        monkeypatch.setattr(Collection, "search", lambda self, *a, **kw: time.sleep(1.0) or original(self, *a, **kw))
+        monkeypatch.setattr(
+            Collection, "search", lambda self, *a, **kw: time.sleep(1.0) or original(self, *a, **kw)
+        )
         codes = race([lambda: search(client, "c")] * 6)
         assert sorted(codes_of(codes)) == [200, 200, 200, 429, 429, 429]
         refused = next(r for r in codes if r.status_code == 429)
-        assert refused.json()["error"]["code"] == "queue_full" and refused.headers["retry-after"] == "1"
+        assert (
+            refused.json()["error"]["code"] == "queue_full"
+            and refused.headers["retry-after"] == "1"
+        )
 
 
 def codes_of(responses):

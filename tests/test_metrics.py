@@ -1,4 +1,5 @@
 """Each metric against values computed by hand (the arithmetic is in the comments)."""
+
 from __future__ import annotations
 
 import math
@@ -53,13 +54,17 @@ def test_spearman_gives_ties_their_average_rank():
 def test_v_measure_hand_case():
     # H(truth) = ln 2, H(clusters) = 0.562335, mutual information = 0.215762
     h, c = 0.215762 / math.log(2), 0.215762 / 0.562335
-    assert metrics.v_measure([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(2 * h * c / (h + c), abs=1e-5)
+    assert metrics.v_measure([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(
+        2 * h * c / (h + c), abs=1e-5
+    )
     assert metrics.v_measure(["x", "x", "y"], [5, 5, 7]) == pytest.approx(1.0)
     assert metrics.v_measure([0, 0, 1, 1], [0, 0, 0, 0]) == 0.0
 
 
 def test_average_precision_groups_tied_scores():
-    assert metrics.average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6]) == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics.average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6]) == pytest.approx(
+        (1 + 2 / 3) / 2
+    )
     # the two tied scores form one threshold: precision 2/3 at recall 1 (not 1/2 then 2/3)
     assert metrics.average_precision([0, 1, 1], [0.9, 0.5, 0.5]) == pytest.approx(2 / 3)
     assert metrics.average_precision([0, 0], [0.3, 0.1]) == 0.0

@@ -1,5 +1,6 @@
 """Multi-vector collections: token vectors stored with their FDE, searched by FDE + MaxSim rerank,
 exact MaxSim and the per-token heuristic; persistence, filters, storage formats and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ SMALL_FDE = {"repetitions": 4, "k_sim": 2, "d_proj": 4, "seed": 7}
 
 def token_sets(n, seed=0, dim=DIM):
     rng = np.random.default_rng(seed)
-    sets = [rng.standard_normal((int(rng.integers(2, 9)), dim)).astype(np.float32) for _ in range(n)]
+    sets = [
+        rng.standard_normal((int(rng.integers(2, 9)), dim)).astype(np.float32) for _ in range(n)
+    ]
     return [t / np.linalg.norm(t, axis=1, keepdims=True) for t in sets]
 
 
@@ -31,7 +34,9 @@ def exact_order(query, sets, k):
 @pytest.fixture
 def mv(tmp_path):
     sets = token_sets(60)
-    col = Collection.create(tmp_path / "mv", model=None, dim=DIM, multivector="muvera", fde=SMALL_FDE)
+    col = Collection.create(
+        tmp_path / "mv", model=None, dim=DIM, multivector="muvera", fde=SMALL_FDE
+    )
     col.add([f"d{i}" for i in range(60)], sets, payloads=[{"even": i % 2 == 0} for i in range(60)])
     return col, sets
 
@@ -39,12 +44,19 @@ def mv(tmp_path):
 def test_every_first_stage_ranks_by_exact_maxsim(mv):
     col, sets = mv
     query = token_sets(1, seed=99)[0]
-    want = [f"d{i}" for i in exact_order(query, [s.astype(np.float16).astype(np.float32) for s in sets], 10)]
+    want = [
+        f"d{i}"
+        for i in exact_order(query, [s.astype(np.float16).astype(np.float32) for s in sets], 10)
+    ]
     assert [h.id for h in col.search(query, k=10, first_stage="exact")] == want
-    assert [h.id for h in col.search(query, k=10, candidates=60)] == want  # FDE stage, every item a candidate
+    assert [
+        h.id for h in col.search(query, k=10, candidates=60)
+    ] == want  # FDE stage, every item a candidate
     assert [h.id for h in col.search(query, k=10, first_stage="tokens", token_hits=500)] == want
     exact_scores = [h.score for h in col.search(query, k=10, first_stage="exact")]
-    np.testing.assert_allclose(exact_scores, np.sort(maxsim(query, sets))[::-1][:10], atol=2e-2)  # float16 storage
+    np.testing.assert_allclose(
+        exact_scores, np.sort(maxsim(query, sets))[::-1][:10], atol=2e-2
+    )  # float16 storage
 
 
 def test_fde_candidates_come_from_the_fde_index_and_the_heuristic_from_nearest_tokens(mv):
@@ -60,11 +72,19 @@ def test_fde_candidates_come_from_the_fde_index_and_the_heuristic_from_nearest_t
     hits = col.search(query, k=60, first_stage="tokens", token_hits=1)
     assert {h.id for h in hits} == {f"d{i}" for i in nearest}
     tokens = col.snapshot().tokens
-    for hits_per_token in (1, 3, 40):  # blocks smaller than the hits: the running best is merged across blocks
+    for hits_per_token in (
+        1,
+        3,
+        40,
+    ):  # blocks smaller than the hits: the running best is merged across blocks
         whole = token_heuristic_rows(query, tokens, hits_per_token, None)
-        np.testing.assert_array_equal(token_heuristic_rows(query, tokens, hits_per_token, None, block=7), whole)
+        np.testing.assert_array_equal(
+            token_heuristic_rows(query, tokens, hits_per_token, None, block=7), whole
+        )
     three = np.argsort(-(query @ flat.T), axis=1)[:, :3]
-    assert set(token_heuristic_rows(query, tokens, 3, None, block=5).tolist()) == set(owner[three.ravel()].tolist())
+    assert set(token_heuristic_rows(query, tokens, 3, None, block=5).tolist()) == set(
+        owner[three.ravel()].tolist()
+    )
 
 
 def test_filters_deletes_and_upserts_apply_to_every_stage(mv):
@@ -76,7 +96,9 @@ def test_filters_deletes_and_upserts_apply_to_every_stage(mv):
     top = col.search(query, k=1, first_stage="exact")[0].id
     col.delete([top])
     assert top not in {h.id for h in col.search(query, k=60, first_stage="exact")}
-    col.upsert(["d1"], [np.tile(query, (2, 1))])  # d1 now holds the query's own tokens: the best match
+    col.upsert(
+        ["d1"], [np.tile(query, (2, 1))]
+    )  # d1 now holds the query's own tokens: the best match
     for stage in ("fde", "exact", "tokens"):
         assert col.search(query, k=1, first_stage=stage)[0].id == "d1"
 
@@ -86,8 +108,12 @@ def test_reopened_collection_keeps_parameters_tokens_and_results(mv):
     query = token_sets(1, seed=11)[0]
     before = [(h.id, round(h.score, 5)) for h in col.search(query, k=5)]
     again = Collection.open(col.path)
-    assert again.meta.multivector == {"method": "muvera", "token_dim": DIM, "storage": "float16",
-                                      "fde": FDEConfig(**SMALL_FDE).to_dict()}
+    assert again.meta.multivector == {
+        "method": "muvera",
+        "token_dim": DIM,
+        "storage": "float16",
+        "fde": FDEConfig(**SMALL_FDE).to_dict(),
+    }
     assert [(h.id, round(h.score, 5)) for h in again.search(query, k=5)] == before
     item = again.get(["d3"])[0]
     np.testing.assert_allclose(item.tokens, sets[3], atol=1e-3)
@@ -98,24 +124,45 @@ def test_reopened_collection_keeps_parameters_tokens_and_results(mv):
 
 def test_int8_token_storage_is_smaller_and_close(tmp_path):
     sets = token_sets(20, seed=4)
-    col = Collection.create(tmp_path / "q", model=None, dim=DIM, multivector="muvera", fde=SMALL_FDE, token_storage="int8")
+    col = Collection.create(
+        tmp_path / "q",
+        model=None,
+        dim=DIM,
+        multivector="muvera",
+        fde=SMALL_FDE,
+        token_storage="int8",
+    )
     col.add([f"d{i}" for i in range(20)], sets)
     for item, tokens in zip(col.get([f"d{i}" for i in range(20)]), sets):
         np.testing.assert_allclose(item.tokens, tokens, atol=np.abs(tokens).max() / 127)
-    assert col.info().token_bytes_per_item == pytest.approx(np.mean([(DIM + 4) * len(s) for s in sets]))
+    assert col.info().token_bytes_per_item == pytest.approx(
+        np.mean([(DIM + 4) * len(s) for s in sets])
+    )
 
 
 def test_text_collection_uses_the_models_token_vectors(tmp_path, tiny_model):
-    texts = ["the cat sat on the mat", "blue rain in the sun", "money sent to the bank", "a dog and a cat"]
+    texts = [
+        "the cat sat on the mat",
+        "blue rain in the sun",
+        "money sent to the bank",
+        "a dog and a cat",
+    ]
     col = Collection.create(tmp_path / "t", model=tiny_model, multivector="muvera", fde=SMALL_FDE)
     col.add(["a", "b", "c", "d"], texts)
     query_tokens = tiny_model.encode_tokens(["cat on a mat"], prompt="query")[0]
-    doc_tokens = [t.astype(np.float16).astype(np.float32) for t in tiny_model.encode_tokens(texts, prompt="document")]
+    doc_tokens = [
+        t.astype(np.float16).astype(np.float32)
+        for t in tiny_model.encode_tokens(texts, prompt="document")
+    ]
     want = ["abcd"[i] for i in exact_order(query_tokens, doc_tokens, 4)]
     assert [h.id for h in col.search("cat on a mat", k=4, first_stage="exact")] == want
-    assert [h.id for h in col.search("cat on a mat", k=4)] == want  # 4 items: every one is an FDE candidate
+    assert [
+        h.id for h in col.search("cat on a mat", k=4)
+    ] == want  # 4 items: every one is an FDE candidate
     assert col.get(["a"])[0].text == texts[0]
-    assert [h.id for h in col.search("bank", k=1, mode="text")] == ["c"]  # BM25 over the stored text still works
+    assert [h.id for h in col.search("bank", k=1, mode="text")] == [
+        "c"
+    ]  # BM25 over the stored text still works
     hybrid = col.search("money bank", k=4, mode="hybrid")  # MaxSim ranking fused with BM25
     assert hybrid[0].id == "c" and len(hybrid) == 4
 
@@ -149,7 +196,9 @@ def test_bad_input_is_refused_with_clear_errors(mv, tmp_path, tiny_model):
     with pytest.raises(InputError, match="token set 0 has shape"):
         col.add(["x"], [np.ones((3, DIM + 1), np.float32)])
     with pytest.raises(InputError, match="not one"):
-        col.add(["x", "y"], np.ones((2, DIM), np.float32))  # single vectors into a multi-vector collection
+        col.add(
+            ["x", "y"], np.ones((2, DIM), np.float32)
+        )  # single vectors into a multi-vector collection
     with pytest.raises(InputError, match="NaN"):
         col.add(["x"], [np.full((2, DIM), np.nan, np.float32)])
     assert len(col) == before  # nothing written
@@ -162,11 +211,17 @@ def test_bad_input_is_refused_with_clear_errors(mv, tmp_path, tiny_model):
     with pytest.raises(InputError, match="multivector='muvera'"):
         Collection.create(tmp_path / "x1", model=None, dim=DIM, fde=SMALL_FDE)
     with pytest.raises(InputError, match="one vector field"):
-        Collection.create(tmp_path / "x2", model=None, dim=DIM, multivector="muvera", fields=["a", "b"])
+        Collection.create(
+            tmp_path / "x2", model=None, dim=DIM, multivector="muvera", fields=["a", "b"]
+        )
     with pytest.raises(InputError, match="token_storage"):
-        Collection.create(tmp_path / "x3", model=None, dim=DIM, multivector="muvera", token_storage="int4")
+        Collection.create(
+            tmp_path / "x3", model=None, dim=DIM, multivector="muvera", token_storage="int4"
+        )
     with pytest.raises(InputError, match="unknown FDE parameter"):
-        Collection.create(tmp_path / "x4", model=None, dim=DIM, multivector="muvera", fde={"reps": 3})
+        Collection.create(
+            tmp_path / "x4", model=None, dim=DIM, multivector="muvera", fde={"reps": 3}
+        )
     with pytest.raises(InputError, match="multivector must be"):
         Collection.create(tmp_path / "x5", model=None, dim=DIM, multivector="plaid")
     with pytest.raises(InputError, match="dim= truncates"):
@@ -178,19 +233,50 @@ def test_cli_builds_and_searches_a_multivector_collection(tmp_path, tiny_dir, ca
     from uniembed.cli.main import main
 
     records = tmp_path / "docs.jsonl"
-    records.write_text("\n".join(json.dumps({"id": f"d{i}", "text": t}) for i, t in
-                                 enumerate(["the cat sat on the mat", "blue rain", "money in the bank"])))
+    records.write_text(
+        "\n".join(
+            json.dumps({"id": f"d{i}", "text": t})
+            for i, t in enumerate(["the cat sat on the mat", "blue rain", "money in the bank"])
+        )
+    )
     path = tmp_path / "col"
-    assert main(["collection", "create", str(path), "--model", str(tiny_dir), "--multivector", "muvera",
-                 "--fde-repetitions", "3", "--fde-k-sim", "2", "--fde-d-proj", "4", "--token-storage", "int8"]) == 0
+    assert (
+        main(
+            [
+                "collection",
+                "create",
+                str(path),
+                "--model",
+                str(tiny_dir),
+                "--multivector",
+                "muvera",
+                "--fde-repetitions",
+                "3",
+                "--fde-k-sim",
+                "2",
+                "--fde-d-proj",
+                "4",
+                "--token-storage",
+                "int8",
+            ]
+        )
+        == 0
+    )
     assert main(["collection", "add", str(path), str(records)]) == 0
     capsys.readouterr()
-    assert main(["search", str(path), "cat on the mat", "-k", "2", "--first-stage", "exact", "--json"]) == 0
+    assert (
+        main(["search", str(path), "cat on the mat", "-k", "2", "--first-stage", "exact", "--json"])
+        == 0
+    )
     hits = json.loads(capsys.readouterr().out)
     want = Collection.open(path).search("cat on the mat", k=2, first_stage="exact")
-    assert [(h["id"], round(h["score"], 4)) for h in hits] == [(h.id, round(h.score, 4)) for h in want]
+    assert [(h["id"], round(h["score"], 4)) for h in hits] == [
+        (h.id, round(h.score, 4)) for h in want
+    ]
     assert main(["collection", "info", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["multivector"]["fde"]["repetitions"] == 3 and info["multivector"]["storage"] == "int8"
+    assert (
+        info["multivector"]["fde"]["repetitions"] == 3 and info["multivector"]["storage"] == "int8"
+    )
     assert main(["search", str(path), "cat", "--first-stage", "tokens", "--token-hits", "0"]) == 2
     assert "token_hits must be a positive integer" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Package-level promises: a light import, and extras that say what to install."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,11 +11,16 @@ from uniembed import MissingExtraError
 from uniembed._extras import require
 
 
-@pytest.mark.parametrize("module", ["uniembed", "uniembed.serve", "uniembed.train", "uniembed.graph", "uniembed.multivector"])
+@pytest.mark.parametrize(
+    "module",
+    ["uniembed", "uniembed.serve", "uniembed.train", "uniembed.graph", "uniembed.multivector"],
+)
 def test_import_loads_nothing_heavy(module):
-    heavy = ('torch', 'transformers', 'sklearn', 'pyarrow', 'fastapi', 'lancedb')
+    heavy = ("torch", "transformers", "sklearn", "pyarrow", "fastapi", "lancedb")
     code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

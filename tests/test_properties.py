@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis) of what users control: index parameters, filters, payloads and
 sequences of writes. Each property: bad input is an InputError and changes nothing; good input
 gives what a plain-Python model of it gives. Bounded example counts keep this to seconds."""
+
 from __future__ import annotations
 
 import math
@@ -16,12 +17,18 @@ from uniembed.index.base import check_index_params
 from uniembed.store import Collection
 from uniembed.store.filters import OPERATORS, filter_mask, parse_filter, to_sql
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FAST = settings(
+    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
 DIM = 8
 
 any_value = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=5), st.booleans(), st.none(), st.sampled_from(["flat", "hnsw", "none", "int8"]),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["flat", "hnsw", "none", "int8"]),
 )
 
 
@@ -30,7 +37,9 @@ def index_choice(draw):
     kind = draw(st.sampled_from(sorted(INDEX_KINDS)))
     names = sorted(INDEX_KINDS[kind].PARAMS) + ["bogus"]
     small_ints = st.integers(min_value=-3, max_value=300)
-    params = draw(st.dictionaries(st.sampled_from(names), st.one_of(small_ints, any_value), max_size=4))
+    params = draw(
+        st.dictionaries(st.sampled_from(names), st.one_of(small_ints, any_value), max_size=4)
+    )
     return kind, params
 
 
@@ -69,12 +78,22 @@ def reference(row: dict, field: str, op: str, value) -> bool:
     have = row[field]
     if op == "in":
         return any(have == v for v in value)
-    return {"=": have == value, "!=": have != value, "<": have < value, "<=": have <= value, ">": have > value,
-            ">=": have >= value}[op]
+    return {
+        "=": have == value,
+        "!=": have != value,
+        "<": have < value,
+        "<=": have <= value,
+        ">": have > value,
+        ">=": have >= value,
+    }[op]
 
 
-filter_value = st.one_of(st.integers(min_value=-(2**66), max_value=2**66), st.floats(allow_nan=True),
-                         st.sampled_from(["en", "fr", "it's", "2000", "true", "1e999", "x' OR '1'='1"]), st.booleans())
+filter_value = st.one_of(
+    st.integers(min_value=-(2**66), max_value=2**66),
+    st.floats(allow_nan=True),
+    st.sampled_from(["en", "fr", "it's", "2000", "true", "1e999", "x' OR '1'='1"]),
+    st.booleans(),
+)
 
 
 @st.composite
@@ -95,7 +114,10 @@ def columns_of(rows):
     for field, kind in TYPES.items():
         dtype = {"string": object, "int": np.int64, "float": np.float64, "bool": bool}[kind]
         filler = {"string": "", "int": 0, "float": 0.0, "bool": False}[kind]
-        out[field] = (np.array([r.get(field, filler) for r in rows], dtype=dtype), np.array([field in r for r in rows]))
+        out[field] = (
+            np.array([r.get(field, filler) for r in rows], dtype=dtype),
+            np.array([field in r for r in rows]),
+        )
     return out
 
 
@@ -131,21 +153,40 @@ def test_dense_and_text_search_apply_a_filter_alike(filter_collection, spec):
         conditions = parse_filter({field: {op: value}}, TYPES)
     except InputError:
         return
-    expected = {f"r{i}" for i, row in enumerate(ROWS) if all(reference(row, c.field, c.op, c.value) for c in conditions)}
+    expected = {
+        f"r{i}"
+        for i, row in enumerate(ROWS)
+        if all(reference(row, c.field, c.op, c.value) for c in conditions)
+    }
     query = np.ones(DIM, np.float32)
     dense = {h.id for h in filter_collection.search(query, k=10, filter={field: {op: value}})}
-    text = {h.id for h in filter_collection.search("word", k=10, filter={field: {op: value}}, mode="text")}
+    text = {
+        h.id
+        for h in filter_collection.search("word", k=10, filter={field: {op: value}}, mode="text")
+    }
     assert dense == expected and text == expected  # the numpy mask and LanceDB's SQL agree
 
 
 # -- payloads: stored exactly, or refused with nothing written -----------------------------------
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6))
-json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                             st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                          max_leaves=6)
-payload = st.dictionaries(st.one_of(st.text(max_size=6), st.sampled_from(["year", "lang", "nl\n", "a b", "_x"])),
-                          json_value, max_size=4)
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+payload = st.dictionaries(
+    st.one_of(st.text(max_size=6), st.sampled_from(["year", "lang", "nl\n", "a b", "_x"])),
+    json_value,
+    max_size=4,
+)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -159,7 +200,11 @@ def test_payloads_round_trip_or_are_refused_with_nothing_written(tmp_path_factor
         col.add(ids, np.ones((len(ids), DIM), np.float32), payloads=payloads)
     except InputError:
         reopened = Collection.open(col.path)
-        assert reopened.backend.version == version and reopened.payload_fields == fields and len(reopened) == 1
+        assert (
+            reopened.backend.version == version
+            and reopened.payload_fields == fields
+            and len(reopened) == 1
+        )
         return
     stored = [item.payload for item in Collection.open(col.path).get(ids)]
     assert stored == payloads
@@ -168,15 +213,23 @@ def test_payloads_round_trip_or_are_refused_with_nothing_written(tmp_path_factor
 
 
 # -- sequences of writes: the collection equals a dict of what was acknowledged -------------------
-op = st.tuples(st.sampled_from(["add", "upsert", "delete", "search"]), st.lists(st.integers(0, 15), min_size=1,
-                                                                               max_size=4, unique=True))
+op = st.tuples(
+    st.sampled_from(["add", "upsert", "delete", "search"]),
+    st.lists(st.integers(0, 15), min_size=1, max_size=4, unique=True),
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(ops=st.lists(op, min_size=1, max_size=12), index=st.sampled_from([("exact", "none"), ("exact", "int8"),
-                                                                       ("hnsw", "binary"), ("ivfpq", "none")]))
+@given(
+    ops=st.lists(op, min_size=1, max_size=12),
+    index=st.sampled_from(
+        [("exact", "none"), ("exact", "int8"), ("hnsw", "binary"), ("ivfpq", "none")]
+    ),
+)
 def test_any_sequence_of_writes_reads_back_as_a_dict(tmp_path_factory, ops, index):
-    col = Collection.create(tmp_path_factory.mktemp("seq") / "s", model=None, dim=DIM, index=index[0], quantize=index[1])
+    col = Collection.create(
+        tmp_path_factory.mktemp("seq") / "s", model=None, dim=DIM, index=index[0], quantize=index[1]
+    )
     model: dict[str, np.ndarray] = {}
     for step, (action, keys) in enumerate(ops):
         ids = [f"k{k}" for k in keys]
@@ -201,9 +254,10 @@ def test_any_sequence_of_writes_reads_back_as_a_dict(tmp_path_factory, ops, inde
             if index == ("exact", "none"):
                 assert {h.id for h in hits} == set(model)
                 for hit in hits:
-                    assert math.isclose(hit.score, float(model[hit.id] @ vectors[0]), rel_tol=1e-4, abs_tol=1e-4)
+                    assert math.isclose(
+                        hit.score, float(model[hit.id] @ vectors[0]), rel_tol=1e-4, abs_tol=1e-4
+                    )
     assert len(col) == len(model)
     reopened = Collection.open(col.path)
     for item in reopened.get(sorted(model)) if model else []:
         np.testing.assert_allclose(item.vectors["default"], model[item.id], atol=1e-6)
-

@@ -1,6 +1,7 @@
 """The README's result tables are rendered from the committed bench JSON (bench/tables/*.json) by
 bench/report.py: a number typed into a marked table by hand, or a bench rerun without
 re-rendering, fails here."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,17 +24,32 @@ def report():
 def test_every_marked_readme_table_matches_the_committed_bench_json(report):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report.MARKER.search(text), "the README has no generated tables"
-    assert report.stale_blocks(text) == [], "run `python bench/report.py` (after rerunning the bench)"
+    assert report.stale_blocks(text) == [], (
+        "run `python bench/report.py` (after rerunning the bench)"
+    )
 
 
 def test_an_edited_number_is_caught(report, tmp_path):
-    record = {"bench": "demo", "command": "python bench/run.py --only demo", "date": "2026-01-01",
-              "machine": {"cpu": "a CPU", "cores": 2, "python": "3.12", "torch": "2.13.0"},
-              "tables": {"A table": [{"name": "x", "score": 1.5, "ok": True}, {"name": "y", "score": None, "ok": True}]}}
+    record = {
+        "bench": "demo",
+        "command": "python bench/run.py --only demo",
+        "date": "2026-01-01",
+        "machine": {"cpu": "a CPU", "cores": 2, "python": "3.12", "torch": "2.13.0"},
+        "tables": {
+            "A table": [
+                {"name": "x", "score": 1.5, "ok": True},
+                {"name": "y", "score": None, "ok": True},
+            ]
+        },
+    }
     (tmp_path / "demo.json").write_text(json.dumps(record))
     readme = "before\n<!-- table: demo / A table -->\n<!-- /table -->\nafter\n"
     rendered = report.render_readme(readme, tmp_path)
-    assert "| x | 1.5 |" in rendered and "| y | - |" in rendered and "ok" not in rendered.split("after")[0].split("A table")[1]
+    assert (
+        "| x | 1.5 |" in rendered
+        and "| y | - |" in rendered
+        and "ok" not in rendered.split("after")[0].split("A table")[1]
+    )
     assert "2026-01-01" in rendered and "torch 2.13.0" in rendered
     assert report.stale_blocks(rendered, tmp_path) == []
     assert report.render_readme(rendered, tmp_path) == rendered  # rendering twice changes nothing

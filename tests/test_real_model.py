@@ -1,5 +1,6 @@
 """Checks only the real default model can show: exact parity with sentence-transformers and the
 MTEB reference score. Seconds, not milliseconds."""
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,16 @@ def test_default_model_is_the_pinned_offline_package(default_model):
     entry = registry.CATALOGUE[registry.DEFAULT_MODEL]
     directory = registry.package_dir(entry)
     assert registry.sha256_of(directory / "model.safetensors") == entry.sha256
-    assert (default_model.dim, default_model.pooling, default_model.max_tokens) == (384, "mean", 256)
+    assert (default_model.dim, default_model.pooling, default_model.max_tokens) == (
+        384,
+        "mean",
+        256,
+    )
 
 
-def test_parity_with_sentence_transformers_on_all_stsb_test_sentences(default_model, stsb_sentences):
+def test_parity_with_sentence_transformers_on_all_stsb_test_sentences(
+    default_model, stsb_sentences
+):
     from sentence_transformers import SentenceTransformer
 
     entry = registry.CATALOGUE[registry.DEFAULT_MODEL]
@@ -47,7 +54,9 @@ def test_parity_with_sentence_transformers_on_all_stsb_test_sentences(default_mo
 
 
 def test_stsbenchmark_reproduces_the_mteb_reference(default_model):
-    reference = json.loads(shared("reference", "STSBenchmark.json").read_text())["scores"]["test"][0]["main_score"]
+    reference = json.loads(shared("reference", "STSBenchmark.json").read_text())["scores"]["test"][
+        0
+    ]["main_score"]
     result = evaluate(default_model, "sts", shared("stsb", "sts-test.csv"), show_progress=False)
     assert abs(result.main_score - reference) < 0.005  # 0.5 points on MTEB's x100 scale
 
@@ -61,7 +70,9 @@ def test_image_mini_ships_pinned_and_sees_fashion_mnist(default_model):
     assert (directory / "tower.safetensors").stat().st_size <= 10 * 1024 * 1024
     model = uniembed.load("image-mini")
     assert model.fingerprint == default_model.fingerprint and model.modalities == ("text", "image")
-    score = evaluate(model, "zero-shot", shared("fashion-mnist"), limit=1000, show_progress=False).main_score
+    score = evaluate(
+        model, "zero-shot", shared("fashion-mnist"), limit=1000, show_progress=False
+    ).main_score
     assert score >= 0.85  # chance is 0.10; bench/bind.py reports the whole test split
     assert {m.name: m for m in registry.list_models()}["image-mini"].available_offline
 
@@ -90,14 +101,23 @@ def test_readme_tour_runs():
     assert blocks, "the README has no python example"
     namespace: dict = {}
     for block in blocks:
-        if block.startswith("# needs:"):  # an example that needs files the machine may not have, said in its first line
+        if block.startswith(
+            "# needs:"
+        ):  # an example that needs files the machine may not have, said in its first line
             continue
         if "127.0.0.1:8080" in block:  # the service example: serve the tour's model on a free port
             from serve_helpers import live_server
             from uniembed.serve import ServeSettings, create_app
 
-            with live_server(create_app(ServeSettings(model="default"), encoder=namespace["model"])) as url:
-                exec(compile(block.replace("http://127.0.0.1:8080", url), "README.md", "exec"), namespace)
-            assert namespace["response"].data[0].embedding == pytest.approx(namespace["model"].encode(["a sentence"])[0].tolist())
+            with live_server(
+                create_app(ServeSettings(model="default"), encoder=namespace["model"])
+            ) as url:
+                exec(
+                    compile(block.replace("http://127.0.0.1:8080", url), "README.md", "exec"),
+                    namespace,
+                )
+            assert namespace["response"].data[0].embedding == pytest.approx(
+                namespace["model"].encode(["a sentence"])[0].tolist()
+            )
             continue
         exec(compile(block, "README.md", "exec"), namespace)

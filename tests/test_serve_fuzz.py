@@ -3,6 +3,7 @@ valid or not, the service never answers 500 and answers what the document promis
 
 Driven by hand with hypothesis (schemathesis's pytest plugin does not run under pytest 9): every
 operation, positive and negative generation, a bounded number of examples each."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,22 +24,34 @@ EXAMPLES = 25  # per operation and mode: bounded, about half a minute in all
 def schema(tiny_model, tmp_path_factory):
     from schemathesis.python.asgi import HOST  # the Host header schemathesis's test client sends
 
-    settings = ServeSettings(model="tiny", collections=tmp_path_factory.mktemp("fuzz-collections"), max_inputs=64,
-                             allowed_hosts=(HOST,))
+    settings = ServeSettings(
+        model="tiny",
+        collections=tmp_path_factory.mktemp("fuzz-collections"),
+        max_inputs=64,
+        allowed_hosts=(HOST,),
+    )
     app = create_app(settings, encoder=tiny_model)
     app.state.service.start()  # the ASGI transport does not run the lifespan: install the model now
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     app.state.service.stop()
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"]
+)
 def test_no_generated_request_breaks_the_service(schema, mode):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12
     fuzzed = 0
     for operation in operations:
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def check(case):
             # positive_data_acceptance is left out: the document cannot state the model's vocabulary
             # size or the configured limits, which answer 400/413 to schema-valid requests by design
@@ -47,6 +60,10 @@ def test_no_generated_request_breaks_the_service(schema, mode):
         try:
             check()
             fuzzed += 1
-        except Unsatisfiable:  # nothing to make invalid: no body, only free-form string path parameters
+        except (
+            Unsatisfiable
+        ):  # nothing to make invalid: no body, only free-form string path parameters
             assert mode is GenerationMode.NEGATIVE and len(operation.body) == 0
-    assert fuzzed == len(operations) if mode is GenerationMode.POSITIVE else fuzzed >= 5  # every request body
+    assert (
+        fuzzed == len(operations) if mode is GenerationMode.POSITIVE else fuzzed >= 5
+    )  # every request body

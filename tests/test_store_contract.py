@@ -1,6 +1,7 @@
 """One contract for every home a collection can have: a folder (LanceDB + in-memory indexes) and a
 PostgreSQL + pgvector database (a real server, started on loopback for the test session). The same
 calls must give the same hits, the same errors, and write nothing when refused."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,9 +28,13 @@ _names = itertools.count()
 
 
 # what an engine lacks, skipped there (the README's backend table says the same)
-LACKS = {"milvus": {"text": "Milvus 2.3 has no full-text search",
-                    "fields": "Milvus 2.3 keeps one vector field per collection",
-                    "disk_bytes": "Milvus 2.3 reports no per-collection size"}}
+LACKS = {
+    "milvus": {
+        "text": "Milvus 2.3 has no full-text search",
+        "fields": "Milvus 2.3 keeps one vector field per collection",
+        "disk_bytes": "Milvus 2.3 reports no per-collection size",
+    }
+}
 # an index over bits: Milvus 2.3 has no HNSW on binary vectors, its inverted-file index stands in
 BINARY_ANN = {"milvus": ("ivf", "binary")}
 
@@ -45,7 +50,11 @@ class Where:
         return self.tmp_path / name if self.server is None else self.server.url(name)
 
     def index(self, index: str, quantize: str) -> tuple[str, str]:
-        return BINARY_ANN.get(self.kind, (index, quantize)) if (index, quantize) == ("hnsw", "binary") else (index, quantize)
+        return (
+            BINARY_ANN.get(self.kind, (index, quantize))
+            if (index, quantize) == ("hnsw", "binary")
+            else (index, quantize)
+        )
 
 
 @pytest.fixture(params=["folder", "postgres", "milvus"])
@@ -57,7 +66,9 @@ def where(request, tmp_path):
 def lacks(col_or_where, feature: str) -> None:
     """Skip the rest of a test on a store that lacks `feature`."""
     path = str(getattr(col_or_where, "path", ""))
-    kind = getattr(col_or_where, "kind", None) or (path.split("://")[0] if "://" in path else "folder")
+    kind = getattr(col_or_where, "kind", None) or (
+        path.split("://")[0] if "://" in path else "folder"
+    )
     reason = LACKS.get(kind, {}).get(feature)
     if reason:
         pytest.skip(reason)
@@ -73,7 +84,11 @@ def docs(where) -> Collection:
 def vectors_collection(where, n=200, dim=16, index="exact", quantize="none", seed=0):
     vectors = l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
     col = Collection.create(where(), model=None, dim=dim, index=index, quantize=quantize)
-    col.add([f"v{i}" for i in range(n)], vectors, payloads=[{"even": i % 2 == 0, "i": i} for i in range(n)])
+    col.add(
+        [f"v{i}" for i in range(n)],
+        vectors,
+        payloads=[{"even": i % 2 == 0, "i": i} for i in range(n)],
+    )
     return col, vectors
 
 
@@ -109,20 +124,33 @@ def test_search_returns_hits_with_payloads(docs):
 
 def test_filters_apply_inside_the_search(docs):
     assert [h.id for h in docs.search("bone", k=10, filter="lang=en and year>=2021")] == ["d3"]
-    assert {h.id for h in docs.search("bone", k=10, filter={"lang": {"in": ["fr", "de"]}})} == {"d2", "d5"}
+    assert {h.id for h in docs.search("bone", k=10, filter={"lang": {"in": ["fr", "de"]}})} == {
+        "d2",
+        "d5",
+    }
     assert [h.id for h in docs.search("rain", k=10, filter="exists(score)")] == ["d5"]
-    assert {h.id for h in docs.search("rain", k=10, filter="year<2020.5 and lang!=de")} == {"d1", "d2"}
+    assert {h.id for h in docs.search("rain", k=10, filter="year<2020.5 and lang!=de")} == {
+        "d1",
+        "d2",
+    }
     assert docs.search("rain", k=10, filter={"year": {"in": []}}) == []
 
 
 def test_filter_values_are_data_never_sql(docs):
     before = len(docs)
-    for hostile in ["en' OR '1'='1", "en'; DROP TABLE uniembed_collections; --", 'en" OR 1=1 --', "en\\' OR 1=1"]:
+    for hostile in [
+        "en' OR '1'='1",
+        "en'; DROP TABLE uniembed_collections; --",
+        'en" OR 1=1 --',
+        "en\\' OR 1=1",
+    ]:
         assert docs.search("bone", k=10, filter={"lang": hostile}) == []
         assert docs.search("bone", k=10, filter={"lang": {"in": [hostile, "fr"]}})[0].id == "d2"
     with pytest.raises(InputError, match="does not fit field 'year' of type int"):
         docs.search("bone", filter="year>=2020; DROP TABLE x")
-    assert docs.search("bone", filter="lang=en or 1=1) --") == []  # the whole right side is the value
+    assert (
+        docs.search("bone", filter="lang=en or 1=1) --") == []
+    )  # the whole right side is the value
     with pytest.raises(InputError, match="unknown filter field"):
         docs.search("bone", filter={"lang = 'en' OR 1=1 --": "x"})
     assert len(docs) == before and len(docs.search("bone", k=10)) == 5
@@ -137,7 +165,9 @@ def test_dense_search_matches_the_exact_oracle(where):
     np.testing.assert_allclose([h.score for h in hits], (vectors @ query)[expected], atol=1e-5)
 
 
-@pytest.mark.parametrize(("index", "quantize"), [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary")])
+@pytest.mark.parametrize(
+    ("index", "quantize"), [("exact", "none"), ("hnsw", "none"), ("hnsw", "binary")]
+)
 def test_selective_filters_return_k_hits_through_the_index(where, index, quantize):
     index, quantize = where.index(index, quantize)
     col, vectors = vectors_collection(where, n=1000, index=index, quantize=quantize)
@@ -160,7 +190,9 @@ def test_upsert_replaces_whole_items_and_delete_removes(docs):
     docs.upsert(["d2", "d9"], ["bone bone bone bone", "rain"], payloads=[{"lang": "en"}, None])
     assert docs.search("bone", k=1)[0].id == "d2"
     assert docs.get(["d2"])[0].payload == {"lang": "en"} and len(docs) == 6
-    assert "d2" not in {h.id for h in docs.search("cat", k=10, filter="exists(year)")}  # its old year is gone
+    assert "d2" not in {
+        h.id for h in docs.search("cat", k=10, filter="exists(year)")
+    }  # its old year is gone
     docs.delete(["d2", "unknown"])
     assert "d2" not in {h.id for h in docs.search("bone", k=10)} and len(docs) == 5
     assert docs.get(["d2", "d1"])[0] is None
@@ -169,7 +201,11 @@ def test_upsert_replaces_whole_items_and_delete_removes(docs):
 def test_get_returns_text_payload_and_vectors(docs):
     item = docs.get(["d5"])[0]
     assert item.text == "rain vitamin" and item.payload["score"] == 0.5
-    np.testing.assert_allclose(item.vectors["default"], docs.model.encode(["rain vitamin"], prompt="document")[0], atol=1e-6)
+    np.testing.assert_allclose(
+        item.vectors["default"],
+        docs.model.encode(["rain vitamin"], prompt="document")[0],
+        atol=1e-6,
+    )
 
 
 def test_other_readers_see_every_commit_and_versions_grow(docs):
@@ -179,7 +215,12 @@ def test_other_readers_see_every_commit_and_versions_grow(docs):
     docs.add(["d6"], ["rain rain rain market"], payloads=[{"lang": "it", "new_field": 1.5}])
     assert reader.search("rain", k=1)[0].id == "d6"
     assert reader.version > before
-    assert reader.payload_fields == {"lang": "string", "year": "int", "score": "float", "new_field": "float"}
+    assert reader.payload_fields == {
+        "lang": "string",
+        "year": "int",
+        "score": "float",
+        "new_field": "float",
+    }
     assert [h.id for h in reader.search("rain", k=5, filter="new_field>1")] == ["d6"]
 
 
@@ -204,28 +245,67 @@ def test_matryoshka_dim_truncates_stored_vectors(where):
     ("write", "message"),
     [
         (lambda c, v: c.add(["x"], v[:1, :8]), r"expected vectors of shape \(1, 16\)"),
-        (lambda c, v: c.add(["x", "y"], np.vstack([v[:1], np.full((1, 16), np.nan)])), "vector 1 contains NaN"),
+        (
+            lambda c, v: c.add(["x", "y"], np.vstack([v[:1], np.full((1, 16), np.nan)])),
+            "vector 1 contains NaN",
+        ),
         (lambda c, v: c.add(["x", "x"], v[:2]), r"duplicate ids in one batch: \['x'\]"),
         (lambda c, v: c.add(["x", "v3"], v[:2]), "already in the collection"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"i": "three"}]), "field 'i' is int in this collection, got string"),
-        (lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"fresh": 1}, {"i": "three"}]), "field 'i' is int"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"bad": float("nan")}]), "not JSON-serialisable"),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"i": "three"}]),
+            "field 'i' is int in this collection, got string",
+        ),
+        (
+            lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"fresh": 1}, {"i": "three"}]),
+            "field 'i' is int",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"bad": float("nan")}]),
+            "not JSON-serialisable",
+        ),
         (lambda c, v: c.add(["x"], ["a text"]), "holds vectors only"),
         (lambda c, v: c.add([], v[:0]), "ids must not be empty"),
         (lambda c, v: c.add(["x"], v[:1], payloads=["not a dict"]), "payload 0 is str"),
         (lambda c, v: c.add(["x", "y"], [[0.1] * 16, [0.2] * 15]), "vectors must be numbers"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"big": 2**70}]), "beyond the 64-bit integer range"),
-        (lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"mixed": [1]}, {"mixed": "s"}]), "field 'mixed' is string in this batch"),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"big": 2**70}]),
+            "beyond the 64-bit integer range",
+        ),
+        (
+            lambda c, v: c.add(["x", "y"], v[:2], payloads=[{"mixed": [1]}, {"mixed": "s"}]),
+            "field 'mixed' is string in this batch",
+        ),
         # issue 30: what one home could not keep is refused alike on every home
-        (lambda c, v: c.add(["🦜" * 256 + "x"], v[:1]), r"id 0 is 1025 bytes of UTF-8; ids are at most 1024 bytes"),
-        (lambda c, v: c.add(["x"], v[:1], texts=["nul\x00 in text"]), r"text 0 holds the NUL character"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"s": "a\x00b"}]), r"payload 0 holds a string with the NUL"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"deep": {"k": ["\x00"]}}]), r"payload 0 holds a string with the NUL"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"a" * 61 + "b": 1}]), r"of at most 61 characters"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{"nl\n": 1}]), r"has the key 'nl\\n': a payload key is what a filter"),
+        (
+            lambda c, v: c.add(["🦜" * 256 + "x"], v[:1]),
+            r"id 0 is 1025 bytes of UTF-8; ids are at most 1024 bytes",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], texts=["nul\x00 in text"]),
+            r"text 0 holds the NUL character",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"s": "a\x00b"}]),
+            r"payload 0 holds a string with the NUL",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"deep": {"k": ["\x00"]}}]),
+            r"payload 0 holds a string with the NUL",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"a" * 61 + "b": 1}]),
+            r"of at most 61 characters",
+        ),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{"nl\n": 1}]),
+            r"has the key 'nl\\n': a payload key is what a filter",
+        ),
         (lambda c, v: c.add(["x"], v[:1], payloads=[{"a b": 1}]), r"has the key 'a b'"),
         (lambda c, v: c.add(["x"], v[:1], payloads=[{"1st": 1}]), r"not starting with a digit"),
-        (lambda c, v: c.add(["x"], v[:1], payloads=[{f"k{n}": n for n in range(1001)}]), r"at most 1000"),
+        (
+            lambda c, v: c.add(["x"], v[:1], payloads=[{f"k{n}": n for n in range(1001)}]),
+            r"at most 1000",
+        ),
     ],
 )
 def test_bad_writes_are_refused_and_write_nothing(where, write, message):
@@ -265,20 +345,38 @@ def test_a_collection_of_another_model_refuses_this_one(docs):
 def test_info_reports_the_facts(where):
     col, _ = shared_vectors_collection(where)
     info = col.info()
-    assert (info.count, info.fields, info.payload_fields) == (200, {"default": 16}, {"even": "bool", "i": "int"})
+    assert (info.count, info.fields, info.payload_fields) == (
+        200,
+        {"default": 16},
+        {"even": "bool", "i": "int"},
+    )
     assert info.bytes_per_vector > 0 and info.version == col.version
     lacks(col, "disk_bytes")
     assert info.disk_bytes > 0
 
 
 # -- strings every home keeps alike (issue 30): one rule for ids, keys, NUL --------------------------
-AWKWARD_IDS = ["emoji 🦜🎉", "𝔘𝔫𝔦", "中文标识", 'quote"d', "it's", "back\\slash", "\\", '\\"', "tail\\", "ünï cödé",
-               "a" * 200, "🦜" * 256]  # the last: 1,024 bytes of UTF-8, the longest id
+AWKWARD_IDS = [
+    "emoji 🦜🎉",
+    "𝔘𝔫𝔦",
+    "中文标识",
+    'quote"d',
+    "it's",
+    "back\\slash",
+    "\\",
+    '\\"',
+    "tail\\",
+    "ünï cödé",
+    "a" * 200,
+    "🦜" * 256,
+]  # the last: 1,024 bytes of UTF-8, the longest id
 
 
 def test_awkward_ids_are_added_found_fetched_and_deleted_on_every_home(where):
     col = Collection.create(where(), model=None, dim=4)
-    vectors = l2_normalize(np.random.default_rng(1).normal(size=(len(AWKWARD_IDS), 4)).astype(np.float32))
+    vectors = l2_normalize(
+        np.random.default_rng(1).normal(size=(len(AWKWARD_IDS), 4)).astype(np.float32)
+    )
     col.add(AWKWARD_IDS, vectors, texts=AWKWARD_IDS, payloads=[{"tag": id_} for id_ in AWKWARD_IDS])
     assert [item.id for item in col.get(AWKWARD_IDS)] == AWKWARD_IDS
     assert {h.id for h in col.search(vectors[0], k=len(AWKWARD_IDS))} == set(AWKWARD_IDS)
@@ -286,17 +384,27 @@ def test_awkward_ids_are_added_found_fetched_and_deleted_on_every_home(where):
         assert [h.id for h in col.search(vectors[0], k=3, filter={"tag": id_})] == [id_]
     col.upsert(AWKWARD_IDS[:2], vectors[:2], payloads=[{"tag": "again"}] * 2)
     col.delete(AWKWARD_IDS[2:])
-    assert [item.payload if item else None for item in col.get(AWKWARD_IDS[:3])] == [{"tag": "again"}] * 2 + [None]
+    assert [item.payload if item else None for item in col.get(AWKWARD_IDS[:3])] == [
+        {"tag": "again"}
+    ] * 2 + [None]
     assert len(col) == 2
 
 
-@pytest.mark.parametrize("id_", ["nul\x00", "tab\tid", "new\nline", "\r", "bell\x07", "del\x7f", "c1\x85"])
+@pytest.mark.parametrize(
+    "id_", ["nul\x00", "tab\tid", "new\nline", "\r", "bell\x07", "del\x7f", "c1\x85"]
+)
 def test_ids_with_control_characters_are_refused_on_every_home(where, id_):
     col, vectors = shared_vectors_collection(where)
     version = col.version
-    for call in (lambda: col.add([id_], vectors[:1]), lambda: col.upsert([id_], vectors[:1]),
-                 lambda: col.get([id_]), lambda: col.delete([id_])):
-        with pytest.raises(InputError, match=r"id 0 .* holds the control character .*ids may not hold control"):
+    for call in (
+        lambda: col.add([id_], vectors[:1]),
+        lambda: col.upsert([id_], vectors[:1]),
+        lambda: col.get([id_]),
+        lambda: col.delete([id_]),
+    ):
+        with pytest.raises(
+            InputError, match=r"id 0 .* holds the control character .*ids may not hold control"
+        ):
             call()
     assert col.version == version
 
@@ -304,7 +412,11 @@ def test_ids_with_control_characters_are_refused_on_every_home(where, id_):
 def test_the_longest_payload_key_is_a_field_every_home_can_filter_on(where):
     col = Collection.create(where(), model=None, dim=4)
     longest = "k" * 60 + "z"
-    col.add(["a", "b"], np.eye(4, dtype=np.float32)[:2], payloads=[{longest: 1, "k" * 60 + "y": 2}, {longest: 3}])
+    col.add(
+        ["a", "b"],
+        np.eye(4, dtype=np.float32)[:2],
+        payloads=[{longest: 1, "k" * 60 + "y": 2}, {longest: 3}],
+    )
     assert col.payload_fields == {longest: "int", "k" * 60 + "y": "int"}
     assert [h.id for h in col.search(np.ones(4), k=5, filter={longest: 3})] == ["b"]
 
@@ -313,7 +425,9 @@ def test_a_filter_value_or_text_query_holding_nul_is_refused_on_every_home(docs)
     for spec in ({"lang": "en\x00"}, {"lang": {"in": ["fr", "\x00"]}}):
         with pytest.raises(InputError, match="holds the NUL character"):
             docs.search("bone", filter=spec)
-    assert len(docs.search("bone\x00", k=1)) == 1  # a dense query is only embedded: NUL is a character like others
+    assert (
+        len(docs.search("bone\x00", k=1)) == 1
+    )  # a dense query is only embedded: NUL is a character like others
     lacks(docs, "text")
     for mode in ("text", "hybrid"):
         with pytest.raises(InputError, match="the text query holds the NUL character"):
@@ -321,14 +435,25 @@ def test_a_filter_value_or_text_query_holding_nul_is_refused_on_every_home(docs)
 
 
 # -- hypothesis on every home: ids, payload keys and values are kept exactly or refused ------------
-any_id = st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(AWKWARD_IDS + ["ctl\x01", "nul\x00"]))
-any_key = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,70}", fullmatch=True), st.text(max_size=8),
-                    st.sampled_from(["nl\n", "a b", "été", "k" * 61, "k" * 62]))
-scalar = st.one_of(st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
-                   st.floats(allow_nan=False, allow_infinity=False),
-                   st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=8),
-                   st.sampled_from(["'", '"', "\\", "🦜", "中"]))
-nested = st.one_of(st.lists(st.text(max_size=4), max_size=2), st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2))
+any_id = st.one_of(
+    st.text(min_size=1, max_size=12), st.sampled_from(AWKWARD_IDS + ["ctl\x01", "nul\x00"])
+)
+any_key = st.one_of(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,70}", fullmatch=True),
+    st.text(max_size=8),
+    st.sampled_from(["nl\n", "a b", "été", "k" * 61, "k" * 62]),
+)
+scalar = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=8),
+    st.sampled_from(["'", '"', "\\", "🦜", "中"]),
+)
+nested = st.one_of(
+    st.lists(st.text(max_size=4), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+)
 any_payload = st.dictionaries(any_key, st.one_of(scalar, nested, st.none()), max_size=3)
 _home_collections: dict = {}
 _serial = itertools.count()
@@ -352,23 +477,36 @@ def test_any_id_and_payload_is_kept_exactly_or_refused_with_nothing_written(wher
     assert col.get([id_])[0].payload == payload
     for key, value in payload.items():
         if isinstance(value, (bool, int, float, str)):
-            assert id_ in {h.id for h in col.search(np.ones(4), k=len(col), filter={key: value})}, (key, value)
+            assert id_ in {h.id for h in col.search(np.ones(4), k=len(col), filter={key: value})}, (
+                key,
+                value,
+            )
 
 
 def keepable(id_: str, payload: dict, fields: dict[str, str]) -> bool:
     """The rules of issue 30, written out again as a plain oracle: no control character in ids, ids
-    of at most 1,024 bytes, no NUL in any string, keys that are ASCII identifiers of at most 61 characters, values that fit
+    of at most 1,024 bytes, no NUL in any string, keys that are ASCII identifiers of at most 61
+    characters, values that fit
     the collection's typed fields."""
     import re
 
-    if re.search(r"[\x00-\x1f\x7f-\x9f]", id_) or len(id_.encode()) > 1024 or any("\x00" in text for text in strings_in(payload)):
+    if (
+        re.search(r"[\x00-\x1f\x7f-\x9f]", id_)
+        or len(id_.encode()) > 1024
+        or any("\x00" in text for text in strings_in(payload))
+    ):
         return False
     kinds = {bool: "bool", int: "int", float: "float", str: "string"}
     for key, value in payload.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or len(key) > 61:
             return False
         kind, known = kinds.get(type(value)), fields.get(key)
-        if known is not None and value is not None and kind != known and not (known == "float" and kind == "int"):
+        if (
+            known is not None
+            and value is not None
+            and kind != known
+            and not (known == "float" and kind == "int")
+        ):
             return False
     return True
 
@@ -397,7 +535,11 @@ def test_a_vector_field_named_twice_is_refused(where):
 
 def test_keys_differing_in_case_are_two_fields_on_every_home(where):
     col = Collection.create(where(), model=KeywordEncoder(KEYWORDS))
-    col.add(["a", "b"], ["cat bone", "cat rain"], payloads=[{"Lang": "en", "lang": "fr"}, {"Lang": "fr", "lang": "en"}])
+    col.add(
+        ["a", "b"],
+        ["cat bone", "cat rain"],
+        payloads=[{"Lang": "en", "lang": "fr"}, {"Lang": "fr", "lang": "en"}],
+    )
     assert col.payload_fields == {"Lang": "string", "lang": "string"}
     assert [h.id for h in col.search("cat", k=5, filter={"Lang": "en"})] == ["a"]
     assert [h.id for h in col.search("cat", k=5, filter="lang=en")] == ["b"]

@@ -4,6 +4,7 @@ title, category and keywords. Deterministic: rerunning writes the same rows.
 
     python tools/make_demo_clipart.py      # reads ../shared/data/openclipart/clipart.parquet
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,9 @@ def main() -> None:
     rows = sorted((r for r in table.to_pylist() if r["split"] == "test"), key=lambda r: r["id"])
     step = len(rows) / COUNT
     chosen = [rows[int(i * step)] for i in range(COUNT)]
-    out = pa.table({key: [r[key] for r in chosen] for key in ("id", "png", "title", "category", "keywords")})
+    out = pa.table(
+        {key: [r[key] for r in chosen] for key in ("id", "png", "title", "category", "keywords")}
+    )
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(out, TARGET, compression="zstd")
     print(f"wrote {TARGET} ({len(chosen)} images, {TARGET.stat().st_size / 1e6:.2f} MB)")

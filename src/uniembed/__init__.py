@@ -6,13 +6,20 @@
 
 This module imports numpy and the standard library only; torch loads on the first `load()`.
 """
+
 from uniembed.encoders.reproducible import request_strict_blas
 
 request_strict_blas()  # before torch's first matrix product: see encoders/reproducible.py
 
-from uniembed.encoders import EncodeReport, Encoder, TruncationWarning, load  # noqa: E402
+from uniembed.encoders import Encoder, EncodeReport, TruncationWarning, load  # noqa: E402
 from uniembed.errors import (  # noqa: E402
-    ConflictError, InputError, IntegrityError, MissingExtraError, ModelLoadError, NotFoundError, UniembedError,
+    ConflictError,
+    InputError,
+    IntegrityError,
+    MissingExtraError,
+    ModelLoadError,
+    NotFoundError,
+    UniembedError,
 )
 from uniembed.eval import evaluate  # noqa: E402
 from uniembed.io import embed_file  # noqa: E402

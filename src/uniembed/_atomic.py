@@ -5,6 +5,7 @@ The guarantee: after a process crash (or SIGKILL) a reader sees the old target o
 never a mix; and once the call has returned, the new one survives a power loss too, because both
 the data (fsynced by the writer) and the directory entry (fsynced here) have reached the disk.
 """
+
 from __future__ import annotations
 
 import os

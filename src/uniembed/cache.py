@@ -1,5 +1,6 @@
 """Where uniembed keeps what it can rebuild (exported ONNX models): $UNIEMBED_CACHE, else
 $XDG_CACHE_HOME/uniembed, else ~/.cache/uniembed."""
+
 from __future__ import annotations
 
 import os

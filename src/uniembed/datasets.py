@@ -1,4 +1,5 @@
 """Data sets shipped inside the package, so the demo runs with no download."""
+
 from __future__ import annotations
 
 from importlib.resources import files

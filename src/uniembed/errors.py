@@ -2,6 +2,7 @@
 
 Every message names the bad value: the file, the line or index, the column, the model directory.
 """
+
 from __future__ import annotations
 
 

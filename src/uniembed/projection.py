@@ -10,6 +10,7 @@ float64 on at most `max_points` x dim numbers: under a second for 20,000 x 384. 
 optional) keeps local neighbourhoods better and takes tens of seconds; both are cached by
 `ProjectionCache` per collection version, so only the first request pays.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,14 @@ def check_method(method: str) -> str:
 
 
 def check_max_points(max_points) -> int:
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or not 2 <= max_points <= MAX_POINTS_LIMIT:
-        raise InputError(f"max_points must be an integer in [2, {MAX_POINTS_LIMIT}], got {max_points!r}")
+    if (
+        isinstance(max_points, bool)
+        or not isinstance(max_points, int)
+        or not 2 <= max_points <= MAX_POINTS_LIMIT
+    ):
+        raise InputError(
+            f"max_points must be an integer in [2, {MAX_POINTS_LIMIT}], got {max_points!r}"
+        )
     return max_points
 
 
@@ -56,25 +63,41 @@ def stable_sample(ids: list[str], size: int) -> np.ndarray:
     """Positions of the `size` ids with the smallest BLAKE2b hashes, in their original order."""
     if len(ids) <= size:
         return np.arange(len(ids))
-    keys = np.fromiter((int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in ids),
-                       dtype=np.uint64, count=len(ids))
+    keys = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
+            for i in ids
+        ),
+        dtype=np.uint64,
+        count=len(ids),
+    )
     return np.sort(np.argpartition(keys, size - 1)[:size])
 
 
-def project(collection, *, method: str = "pca", field: str | None = None, max_points: int = MAX_POINTS) -> Projection:
+def project(
+    collection, *, method: str = "pca", field: str | None = None, max_points: int = MAX_POINTS
+) -> Projection:
     """The map of `collection` (a folder collection) at its latest version."""
     check_method(method)
     check_max_points(max_points)
     field = field or collection.meta.default_field
     if field not in collection.meta.fields:
-        raise InputError(f"collection has no vector field {field!r}; its fields: {list(collection.meta.fields)}")
+        raise InputError(
+            f"collection has no vector field {field!r}; its fields: {list(collection.meta.fields)}"
+        )
     snapshot = collection.snapshot()
     live = np.flatnonzero(snapshot.alive)
     chosen = live[stable_sample([snapshot.ids[r] for r in live], max_points)]
     vectors = np.asarray(snapshot.vectors(field)[chosen], dtype=np.float64)
     xy = _umap(vectors) if method == "umap" else pca_2d(vectors)
-    return Projection(version=snapshot.version, method=method, field=field, total=len(live),
-                      ids=[snapshot.ids[r] for r in chosen], xy=_scaled(xy))
+    return Projection(
+        version=snapshot.version,
+        method=method,
+        field=field,
+        total=len(live),
+        ids=[snapshot.ids[r] for r in chosen],
+        xy=_scaled(xy),
+    )
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
@@ -95,11 +118,15 @@ def _umap(vectors: np.ndarray) -> np.ndarray:
     try:
         import umap
     except ImportError:
-        raise MissingExtraError('the UMAP map needs umap-learn: pip install "uniembed[map]" (or pip install '
-                                'umap-learn), or use method=pca') from None
+        raise MissingExtraError(
+            'the UMAP map needs umap-learn: pip install "uniembed[map]" (or pip install '
+            "umap-learn), or use method=pca"
+        ) from None
     if len(vectors) < 4:  # UMAP needs a few neighbours; a tiny collection is drawn by PCA
         return pca_2d(vectors)
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), metric="cosine", random_state=0)
+    reducer = umap.UMAP(
+        n_components=2, n_neighbors=min(15, len(vectors) - 1), metric="cosine", random_state=0
+    )
     return np.asarray(reducer.fit_transform(vectors), dtype=np.float64)
 
 
@@ -128,7 +155,9 @@ class ProjectionCache:
             for entry in [entry for entry in self._maps if entry[0] == key]:
                 del self._maps[entry]
 
-    def get(self, key: object, collection, *, method: str, field: str | None, max_points: int) -> Projection:
+    def get(
+        self, key: object, collection, *, method: str, field: str | None, max_points: int
+    ) -> Projection:
         field = field or collection.meta.default_field
         entry = (key, collection.version, method, field, max_points)
         with self._lock:

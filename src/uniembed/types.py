@@ -1,4 +1,5 @@
 """Shared result types."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ class Item:
     payload: dict
     vectors: dict  # field -> float32 (dim,) array
     tokens: object = None  # multi-vector collections: the (tokens, dim) float32 token vectors
-    image: bytes | str | None = None  # image collections: the image's bytes, or its path relative to the image root
+    image: bytes | str | None = (
+        None  # image collections: the image's bytes, or its path relative to the image root
+    )
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ class CollectionInfo:
     multivector: dict | None = None  # method, token_dim, storage, fde parameters
     token_bytes_per_item: float | None = None  # mean stored bytes of token vectors per item
     images: dict | None = None  # image collections: storage ("bytes" or "path"), max_bytes, root
-    relative: dict | None = None  # relative collections: {"anchors": count, "sha256": of the anchor texts}
+    relative: dict | None = (
+        None  # relative collections: {"anchors": count, "sha256": of the anchor texts}
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,12 @@ class TaskResult:
     def to_mteb(self) -> dict:
         from uniembed import __version__
 
-        entry = {"hf_subset": "default", "languages": ["eng-Latn"], "main_score": self.main_score, **self.scores}
+        entry = {
+            "hf_subset": "default",
+            "languages": ["eng-Latn"],
+            "main_score": self.main_score,
+            **self.scores,
+        }
         return {
             "dataset_revision": None,
             "evaluation_time": self.evaluation_time,

@@ -9,6 +9,7 @@ the training card), `tower.safetensors`, and for image towers `preprocessor_conf
 tower's pixels, in transformers' format). `uniembed.load(directory)` opens it; an anchor that is
 missing, or whose fingerprint differs from the recorded one, is a clear error.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,18 +32,33 @@ class BoundEncoder(ImageTower, Encoder):
 
     bound = True
 
-    def __init__(self, name: str, anchor: Encoder, tower, tower_config: dict, *, weights_digest: str,
-                 device: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        anchor: Encoder,
+        tower,
+        tower_config: dict,
+        *,
+        weights_digest: str,
+        device: str | None = None,
+    ):
         import torch
 
-        super().__init__(name, anchor.dim, prompts=anchor.prompts, default_prompt=anchor.default_prompt,
-                         max_tokens=anchor.max_tokens)
+        super().__init__(
+            name,
+            anchor.dim,
+            prompts=anchor.prompts,
+            default_prompt=anchor.default_prompt,
+            max_tokens=anchor.max_tokens,
+        )
         self.anchor = anchor
         self.tower_config = tower_config
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tower = tower.to(self.device).eval()
         if tower_config["kind"] == "cnn":
-            self.tower = self.tower.to(memory_format=torch.channels_last)  # as trained: faster on CPUs
+            self.tower = self.tower.to(
+                memory_format=torch.channels_last
+            )  # as trained: faster on CPUs
         self.limits = DEFAULT_LIMITS
         self._weights_digest = weights_digest
         if tower_config["kind"] == "cnn":
@@ -78,18 +94,26 @@ class BoundEncoder(ImageTower, Encoder):
     # -- the tower ----------------------------------------------------------------------------------
     def encode_images(self, images, **options) -> np.ndarray:
         if self.preprocessing is None:
-            raise InputError(f"{self.name} binds vectors of {self.tower_config['in_dim']} dims, not images: "
-                             "use encode_vectors")
+            raise InputError(
+                f"{self.name} binds vectors of {self.tower_config['in_dim']} dims, not images: "
+                "use encode_vectors"
+            )
         return super().encode_images(images, **options)
 
     def encode_image_batch(self, pixel_values: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            pixels = torch.from_numpy(pixel_values).to(self.device).contiguous(memory_format=torch.channels_last)
+            pixels = (
+                torch.from_numpy(pixel_values)
+                .to(self.device)
+                .contiguous(memory_format=torch.channels_last)
+            )
             return self.tower(pixels).float().cpu().numpy()
 
-    def encode_vectors(self, vectors, *, normalize: bool = True, batch_size: int = 4096) -> np.ndarray:
+    def encode_vectors(
+        self, vectors, *, normalize: bool = True, batch_size: int = 4096
+    ) -> np.ndarray:
         """(n, in_dim) vectors from the other encoder -> (n, dim) vectors in the anchor's space."""
         import torch
 
@@ -109,13 +133,15 @@ class BoundEncoder(ImageTower, Encoder):
         out = []
         with torch.inference_mode():
             for start in range(0, len(array), batch_size):
-                chunk = torch.from_numpy(array[start:start + batch_size]).to(self.device)
+                chunk = torch.from_numpy(array[start : start + batch_size]).to(self.device)
                 out.append(self.tower(chunk).float().cpu().numpy())
         result = np.concatenate(out)
         return l2_normalize(result) if normalize else result
 
 
-def save_bound(output: Path, anchor: Encoder, anchor_spec: str, tower_config: dict, weights: dict, card: dict) -> Path:
+def save_bound(
+    output: Path, anchor: Encoder, anchor_spec: str, tower_config: dict, weights: dict, card: dict
+) -> Path:
     """Write a bound model directory at once (staged, then renamed: never half a model)."""
     from safetensors.torch import save_file
 
@@ -125,16 +151,29 @@ def save_bound(output: Path, anchor: Encoder, anchor_spec: str, tower_config: di
     if output.exists():
         raise InputError(f"{output} already exists: choose a new output folder")
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items() if k != "logit_scale"}
-    logit_scale = float(weights["logit_scale"].reshape(-1)[0].exp()) if "logit_scale" in weights else None
-    config = {"format": FORMAT, "anchor": {"model": _anchor_reference(anchor_spec), "name": anchor.name,
-                                           "fingerprint": anchor.fingerprint, "dim": anchor.dim},
-              "tower": tower_config, "logit_scale": logit_scale, "training": card}
+    logit_scale = (
+        float(weights["logit_scale"].reshape(-1)[0].exp()) if "logit_scale" in weights else None
+    )
+    config = {
+        "format": FORMAT,
+        "anchor": {
+            "model": _anchor_reference(anchor_spec),
+            "name": anchor.name,
+            "fingerprint": anchor.fingerprint,
+            "dim": anchor.dim,
+        },
+        "tower": tower_config,
+        "logit_scale": logit_scale,
+        "training": card,
+    }
     with atomic_folder(output) as staging:
         save_file(tensors, str(staging / TOWER_FILE))
         if tower_config["kind"] == "cnn":
             from uniembed.bind.towers import tower_preprocessing
 
-            (staging / "preprocessor_config.json").write_text(json.dumps(tower_preprocessing(tower_config).to_config(), indent=2))
+            (staging / "preprocessor_config.json").write_text(
+                json.dumps(tower_preprocessing(tower_config).to_config(), indent=2)
+            )
         (staging / BIND_CONFIG_FILE).write_text(json.dumps(config, indent=2))
     return output
 
@@ -153,7 +192,13 @@ def is_bound_model(directory: Path) -> bool:
     return (Path(directory) / BIND_CONFIG_FILE).is_file()
 
 
-def load_bound(directory: Path, *, name: str | None = None, device: str | None = None, threads: int | None = None) -> BoundEncoder:
+def load_bound(
+    directory: Path,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> BoundEncoder:
     """Open a bound model directory: its anchor (checked against the recorded fingerprint) and tower."""
     from uniembed._extras import require
 
@@ -169,31 +214,49 @@ def load_bound(directory: Path, *, name: str | None = None, device: str | None =
         anchor_info, tower_config = config["anchor"], check_tower_config(config["tower"])
         recorded = anchor_info["model"], anchor_info["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, InputError) as exc:
-        raise ModelLoadError(f"{directory} is not a readable bound model: {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(
+            f"{directory} is not a readable bound model: {type(exc).__name__}: {exc}"
+        ) from exc
     if config.get("format") != FORMAT:
-        raise ModelLoadError(f"{directory}: bound model format {config.get('format')!r}; this uniembed reads format {FORMAT}")
+        raise ModelLoadError(
+            f"{directory}: bound model format {config.get('format')!r}; this uniembed reads format {FORMAT}"
+        )
     try:
-        anchor = load(None if recorded[0] == "default" else recorded[0], device=device, threads=threads)
+        anchor = load(
+            None if recorded[0] == "default" else recorded[0], device=device, threads=threads
+        )
     except ModelLoadError as exc:
-        raise ModelLoadError(f"{directory} is bound to the anchor {recorded[0]}, which cannot be loaded (moved or "
-                             f"deleted?): {exc}") from exc
+        raise ModelLoadError(
+            f"{directory} is bound to the anchor {recorded[0]}, which cannot be loaded (moved or "
+            f"deleted?): {exc}"
+        ) from exc
     if anchor.fingerprint != recorded[1]:
-        raise ModelLoadError(f"{directory} was bound to {recorded[0]} with fingerprint {recorded[1][:12]}; the model "
-                             f"found there now has fingerprint {anchor.fingerprint[:12]}: its text vectors differ, so "
-                             "the bound tower does not fit it")
+        raise ModelLoadError(
+            f"{directory} was bound to {recorded[0]} with fingerprint {recorded[1][:12]}; the model "
+            f"found there now has fingerprint {anchor.fingerprint[:12]}: its text vectors differ, so "
+            "the bound tower does not fit it"
+        )
     if tower_config["dim"] != anchor.dim:
-        raise ModelLoadError(f"{directory}: the tower makes {tower_config['dim']} dims, the anchor {anchor.dim}")
+        raise ModelLoadError(
+            f"{directory}: the tower makes {tower_config['dim']} dims, the anchor {anchor.dim}"
+        )
     weights_file = directory / TOWER_FILE
     try:
         tensors = load_file(str(weights_file))
         tower = build_tower(tower_config)
         tower.load_state_dict(tensors)
     except Exception as exc:  # a truncated file, wrong shapes: one clear error
-        raise ModelLoadError(f"{directory}: cannot load {TOWER_FILE}: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    from uniembed.encoders.registry import file_sha256  # remembered per process: a pinned model is hashed once
+        raise ModelLoadError(
+            f"{directory}: cannot load {TOWER_FILE}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
+    from uniembed.encoders.registry import (
+        file_sha256,
+    )  # remembered per process: a pinned model is hashed once
 
     digest = file_sha256(weights_file)
-    encoder = BoundEncoder(name or directory.name, anchor, tower, tower_config, weights_digest=digest, device=device)
+    encoder = BoundEncoder(
+        name or directory.name, anchor, tower, tower_config, weights_digest=digest, device=device
+    )
     encoder.source = str(directory)
     encoder.training = config.get("training", {})
     return encoder

@@ -6,6 +6,7 @@ model directory is weights (safetensors) + JSON, never pickle.
     projector:    {"kind": "mlp", "in_dim": 128, "hidden": 512, "layers": 2, "dim": 384}
                   {"kind": "linear", "in_dim": 128, "dim": 384}
 """
+
 from __future__ import annotations
 
 from uniembed.errors import InputError
@@ -18,21 +19,29 @@ DEFAULT_CHANNELS = (32, 64, 128, 256)
 def check_tower_config(config: dict) -> dict:
     """The config with its defaults filled in, or InputError naming the bad value."""
     if not isinstance(config, dict) or config.get("kind") not in TOWER_KINDS:
-        raise InputError(f"a tower kind must be one of {list(TOWER_KINDS)}, got {config.get('kind') if isinstance(config, dict) else config!r}")
+        raise InputError(
+            f"a tower kind must be one of {list(TOWER_KINDS)}, "
+            f"got {config.get('kind') if isinstance(config, dict) else config!r}"
+        )
     out = dict(config)
     _positive_int(out, "dim")
     if out["kind"] == "cnn":
         out.setdefault("channels", list(DEFAULT_CHANNELS))
         out.setdefault("image_size", 32)
         channels = out["channels"]
-        if not isinstance(channels, (list, tuple)) or not channels or any(
-                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+        if (
+            not isinstance(channels, (list, tuple))
+            or not channels
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
+        ):
             raise InputError(f"channels must be a list of positive integers, got {channels!r}")
         out["channels"] = list(channels)
         _positive_int(out, "image_size")
         if out["image_size"] < 2 ** len(channels):
-            raise InputError(f"image_size {out['image_size']} is too small for {len(channels)} halving stages "
-                             f"(at least {2 ** len(channels)})")
+            raise InputError(
+                f"image_size {out['image_size']} is too small for {len(channels)} halving stages "
+                f"(at least {2 ** len(channels)})"
+            )
     else:
         _positive_int(out, "in_dim")
         if out["kind"] == "mlp":
@@ -72,9 +81,15 @@ def build_tower(config: dict):
             super().__init__()
             stages, width = [], 3
             for out in channels:
-                stages += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                           nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                           nn.MaxPool2d(2)]
+                stages += [
+                    nn.Conv2d(width, out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(out, out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                ]
                 width = out
             self.features = nn.Sequential(*stages)
             self.head = nn.Linear(2 * width, dim)
@@ -93,5 +108,11 @@ def tower_preprocessing(config: dict):
     from uniembed.images.preprocess import ImagePreprocessing
 
     size = config["image_size"]
-    return ImagePreprocessing(shortest_edge=size, crop=(size, size), resample=3, rescale_factor=1 / 255,
-                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return ImagePreprocessing(
+        shortest_edge=size,
+        crop=(size, size),
+        resample=3,
+        rescale_factor=1 / 255,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )

@@ -20,6 +20,7 @@ Resuming: the state (tower, optimizer, temperature, RNG, position) goes to `<out
 every `checkpoint_every` steps and on Ctrl-C, as safetensors + JSON; the same command continues
 from there and ends at the same weights as an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ class BindConfig:
     anchor: str = "default"
     # image sources: paths, or {"path": ..., "captions": [templates]} with their own captions (see uniembed.bind.pairs)
     images: list = field(default_factory=list)
-    captions: list[str] = field(default_factory=list)  # templates for sources without their own, e.g. "a photo of a {label}"
+    captions: list[str] = field(
+        default_factory=list
+    )  # templates for sources without their own, e.g. "a photo of a {label}"
     vectors: str | None = None  # or: precomputed vectors ...
     texts: str | None = None  # ... and their texts
     text_column: str | None = None
@@ -55,7 +58,9 @@ class BindConfig:
     warmup: float = 0.05
     temperature: float = 0.07  # the starting temperature (learned)
     augment: bool = True  # images: random shifts of up to 1/8 of the side
-    validation: float = 0.05  # share of the pairs held out to pick the best checkpoint; 0: keep the last
+    validation: float = (
+        0.05  # share of the pairs held out to pick the best checkpoint; 0: keep the last
+    )
     eval_every: int | None = None  # steps between validations; None: at the end of each epoch
     checkpoint_every: int = 200
     max_steps: int = 0
@@ -65,34 +70,69 @@ class BindConfig:
 
     def check(self) -> None:
         if bool(self.images) == bool(self.vectors):
-            raise InputError("bind needs either images (with captions) or vectors (with texts), not both and not neither")
+            raise InputError(
+                "bind needs either images (with captions) or vectors (with texts), not both and not neither"
+            )
         if self.vectors and not self.texts:
             raise InputError("binding vectors needs their texts (texts=...)")
         if self.images and self.encoder not in ("cnn",):
             raise InputError(f"images are bound with encoder 'cnn', got {self.encoder!r}")
         if self.vectors and self.encoder not in ("linear", "mlp"):
-            raise InputError(f"vectors are bound with encoder 'linear' or 'mlp', got {self.encoder!r}")
+            raise InputError(
+                f"vectors are bound with encoder 'linear' or 'mlp', got {self.encoder!r}"
+            )
         for name in ("epochs", "batch_size", "checkpoint_every", "image_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
         if self.batch_size < 2:
-            raise InputError(f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
+            raise InputError(
+                f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}"
+            )
         for name, low, high in (("learning_rate", 0, 1), ("temperature", 0, 10)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not low < value < high
+            ):
                 raise InputError(f"{name} must be in ({low}, {high}), got {value!r}")
-        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) or not 0 <= self.validation < 0.5:
-            raise InputError(f"validation must be a share in [0, 0.5) (0: none, the last model is kept), got {self.validation!r}")
-        if not 0 <= self.warmup < 1 or self.weight_decay < 0 or self.max_steps < 0 or self.hidden < 0:
-            raise InputError("warmup must be in [0, 1); weight_decay, max_steps and hidden must be >= 0")
-        if self.eval_every is not None and (isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int)
-                                            or self.eval_every < 1):
-            raise InputError(f"eval_every must be a positive number of steps, got {self.eval_every!r} "
-                             "(leave it out to validate at the end of each epoch)")
-        if self.images and (not isinstance(self.channels, (list, tuple)) or not self.channels or not all(
-                isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in self.channels)):
-            raise InputError(f"channels must be a non-empty list of positive integers (one per stage), got {self.channels!r}")
+        if (
+            isinstance(self.validation, bool)
+            or not isinstance(self.validation, (int, float))
+            or not 0 <= self.validation < 0.5
+        ):
+            raise InputError(
+                f"validation must be a share in [0, 0.5) (0: none, the last model is kept), got {self.validation!r}"
+            )
+        if (
+            not 0 <= self.warmup < 1
+            or self.weight_decay < 0
+            or self.max_steps < 0
+            or self.hidden < 0
+        ):
+            raise InputError(
+                "warmup must be in [0, 1); weight_decay, max_steps and hidden must be >= 0"
+            )
+        if self.eval_every is not None and (
+            isinstance(self.eval_every, bool)
+            or not isinstance(self.eval_every, int)
+            or self.eval_every < 1
+        ):
+            raise InputError(
+                f"eval_every must be a positive number of steps, got {self.eval_every!r} "
+                "(leave it out to validate at the end of each epoch)"
+            )
+        if self.images and (
+            not isinstance(self.channels, (list, tuple))
+            or not self.channels
+            or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in self.channels
+            )
+        ):
+            raise InputError(
+                f"channels must be a non-empty list of positive integers (one per stage), got {self.channels!r}"
+            )
 
 
 @dataclass
@@ -113,7 +153,9 @@ def bind(config: BindConfig, *, show_progress: bool | None = None) -> BindResult
     config.check()
     output = Path(config.output)
     if output.exists():
-        raise InputError(f"{output} already exists: choose a new output folder (nothing was written)")
+        raise InputError(
+            f"{output} already exists: choose a new output folder (nothing was written)"
+        )
     anchor = _load_anchor(config)
     pairs = _load_pairs(config)
     from uniembed.bind.towers import check_tower_config
@@ -131,10 +173,19 @@ def _load_anchor(config: BindConfig):
     from uniembed import load
 
     anchor = load(None if config.anchor == "default" else config.anchor, device="cpu")
-    kind = ("an image model" if "image" in anchor.modalities else "a bound model" if getattr(anchor, "bound", False)
-            else "a late-interaction (token vector) model" if getattr(anchor, "token_head", None) is not None else None)
+    kind = (
+        "an image model"
+        if "image" in anchor.modalities
+        else "a bound model"
+        if getattr(anchor, "bound", False)
+        else "a late-interaction (token vector) model"
+        if getattr(anchor, "token_head", None) is not None
+        else None
+    )
     if kind is not None:
-        raise InputError(f"the anchor must be a text model (one vector per text); {config.anchor} is {kind}")
+        raise InputError(
+            f"the anchor must be a text model (one vector per text); {config.anchor} is {kind}"
+        )
     return anchor
 
 
@@ -148,11 +199,22 @@ def _load_pairs(config: BindConfig):
 
 def _tower_spec(config: BindConfig, dim: int, pairs) -> dict:
     if config.encoder == "cnn":
-        return {"kind": "cnn", "channels": list(config.channels), "image_size": config.image_size, "dim": dim}
+        return {
+            "kind": "cnn",
+            "channels": list(config.channels),
+            "image_size": config.image_size,
+            "dim": dim,
+        }
     in_dim = int(pairs.inputs.shape[1])
     if config.encoder == "linear":
         return {"kind": "linear", "in_dim": in_dim, "dim": dim}
-    return {"kind": "mlp", "in_dim": in_dim, "hidden": config.hidden or 4 * dim, "layers": 2, "dim": dim}
+    return {
+        "kind": "mlp",
+        "in_dim": in_dim,
+        "hidden": config.hidden or 4 * dim,
+        "layers": 2,
+        "dim": dim,
+    }
 
 
 def _caption_vectors(anchor, texts: list[str], output: Path, show_progress) -> np.ndarray:
@@ -168,7 +230,9 @@ def _caption_vectors(anchor, texts: list[str], output: Path, show_progress) -> n
         vectors = np.load(cached, allow_pickle=False)
         if vectors.shape == (len(texts), anchor.dim):
             return vectors
-    vectors = anchor.encode(texts, show_progress=show_progress if show_progress is not None else len(texts) > 1000)
+    vectors = anchor.encode(
+        texts, show_progress=show_progress if show_progress is not None else len(texts) > 1000
+    )
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial.npy")
     np.save(partial, vectors, allow_pickle=False)
@@ -181,13 +245,23 @@ def _split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     held = max(1, int(round(share * n))) if share > 0 and n >= 4 else 0
     if n - held < 2:
-        raise InputError(f"{n} pairs are too few to train on (at least 2 after holding out a validation part)")
+        raise InputError(
+            f"{n} pairs are too few to train on (at least 2 after holding out a validation part)"
+        )
     return np.sort(order[held:]), np.sort(order[:held])
 
 
 class _Loop:
-    def __init__(self, config: BindConfig, tower_config: dict, pairs, texts: np.ndarray, train_rows, validation_rows,
-                 show_progress: bool | None = None):
+    def __init__(
+        self,
+        config: BindConfig,
+        tower_config: dict,
+        pairs,
+        texts: np.ndarray,
+        train_rows,
+        validation_rows,
+        show_progress: bool | None = None,
+    ):
         import torch
 
         from uniembed.bind.towers import build_tower
@@ -195,24 +269,37 @@ class _Loop:
         self.config, self.tower_config, self.pairs, self.texts = config, tower_config, pairs, texts
         self.train_rows, self.validation_rows = train_rows, validation_rows
         self.images = tower_config["kind"] == "cnn"
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(
+            config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         torch.manual_seed(config.seed)
         self.tower = build_tower(tower_config).to(self.device)
-        if self.images:  # channels-last convolutions: 1.5-3x faster on this 2-core CPU (oneDNN; a one-off timing, not a bench)
+        # channels-last convolutions: 1.5-3x faster on this 2-core CPU (oneDNN; a one-off timing,
+        # not a bench)
+        if self.images:
             self.tower = self.tower.to(memory_format=torch.channels_last)
         # CLIP's learnable temperature, as a log scale, clamped at 100 (temperature 0.01)
-        self.log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / config.temperature), device=self.device))
+        self.log_scale = torch.nn.Parameter(
+            torch.tensor(math.log(1 / config.temperature), device=self.device)
+        )
         decay = [p for p in self.tower.parameters() if p.ndim > 1]
         no_decay = [p for p in self.tower.parameters() if p.ndim <= 1] + [self.log_scale]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=config.learning_rate,
+        )
         self.inputs = self._prepared_inputs(show_progress)
         self.text_tensor = torch.from_numpy(texts).to(self.device)
         self.batches_per_epoch = max(1, len(train_rows) // config.batch_size)
         total = self.batches_per_epoch * config.epochs
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.step, self.history, self.best, self.best_state, self.seconds = 0, [], None, None, 0.0
-        self.smoothed: float | None = None  # the loss, smoothed over steps (shown, and recorded at each validation)
+        self.smoothed: float | None = (
+            None  # the loss, smoothed over steps (shown, and recorded at each validation)
+        )
         self.state_dir = Path(f"{config.output}.bind-state")
 
     # -- data ------------------------------------------------------------------------------------
@@ -231,10 +318,16 @@ class _Loop:
         preprocessing = tower_preprocessing(self.tower_config)
         size = self.tower_config["image_size"]
         out = np.empty((len(self.pairs), 3, size, size), dtype=np.uint8)
-        for index in tqdm(range(len(self.pairs)), desc="preparing images", unit="img",
-                          disable=not (show_progress if show_progress is not None else len(self.pairs) >= 5000),
-                          mininterval=1.0):
-            pixels = preprocessing.pixels(to_rgb(self.pairs.inputs[index], f"image {index}"), f"image {index}")
+        for index in tqdm(
+            range(len(self.pairs)),
+            desc="preparing images",
+            unit="img",
+            disable=not (show_progress if show_progress is not None else len(self.pairs) >= 5000),
+            mininterval=1.0,
+        ):
+            pixels = preprocessing.pixels(
+                to_rgb(self.pairs.inputs[index], f"image {index}"), f"image {index}"
+            )
             out[index] = pixels.transpose(2, 0, 1)
         return torch.from_numpy(out)
 
@@ -249,19 +342,23 @@ class _Loop:
             return selected.to(self.device)
         pixels = selected.to(self.device, torch.float32) / 127.5 - 1.0
         if step is not None and self.config.augment:
-            generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 3000 + step)
+            generator = torch.Generator(device=self.device).manual_seed(
+                self.config.seed + 3000 + step
+            )
             pixels = _random_shift(pixels, generator)
         return pixels.contiguous(memory_format=torch.channels_last)
 
     def batch_rows(self, step: int) -> np.ndarray:
         epoch, position = divmod(step, self.batches_per_epoch)
         order = np.random.default_rng(self.config.seed + 1000 + epoch).permutation(self.train_rows)
-        return order[position * self.config.batch_size:(position + 1) * self.config.batch_size]
+        return order[position * self.config.batch_size : (position + 1) * self.config.batch_size]
 
     def caption_choice(self, rows: np.ndarray, step: int) -> np.ndarray:
         """One caption per example, drawn among its captions (seeded by step)."""
         rng = np.random.default_rng(self.config.seed + 2000 + step)
-        return np.asarray([self.pairs.captions[r][rng.integers(len(self.pairs.captions[r]))] for r in rows])
+        return np.asarray(
+            [self.pairs.captions[r][rng.integers(len(self.pairs.captions[r]))] for r in rows]
+        )
 
     # -- training --------------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -280,18 +377,27 @@ class _Loop:
         targets = self.text_tensor[torch.from_numpy(captions).to(self.device)]
         scale = self.log_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * outputs @ targets.T
-        positives = positive_mask(torch.from_numpy(self.pairs.groups[rows]), torch.from_numpy(captions)).to(self.device)
+        positives = positive_mask(
+            torch.from_numpy(self.pairs.groups[rows]), torch.from_numpy(captions)
+        ).to(self.device)
         target = positives / positives.sum(1, keepdim=True)
-        return 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() +
-                      torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+        return 0.5 * (
+            torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+            + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()
+        )
 
     def run(self, show_progress: bool | None) -> None:
         import torch
         from tqdm.auto import tqdm
 
         config = self.config
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="binding", unit="step",
-                   disable=not (show_progress if show_progress is not None else True))
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc="binding",
+            unit="step",
+            disable=not (show_progress if show_progress is not None else True),
+        )
         while self.step < self.total_steps:
             started = time.perf_counter()
             self.tower.train()
@@ -301,7 +407,9 @@ class _Loop:
             try:
                 loss = self.loss(self.batch_rows(self.step), self.step)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(self.tower.parameters()) + [self.log_scale], 1.0)
+                torch.nn.utils.clip_grad_norm_(
+                    list(self.tower.parameters()) + [self.log_scale], 1.0
+                )
                 self.optimizer.step()
             except KeyboardInterrupt:
                 if self.step:
@@ -309,12 +417,16 @@ class _Loop:
                 raise
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise InputError(f"the loss became {value} at step {self.step}: lower the learning rate")
+                raise InputError(
+                    f"the loss became {value} at step {self.step}: lower the learning rate"
+                )
             self.step += 1
             self.seconds += time.perf_counter() - started
             self.smoothed = value if self.smoothed is None else 0.95 * self.smoothed + 0.05 * value
             bar.update(1)
-            bar.set_postfix(loss=f"{self.smoothed:.3f}", temp=f"{1 / float(self.log_scale.detach().exp()):.3f}")
+            bar.set_postfix(
+                loss=f"{self.smoothed:.3f}", temp=f"{1 / float(self.log_scale.detach().exp()):.3f}"
+            )
             every = config.eval_every or self.batches_per_epoch
             if self.step % every == 0 or self.step == self.total_steps:
                 self.evaluate(self.smoothed)
@@ -330,8 +442,12 @@ class _Loop:
         out = []
         with torch.inference_mode():
             for start in range(0, len(rows), 1024):
-                chunk = rows[start:start + 1024]
-                out.append(torch.nn.functional.normalize(self.tower(self.batch(chunk)), dim=-1).cpu().numpy())
+                chunk = rows[start : start + 1024]
+                out.append(
+                    torch.nn.functional.normalize(self.tower(self.batch(chunk)), dim=-1)
+                    .cpu()
+                    .numpy()
+                )
         return np.concatenate(out) if out else np.zeros((0, self.texts.shape[1]), np.float32)
 
     def validation_accuracy(self) -> float | None:
@@ -351,7 +467,13 @@ class _Loop:
 
     def evaluate(self, loss: float | None) -> None:
         score = self.validation_accuracy()
-        self.history.append({"step": self.step, "validation top-1": score, "loss": round(loss, 4) if loss is not None else None})
+        self.history.append(
+            {
+                "step": self.step,
+                "validation top-1": score,
+                "loss": round(loss, 4) if loss is not None else None,
+            }
+        )
         if score is None or self.best is None or score > self.best:
             self.best = score
             self.best_state = {k: v.detach().clone() for k, v in self.tower.state_dict().items()}
@@ -369,21 +491,36 @@ class _Loop:
         from safetensors.torch import save_file
 
         from uniembed._atomic import atomic_folder
-        from uniembed.train.trainer import _optimizer_tensors  # the trainer's resumable optimizer state
+        from uniembed.train.trainer import (
+            _optimizer_tensors,
+        )  # the trainer's resumable optimizer state
 
-        tensors = {f"tower.{k}": v.detach().cpu().contiguous() for k, v in self.tower.state_dict().items()}
+        tensors = {
+            f"tower.{k}": v.detach().cpu().contiguous() for k, v in self.tower.state_dict().items()
+        }
         tensors["log_scale"] = self.log_scale.detach().cpu().reshape(1)
         if self.best_state is not None:
-            tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()})
+            tensors.update(
+                {f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()}
+            )
         moments, groups = _optimizer_tensors(self.optimizer)
         tensors.update({f"optimizer.{key}": value.detach().cpu() for key, value in moments.items()})
         tensors["rng"] = torch.get_rng_state()
         with atomic_folder(self.state_dir, replace=True) as staging:
             save_file(tensors, str(staging / "state.safetensors"))
-            (staging / "state.json").write_text(json.dumps({
-                "config": self._identity(), "step": self.step, "history": self.history, "best": self.best,
-                "seconds": self.seconds, "smoothed": self.smoothed, "param_groups": groups,
-            }))
+            (staging / "state.json").write_text(
+                json.dumps(
+                    {
+                        "config": self._identity(),
+                        "step": self.step,
+                        "history": self.history,
+                        "best": self.best,
+                        "seconds": self.seconds,
+                        "smoothed": self.smoothed,
+                        "param_groups": groups,
+                    }
+                )
+            )
 
     def resume_if_possible(self) -> None:
         import torch
@@ -394,33 +531,61 @@ class _Loop:
             return
         state = json.loads(state_file.read_text())
         if state["config"] != self._identity():
-            raise InputError(f"{self.state_dir} holds an interrupted run with other settings; delete it to start over")
+            raise InputError(
+                f"{self.state_dir} holds an interrupted run with other settings; delete it to start over"
+            )
         tensors = load_file(str(self.state_dir / "state.safetensors"))
-        self.tower.load_state_dict({k[len("tower."):]: v for k, v in tensors.items() if k.startswith("tower.")})
+        self.tower.load_state_dict(
+            {k[len("tower.") :]: v for k, v in tensors.items() if k.startswith("tower.")}
+        )
         with torch.no_grad():
             self.log_scale.copy_(tensors["log_scale"].reshape(()))
-        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best or None
         from uniembed.train.trainer import _load_optimizer
 
-        moments = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        moments = {
+            k[len("optimizer.") :]: v for k, v in tensors.items() if k.startswith("optimizer.")
+        }
         _load_optimizer(self.optimizer, moments, state["param_groups"])
         torch.set_rng_state(tensors["rng"])
-        self.step, self.history, self.best, self.seconds = state["step"], state["history"], state["best"], state["seconds"]
+        self.step, self.history, self.best, self.seconds = (
+            state["step"],
+            state["history"],
+            state["best"],
+            state["seconds"],
+        )
         self.smoothed = state["smoothed"]
 
     def finish(self, anchor) -> BindResult:
         from uniembed.bind.encoder import save_bound
 
-        weights = self.best_state or {**self.tower.state_dict(), "logit_scale": self.log_scale.detach().reshape(1)}
-        card = {"data": self.pairs.sources, "pairs": len(self.pairs), "validation pairs": int(len(self.validation_rows)),
-                "captions": self.config.captions or None, "epochs": self.config.epochs, "steps": self.step,
-                "batch size": self.config.batch_size, "learning rate": self.config.learning_rate, "seed": self.config.seed,
-                "training seconds": round(self.seconds, 1), "history": self.history, "best validation top-1": self.best}
-        save_bound(Path(self.config.output), anchor, self.config.anchor, self.tower_config, weights, card)
+        weights = self.best_state or {
+            **self.tower.state_dict(),
+            "logit_scale": self.log_scale.detach().reshape(1),
+        }
+        card = {
+            "data": self.pairs.sources,
+            "pairs": len(self.pairs),
+            "validation pairs": int(len(self.validation_rows)),
+            "captions": self.config.captions or None,
+            "epochs": self.config.epochs,
+            "steps": self.step,
+            "batch size": self.config.batch_size,
+            "learning rate": self.config.learning_rate,
+            "seed": self.config.seed,
+            "training seconds": round(self.seconds, 1),
+            "history": self.history,
+            "best validation top-1": self.best,
+        }
+        save_bound(
+            Path(self.config.output), anchor, self.config.anchor, self.tower_config, weights, card
+        )
         shutil.rmtree(self.state_dir, ignore_errors=True)
         shutil.rmtree(f"{self.config.output}.bind-cache", ignore_errors=True)
-        return BindResult(Path(self.config.output), self.step, self.seconds, self.history, self.best)
+        return BindResult(
+            Path(self.config.output), self.step, self.seconds, self.history, self.best
+        )
 
 
 def positive_mask(groups, drawn):
@@ -440,7 +605,7 @@ def _random_shift(pixels, generator):
     padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=pixels.device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=pixels.device)
-    rows = (dy[:, None] + torch.arange(height, device=pixels.device)[None, :])  # (n, H)
-    cols = (dx[:, None] + torch.arange(width, device=pixels.device)[None, :])  # (n, W)
+    rows = dy[:, None] + torch.arange(height, device=pixels.device)[None, :]  # (n, H)
+    cols = dx[:, None] + torch.arange(width, device=pixels.device)[None, :]  # (n, W)
     index = torch.arange(n, device=pixels.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)

@@ -1,4 +1,5 @@
 """`uniembed demo`: the main job on the embedded default model, offline."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,9 @@ def add_parser(commands) -> None:
         "demo",
         help="run the main job offline: load the default model, embed, evaluate and search a shipped data set",
     )
-    parser.add_argument("--model", "-m", default=None, help="model to demo (default: all-MiniLM-L6-v2)")
+    parser.add_argument(
+        "--model", "-m", default=None, help="model to demo (default: all-MiniLM-L6-v2)"
+    )
     parser.set_defaults(run=run)
 
 

@@ -1,4 +1,5 @@
 """`uniembed models`: what can be loaded, and from where."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(m) for m in models], indent=2))
         return 0
     for info in models:
-        mark = "offline" if info.available_offline else "online only" if info.location != "-" else "not available"
+        mark = (
+            "offline"
+            if info.available_offline
+            else "online only"
+            if info.location != "-"
+            else "not available"
+        )
         default = " (default)" if info.name == DEFAULT_MODEL else ""
-        print(f"{info.name}{default}\n  {info.description}\n  from: {info.source} [{mark}]\n  at:   {info.location}")
-    print("\nAlso loadable: any sentence-transformers or Hugging Face encoder directory (--model PATH), "
-          "and any hub id 'org/name' when a network is available.")
+        print(
+            f"{info.name}{default}\n  {info.description}\n  from: {info.source} [{mark}]\n  at:   {info.location}"
+        )
+    print(
+        "\nAlso loadable: any sentence-transformers or Hugging Face encoder directory (--model PATH), "
+        "and any hub id 'org/name' when a network is available."
+    )
     return 0

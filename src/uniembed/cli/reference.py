@@ -2,6 +2,7 @@
 
 Regenerate with `python -m uniembed.cli.reference > docs/cli.md`; a test fails when it is stale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,10 @@ def render_reference() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal width: fix it for a stable file
     try:
         parser = build_parser()
-        return "# uniembed command reference\n\nGenerated from `--help`; do not edit by hand.\n\n" + "\n".join(_sections(parser, "uniembed"))
+        return (
+            "# uniembed command reference\n\nGenerated from `--help`; do not edit by hand.\n\n"
+            + "\n".join(_sections(parser, "uniembed"))
+        )
     finally:
         if previous is None:
             os.environ.pop("COLUMNS", None)

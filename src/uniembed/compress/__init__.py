@@ -1,4 +1,5 @@
 """Making vectors smaller: Matryoshka truncation, int8 and binary quantisation."""
+
 from uniembed.compress.quantize import Int8Quantizer, binarize, hamming_distances
 from uniembed.compress.truncate import l2_normalize, truncate
 

@@ -3,6 +3,7 @@
 int8: per-dimension min/max from calibration vectors, 256 levels, out-of-range values clipped.
 binary: one sign bit per dimension, packed 8 per byte (dim/8 bytes per vector).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ class Int8Quantizer:
     scale: np.ndarray  # (dim,) width of one level
 
     @classmethod
-    def calibrate(cls, vectors: np.ndarray) -> "Int8Quantizer":
+    def calibrate(cls, vectors: np.ndarray) -> Int8Quantizer:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) == 0:
-            raise InputError(f"calibration needs a non-empty (n, dim) array, got shape {vectors.shape}")
+            raise InputError(
+                f"calibration needs a non-empty (n, dim) array, got shape {vectors.shape}"
+            )
         low, high = vectors.min(axis=0), vectors.max(axis=0)
         scale = np.maximum(high - low, 1e-12) / 255.0
         return cls(low.astype(np.float32), scale.astype(np.float32))

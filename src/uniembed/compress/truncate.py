@@ -1,4 +1,5 @@
 """Matryoshka truncation: keep the first `dim` coordinates, then re-normalise."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Encoders: anything in, float32 (n, dim) vectors out."""
+
 from uniembed.encoders.base import Encoder, EncodeReport, TruncationWarning
 from uniembed.encoders.load import load
 

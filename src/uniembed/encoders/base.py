@@ -4,6 +4,7 @@ An encoder implements `encode_batch(texts) -> (n, dim) float32`. The base class 
 prompts, length-sorted batching, progress bars, normalisation, Matryoshka truncation and the
 report of inputs that were too long.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,7 +25,10 @@ LONG_POLICIES: tuple[str, ...] = get_args(LongPolicy)
 
 # Prompt names every model accepts, each with the config names it may go by (E5-style configs say
 # "passage" for documents); a model whose config defines none of them gets no prefix.
-STANDARD_PROMPTS: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage")}
+STANDARD_PROMPTS: dict[str, tuple[str, ...]] = {
+    "query": ("query",),
+    "document": ("document", "passage"),
+}
 
 
 class TruncationWarning(UserWarning):
@@ -44,7 +48,9 @@ class EncodeReport:
 def check_texts(texts: object) -> list[str]:
     """`texts` as a list of str, or InputError naming the first bad item by index."""
     if isinstance(texts, (str, bytes)):
-        raise InputError(f"expected a list of strings, got a single {type(texts).__name__}; wrap it in a list")
+        raise InputError(
+            f"expected a list of strings, got a single {type(texts).__name__}; wrap it in a list"
+        )
     if not isinstance(texts, Sequence) and not isinstance(texts, np.ndarray):
         raise InputError(f"expected a list of strings, got {type(texts).__name__}")
     items = list(texts)
@@ -54,7 +60,9 @@ def check_texts(texts: object) -> list[str]:
         if not isinstance(item, str):
             raise InputError(f"item {index} is {type(item).__name__} ({item!r:.40}), expected str")
         if not encodable(item):
-            raise InputError(f"item {index} is not valid Unicode (a lone surrogate such as \\ud800)")
+            raise InputError(
+                f"item {index} is not valid Unicode (a lone surrogate such as \\ud800)"
+            )
     return items
 
 
@@ -71,7 +79,9 @@ def _check_positive_int(name: str, value: object) -> None:
 class Encoder(ABC):
     """Turns texts into float32 vectors of a fixed dimension."""
 
-    modalities: tuple[str, ...] = ("text",)  # encoders with an image tower add "image" (multimodal.ImageTower)
+    modalities: tuple[str, ...] = (
+        "text",
+    )  # encoders with an image tower add "image" (multimodal.ImageTower)
 
     def __init__(
         self,
@@ -94,7 +104,9 @@ class Encoder(ABC):
     def fingerprint(self) -> str:
         """Identifies what makes this encoder's vectors: vectors from encoders with different
         fingerprints must not be mixed in one collection. Subclasses add their weights."""
-        return _digest(type(self).__name__, self.name, self.dim, sorted(self.prompts.items()), self.max_tokens)
+        return _digest(
+            type(self).__name__, self.name, self.dim, sorted(self.prompts.items()), self.max_tokens
+        )
 
     @property
     def image_fingerprint(self) -> str:
@@ -154,18 +166,35 @@ class Encoder(ABC):
 
     def encode_images(self, images, **options) -> np.ndarray:
         """Embed images; only models with an image tower (CLIP, SigLIP, bound models) can."""
-        raise InputError(f"model {self.name} embeds text only: it has no image encoder "
-                         "(load a CLIP or SigLIP directory, or a model made by `uniembed bind`)")
+        raise InputError(
+            f"model {self.name} embeds text only: it has no image encoder "
+            "(load a CLIP or SigLIP directory, or a model made by `uniembed bind`)"
+        )
 
-    def encode_items(self, items, *, image_weight: float = 0.5, prompt: str | None = None, dim: int | None = None,
-                     batch_size: int = 32, show_progress: bool | None = None) -> np.ndarray:
+    def encode_items(
+        self,
+        items,
+        *,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        dim: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
         """Embed items {"image": ..., "text": ...} (either or both) into (n, dim) unit vectors. An
         item with both is `image_weight * image + (1 - image_weight) * text` (each normalised),
         renormalised; `prompt` applies to the text part. Text-only models take text-only items."""
         from uniembed.encoders.multimodal import encode_items
 
-        return encode_items(self, items, image_weight=image_weight, prompt=prompt, dim=dim, batch_size=batch_size,
-                            show_progress=show_progress)
+        return encode_items(
+            self,
+            items,
+            image_weight=image_weight,
+            prompt=prompt,
+            dim=dim,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
 
     def prompt_prefix(self, prompt: str | None) -> str:
         """The text prepended for prompt name `prompt` ("" for none)."""
@@ -176,7 +205,14 @@ class Encoder(ABC):
         if prompt in self.prompts:
             return self.prompts[prompt]
         if prompt in STANDARD_PROMPTS:
-            return next((self.prompts[alias] for alias in STANDARD_PROMPTS[prompt] if alias in self.prompts), "")
+            return next(
+                (
+                    self.prompts[alias]
+                    for alias in STANDARD_PROMPTS[prompt]
+                    if alias in self.prompts
+                ),
+                "",
+            )
         known = sorted(set(self.prompts) | set(STANDARD_PROMPTS))
         raise InputError(f"unknown prompt {prompt!r} for model {self.name}; known prompts: {known}")
 
@@ -194,7 +230,9 @@ class Encoder(ABC):
         self.last_report.n_chunks += count
 
     # -- internals ---------------------------------------------------------------------------
-    def _encode_sorted(self, items: list[str], batch_size: int, long: LongPolicy, show_progress: bool | None) -> np.ndarray:
+    def _encode_sorted(
+        self, items: list[str], batch_size: int, long: LongPolicy, show_progress: bool | None
+    ) -> np.ndarray:
         # Longest first, so each batch pads to similar lengths; restored to input order at the end.
         order = np.argsort([-len(text) for text in items], kind="stable")
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -221,8 +259,10 @@ def check_model_output(vectors: np.ndarray, model: str) -> np.ndarray:
     if bad.any():
         from uniembed.errors import ModelOutputError
 
-        raise ModelOutputError(f"model {model} produced NaN or inf for input {int(np.argmax(bad))} "
-                               f"({int(bad.sum())} of {len(vectors)} inputs): its weights are probably damaged")
+        raise ModelOutputError(
+            f"model {model} produced NaN or inf for input {int(np.argmax(bad))} "
+            f"({int(bad.sum())} of {len(vectors)} inputs): its weights are probably damaged"
+        )
     return vectors
 
 

@@ -14,6 +14,7 @@ sentences (0.8% on SciFact documents), where a fixed width of 8 cost 27%. A smal
 micro-batch of a server) is never padded to its longest input: a long and a short text go in
 separate batches.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def padded_length(length: int, max_length: int | None = None) -> int:
     return bucket
 
 
-def token_batches(lengths: np.ndarray, token_budget: int, max_batch: int = 1024,
-                  max_length: int | None = None) -> list[np.ndarray]:
+def token_batches(
+    lengths: np.ndarray, token_budget: int, max_batch: int = 1024, max_length: int | None = None
+) -> list[np.ndarray]:
     """Index arrays, longest inputs first; each batch holds inputs of one padded length
     (`padded_length`), with len(batch) * padded_length <= token_budget (a single input longer than
     the budget gets a batch of its own) and len(batch) <= max_batch."""

@@ -1,5 +1,6 @@
 """What CLIP, SigLIP and VLM directories share: telling them apart by config.json, and reading
 the model, its tokenizer and its image settings (safetensors only)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ VLM_MODEL_TYPES = ("llava",)
 
 
 def image_model_type(directory: Path) -> str | None:
-    """"clip", "siglip" (dual encoders) or "llava" (a VLM) when `directory` holds such a model, else None."""
+    """ "clip", "siglip" (dual encoders) or "llava" (a VLM) when `directory` holds such a model, else None."""
     from uniembed.encoders.model_dir import read_json
 
     config_file = Path(directory) / "config.json"
@@ -41,7 +42,11 @@ def read_image_model(directory: Path, what: str, threads: int | None = None):
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise for users
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-        model = AutoModel.from_pretrained(str(directory), local_files_only=True, use_safetensors=True)
+        model = AutoModel.from_pretrained(
+            str(directory), local_files_only=True, use_safetensors=True
+        )
     except Exception as exc:  # corrupt or partial files raise many types
-        raise ModelLoadError(f"cannot load the {what} in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise ModelLoadError(
+            f"cannot load the {what} in {directory}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
     return model, tokenizer, preprocessing

@@ -10,6 +10,7 @@ config_sentence_transformers.json, how queries and documents are tokenised (read
 - document tokens in skiplist_words (punctuation by default) are dropped from the output;
 - every token vector goes through the head (y = x W^T + b) and is L2-normalised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,20 @@ class TokenHead:
         h = hashlib.sha256(self.weight.tobytes())
         if self.bias is not None:
             h.update(self.bias.tobytes())
-        h.update(repr((self.query_prefix_id, self.document_prefix_id, self.query_length, self.document_length,
-                       self.query_expansion, self.attend_to_expansion, self.mask_id, sorted(self.skiplist_ids))).encode())
+        h.update(
+            repr(
+                (
+                    self.query_prefix_id,
+                    self.document_prefix_id,
+                    self.query_length,
+                    self.document_length,
+                    self.query_expansion,
+                    self.attend_to_expansion,
+                    self.mask_id,
+                    sorted(self.skiplist_ids),
+                )
+            ).encode()
+        )
         return h.hexdigest()
 
     def project(self, hidden: np.ndarray) -> np.ndarray:
@@ -66,14 +79,18 @@ def read_dense_dir(directory: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise ModelLoadError(f"{directory / 'config.json'} must give in_features and out_features")
     activation = config.get("activation_function", IDENTITY[0])
     if activation not in IDENTITY:
-        raise ModelLoadError(f"{directory}: activation {activation!r} is not supported (only Identity, as PyLate uses)")
+        raise ModelLoadError(
+            f"{directory}: activation {activation!r} is not supported (only Identity, as PyLate uses)"
+        )
     if config.get("use_residual"):
         raise ModelLoadError(f"{directory}: use_residual=true is not supported")
     weights_file = directory / "model.safetensors"
     if not weights_file.is_file():
         pickle = (directory / "pytorch_model.bin").is_file()
-        raise ModelLoadError(f"{directory} has {'only pickle weights (pytorch_model.bin)' if pickle else 'no model.safetensors'}; "
-                             "uniembed loads safetensors only")
+        raise ModelLoadError(
+            f"{directory} has {'only pickle weights (pytorch_model.bin)' if pickle else 'no model.safetensors'}; "
+            "uniembed loads safetensors only"
+        )
     from safetensors.numpy import load_file
 
     try:
@@ -92,16 +109,24 @@ def read_dense_dir(directory: Path) -> tuple[np.ndarray, np.ndarray | None]:
 def read_token_head(model_dir: Path, dense_dir: Path, tokenizer) -> TokenHead:
     """The TokenHead of a PyLate directory; `tokenizer` is its tokenizers.Tokenizer."""
     weight, bias = read_dense_dir(dense_dir)
-    settings = read_json(model_dir / "config_sentence_transformers.json") if (model_dir / "config_sentence_transformers.json").is_file() else {}
+    settings = (
+        read_json(model_dir / "config_sentence_transformers.json")
+        if (model_dir / "config_sentence_transformers.json").is_file()
+        else {}
+    )
     if not isinstance(settings, dict):
-        raise ModelLoadError(f"{model_dir / 'config_sentence_transformers.json'} must hold a JSON object")
+        raise ModelLoadError(
+            f"{model_dir / 'config_sentence_transformers.json'} must hold a JSON object"
+        )
 
     def token_id(token: str, what: str) -> int | None:
         if not token:
             return None
         found = tokenizer.token_to_id(token)
         if found is None:
-            raise ModelLoadError(f"{model_dir}: the {what} {token!r} is not in the tokenizer's vocabulary")
+            raise ModelLoadError(
+                f"{model_dir}: the {what} {token!r} is not in the tokenizer's vocabulary"
+            )
         return int(found)
 
     vocabulary = tokenizer.get_vocab(with_added_tokens=True)
@@ -110,9 +135,12 @@ def read_token_head(model_dir: Path, dense_dir: Path, tokenizer) -> TokenHead:
     expansion = bool(settings.get("do_query_expansion", True))
     mask_id = next((vocabulary[t] for t in ("[MASK]", "<mask>") if t in vocabulary), None)
     if expansion and mask_id is None:
-        raise ModelLoadError(f"{model_dir}: query expansion needs a [MASK] token, and the tokenizer has none")
+        raise ModelLoadError(
+            f"{model_dir}: query expansion needs a [MASK] token, and the tokenizer has none"
+        )
     return TokenHead(
-        weight=weight, bias=bias,
+        weight=weight,
+        bias=bias,
         query_prefix_id=token_id(settings.get("query_prefix", "[Q] "), "query prefix"),
         document_prefix_id=token_id(settings.get("document_prefix", "[D] "), "document prefix"),
         query_length=int(settings.get("query_length") or 32),

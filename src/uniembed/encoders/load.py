@@ -1,4 +1,5 @@
 """`load()`: a name, a directory or a hub id in, a ready encoder out, on the chosen backend."""
+
 from __future__ import annotations
 
 import warnings
@@ -12,7 +13,11 @@ from uniembed.encoders.reproducible import warn_unless_strict
 from uniembed.errors import InputError, ModelLoadError
 
 BACKENDS = ("torch", "onnx", "openvino")
-PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
+PRECISIONS = {
+    "torch": ("fp32", "bf16", "fp16"),
+    "onnx": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+}
 
 
 def cpu_has_bf16() -> bool:
@@ -59,11 +64,23 @@ def load(
     from uniembed.bind.encoder import is_bound_model
 
     if is_bound_model(directory):
-        given = [option for option, value in (("backend", backend != "torch"), ("precision", precision != "fp32"),
-                                              ("pooling", pooling), ("max_tokens", max_tokens), ("padding_side", padding_side),
-                                              ("layers", layers), ("dim", dim)) if value]
+        given = [
+            option
+            for option, value in (
+                ("backend", backend != "torch"),
+                ("precision", precision != "fp32"),
+                ("pooling", pooling),
+                ("max_tokens", max_tokens),
+                ("padding_side", padding_side),
+                ("layers", layers),
+                ("dim", dim),
+            )
+            if value
+        ]
         if given:
-            raise InputError(f"{', '.join(given)}: not options of bound models (the anchor's settings were fixed when binding)")
+            raise InputError(
+                f"{', '.join(given)}: not options of bound models (the anchor's settings were fixed when binding)"
+            )
         from uniembed.bind.encoder import load_bound
 
         return load_bound(directory, name=name, device=device, threads=threads)
@@ -76,55 +93,108 @@ def load(
     kind = image_model_type(directory)
     if kind is not None:
         if backend != "torch":
-            raise InputError(f"{kind.upper()} models run on the torch backend; got backend={backend!r}")
-        given = [option for option, value in (("pooling", pooling), ("max_tokens", max_tokens), ("padding_side", padding_side),
-                                              ("layers", layers), ("dim", dim)) if value is not None]
+            raise InputError(
+                f"{kind.upper()} models run on the torch backend; got backend={backend!r}"
+            )
+        given = [
+            option
+            for option, value in (
+                ("pooling", pooling),
+                ("max_tokens", max_tokens),
+                ("padding_side", padding_side),
+                ("layers", layers),
+                ("dim", dim),
+            )
+            if value is not None
+        ]
         if given:
-            raise InputError(f"{', '.join(given)}: not options of {kind.upper()} models (their processor fixes them)")
+            raise InputError(
+                f"{', '.join(given)}: not options of {kind.upper()} models (their processor fixes them)"
+            )
         read_model_dir(directory)  # the same checks: config, safetensors (never pickle), tokenizer
         if kind == "llava":
             from uniembed.encoders.vlm import load_vlm
 
             if precision != "fp32":
-                raise InputError(f"precision for vision-language models must be 'fp32', got {precision!r}")
+                raise InputError(
+                    f"precision for vision-language models must be 'fp32', got {precision!r}"
+                )
             return load_vlm(name, directory, device=device, threads=threads)
         from uniembed.encoders.dual import load_dual
 
         return load_dual(name, directory, kind, precision=precision, device=device, threads=threads)
     config = read_model_dir(directory)
     if backend in ("onnx", "openvino") and (layers is not None or dim is not None):
-        raise InputError(f"layers= and dim= are supported by the torch backend; truncate {backend} outputs with encode(dim=...)")
+        raise InputError(
+            f"layers= and dim= are supported by the torch backend; truncate {backend} outputs with encode(dim=...)"
+        )
     for option, value in (("layers", layers), ("dim", dim)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise InputError(f"{option} must be a positive integer, got {value!r}")
     if backend == "torch":
-        encoder = _load_torch(name, config, precision=precision, device=device, pooling=pooling, max_tokens=max_tokens,
-                              padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads,
-                              token_budget=token_budget, layers=layers, dim=dim)
+        encoder = _load_torch(
+            name,
+            config,
+            precision=precision,
+            device=device,
+            pooling=pooling,
+            max_tokens=max_tokens,
+            padding_side=padding_side,
+            chunk_overlap=chunk_overlap,
+            threads=threads,
+            token_budget=token_budget,
+            layers=layers,
+            dim=dim,
+        )
     else:
-        encoder = _load_onnx(name, config, backend=backend, precision=precision, device=device, pooling=pooling,
-                             max_tokens=max_tokens, padding_side=padding_side, chunk_overlap=chunk_overlap, threads=threads,
-                             token_budget=token_budget)
+        encoder = _load_onnx(
+            name,
+            config,
+            backend=backend,
+            precision=precision,
+            device=device,
+            pooling=pooling,
+            max_tokens=max_tokens,
+            padding_side=padding_side,
+            chunk_overlap=chunk_overlap,
+            threads=threads,
+            token_budget=token_budget,
+        )
     encoder.source = str(config.weights_dir)
     if config.token_head_dir is not None:
         from uniembed.encoders.late_interaction import read_token_head
 
-        encoder.token_head = read_token_head(directory, config.token_head_dir, encoder.windows.tokenizer)
+        encoder.token_head = read_token_head(
+            directory, config.token_head_dir, encoder.windows.tokenizer
+        )
         if encoder.token_head.weight.shape[1] != encoder.hidden_size:
-            raise ModelLoadError(f"{config.token_head_dir}: the head takes {encoder.token_head.weight.shape[1]} dims, "
-                                 f"the transformer gives {encoder.hidden_size}")
+            raise ModelLoadError(
+                f"{config.token_head_dir}: the head takes {encoder.token_head.weight.shape[1]} dims, "
+                f"the transformer gives {encoder.hidden_size}"
+            )
     return encoder
 
 
-def _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget) -> None:
+def _check_options(
+    backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget
+) -> None:
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS[backend]:
-        raise InputError(f"precision for the {backend} backend must be one of {list(PRECISIONS[backend])}, got {precision!r}")
-    for option, value, low in (("chunk_overlap", chunk_overlap, 0), ("token_budget", token_budget, 1)):
+        raise InputError(
+            f"precision for the {backend} backend must be one of {list(PRECISIONS[backend])}, got {precision!r}"
+        )
+    for option, value, low in (
+        ("chunk_overlap", chunk_overlap, 0),
+        ("token_budget", token_budget, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InputError(f"{option} must be an integer >= {low}, got {value!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     if padding_side not in (None, "left", "right"):
         raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
@@ -132,8 +202,21 @@ def _check_options(backend, precision, chunk_overlap, padding_side, pooling, thr
         raise InputError(f"pooling must be one of {list(POOLING_MODES)}, got {pooling!r}")
 
 
-def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling, max_tokens, padding_side, chunk_overlap,
-                threads, token_budget, layers=None, dim=None):
+def _load_torch(
+    name: str,
+    config: ModelDirConfig,
+    *,
+    precision,
+    device,
+    pooling,
+    max_tokens,
+    padding_side,
+    chunk_overlap,
+    threads,
+    token_budget,
+    layers=None,
+    dim=None,
+):
     require("torch")
     import torch
 
@@ -152,19 +235,38 @@ def _load_torch(name: str, config: ModelDirConfig, *, precision, device, pooling
     positions = getattr(body.config, "max_position_embeddings", None)
     limit = _max_tokens(max_tokens, config, positions, getattr(tokenizer, "model_max_length", None))
     if precision != "fp32":
-        if precision == "fp16" and not (device or "").startswith("cuda") and not torch.cuda.is_available():
+        if (
+            precision == "fp16"
+            and not (device or "").startswith("cuda")
+            and not torch.cuda.is_available()
+        ):
             raise InputError("precision fp16 needs a CUDA device; on a CPU use bf16")
         on_cpu = (device or "").startswith("cpu") or not (device or torch.cuda.is_available())
         if precision == "bf16" and on_cpu and not cpu_has_bf16():
-            warnings.warn("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): precision bf16 will run "
-                          "slower than fp32 here; use precision='fp32' or backend='onnx'", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): precision bf16 will run "
+                "slower than fp32 here; use precision='fp32' or backend='onnx'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         body = body.to(torch.bfloat16 if precision == "bf16" else torch.float16)
     try:
         return TransformerEncoder(
-            name, body, tokenizer, pooling=pooling or config.pooling or "mean", max_tokens=limit, prompts=config.prompts,
-            default_prompt=config.default_prompt, padding_side=padding_side, chunk_overlap=chunk_overlap,
-            lowercase=config.lowercase, device=device, token_budget=token_budget, precision=precision,
-            output_dim=dim, layers=layers,
+            name,
+            body,
+            tokenizer,
+            pooling=pooling or config.pooling or "mean",
+            max_tokens=limit,
+            prompts=config.prompts,
+            default_prompt=config.default_prompt,
+            padding_side=padding_side,
+            chunk_overlap=chunk_overlap,
+            lowercase=config.lowercase,
+            device=device,
+            token_budget=token_budget,
+            precision=precision,
+            output_dim=dim,
+            layers=layers,
         )
     except ValueError as exc:
         raise ModelLoadError(f"cannot build an encoder from {config.weights_dir}: {exc}") from exc
@@ -175,29 +277,47 @@ def _check_vocabulary(tokenizer, body, directory: Path) -> None:
     first text holding such a token (a 500 in the service): refuse the pair at load time."""
     rows = body.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
-        raise ModelLoadError(f"the tokenizer in {directory} has {len(tokenizer)} tokens but the model's embedding table "
-                             f"has {rows} rows: they do not belong together")
+        raise ModelLoadError(
+            f"the tokenizer in {directory} has {len(tokenizer)} tokens but the model's embedding table "
+            f"has {rows} rows: they do not belong together"
+        )
 
 
 def _keep_layers(body, layers: int) -> None:
     """Cut a BERT-like body to its first `layers` transformer layers, in place."""
     stack = getattr(getattr(body, "encoder", None), "layer", None)
     if stack is None:
-        raise InputError(f"layers= needs a BERT-like model (encoder.layer); {type(body).__name__} has none")
+        raise InputError(
+            f"layers= needs a BERT-like model (encoder.layer); {type(body).__name__} has none"
+        )
     if layers > len(stack):
         raise InputError(f"layers must be at most the model's {len(stack)}, got {layers}")
     body.encoder.layer = stack[:layers]
     body.config.num_hidden_layers = layers
 
 
-def _load_onnx(name: str, config: ModelDirConfig, *, backend, precision, device, pooling, max_tokens, padding_side,
-               chunk_overlap, threads, token_budget):
+def _load_onnx(
+    name: str,
+    config: ModelDirConfig,
+    *,
+    backend,
+    precision,
+    device,
+    pooling,
+    max_tokens,
+    padding_side,
+    chunk_overlap,
+    threads,
+    token_budget,
+):
     """The onnx and openvino backends: both run the model's cached ONNX export."""
     from uniembed.encoders.onnx import OnnxEncoder, base_fingerprint, ensure_export
     from uniembed.encoders.onnx_export import read_export_info
 
     if device not in (None, "cpu"):
-        raise InputError(f"the {backend} backend runs on the CPU; got device={device!r} (use backend='torch' for GPUs)")
+        raise InputError(
+            f"the {backend} backend runs on the CPU; got device={device!r} (use backend='torch' for GPUs)"
+        )
     if backend == "openvino":
         require("openvino")  # before a minute of exporting
     digest = weights_digest(config.weights_dir)
@@ -210,9 +330,18 @@ def _load_onnx(name: str, config: ModelDirConfig, *, backend, precision, device,
     else:
         encoder_class = OnnxEncoder
     return encoder_class(
-        name, folder, precision=precision, pooling=mode, max_tokens=limit, prompts=config.prompts,
-        default_prompt=config.default_prompt, lowercase=config.lowercase, chunk_overlap=chunk_overlap,
-        padding_side=padding_side, threads=threads, token_budget=token_budget,
+        name,
+        folder,
+        precision=precision,
+        pooling=mode,
+        max_tokens=limit,
+        prompts=config.prompts,
+        default_prompt=config.default_prompt,
+        lowercase=config.lowercase,
+        chunk_overlap=chunk_overlap,
+        padding_side=padding_side,
+        threads=threads,
+        token_budget=token_budget,
         base_fingerprint=base_fingerprint(digest, mode, limit, config.prompts, info["hidden_size"]),
     )
 
@@ -223,7 +352,9 @@ def _load_tokenizer(directory: Path):
     try:
         return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except Exception as exc:  # corrupt or partial tokenizer files raise many types
-        raise ModelLoadError(f"cannot load the tokenizer in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise ModelLoadError(
+            f"cannot load the tokenizer in {directory}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
 
 
 def _load_body(directory: Path):
@@ -233,9 +364,13 @@ def _load_body(directory: Path):
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise for users
     try:
         # use_safetensors=True: never fall back to pickle weights
-        return AutoModel.from_pretrained(str(directory), local_files_only=True, use_safetensors=True)
+        return AutoModel.from_pretrained(
+            str(directory), local_files_only=True, use_safetensors=True
+        )
     except Exception as exc:
-        raise ModelLoadError(f"cannot load the weights in {directory}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise ModelLoadError(
+            f"cannot load the weights in {directory}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
     finally:
         hf_logging.enable_progress_bar()
 
@@ -245,12 +380,14 @@ def _max_tokens(requested: int | None, config: ModelDirConfig, positions, tokeni
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 2:
             raise InputError(f"max_tokens must be an integer >= 2, got {requested!r}")
         if isinstance(positions, int) and requested > positions:
-            raise InputError(f"max_tokens={requested} exceeds the model's {positions} position embeddings")
+            raise InputError(
+                f"max_tokens={requested} exceeds the model's {positions} position embeddings"
+            )
         return requested
     if config.max_tokens:
         return int(config.max_tokens)
     # tokenizers without a limit report a huge sentinel (1e30); position embeddings bound the rest
-    usable = [int(x) for x in (positions, tokenizer_limit) if isinstance(x, int) and 0 < x < 1_000_000]
+    usable = [
+        int(x) for x in (positions, tokenizer_limit) if isinstance(x, int) and 0 < x < 1_000_000
+    ]
     return min(usable) if usable else 512
-
-

@@ -2,6 +2,7 @@
 
 Only the configuration is read here (JSON files); weights are loaded by `load.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,12 @@ def read_model_dir(directory: Path) -> ModelDirConfig:
 
 
 def _read_sentence_transformers_dir(directory: Path, modules: object) -> ModelDirConfig:
-    if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
-        raise ModelLoadError(f"{directory / 'modules.json'} must be a list of {{'type', 'path'}} objects")
+    if not isinstance(modules, list) or not all(
+        isinstance(m, dict) and "type" in m for m in modules
+    ):
+        raise ModelLoadError(
+            f"{directory / 'modules.json'} must be a list of {{'type', 'path'}} objects"
+        )
     by_kind: dict[str, Path] = {}
     for module in modules:
         kind = str(module["type"]).rsplit(".", 1)[-1]
@@ -69,13 +74,19 @@ def _read_sentence_transformers_dir(directory: Path, modules: object) -> ModelDi
     weights_dir = by_kind.get("Transformer", directory)
     if "Dense" in by_kind and "Pooling" in by_kind:
         # a Dense after pooling projects the sentence vector; skipping it would give wrong vectors
-        raise ModelLoadError(f"{directory}: a Dense module after Pooling is not supported yet (refused rather than skipped)")
+        raise ModelLoadError(
+            f"{directory}: a Dense module after Pooling is not supported yet (refused rather than skipped)"
+        )
     pooling = _read_st_pooling(by_kind["Pooling"]) if "Pooling" in by_kind else None
-    st_config = _first_json(weights_dir / "sentence_bert_config.json", directory / "sentence_bert_config.json")
+    st_config = _first_json(
+        weights_dir / "sentence_bert_config.json", directory / "sentence_bert_config.json"
+    )
     extra = _first_json(directory / "config_sentence_transformers.json")
     prompts = extra.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
-        raise ModelLoadError(f"{directory / 'config_sentence_transformers.json'}: 'prompts' must map names to strings")
+        raise ModelLoadError(
+            f"{directory / 'config_sentence_transformers.json'}: 'prompts' must map names to strings"
+        )
     default_prompt = extra.get("default_prompt_name")
     if default_prompt is not None and default_prompt not in prompts:
         raise ModelLoadError(
@@ -114,7 +125,9 @@ def _read_st_pooling(pooling_dir: Path) -> str:
     chosen = [mode for flag, mode in _ST_POOLING_FLAGS.items() if config.get(flag)]
     if config.get("include_prompt") is False:
         # sentence-transformers then leaves the prompt's tokens out of the mean; we do not (yet)
-        raise ModelLoadError(f"{config_file}: include_prompt=false (pooling without the prompt tokens) is not supported yet")
+        raise ModelLoadError(
+            f"{config_file}: include_prompt=false (pooling without the prompt tokens) is not supported yet"
+        )
     if unsupported or len(chosen) != 1:
         raise ModelLoadError(
             f"{config_file}: exactly one of mean, cls, lasttoken, max pooling must be on; found {chosen + unsupported}"
@@ -129,15 +142,23 @@ def check_weights_dir(directory: Path) -> None:
     missing = []
     if not (directory / "config.json").is_file():
         missing.append("config.json")
-    has_safetensors = (directory / "model.safetensors").is_file() or (directory / "model.safetensors.index.json").is_file()
+    has_safetensors = (directory / "model.safetensors").is_file() or (
+        directory / "model.safetensors.index.json"
+    ).is_file()
     if not has_safetensors:
-        if any((directory / name).is_file() for name in ("pytorch_model.bin", "model.bin", "pytorch_model.bin.index.json")):
+        if any(
+            (directory / name).is_file()
+            for name in ("pytorch_model.bin", "model.bin", "pytorch_model.bin.index.json")
+        ):
             raise ModelLoadError(
                 f"{directory} has only pickle weights (pytorch_model.bin); uniembed loads safetensors only, "
                 f"for safety. Convert them to model.safetensors first"
             )
         missing.append("model.safetensors")
-    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+    if not any(
+        (directory / name).is_file()
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+    ):
         missing.append("tokenizer.json (or tokenizer_config.json / vocab.txt)")
     if missing:
         raise ModelLoadError(f"model directory {directory} is missing {', '.join(missing)}")

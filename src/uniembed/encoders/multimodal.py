@@ -10,6 +10,7 @@ one documented rule: the weighted sum of its normalised image and text vectors,
 `image_weight * image + (1 - image_weight) * text`, renormalised. The text part takes the
 prompt (query/document instruction) as a text input would.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -27,9 +28,13 @@ ITEM_KEYS = ("image", "text")
 def check_images(images: object) -> list:
     """`images` as a list, or InputError naming what is wrong with it (or its first bad item)."""
     if isinstance(images, (str, bytes, Path)) or type(images).__module__.startswith("PIL."):
-        raise InputError(f"expected a list of images, got a single {type(images).__name__}; wrap it in a list")
+        raise InputError(
+            f"expected a list of images, got a single {type(images).__name__}; wrap it in a list"
+        )
     if isinstance(images, np.ndarray) and images.dtype != object:
-        raise InputError("expected a list of images, got one array; pass [array] for one image, list(array) for a stack")
+        raise InputError(
+            "expected a list of images, got one array; pass [array] for one image, list(array) for a stack"
+        )
     if not isinstance(images, (Sequence, np.ndarray)):
         raise InputError(f"expected a list of images, got {type(images).__name__}")
     items = list(images)
@@ -37,7 +42,9 @@ def check_images(images: object) -> list:
         raise InputError("expected at least one image, got an empty list")
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            raise InputError(f"image {index} is a dict: use encode_items for {{'image': ..., 'text': ...}} items")
+            raise InputError(
+                f"image {index} is a dict: use encode_items for {{'image': ..., 'text': ...}} items"
+            )
         if item is None:
             raise InputError(f"image {index} is None")
     return items
@@ -49,17 +56,23 @@ def check_items(items: object, labels: Sequence[str] | None = None) -> list[dict
     if isinstance(items, dict):
         raise InputError("expected a list of items, got a single dict; wrap it in a list")
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise InputError(f"expected a list of {{'image': ..., 'text': ...}} items, got {type(items).__name__}")
+        raise InputError(
+            f"expected a list of {{'image': ..., 'text': ...}} items, got {type(items).__name__}"
+        )
     out = list(items)
     if not out:
         raise InputError("expected at least one item, got an empty list")
     for index, item in enumerate(out):
         where = labels[index] if labels is not None else f"item {index}"
         if not isinstance(item, dict):
-            raise InputError(f"{where} is {type(item).__name__}, expected a dict with 'image' and/or 'text'")
+            raise InputError(
+                f"{where} is {type(item).__name__}, expected a dict with 'image' and/or 'text'"
+            )
         unknown = sorted(set(item) - set(ITEM_KEYS))
         if unknown:
-            raise InputError(f"{where} has unknown key(s) {unknown}; an item holds 'image' and/or 'text'")
+            raise InputError(
+                f"{where} has unknown key(s) {unknown}; an item holds 'image' and/or 'text'"
+            )
         if all(item.get(key) is None for key in ITEM_KEYS):
             raise InputError(f"{where} has neither an image nor a text")
         text = item.get("text")
@@ -76,34 +89,64 @@ def check_image_weight(value: object) -> float:
 
 def fuse(image: np.ndarray, text: np.ndarray, image_weight: float) -> np.ndarray:
     """The item rule: the weighted sum of normalised image and text vectors, renormalised."""
-    return l2_normalize(image_weight * l2_normalize(image) + (1 - image_weight) * l2_normalize(text))
+    return l2_normalize(
+        image_weight * l2_normalize(image) + (1 - image_weight) * l2_normalize(text)
+    )
 
 
-def encode_items(encoder, items, *, image_weight: float = 0.5, prompt: str | None = None, dim: int | None = None,
-                 batch_size: int = 32, show_progress: bool | None = None, base: Path | None = None,
-                 labels: Sequence[str] | None = None) -> np.ndarray:
+def encode_items(
+    encoder,
+    items,
+    *,
+    image_weight: float = 0.5,
+    prompt: str | None = None,
+    dim: int | None = None,
+    batch_size: int = 32,
+    show_progress: bool | None = None,
+    base: Path | None = None,
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
     """(n, dim) unit vectors of image / text / image+text items (see the module docstring).
     labels: how errors name each item (default "item <index>")."""
     if getattr(encoder, "fuses_items", False):  # a VLM reads image and text as one sequence
-        return encoder.encode_items(items, image_weight=image_weight, prompt=prompt, dim=dim, batch_size=batch_size,
-                                    show_progress=show_progress, labels=labels, base=base)
+        return encoder.encode_items(
+            items,
+            image_weight=image_weight,
+            prompt=prompt,
+            dim=dim,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            labels=labels,
+            base=base,
+        )
     items = check_items(items, labels)
     names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
     weight = check_image_weight(image_weight)
     with_image = [i for i, item in enumerate(items) if item.get("image") is not None]
     with_text = [i for i, item in enumerate(items) if item.get("text") is not None]
     if with_image and "image" not in encoder.modalities:
-        raise InputError(f"{names[with_image[0]]} holds an image, but model {encoder.name} embeds text only")
+        raise InputError(
+            f"{names[with_image[0]]} holds an image, but model {encoder.name} embeds text only"
+        )
     encoder.check_dim(dim)
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     has_text = np.zeros(len(items), dtype=bool)
     if with_text:
-        out[with_text] = encoder.encode([items[i]["text"] for i in with_text], prompt=prompt, batch_size=batch_size,
-                                        show_progress=show_progress)
+        out[with_text] = encoder.encode(
+            [items[i]["text"] for i in with_text],
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
         has_text[with_text] = True
     if with_image:
-        images = encoder.encode_images([items[i]["image"] for i in with_image], batch_size=batch_size,
-                                       show_progress=show_progress, base=base, labels=[names[i] for i in with_image])
+        images = encoder.encode_images(
+            [items[i]["image"] for i in with_image],
+            batch_size=batch_size,
+            show_progress=show_progress,
+            base=base,
+            labels=[names[i] for i in with_image],
+        )
         both = has_text[with_image]
         out[with_image] = np.where(both[:, None], fuse(images, out[with_image], weight), images)
     return out if dim is None else truncate(out, dim, normalize=True)
@@ -118,9 +161,17 @@ class ImageTower:
     def encode_image_batch(self, pixel_values: np.ndarray) -> np.ndarray:
         """(n, dim) float32 raw image embeddings of (n, 3, H, W) float32 preprocessed pixels."""
 
-    def encode_images(self, images, *, normalize: bool = True, dim: int | None = None, batch_size: int = 32,
-                      show_progress: bool | None = None, base: Path | None = None,
-                      labels: Sequence[object] | None = None) -> np.ndarray:
+    def encode_images(
+        self,
+        images,
+        *,
+        normalize: bool = True,
+        dim: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool | None = None,
+        base: Path | None = None,
+        labels: Sequence[object] | None = None,
+    ) -> np.ndarray:
         """Embed images (paths, bytes, data URIs, PIL images, arrays) into (n, dim) float32.
 
         base: relative paths are read from this folder and may not leave it.
@@ -138,8 +189,12 @@ class ImageTower:
             stop = min(start + batch_size, len(items))
             # one decoded image at a time, kept only as the model's pixels: memory stays flat
             # however large the images are (a 40 Mpx image decodes to 120 MB of RGB)
-            pixels = [self.preprocessing.pixels(to_rgb(items[i], names[i], self.limits, base=base), names[i])
-                      for i in range(start, stop)]
+            pixels = [
+                self.preprocessing.pixels(
+                    to_rgb(items[i], names[i], self.limits, base=base), names[i]
+                )
+                for i in range(start, stop)
+            ]
             out[start:stop] = self.encode_image_batch(self.preprocessing.stack(pixels))
         check_model_output(out, self.name)
         if dim is not None:

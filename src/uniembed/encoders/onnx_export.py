@@ -4,6 +4,7 @@ The cache folder holds everything the ONNX backend needs to run without torch: m
 model-int8.onnx, tokenizer.json and export.json (shapes, padding, and the SHA-256 of every file,
 so that a corrupt cache is noticed and rebuilt).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ EXPORT_FILE = "export.json"
 OPSET = 18
 PRECISION_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 INT8_EXCLUSIONS = ("none", "first-down-projection", "every-down-projection")
-DEFAULT_INT8_EXCLUSION = "none"  # chosen on STSb dev text by bench/select_int8.py (its rule, its table)
+DEFAULT_INT8_EXCLUSION = (
+    "none"  # chosen on STSb dev text by bench/select_int8.py (its rule, its table)
+)
 # names the int8 recipe (see int8_excluded_nodes): a cached int8 model from another recipe is redone
 INT8_RECIPE = f"dynamic-per-channel-v3-{DEFAULT_INT8_EXCLUSION}"
 
@@ -31,19 +34,41 @@ def export_model(weights_dir: Path, target: Path) -> None:
 
     with atomic_folder(target, replace=True) as staging:  # replaces a corrupt export
         tokenizer = AutoTokenizer.from_pretrained(str(weights_dir), local_files_only=True)
-        body = AutoModel.from_pretrained(str(weights_dir), local_files_only=True, use_safetensors=True).eval()
-        names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
-        sample = tokenizer(["a short one", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
-        batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=_positions(body) or 4096)
+        body = AutoModel.from_pretrained(
+            str(weights_dir), local_files_only=True, use_safetensors=True
+        ).eval()
+        names = [
+            n
+            for n in tokenizer.model_input_names
+            if n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
+        sample = tokenizer(
+            ["a short one", "a somewhat longer example sentence"], padding=True, return_tensors="pt"
+        )
+        batch, tokens = (
+            torch.export.Dim("batch"),
+            torch.export.Dim("tokens", max=_positions(body) or 4096),
+        )
         torch.onnx.export(
-            _HiddenStates(body, names), tuple(sample[n] for n in names), str(staging / PRECISION_FILES["fp32"]),
-            input_names=names, output_names=["hidden"], dynamo=True, opset_version=OPSET, external_data=False,
-            dynamic_shapes=(tuple({0: batch, 1: tokens} for _ in names),),  # one entry: the *inputs tuple
+            _HiddenStates(body, names),
+            tuple(sample[n] for n in names),
+            str(staging / PRECISION_FILES["fp32"]),
+            input_names=names,
+            output_names=["hidden"],
+            dynamo=True,
+            opset_version=OPSET,
+            external_data=False,
+            dynamic_shapes=(
+                tuple({0: batch, 1: tokens} for _ in names),
+            ),  # one entry: the *inputs tuple
         )
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         info = {
-            "input_names": names, "hidden_size": int(body.config.hidden_size), "max_positions": _positions(body),
-            "pad_id": tokenizer.pad_token_id or 0, "padding_side": tokenizer.padding_side,
+            "input_names": names,
+            "hidden_size": int(body.config.hidden_size),
+            "max_positions": _positions(body),
+            "pad_id": tokenizer.pad_token_id or 0,
+            "padding_side": tokenizer.padding_side,
             "model_max_length": int(min(tokenizer.model_max_length, 1_000_000)),
         }
         write_export_info(staging, info)
@@ -89,17 +114,29 @@ def int8_excluded_nodes(model, exclusion: str = DEFAULT_INT8_EXCLUSION) -> list[
         if node.op_type != "MatMul":
             continue
         activations = [name for name in node.input if name not in weights]
-        from_gelu = any(name.startswith("gelu") or getattr(producer.get(name), "op_type", "") in gelus for name in activations)
-        wanted = {"none": False, "first-down-projection": from_gelu and first_down_projection,
-                  "every-down-projection": from_gelu}[exclusion]
+        from_gelu = any(
+            name.startswith("gelu") or getattr(producer.get(name), "op_type", "") in gelus
+            for name in activations
+        )
+        wanted = {
+            "none": False,
+            "first-down-projection": from_gelu and first_down_projection,
+            "every-down-projection": from_gelu,
+        }[exclusion]
         if len(activations) == len(node.input) or wanted:
             excluded.append(node.name)
         first_down_projection = first_down_projection and not from_gelu
     return excluded
 
 
-def quantize_int8(folder: Path, *, exclusion: str = DEFAULT_INT8_EXCLUSION, source: Path | None = None,
-                  target: Path | None = None, op_types: tuple[str, ...] = ("MatMul",)) -> None:
+def quantize_int8(
+    folder: Path,
+    *,
+    exclusion: str = DEFAULT_INT8_EXCLUSION,
+    source: Path | None = None,
+    target: Path | None = None,
+    op_types: tuple[str, ...] = ("MatMul",),
+) -> None:
     """Dynamic int8 quantisation of the MatMul weights, per output channel (see int8_excluded_nodes).
     Without `source`/`target`: the cache folder's fp32 model to its int8 file, recorded in export.json.
     `op_types`: add "Attention" for a graph whose attention ORT's optimizer fused (its QKV weights)."""
@@ -112,10 +149,16 @@ def quantize_int8(folder: Path, *, exclusion: str = DEFAULT_INT8_EXCLUSION, sour
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     try:
         excluded = int8_excluded_nodes(onnx.load(str(source), load_external_data=False), exclusion)
-        quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=list(op_types), nodes_to_exclude=excluded,
-                         # fused contrib ops (an optimizer's output) defeat shape inference: their tensors are float
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            str(source),
+            str(tmp),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types),
+            nodes_to_exclude=excluded,
+            # fused contrib ops (an optimizer's output) defeat shape inference: their tensors are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -127,7 +170,13 @@ def quantize_int8(folder: Path, *, exclusion: str = DEFAULT_INT8_EXCLUSION, sour
 
 def write_export_info(folder: Path, info: dict) -> None:
     info = {k: v for k, v in info.items() if k != "sha256"}
-    info["sha256"] = {name: file_sha256(folder / name) for name in sorted(os.listdir(folder)) if name.endswith((".onnx", ".json", ".xml", ".bin")) and not name.startswith(".") and name != EXPORT_FILE}
+    info["sha256"] = {
+        name: file_sha256(folder / name)
+        for name in sorted(os.listdir(folder))
+        if name.endswith((".onnx", ".json", ".xml", ".bin"))
+        and not name.startswith(".")
+        and name != EXPORT_FILE
+    }
     tmp = folder / f".{EXPORT_FILE}.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, folder / EXPORT_FILE)
@@ -148,6 +197,11 @@ def cache_is_intact(folder: Path, precision: str) -> bool:
         return False
     wanted = {"tokenizer.json", PRECISION_FILES[precision]}
     hashes = info.get("sha256", {})
-    if not wanted <= set(hashes) or (precision == "int8" and info.get("int8_recipe") != INT8_RECIPE):
+    if not wanted <= set(hashes) or (
+        precision == "int8" and info.get("int8_recipe") != INT8_RECIPE
+    ):
         return False
-    return all((folder / name).is_file() and file_sha256(folder / name) == digest for name, digest in hashes.items())
+    return all(
+        (folder / name).is_file() and file_sha256(folder / name) == digest
+        for name, digest in hashes.items()
+    )

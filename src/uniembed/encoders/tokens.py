@@ -3,6 +3,7 @@
 Each text becomes one window (cut at max_tokens) or, when chunking, several overlapping windows;
 `owner` maps every window back to its text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,16 @@ class WindowTokenizer:
     """Thread-safe: the truncating and the chunking tokenizer are separate copies, configured once
     (the HTTP service tokenises on many threads at once)."""
 
-    def __init__(self, tokenizer, *, max_tokens: int, overlap: int, pad_id: int, padding_side: str = "right", lowercase: bool = False):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        max_tokens: int,
+        overlap: int,
+        pad_id: int,
+        padding_side: str = "right",
+        lowercase: bool = False,
+    ):
         from tokenizers import Tokenizer
 
         self.tokenizer = tokenizer  # a tokenizers.Tokenizer, for callers that need the vocabulary
@@ -69,9 +79,13 @@ class WindowTokenizer:
         room = self.max_tokens - len(self._prefix) - len(self._suffix)
         ids = [self._prefix + list(tokens[:room]) + self._suffix for tokens in token_ids]
         truncated = sum(len(tokens) > room for tokens in token_ids)
-        return Windows(ids, [[0] * len(w) for w in ids], np.arange(len(ids), dtype=np.int64), truncated)
+        return Windows(
+            ids, [[0] * len(w) for w in ids], np.arange(len(ids), dtype=np.int64), truncated
+        )
 
-    def pad(self, ids: list[list[int]], type_ids: list[list[int]], length: int | None = None) -> dict[str, np.ndarray]:
+    def pad(
+        self, ids: list[list[int]], type_ids: list[list[int]], length: int | None = None
+    ) -> dict[str, np.ndarray]:
         """int64 input_ids, attention_mask, token_type_ids, each (batch, length), length defaulting
         to the longest window."""
         longest = max([len(w) for w in ids] + [length or 0])
@@ -79,7 +93,11 @@ class WindowTokenizer:
         mask = np.zeros((len(ids), longest), dtype=np.int64)
         types = np.zeros((len(ids), longest), dtype=np.int64)
         for row, (window, kinds) in enumerate(zip(ids, type_ids)):
-            span = slice(longest - len(window), longest) if self.padding_side == "left" else slice(0, len(window))
+            span = (
+                slice(longest - len(window), longest)
+                if self.padding_side == "left"
+                else slice(0, len(window))
+            )
             input_ids[row, span] = window
             mask[row, span] = 1
             types[row, span] = kinds

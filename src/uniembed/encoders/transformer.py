@@ -1,4 +1,5 @@
 """Hugging Face transformer encoders run by torch: windows in, pooled vectors out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,9 @@ from uniembed.encoders.token_encoder import TokenEncoder
 from uniembed.encoders.tokens import WindowTokenizer
 
 
-def window_tokenizer(hf_tokenizer, *, max_tokens: int, overlap: int, padding_side: str | None, lowercase: bool) -> WindowTokenizer:
+def window_tokenizer(
+    hf_tokenizer, *, max_tokens: int, overlap: int, padding_side: str | None, lowercase: bool
+) -> WindowTokenizer:
     """A WindowTokenizer over a private copy of a fast HF tokenizer's Rust tokenizer."""
     from tokenizers import Tokenizer
 
@@ -51,15 +54,33 @@ class TransformerEncoder(TokenEncoder):
         layers: int | None = None,
     ):
         check_pooling(pooling)
-        windows = window_tokenizer(tokenizer, max_tokens=max_tokens, overlap=chunk_overlap, padding_side=padding_side, lowercase=lowercase)
-        super().__init__(name, int(model.config.hidden_size), windows, pooling=pooling, token_budget=token_budget,
-                         prompts=prompts, default_prompt=default_prompt, output_dim=output_dim)
+        windows = window_tokenizer(
+            tokenizer,
+            max_tokens=max_tokens,
+            overlap=chunk_overlap,
+            padding_side=padding_side,
+            lowercase=lowercase,
+        )
+        super().__init__(
+            name,
+            int(model.config.hidden_size),
+            windows,
+            pooling=pooling,
+            token_budget=token_budget,
+            prompts=prompts,
+            default_prompt=default_prompt,
+            output_dim=output_dim,
+        )
         self.layers = layers  # None: all of the model's layers
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.precision = precision
-        self._input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+        self._input_names = [
+            n
+            for n in tokenizer.model_input_names
+            if n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
 
     @property
     def fingerprint(self) -> str:
@@ -69,7 +90,9 @@ class TransformerEncoder(TokenEncoder):
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            base = _digest(weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim)
+            base = _digest(
+                weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim
+            )
             if self.layers is not None:  # a model cut to fewer layers makes other vectors
                 base = _digest(base, "layers", self.layers)
             # lower precisions make (slightly) different vectors: a different fingerprint
@@ -77,14 +100,20 @@ class TransformerEncoder(TokenEncoder):
         return self._fingerprint
 
     def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
-        inputs = {name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names}
+        inputs = {
+            name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names
+        }
         with torch.inference_mode():
             return self.model(**inputs).last_hidden_state.float().cpu().numpy()
 
     def embed_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:
-        inputs = {name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names}
+        inputs = {
+            name: torch.from_numpy(padded[name]).to(self.device) for name in self._input_names
+        }
         with torch.inference_mode():
             hidden = self.model(**inputs).last_hidden_state  # (batch, tokens, dim)
-            mask = inputs.get("attention_mask", torch.from_numpy(padded["attention_mask"]).to(self.device))
+            mask = inputs.get(
+                "attention_mask", torch.from_numpy(padded["attention_mask"]).to(self.device)
+            )
             pooled = pool(hidden, mask, self.pooling, self.padding_side)
         return pooled.float().cpu().numpy()

@@ -11,6 +11,7 @@ instruction.
 Sequences are padded on the right; the last real token of each row is gathered by its attention
 mask, so a batch gives the same vectors as one item at a time.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,16 @@ class VlmEncoder(ImageTower, Encoder):
 
     fuses_items = True  # multimodal.encode_items hands items to our encode_items
 
-    def __init__(self, name: str, model, tokenizer, preprocessing: ImagePreprocessing, *, device: str | None = None,
-                 max_tokens: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        model,
+        tokenizer,
+        preprocessing: ImagePreprocessing,
+        *,
+        device: str | None = None,
+        max_tokens: int | None = None,
+    ):
         import torch
 
         config = model.config
@@ -51,7 +60,9 @@ class VlmEncoder(ImageTower, Encoder):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._dtype = next(model.parameters()).dtype
         if self.image_tokens + 2 > self.max_tokens:
-            raise ModelLoadError(f"{name}: an image takes {self.image_tokens} tokens, more than the model's {self.max_tokens}")
+            raise ModelLoadError(
+                f"{name}: an image takes {self.image_tokens} tokens, more than the model's {self.max_tokens}"
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -59,20 +70,35 @@ class VlmEncoder(ImageTower, Encoder):
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            self._fingerprint = _digest("vlm", weights, self.preprocessing.to_config(), self.max_tokens, IMAGE_INSTRUCTION,
-                                        sorted(self.prompts.items()), self.dim)
+            self._fingerprint = _digest(
+                "vlm",
+                weights,
+                self.preprocessing.to_config(),
+                self.max_tokens,
+                IMAGE_INSTRUCTION,
+                sorted(self.prompts.items()),
+                self.dim,
+            )
         return self._fingerprint
 
     # -- sequences -------------------------------------------------------------------------------
     def sequence(self, text: str | None, with_image: bool) -> list[int]:
         """The token ids of one item (see the module docstring)."""
-        ids = self.tokenizer(text if text is not None else IMAGE_INSTRUCTION, add_special_tokens=True)["input_ids"]
-        start = 1 if self.tokenizer.bos_token_id is not None and ids[:1] == [self.tokenizer.bos_token_id] else 0
+        ids = self.tokenizer(
+            text if text is not None else IMAGE_INSTRUCTION, add_special_tokens=True
+        )["input_ids"]
+        start = (
+            1
+            if self.tokenizer.bos_token_id is not None and ids[:1] == [self.tokenizer.bos_token_id]
+            else 0
+        )
         if with_image:
             ids = ids[:start] + [self.image_token_id] * self.image_tokens + ids[start:]
         if len(ids) > self.max_tokens:
             self.note_truncated(1)
-            ids = ids[: self.max_tokens]  # the image tokens come first and always fit (checked at load)
+            ids = ids[
+                : self.max_tokens
+            ]  # the image tokens come first and always fit (checked at load)
         return ids
 
     def _forward(self, sequences: list[list[int]], pixel_values: np.ndarray | None) -> np.ndarray:
@@ -84,25 +110,42 @@ class VlmEncoder(ImageTower, Encoder):
         for row, sequence in enumerate(sequences):
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1
-        inputs = {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": torch.from_numpy(mask).to(self.device)}
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
         if pixel_values is not None:
             inputs["pixel_values"] = torch.from_numpy(pixel_values).to(self.device, self._dtype)
         with torch.inference_mode():
             hidden = self.model(**inputs).last_hidden_state
             last = torch.from_numpy(mask.sum(axis=1) - 1).to(self.device)
-            return hidden[torch.arange(len(sequences), device=self.device), last].float().cpu().numpy()
+            return (
+                hidden[torch.arange(len(sequences), device=self.device), last].float().cpu().numpy()
+            )
 
     # -- the encoder API ---------------------------------------------------------------------------
     def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
         if long != "truncate":
-            raise InputError(f"long={long!r}: VLM encoders read one window of {self.max_tokens} tokens; use long='truncate'")
+            raise InputError(
+                f"long={long!r}: VLM encoders read one window of {self.max_tokens} tokens; use long='truncate'"
+            )
         return self._forward([self.sequence(text, False) for text in texts], None)
 
     def encode_image_batch(self, pixel_values: np.ndarray) -> np.ndarray:
         return self._forward([self.sequence(None, True)] * len(pixel_values), pixel_values)
 
-    def encode_items(self, items, *, image_weight: float = 0.5, prompt: str | None = None, dim: int | None = None,
-                     batch_size: int = 32, show_progress: bool | None = None, labels=None, base=None) -> np.ndarray:
+    def encode_items(
+        self,
+        items,
+        *,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        dim: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool | None = None,
+        labels=None,
+        base=None,
+    ) -> np.ndarray:
         """Items through the model as one sequence each: the model fuses image and text itself
         (`image_weight` does not apply to VLMs and is only checked)."""
         from uniembed.compress.truncate import l2_normalize, truncate
@@ -115,21 +158,34 @@ class VlmEncoder(ImageTower, Encoder):
         names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
         prefix = self.prompt_prefix(prompt)
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        for start in _progress(np.arange(0, len(items), batch_size), len(items), batch_size, show_progress):
+        for start in _progress(
+            np.arange(0, len(items), batch_size), len(items), batch_size, show_progress
+        ):
             chunk = range(start, min(start + batch_size, len(items)))
-            images = [self.preprocessing.pixels(to_rgb(items[i]["image"], names[i], self.limits, base=base), names[i])
-                      for i in chunk if "image" in items[i]]  # decoded one at a time, kept as pixels only
-            sequences = [self.sequence(prefix + items[i]["text"] if "text" in items[i] else None, "image" in items[i])
-                         for i in chunk]
+            images = [
+                self.preprocessing.pixels(
+                    to_rgb(items[i]["image"], names[i], self.limits, base=base), names[i]
+                )
+                for i in chunk
+                if "image" in items[i]
+            ]  # decoded one at a time, kept as pixels only
+            sequences = [
+                self.sequence(
+                    prefix + items[i]["text"] if "text" in items[i] else None, "image" in items[i]
+                )
+                for i in chunk
+            ]
             pixels = self.preprocessing.stack(images) if images else None
-            out[chunk.start:chunk.stop] = self._forward(sequences, pixels)
+            out[chunk.start : chunk.stop] = self._forward(sequences, pixels)
         check_model_output(out, self.name)
         if dim is not None:
             return truncate(out, dim, normalize=True)
         return l2_normalize(out)
 
 
-def load_vlm(name: str, directory: Path, *, device: str | None = None, threads: int | None = None) -> VlmEncoder:
+def load_vlm(
+    name: str, directory: Path, *, device: str | None = None, threads: int | None = None
+) -> VlmEncoder:
     from uniembed.encoders.image_models import read_image_model
 
     model, tokenizer, preprocessing = read_image_model(directory, "vision-language model", threads)

@@ -12,6 +12,7 @@ network namespace of its own (uniembed.engines.netns: only loopback exists there
 port is relayed to the host's 127.0.0.1. (milvus-lite 3.x is a different, pure-Python program on
 FAISS and is not used.)
 """
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,7 @@ class LocalMilvus:
         self._server = None
         self._network = None
 
-    def __enter__(self) -> "LocalMilvus":
+    def __enter__(self) -> LocalMilvus:
         self.start()
         return self
 
@@ -53,15 +54,23 @@ class LocalMilvus:
         template = re.sub(r"^(\s*)ip:\s*(#.*)?$", r"\1ip: 127.0.0.1", template, flags=re.MULTILINE)
         template = template.replace("address: localhost", "address: 127.0.0.1")
         template = template.replace("endpoints: localhost:", "endpoints: 127.0.0.1:")
-        template = re.sub(r"^(  timeTickInterval:) 200", rf"\1 {self.time_tick_ms}", template, flags=re.MULTILINE)
+        template = re.sub(
+            r"^(  timeTickInterval:) 200", rf"\1 {self.time_tick_ms}", template, flags=re.MULTILINE
+        )
         patched = self.folder / "milvus.yaml.template"
         patched.write_text(template, encoding="utf-8")
-        config = milvus.MilvusServerConfig(template=str(patched), data_dir=str(self.folder / "server"))
-        config.glog_conf_file = str(package_data / "glog.conf")  # only set by the default template's loader
+        config = milvus.MilvusServerConfig(
+            template=str(patched), data_dir=str(self.folder / "server")
+        )
+        config.glog_conf_file = str(
+            package_data / "glog.conf"
+        )  # only set by the default template's loader
         self._server = milvus.MilvusServer(config)
         reason = netns.available()
         try:
-            if reason is None:  # its own network: Milvus binds every interface it sees, which is then only lo
+            if (
+                reason is None
+            ):  # its own network: Milvus binds every interface it sees, which is then only lo
                 self._network = netns.PrivateNetwork().__enter__()
                 self._network.call_inside(self._server.start)
                 self.port = self._network.forward(self._server.listen_port)
@@ -92,4 +101,6 @@ class LocalMilvus:
         logs = self.folder / "server" / "logs" if self.folder else None
         if logs is None or not logs.is_dir():
             return ""
-        return "\n".join(path.read_text(errors="replace")[-2000:] for path in sorted(logs.glob("milvus-*.log")))
+        return "\n".join(
+            path.read_text(errors="replace")[-2000:] for path in sorted(logs.glob("milvus-*.log"))
+        )

@@ -11,6 +11,7 @@ brings the one port a client needs to the host's 127.0.0.1. Linux only, and it n
         net.call_inside(server.start)                         # or a function, run by a thread inside
         port = net.forward(19530)                             # host 127.0.0.1:port -> inside 127.0.0.1:19530
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,12 +56,22 @@ class PrivateNetwork:
         self._forwarders: list[socket.socket] = []
         self.path = ""
 
-    def __enter__(self) -> "PrivateNetwork":
+    def __enter__(self) -> PrivateNetwork:
         reason = available()
         if reason:
             raise RuntimeError(reason)
-        self._holder = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", "ip link set lo up && echo up && exec sleep infinity"],
-                                        stdout=subprocess.PIPE, text=True)
+        self._holder = subprocess.Popen(
+            [
+                "unshare",
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && echo up && exec sleep infinity",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if self._holder.stdout.readline().strip() != "up":
             self.__exit__()
             raise RuntimeError("could not bring up loopback in a new network namespace")
@@ -93,7 +104,7 @@ class PrivateNetwork:
             try:
                 _setns(self.path)
                 result.append(work())
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            except BaseException as exc:
                 error.append(exc)
 
         thread = threading.Thread(target=target, daemon=True)

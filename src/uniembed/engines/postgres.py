@@ -9,6 +9,7 @@ bundled; Debian packages no pgvector). PostgreSQL refuses to run as root, so as 
 the `postgres` system user (which must exist: `useradd --system postgres`; .ci/run makes it).
 Its own start function is not used because, run as root, it creates yet another user.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,17 +48,28 @@ class LocalPostgres:
     connections (a test server), stop by PID on exit. `standby_of` makes a streaming replica of
     another LocalPostgres (pg_basebackup -R), for read scaling tests."""
 
-    def __init__(self, port: int | None = None, *, standby_of: "LocalPostgres | None" = None, settings: dict | None = None,
-                 password: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        standby_of: LocalPostgres | None = None,
+        settings: dict | None = None,
+        password: str | None = None,
+    ):
         self.port = port or free_port()
         self.standby_of = standby_of
         self.password = password  # None: TCP connections are trusted (a throwaway test server)
-        self.settings = {"max_connections": "50", "shared_buffers": "128MB", "fsync": "on", **(settings or {})}
+        self.settings = {
+            "max_connections": "50",
+            "shared_buffers": "128MB",
+            "fsync": "on",
+            **(settings or {}),
+        }
         self.folder: Path | None = None
         self.pid: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> "LocalPostgres":
+    def __enter__(self) -> LocalPostgres:
         self.start()
         return self
 
@@ -79,15 +91,62 @@ class LocalPostgres:
                 if user is not None:
                     shutil.chown(secret, user.pw_name, user.pw_gid)
                 auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
-            self._run([bin_dir / "initdb", "-D", data, "-U", "postgres", *auth, "-E", "UTF8", "--no-instructions"])
+            self._run(
+                [
+                    bin_dir / "initdb",
+                    "-D",
+                    data,
+                    "-U",
+                    "postgres",
+                    *auth,
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ]
+            )
         else:
-            self._run([bin_dir / "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.standby_of.port), "-U", "postgres",
-                       "-D", data, "-R", "-X", "stream", "-c", "fast"])
-        options = " ".join(f"-c {key}={value}" for key, value in {
-            "listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": str(self.folder),
-            **self.settings}.items())
-        self._run([bin_dir / "pg_ctl", "-D", data, "-l", self.folder / "server.log", "-o", options, "-w",
-                   "-t", str(START_TIMEOUT_S), "start"])
+            self._run(
+                [
+                    bin_dir / "pg_basebackup",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.standby_of.port),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    data,
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                ]
+            )
+        options = " ".join(
+            f"-c {key}={value}"
+            for key, value in {
+                "listen_addresses": "127.0.0.1",
+                "port": self.port,
+                "unix_socket_directories": str(self.folder),
+                **self.settings,
+            }.items()
+        )
+        self._run(
+            [
+                bin_dir / "pg_ctl",
+                "-D",
+                data,
+                "-l",
+                self.folder / "server.log",
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "start",
+            ]
+        )
         self.pid = int((data / "postmaster.pid").read_text().splitlines()[0])
 
     def stop(self) -> None:
@@ -108,7 +167,13 @@ class LocalPostgres:
             self.folder = None
 
     # -- addresses ------------------------------------------------------------------------------
-    def url(self, collection: str | None = None, *, database: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self,
+        collection: str | None = None,
+        *,
+        database: str = "postgres",
+        password: str | None = None,
+    ) -> str:
         password = password if password is not None else self.password
         login = f"postgres:{password}" if password is not None else "postgres"
         base = f"postgresql://{login}@127.0.0.1:{self.port}/{database}"
@@ -120,12 +185,20 @@ class LocalPostgres:
 
     def _run(self, command: list) -> None:
         user = _run_as()
-        result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=120,
-                                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-                                cwd=self.folder)
+        result = subprocess.run(
+            [str(part) for part in command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            cwd=self.folder,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{Path(str(command[0])).name} failed ({result.returncode}): "
-                               f"{(result.stderr or result.stdout).strip()[-800:]}\n{self.log()[-800:]}")
+            raise RuntimeError(
+                f"{Path(str(command[0])).name} failed ({result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()[-800:]}\n{self.log()[-800:]}"
+            )
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -135,8 +208,10 @@ def _run_as() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        raise InputError(f"running as root, PostgreSQL needs a {SYSTEM_USER!r} system user to run as: "
-                         f"create it with `useradd --system {SYSTEM_USER}`") from None
+        raise InputError(
+            f"running as root, PostgreSQL needs a {SYSTEM_USER!r} system user to run as: "
+            f"create it with `useradd --system {SYSTEM_USER}`"
+        ) from None
 
 
 def _alive(pid: int) -> bool:

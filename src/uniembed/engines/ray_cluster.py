@@ -11,6 +11,7 @@ only loopback exists. Token authentication is on (RAY_AUTH_MODE=token, a fresh t
 statistics are off, HOME and Ray's temp folder are temporary. Each node gets a custom resource
 `node_<i>` so a job can prove that every node did work.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,16 +41,24 @@ class LocalRayCluster:
         self._network: netns.PrivateNetwork | None = None
         self._processes: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "LocalRayCluster":
+    def __enter__(self) -> LocalRayCluster:
         require("ray")
         reason = netns.available()
         if reason:
-            raise RuntimeError(f"a local Ray cluster runs in a private network namespace here, and {reason}")
+            raise RuntimeError(
+                f"a local Ray cluster runs in a private network namespace here, and {reason}"
+            )
         self.folder = Path(tempfile.mkdtemp(prefix="uniembed-ray-"))
         (self.folder / "home").mkdir()
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                    "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(self.folder / "home"),
-                    "RAY_DEDUP_LOGS": "0", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "HOME": str(self.folder / "home"),
+            "RAY_DEDUP_LOGS": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
         self._network = netns.PrivateNetwork().__enter__()
         try:
             for node in range(self.nodes):
@@ -80,34 +89,69 @@ class LocalRayCluster:
 
     def _start_node(self, node: int) -> None:
         ray = str(Path(sys.executable).with_name("ray"))
-        common = ["--num-cpus", str(self.cpus_per_node), "--resources", f'{{"node_{node}": 1}}', "--block",
-                  "--disable-usage-stats", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(500 * 2**20)]
+        common = [
+            "--num-cpus",
+            str(self.cpus_per_node),
+            "--resources",
+            f'{{"node_{node}": 1}}',
+            "--block",
+            "--disable-usage-stats",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--object-store-memory",
+            str(500 * 2**20),
+        ]
         if node == 0:
-            args = [ray, "start", "--head", "--port", str(HEAD_PORT), "--include-dashboard", "false",
-                    "--temp-dir", str(self.folder / "ray"), *common]
+            args = [
+                ray,
+                "start",
+                "--head",
+                "--port",
+                str(HEAD_PORT),
+                "--include-dashboard",
+                "false",
+                "--temp-dir",
+                str(self.folder / "ray"),
+                *common,
+            ]
         else:
             args = [ray, "start", "--address", self.address, *common]
-        log = open(self.folder / f"node-{node}.log", "w")  # noqa: SIM115 - closed with the process
-        self._processes.append(self._network.popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        log = open(self.folder / f"node-{node}.log", "w")
+        self._processes.append(
+            self._network.popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        )
 
     def _wait_for_nodes(self) -> None:
-        probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-                 "print(sum(1 for n in ray.nodes() if n['Alive']))")
+        probe = (
+            "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))"
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             dead = [p for p in self._processes if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"a Ray node exited while starting:\n{self.logs()[-3000:]}")
             result = self.run([sys.executable, "-c", probe, self.address], timeout=60)
-            if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(self.nodes)]:
+            if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [
+                str(self.nodes)
+            ]:
                 return
             time.sleep(1)
-        raise RuntimeError(f"the Ray cluster did not come up in {START_TIMEOUT_S} s:\n{self.logs()[-3000:]}")
+        raise RuntimeError(
+            f"the Ray cluster did not come up in {START_TIMEOUT_S} s:\n{self.logs()[-3000:]}"
+        )
 
     def run(self, args: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
         """Run a driver (or any command) inside the cluster's network, with its environment."""
         env = {**self.env, **kwargs.pop("env", {})}
-        return self._network.run([str(a) for a in args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+        return self._network.run(
+            [str(a) for a in args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kwargs,
+        )
 
     def popen(self, args: list[str], **kwargs) -> subprocess.Popen:
         env = {**self.env, **kwargs.pop("env", {})}
@@ -116,4 +160,6 @@ class LocalRayCluster:
     def logs(self) -> str:
         if self.folder is None:
             return ""
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("node-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.folder.glob("node-*.log"))
+        )

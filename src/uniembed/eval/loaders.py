@@ -3,6 +3,7 @@
 Every loader returns plain lists and dicts and raises InputError naming the file and line of
 anything malformed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -80,7 +81,9 @@ def _load_stsbenchmark(path: Path) -> STSData:
         for number, line in enumerate(f, start=1):
             fields = line.rstrip("\n").split("\t")  # no quoting: some sentences contain quotes
             if len(fields) < 7:
-                raise InputError(f"{path}:{number}: expected at least 7 tab-separated fields, got {len(fields)}")
+                raise InputError(
+                    f"{path}:{number}: expected at least 7 tab-separated fields, got {len(fields)}"
+                )
             score, a, b = fields[4:7]
             scores.append(_parse_float(f"{path}:{number}", score))
             first.append(a)
@@ -112,7 +115,11 @@ def _nonempty(data, path: Path):
 def load_beir(folder: str | Path, split: str = "test") -> RetrievalData:
     """A BEIR folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv. Only judged queries are kept."""
     folder = _require_file(Path(folder))
-    qrels = _load_qrels(_require_file(folder / "qrels" / f"{split}.tsv") if (folder / "qrels").is_dir() else folder / "qrels")
+    qrels = _load_qrels(
+        _require_file(folder / "qrels" / f"{split}.tsv")
+        if (folder / "qrels").is_dir()
+        else folder / "qrels"
+    )
     corpus_ids, corpus = [], []
     for where, record in iter_records(_require_file(folder / "corpus.jsonl")):
         corpus_ids.append(_id_of(where, record))
@@ -156,17 +163,23 @@ def _load_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 
 # -- labelled texts (classification, clustering) -------------------------------------------------
-def load_labelled(path: str | Path, text_column: str = "text", label_column: str | None = None) -> LabelledTexts:
+def load_labelled(
+    path: str | Path, text_column: str = "text", label_column: str | None = None
+) -> LabelledTexts:
     """Texts and labels from csv/tsv/jsonl/parquet; the label column defaults to the first of
     label, category, intent, labels that exists."""
     path = _require_file(Path(path))
     texts, labels = [], []
     for where, record in iter_records(path):
         if not isinstance(record, dict):
-            raise InputError(f"{where}: expected a record with columns, got {type(record).__name__}")
+            raise InputError(
+                f"{where}: expected a record with columns, got {type(record).__name__}"
+            )
         column = label_column or _guess_label_column(where, record)
         if record.get(column) is None:
-            raise InputError(f"{where}: no value in label column {column!r}; columns are: {columns_hint(record)}")
+            raise InputError(
+                f"{where}: no value in label column {column!r}; columns are: {columns_hint(record)}"
+            )
         texts.append(text_of(where, record, text_column))
         labels.append(str(record[column]))
     return _nonempty(LabelledTexts(texts, labels), path)
@@ -176,7 +189,9 @@ def _guess_label_column(where: str, record: dict) -> str:
     for column in LABEL_COLUMNS:
         if column in record:
             return column
-    raise InputError(f"{where}: no label column ({', '.join(LABEL_COLUMNS)}); columns are: {columns_hint(record)}")
+    raise InputError(
+        f"{where}: no label column ({', '.join(LABEL_COLUMNS)}); columns are: {columns_hint(record)}"
+    )
 
 
 def split_file(folder: Path, split: str) -> Path:

@@ -3,6 +3,7 @@
 Retrieval metrics take, per query, the ranked list of retrieved document ids and the relevance
 judgements {doc_id: grade}; a document is relevant when its grade is > 0.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -84,7 +85,9 @@ RETRIEVAL_METRICS = {
 
 
 def retrieval_scores(
-    rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], ks: Sequence[int] = (1, 3, 5, 10, 100, 1000)
+    rankings: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int] = (1, 3, 5, 10, 100, 1000),
 ) -> dict[str, float]:
     """Mean of each metric@k over the judged queries, keyed like MTEB ("ndcg_at_10", ...)."""
     queries = [q for q in qrels if any(g > 0 for g in qrels[q].values())]
@@ -96,14 +99,22 @@ def retrieval_scores(
     return scores
 
 
-def paired_bootstrap_interval(a: Sequence[float], b: Sequence[float], *, level: float = 0.95, resamples: int = 10_000,
-                              seed: int = 0) -> tuple[float, float]:
+def paired_bootstrap_interval(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """The `level` percentile interval of mean(a - b) over `resamples` resamplings of the queries
     (paired: each resample draws the same queries for both systems). An interval that holds 0
     means the two systems' difference is within what the choice of queries alone moves."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or len(a) == 0:
-        raise InputError(f"two equal-length, non-empty 1-D score lists are needed, got shapes {a.shape} and {b.shape}")
+        raise InputError(
+            f"two equal-length, non-empty 1-D score lists are needed, got shapes {a.shape} and {b.shape}"
+        )
     if not 0 < level < 1:
         raise InputError(f"level must lie between 0 and 1, got {level!r}")
     draws = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
@@ -167,7 +178,9 @@ def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:
         return 0.0
     order = np.argsort(-scores, kind="mergesort")
     labels, scores = labels[order], scores[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # a threshold per distinct score
+    last_of_tie = np.r_[
+        np.flatnonzero(np.diff(scores)), len(scores) - 1
+    ]  # a threshold per distinct score
     true_pos = np.cumsum(labels)[last_of_tie]
     precision = true_pos / (last_of_tie + 1)
     recall = true_pos / labels.sum()

@@ -1,4 +1,5 @@
 """Saving results as MTEB-shaped JSON and printing them as a table."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,21 @@ def format_table(results: list[TaskResult]) -> str:
     """A plain-text table: task, split, main metric and score (x100, as MTEB reports), time."""
     header = ("task", "type", "split", "metric", "score", "seconds")
     rows = [
-        (r.task_name, r.task_type, r.split, r.main_metric, f"{100 * r.main_score:.2f}", f"{r.evaluation_time:.1f}")
+        (
+            r.task_name,
+            r.task_type,
+            r.split,
+            r.main_metric,
+            f"{100 * r.main_score:.2f}",
+            f"{r.evaluation_time:.1f}",
+        )
         for r in results
     ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

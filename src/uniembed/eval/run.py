@@ -1,4 +1,5 @@
 """`evaluate()`: run one task on one data set and return a TaskResult."""
+
 from __future__ import annotations
 
 import inspect

@@ -1,5 +1,6 @@
 """The evaluation tasks, MTEB-faithful. Each task encodes its data with the model and returns
 (main metric name, scores). Register a new task with `@register("name")`."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,7 +28,9 @@ def register(name: str) -> Callable[[TaskFn], TaskFn]:
     return add
 
 
-def _encode(model: Encoder, texts: list[str], options: dict, prompt: str | None = None) -> np.ndarray:
+def _encode(
+    model: Encoder, texts: list[str], options: dict, prompt: str | None = None
+) -> np.ndarray:
     return model.encode(texts, prompt=prompt, **options)
 
 
@@ -51,7 +54,15 @@ def sts(model: Encoder, path: Path, *, encode: dict) -> tuple[str, dict]:
 
 
 @register("retrieval")
-def retrieval(model: Encoder, folder: Path, *, encode: dict, split: str = "test", top_k: int = 1000, block_rows: int = 4096) -> tuple[str, dict]:
+def retrieval(
+    model: Encoder,
+    folder: Path,
+    *,
+    encode: dict,
+    split: str = "test",
+    top_k: int = 1000,
+    block_rows: int = 4096,
+) -> tuple[str, dict]:
     """nDCG@10 (and MAP, MRR, recall) on a BEIR folder; the corpus is encoded and searched block
     by block, so memory holds one block of vectors plus the running top-k."""
     data = load_beir(folder, split)
@@ -61,17 +72,25 @@ def retrieval(model: Encoder, folder: Path, *, encode: dict, split: str = "test"
     from tqdm.auto import tqdm
 
     truncated = 0
-    with tqdm(total=len(data.corpus), desc="corpus", unit="docs", disable=not encode.get("show_progress", True)) as bar:
+    with tqdm(
+        total=len(data.corpus),
+        desc="corpus",
+        unit="docs",
+        disable=not encode.get("show_progress", True),
+    ) as bar:
         for start in range(0, len(data.corpus), block_rows):
             block = data.corpus[start : start + block_rows]
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", TruncationWarning)  # one warning for the corpus, below
+                warnings.simplefilter(
+                    "ignore", TruncationWarning
+                )  # one warning for the corpus, below
                 best.add(_encode(model, block, block_options, prompt="document"))
             truncated += model.last_report.n_truncated
             bar.update(len(block))
     if truncated:
         warnings.warn(
-            f"{truncated} of {len(data.corpus)} documents were longer than {model.max_tokens} tokens and were truncated "
+            f"{truncated} of {len(data.corpus)} documents were longer than {model.max_tokens} "
+            "tokens and were truncated "
             f"(as MTEB does)",
             TruncationWarning,
             stacklevel=2,
@@ -81,7 +100,9 @@ def retrieval(model: Encoder, folder: Path, *, encode: dict, split: str = "test"
     return "ndcg_at_10", metrics.retrieval_scores(rankings, data.qrels)
 
 
-def undersample(labels: list[str], n_experiments: int, per_label: int, seed: int) -> list[np.ndarray]:
+def undersample(
+    labels: list[str], n_experiments: int, per_label: int, seed: int
+) -> list[np.ndarray]:
     """MTEB's training subsets: per experiment, shuffle the (persistent) index order with a fresh
     generator seeded `seed`, then keep the first `per_label` examples of each label."""
     order = np.arange(len(labels))
@@ -135,14 +156,26 @@ def classification(
             classifier.fit(train_vectors[row_of[subset]], train_labels[subset])
         predicted = classifier.predict(test_vectors)
         f1, f1_weighted = metrics.f1_scores(test.labels, predicted)
-        runs.append({"accuracy": metrics.accuracy(test.labels, predicted), "f1": f1, "f1_weighted": f1_weighted})
+        runs.append(
+            {
+                "accuracy": metrics.accuracy(test.labels, predicted),
+                "f1": f1,
+                "f1_weighted": f1_weighted,
+            }
+        )
     scores = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
     return "accuracy", {**scores, "scores_per_experiment": runs}
 
 
 @register("clustering")
 def clustering(
-    model: Encoder, path: Path, *, encode: dict, text_column: str = "text", label_column: str | None = None, seed: int = 42
+    model: Encoder,
+    path: Path,
+    *,
+    encode: dict,
+    text_column: str = "text",
+    label_column: str | None = None,
+    seed: int = 42,
 ) -> tuple[str, dict]:
     """V-measure of MiniBatchKMeans (batch 500, k = number of labels) against the labels."""
     require("eval")
@@ -151,7 +184,9 @@ def clustering(
     data = load_labelled(path, text_column, label_column)
     vectors = _encode(model, data.texts, encode)
     k = len(set(data.labels))
-    clusters = MiniBatchKMeans(n_clusters=k, batch_size=500, n_init="auto", random_state=seed).fit_predict(vectors)
+    clusters = MiniBatchKMeans(
+        n_clusters=k, batch_size=500, n_init="auto", random_state=seed
+    ).fit_predict(vectors)
     return "v_measure", {"v_measure": metrics.v_measure(data.labels, clusters)}
 
 
@@ -161,13 +196,18 @@ def pairs(model: Encoder, path: Path, *, encode: dict) -> tuple[str, dict]:
     data = load_pairs(path)
     vectors = _encode(model, data.first + data.second, {**encode, "normalize": False})
     a, b = vectors[: len(data.first)], vectors[len(data.first) :]
-    unit_a, unit_b = (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) for v in (a, b))
+    unit_a, unit_b = (
+        v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) for v in (a, b)
+    )
     similarities = {
         "cosine": (unit_a * unit_b).sum(1),
         "dot": (a * b).sum(1),
         "euclidean": -np.linalg.norm(a - b, axis=1),
         "manhattan": -np.abs(a - b).sum(1),
     }
-    scores = {f"{name}_ap": metrics.average_precision(data.labels, values) for name, values in similarities.items()}
+    scores = {
+        f"{name}_ap": metrics.average_precision(data.labels, values)
+        for name, values in similarities.items()
+    }
     scores["max_ap"] = max(scores.values())
     return "max_ap", scores

@@ -5,6 +5,7 @@ Defined behaviour: self-loops are dropped (a node's own vector is FastRP's self-
 duplicate edges collapse into one (weighted lists: their weights add up); undirected graphs are
 symmetrised; nodes named in `extra_nodes` (e.g. labelled nodes) without edges are isolated nodes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from uniembed.errors import InputError
 class Graph:
     ids: np.ndarray  # row -> original node id
     adjacency: object  # scipy CSR, n x n, float32
-    _sorted: np.ndarray | None = field(default=None, repr=False)  # argsort of ids, made on first lookup
+    _sorted: np.ndarray | None = field(
+        default=None, repr=False
+    )  # argsort of ids, made on first lookup
 
     @property
     def n_nodes(self) -> int:
@@ -46,8 +49,15 @@ class Graph:
         return np.where(found, self._sorted[at], -1).astype(np.int64)
 
 
-def read_edges(path: str | Path, *, source: str = "source", target: str = "target", weight: str | None = None,
-               directed: bool = False, extra_nodes=None) -> Graph:
+def read_edges(
+    path: str | Path,
+    *,
+    source: str = "source",
+    target: str = "target",
+    weight: str | None = None,
+    directed: bool = False,
+    extra_nodes=None,
+) -> Graph:
     """A graph from an edge list file: columns `source`, `target` and optionally `weight`."""
     table = _read_table(Path(path))
     missing = [c for c in (source, target, weight) if c is not None and c not in table.column_names]
@@ -61,7 +71,9 @@ def read_edges(path: str | Path, *, source: str = "source", target: str = "targe
             weights = table.column(weight).to_numpy(zero_copy_only=False).astype(np.float64)
         except (ValueError, TypeError) as exc:
             raise InputError(f"{path}: weight column {weight!r} is not numeric ({exc})") from exc
-    return from_edge_arrays(src, dst, weights, directed=directed, extra_nodes=extra_nodes, where=str(path))
+    return from_edge_arrays(
+        src, dst, weights, directed=directed, extra_nodes=extra_nodes, where=str(path)
+    )
 
 
 def _read_table(path: Path):
@@ -70,7 +82,9 @@ def _read_table(path: Path):
     require("parquet")
     if path.is_dir():
         hint = f"; did you mean {path / 'edges.csv'}?" if (path / "edges.csv").is_file() else ""
-        raise InputError(f"edge list {path} is a folder, not a file (csv/tsv/parquet of edges){hint}")
+        raise InputError(
+            f"edge list {path} is a folder, not a file (csv/tsv/parquet of edges){hint}"
+        )
     if not path.is_file():
         raise InputError(f"edge list {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
@@ -86,16 +100,23 @@ def _read_table(path: Path):
             return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise InputError(f"cannot read edge list {path}: {exc}") from exc
-    raise InputError(f"{path}: unsupported edge list format {suffix!r} (use .csv, .tsv or .parquet)")
+    raise InputError(
+        f"{path}: unsupported edge list format {suffix!r} (use .csv, .tsv or .parquet)"
+    )
 
 
-def from_edge_arrays(src, dst, weights=None, *, directed: bool = False, extra_nodes=None, where: str = "edges") -> Graph:
+def from_edge_arrays(
+    src, dst, weights=None, *, directed: bool = False, extra_nodes=None, where: str = "edges"
+) -> Graph:
     import scipy.sparse as sparse
 
     src, dst = np.asarray(src), np.asarray(dst)
     if len(src) != len(dst):
         raise InputError(f"{where}: {len(src)} sources for {len(dst)} targets")
-    extra = np.asarray(list(extra_nodes) if extra_nodes is not None else [], dtype=src.dtype if len(src) else object)
+    extra = np.asarray(
+        list(extra_nodes) if extra_nodes is not None else [],
+        dtype=src.dtype if len(src) else object,
+    )
     if len(src) == 0 and len(extra) == 0:
         raise InputError(f"{where}: the graph is empty (no edges, no nodes)")
     if weights is not None:
@@ -110,9 +131,15 @@ def from_edge_arrays(src, dst, weights=None, *, directed: bool = False, extra_no
         raise InputError(f"{where}: node ids must be all integers or all strings ({exc})") from exc
     rows, cols = inverse[: len(src)], inverse[len(src) : 2 * len(src)]
     keep = rows != cols  # self-loops dropped
-    values = np.ones(keep.sum(), dtype=np.float32) if weights is None else weights[keep].astype(np.float32)
+    values = (
+        np.ones(keep.sum(), dtype=np.float32)
+        if weights is None
+        else weights[keep].astype(np.float32)
+    )
     n = len(ids)
-    adjacency = sparse.coo_matrix((values, (rows[keep], cols[keep])), shape=(n, n)).tocsr()  # duplicates add up
+    adjacency = sparse.coo_matrix(
+        (values, (rows[keep], cols[keep])), shape=(n, n)
+    ).tocsr()  # duplicates add up
     if not directed:
         adjacency = adjacency + adjacency.T
     if weights is None:

@@ -11,6 +11,7 @@ the paper's BlogCatalog settings are weights [0, 0, 1, 6.67], beta -0.64, s = sq
 features (text embeddings, bag of words) take `property_ratio` of the dimensions, as in GDS: they
 are projected by their own random matrix and propagated like the rest.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ class FastRPConfig:
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
             raise InputError(f"dim must be a positive integer, got {self.dim!r}")
         if not self.iteration_weights or not all(np.isfinite(w) for w in self.iteration_weights):
-            raise InputError(f"iteration_weights must be a non-empty list of numbers, got {self.iteration_weights!r}")
+            raise InputError(
+                f"iteration_weights must be a non-empty list of numbers, got {self.iteration_weights!r}"
+            )
         if self.sparsity is not None and not self.sparsity >= 1:
             raise InputError(f"sparsity must be >= 1, got {self.sparsity!r}")
         if not 0 <= self.property_ratio <= 1:
@@ -67,10 +70,16 @@ def fastrp(adjacency, config: FastRPConfig | None = None, *, features=None) -> n
     initial[:, feature_dims:] = _very_sparse_random(n, config.dim - feature_dims, s, rng)
     if feature_dims:
         initial[:, :feature_dims] = _project_features(features, n, feature_dims, s, rng)
-    scale = np.power(degree, config.normalization_strength, out=np.ones_like(degree), where=degree > 0)
+    scale = np.power(
+        degree, config.normalization_strength, out=np.ones_like(degree), where=degree > 0
+    )
     current = initial * scale[:, None].astype(np.float32)
 
-    embedding = config.self_influence * _row_normalised(initial) if config.self_influence else np.zeros_like(initial)
+    embedding = (
+        config.self_influence * _row_normalised(initial)
+        if config.self_influence
+        else np.zeros_like(initial)
+    )
     for weight in config.iteration_weights:
         current = np.asarray(propagate @ current, dtype=np.float32)
         if config.normalize_rows:
@@ -96,7 +105,11 @@ def _project_features(features, n: int, dim: int, s: float, rng: np.random.Gener
     if features.shape[0] != n:
         raise InputError(f"features have {features.shape[0]} rows for {n} nodes")
     projection = _very_sparse_random(features.shape[1], dim, s, rng)
-    projected = features @ projection if sparse.issparse(features) else np.asarray(features, dtype=np.float32) @ projection
+    projected = (
+        features @ projection
+        if sparse.issparse(features)
+        else np.asarray(features, dtype=np.float32) @ projection
+    )
     return np.asarray(projected, dtype=np.float32)
 
 

@@ -10,10 +10,12 @@ it), so that published numbers can be compared:
 Speed: one-vs-rest logistic regression is a sum of independent per-label problems, so all labels
 are fitted at once as one (features x labels) weight matrix by L-BFGS: the optimum is each label's
 own optimum (a test checks it against scikit-learn). The matrices are small, so BLAS runs on one
-thread: two OpenBLAS threads on a busy 2-core machine made each fit 7x slower. The threshold variant (predict a label when its probability
+thread: two OpenBLAS threads on a busy 2-core machine made each fit 7x slower. The threshold
+variant (predict a label when its probability
 exceeds 0.5, scikit-learn's OneVsRest `predict`) is kept as an option: it is what this project
 reported before, and it is not comparable with published tables.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +26,15 @@ DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 DECISIONS = ("top-k", "threshold")
 
 
-def fit_one_vs_rest(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, tol: float = 1e-4, max_iter: int = 1000,
-                    start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_one_vs_rest(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    c: float = 1.0,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(weights (d, L), intercepts (L,)) minimising, for every label l independently,
     C * sum_i log(1 + exp(-s_il (x_i w_l + b_l))) + ||w_l||^2 / 2 (s = +-1; intercept unpenalised,
     as scikit-learn's lbfgs solver does). All labels share one L-BFGS run: the objective is a sum
@@ -43,13 +52,24 @@ def fit_one_vs_rest(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, tol: float 
         margins = signs * (x @ weights + bias)
         # log(1 + e^-m) and sigmoid(-m) from one exponential of -|m| (never overflows)
         small = np.exp(-np.abs(margins))
-        loss = c * (np.maximum(-margins, 0.0) + np.log1p(small)).sum() + 0.5 * (weights * weights).sum()
-        residual = -c * signs * np.where(margins >= 0, small, 1.0) / (1.0 + small)  # d loss / d (x w + b)
+        loss = (
+            c * (np.maximum(-margins, 0.0) + np.log1p(small)).sum()
+            + 0.5 * (weights * weights).sum()
+        )
+        residual = (
+            -c * signs * np.where(margins >= 0, small, 1.0) / (1.0 + small)
+        )  # d loss / d (x w + b)
         gradient = np.concatenate([(x.T @ residual + weights).ravel(), residual.sum(0)])
         return loss / n, gradient / n
 
-    initial = np.zeros(d * labels + labels) if start is None else np.concatenate([start[0].ravel(), start[1]])
-    found = minimize(objective, initial, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol})
+    initial = (
+        np.zeros(d * labels + labels)
+        if start is None
+        else np.concatenate([start[0].ravel(), start[1]])
+    )
+    found = minimize(
+        objective, initial, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
+    )
     return found.x[: d * labels].reshape(d, labels), found.x[d * labels :]
 
 
@@ -70,12 +90,22 @@ def f1_scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
     predicted_count, true_count = predicted.sum(0), truth.sum(0)
     micro = 2 * true_positive.sum() / max(1, predicted_count.sum() + true_count.sum())
     denominator = predicted_count + true_count
-    per_label = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
+    per_label = np.divide(
+        2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0
+    )
     return float(micro), float(per_label.mean())
 
 
-def multilabel_classification(embeddings: np.ndarray, y: np.ndarray, *, train_fractions=DEFAULT_FRACTIONS,
-                              shuffles: int = 10, decision: str = "top-k", c: float = 1.0, seed: int = 0) -> dict:
+def multilabel_classification(
+    embeddings: np.ndarray,
+    y: np.ndarray,
+    *,
+    train_fractions=DEFAULT_FRACTIONS,
+    shuffles: int = 10,
+    decision: str = "top-k",
+    c: float = 1.0,
+    seed: int = 0,
+) -> dict:
     """Micro/macro F1 per train fraction (mean and std over shuffles). `y`: (nodes, labels) 0/1,
     rows with no label are skipped. Features are standardised on each split's train part."""
     if decision not in DECISIONS:
@@ -83,25 +113,45 @@ def multilabel_classification(embeddings: np.ndarray, y: np.ndarray, *, train_fr
     if isinstance(shuffles, bool) or not isinstance(shuffles, int) or shuffles < 1:
         raise InputError(f"shuffles must be a positive integer, got {shuffles!r}")
     fractions = list(train_fractions)
-    bad = [f for f in fractions if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1]
+    bad = [
+        f
+        for f in fractions
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1
+    ]
     if not fractions or bad:
-        raise InputError(f"train fractions must be numbers strictly between 0 and 1, got {bad or fractions!r}")
+        raise InputError(
+            f"train fractions must be numbers strictly between 0 and 1, got {bad or fractions!r}"
+        )
     y = np.asarray(y).astype(bool)
     labelled = np.flatnonzero(y.any(1))
     if len(labelled) < 4:
-        raise InputError(f"multi-label classification needs at least 4 labelled nodes, got {len(labelled)}")
+        raise InputError(
+            f"multi-label classification needs at least 4 labelled nodes, got {len(labelled)}"
+        )
     x = np.asarray(embeddings, dtype=np.float64)
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     rng = np.random.default_rng(seed)
     with threadpool_limits(1):
-        by_fraction = [_score_fraction(x, y, labelled, fraction, shuffles=shuffles, decision=decision, c=c, rng=rng)
-                       for fraction in fractions]
+        by_fraction = [
+            _score_fraction(
+                x, y, labelled, fraction, shuffles=shuffles, decision=decision, c=c, rng=rng
+            )
+            for fraction in fractions
+        ]
     return {"decision": decision, "shuffles": shuffles, "by_fraction": by_fraction}
 
 
-def score_split(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, decision: str = "top-k",
-                c: float = 1.0, start=None) -> tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+def score_split(
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    decision: str = "top-k",
+    c: float = 1.0,
+    start=None,
+) -> tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
     """((micro F1, macro F1) on `test`, the fitted (weights, intercepts)): features standardised on
     the train part, one-vs-rest fit there, `decision` applied to the test nodes' scores."""
     mean, std = x[train].mean(0), x[train].std(0)
@@ -112,15 +162,31 @@ def score_split(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarra
     return f1_scores(y[test], predicted.astype(bool)), (weights, bias)
 
 
-def _score_fraction(x: np.ndarray, y: np.ndarray, labelled: np.ndarray, fraction: float, *, shuffles: int,
-                    decision: str, c: float, rng) -> dict:
+def _score_fraction(
+    x: np.ndarray,
+    y: np.ndarray,
+    labelled: np.ndarray,
+    fraction: float,
+    *,
+    shuffles: int,
+    decision: str,
+    c: float,
+    rng,
+) -> dict:
     """Mean and std of micro/macro F1 over `shuffles` random splits at one train fraction."""
     scores, solution = [], None
     for _ in range(shuffles):
         order = rng.permutation(labelled)
         cut = min(len(order) - 1, max(1, int(round(fraction * len(order)))))
-        f1, solution = score_split(x, y, order[:cut], order[cut:], decision=decision, c=c, start=solution)
+        f1, solution = score_split(
+            x, y, order[:cut], order[cut:], decision=decision, c=c, start=solution
+        )
         scores.append(f1)
     scores = np.array(scores)
-    return {"train_fraction": float(fraction), "micro_f1": float(scores[:, 0].mean()), "macro_f1": float(scores[:, 1].mean()),
-            "micro_f1_std": float(scores[:, 0].std()), "macro_f1_std": float(scores[:, 1].std())}
+    return {
+        "train_fraction": float(fraction),
+        "micro_f1": float(scores[:, 0].mean()),
+        "macro_f1": float(scores[:, 1].mean()),
+        "micro_f1_std": float(scores[:, 0].std()),
+        "macro_f1_std": float(scores[:, 1].std()),
+    }

@@ -13,6 +13,7 @@ are scaled to 8 bits, everything else goes through Pillow's own RGB conversion.
 URLs are refused, never fetched: a library that fetches what it is handed is a server-side
 request forgery hole once it runs behind an API (see the service's docs).
 """
+
 from __future__ import annotations
 
 import base64
@@ -73,7 +74,9 @@ def decode_base64(payload: str, where: str) -> bytes:
         raise InputError(f"{where}: the base64 data is malformed ({exc})") from exc
 
 
-def to_rgb(item: Any, where: str, limits: ImageLimits = DEFAULT_LIMITS, *, base: Path | None = None):
+def to_rgb(
+    item: Any, where: str, limits: ImageLimits = DEFAULT_LIMITS, *, base: Path | None = None
+):
     """`item` as a decoded 8-bit RGB PIL image, or InputError naming `where` (e.g. "image 3").
 
     base: resolve relative paths against this folder and refuse paths that leave it (used for
@@ -90,15 +93,23 @@ def to_rgb(item: Any, where: str, limits: ImageLimits = DEFAULT_LIMITS, *, base:
     if isinstance(item, str) and is_data_uri(item):
         return _from_bytes(decode_data_uri(item, where), where, limits)
     if isinstance(item, (str, Path)):
-        return _from_bytes(read_image_file(item, where, limits, base=base), f"{where} ({item})", limits)
-    raise InputError(f"{where} is {type(item).__name__}; an image is a file path, bytes, a data URI, "
-                     "a PIL image or a numpy array")
+        return _from_bytes(
+            read_image_file(item, where, limits, base=base), f"{where} ({item})", limits
+        )
+    raise InputError(
+        f"{where} is {type(item).__name__}; an image is a file path, bytes, a data URI, "
+        "a PIL image or a numpy array"
+    )
 
 
-def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_LIMITS, *, base: Path | None = None) -> bytes:
+def read_image_file(
+    path: str | Path, where: str, limits: ImageLimits = DEFAULT_LIMITS, *, base: Path | None = None
+) -> bytes:
     text = str(path)
     if text.lower().startswith(("http://", "https://", "ftp://")):
-        raise InputError(f"{where} is a URL ({text[:80]}); uniembed never fetches URLs: download the image first")
+        raise InputError(
+            f"{where} is a URL ({text[:80]}); uniembed never fetches URLs: download the image first"
+        )
     file = Path(path)
     if base is not None:
         file = file if file.is_absolute() else base / file
@@ -110,7 +121,9 @@ def read_image_file(path: str | Path, where: str, limits: ImageLimits = DEFAULT_
         raise InputError(f"{where}: no image file at {file}")
     size = file.stat().st_size
     if size > limits.max_bytes:
-        raise ImageTooLarge(f"{where}: {file} is {size} bytes, over the limit of {limits.max_bytes}")
+        raise ImageTooLarge(
+            f"{where}: {file} is {size} bytes, over the limit of {limits.max_bytes}"
+        )
     try:
         return file.read_bytes()
     except OSError as exc:
@@ -135,7 +148,9 @@ def _opened(data: bytes, where: str, limits: ImageLimits, *, decode: bool):
     if not data:
         raise InputError(f"{where}: the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
-        raise ImageTooLarge(f"{where}: the image is {len(data)} bytes, over the limit of {limits.max_bytes}")
+        raise ImageTooLarge(
+            f"{where}: the image is {len(data)} bytes, over the limit of {limits.max_bytes}"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -146,11 +161,17 @@ def _opened(data: bytes, where: str, limits: ImageLimits, *, decode: bool):
     except InputError:
         raise
     except UnidentifiedImageError as exc:
-        raise InputError(f"{where}: not an image Pillow can read (not PNG, JPEG, GIF, WebP, BMP, TIFF, ...)") from exc
+        raise InputError(
+            f"{where}: not an image Pillow can read (not PNG, JPEG, GIF, WebP, BMP, TIFF, ...)"
+        ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{where}: the image is too large to decode safely ({exc})") from exc
-    except Exception as exc:  # a damaged file raises OSError, SyntaxError, ValueError, EOFError, struct.error...
-        raise InputError(f"{where}: the image is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    except (
+        Exception
+    ) as exc:  # a damaged file raises OSError, SyntaxError, ValueError, EOFError, struct.error...
+        raise InputError(
+            f"{where}: the image is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from exc
     return image
 
 
@@ -159,8 +180,10 @@ def _checked_pixels(image, where: str, limits: ImageLimits):
     if width < 1 or height < 1:
         raise InputError(f"{where}: the image has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
-        raise ImageTooLarge(f"{where}: the image is {width}x{height} = {width * height} pixels, "
-                         f"over the limit of {limits.max_pixels}: too large to decode safely")
+        raise ImageTooLarge(
+            f"{where}: the image is {width}x{height} = {width * height} pixels, "
+            f"over the limit of {limits.max_pixels}: too large to decode safely"
+        )
     return image
 
 
@@ -170,7 +193,11 @@ def _upright_rgb(image, where: str):
     try:
         image = ImageOps.exif_transpose(image)  # a photo taken sideways is stored sideways
     except Exception as exc:  # a damaged EXIF block: the pixels are still good, keep them as stored
-        warnings.warn(f"{where}: EXIF orientation unreadable ({type(exc).__name__}); used as stored", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: EXIF orientation unreadable ({type(exc).__name__}); used as stored",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     mode = image.mode
     if mode == "RGB":
         return image
@@ -202,19 +229,27 @@ def _from_array(array: np.ndarray, where: str, limits: ImageLimits):
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise InputError(f"{where}: an image array must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {array.shape}")
+        raise InputError(
+            f"{where}: an image array must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {array.shape}"
+        )
     height, width = array.shape[:2]
     _checked_pixels(_Size(width, height), where, limits)
     if array.dtype == np.uint8:
         pixels = array
     elif array.dtype.kind == "f":
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise InputError(f"{where}: a float image array must hold finite values in [0, 1] "
-                             f"(got min {np.nanmin(array):.3g}, max {np.nanmax(array):.3g})")
+            raise InputError(
+                f"{where}: a float image array must hold finite values in [0, 1] "
+                f"(got min {np.nanmin(array):.3g}, max {np.nanmax(array):.3g})"
+            )
         pixels = np.round(array * 255).astype(np.uint8)
     else:
-        raise InputError(f"{where}: an image array must be uint8 or float in [0, 1], got {array.dtype}")
-    return _upright_rgb(Image.fromarray(np.ascontiguousarray(pixels)), where)  # mode from the shape: L, RGB, RGBA
+        raise InputError(
+            f"{where}: an image array must be uint8 or float in [0, 1], got {array.dtype}"
+        )
+    return _upright_rgb(
+        Image.fromarray(np.ascontiguousarray(pixels)), where
+    )  # mode from the shape: L, RGB, RGBA
 
 
 @dataclass

@@ -7,6 +7,7 @@ cannot be tricked into reading /etc through a link. Ids are paths relative to th
 forward slashes, so a file whose name is not valid UTF-8 (it cannot be an id, nor be written to a
 parquet file or a collection) is refused by name before any image is read, by every command.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,9 @@ from pathlib import Path
 from uniembed._text import encodable
 from uniembed.errors import InputError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
 
 
 @dataclass
@@ -67,10 +70,14 @@ def walk_images(folder: str | Path) -> ImageFolder:
     bad = next((path for path in found.files if not encodable(str(path.relative_to(root)))), None)
     if bad is not None:
         shown = os.fsencode(bad).decode("utf-8", "backslashreplace")
-        raise InputError(f"{shown}: the file name is not valid UTF-8, so it cannot be an id; rename it "
-                         "(nothing was embedded)")
+        raise InputError(
+            f"{shown}: the file name is not valid UTF-8, so it cannot be an id; rename it "
+            "(nothing was embedded)"
+        )
     if not found.files:
-        raise InputError(f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); {found.summary()}")
+        raise InputError(
+            f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); {found.summary()}"
+        )
     return found
 
 

@@ -10,6 +10,7 @@ and the whole batch is looked up at once (the same bits, several times faster).
 
 The settings come from the model's `preprocessor_config.json` (the file transformers writes).
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,13 +50,19 @@ class ImagePreprocessing:
         return self.crop or self.resize
 
     @classmethod
-    def from_config(cls, config: dict, where: str | Path = "preprocessor_config.json") -> ImagePreprocessing:
+    def from_config(
+        cls, config: dict, where: str | Path = "preprocessor_config.json"
+    ) -> ImagePreprocessing:
         """Read transformers' preprocessor_config.json fields (CLIP and SigLIP layouts, old and new)."""
         try:
             size = config.get("size") if config.get("do_resize", True) else None
             shortest, fixed = None, None
-            if isinstance(size, int):  # the old layout: an int means the shortest edge when cropping follows
-                shortest, fixed = (size, None) if config.get("do_center_crop", False) else (None, (size, size))
+            if isinstance(
+                size, int
+            ):  # the old layout: an int means the shortest edge when cropping follows
+                shortest, fixed = (
+                    (size, None) if config.get("do_center_crop", False) else (None, (size, size))
+                )
             elif isinstance(size, dict) and "shortest_edge" in size:
                 shortest = int(size["shortest_edge"])
             elif isinstance(size, dict):
@@ -68,23 +75,54 @@ class ImagePreprocessing:
             resample = int(config.get("resample", 3))
             if resample not in _RESAMPLE_NAMES:
                 raise ValueError(f"resample {resample} is not a PIL filter")
-            rescale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else None
-            mean = tuple(float(v) for v in config.get("image_mean", OPENAI_CLIP_MEAN)) if config.get("do_normalize", True) else None
-            std = tuple(float(v) for v in config.get("image_std", OPENAI_CLIP_STD)) if config.get("do_normalize", True) else None
+            rescale = (
+                float(config.get("rescale_factor", 1 / 255))
+                if config.get("do_rescale", True)
+                else None
+            )
+            mean = (
+                tuple(float(v) for v in config.get("image_mean", OPENAI_CLIP_MEAN))
+                if config.get("do_normalize", True)
+                else None
+            )
+            std = (
+                tuple(float(v) for v in config.get("image_std", OPENAI_CLIP_STD))
+                if config.get("do_normalize", True)
+                else None
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"{where}: cannot read the image settings ({type(exc).__name__}: {exc})") from exc
+            raise ModelLoadError(
+                f"{where}: cannot read the image settings ({type(exc).__name__}: {exc})"
+            ) from exc
         if mean is not None and (len(mean) != 3 or len(std) != 3 or min(std) <= 0):
-            raise ModelLoadError(f"{where}: image_mean and image_std must hold 3 values each, std > 0")
+            raise ModelLoadError(
+                f"{where}: image_mean and image_std must hold 3 values each, std > 0"
+            )
         if shortest is None and fixed is None and crop is None:
-            raise ModelLoadError(f"{where}: neither a resize nor a crop: images of any size would reach the model")
-        return cls(shortest_edge=shortest, resize=fixed, crop=crop, resample=resample, rescale_factor=rescale, mean=mean, std=std)
+            raise ModelLoadError(
+                f"{where}: neither a resize nor a crop: images of any size would reach the model"
+            )
+        return cls(
+            shortest_edge=shortest,
+            resize=fixed,
+            crop=crop,
+            resample=resample,
+            rescale_factor=rescale,
+            mean=mean,
+            std=std,
+        )
 
     def to_config(self) -> dict:
         """The preprocessor_config.json fields that `from_config` reads back to the same settings."""
-        config = {"do_resize": self.shortest_edge is not None or self.resize is not None, "resample": self.resample,
-                  "do_center_crop": self.crop is not None, "do_rescale": self.rescale_factor is not None,
-                  "rescale_factor": self.rescale_factor or 1 / 255, "do_normalize": self.mean is not None,
-                  "do_convert_rgb": True}
+        config = {
+            "do_resize": self.shortest_edge is not None or self.resize is not None,
+            "resample": self.resample,
+            "do_center_crop": self.crop is not None,
+            "do_rescale": self.rescale_factor is not None,
+            "rescale_factor": self.rescale_factor or 1 / 255,
+            "do_normalize": self.mean is not None,
+            "do_convert_rgb": True,
+        }
         if self.shortest_edge is not None:
             config["size"] = {"shortest_edge": self.shortest_edge}
         elif self.resize is not None:
@@ -110,7 +148,9 @@ class ImagePreprocessing:
         if self.shortest_edge is not None:
             short, long = (width, height) if width <= height else (height, width)
             new_short, new_long = self.shortest_edge, int(self.shortest_edge * long / short)
-            target = (new_long, new_short) if width <= height else (new_short, new_long)  # (height, width)
+            target = (
+                (new_long, new_short) if width <= height else (new_short, new_long)
+            )  # (height, width)
         elif self.resize is not None:
             target = self.resize
         else:
@@ -120,9 +160,11 @@ class ImagePreprocessing:
         if target[0] * target[1] > MAX_RESIZED_PIXELS:
             from uniembed.images.decode import ImageTooLarge
 
-            raise ImageTooLarge(f"{where} is {width}x{height}: resized for this model it would be {target[1]}x{target[0]} "
-                                f"= {target[0] * target[1]} pixels, over the limit of {MAX_RESIZED_PIXELS}; "
-                                "crop it to a less extreme aspect ratio")
+            raise ImageTooLarge(
+                f"{where} is {width}x{height}: resized for this model it would be {target[1]}x{target[0]} "
+                f"= {target[0] * target[1]} pixels, over the limit of {MAX_RESIZED_PIXELS}; "
+                "crop it to a less extreme aspect ratio"
+            )
         return image.resize((target[1], target[0]), resample=self.resample)
 
     def cropped(self, pixels: np.ndarray) -> np.ndarray:
@@ -133,12 +175,17 @@ class ImagePreprocessing:
         crop_h, crop_w = self.crop
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         if top >= 0 and left >= 0:
-            return pixels[top:top + crop_h, left:left + crop_w]
-        out = np.zeros((max(crop_h, height), max(crop_w, width), pixels.shape[2]), dtype=pixels.dtype)
-        pad_top, pad_left = math.ceil((out.shape[0] - height) / 2), math.ceil((out.shape[1] - width) / 2)
-        out[pad_top:pad_top + height, pad_left:pad_left + width] = pixels
+            return pixels[top : top + crop_h, left : left + crop_w]
+        out = np.zeros(
+            (max(crop_h, height), max(crop_w, width), pixels.shape[2]), dtype=pixels.dtype
+        )
+        pad_top, pad_left = (
+            math.ceil((out.shape[0] - height) / 2),
+            math.ceil((out.shape[1] - width) / 2),
+        )
+        out[pad_top : pad_top + height, pad_left : pad_left + width] = pixels
         top, left = (out.shape[0] - crop_h) // 2, (out.shape[1] - crop_w) // 2
-        return out[top:top + crop_h, left:left + crop_w]
+        return out[top : top + crop_h, left : left + crop_w]
 
     def pixels(self, image, where: str = "the image") -> np.ndarray:
         """One RGB PIL image -> (H, W, 3) uint8, resized and cropped."""
@@ -152,8 +199,10 @@ class ImagePreprocessing:
         """(H, W, 3) uint8 arrays from `pixels` -> (n, 3, H, W) float32 pixel values."""
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
-            raise ValueError(f"images of different sizes after preprocessing ({sorted(shapes)[:3]}): this model's "
-                             "settings have no crop or fixed size, so encode them one at a time")
+            raise ValueError(
+                f"images of different sizes after preprocessing ({sorted(shapes)[:3]}): this model's "
+                "settings have no crop or fixed size, so encode them one at a time"
+            )
         pixels = np.stack(arrays)  # (n, H, W, 3) uint8
         table = _value_table(self.rescale_factor, self.mean, self.std)
         out = np.empty((len(pixels), 3, *pixels.shape[1:3]), dtype=np.float32)
@@ -173,7 +222,9 @@ def _value_table(rescale_factor: float | None, mean: tuple | None, std: tuple | 
         values = values * rescale_factor
     values = np.repeat(values.astype(np.float32)[None, :], 3, axis=0)
     if mean is not None:
-        values = (values - np.asarray(mean, dtype=np.float32)[:, None]) / np.asarray(std, dtype=np.float32)[:, None]
+        values = (values - np.asarray(mean, dtype=np.float32)[:, None]) / np.asarray(
+            std, dtype=np.float32
+        )[:, None]
     return np.ascontiguousarray(values, dtype=np.float32)
 
 
@@ -183,8 +234,10 @@ def read_preprocessing(directory: Path) -> ImagePreprocessing:
 
     path = Path(directory) / "preprocessor_config.json"
     if not path.is_file():
-        raise ModelLoadError(f"{directory} has no preprocessor_config.json: the image settings (size, crop, mean, std) "
-                             "are unknown")
+        raise ModelLoadError(
+            f"{directory} has no preprocessor_config.json: the image settings (size, crop, mean, std) "
+            "are unknown"
+        )
     config = read_json(path)
     if not isinstance(config, dict):
         raise ModelLoadError(f"{path} must hold a JSON object")

@@ -5,6 +5,7 @@ queries. `allowed` (a boolean mask over rows, or None for all) restricts the sea
 metadata filters and tombstones of deleted rows, and is applied inside the search, not after it.
 Indexes that rescore (binary, int8, IVF-PQ) read the float vectors passed to `search`.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -15,10 +16,10 @@ import numpy as np
 from uniembed.errors import InputError
 from uniembed.index.params import Param, check_params
 
-INDEX_KINDS: dict[str, type["VectorIndex"]] = {}
+INDEX_KINDS: dict[str, type[VectorIndex]] = {}
 
 
-def register_index(name: str) -> Callable[[type["VectorIndex"]], type["VectorIndex"]]:
+def register_index(name: str) -> Callable[[type[VectorIndex]], type[VectorIndex]]:
     def add(cls: type[VectorIndex]) -> type[VectorIndex]:
         cls.kind = name
         INDEX_KINDS[name] = cls
@@ -39,7 +40,7 @@ def check_index_params(kind: str, params: dict | None, dim: int | None = None) -
     return full
 
 
-def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> "VectorIndex":
+def create_index(kind: str, vectors: np.ndarray, params: dict | None = None) -> VectorIndex:
     """Build an index of `kind` over `vectors`; params are the kind's own (see each class)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     full = check_index_params(kind, params, vectors.shape[1])
@@ -56,7 +57,9 @@ class VectorIndex(ABC):
 
     @classmethod
     def check_dim(cls, params: dict, dim: int) -> None:
-        """InputError when the (already range-checked) parameters cannot index `dim` dimensions."""
+        """InputError when the (already range-checked) parameters cannot index `dim` dimensions.
+        Most kinds index any dimension: this default accepts it."""
+        return None
 
     @abstractmethod
     def __init__(self, vectors: np.ndarray, **params): ...
@@ -66,7 +69,9 @@ class VectorIndex(ABC):
         """Append rows (numbered after the existing ones)."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int, vectors: np.ndarray, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, vectors: np.ndarray, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (n_queries, k), best first; missing results are (-inf, -1)."""
 
     @staticmethod
@@ -82,7 +87,9 @@ class VectorIndex(ABC):
         """Memory of the first search stage per vector (what must sit in RAM to search)."""
 
 
-def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(
+    queries: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-k inner product over `vectors` (or only over `rows` of it: indices, or a
     boolean mask)."""
     if rows is not None and rows.dtype == bool:
@@ -103,7 +110,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     take = min(k, n)
     if take == 0:
         return no_results(n_queries, k)
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < n else np.tile(np.arange(n), (n_queries, 1))
+    part = (
+        np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        if take < n
+        else np.tile(np.arange(n), (n_queries, 1))
+    )
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     rows = np.take_along_axis(part, order, axis=1).astype(np.int64)
@@ -121,10 +132,15 @@ def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     if missing <= 0:
         return scores, rows
     n = scores.shape[0]
-    return (np.hstack([scores, np.full((n, missing), -np.inf, np.float32)]), np.hstack([rows, np.full((n, missing), -1, np.int64)]))
+    return (
+        np.hstack([scores, np.full((n, missing), -np.inf, np.float32)]),
+        np.hstack([rows, np.full((n, missing), -1, np.int64)]),
+    )
 
 
-def rescore(queries: np.ndarray, candidates: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rescore(
+    queries: np.ndarray, candidates: np.ndarray, vectors: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank candidate rows (queries, m; -1 = none) by exact inner product with `vectors`."""
     safe = np.maximum(candidates, 0)
     scores = np.einsum("qd,qmd->qm", queries, vectors[safe])

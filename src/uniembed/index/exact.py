@@ -1,4 +1,5 @@
 """Exact top-k by inner product, fed block by block so memory is bounded by one block."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,4 +36,6 @@ class TopK:
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (n_queries, min(k, seen)), best first; ties broken by lower row."""
         order = np.lexsort((self.rows, -self.scores), axis=1)
-        return np.take_along_axis(self.scores, order, axis=1), np.take_along_axis(self.rows, order, axis=1)
+        return np.take_along_axis(self.scores, order, axis=1), np.take_along_axis(
+            self.rows, order, axis=1
+        )

@@ -1,4 +1,5 @@
 """FAISS-backed indexes: HNSW and IVF-PQ. In-memory accelerators, rebuilt from the store of record."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,6 @@ from uniembed._extras import require
 from uniembed.errors import InputError
 from uniembed.index.base import VectorIndex, exact_search, register_index, rescore
 from uniembed.index.params import EF, GRAPH_DEGREE, RESCORE, Param
-
 
 _FAISS = None
 
@@ -37,7 +37,9 @@ def _raw_search(faiss, index, queries: np.ndarray, k: int, params) -> tuple[np.n
     n = len(queries)
     scores = np.empty((n, k), dtype=np.float32)
     rows = np.empty((n, k), dtype=np.int64)
-    index.search_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows), params)
+    index.search_c(
+        n, faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows), params
+    )
     return scores, rows
 
 
@@ -62,16 +64,36 @@ class HNSWIndex(_FaissIndex):
     """HNSW graph (FAISS, inner product) over float vectors, or over int8 scalar codes
     (quantize="int8": 4x smaller, candidates rescored with the float vectors)."""
 
-    PARAMS = {"m": GRAPH_DEGREE, "ef_construction": Param(200, 1, 10_000), "ef_search": EF,
-              "quantize": Param("none", choices=("none", "int8")), "rescore_multiplier": RESCORE}
+    PARAMS = {
+        "m": GRAPH_DEGREE,
+        "ef_construction": Param(200, 1, 10_000),
+        "ef_search": EF,
+        "quantize": Param("none", choices=("none", "int8")),
+        "rescore_multiplier": RESCORE,
+    }
 
-    def __init__(self, vectors: np.ndarray, m: int, ef_construction: int, ef_search: int, quantize: str, rescore_multiplier: int):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        m: int,
+        ef_construction: int,
+        ef_search: int,
+        quantize: str,
+        rescore_multiplier: int,
+    ):
         faiss = _faiss()
         self.dim = vectors.shape[1]
-        self.m, self.ef_search, self.quantize, self.multiplier = m, ef_search, quantize, rescore_multiplier
+        self.m, self.ef_search, self.quantize, self.multiplier = (
+            m,
+            ef_search,
+            quantize,
+            rescore_multiplier,
+        )
         self.TRAINED = quantize == "int8"  # the scalar quantiser's ranges come from the vectors
         if quantize == "int8":
-            self.index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+            self.index = faiss.IndexHNSWSQ(
+                self.dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT
+            )
             self.index.train(_training_sample(vectors, 100_000))
         else:
             self.index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
@@ -88,8 +110,12 @@ class HNSWIndex(_FaissIndex):
         bitmap = None  # must outlive the search: the selector points into it
         if allowed is None:
             params = self._plain_params.get(depth)
-            if params is None:  # building SearchParameters costs more than a small search: reuse them
-                params = self._plain_params[depth] = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth))
+            if (
+                params is None
+            ):  # building SearchParameters costs more than a small search: reuse them
+                params = self._plain_params[depth] = faiss.SearchParametersHNSW(
+                    efSearch=max(self.ef_search, depth)
+                )
         else:
             selector, bitmap = _selector(faiss, allowed)
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, depth), sel=selector)
@@ -114,8 +140,12 @@ class IVFPQIndex(_FaissIndex):
     trained). Below MIN_TRAINING vectors nothing can be trained: the search is exact.
     """
 
-    PARAMS = {"nlist": Param(0, 0, 65_536), "m": Param(0, 0, 4096), "nprobe": Param(16, 1, 65_536),
-              "rescore": Param(4, 0, 100)}
+    PARAMS = {
+        "nlist": Param(0, 0, 65_536),
+        "m": Param(0, 0, 4096),
+        "nprobe": Param(16, 1, 65_536),
+        "rescore": Param(4, 0, 100),
+    }
     TRAINED = True
     MIN_TRAINING = 2 * 39  # two 1-bit centroids per sub-quantiser, ~39 points each
 
@@ -137,7 +167,9 @@ class IVFPQIndex(_FaissIndex):
         # 8-bit codebooks want 256 * 39 training points; small collections get smaller codebooks
         self.nbits = int(np.clip(np.floor(np.log2(max(n, 1) / 39)), 1, 8))
         quantizer = faiss.IndexFlatIP(self.dim)
-        self.index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT)
+        self.index = faiss.IndexIVFPQ(
+            quantizer, self.dim, nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT
+        )
         self.exact = n < self.MIN_TRAINING
         if not self.exact:
             self.index.train(_training_sample(vectors, 39 * max(nlist, 2**self.nbits)))
@@ -167,7 +199,9 @@ class IVFPQIndex(_FaissIndex):
 
 def _divisor_near(dim: int, target: int) -> int:
     """The divisor of `dim` closest to `target` (at least 1): FAISS's PQ needs m to divide dim."""
-    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - max(target, 1)), m))
+    return min(
+        (m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - max(target, 1)), m)
+    )
 
 
 def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Exact search: brute-force inner products. The test oracle every other index is measured against."""
+
 from __future__ import annotations
 
 import numpy as np

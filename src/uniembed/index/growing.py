@@ -4,6 +4,7 @@
 searched 1M x 384 collection copied 1.5 GB, so ingest through a live process was quadratic. Here
 the rows live in a buffer with spare capacity that doubles when full; `view` is the filled part.
 """
+
 from __future__ import annotations
 
 import numpy as np

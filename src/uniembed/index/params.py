@@ -5,6 +5,7 @@ the C++ code; m=-1 allocates without bound), so nothing reaches an index constru
 `Collection.create` checks before anything is written, and `Collection.open` checks again, so a
 collection.json edited by hand cannot take a server down either.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,15 +25,21 @@ class Param:
     def check(self, kind: str, name: str, value: object) -> int | str:
         if self.choices:
             if value not in self.choices:
-                raise InputError(f"index {kind!r}: {name} must be one of {list(self.choices)}, got {value!r}")
+                raise InputError(
+                    f"index {kind!r}: {name} must be one of {list(self.choices)}, got {value!r}"
+                )
             return value
         # JSON clients may write an integer as 5.0; anything else that is not a whole number is refused
         whole = isinstance(value, float) and value.is_integer()
         if isinstance(value, bool) or not (isinstance(value, int) or whole):
-            raise InputError(f"index {kind!r}: {name} must be an integer in [{self.low}, {self.high}], got {value!r}")
+            raise InputError(
+                f"index {kind!r}: {name} must be an integer in [{self.low}, {self.high}], got {value!r}"
+            )
         value = int(value)
         if not self.low <= value <= self.high:
-            raise InputError(f"index {kind!r}: {name} must be in [{self.low}, {self.high}], got {value}")
+            raise InputError(
+                f"index {kind!r}: {name} must be in [{self.low}, {self.high}], got {value}"
+            )
         return value
 
 
@@ -43,7 +50,9 @@ def check_params(kind: str, table: dict[str, Param], params: dict | None) -> dic
     params = dict(params or {})
     unknown = sorted(map(str, set(params) - set(table)))
     if unknown:
-        raise InputError(f"index {kind!r} has no parameter(s) {unknown}; its parameters: {sorted(table)}")
+        raise InputError(
+            f"index {kind!r} has no parameter(s) {unknown}; its parameters: {sorted(table)}"
+        )
     full = {name: spec.default for name, spec in table.items()}
     full.update({name: table[name].check(kind, name, value) for name, value in params.items()})
     return full

@@ -1,11 +1,12 @@
 """Quantised first stages with exact rescoring: binary (Hamming) and int8 (scalar)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from uniembed.compress.quantize import Int8Quantizer, binarize, hamming_distances
-from uniembed.index.growing import GrowingArray
 from uniembed.index.base import VectorIndex, exact_search, register_index, rescore, top_k
+from uniembed.index.growing import GrowingArray
 from uniembed.index.params import EF, GRAPH_DEGREE, RESCORE, Param
 
 
@@ -17,10 +18,16 @@ class BinaryIndex(VectorIndex):
     graph="flat" scans all codes (exact Hamming); graph="hnsw" walks a FAISS binary HNSW graph.
     """
 
-    PARAMS = {"rescore_multiplier": RESCORE, "graph": Param("flat", choices=("flat", "hnsw")), "m": GRAPH_DEGREE,
-              "ef_search": EF}
+    PARAMS = {
+        "rescore_multiplier": RESCORE,
+        "graph": Param("flat", choices=("flat", "hnsw")),
+        "m": GRAPH_DEGREE,
+        "ef_search": EF,
+    }
 
-    def __init__(self, vectors: np.ndarray, rescore_multiplier: int, graph: str, m: int, ef_search: int):
+    def __init__(
+        self, vectors: np.ndarray, rescore_multiplier: int, graph: str, m: int, ef_search: int
+    ):
         self.dim = vectors.shape[1]
         self.multiplier = rescore_multiplier
         self.graph, self.m, self.ef_search = graph, m, ef_search
@@ -95,7 +102,9 @@ class Int8Index(VectorIndex):
         return self._codes.view
 
     def add(self, vectors: np.ndarray) -> None:
-        self._codes.append(self.quantizer.encode(vectors))  # clipped to the calibration (see TRAINED)
+        self._codes.append(
+            self.quantizer.encode(vectors)
+        )  # clipped to the calibration (see TRAINED)
 
     def search(self, queries, k, vectors, allowed=None):
         if self.too_deep(k * self.multiplier, vectors):

@@ -1,4 +1,5 @@
 """`embed_file`: a text file in, a vector file out, in flat memory however large the input."""
+
 from __future__ import annotations
 
 import warnings
@@ -49,9 +50,22 @@ def embed_file(
     if isinstance(rows_per_step, bool) or not isinstance(rows_per_step, int) or rows_per_step < 1:
         raise InputError(f"rows_per_step must be a positive integer, got {rows_per_step!r}")
     if Path(source).resolve() == Path(target).resolve():
-        raise InputError(f"{target} is also the input: writing it would destroy the texts; choose another -o")
-    blocks, with_ids = _blocks(model, Path(source), column, image_column, image_weight, prompt, normalize, dim, long,
-                               batch_size, rows_per_step)
+        raise InputError(
+            f"{target} is also the input: writing it would destroy the texts; choose another -o"
+        )
+    blocks, with_ids = _blocks(
+        model,
+        Path(source),
+        column,
+        image_column,
+        image_weight,
+        prompt,
+        normalize,
+        dim,
+        long,
+        batch_size,
+        rows_per_step,
+    )
     first = next(blocks, None)  # read before opening the output: fail early on bad input
     if first is None:
         raise InputError(f"{source}: no rows to embed")
@@ -77,37 +91,82 @@ def embed_file(
     return EmbedFileReport(Path(target), writer.rows, out_dim, truncated)
 
 
-def _blocks(model, source: Path, column, image_column, image_weight, prompt, normalize, dim, long, batch_size, rows_per_step):
+def _blocks(
+    model,
+    source: Path,
+    column,
+    image_column,
+    image_weight,
+    prompt,
+    normalize,
+    dim,
+    long,
+    batch_size,
+    rows_per_step,
+):
     """(iterator of (vectors, ids or None, rows truncated) per block, whether rows have ids)."""
     from uniembed.io.items import has_image_column
 
     if source.is_dir():
         return _folder_blocks(model, source, dim, normalize, batch_size, rows_per_step), True
-    wants_items = image_column is not None or ("image" in model.modalities and has_image_column(source, image_column))
+    wants_items = image_column is not None or (
+        "image" in model.modalities and has_image_column(source, image_column)
+    )
     if wants_items:
-        return _item_blocks(model, source, column, image_column, image_weight, prompt, dim, batch_size, rows_per_step), False
-    return _text_blocks(model, source, column, prompt, normalize, dim, long, batch_size, rows_per_step), False
+        return _item_blocks(
+            model,
+            source,
+            column,
+            image_column,
+            image_weight,
+            prompt,
+            dim,
+            batch_size,
+            rows_per_step,
+        ), False
+    return _text_blocks(
+        model, source, column, prompt, normalize, dim, long, batch_size, rows_per_step
+    ), False
 
 
 def _text_blocks(model, source, column, prompt, normalize, dim, long, batch_size, rows_per_step):
     texts = read_texts(source, column)
     while block := list(islice(texts, rows_per_step)):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TruncationWarning)  # one warning for the file, in embed_file
-            vectors = model.encode(block, prompt=prompt, normalize=normalize, dim=dim, long=long, batch_size=batch_size,
-                                   show_progress=False)
+            warnings.simplefilter(
+                "ignore", TruncationWarning
+            )  # one warning for the file, in embed_file
+            vectors = model.encode(
+                block,
+                prompt=prompt,
+                normalize=normalize,
+                dim=dim,
+                long=long,
+                batch_size=batch_size,
+                show_progress=False,
+            )
         yield vectors, None, model.last_report.n_truncated
 
 
-def _item_blocks(model, source, column, image_column, image_weight, prompt, dim, batch_size, rows_per_step):
+def _item_blocks(
+    model, source, column, image_column, image_weight, prompt, dim, batch_size, rows_per_step
+):
     from uniembed.encoders.multimodal import encode_items
     from uniembed.io.items import read_items
 
     rows = read_items(source, image_column, column)
     while block := list(islice(rows, rows_per_step)):
         wheres = [where for where, _ in block]
-        vectors = encode_items(model, [item for _, item in block], image_weight=image_weight, prompt=prompt, dim=dim,
-                               batch_size=batch_size, show_progress=False, labels=wheres)
+        vectors = encode_items(
+            model,
+            [item for _, item in block],
+            image_weight=image_weight,
+            prompt=prompt,
+            dim=dim,
+            batch_size=batch_size,
+            show_progress=False,
+            labels=wheres,
+        )
         yield vectors, None, 0
 
 
@@ -119,9 +178,15 @@ def _folder_blocks(model, folder, dim, normalize, batch_size, rows_per_step):
         warnings.warn(f"{folder}: {found.summary()}", UserWarning, stacklevel=4)
     ids = found.ids
     for start in range(0, len(ids), rows_per_step):
-        chunk = ids[start:start + rows_per_step]
-        vectors = model.encode_images([found.root / i for i in chunk], normalize=normalize, dim=dim, batch_size=batch_size,
-                                      show_progress=False, labels=[f"{folder}/{i}" for i in chunk])
+        chunk = ids[start : start + rows_per_step]
+        vectors = model.encode_images(
+            [found.root / i for i in chunk],
+            normalize=normalize,
+            dim=dim,
+            batch_size=batch_size,
+            show_progress=False,
+            labels=[f"{folder}/{i}" for i in chunk],
+        )
         yield vectors, chunk, 0
 
 

@@ -6,6 +6,7 @@ read from the file's own folder), a data URI, raw bytes (a parquet binary column
 row (an image-only row), an empty or missing image makes a text-only row, and a row with neither
 is an error naming the file and line.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -32,13 +33,21 @@ def image_value(where: str, value: object, base: Path) -> object | None:
     if isinstance(value, str):
         from uniembed.images.decode import is_data_uri
 
-        if is_data_uri(value) or value.lower().startswith(("http://", "https://", "ftp://")) or Path(value).is_absolute():
+        if (
+            is_data_uri(value)
+            or value.lower().startswith(("http://", "https://", "ftp://"))
+            or Path(value).is_absolute()
+        ):
             return value  # URLs are refused by the decoder, with the reason
         return str(base / value)
-    raise InputError(f"{where}: the image cell is {type(value).__name__}; expected a path, a data URI or bytes")
+    raise InputError(
+        f"{where}: the image cell is {type(value).__name__}; expected a path, a data URI or bytes"
+    )
 
 
-def read_items(path: str | Path, image_column: str | None = None, text_column: str | None = None) -> Iterator[tuple[str, dict]]:
+def read_items(
+    path: str | Path, image_column: str | None = None, text_column: str | None = None
+) -> Iterator[tuple[str, dict]]:
     """(location, item) pairs of a record file, in order."""
     path = Path(path)
     image_key = image_column or DEFAULT_IMAGE_COLUMN
@@ -47,14 +56,20 @@ def read_items(path: str | Path, image_column: str | None = None, text_column: s
     first = True
     for where, record in iter_records(path):
         if not isinstance(record, dict):
-            raise InputError(f"{where}: an item row must be an object with {image_key!r} and/or {text_key!r}")
+            raise InputError(
+                f"{where}: an item row must be an object with {image_key!r} and/or {text_key!r}"
+            )
         if first and image_key not in record and text_key not in record:
-            raise InputError(f"{where}: neither column {image_key!r} nor {text_key!r}; columns are: {columns_hint(record)} "
-                             "(choose them with --image-column and --column)")
+            raise InputError(
+                f"{where}: neither column {image_key!r} nor {text_key!r}; columns are: {columns_hint(record)} "
+                "(choose them with --image-column and --column)"
+            )
         first = False
         text = record.get(text_key)
         if text is not None and not isinstance(text, str):
-            raise InputError(f"{where}: column {text_key!r} must hold text, got {type(text).__name__}")
+            raise InputError(
+                f"{where}: column {text_key!r} must hold text, got {type(text).__name__}"
+            )
         item = {"image": image_value(where, record.get(image_key), base), "text": text or None}
         yield where, {key: value for key, value in item.items() if value is not None}
 

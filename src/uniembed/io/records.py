@@ -3,6 +3,7 @@
 Each record comes with its location ("file.csv:12") so that errors can name the exact line.
 Rows are never all held in memory: files are read line by line, parquet batch by batch.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,9 @@ def file_format(path: Path) -> str:
         suffixes = suffixes[:-1]
     fmt = _ALIASES.get(suffixes[-1], suffixes[-1]) if suffixes else ""
     if fmt not in TEXT_FORMATS:
-        raise InputError(f"{path}: unsupported input format {fmt or '(no extension)'!r}; use one of {list(TEXT_FORMATS)}")
+        raise InputError(
+            f"{path}: unsupported input format {fmt or '(no extension)'!r}; use one of {list(TEXT_FORMATS)}"
+        )
     return fmt
 
 
@@ -76,14 +79,20 @@ def _jsonl(path: Path):
 def _csv(path: Path):
     delimiter = "\t" if file_format(path) == "tsv" else ","
     with _open_text(path) as f:
-        reader = csv.DictReader(f, delimiter=delimiter, strict=True)  # strict: an unclosed quote is an error
+        reader = csv.DictReader(
+            f, delimiter=delimiter, strict=True
+        )  # strict: an unclosed quote is an error
         try:
             _check_header(path, reader.fieldnames)
             for row in reader:
                 # line_num counts physical lines, so quoted multi-line fields still point at the right place
                 yield f"{path}:{reader.line_num}", row
-        except csv.Error as exc:  # e.g. a quote opened and never closed, which would swallow the rest
-            raise InputError(f"{path}:{reader.line_num}: malformed {file_format(path).upper()} ({exc})") from None
+        except (
+            csv.Error
+        ) as exc:  # e.g. a quote opened and never closed, which would swallow the rest
+            raise InputError(
+                f"{path}:{reader.line_num}: malformed {file_format(path).upper()} ({exc})"
+            ) from None
 
 
 def _check_header(path: Path, names: list[str] | None) -> None:
@@ -128,8 +137,10 @@ def text_of(where: str, record: dict | str, column: str | None) -> str:
     if isinstance(record, str) and column is None:
         return record
     if isinstance(record, str) and where.rsplit(":", 1)[0].endswith((".txt", ".txt.gz", ".text")):
-        raise InputError(f"{where}: --column {column!r} applies to jsonl/csv/tsv/parquet files; a .txt file holds "
-                         "one text per line and has no columns")
+        raise InputError(
+            f"{where}: --column {column!r} applies to jsonl/csv/tsv/parquet files; a .txt file holds "
+            "one text per line and has no columns"
+        )
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON string or object, got {type(record).__name__}")
     key = column or "text"
@@ -138,5 +149,7 @@ def text_of(where: str, record: dict | str, column: str | None) -> str:
         raise InputError(f"{where}: no column {key!r}; columns are: {columns_hint(record)}{hint}")
     value = record[key]
     if not isinstance(value, str):
-        raise InputError(f"{where}: column {key!r} is {'empty (null)' if value is None else type(value).__name__}, expected text")
+        raise InputError(
+            f"{where}: column {key!r} is {'empty (null)' if value is None else type(value).__name__}, expected text"
+        )
     return value

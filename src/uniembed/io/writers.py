@@ -3,6 +3,7 @@
 Rows go to a temporary file beside the target, which is renamed into place only when all rows
 are written: an interrupted run leaves no half-written output (and the old file, if any, intact).
 """
+
 from __future__ import annotations
 
 import ast
@@ -81,7 +82,9 @@ class VectorWriter:
         else:
             self.abort()
 
-    def _write(self, vectors: np.ndarray, ids: list[str] | None) -> None:  # pragma: no cover - abstract
+    def _write(
+        self, vectors: np.ndarray, ids: list[str] | None
+    ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _finish(self) -> None:  # pragma: no cover - abstract
@@ -135,7 +138,11 @@ class ParquetVectorWriter(VectorWriter):
 
         self._pa = pa
         self.with_ids = with_ids
-        fields = [("row", pa.int64())] + ([("id", pa.string())] if with_ids else []) + [("embedding", pa.list_(pa.float32(), dim))]
+        fields = (
+            [("row", pa.int64())]
+            + ([("id", pa.string())] if with_ids else [])
+            + [("embedding", pa.list_(pa.float32(), dim))]
+        )
         self._schema = pa.schema(fields)
         self._writer = pq.ParquetWriter(self._file.tmp, self._schema)
 
@@ -162,9 +169,13 @@ def open_vector_writer(path: str | Path, dim: int, *, with_ids: bool = False) ->
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in VECTOR_FORMATS:
-        raise InputError(f"{path}: unsupported output format {fmt or '(no extension)'!r}; use one of {list(VECTOR_FORMATS)}")
+        raise InputError(
+            f"{path}: unsupported output format {fmt or '(no extension)'!r}; use one of {list(VECTOR_FORMATS)}"
+        )
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():  # found now, not after all the work
         raise InputError(f"{path} is a folder; -o needs a file name ending in .npy or .parquet")
-    return NpyWriter(path, dim) if fmt == "npy" else ParquetVectorWriter(path, dim, with_ids=with_ids)
+    return (
+        NpyWriter(path, dim) if fmt == "npy" else ParquetVectorWriter(path, dim, with_ids=with_ids)
+    )

@@ -7,6 +7,7 @@ an empty document bucket takes the token whose bucket bits are nearest in Hammin
 (documents only); tokens are first projected to d_proj dims by a random +-1 matrix / sqrt(d_proj).
 Blocks are concatenated: dim = R * 2^k_sim * d_proj, optionally reduced by a final random projection.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -28,13 +29,21 @@ class FDEConfig:
     def check(self) -> None:
         for name in ("repetitions", "k_sim"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "repetitions" else 0):
-                raise InputError(f"{name} must be an integer >= {1 if name == 'repetitions' else 0}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (1 if name == "repetitions" else 0)
+            ):
+                raise InputError(
+                    f"{name} must be an integer >= {1 if name == 'repetitions' else 0}, got {value!r}"
+                )
         if self.k_sim > 12:
             raise InputError(f"k_sim must be at most 12 (2^k_sim buckets), got {self.k_sim}")
         for name in ("d_proj", "final_dim"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise InputError(f"{name} must be a positive integer or None, got {value!r}")
 
     def check_size(self, dim: int) -> None:
@@ -43,14 +52,19 @@ class FDEConfig:
         block = self.d_proj or dim
         raw = self.repetitions * 2**self.k_sim * block
         output = self.final_dim or raw
-        sizes = {"the FDE dimension": (output, MAX_OUTPUT_DIM), "the FDE before its final projection": (raw, MAX_RAW_DIM),
-                 "the inner projection matrices": (self.repetitions * dim * block, MAX_MATRIX),
-                 "the final projection matrix": (raw * (self.final_dim or 0), MAX_MATRIX)}
+        sizes = {
+            "the FDE dimension": (output, MAX_OUTPUT_DIM),
+            "the FDE before its final projection": (raw, MAX_RAW_DIM),
+            "the inner projection matrices": (self.repetitions * dim * block, MAX_MATRIX),
+            "the final projection matrix": (raw * (self.final_dim or 0), MAX_MATRIX),
+        }
         for what, (size, limit) in sizes.items():
             if size > limit:
-                raise InputError(f"FDE repetitions={self.repetitions}, k_sim={self.k_sim}, d_proj={self.d_proj}, "
-                                 f"final_dim={self.final_dim} over {dim}-dim tokens: {what} would be {size:,}, "
-                                 f"over the limit of {limit:,}")
+                raise InputError(
+                    f"FDE repetitions={self.repetitions}, k_sim={self.k_sim}, d_proj={self.d_proj}, "
+                    f"final_dim={self.final_dim} over {dim}-dim tokens: {what} would be {size:,}, "
+                    f"over the limit of {limit:,}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,10 +83,12 @@ class FDE:
         config.check()
         config.check_size(dim)
         self.dim = dim
-        self.buckets = 2 ** config.k_sim
+        self.buckets = 2**config.k_sim
         self.block_dim = config.d_proj or dim
         rng = np.random.default_rng(config.seed)
-        self.hyperplanes = rng.standard_normal((config.repetitions, dim, config.k_sim)).astype(np.float32)
+        self.hyperplanes = rng.standard_normal((config.repetitions, dim, config.k_sim)).astype(
+            np.float32
+        )
         if config.d_proj:
             signs = rng.integers(0, 2, size=(config.repetitions, dim, config.d_proj)) * 2 - 1
             self.projections = (signs / np.sqrt(config.d_proj)).astype(np.float32)
@@ -98,7 +114,9 @@ class FDE:
         sets = [np.asarray(t, dtype=np.float32) for t in token_sets]
         for index, tokens in enumerate(sets):
             if tokens.ndim != 2 or tokens.shape[1] != self.dim:
-                raise InputError(f"token set {index} has shape {tokens.shape}; expected (n, {self.dim})")
+                raise InputError(
+                    f"token set {index} has shape {tokens.shape}; expected (n, {self.dim})"
+                )
             if len(tokens) == 0:
                 raise InputError(f"token set {index} is empty: an FDE needs at least one token")
         counts = np.array([len(t) for t in sets])
@@ -108,7 +126,11 @@ class FDE:
         out = np.zeros((n, self.config.repetitions, b, width), dtype=np.float32)
         powers = 1 << np.arange(self.config.k_sim)
         for r in range(self.config.repetitions):
-            bucket = ((tokens @ self.hyperplanes[r]) > 0).astype(np.int64) @ powers if self.config.k_sim else np.zeros(len(tokens), np.int64)
+            bucket = (
+                ((tokens @ self.hyperplanes[r]) > 0).astype(np.int64) @ powers
+                if self.config.k_sim
+                else np.zeros(len(tokens), np.int64)
+            )
             projected = tokens @ self.projections[r] if self.projections is not None else tokens
             slot = owner * b + bucket
             block = np.zeros((n * b, width), dtype=np.float32)
@@ -117,7 +139,9 @@ class FDE:
                 filled = np.bincount(slot, minlength=n * b)
                 block[filled > 0] /= filled[filled > 0, None]
                 if self.config.fill_empty and b > 1:
-                    self._fill_empty(block.reshape(n, b, width), filled.reshape(n, b), bucket, projected, counts)
+                    self._fill_empty(
+                        block.reshape(n, b, width), filled.reshape(n, b), bucket, projected, counts
+                    )
             out[:, r] = block.reshape(n, b, width)
         flat = out.reshape(n, self.raw_dim)
         return flat @ self.final if self.final is not None else flat

@@ -1,6 +1,7 @@
 """Late interaction (ColBERT MaxSim / Chamfer): score = sum over query tokens of the best dot product
 with any document token. Documents are padded to a common length and padding is masked with -inf
 (never by multiplying: a zero vector can beat negative similarities)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,9 @@ def pad_token_sets(token_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray
         if tokens.ndim != 2 or tokens.shape[1] != dim:
             raise InputError(f"token set {row} has shape {tokens.shape}; expected (n, {dim})")
         if len(tokens) == 0:
-            raise InputError(f"token set {row} is empty: MaxSim needs at least one token per document")
+            raise InputError(
+                f"token set {row} is empty: MaxSim needs at least one token per document"
+            )
         padded[row, : len(tokens)] = tokens
         mask[row, : len(tokens)] = True
     return padded, mask
@@ -31,12 +34,16 @@ def maxsim(query: np.ndarray, documents: list[np.ndarray], *, block: int = 256) 
     vectorised over blocks of documents."""
     query = np.asarray(query, dtype=np.float32)
     if query.ndim != 2 or len(query) == 0:
-        raise InputError(f"the query must be a non-empty (tokens, dim) array, got shape {query.shape}")
+        raise InputError(
+            f"the query must be a non-empty (tokens, dim) array, got shape {query.shape}"
+        )
     scores = np.empty(len(documents), dtype=np.float32)
     for start in range(0, len(documents), block):
         padded, mask = pad_token_sets(documents[start : start + block])
         if padded.shape[2] != query.shape[1]:
-            raise InputError(f"query tokens have {query.shape[1]} dims, documents {padded.shape[2]}")
+            raise InputError(
+                f"query tokens have {query.shape[1]} dims, documents {padded.shape[2]}"
+            )
         similarity = np.matmul(padded, query.T)  # (docs, tokens, query tokens), BLAS per document
         similarity[~mask] = -np.inf
         scores[start : start + block] = similarity.max(axis=1).sum(axis=1)

@@ -1,4 +1,5 @@
 """The HTTP service: `create_app(settings)` builds it, `uniembed serve` runs it with uvicorn."""
+
 from __future__ import annotations
 
 from uniembed.serve.settings import ServeSettings, read_api_keys

@@ -6,6 +6,7 @@ with the status that says what happened (400 bad field, 401 bad key, 404 unknown
 collection, 409 conflict, 413 too large, 429 overloaded, 503 not ready). Nothing the client
 sends may produce a 500; if something still does, the client gets the envelope, not a traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,15 +15,29 @@ import logging
 log = logging.getLogger("uniembed.serve")
 
 TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error",
-    409: "conflict_error", 413: "invalid_request_error", 421: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    421: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
     503: "service_unavailable_error",
 }
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -32,10 +47,19 @@ class ApiError(Exception):
 
 
 def envelope(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": TYPES.get(status, "server_error"), "param": param, "code": code}}
+    return {
+        "error": {
+            "message": message,
+            "type": TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
 
 
-def envelope_bytes(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+def envelope_bytes(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> bytes:
     return json.dumps(envelope(status, message, param, code)).encode()
 
 
@@ -47,8 +71,15 @@ def path_redactor(root):
 
     if root is None:
         return lambda message: message
-    prefixes = sorted({str(Path(root)) + os.sep, str(Path(root).resolve()) + os.sep, str(Path(root).absolute()) + os.sep},
-                      key=len, reverse=True)
+    prefixes = sorted(
+        {
+            str(Path(root)) + os.sep,
+            str(Path(root).resolve()) + os.sep,
+            str(Path(root).absolute()) + os.sep,
+        },
+        key=len,
+        reverse=True,
+    )
 
     def redact(message: str) -> str:
         for prefix in prefixes:
@@ -65,13 +96,20 @@ def install_handlers(app, redact=lambda message: message) -> None:
     from starlette.exceptions import HTTPException
 
     from uniembed.errors import (
-        CollectionDamagedError, CollectionLockedError, ConflictError, InputError, ModelOutputError, NotFoundError,
+        CollectionDamagedError,
+        CollectionLockedError,
+        ConflictError,
+        InputError,
+        ModelOutputError,
+        NotFoundError,
         StoreUnavailableError,
     )
     from uniembed.images.decode import ImageTooLarge
 
     def respond(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
-        return JSONResponse(envelope(status, message, param, code), status_code=status, headers=headers)
+        return JSONResponse(
+            envelope(status, message, param, code), status_code=status, headers=headers
+        )
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -81,8 +119,11 @@ def install_handlers(app, redact=lambda message: message) -> None:
     async def validation_error(request, exc: RequestValidationError):
         content_type = request.headers.get("content-type", "")
         if content_type and "json" not in content_type.lower():
-            return respond(400, f"send the body as JSON with 'Content-Type: application/json' (got {content_type!r:.80})",
-                           code="unsupported_content_type")
+            return respond(
+                400,
+                f"send the body as JSON with 'Content-Type: application/json' (got {content_type!r:.80})",
+                code="unsupported_content_type",
+            )
         return respond(400, *_describe(exc.errors()))
 
     @app.exception_handler(HTTPException)
@@ -108,7 +149,9 @@ def install_handlers(app, redact=lambda message: message) -> None:
     }
 
     async def library_error(request, exc: Exception):
-        status, code, headers = next(statuses[kind] for kind in type(exc).__mro__ if kind in statuses)
+        status, code, headers = next(
+            statuses[kind] for kind in type(exc).__mro__ if kind in statuses
+        )
         return respond(status, redact(str(exc)), code=code, headers=headers)
 
     for kind in statuses:
@@ -122,7 +165,11 @@ def install_handlers(app, redact=lambda message: message) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return respond(500, f"internal error ({type(exc).__name__}); the server log has the details", code="internal_error")
+        return respond(
+            500,
+            f"internal error ({type(exc).__name__}); the server log has the details",
+            code="internal_error",
+        )
 
 
 def _describe(errors: list) -> tuple[str, str | None, str | None]:
@@ -136,7 +183,9 @@ def _describe(errors: list) -> tuple[str, str | None, str | None]:
     if not location:
         return "the request body is missing or is not a JSON object", None, kind
     param = location[0]
-    if param == "input" and kind != "missing":  # pydantic lists one error per union member: say it once
+    if (
+        param == "input" and kind != "missing"
+    ):  # pydantic lists one error per union member: say it once
         from uniembed.serve.openapi import INPUT_SHAPES
 
         return f"input must be {INPUT_SHAPES}", "input", "invalid_input"

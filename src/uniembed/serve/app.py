@@ -7,6 +7,7 @@ time or in create_app: the model loads on a thread at startup, and /ready answer
     /openapi.json, /docs                  the OpenAPI document and its browser
     /, /page/*, /v1/results               the web page (search, map, evaluation charts) and what it reads
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,21 +43,26 @@ class ServiceState:
         from uniembed.images.decode import ImageLimits
 
         # an image's bytes cannot exceed the request body; its pixels are capped separately (413)
-        self.image_limits = ImageLimits(max_bytes=settings.max_body_bytes, max_pixels=settings.max_image_pixels)
+        self.image_limits = ImageLimits(
+            max_bytes=settings.max_body_bytes, max_pixels=settings.max_image_pixels
+        )
         if settings.collections is not None or settings.remote_collections:
             from uniembed.serve.collections import CollectionRegistry
 
-            self.collections = CollectionRegistry(settings.collections, lambda: self.model.encoder if self.model else None,
-                                                  dict(settings.remote_collections))
-
+            self.collections = CollectionRegistry(
+                settings.collections,
+                lambda: self.model.encoder if self.model else None,
+                dict(settings.remote_collections),
+            )
 
     def start(self) -> None:
         if self.collections is not None:
             from concurrent.futures import ThreadPoolExecutor
 
             # collection work has its own threads: slow searches cannot starve embedding requests
-            self.collection_pool = ThreadPoolExecutor(self.settings.collection_threads,
-                                                      thread_name_prefix="uniembed-collections")
+            self.collection_pool = ThreadPoolExecutor(
+                self.settings.collection_threads, thread_name_prefix="uniembed-collections"
+            )
         if self._preloaded is not None:
             self._install(self._preloaded)
         else:
@@ -67,10 +73,17 @@ class ServiceState:
 
         settings = self.settings
         try:
-            encoder = load(None if settings.model == "default" else settings.model, backend=settings.backend,
-                           precision=settings.precision, device=settings.device, threads=settings.threads)
+            encoder = load(
+                None if settings.model == "default" else settings.model,
+                backend=settings.backend,
+                precision=settings.precision,
+                device=settings.device,
+                threads=settings.threads,
+            )
         except Exception as exc:  # reported by /ready and every embeddings call
-            self.load_error = f"the model {settings.model!r} failed to load: {type(exc).__name__}: {exc}"
+            self.load_error = (
+                f"the model {settings.model!r} failed to load: {type(exc).__name__}: {exc}"
+            )
             log.error(self.load_error)
             if self.on_load_failure is not None:
                 self.on_load_failure()
@@ -84,9 +97,13 @@ class ServiceState:
         settings = self.settings
         model = ServedModel(encoder, aliases=[settings.model])
         self.batcher = MicroBatcher(
-            model.embed, max_batch_tokens=settings.max_batch_tokens if settings.batching else 0,
-            max_wait=settings.max_wait_ms / 1000, max_queue_inputs=settings.max_queue_inputs,
-            on_batch=self.metrics.observe_batch, split=model.split, max_part_tokens=settings.max_part_tokens,
+            model.embed,
+            max_batch_tokens=settings.max_batch_tokens if settings.batching else 0,
+            max_wait=settings.max_wait_ms / 1000,
+            max_queue_inputs=settings.max_queue_inputs,
+            on_batch=self.metrics.observe_batch,
+            split=model.split,
+            max_part_tokens=settings.max_part_tokens,
         )
         self.metrics.queue_depth(lambda: self.batcher.queued_inputs)
         self.model = model  # last: readiness flips only when everything is in place
@@ -114,8 +131,12 @@ class ServiceState:
     def require_model(self):
         if self.model is None:
             message = self.load_error or "the model is still loading; retry when /ready answers 200"
-            raise ApiError(503, message, code="model_load_failed" if self.load_error else "not_ready",
-                           headers=None if self.load_error else {"Retry-After": "1"})
+            raise ApiError(
+                503,
+                message,
+                code="model_load_failed" if self.load_error else "not_ready",
+                headers=None if self.load_error else {"Retry-After": "1"},
+            )
         return self.model
 
 
@@ -144,9 +165,13 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
         # uvicorn has stopped accepting and waited for in-flight requests: finish the queue, stop
         await asyncio.to_thread(state.stop)
 
-    app = FastAPI(title="uniembed", version=__version__, lifespan=lifespan,
-                  description="Universal embeddings: OpenAI-compatible /v1/embeddings, collections with ANN and "
-                  "hybrid search, health and metrics.")
+    app = FastAPI(
+        title="uniembed",
+        version=__version__,
+        lifespan=lifespan,
+        description="Universal embeddings: OpenAI-compatible /v1/embeddings, collections with ANN and "
+        "hybrid search, health and metrics.",
+    )
     app.state.service = state
     install_handlers(app, path_redactor(settings.collections))
     app.include_router(embedding_routes(state))
@@ -158,6 +183,10 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
     if settings.cors_origins:  # outermost (added last), so preflight requests need no key
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
-                           allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
     return app

@@ -21,18 +21,18 @@ Fairness: a job larger than `max_part_tokens` (its share of one batch) is cut in
 so a short request waits for one part of a long one, not for all of it. A job whose client went
 away (its future cancelled), or one of whose parts failed, is dropped before its next part.
 """
+
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
-
 
 # A busy stream's batch starts once no request has arrived for this long (chosen in one-off runs
 # of bench/serve_load.py's load at 32 clients on 2 cores: 2, 3, 5 and 10 ms were tried; 3 and 5 ms
@@ -83,9 +83,17 @@ class MicroBatcher:
     max_batch_tokens=0 turns batching off: every job is encoded alone (the bench's baseline).
     """
 
-    def __init__(self, embed: Callable[[Sequence[object]], list[np.ndarray]], *, max_batch_tokens: int,
-                 max_wait: float, max_queue_inputs: int, on_batch: Callable[[int, int, int, float], None] | None = None,
-                 split: Callable[[object, int], list[Part]] | None = None, max_part_tokens: int | None = None):
+    def __init__(
+        self,
+        embed: Callable[[Sequence[object]], list[np.ndarray]],
+        *,
+        max_batch_tokens: int,
+        max_wait: float,
+        max_queue_inputs: int,
+        on_batch: Callable[[int, int, int, float], None] | None = None,
+        split: Callable[[object, int], list[Part]] | None = None,
+        max_part_tokens: int | None = None,
+    ):
         self._embed = embed
         self.max_part_tokens = min(max_part_tokens or max_batch_tokens, max_batch_tokens)
         self._split = split  # (prepared, max tokens) -> parts; None: jobs are never cut
@@ -124,14 +132,24 @@ class MicroBatcher:
         vectors. Raises QueueFull or BatcherClosed at once."""
         loop = asyncio.get_running_loop()
         whole = Part(prepared, n_inputs, n_tokens)
-        cut = self._split is not None and self.max_batch_tokens > 0 and n_tokens > self.max_part_tokens
-        job = Job(deque(self._split(prepared, self.max_part_tokens) if cut else [whole]), loop.create_future(), loop)
+        cut = (
+            self._split is not None
+            and self.max_batch_tokens > 0
+            and n_tokens > self.max_part_tokens
+        )
+        job = Job(
+            deque(self._split(prepared, self.max_part_tokens) if cut else [whole]),
+            loop.create_future(),
+            loop,
+        )
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")
             if self._queued_inputs + n_inputs > self.max_queue_inputs:
-                raise QueueFull(f"the encoding queue is full ({self._queued_inputs} inputs waiting, "
-                                f"limit {self.max_queue_inputs}); retry later")
+                raise QueueFull(
+                    f"the encoding queue is full ({self._queued_inputs} inputs waiting, "
+                    f"limit {self.max_queue_inputs}); retry later"
+                )
             self._queue.append(job)
             self._queued_inputs += n_inputs
             self._cond.notify()
@@ -156,7 +174,9 @@ class MicroBatcher:
                 for job, _ in batch:
                     job.failed = True
                     _resolve(job, exc=exc)
-                self._requeue([job for job, _ in batch if job.parts])  # dropped by _pop, inputs uncounted
+                self._requeue(
+                    [job for job, _ in batch if job.parts]
+                )  # dropped by _pop, inputs uncounted
 
     def _encode(self, batch: list[tuple[Job, Part]]) -> None:
         started = time.perf_counter()
@@ -164,12 +184,18 @@ class MicroBatcher:
         for (job, _), vectors in zip(batch, results):
             job.done.append(vectors)
             if len(job.done) == job.n_parts:  # its last part: the request has all its vectors
-                _resolve(job, result=job.done[0] if len(job.done) == 1 else np.concatenate(job.done))
+                _resolve(
+                    job, result=job.done[0] if len(job.done) == 1 else np.concatenate(job.done)
+                )
         # behind whatever arrived meanwhile: a short request waits for one part, not all
         self._requeue([job for job, _ in batch if job.parts])
         if self._on_batch is not None:
-            self._on_batch(len(batch), sum(p.n_inputs for _, p in batch), sum(p.n_tokens for _, p in batch),
-                           time.perf_counter() - started)
+            self._on_batch(
+                len(batch),
+                sum(p.n_inputs for _, p in batch),
+                sum(p.n_tokens for _, p in batch),
+                time.perf_counter() - started,
+            )
 
     def _requeue(self, jobs: list[Job]) -> None:
         if jobs:

@@ -9,6 +9,7 @@ parallel, writes, creates and drops run alone. Collections are opened (and cache
 their name's lock and only after checking the folder is there, so a drop racing a first search
 can never leave a stale cached object or a half-recreated folder; opening never creates files.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,13 @@ META_FILE = "collection.json"
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ApiError(400, f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', "
-                       "starting with a letter or digit", param="name", code="invalid_collection_name")
+        raise ApiError(
+            400,
+            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit",
+            param="name",
+            code="invalid_collection_name",
+        )
     return name
 
 
@@ -37,8 +43,13 @@ def _not_found(name: str) -> ApiError:
 
 
 def _mounted(name: str, url: str, action: str) -> ApiError:
-    return ApiError(409, f"collection {name!r} is mounted from a database server: {action} it with the CLI "
-                    f"(uniembed collection {action} URL), not over HTTP", param="name", code="collection_mounted")
+    return ApiError(
+        409,
+        f"collection {name!r} is mounted from a database server: {action} it with the CLI "
+        f"(uniembed collection {action} URL), not over HTTP",
+        param="name",
+        code="collection_mounted",
+    )
 
 
 class CollectionRegistry:
@@ -46,11 +57,15 @@ class CollectionRegistry:
         self.root = Path(root) if root is not None else None  # None: mounted collections only
         self.remote = dict(remote or {})  # name -> collection URL
         if self.root is not None:
-            clashes = sorted(name for name in self.remote if (self.root / name / META_FILE).is_file())
+            clashes = sorted(
+                name for name in self.remote if (self.root / name / META_FILE).is_file()
+            )
             if clashes:
                 from uniembed.errors import InputError
 
-                raise InputError(f"remote collection name(s) {clashes} are also folders in {self.root}: rename one")
+                raise InputError(
+                    f"remote collection name(s) {clashes} are also folders in {self.root}: rename one"
+                )
         self._encoder = encoder_provider  # () -> the served Encoder, or None while it loads
         self._open: dict[str, object] = {}
         self._locks: dict[str, ReadWriteLock] = {}
@@ -59,7 +74,11 @@ class CollectionRegistry:
     def names(self) -> list[str]:
         folders = []
         if self.root is not None and self.root.is_dir():
-            folders = [p.name for p in self.root.iterdir() if NAME.fullmatch(p.name) and (p / META_FILE).is_file()]
+            folders = [
+                p.name
+                for p in self.root.iterdir()
+                if NAME.fullmatch(p.name) and (p / META_FILE).is_file()
+            ]
         return sorted({*folders, *self.remote})
 
     def _lock(self, name: str) -> ReadWriteLock:
@@ -100,7 +119,9 @@ class CollectionRegistry:
             return cached
         encoder = self._encoder()
         if encoder is not None and read_meta(path)[0].fingerprint != encoder.fingerprint:
-            encoder = None  # made by another model: the collection loads its own on first text query
+            encoder = (
+                None  # made by another model: the collection loads its own on first text query
+            )
         collection = Collection.open(path, model=encoder)  # the served model made it: share it
         with self._guard:
             return self._open.setdefault(name, collection)
@@ -125,9 +146,19 @@ class CollectionRegistry:
         with self._guard:
             return self._open.setdefault(name, collection)
 
-    def create(self, name: str, *, index: str, quantize: str, dim: int | None, vectors_only: bool,
-               fields: list[str] | None, index_params: dict | None, describe=lambda collection: collection,
-               **multivector):
+    def create(
+        self,
+        name: str,
+        *,
+        index: str,
+        quantize: str,
+        dim: int | None,
+        vectors_only: bool,
+        fields: list[str] | None,
+        index_params: dict | None,
+        describe=lambda collection: collection,
+        **multivector,
+    ):
         """Create the collection and return `describe(collection)`, computed under the name's
         lock: a drop waiting for that lock cannot delete the folder while it is being described."""
         from uniembed.store.collection import Collection
@@ -136,22 +167,46 @@ class CollectionRegistry:
         if name in self.remote:
             raise _mounted(name, self.remote[name], "create")
         if self.root is None:
-            raise ApiError(400, "this server has no collections folder (serve --collections DIR): it serves mounted "
-                           "collections only", param="name", code="no_collections_folder")
+            raise ApiError(
+                400,
+                "this server has no collections folder (serve --collections DIR): it serves mounted "
+                "collections only",
+                param="name",
+                code="no_collections_folder",
+            )
         path = self.root / name
         model = None
         if not vectors_only:
             model = self._encoder()
             if model is None:
-                raise ApiError(503, "the model is still loading; retry when /ready answers 200", code="not_ready")
+                raise ApiError(
+                    503,
+                    "the model is still loading; retry when /ready answers 200",
+                    code="not_ready",
+                )
         elif dim is None:
             raise ApiError(400, "a vectors-only collection needs dim", param="dim")
         with self._lock(name).writing():
-            if path.exists():  # checked under the lock: of two concurrent creates, the loser gets 409
-                raise ApiError(409, f"collection {name!r} already exists", param="name", code="collection_exists")
+            if (
+                path.exists()
+            ):  # checked under the lock: of two concurrent creates, the loser gets 409
+                raise ApiError(
+                    409,
+                    f"collection {name!r} already exists",
+                    param="name",
+                    code="collection_exists",
+                )
             self.root.mkdir(parents=True, exist_ok=True)
-            collection = Collection.create(path, model=model, dim=dim, fields=fields, index=index,
-                                           quantize=quantize, index_params=index_params, **multivector)
+            collection = Collection.create(
+                path,
+                model=model,
+                dim=dim,
+                fields=fields,
+                index=index,
+                quantize=quantize,
+                index_params=index_params,
+                **multivector,
+            )
             with self._guard:
                 self._open[name] = collection
             return describe(collection)

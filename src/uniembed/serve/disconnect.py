@@ -5,6 +5,7 @@ After a request's body is read, the ASGI `receive` channel has one message left 
 against the work's future lets a handler cancel the future, and the batcher drops a cancelled
 job's remaining parts instead of encoding texts nobody will read.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -9,6 +9,7 @@
   from a victim's browser, and redirects never point at a host the client made up.
 - Metrics: requests by route template and status, and their latency.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -18,7 +19,11 @@ from starlette.exceptions import HTTPException
 
 from uniembed.serve.api_errors import envelope_bytes
 
-OPEN_PATHS = {"/health", "/ready", "/"}  # "/" and /page/*: the web page holds no data; its calls send the key
+OPEN_PATHS = {
+    "/health",
+    "/ready",
+    "/",
+}  # "/" and /page/*: the web page holds no data; its calls send the key
 OPEN_PREFIXES = ("/page/",)
 
 
@@ -49,20 +54,33 @@ class Guard:
         finally:
             # the route's template (/v1/collections/{name}), never the raw path: bounded label values
             template = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe_request(scope["method"], template, status["code"], time.perf_counter() - started)
+            self.metrics.observe_request(
+                scope["method"], template, status["code"], time.perf_counter() - started
+            )
 
     def _refusal(self, scope) -> tuple | None:
         headers = dict(scope["headers"])
         if self.hosts is not None and host_name(headers.get(b"host", b"")) not in self.hosts:
-            return (421, "this server does not answer for that Host header; start it with --allowed-host NAME to "
-                    "accept it", None, "host_not_allowed", [])
+            return (
+                421,
+                "this server does not answer for that Host header; start it with --allowed-host NAME to "
+                "accept it",
+                None,
+                "host_not_allowed",
+                [],
+            )
         if self.keys and not _open(scope["path"]) and scope["method"] != "OPTIONS":
             given = headers.get(b"authorization", b"")
             token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
             # compare against every key, always: the time taken says nothing about which key is close
             if not (token and any([hmac.compare_digest(token, key) for key in self.keys])):
-                return (401, "invalid or missing API key: send 'Authorization: Bearer <key>'", None, "invalid_api_key",
-                        [(b"www-authenticate", b"Bearer")])
+                return (
+                    401,
+                    "invalid or missing API key: send 'Authorization: Bearer <key>'",
+                    None,
+                    "invalid_api_key",
+                    [(b"www-authenticate", b"Bearer")],
+                )
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
@@ -70,7 +88,13 @@ class Guard:
             except ValueError:
                 return (400, "Content-Length is not a number", None, "invalid_content_length", [])
             if size > self.max_body:
-                return (413, f"the request body is {size} bytes, over the limit of {self.max_body}", None, "body_too_large", [])
+                return (
+                    413,
+                    f"the request body is {size} bytes, over the limit of {self.max_body}",
+                    None,
+                    "body_too_large",
+                    [],
+                )
         return None
 
     def _limited(self, receive):
@@ -107,13 +131,17 @@ def host_name(header: bytes) -> str:
     """The name in a Host header, without port or IPv6 brackets: b"[::1]:8080" -> "::1"."""
     text = header.decode("latin-1").strip().lower()
     if text.startswith("["):
-        return text[1:text.find("]")] if "]" in text else text
+        return text[1 : text.find("]")] if "]" in text else text
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
 async def _respond(send, status: int, message: str, param, code, extra_headers) -> None:
     body = envelope_bytes(status, message, param, code)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra_headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

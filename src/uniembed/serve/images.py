@@ -6,6 +6,7 @@ internal services) or read its files. Clients send the bytes. Decoding runs off 
 under the server's limits (`--max-image-pixels`, and the request body limit for bytes): past them
 the answer is 413; a damaged or unreadable image is 400, naming the item.
 """
+
 from __future__ import annotations
 
 from uniembed.errors import InputError
@@ -16,13 +17,19 @@ def request_image_bytes(value: str, where: str) -> bytes:
     """The bytes of an image sent as a data URI or bare base64; URLs and paths are refused."""
     if is_data_uri(value):
         return decode_data_uri(value, where)
-    if value[:8].lower().startswith(("http://", "https://", "ftp://", "file:")) or value.startswith(("/", "./", "../")):
-        raise InputError(f"{where}: send the image itself (a data URI or base64), not a URL or a path: "
-                         "the server never fetches URLs or reads paths it is sent")
+    if value[:8].lower().startswith(("http://", "https://", "ftp://", "file:")) or value.startswith(
+        ("/", "./", "../")
+    ):
+        raise InputError(
+            f"{where}: send the image itself (a data URI or base64), not a URL or a path: "
+            "the server never fetches URLs or reads paths it is sent"
+        )
     return decode_base64(value, where)
 
 
-def decode_request_images(values: list[str], labels: list[str], limits: ImageLimits, preprocessing=None) -> list:
+def decode_request_images(
+    values: list[str], labels: list[str], limits: ImageLimits, preprocessing=None
+) -> list:
     """Decoded RGB images (PIL) of request images; InputError (400) or ImageTooLarge (413) naming the item.
 
     preprocessing: the model's (ImagePreprocessing); each image is then reduced to what the model

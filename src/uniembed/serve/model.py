@@ -5,10 +5,11 @@ at its max length, L2 normalisation, and `dimensions` as Matryoshka truncation +
 Transformer models (torch, ONNX) also take token-id inputs in their own vocabulary; other
 encoders (static, custom) take text only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -37,12 +38,16 @@ class Prepared:
     n_tokens: int
     windows: Windows | None = None  # transformer models
     texts: list[str] | None = None  # other encoders
-    items: list[dict] | None = None  # image / image+text items (images decoded), encoded with `prompt`
+    items: list[dict] | None = (
+        None  # image / image+text items (images decoded), encoded with `prompt`
+    )
     prompt: str | None = None
 
 
 class ServedModel:
-    def __init__(self, encoder: Encoder, *, model_id: str | None = None, aliases: Sequence[str] = ()):
+    def __init__(
+        self, encoder: Encoder, *, model_id: str | None = None, aliases: Sequence[str] = ()
+    ):
         self.encoder = encoder
         self.id = model_id or encoder.name
         self.names = {self.id, encoder.name, *aliases}
@@ -57,8 +62,10 @@ class ServedModel:
         """Tokenise (texts, after the prompt's prefix: the model's default prompt for None) or wrap
         (token ids) one request's inputs. Thread-safe."""
         if getattr(self.encoder, "token_head", None) is not None:
-            raise InputRejected(f"model {self.id} is a late-interaction (ColBERT) model: it makes token vectors, not one "
-                                "embedding per input; use it through multi-vector collections")
+            raise InputRejected(
+                f"model {self.id} is a late-interaction (ColBERT) model: it makes token vectors, not one "
+                "embedding per input; use it through multi-vector collections"
+            )
         if inputs and isinstance(inputs[0], list):
             return self._prepare_ids(inputs)
         prefix = self._prefix if prompt is None else self.encoder.prompt_prefix(prompt)
@@ -72,7 +79,9 @@ class ServedModel:
         """Wrap image / image+text items whose images are decoded already (serve.images)."""
         if "image" not in self.encoder.modalities:
             raise InputRejected(f"model {self.id} embeds text only; it cannot take images")
-        tokens = sum(IMAGE_TOKENS * ("image" in item) + len(item.get("text", "")) // 4 + 1 for item in items)
+        tokens = sum(
+            IMAGE_TOKENS * ("image" in item) + len(item.get("text", "")) // 4 + 1 for item in items
+        )
         return Prepared(len(items), tokens, items=items, prompt=prompt)
 
     def _prepare_ids(self, token_ids: list[list[int]]) -> Prepared:
@@ -82,7 +91,9 @@ class ServedModel:
         for index, tokens in enumerate(token_ids):
             bad = next((t for t in tokens if not 0 <= t < vocab), None)
             if bad is not None:
-                raise InputRejected(f"input[{index}] holds token id {bad}, outside the model's vocabulary [0, {vocab})")
+                raise InputRejected(
+                    f"input[{index}] holds token id {bad}, outside the model's vocabulary [0, {vocab})"
+                )
         windows = self.encoder.windows.windows_from_ids(token_ids)
         return Prepared(len(token_ids), int(windows.lengths.sum()), windows=windows)
 
@@ -107,13 +118,23 @@ class ServedModel:
                 continue
             if prepared.windows is not None:
                 w = prepared.windows
-                piece = Prepared(stop - start, int(lengths[start:stop].sum()), windows=Windows(
-                    w.ids[start:stop], w.type_ids[start:stop], np.arange(stop - start, dtype=np.int64), 0))
+                piece = Prepared(
+                    stop - start,
+                    int(lengths[start:stop].sum()),
+                    windows=Windows(
+                        w.ids[start:stop],
+                        w.type_ids[start:stop],
+                        np.arange(stop - start, dtype=np.int64),
+                        0,
+                    ),
+                )
             elif prepared.items is not None:
                 piece = self.prepare_items(prepared.items[start:stop], prepared.prompt)
             else:
                 texts = prepared.texts[start:stop]
-                piece = Prepared(stop - start, prepared.n_tokens * len(texts) // prepared.n_inputs, texts=texts)
+                piece = Prepared(
+                    stop - start, prepared.n_tokens * len(texts) // prepared.n_inputs, texts=texts
+                )
             slices.append(Part(piece, piece.n_inputs, piece.n_tokens))
         return slices
 
@@ -125,8 +146,15 @@ class ServedModel:
 
             texts = [p for p in batch if p.items is None]
             text_vectors = iter(self.embed(texts) if texts else [])
-            return [check_model_output(encode_items(self.encoder, p.items, prompt=p.prompt, show_progress=False), self.id)
-                    if p.items is not None else next(text_vectors) for p in batch]
+            return [
+                check_model_output(
+                    encode_items(self.encoder, p.items, prompt=p.prompt, show_progress=False),
+                    self.id,
+                )
+                if p.items is not None
+                else next(text_vectors)
+                for p in batch
+            ]
         sizes = [p.n_inputs for p in batch]
         if isinstance(self.encoder, TokenEncoder):
             merged = Windows(

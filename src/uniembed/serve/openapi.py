@@ -1,20 +1,22 @@
 """Shared pieces of the OpenAPI document: the error envelope (declared on every route) and JSON integers."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator
 
-
-INPUT_SHAPES = ("a non-empty string, an array of non-empty strings, an array of token ids or an array of "
-                "non-empty token-id arrays")  # what /v1/embeddings takes as `input`, for the schema and errors
+INPUT_SHAPES = (
+    "a non-empty string, an array of non-empty strings, an array of token ids or an array of "
+    "non-empty token-id arrays"
+)  # what /v1/embeddings takes as `input`, for the schema and errors
 
 
 class ErrorBody(BaseModel):
     message: str
     type: str
-    param: Optional[str] = None
-    code: Optional[str] = None
+    param: str | None = None
+    code: str | None = None
 
 
 class ErrorEnvelope(BaseModel):
@@ -22,13 +24,18 @@ class ErrorEnvelope(BaseModel):
 
 
 _MEANINGS = {
-    400: "a bad field, an empty input or invalid JSON", 401: "a missing or wrong API key",
+    400: "a bad field, an empty input or invalid JSON",
+    401: "a missing or wrong API key",
     404: "an unknown model, collection or item",
     409: "a conflict (exists already, locked by another writer) or a collection whose files are damaged",
-    413: "a body, an input or a batch over the configured limits", 429: "the encoding queue is full; retry",
+    413: "a body, an input or a batch over the configured limits",
+    429: "the encoding queue is full; retry",
     503: "not ready (the model is loading) or shutting down",
 }
-ERROR_RESPONSES = {status: {"model": ErrorEnvelope, "description": meaning} for status, meaning in _MEANINGS.items()}
+ERROR_RESPONSES = {
+    status: {"model": ErrorEnvelope, "description": meaning}
+    for status, meaning in _MEANINGS.items()
+}
 
 
 def _json_integer(value):

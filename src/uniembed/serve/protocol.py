@@ -11,6 +11,7 @@ any authentication ran. This subclass adds
   before it can hold any memory. (uvicorn's `limit_concurrency` only answers 503 to complete
   requests, so half-open connections never reach it.)
 """
+
 from __future__ import annotations
 
 

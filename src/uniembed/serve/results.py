@@ -18,6 +18,7 @@ client's business); a folder given twice (`--results results`, which is always r
 
 Folders are read on every call (they are small, and a new `uniembed eval` shows at once).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,15 @@ import math
 import re
 from pathlib import Path
 
-QUALITY = re.compile(r"ndcg|recall|accuracy|spearman|map@|mrr|precision|% of exact|main score", re.I)
-COST = re.compile(r"bytes|ms/|ms |ms$|latency|p50|p99|texts/s|docs/s|rows/s|items/s|/s\b|seconds|\bMB\b|GB", re.I)
-NOT_A_MEASURE = re.compile(r"spread|range|\(min-max\)", re.I)  # how much a number varied, not a number
+QUALITY = re.compile(
+    r"ndcg|recall|accuracy|spearman|map@|mrr|precision|% of exact|main score", re.I
+)
+COST = re.compile(
+    r"bytes|ms/|ms |ms$|latency|p50|p99|texts/s|docs/s|rows/s|items/s|/s\b|seconds|\bMB\b|GB", re.I
+)
+NOT_A_MEASURE = re.compile(
+    r"spread|range|\(min-max\)", re.I
+)  # how much a number varied, not a number
 LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)")
 MAX_FILES = 2000  # a folder with more is not a results folder; read the first ones, say so
 MAX_FILE_BYTES = 8 << 20
@@ -40,16 +47,25 @@ def read_results(folders: list[Path]) -> dict:
             continue
         for path in sorted(folder.rglob("*.json")):
             shown = path.relative_to(folder).as_posix()
-            if not path.is_file():  # a fifo named x.json would block the read forever; a folder, a device
+            if (
+                not path.is_file()
+            ):  # a fifo named x.json would block the read forever; a folder, a device
                 continue
             seen += 1
             if seen > MAX_FILES:
-                skipped.append({"file": shown, "reason": f"more than {MAX_FILES} JSON files: the rest not read"})
+                skipped.append(
+                    {
+                        "file": shown,
+                        "reason": f"more than {MAX_FILES} JSON files: the rest not read",
+                    }
+                )
                 break
             try:
                 document = _read_strict_json(path)
             except (OSError, ValueError, RecursionError) as exc:
-                skipped.append({"file": shown, "reason": f"unreadable: {str(exc) or type(exc).__name__}"[:300]})
+                skipped.append(
+                    {"file": shown, "reason": f"unreadable: {str(exc) or type(exc).__name__}"[:300]}
+                )
                 continue
             if _is_mteb(document):
                 results.extend(_mteb_rows(document, path, shown))
@@ -73,11 +89,17 @@ def _read_strict_json(path: Path):
             raise ValueError(f"holds the number {text[:40]}, beyond the float range")
         return value
 
-    return json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constant, parse_float=finite)
+    return json.loads(
+        path.read_text(encoding="utf-8"), parse_constant=no_constant, parse_float=finite
+    )
 
 
 def _is_mteb(document) -> bool:
-    return isinstance(document, dict) and isinstance(document.get("scores"), dict) and "task_name" in document
+    return (
+        isinstance(document, dict)
+        and isinstance(document.get("scores"), dict)
+        and "task_name" in document
+    )
 
 
 def _is_bench(document) -> bool:
@@ -91,9 +113,16 @@ def _mteb_rows(document: dict, path: Path, shown: str) -> list[dict]:
         for entry in entries if isinstance(entries, list) else []:
             score = number(entry.get("main_score") if isinstance(entry, dict) else None)
             if score is not None and math.isfinite(100 * score):
-                rows.append({"model": str(document.get("model_name") or path.parent.name),
-                             "task": str(document["task_name"]), "split": str(split),
-                             "main_score": round(100 * score, 2), "seconds": seconds, "file": shown})
+                rows.append(
+                    {
+                        "model": str(document.get("model_name") or path.parent.name),
+                        "task": str(document["task_name"]),
+                        "split": str(split),
+                        "main_score": round(100 * score, 2),
+                        "seconds": seconds,
+                        "file": shown,
+                    }
+                )
     return rows
 
 
@@ -108,7 +137,9 @@ def number(value) -> float | None:
         result = float(match.group(1)) if match else None  # "1e999" is inf
     else:
         return None
-    return result if result is not None and math.isfinite(result) else None  # NaN and inf are no point
+    return (
+        result if result is not None and math.isfinite(result) else None
+    )  # NaN and inf are no point
 
 
 def bench_charts(document: dict, path: Path, shown: str) -> list[dict]:
@@ -118,16 +149,38 @@ def bench_charts(document: dict, path: Path, shown: str) -> list[dict]:
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
             continue
         columns = list(dict.fromkeys(key for row in rows for key in row))
-        label = next((c for c in columns if all(isinstance(r.get(c), str) and number(r.get(c)) is None
-                                                   for r in rows if c in r)), None)
+        label = next(
+            (
+                c
+                for c in columns
+                if all(
+                    isinstance(r.get(c), str) and number(r.get(c)) is None for r in rows if c in r
+                )
+            ),
+            None,
+        )
         measures = [c for c in columns if not NOT_A_MEASURE.search(c)]
         for quality in (c for c in measures if QUALITY.search(c) and not COST.search(c)):
             for cost in (c for c in measures if COST.search(c) and not QUALITY.search(c)):
-                points = [{"label": str(r.get(label, i)) if label else str(i), "x": number(r.get(cost)),
-                           "y": number(r.get(quality))} for i, r in enumerate(rows)]
+                points = [
+                    {
+                        "label": str(r.get(label, i)) if label else str(i),
+                        "x": number(r.get(cost)),
+                        "y": number(r.get(quality)),
+                    }
+                    for i, r in enumerate(rows)
+                ]
                 points = [p for p in points if p["x"] is not None and p["y"] is not None]
                 if len(points) >= 2:
-                    charts.append({"bench": str(document.get("bench") or path.stem), "table": str(title),
-                                   "x": cost, "y": quality, "points": points, "file": shown,
-                                   "date": document.get("date")})
+                    charts.append(
+                        {
+                            "bench": str(document.get("bench") or path.stem),
+                            "table": str(title),
+                            "x": cost,
+                            "y": quality,
+                            "points": points,
+                            "file": shown,
+                            "date": document.get("date"),
+                        }
+                    )
     return charts

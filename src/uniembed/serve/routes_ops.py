@@ -1,4 +1,5 @@
 """/health (the process answers), /ready (the model is loaded), /metrics (Prometheus text)."""
+
 from __future__ import annotations
 
 from uniembed.serve.openapi import ERROR_RESPONSES
@@ -19,7 +20,9 @@ def ops_routes(state):
         model = state.require_model()  # 503 with the reason until loaded
         return JSONResponse({"status": "ready", "model": model.id, "dim": model.dim})
 
-    @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    @router.get(
+        "/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}
+    )
     async def metrics():
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)

@@ -1,6 +1,7 @@
 """A readers-writer lock: searches of one collection run in parallel, a write waits for them and
 runs alone. Writer-preferring: once a writer waits, new readers queue behind it, so a steady
 stream of searches cannot starve an ingest."""
+
 from __future__ import annotations
 
 import threading

@@ -2,6 +2,7 @@
 PostgreSQL or Milvus database. Every home's rows are Arrow tables: pyarrow, which each home's
 extra brings, must be there before anything here is imported (the error names the three extras);
 each home checks its own extra when it is used."""
+
 from uniembed._extras import require_module
 
 require_module("pyarrow", "store", "postgres", "milvus")

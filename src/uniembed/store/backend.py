@@ -5,6 +5,7 @@ with atomic, versioned commits. LanceDB is the embedded default; a distributed b
 implements the same methods. Everything above this line (Collection, snapshots, indexes) only talks
 to this interface.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,12 +27,20 @@ def payload_column(field: str) -> str:
     return FIELD_PREFIX + field
 
 
-def base_schema(fields: dict[str, int], *, tokens: bool = False, image: str | None = None) -> pa.Schema:
+def base_schema(
+    fields: dict[str, int], *, tokens: bool = False, image: str | None = None
+) -> pa.Schema:
     """id, text, payload JSON, and a fixed-size float32 vector column per named field; with
     `tokens`, a binary column of packed token vectors (multi-vector collections); with `image`
     ("bytes" or "path"), the item's image or its path (image collections, see store/images.py)."""
-    columns = [pa.field(ID, pa.string(), nullable=False), pa.field(TEXT, pa.string()), pa.field(PAYLOAD, pa.string())]
-    columns += [pa.field(vector_column(name), pa.list_(pa.float32(), dim)) for name, dim in fields.items()]
+    columns = [
+        pa.field(ID, pa.string(), nullable=False),
+        pa.field(TEXT, pa.string()),
+        pa.field(PAYLOAD, pa.string()),
+    ]
+    columns += [
+        pa.field(vector_column(name), pa.list_(pa.float32(), dim)) for name, dim in fields.items()
+    ]
     if tokens:
         columns.append(pa.field(TOKENS, pa.binary()))
     if image is not None:

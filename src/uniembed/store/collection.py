@@ -7,6 +7,7 @@
 The store of record is a backend (LanceDB by default): every write is one atomic commit, and an
 acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuilt from it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,32 +24,60 @@ from uniembed.encoders.registry import lasting_reference
 from uniembed.errors import CollectionDamagedError, ConflictError, InputError
 from uniembed.index.base import check_index_params
 from uniembed.multivector import FDEConfig
+from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend registers the "lance" backend)
 from uniembed.store.backend import (
-    ARROW_TYPES, FIELD_PREFIX, ID, IMAGE, PAYLOAD, TEXT, StoreBackend, backend_class, base_schema, payload_column,
+    ARROW_TYPES,
+    FIELD_PREFIX,
+    ID,
+    IMAGE,
+    PAYLOAD,
+    TEXT,
+    StoreBackend,
+    backend_class,
+    base_schema,
+    payload_column,
     vector_column,
 )
 from uniembed.store.filters import parse_filter, to_sql
-from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend registers the "lance" backend)
-from uniembed.store.lock import WriterLock
 from uniembed.store.fusion import fuse
 from uniembed.store.images import ImageSpec
+from uniembed.store.lock import WriterLock
 from uniembed.store.meta import META_FILE, CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.milvus import is_milvus_url
-from uniembed.store.postgres import is_postgres_url
 from uniembed.store.multivector import (
-    TOKENS, MultiVectorSpec, check_stage, check_token_sets, make_fde, pack_tokens, query_tokens, rerank,
-    token_heuristic_rows, unpack_tokens,
+    TOKENS,
+    MultiVectorSpec,
+    check_stage,
+    check_token_sets,
+    make_fde,
+    pack_tokens,
+    query_tokens,
+    rerank,
+    token_heuristic_rows,
+    unpack_tokens,
 )
+from uniembed.store.postgres import is_postgres_url
 from uniembed.store.rows import (
-    build_rows, check_ids, check_payloads, check_vector_fields, dump_payloads, payload_types, is_texts, lexical_query, stored_texts,
-    query_vector, vectors_and_texts,
+    build_rows,
+    check_ids,
+    check_payloads,
+    check_vector_fields,
+    dump_payloads,
+    is_texts,
+    lexical_query,
+    payload_types,
+    query_vector,
+    stored_texts,
+    vectors_and_texts,
 )
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
 LOCK_FILE = "writer.lock"
 SEARCH_MODES = ("dense", "text", "hybrid")
-SHORT_ID_LOOKUP = 1000  # ids per insert checked with one IN query; larger batches use an in-memory id set
+SHORT_ID_LOOKUP = (
+    1000  # ids per insert checked with one IN query; larger batches use an in-memory id set
+)
 
 # (index, quantize) as users say it -> (index kind, its parameters)
 INDEX_CHOICES = {
@@ -65,21 +94,31 @@ INDEX_CHOICES = {
 def resolve_index(index: str, quantize: str) -> tuple[str, dict]:
     if (index, quantize) not in INDEX_CHOICES:
         choices = ", ".join(f"{i}+{q}" for i, q in INDEX_CHOICES)
-        raise InputError(f"unsupported index {index!r} with quantize {quantize!r}; choose one of: {choices}")
+        raise InputError(
+            f"unsupported index {index!r} with quantize {quantize!r}; choose one of: {choices}"
+        )
     kind, params = INDEX_CHOICES[(index, quantize)]
     return kind, dict(params)
 
 
 class Collection:
-    def __init__(self, path: Path, meta: CollectionMeta, backend: StoreBackend, model: Encoder | None):
+    def __init__(
+        self, path: Path, meta: CollectionMeta, backend: StoreBackend, model: Encoder | None
+    ):
         self.path = Path(path)
         self.meta = meta
         self.backend = backend
         self._model = model
-        self._query_model = None  # during a model upgrade: the new model through its adapter (queries only)
-        self._meta_stamp = _stamp(self.path / META_FILE)  # to notice an upgrade's finish in another process
+        self._query_model = (
+            None  # during a model upgrade: the new model through its adapter (queries only)
+        )
+        self._meta_stamp = _stamp(
+            self.path / META_FILE
+        )  # to notice an upgrade's finish in another process
         self._snapshot: Snapshot | None = None
-        self._id_set: tuple[int, set[str]] | None = None  # (version, every id), for batch writers without a snapshot
+        self._id_set: tuple[int, set[str]] | None = (
+            None  # (version, every id), for batch writers without a snapshot
+        )
         self._checked_at = 0.0
         self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
         self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
@@ -109,7 +148,7 @@ class Collection:
         image_root: str | Path | None = None,
         max_image_bytes: int | None = None,
         relative_anchors: list[str] | None = None,
-    ) -> "Collection":
+    ) -> Collection:
         """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
         with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
         renamed into place, so a crash never leaves half a collection.
@@ -132,13 +171,27 @@ class Collection:
         "half" or "binary") or "milvus://host:port/name" (see uniembed.store.milvus)."""
         remote = remote_collection_class(path)
         if remote is not None and relative_anchors is not None:
-            raise InputError("relative_anchors= is for folder collections; a collection on a server stores its "
-                             "model's own vectors")
+            raise InputError(
+                "relative_anchors= is for folder collections; a collection on a server stores its "
+                "model's own vectors"
+            )
         if remote is not None:
-            return remote.create(path, model=model, dim=dim, fields=fields, index=index, quantize=quantize,
-                                 index_params=index_params, backend=backend, multivector=multivector, fde=fde,
-                                 token_storage=token_storage, images=images, image_root=image_root,
-                                 max_image_bytes=max_image_bytes)
+            return remote.create(
+                path,
+                model=model,
+                dim=dim,
+                fields=fields,
+                index=index,
+                quantize=quantize,
+                index_params=index_params,
+                backend=backend,
+                multivector=multivector,
+                fde=fde,
+                token_storage=token_storage,
+                images=images,
+                image_root=image_root,
+                max_image_bytes=max_image_bytes,
+            )
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ConflictError(f"{path} already exists and is not empty")
@@ -148,22 +201,34 @@ class Collection:
         if images is not None:
             image_spec = ImageSpec.make(images, max_image_bytes, image_root)
             if encoder is not None and "image" in encoder.modalities:
-                image_spec = dataclasses.replace(image_spec, image_fingerprint=encoder.image_fingerprint)
+                image_spec = dataclasses.replace(
+                    image_spec, image_fingerprint=encoder.image_fingerprint
+                )
             if multivector is not None:
-                raise InputError("image collections are single-vector: multivector= and images= do not combine")
+                raise InputError(
+                    "image collections are single-vector: multivector= and images= do not combine"
+                )
             if encoder is not None and "image" not in encoder.modalities:
-                raise InputError(f"images={images!r} needs an image model (CLIP, SigLIP, a bound model); "
-                                 f"{encoder.name} embeds text only")
+                raise InputError(
+                    f"images={images!r} needs an image model (CLIP, SigLIP, a bound model); "
+                    f"{encoder.name} embeds text only"
+                )
         elif image_root is not None or max_image_bytes is not None:
-            raise InputError("image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')")
+            raise InputError(
+                "image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')"
+            )
         anchors = _checked_relative(relative_anchors, encoder, dim, multivector, images)
         names = check_vector_fields(fields)
         if multivector is None:
             if fde is not None or token_storage != "float16":
-                raise InputError("fde= and token_storage= belong to multi-vector collections (multivector='muvera')")
+                raise InputError(
+                    "fde= and token_storage= belong to multi-vector collections (multivector='muvera')"
+                )
             if getattr(encoder, "token_head", None) is not None:
-                raise InputError(f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
-                                 "create the collection with multivector='muvera'")
+                raise InputError(
+                    f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
+                    "create the collection with multivector='muvera'"
+                )
             spec, vector_dim = None, len(anchors) if anchors else _vector_dim(encoder, dim)
             fingerprint = encoder.fingerprint if encoder else None
         else:
@@ -173,17 +238,31 @@ class Collection:
         if index_params is not None and not isinstance(index_params, dict):
             raise InputError(f"index_params must be a dict, got {type(index_params).__name__}")
         given = {**params, **(index_params or {})}
-        checked = check_index_params(kind, given, vector_dim)  # type and range, before anything is written
+        checked = check_index_params(
+            kind, given, vector_dim
+        )  # type and range, before anything is written
         meta = CollectionMeta(
-            model=_model_name(model, encoder), fingerprint=fingerprint,
-            fields={name: vector_dim for name in names}, index=kind, index_params={k: checked[k] for k in given},
-            quantize=quantize, dim=dim if encoder and not spec else None, backend=backend,
-            multivector=spec.to_dict() if spec else None, images=image_spec.to_dict() if image_spec else None,
+            model=_model_name(model, encoder),
+            fingerprint=fingerprint,
+            fields={name: vector_dim for name in names},
+            index=kind,
+            index_params={k: checked[k] for k in given},
+            quantize=quantize,
+            dim=dim if encoder and not spec else None,
+            backend=backend,
+            multivector=spec.to_dict() if spec else None,
+            images=image_spec.to_dict() if image_spec else None,
         )
         store = backend_class(backend)
         with atomic_folder(path) as staging:
-            store.create(staging / meta.data_dir, base_schema(meta.fields, tokens=spec is not None,
-                                                         image=image_spec.storage if image_spec else None))
+            store.create(
+                staging / meta.data_dir,
+                base_schema(
+                    meta.fields,
+                    tokens=spec is not None,
+                    image=image_spec.storage if image_spec else None,
+                ),
+            )
             if anchors:
                 from uniembed.upgrade.relative import write_anchors
 
@@ -192,7 +271,7 @@ class Collection:
         return cls(path, meta, store.open(path / meta.data_dir), encoder)
 
     @classmethod
-    def open(cls, path: str | Path, *, model: Encoder | None = None) -> "Collection":
+    def open(cls, path: str | Path, *, model: Encoder | None = None) -> Collection:
         """Open an existing collection. Text queries load the collection's model on first use,
         or use `model`, which must have made the collection's vectors (same fingerprint).
         A "postgresql://...#name" or "milvus://host:port/name" URL opens a collection on that server."""
@@ -201,16 +280,26 @@ class Collection:
             return remote.open(path, model=model)
         path = Path(path)
         meta, migrated = read_checked_meta(path)
-        if not (path / meta.data_dir).is_dir():  # never let the store create an empty table in its place
-            raise CollectionDamagedError(f"{path}: collection damaged: its {meta.data_dir}/ folder is missing")
+        if not (
+            path / meta.data_dir
+        ).is_dir():  # never let the store create an empty table in its place
+            raise CollectionDamagedError(
+                f"{path}: collection damaged: its {meta.data_dir}/ folder is missing"
+            )
         if migrated:
             with WriterLock(path / LOCK_FILE):
                 write_meta(path, meta)
         try:
             backend = backend_class(meta.backend).open(path / meta.data_dir)
-        except (OSError, ValueError, RuntimeError) as exc:  # what LanceDB raises for a missing or broken table
-            raise CollectionDamagedError(f"{path}: collection damaged: its {meta.data_dir}/ cannot be opened "
-                                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        except (
+            OSError,
+            ValueError,
+            RuntimeError,
+        ) as exc:  # what LanceDB raises for a missing or broken table
+            raise CollectionDamagedError(
+                f"{path}: collection damaged: its {meta.data_dir}/ cannot be opened "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
         collection = cls(path, meta, backend, None)
         collection._reader_version()  # never start on a column-only commit (see store/pending.py)
         if model is not None and collection.relative_anchors is not None:
@@ -223,7 +312,9 @@ class Collection:
             if model.fingerprint != meta.fingerprint and meta.multivector is None:
                 from uniembed.upgrade.state import query_adapter
 
-                adapter = query_adapter(path, meta.fingerprint, model.fingerprint)  # an upgrade to this model
+                adapter = query_adapter(
+                    path, meta.fingerprint, model.fingerprint
+                )  # an upgrade to this model
             if adapter is not None:
                 from uniembed.upgrade.state import AdaptedQueries
 
@@ -272,19 +363,30 @@ class Collection:
             if mode == "insert":
                 present = self._existing_ids(ids, before)
                 if present:
-                    raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                    raise ConflictError(
+                        f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert"
+                    )
             known = self.payload_fields
             types = payload_types(payloads, known)
-            new_columns = {payload_column(k): ARROW_TYPES[t] for k, t in types.items() if k not in known}
+            new_columns = {
+                payload_column(k): ARROW_TYPES[t] for k, t in types.items() if k not in known
+            }
             schema = self.backend.schema
             for name, arrow_type in new_columns.items():
                 schema = schema.append(pa.field(name, arrow_type))
             # every row is built (and so checked) before the first commit: a bad row must not leave
             # a new column committed alone
-            rows = build_rows(ids, vectors, kept_texts, payloads, payload_json, types, schema, blobs, image_values)
+            rows = build_rows(
+                ids, vectors, kept_texts, payloads, payload_json, types, schema, blobs, image_values
+            )
             version = self._commit_rows(mode, rows, new_columns, before)
             schema_changed = bool(new_columns)
-            self._after_write(-1 if schema_changed else before, version, deleted=ids if mode == "upsert" else [], added=rows)
+            self._after_write(
+                -1 if schema_changed else before,
+                version,
+                deleted=ids if mode == "upsert" else [],
+                added=rows,
+            )
             if any(text is not None for text in kept_texts):
                 version = self._keep_text_index_fresh(version)
         return version
@@ -318,7 +420,9 @@ class Collection:
             return
         self.backend = backend_class(meta.backend).open(self.path / meta.data_dir)
         self.meta, self._snapshot, self._id_set = meta, None, None
-        models = [m for m in (self._model, getattr(self._query_model, "model", None)) if m is not None]
+        models = [
+            m for m in (self._model, getattr(self._query_model, "model", None)) if m is not None
+        ]
         self._model = next((m for m in models if m.fingerprint == meta.fingerprint), None)
         self._query_model = None
 
@@ -370,7 +474,9 @@ class Collection:
         known = self._id_set[1]
         return {id_ for id_ in ids if id_ in known}
 
-    def _after_write(self, before: int, version: int, *, deleted=(), added: pa.Table | None = None) -> None:
+    def _after_write(
+        self, before: int, version: int, *, deleted=(), added: pa.Table | None = None
+    ) -> None:
         """Apply our own write to the snapshot (and the id set) in place when it was current, else drop it."""
         if self._id_set is not None:
             if self._id_set[0] == before:
@@ -386,10 +492,15 @@ class Collection:
             return
         snap.delete(list(deleted))
         if added is not None:
-            snap.append(added.select([c for c in added.column_names if c not in (TEXT, IMAGE)]), self.meta.fields)
+            snap.append(
+                added.select([c for c in added.column_names if c not in (TEXT, IMAGE)]),
+                self.meta.fields,
+            )
         snap.version = version
 
-    def _vectors_and_texts(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None]]:
+    def _vectors_and_texts(
+        self, ids: list[str], data, texts
+    ) -> tuple[dict[str, np.ndarray], list[str | None]]:
         return vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
 
     def _image_rows(self, ids: list[str], data, texts, images) -> tuple[list | None, object]:
@@ -397,14 +508,20 @@ class Collection:
         `data` are embedded here, each one decoded (and so checked) before anything is written."""
         if images is None:
             if data is None:
-                raise InputError("no data: pass texts, vectors, or images= for this image collection")
+                raise InputError(
+                    "no data: pass texts, vectors, or images= for this image collection"
+                )
             return [None] * len(ids), data
         if self.images is None:
-            raise InputError(f"collection {self.path} keeps no images; create it with images='bytes' or 'path'")
+            raise InputError(
+                f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"
+            )
         from uniembed.encoders.multimodal import check_images
 
         if not isinstance(images, (list, tuple)):
-            raise InputError(f"images must be a list (one image, or None, per id), got {type(images).__name__}")
+            raise InputError(
+                f"images must be a list (one image, or None, per id), got {type(images).__name__}"
+            )
         given = list(images)
         if len(given) != len(ids):
             raise InputError(f"got {len(given)} images for {len(ids)} ids")
@@ -413,29 +530,46 @@ class Collection:
         if present:
             check_images([given[i] for i in present])  # dict items and the like, named
         kept = [None] * len(ids)
-        for i, value in zip(present, self.images.stored([given[i] for i in present], self.path, [labels[i] for i in present])):
+        for i, value in zip(
+            present,
+            self.images.stored(
+                [given[i] for i in present], self.path, [labels[i] for i in present]
+            ),
+        ):
             kept[i] = value
         readable = [self.images.readable(kept[i], self.path) for i in present]
         if data is not None:
             from uniembed.images.decode import to_rgb
 
             for i, value in zip(present, readable):
-                to_rgb(value, labels[i])  # kept images must decode even when the caller brings the vectors
+                to_rgb(
+                    value, labels[i]
+                )  # kept images must decode even when the caller brings the vectors
             return kept, data
         if len(present) != len(ids):
             missing = next(i for i in range(len(ids)) if given[i] is None)
-            raise InputError(f"image {missing} (id {ids[missing]!r}) is None: without data=, every item needs an image")
+            raise InputError(
+                f"image {missing} (id {ids[missing]!r}) is None: without data=, every item needs an image"
+            )
         if len(self.meta.fields) != 1:
-            raise InputError(f"images= embeds into one vector field; this collection has {list(self.meta.fields)}: pass data=")
-        vectors = self.model.encode_images(readable, dim=self.meta.dim, show_progress=False, labels=labels)
+            raise InputError(
+                f"images= embeds into one vector field; this collection has {list(self.meta.fields)}: pass data="
+            )
+        vectors = self.model.encode_images(
+            readable, dim=self.meta.dim, show_progress=False, labels=labels
+        )
         return kept, vectors
 
-    def _token_rows(self, ids: list[str], data, texts) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
+    def _token_rows(
+        self, ids: list[str], data, texts
+    ) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
         """Multi-vector items: (the FDE per field, stored texts, packed token vectors)."""
         spec, n = self.multivector, len(ids)
         if isinstance(data, dict):
             if set(data) != {self.meta.default_field}:
-                raise InputError(f"this multi-vector collection has one field, {self.meta.default_field!r}; got {sorted(data)}")
+                raise InputError(
+                    f"this multi-vector collection has one field, {self.meta.default_field!r}; got {sorted(data)}"
+                )
             data = data[self.meta.default_field]
         if is_texts(data):
             items = list(data)
@@ -445,7 +579,9 @@ class Collection:
             source = items
         else:
             if data is None:
-                raise InputError(f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors")
+                raise InputError(
+                    f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors"
+                )
             token_sets, source = check_token_sets(data, n, spec.token_dim, spec.storage), None
         fde = self._fde.documents(token_sets)
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
@@ -456,19 +592,39 @@ class Collection:
         """The stored items, in the order of `ids` (None for an unknown id)."""
         ids = check_ids(ids)
         self._reader_version()
-        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + ([TOKENS] if self.multivector else [])
+        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + (
+            [TOKENS] if self.multivector else []
+        )
         columns += [IMAGE] if self.images else []
         table = self.backend.get(ids, columns)
         found = {}
         for row in table.to_pylist():
             vectors = {f: np.asarray(row[vector_column(f)], np.float32) for f in self.meta.fields}
-            tokens = unpack_tokens(row[TOKENS], self.multivector.token_dim, self.multivector.storage) if self.multivector else None
-            found[row[ID]] = Item(row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens, row.get(IMAGE))
+            tokens = (
+                unpack_tokens(row[TOKENS], self.multivector.token_dim, self.multivector.storage)
+                if self.multivector
+                else None
+            )
+            found[row[ID]] = Item(
+                row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens, row.get(IMAGE)
+            )
         return [found.get(id_) for id_ in ids]
 
-    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
-               first_stage: str | None = None, candidates: int | None = None, token_hits: int | None = None,
-               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5) -> list[Hit]:
+    def search(
+        self,
+        query=None,
+        k: int = 10,
+        *,
+        filter=None,
+        field: str | None = None,
+        mode: str = "dense",
+        first_stage: str | None = None,
+        candidates: int | None = None,
+        token_hits: int | None = None,
+        query_vector: np.ndarray | None = None,
+        image=None,
+        image_weight: float = 0.5,
+    ) -> list[Hit]:
         """The k best items for a text or a vector. mode: "dense" (vectors), "text" (BM25 over the
         stored text) or "hybrid" (both, fused by reciprocal rank). `filter` restricts to items whose
         payload matches (see uniembed.store.filters), inside the search: k hits come back when k exist.
@@ -491,7 +647,9 @@ class Collection:
             raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
         field = field or self.meta.default_field
         if field not in self.meta.fields:
-            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+            raise InputError(
+                f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}"
+            )
         if image is not None:
             query_vector = self._image_query(query, image, image_weight, mode)
         elif query is None:
@@ -501,24 +659,32 @@ class Collection:
         if mode != "dense":
             lexical_query(query)
         if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
-            raise InputError("first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector")
+            raise InputError(
+                "first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector"
+            )
         snapshot = self.snapshot()  # first: the payload fields are those of the snapshot's version
         conditions = parse_filter(filter, self.payload_fields) if filter else []
         allowed = snapshot.allowed_rows(conditions)
-        if snapshot.count_allowed(allowed) == 0:  # the one empty-result path: empty, all deleted, nothing matches
+        if (
+            snapshot.count_allowed(allowed) == 0
+        ):  # the one empty-result path: empty, all deleted, nothing matches
             self._check_query(query, field, first_stage, candidates, token_hits)
             return []
         if mode == "text":
             return self._text_hits(snapshot, query, k, conditions)
         depth = max(k, 100) if mode == "hybrid" else k
         if self.multivector is not None:
-            scores, rows = self._multivector_search(snapshot, query, depth, allowed, first_stage, candidates, token_hits)
+            scores, rows = self._multivector_search(
+                snapshot, query, depth, allowed, first_stage, candidates, token_hits
+            )
         else:
             vector = self._query_vector(query if query_vector is None else query_vector, field)
             scores, rows = snapshot.search(vector[None, :], depth, field, allowed)
             scores, rows = scores[0], rows[0]
         ids, payload = snapshot.ids, snapshot.payload
-        dense = [Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0]
+        dense = [
+            Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0
+        ]
         if mode == "dense":
             return dense
         return fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
@@ -526,20 +692,35 @@ class Collection:
     def _image_query(self, query, image, image_weight: float, mode: str) -> np.ndarray:
         """The vector of an image (or image + text) query, made by the collection's model."""
         if self.multivector is not None:
-            raise InputError("multi-vector collections are searched by text or token vectors, not by image")
+            raise InputError(
+                "multi-vector collections are searched by text or token vectors, not by image"
+            )
         if mode == "text":
-            raise InputError("mode 'text' ranks stored captions by BM25: it takes a text query, not an image")
+            raise InputError(
+                "mode 'text' ranks stored captions by BM25: it takes a text query, not an image"
+            )
         if query is not None and not isinstance(query, str):
             raise InputError(f"an image query may come with a text, not a {type(query).__name__}")
         model = self.model
         if "image" not in model.modalities:
-            raise InputError(f"collection {self.path} was made by {model.name}, which embeds text only: it cannot search by image")
+            raise InputError(
+                f"collection {self.path} was made by {model.name}, which embeds text only: it cannot search by image"
+            )
         if query is None:
-            return model.encode_images([image], dim=self.meta.dim, show_progress=False, labels=["the query image"])[0]
+            return model.encode_images(
+                [image], dim=self.meta.dim, show_progress=False, labels=["the query image"]
+            )[0]
         from uniembed.encoders.multimodal import encode_items
 
-        return encode_items(model, [{"image": image, "text": query}], image_weight=image_weight, prompt="query",
-                            dim=self.meta.dim, show_progress=False, labels=["the query"])[0]
+        return encode_items(
+            model,
+            [{"image": image, "text": query}],
+            image_weight=image_weight,
+            prompt="query",
+            dim=self.meta.dim,
+            show_progress=False,
+            labels=["the query"],
+        )[0]
 
     def _check_query(self, query, field: str, first_stage, candidates, token_hits) -> None:
         """Bad queries are refused even when nothing could match (a vector of the wrong size)."""
@@ -551,19 +732,27 @@ class Collection:
             check_stage(first_stage, candidates, token_hits)
             query_tokens(query, self.multivector.token_dim)
 
-    def _multivector_search(self, snapshot: Snapshot, query, k: int, allowed, first_stage, candidates,
-                            token_hits) -> tuple[np.ndarray, np.ndarray]:
+    def _multivector_search(
+        self, snapshot: Snapshot, query, k: int, allowed, first_stage, candidates, token_hits
+    ) -> tuple[np.ndarray, np.ndarray]:
         stage = check_stage(first_stage, candidates, token_hits)
         if isinstance(query, str):
             tokens = self.model.encode_tokens([query], prompt="query")[0]
         else:
             tokens = query_tokens(query, self.multivector.token_dim)
         if stage == "fde":
-            _, rows = snapshot.search(self._fde.queries([tokens]), candidates or max(k, 100), self.meta.default_field, allowed)
+            _, rows = snapshot.search(
+                self._fde.queries([tokens]),
+                candidates or max(k, 100),
+                self.meta.default_field,
+                allowed,
+            )
             rows = rows[0][rows[0] >= 0]
         else:
             if stage == "exact":
-                rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(snapshot.ids))
+                rows = (
+                    np.flatnonzero(allowed) if allowed is not None else np.arange(len(snapshot.ids))
+                )
             else:
                 rows = token_heuristic_rows(tokens, snapshot.tokens, token_hits or 10, allowed)
         return rerank(tokens, rows, snapshot.tokens, k)
@@ -589,15 +778,30 @@ class Collection:
         if self._snapshot is None or now - self._checked_at >= self.refresh_seconds:
             version = self._reader_version()
             self._checked_at = now
-            if self._snapshot is None or self._snapshot.version != version or self._snapshot.dead_fraction > 0.5:
+            if (
+                self._snapshot is None
+                or self._snapshot.version != version
+                or self._snapshot.dead_fraction > 0.5
+            ):
                 self._snapshot = self._build_snapshot(version)
         return self._snapshot
 
     def _build_snapshot(self, version: int) -> Snapshot:
-        columns = [ID, PAYLOAD, *(vector_column(f) for f in self.meta.fields), *(payload_column(f) for f in self.payload_fields)]
+        columns = [
+            ID,
+            PAYLOAD,
+            *(vector_column(f) for f in self.meta.fields),
+            *(payload_column(f) for f in self.payload_fields),
+        ]
         columns += [TOKENS] if self.multivector else []
-        return Snapshot.from_table(version, self.backend.scan(columns), self.meta.fields, self.meta.index, self.meta.index_params,
-                                   self.multivector)
+        return Snapshot.from_table(
+            version,
+            self.backend.scan(columns),
+            self.meta.fields,
+            self.meta.index,
+            self.meta.index_params,
+            self.multivector,
+        )
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -613,19 +817,30 @@ class Collection:
             return encoder
         from uniembed.upgrade.relative import RelativeEncoder
 
-        if isinstance(encoder, RelativeEncoder):  # already relative: to these anchors, or useless here
+        if isinstance(
+            encoder, RelativeEncoder
+        ):  # already relative: to these anchors, or useless here
             if encoder.space != self.meta.relative["sha256"]:
-                raise InputError(f"{encoder.name} is relative to other anchors than collection {self.path}'s")
+                raise InputError(
+                    f"{encoder.name} is relative to other anchors than collection {self.path}'s"
+                )
             return encoder
         return RelativeEncoder(encoder, self.relative_anchors)
 
     def _check_model(self, encoder: Encoder) -> None:
-        made = encoder.token_fingerprint if self.multivector and hasattr(encoder, "token_fingerprint") else encoder.fingerprint
+        made = (
+            encoder.token_fingerprint
+            if self.multivector and hasattr(encoder, "token_fingerprint")
+            else encoder.fingerprint
+        )
         check_fingerprint(str(self.path), self.meta, encoder.name, made)
         recorded = self.images.image_fingerprint if self.images else None
-        if recorded is not None and encoder.image_fingerprint != recorded:  # same texts, another image tower
+        if (
+            recorded is not None and encoder.image_fingerprint != recorded
+        ):  # same texts, another image tower
             raise InputError(
-                f"collection {self.path} holds image vectors made by {self.meta.model} (image fingerprint {recorded[:12]}); "
+                f"collection {self.path} holds image vectors made by {self.meta.model} "
+                f"(image fingerprint {recorded[:12]}); "
                 f"{encoder.name} embeds texts alike but images differently (image fingerprint "
                 f"{encoder.image_fingerprint[:12]}), so it cannot be used with it"
             )
@@ -637,8 +852,17 @@ class Collection:
     @property
     def payload_fields(self) -> dict[str, str]:
         """Filterable payload field -> type, read from the table's schema (its single truth)."""
-        kinds = {pa.string(): "string", pa.int64(): "int", pa.float64(): "float", pa.bool_(): "bool"}
-        return {f.name[len(FIELD_PREFIX):]: kinds[f.type] for f in self.backend.schema if f.name.startswith(FIELD_PREFIX)}
+        kinds = {
+            pa.string(): "string",
+            pa.int64(): "int",
+            pa.float64(): "float",
+            pa.bool_(): "bool",
+        }
+        return {
+            f.name[len(FIELD_PREFIX) :]: kinds[f.type]
+            for f in self.backend.schema
+            if f.name.startswith(FIELD_PREFIX)
+        }
 
     def __len__(self) -> int:
         self._reader_version()
@@ -667,14 +891,30 @@ class Collection:
         self._reader_version()
         snapshot = self.snapshot()
         count = self.backend.count()
-        bytes_per_vector = snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")
-        token_bytes = float(np.mean([len(b) for b in snapshot.tokens.blobs])) if self.multivector and count else None
+        bytes_per_vector = (
+            snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")
+        )
+        token_bytes = (
+            float(np.mean([len(b) for b in snapshot.tokens.blobs]))
+            if self.multivector and count
+            else None
+        )
         return CollectionInfo(
-            path=str(self.path), count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
-            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
-            index_params=dict(self.meta.index_params), bytes_per_vector=bytes_per_vector,
-            disk_bytes=self.backend.disk_bytes(), version=self.backend.version, payload_fields=self.payload_fields,
-            multivector=self.meta.multivector, token_bytes_per_item=token_bytes, images=self.meta.images,
+            path=str(self.path),
+            count=count,
+            model=self.meta.model,
+            fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields),
+            index=self.meta.index,
+            quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params),
+            bytes_per_vector=bytes_per_vector,
+            disk_bytes=self.backend.disk_bytes(),
+            version=self.backend.version,
+            payload_fields=self.payload_fields,
+            multivector=self.meta.multivector,
+            token_bytes_per_item=token_bytes,
+            images=self.meta.images,
             relative=self.meta.relative,
         )
 
@@ -687,7 +927,9 @@ def _relative_anchors(path: Path, meta: CollectionMeta) -> list[str] | None:
     return read_anchors(path, meta.relative)
 
 
-def _checked_relative(anchors, encoder: Encoder | None, dim, multivector, images) -> list[str] | None:
+def _checked_relative(
+    anchors, encoder: Encoder | None, dim, multivector, images
+) -> list[str] | None:
     """The anchor texts of a collection to be created, or None; InputError for what cannot combine."""
     if anchors is None:
         return None
@@ -695,11 +937,15 @@ def _checked_relative(anchors, encoder: Encoder | None, dim, multivector, images
 
     anchors = checked_anchors(anchors)
     if encoder is None:
-        raise InputError("relative_anchors= needs a model to embed the anchors (a vectors-only collection has none)")
+        raise InputError(
+            "relative_anchors= needs a model to embed the anchors (a vectors-only collection has none)"
+        )
     for given, what in ((dim, "dim="), (multivector, "multivector="), (images, "images=")):
         if given is not None:
-            raise InputError(f"relative_anchors= and {what} do not combine: a relative collection stores one "
-                             "text vector per item, one dimension per anchor")
+            raise InputError(
+                f"relative_anchors= and {what} do not combine: a relative collection stores one "
+                "text vector per item, one dimension per anchor"
+            )
     return anchors
 
 
@@ -720,7 +966,9 @@ def own_model(collection) -> Encoder:
     """The model named in a collection's meta, loaded and checked against its fingerprint (any
     collection home: the caller caches it)."""
     if collection.meta.model is None:
-        raise InputError(f"collection {collection.path} holds vectors only (no model): pass vectors, not texts")
+        raise InputError(
+            f"collection {collection.path} holds vectors only (no model): pass vectors, not texts"
+        )
     encoder = _load_model(collection.meta.model)
     collection._check_model(encoder)
     return encoder
@@ -754,7 +1002,9 @@ def _load_model(model) -> Encoder | None:
     if model is None or isinstance(model, Encoder):
         return model
     if not isinstance(model, str):
-        raise InputError(f"model must be a name, a path, an Encoder or None, got {type(model).__name__}")
+        raise InputError(
+            f"model must be a name, a path, an Encoder or None, got {type(model).__name__}"
+        )
     from uniembed.encoders.load import load
 
     return load(None if model == "default" else model)
@@ -768,18 +1018,26 @@ def _model_name(model, encoder: Encoder | None) -> str | None:
     return encoder.name
 
 
-def _multivector_spec(method: str, encoder: Encoder | None, dim: int | None, names: list[str], fde, storage: str) -> MultiVectorSpec:
+def _multivector_spec(
+    method: str, encoder: Encoder | None, dim: int | None, names: list[str], fde, storage: str
+) -> MultiVectorSpec:
     if len(names) != 1:
         raise InputError(f"a multi-vector collection has one vector field, got {names}")
     if encoder is None:
         if dim is None:
-            raise InputError("a multi-vector collection without a model needs dim= (the token vectors' dimension)")
+            raise InputError(
+                "a multi-vector collection without a model needs dim= (the token vectors' dimension)"
+            )
         token_dim = _vector_dim(None, dim)
     else:
         if not hasattr(encoder, "encode_tokens"):
-            raise InputError(f"model {encoder.name} gives no token vectors; multi-vector collections need a transformer model")
+            raise InputError(
+                f"model {encoder.name} gives no token vectors; multi-vector collections need a transformer model"
+            )
         if dim is not None:
-            raise InputError("dim= truncates single vectors; a multi-vector collection with a model takes its token dimension")
+            raise InputError(
+                "dim= truncates single vectors; a multi-vector collection with a model takes its token dimension"
+            )
         token_dim = encoder.token_dim
     return MultiVectorSpec.make(method, token_dim, storage, fde)
 

@@ -4,6 +4,7 @@ numpy mask over in-memory columns or compiled to a SQL `where` for the store's t
 Python: {"lang": "en", "year": {">=": 2020}, "tag": {"in": ["a", "b"]}, "author": {"exists": True}}
 CLI:    'lang=en' 'year>=2020' 'tag in (a,b)' 'exists(author)' 'lang!=fr', joined with ' and '
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,10 @@ from uniembed._text import encodable
 from uniembed.errors import InputError
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "exists")
-_CLAUSE = re.compile(r"^\s*(?P<field>[A-Za-z_]\w*)\s*(?P<op>!=|>=|<=|=|<|>|\s+in\s+)\s*(?P<value>.+?)\s*$", re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"^\s*(?P<field>[A-Za-z_]\w*)\s*(?P<op>!=|>=|<=|=|<|>|\s+in\s+)\s*(?P<value>.+?)\s*$",
+    re.IGNORECASE,
+)
 _EXISTS = re.compile(r"^\s*exists\(\s*(?P<field>[A-Za-z_]\w*)\s*\)\s*$", re.IGNORECASE)
 
 
@@ -33,7 +37,10 @@ def parse_filter(spec: object, field_types: dict[str, str]) -> list[Condition]:
     if spec is None or spec == "" or spec == {}:
         return []
     if isinstance(spec, str):
-        conditions = [_parse_clause(clause) for clause in re.split(r"\s+and\s+", spec.strip(), flags=re.IGNORECASE)]
+        conditions = [
+            _parse_clause(clause)
+            for clause in re.split(r"\s+and\s+", spec.strip(), flags=re.IGNORECASE)
+        ]
     elif isinstance(spec, dict):
         conditions = [c for field, rule in spec.items() for c in _from_dict(field, rule)]
     else:
@@ -47,13 +54,19 @@ def _parse_clause(clause: str) -> Condition:
         return Condition(exists["field"], "exists", True)
     match = _CLAUSE.match(clause)
     if not match:
-        raise InputError(f"cannot parse filter {clause!r}; use field=value, field>=value, field in (a,b) or exists(field)")
+        raise InputError(
+            f"cannot parse filter {clause!r}; use field=value, field>=value, field in (a,b) or exists(field)"
+        )
     op = match["op"].strip().lower()
     value = match["value"]
     if op == "in":
         if not (value.startswith("(") and value.endswith(")")):
-            raise InputError(f"filter {clause!r}: 'in' needs a list in parentheses, e.g. lang in (en,fr)")
-        return Condition(match["field"], "in", [_unquote(v, clause) for v in value[1:-1].split(",")])
+            raise InputError(
+                f"filter {clause!r}: 'in' needs a list in parentheses, e.g. lang in (en,fr)"
+            )
+        return Condition(
+            match["field"], "in", [_unquote(v, clause) for v in value[1:-1].split(",")]
+        )
     return Condition(match["field"], op, _unquote(value, clause))
 
 
@@ -64,8 +77,10 @@ def _unquote(text: str, clause: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     if text[:1] in "=<>!" or "'" in text or '"' in text:
-        raise InputError(f"cannot parse filter {clause!r}: {text!r} is neither a plain value nor a quoted one "
-                         "(one operator per condition, conditions joined by 'and')")
+        raise InputError(
+            f"cannot parse filter {clause!r}: {text!r} is neither a plain value nor a quoted one "
+            "(one operator per condition, conditions joined by 'and')"
+        )
     return text
 
 
@@ -75,7 +90,9 @@ def _from_dict(field: object, rule: object) -> list[Condition]:
     conditions = []
     for op, value in rule.items():
         if op not in OPERATORS:
-            raise InputError(f"unknown filter operator {op!r} on {field!r}; operators: {list(OPERATORS)}")
+            raise InputError(
+                f"unknown filter operator {op!r} on {field!r}; operators: {list(OPERATORS)}"
+            )
         conditions.append(Condition(str(field), op, value))
     return conditions
 
@@ -83,18 +100,28 @@ def _from_dict(field: object, rule: object) -> list[Condition]:
 def _typed(condition: Condition, field_types: dict[str, str]) -> Condition:
     if condition.field not in field_types:
         known = ", ".join(sorted(field_types)) or "(none yet)"
-        raise InputError(f"unknown filter field {condition.field!r}; filterable payload fields: {known}")
+        raise InputError(
+            f"unknown filter field {condition.field!r}; filterable payload fields: {known}"
+        )
     kind = field_types[condition.field]
     if condition.op == "exists":
         return Condition(condition.field, "exists", bool(condition.value))
     if condition.op == "in":
-        values = condition.value if isinstance(condition.value, (list, tuple, set)) else [condition.value]
+        values = (
+            condition.value
+            if isinstance(condition.value, (list, tuple, set))
+            else [condition.value]
+        )
         converted = [_convert(v, kind, condition.field) for v in values]
-        if kind == "int":  # an int field holds no 2000.5 and nothing beyond int64: such values match nothing
+        if (
+            kind == "int"
+        ):  # an int field holds no 2000.5 and nothing beyond int64: such values match nothing
             converted = [v for v in converted if _is_int64(v)]
         return Condition(condition.field, "in", converted)
     if kind in ("string", "bool") and condition.op in ("<", "<=", ">", ">="):
-        raise InputError(f"filter on {condition.field!r} ({kind}): operator {condition.op!r} needs a number field")
+        raise InputError(
+            f"filter on {condition.field!r} ({kind}): operator {condition.op!r} needs a number field"
+        )
     value = _convert(condition.value, kind, condition.field)
     if kind == "int" and not _is_int64(value):
         return _on_int_field(condition.field, condition.op, value)
@@ -131,7 +158,11 @@ def _convert(value: object, kind: str, field: str):
         _no_nul(value, field)
     try:
         if kind == "string":
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not encodable(str(value)):
+            if (
+                not isinstance(value, (str, int, float))
+                or isinstance(value, bool)
+                or not encodable(str(value))
+            ):
                 raise ValueError
             return str(value)
         if kind == "bool":
@@ -148,16 +179,22 @@ def _convert(value: object, kind: str, field: str):
                 return exact
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"filter value {value!r:.60} does not fit field {field!r} of type {kind}") from None
+        raise InputError(
+            f"filter value {value!r:.60} does not fit field {field!r} of type {kind}"
+        ) from None
     if not math.isfinite(number):
         raise InputError(f"filter value {value!r:.60} on field {field!r} is not a finite number")
     return number
 
 
 def _no_nul(value: str, field: str) -> None:
-    if "\x00" in value:  # no home stores NUL (store/rows.py), and PostgreSQL cannot even be sent one
-        raise InputError(f"filter value {value!r:.60} on field {field!r} holds the NUL character (\\x00), "
-                         "which no collection stores")
+    if (
+        "\x00" in value
+    ):  # no home stores NUL (store/rows.py), and PostgreSQL cannot even be sent one
+        raise InputError(
+            f"filter value {value!r:.60} on field {field!r} holds the NUL character (\\x00), "
+            "which no collection stores"
+        )
 
 
 def _exact_int(value: int | float | str) -> int | None:
@@ -174,7 +211,9 @@ def _exact_int(value: int | float | str) -> int | None:
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def filter_mask(conditions: list[Condition], columns: dict[str, tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray | None:
+def filter_mask(
+    conditions: list[Condition], columns: dict[str, tuple[np.ndarray, np.ndarray]], n: int
+) -> np.ndarray | None:
     """Boolean mask of rows meeting every condition; columns map field -> (values, present mask).
     None when there are no conditions."""
     if not conditions:
@@ -191,9 +230,18 @@ def filter_mask(conditions: list[Condition], columns: dict[str, tuple[np.ndarray
 
 def _compare(values: np.ndarray, op: str, value) -> np.ndarray:
     if op == "in":
-        return np.isin(values, np.asarray(value, dtype=values.dtype)) if len(value) else np.zeros(len(values), bool)
+        return (
+            np.isin(values, np.asarray(value, dtype=values.dtype))
+            if len(value)
+            else np.zeros(len(values), bool)
+        )
     return {
-        "=": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+        "=": np.equal,
+        "!=": np.not_equal,
+        "<": np.less,
+        "<=": np.less_equal,
+        ">": np.greater,
+        ">=": np.greater_equal,
     }[op](values, value)
 
 
@@ -216,5 +264,7 @@ def _sql_clause(c: Condition, column: str) -> str:
     if c.op == "exists":
         return f"{column} IS {'NOT ' if c.value else ''}NULL"
     if c.op == "in":
-        return f"{column} IN ({', '.join(_sql_literal(v) for v in c.value)})" if c.value else "FALSE"
+        return (
+            f"{column} IN ({', '.join(_sql_literal(v) for v in c.value)})" if c.value else "FALSE"
+        )
     return f"{column} {'<>' if c.op == '!=' else c.op} {_sql_literal(c.value)}"

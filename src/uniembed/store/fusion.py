@@ -1,4 +1,5 @@
 """Reciprocal rank fusion of several rankings (hybrid search: dense + BM25)."""
+
 from __future__ import annotations
 
 from uniembed.types import Hit

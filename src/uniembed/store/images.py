@@ -9,6 +9,7 @@ symlink) is refused, so a collection cannot be made to serve arbitrary files of 
 
 Every image is decoded before anything is written (a broken image never reaches the store).
 """
+
 from __future__ import annotations
 
 import io
@@ -25,13 +26,17 @@ DEFAULT_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 class ImageSpec:
     storage: str
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-    root: str | None = None  # path storage: folder the paths are relative to; None: the collection folder
+    root: str | None = (
+        None  # path storage: folder the paths are relative to; None: the collection folder
+    )
     # the image_fingerprint of the model that made the image vectors (a bound model's differs from
     # its text fingerprint); None in collections made before it was recorded
     image_fingerprint: str | None = None
 
     @classmethod
-    def make(cls, storage: str, max_bytes: int | None = None, root: str | Path | None = None) -> ImageSpec:
+    def make(
+        cls, storage: str, max_bytes: int | None = None, root: str | Path | None = None
+    ) -> ImageSpec:
         if storage not in IMAGE_STORAGES:
             raise InputError(f"images must be one of {list(IMAGE_STORAGES)}, got {storage!r}")
         limit = DEFAULT_MAX_IMAGE_BYTES if max_bytes is None else max_bytes
@@ -58,15 +63,21 @@ class ImageSpec:
         from uniembed.images.decode import decode_data_uri, is_data_uri, read_image_file
 
         if self.storage == "path":
-            if not isinstance(image, (str, Path)) or (isinstance(image, str) and is_data_uri(image)):
-                raise InputError(f"{where}: this collection keeps image paths (images='path'); got "
-                                 f"{'a data URI' if isinstance(image, str) else type(image).__name__}")
+            if not isinstance(image, (str, Path)) or (
+                isinstance(image, str) and is_data_uri(image)
+            ):
+                raise InputError(
+                    f"{where}: this collection keeps image paths (images='path'); got "
+                    f"{'a data URI' if isinstance(image, str) else type(image).__name__}"
+                )
             root = self.root_of(collection)
             path = Path(image) if Path(image).is_absolute() else root / image
             try:
                 relative = path.resolve().relative_to(root)
             except ValueError:
-                raise InputError(f"{where}: {image} is outside the collection's image folder {root}") from None
+                raise InputError(
+                    f"{where}: {image} is outside the collection's image folder {root}"
+                ) from None
             return relative.as_posix()
         if isinstance(image, (bytes, bytearray, memoryview)):
             data = bytes(image)
@@ -81,8 +92,10 @@ class ImageSpec:
             to_rgb(image, where).save(buffer, format="PNG")
             data = buffer.getvalue()
         if len(data) > self.max_bytes:
-            raise InputError(f"{where}: the image is {len(data)} bytes, over this collection's limit of {self.max_bytes}; "
-                             "create the collection with a larger max_image_bytes, or images='path'")
+            raise InputError(
+                f"{where}: the image is {len(data)} bytes, over this collection's limit of {self.max_bytes}; "
+                "create the collection with a larger max_image_bytes, or images='path'"
+            )
         return data
 
     def readable(self, value: bytes | str | None, collection: Path) -> bytes | str | None:

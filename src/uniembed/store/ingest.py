@@ -1,4 +1,5 @@
 """Adding a file of records (jsonl, csv, parquet) to a collection, in batches of one commit each."""
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,14 @@ def add_file(
         records = _folder_records(collection, path)
     else:
         image_key = _image_key(collection, path, image_field)
-        records = _parsed(iter_records(path), id_field, text_fields, payload_fields, image_key, path.resolve().parent)
+        records = _parsed(
+            iter_records(path),
+            id_field,
+            text_fields,
+            payload_fields,
+            image_key,
+            path.resolve().parent,
+        )
     from tqdm.auto import tqdm
 
     rows = batches = 0
@@ -66,10 +74,14 @@ def add_file(
             if vectors is not None:
                 missing = [id_ for id_ in ids if id_ not in vectors]
                 if missing:
-                    raise InputError(f"{path}: no vector for id(s) {missing[:5]} among the vectors given")
+                    raise InputError(
+                        f"{path}: no vector for id(s) {missing[:5]} among the vectors given"
+                    )
             try:
                 if vectors is not None:
-                    version = write(ids, np.stack([vectors[id_] for id_ in ids]), payloads=payloads, texts=texts)
+                    version = write(
+                        ids, np.stack([vectors[id_] for id_ in ids]), payloads=payloads, texts=texts
+                    )
                 elif any(image is not None for image in images):
                     version = write(ids, payloads=payloads, texts=texts, images=images)
                 else:
@@ -99,8 +111,10 @@ def _image_key(collection: Collection, path: Path, image_field: str | None) -> s
     """The record field holding images: `image_field`, or "image" when an image collection's file has it."""
     if image_field is not None:
         if collection.images is None:
-            raise InputError(f"--image-field {image_field!r}: collection {collection.path} keeps no images "
-                             "(create it with --images bytes or --images path)")
+            raise InputError(
+                f"--image-field {image_field!r}: collection {collection.path} keeps no images "
+                "(create it with --images bytes or --images path)"
+            )
         return image_field
     if collection.images is None:
         return None
@@ -109,13 +123,17 @@ def _image_key(collection: Collection, path: Path, image_field: str | None) -> s
     return "image" if has_image_column(path, None) else None
 
 
-def _folder_records(collection: Collection, folder: Path) -> Iterator[tuple[str, str | None, dict, str, str]]:
+def _folder_records(
+    collection: Collection, folder: Path
+) -> Iterator[tuple[str, str | None, dict, str, str]]:
     """(relative path as id, no caption, no payload, absolute path, where) per image file of `folder`."""
     from uniembed.images.files import walk_images
 
     if collection.images is None:
-        raise InputError(f"{folder} is a folder of images, but collection {collection.path} keeps no images "
-                         "(create it with --images bytes or --images path and an image model)")
+        raise InputError(
+            f"{folder} is a folder of images, but collection {collection.path} keeps no images "
+            "(create it with --images bytes or --images path and an image model)"
+        )
     found = walk_images(folder)
     if found.skipped or found.outside:
         import warnings
@@ -125,8 +143,14 @@ def _folder_records(collection: Collection, folder: Path) -> Iterator[tuple[str,
         yield id_, None, {}, str(file), str(file)
 
 
-def _parsed(records, id_field: str, text_fields: list[str], payload_fields: list[str] | None, image_key: str | None = None,
-            base: Path | None = None) -> Iterator[tuple[str, str | None, dict, object, str]]:
+def _parsed(
+    records,
+    id_field: str,
+    text_fields: list[str],
+    payload_fields: list[str] | None,
+    image_key: str | None = None,
+    base: Path | None = None,
+) -> Iterator[tuple[str, str | None, dict, object, str]]:
     from uniembed.io.items import image_value
 
     for where, record in records:
@@ -142,7 +166,9 @@ def _parsed(records, id_field: str, text_fields: list[str], payload_fields: list
         for name in text_fields:
             value = record.get(name)
             if value is not None and not isinstance(value, str):
-                raise InputError(f"{where}: text field {name!r} is {type(value).__name__}, expected text")
+                raise InputError(
+                    f"{where}: text field {name!r} is {type(value).__name__}, expected text"
+                )
             parts.append(value or "")
         text = " ".join(parts).strip()
         image = None
@@ -151,6 +177,10 @@ def _parsed(records, id_field: str, text_fields: list[str], payload_fields: list
             if image is None:
                 raise InputError(f"{where}: empty image in field {image_key!r}")
         skipped = (id_field, *text_fields, *([image_key] if image_key else []))
-        chosen = payload_fields if payload_fields is not None else [k for k in record if k not in skipped]
+        chosen = (
+            payload_fields
+            if payload_fields is not None
+            else [k for k in record if k not in skipped]
+        )
         payload = {k: record.get(k) for k in chosen}
         yield str(record[id_field]), (text or None) if image_key else text, payload, image, where

@@ -1,4 +1,5 @@
 """LanceDB as the store of record: embedded, versioned atomic commits, SQL filters, BM25 search."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ class LanceBackend:
         self._table = table
 
     @classmethod
-    def create(cls, path: Path, schema: pa.Schema) -> "LanceBackend":
+    def create(cls, path: Path, schema: pa.Schema) -> LanceBackend:
         require("store")
         import lancedb
         from lancedb.index import FTS
@@ -35,7 +36,7 @@ class LanceBackend:
         return cls(path, table)
 
     @classmethod
-    def open(cls, path: Path) -> "LanceBackend":
+    def open(cls, path: Path) -> LanceBackend:
         require("store")
         import lancedb
 
@@ -81,8 +82,15 @@ class LanceBackend:
         return self.version
 
     def add_payload_columns(self, columns: dict[str, pa.DataType]) -> int:
-        sql_types = {pa.string(): "STRING", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
-        self._table.add_columns({name: f"CAST(NULL AS {sql_types[t]})" for name, t in columns.items()})
+        sql_types = {
+            pa.string(): "STRING",
+            pa.int64(): "BIGINT",
+            pa.float64(): "DOUBLE",
+            pa.bool_(): "BOOLEAN",
+        }
+        self._table.add_columns(
+            {name: f"CAST(NULL AS {sql_types[t]})" for name, t in columns.items()}
+        )
         return self.version
 
     def existing_ids(self, ids: list[str]) -> set[str]:
@@ -93,7 +101,12 @@ class LanceBackend:
         found = []
         for start in range(0, len(ids), 1000):  # keep each SQL IN list short
             chunk = ids[start : start + 1000]
-            query = self._table.search().where(f"{ID} IN ({_sql_strings(chunk)})").select(columns).limit(None)
+            query = (
+                self._table.search()
+                .where(f"{ID} IN ({_sql_strings(chunk)})")
+                .select(columns)
+                .limit(None)
+            )
             found.append(query.to_arrow())
         return pa.concat_tables(found) if found else self.schema.empty_table().select(columns)
 
@@ -101,7 +114,11 @@ class LanceBackend:
         return self._table.search().select(columns).limit(None).to_arrow()
 
     def text_search(self, query: str, k: int, where: str | None) -> list[tuple[str, float]]:
-        search = self._table.search(query, query_type="fts", fts_columns=TEXT).select([ID, "_score"]).limit(k)
+        search = (
+            self._table.search(query, query_type="fts", fts_columns=TEXT)
+            .select([ID, "_score"])
+            .limit(k)
+        )
         if where:
             search = search.where(where, prefilter=True)
         result = search.to_arrow()

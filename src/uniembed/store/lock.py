@@ -3,14 +3,14 @@
 The operating system releases the lock when the process dies (even by kill -9), so a crashed
 writer never leaves a collection locked.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 from pathlib import Path
 
-from uniembed.errors import CollectionLockedError  # noqa: F401  (raised here; defined with the other errors)
-
+from uniembed.errors import CollectionLockedError
 
 
 class WriterLock:
@@ -18,7 +18,7 @@ class WriterLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

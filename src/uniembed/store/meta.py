@@ -1,5 +1,6 @@
 """collection.json: what a collection is (model fingerprint, vector fields, index), with numbered
 migrations. Payload field types are not kept here: the table's own schema is their truth."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ from uniembed.errors import CollectionDamagedError, InputError, NotFoundError
 
 META_FILE = "collection.json"
 SCHEMA_VERSION = 5
-DATA_DIR_NAME = re.compile(r"data(-[0-9a-f]{8})?")  # where the rows live, inside the collection folder
+DATA_DIR_NAME = re.compile(
+    r"data(-[0-9a-f]{8})?"
+)  # where the rows live, inside the collection folder
 
 
 def _add_multivector(data: dict) -> dict:
@@ -39,7 +42,12 @@ def _add_relative(data: dict) -> dict:
 
 
 # version n -> function upgrading a version-n dict to version n+1 (applied in order on open)
-MIGRATIONS: dict[int, callable] = {1: _add_multivector, 2: _add_images, 3: _add_data_dir, 4: _add_relative}
+MIGRATIONS: dict[int, callable] = {
+    1: _add_multivector,
+    2: _add_images,
+    3: _add_data_dir,
+    4: _add_relative,
+}
 
 
 @dataclass(frozen=True)
@@ -53,9 +61,15 @@ class CollectionMeta:
     dim: int | None = None  # Matryoshka truncation applied when encoding
     backend: str = "lance"  # store of record, see uniembed.store.backend.BACKENDS
     multivector: dict | None = None  # MultiVectorSpec fields; None: one vector per item and field
-    images: dict | None = None  # ImageSpec fields (store/images.py); None: the collection keeps no images
-    data_dir: str = "data"  # the folder (inside the collection's) holding the rows: "data" or "data-<8 hex>"
-    relative: dict | None = None  # {"anchors": count, "sha256": of anchors.json}; None: the model's own vectors
+    images: dict | None = (
+        None  # ImageSpec fields (store/images.py); None: the collection keeps no images
+    )
+    data_dir: str = (
+        "data"  # the folder (inside the collection's) holding the rows: "data" or "data-<8 hex>"
+    )
+    relative: dict | None = (
+        None  # {"anchors": count, "sha256": of anchors.json}; None: the model's own vectors
+    )
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -84,14 +98,22 @@ def read_meta(folder: Path) -> tuple[CollectionMeta, bool]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} is not valid JSON ({exc})") from None
+        raise CollectionDamagedError(
+            f"{folder}: collection damaged: {META_FILE} is not valid JSON ({exc})"
+        ) from None
     if not isinstance(data, dict):
-        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} holds {type(data).__name__}, not an object")
+        raise CollectionDamagedError(
+            f"{folder}: collection damaged: {META_FILE} holds {type(data).__name__}, not an object"
+        )
     version = data.get("schema_version", 0)
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise CollectionDamagedError(f"{folder}: collection damaged: {META_FILE} has schema_version {version!r}")
+        raise CollectionDamagedError(
+            f"{folder}: collection damaged: {META_FILE} has schema_version {version!r}"
+        )
     if version > SCHEMA_VERSION:
-        raise InputError(f"{folder} was made by a newer uniembed (schema {version}, this one reads up to {SCHEMA_VERSION})")
+        raise InputError(
+            f"{folder} was made by a newer uniembed (schema {version}, this one reads up to {SCHEMA_VERSION})"
+        )
     migrated = version < SCHEMA_VERSION
     try:
         while version < SCHEMA_VERSION:
@@ -103,14 +125,25 @@ def read_meta(folder: Path) -> tuple[CollectionMeta, bool]:
 
 
 def _unknown_schema(data: dict) -> dict:
-    raise CollectionDamagedError(f"collection damaged: {META_FILE} has unknown schema_version {data.get('schema_version')!r}")
+    raise CollectionDamagedError(
+        f"collection damaged: {META_FILE} has unknown schema_version {data.get('schema_version')!r}"
+    )
 
 
 # field -> (accepted types, whether None is allowed): what a hand-edited file must still respect
 _TYPES = {
-    "model": (str, True), "fingerprint": (str, True), "fields": (dict, False), "index": (str, False),
-    "index_params": (dict, False), "quantize": (str, False), "dim": (int, True), "backend": (str, False),
-    "multivector": (dict, True), "images": (dict, True), "data_dir": (str, False), "relative": (dict, True),
+    "model": (str, True),
+    "fingerprint": (str, True),
+    "fields": (dict, False),
+    "index": (str, False),
+    "index_params": (dict, False),
+    "quantize": (str, False),
+    "dim": (int, True),
+    "backend": (str, False),
+    "multivector": (dict, True),
+    "images": (dict, True),
+    "data_dir": (str, False),
+    "relative": (dict, True),
     "schema_version": (int, False),
 }
 
@@ -120,19 +153,35 @@ def _checked(data: dict) -> CollectionMeta:
     unknown = sorted(set(data) - set(_TYPES))
     missing = sorted(name for name in ("model", "fingerprint", "fields") if name not in data)
     if unknown or missing:
-        raise CollectionDamagedError(f"collection damaged: {META_FILE} has unknown key(s) {unknown}, missing {missing}")
+        raise CollectionDamagedError(
+            f"collection damaged: {META_FILE} has unknown key(s) {unknown}, missing {missing}"
+        )
     for name, (kind, nullable) in _TYPES.items():
         value = data.get(name)
-        if (value is None and not nullable and name in data) or (value is not None and (
-                not isinstance(value, kind) or (kind is int and isinstance(value, bool)))):
-            raise CollectionDamagedError(f"collection damaged: {META_FILE} key {name!r} is {value!r:.60}, "
-                                         f"expected {kind.__name__}")
+        if (value is None and not nullable and name in data) or (
+            value is not None
+            and (not isinstance(value, kind) or (kind is int and isinstance(value, bool)))
+        ):
+            raise CollectionDamagedError(
+                f"collection damaged: {META_FILE} key {name!r} is {value!r:.60}, "
+                f"expected {kind.__name__}"
+            )
     fields = data["fields"]
-    if not fields or not all(isinstance(f, str) and f.isidentifier() and isinstance(d, int) and not isinstance(d, bool)
-                             and 1 <= d <= MAX_STORED_DIM for f, d in fields.items()):
-        raise CollectionDamagedError(f"collection damaged: {META_FILE} key 'fields' is {fields!r:.80}")
+    if not fields or not all(
+        isinstance(f, str)
+        and f.isidentifier()
+        and isinstance(d, int)
+        and not isinstance(d, bool)
+        and 1 <= d <= MAX_STORED_DIM
+        for f, d in fields.items()
+    ):
+        raise CollectionDamagedError(
+            f"collection damaged: {META_FILE} key 'fields' is {fields!r:.80}"
+        )
     if not DATA_DIR_NAME.fullmatch(data.get("data_dir", "data")):
-        raise CollectionDamagedError(f"collection damaged: {META_FILE} key 'data_dir' is {data['data_dir']!r:.60}")
+        raise CollectionDamagedError(
+            f"collection damaged: {META_FILE} key 'data_dir' is {data['data_dir']!r:.60}"
+        )
     return CollectionMeta(**data)
 
 
@@ -145,7 +194,9 @@ def read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
     from uniembed.index.base import check_index_params
     from uniembed.store.multivector import MultiVectorSpec
 
-    meta, migrated = read_meta(path)  # InputError: not a collection; CollectionDamagedError: bad file
+    meta, migrated = read_meta(
+        path
+    )  # InputError: not a collection; CollectionDamagedError: bad file
     try:
         check_index_params(meta.index, meta.index_params, next(iter(meta.fields.values())))
         if meta.multivector is not None:
@@ -155,7 +206,11 @@ def read_checked_meta(path: Path) -> tuple[CollectionMeta, bool]:
             from uniembed.store.images import ImageSpec
 
             images = ImageSpec(**meta.images)
-            ImageSpec.make(images.storage, images.max_bytes, None)  # the root may be gone: that is checked on use
+            ImageSpec.make(
+                images.storage, images.max_bytes, None
+            )  # the root may be gone: that is checked on use
     except (InputError, TypeError) as exc:
-        raise CollectionDamagedError(f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}") from None
+        raise CollectionDamagedError(
+            f"{path}: collection damaged: {META_FILE} holds bad settings: {exc}"
+        ) from None
     return meta, migrated

@@ -25,6 +25,7 @@ more than one vector field, transactions (a write is acknowledged when Milvus ha
 into several requests, over REQUEST_BYTES, is not atomic; concurrent writers are not serialised,
 so the version counts writes only approximately), multi-vector and image collections.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,7 +42,15 @@ from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnava
 from uniembed.store.filters import Condition
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
-from uniembed.store.rows import MAX_ID_BYTES, check_ids, check_vector_fields, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.rows import (
+    MAX_ID_BYTES,
+    check_ids,
+    check_payloads,
+    check_vector_fields,
+    dump_payloads,
+    payload_types,
+    vectors_and_texts,
+)
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("milvus",)
@@ -50,19 +59,40 @@ PREFIX = "uniembed_"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")
 MAX_VARCHAR = 65_535  # bytes Milvus keeps in one VARCHAR field
 MAX_TOPK = 16_384
-REQUEST_BYTES = 32 * 2**20  # rows per insert request are cut to stay well under gRPC's message limit
-INDEXES = {("exact", "none"): "FLAT", ("hnsw", "none"): "HNSW", ("ivf", "none"): "IVF_FLAT",
-           ("exact", "binary"): "BIN_FLAT", ("ivf", "binary"): "BIN_IVF_FLAT"}
-DEFAULT_PARAMS = {"HNSW": {"m": 16, "ef_construction": 128, "ef_search": 128},
-                  "IVF_FLAT": {"nlist": 128, "nprobe": 16}, "BIN_IVF_FLAT": {"nlist": 128, "nprobe": 16, "rescore": 4},
-                  "BIN_FLAT": {"rescore": 4}, "FLAT": {}}
-PARAM_RANGES = {"m": (4, 64), "ef_construction": (8, 512), "ef_search": (1, 32768), "nlist": (1, 65536),
-                "nprobe": (1, 65536), "rescore": (1, 100)}
+REQUEST_BYTES = (
+    32 * 2**20
+)  # rows per insert request are cut to stay well under gRPC's message limit
+INDEXES = {
+    ("exact", "none"): "FLAT",
+    ("hnsw", "none"): "HNSW",
+    ("ivf", "none"): "IVF_FLAT",
+    ("exact", "binary"): "BIN_FLAT",
+    ("ivf", "binary"): "BIN_IVF_FLAT",
+}
+DEFAULT_PARAMS = {
+    "HNSW": {"m": 16, "ef_construction": 128, "ef_search": 128},
+    "IVF_FLAT": {"nlist": 128, "nprobe": 16},
+    "BIN_IVF_FLAT": {"nlist": 128, "nprobe": 16, "rescore": 4},
+    "BIN_FLAT": {"rescore": 4},
+    "FLAT": {},
+}
+PARAM_RANGES = {
+    "m": (4, 64),
+    "ef_construction": (8, 512),
+    "ef_search": (1, 32768),
+    "nlist": (1, 65536),
+    "nprobe": (1, 65536),
+    "rescore": (1, 100),
+}
 CONSISTENCY = {"session": "Session", "strong": "Strong", "bounded": "Bounded"}
 
 
 def is_milvus_url(location: object) -> bool:
-    return isinstance(location, str) and "://" in location and location.split("://", 1)[0].lower() in SCHEMES
+    return (
+        isinstance(location, str)
+        and "://" in location
+        and location.split("://", 1)[0].lower() in SCHEMES
+    )
 
 
 def parse_url(url: str) -> tuple[str, str | None, str, str]:
@@ -70,14 +100,25 @@ def parse_url(url: str) -> tuple[str, str | None, str, str]:
     parts = urlsplit(url)
     name = parts.path.strip("/")
     if not parts.hostname or not parts.port:
-        raise InputError(f"a Milvus collection URL is milvus://host:port/name, got {url.split('?')[0]!r}")
+        raise InputError(
+            f"a Milvus collection URL is milvus://host:port/name, got {url.split('?')[0]!r}"
+        )
     if not name:
-        raise InputError(f"a Milvus collection URL names the collection after the port, e.g. "
-                         f"milvus://127.0.0.1:19530/docs; got {url.split('?')[0]!r}")
+        raise InputError(
+            f"a Milvus collection URL names the collection after the port, e.g. "
+            f"milvus://127.0.0.1:19530/docs; got {url.split('?')[0]!r}"
+        )
     if not NAME.fullmatch(name):
-        raise InputError(f"collection name {name!r} must be letters, digits and _ (not starting with a digit)")
+        raise InputError(
+            f"collection name {name!r} must be letters, digits and _ (not starting with a digit)"
+        )
     token = parse_qs(parts.query).get("token", [None])[0]
-    return f"http://{parts.hostname}:{parts.port}", token, name, f"milvus://{parts.hostname}:{parts.port}/{name}"
+    return (
+        f"http://{parts.hostname}:{parts.port}",
+        token,
+        name,
+        f"milvus://{parts.hostname}:{parts.port}/{name}",
+    )
 
 
 def connect(uri: str, token: str | None, shown: str):
@@ -86,8 +127,10 @@ def connect(uri: str, token: str | None, shown: str):
 
     try:
         return MilvusClient(uri=uri, token=token or "", timeout=10)
-    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException or grpc errors
-        raise StoreUnavailableError(f"cannot connect to Milvus at {shown.rsplit('/', 1)[0]}: {_reason(exc)}") from None
+    except Exception as exc:
+        raise StoreUnavailableError(
+            f"cannot connect to Milvus at {shown.rsplit('/', 1)[0]}: {_reason(exc)}"
+        ) from None
 
 
 def _reason(exc: Exception) -> str:
@@ -100,56 +143,104 @@ class MilvusCollection(RemoteCollection):
     backend_name = "milvus"
     parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
-    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, consistency: str = "session",
-                 search_params: dict | None = None):
+    def __init__(
+        self,
+        url: str,
+        meta: CollectionMeta,
+        model: Encoder | None,
+        consistency: str = "session",
+        search_params: dict | None = None,
+    ):
         uri, token, self.name, self.path = parse_url(url)
         if consistency not in CONSISTENCY:
-            raise InputError(f"consistency must be one of {sorted(CONSISTENCY)}, got {consistency!r}")
+            raise InputError(
+                f"consistency must be one of {sorted(CONSISTENCY)}, got {consistency!r}"
+            )
         self.meta = meta
         self.consistency = CONSISTENCY[consistency]
         self.collection = PREFIX + self.name
         self._model = model
         self._client = connect(uri, token, self.path)
         self._index = INDEXES[(meta.index, meta.quantize)]
-        self.search_params = {**DEFAULT_PARAMS[self._index], **meta.index_params,
-                              **_check_search_params(self._index, search_params)}
-        self._fields: dict[str, str] | None = None  # payload field types, remembered until a write or an unknown field
+        self.search_params = {
+            **DEFAULT_PARAMS[self._index],
+            **meta.index_params,
+            **_check_search_params(self._index, search_params),
+        }
+        self._fields: dict[str, str] | None = (
+            None  # payload field types, remembered until a write or an unknown field
+        )
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
-    def create(cls, url: str, *, model: str | Encoder | None = "default", dim: int | None = None,
-               fields: list[str] | None = None, index: str = "exact", quantize: str = "none",
-               index_params: dict | None = None, consistency: str = "session", **unsupported) -> "MilvusCollection":
+    def create(
+        cls,
+        url: str,
+        *,
+        model: str | Encoder | None = "default",
+        dim: int | None = None,
+        fields: list[str] | None = None,
+        index: str = "exact",
+        quantize: str = "none",
+        index_params: dict | None = None,
+        consistency: str = "session",
+        **unsupported,
+    ) -> MilvusCollection:
         from uniembed.store.collection import _load_model, _model_name, _vector_dim
 
-        given = {key: value for key, value in unsupported.items() if value not in (None, "float16", "lance")}
+        given = {
+            key: value
+            for key, value in unsupported.items()
+            if value not in (None, "float16", "lance")
+        }
         if given:
-            raise InputError(f"{sorted(given)} not supported by the milvus backend (multi-vector and image "
-                             "collections are folder collections for now)")
+            raise InputError(
+                f"{sorted(given)} not supported by the milvus backend (multi-vector and image "
+                "collections are folder collections for now)"
+            )
         uri, token, name, shown = parse_url(url)
         if (index, quantize) not in INDEXES:
             choices = ", ".join(f"{i}+{q}" for i, q in INDEXES)
-            raise InputError(f"index {index!r} with quantize {quantize!r} is not supported by the milvus backend "
-                             f"(Milvus 2.3); choose one of: {choices}")
+            raise InputError(
+                f"index {index!r} with quantize {quantize!r} is not supported by the milvus backend "
+                f"(Milvus 2.3); choose one of: {choices}"
+            )
         if fields is not None and len(fields) != 1:
-            raise InputError(f"the milvus backend keeps one vector field per collection (Milvus 2.3), got {fields}")
+            raise InputError(
+                f"the milvus backend keeps one vector field per collection (Milvus 2.3), got {fields}"
+            )
         kind = INDEXES[(index, quantize)]
         params = _check_params(kind, index_params)
         encoder = _load_model(model)
         vector_dim = _vector_dim(encoder, dim)
         if quantize == "binary" and vector_dim % 8:
-            raise InputError(f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {vector_dim}")
+            raise InputError(
+                f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {vector_dim}"
+            )
         field = check_vector_fields(fields)[0]
-        meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
-                              fields={field: vector_dim}, index=index, index_params=params, quantize=quantize,
-                              dim=dim if encoder else None, backend="milvus")
+        meta = CollectionMeta(
+            model=_model_name(model, encoder),
+            fingerprint=encoder.fingerprint if encoder else None,
+            fields={field: vector_dim},
+            index=index,
+            index_params=params,
+            quantize=quantize,
+            dim=dim if encoder else None,
+            backend="milvus",
+        )
         client = connect(uri, token, shown)
         _call(shown, lambda: _create(client, name, meta))
         return cls(url, meta, encoder, consistency)
 
     @classmethod
-    def open(cls, url: str, *, model: Encoder | None = None, consistency: str = "session",
-             search_params: dict | None = None) -> "MilvusCollection":
+    def open(
+        cls,
+        url: str,
+        *,
+        model: Encoder | None = None,
+        consistency: str = "session",
+        search_params: dict | None = None,
+    ) -> MilvusCollection:
         """Open a collection; `search_params` ({"ef_search", "nprobe", "rescore"}, as the index has
         them) tunes this opener's searches without rebuilding anything."""
         uri, token, name, shown = parse_url(url)
@@ -157,7 +248,9 @@ class MilvusCollection(RemoteCollection):
         row = _call(shown, lambda: _meta_row(client, name))
         if row is None:
             raise NotFoundError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
-        meta = CollectionMeta(**{k: v for k, v in json.loads(row["meta"]).items() if k != "payload_fields"})
+        meta = CollectionMeta(
+            **{k: v for k, v in json.loads(row["meta"]).items() if k != "payload_fields"}
+        )
         collection = cls(url, meta, None, consistency, search_params)
         if model is not None:
             collection._check_model(model)
@@ -168,6 +261,7 @@ class MilvusCollection(RemoteCollection):
         def work():
             self._client.drop_collection(self.collection)
             self._client.delete(META, filter=f"name == {_literal(self.name)}")
+
         self._call(work)
 
     # -- writing ------------------------------------------------------------------------------
@@ -175,21 +269,32 @@ class MilvusCollection(RemoteCollection):
         """Remove items by id (unknown ids are ignored). Returns the version."""
         ids = check_ids(ids)
         for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            self._call(lambda: self._client.delete(self.collection, filter=f"id in {_literal(chunk)}"))
+            chunk = ids[start : start + 1000]
+            self._call(self._client.delete, self.collection, filter=f"id in {_literal(chunk)}")
         return self._bump()
 
     def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
         if images is not None:
-            raise InputError("images= needs an image collection; the milvus backend keeps no images")
+            raise InputError(
+                "images= needs an image collection; the milvus backend keeps no images"
+            )
         ids = check_ids(ids)
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
         vectors, kept_texts = vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
         for what, values in (("text", kept_texts), ("payload", payload_json)):
-            big = next((i for i, v in enumerate(values) if v is not None and len(v.encode()) > MAX_VARCHAR), None)
+            big = next(
+                (
+                    i
+                    for i, v in enumerate(values)
+                    if v is not None and len(v.encode()) > MAX_VARCHAR
+                ),
+                None,
+            )
             if big is not None:
-                raise InputError(f"{what} {big} is {len(values[big].encode())} bytes; Milvus keeps at most {MAX_VARCHAR} per field")
+                raise InputError(
+                    f"{what} {big} is {len(values[big].encode())} bytes; Milvus keeps at most {MAX_VARCHAR} per field"
+                )
         row = self._call(lambda: _meta_row(self._client, self.name))
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
@@ -197,23 +302,36 @@ class MilvusCollection(RemoteCollection):
         if mode == "insert":
             present = self._present(ids)
             if present:
-                raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                raise ConflictError(
+                    f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert"
+                )
         types = payload_types(payloads, known)
-        if types != known:  # the field types first: a crash after this leaves a known field with no rows, harmless
+        if (
+            types != known
+        ):  # the field types first: a crash after this leaves a known field with no rows, harmless
             self._save_meta(types, row["version"])
             row = None  # _bump reads the new meta
-        rows = self._rows(ids, vectors[self.meta.default_field], kept_texts, payloads, payload_json, types)
+        rows = self._rows(
+            ids, vectors[self.meta.default_field], kept_texts, payloads, payload_json, types
+        )
         send = self._client.insert if mode == "insert" else self._client.upsert
         for batch in _batches(rows):
-            self._call(lambda: send(self.collection, batch))
+            self._call(send, self.collection, batch)
         self._fields = None
         return self._bump(row)
 
-    def _rows(self, ids, vectors: np.ndarray, texts, payloads, payload_json, types: dict[str, str]) -> list[dict]:
+    def _rows(
+        self, ids, vectors: np.ndarray, texts, payloads, payload_json, types: dict[str, str]
+    ) -> list[dict]:
         binary = self.meta.quantize == "binary"
         rows = []
         for i, id_ in enumerate(ids):
-            row = {"id": id_, "text": texts[i] or "", "has_text": texts[i] is not None, "payload": payload_json[i]}
+            row = {
+                "id": id_,
+                "text": texts[i] or "",
+                "has_text": texts[i] is not None,
+                "payload": payload_json[i],
+            }
             if binary:
                 row["vec"] = np.packbits(vectors[i] > 0).tobytes()
                 row["vec_f32"] = base64.b64encode(vectors[i].astype("<f4").tobytes()).decode()
@@ -228,9 +346,14 @@ class MilvusCollection(RemoteCollection):
     def _present(self, ids: list[str]) -> set[str]:
         found = set()
         for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            result = self._call(lambda: self._client.query(self.collection, filter=f"id in {_literal(chunk)}",
-                                                           output_fields=["id"], consistency_level="Strong"))
+            chunk = ids[start : start + 1000]
+            result = self._call(
+                self._client.query,
+                self.collection,
+                filter=f"id in {_literal(chunk)}",
+                output_fields=["id"],
+                consistency_level="Strong",
+            )
             found.update(r["id"] for r in result)
         return found
 
@@ -238,8 +361,19 @@ class MilvusCollection(RemoteCollection):
         import dataclasses
 
         meta = {**dataclasses.asdict(self.meta), "payload_fields": types}
-        self._call(lambda: self._client.upsert(META, [{"name": self.name, "meta": json.dumps(meta), "version": version,
-                                                       "vec": [0.0, 0.0]}]))
+        self._call(
+            lambda: self._client.upsert(
+                META,
+                [
+                    {
+                        "name": self.name,
+                        "meta": json.dumps(meta),
+                        "version": version,
+                        "vec": [0.0, 0.0],
+                    }
+                ],
+            )
+        )
 
     def _bump(self, row: dict | None = None) -> int:
         """Count a write in the meta row (read again unless the caller just read it)."""
@@ -248,8 +382,12 @@ class MilvusCollection(RemoteCollection):
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         version = int(row["version"]) + 1
-        self._call(lambda: self._client.upsert(META, [{"name": self.name, "meta": row["meta"], "version": version,
-                                                       "vec": [0.0, 0.0]}]))
+        self._call(
+            lambda: self._client.upsert(
+                META,
+                [{"name": self.name, "meta": row["meta"], "version": version, "vec": [0.0, 0.0]}],
+            )
+        )
         return version
 
     # -- reading ------------------------------------------------------------------------------
@@ -258,44 +396,95 @@ class MilvusCollection(RemoteCollection):
         vector_field = "vec_f32" if self.meta.quantize == "binary" else "vec"
         found = {}
         for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            rows = self._call(lambda: self._client.query(
-                self.collection, filter=f"id in {_literal(chunk)}", output_fields=["id", "text", "has_text", "payload", vector_field],
-                consistency_level=self.consistency))
+            chunk = ids[start : start + 1000]
+            rows = self._call(
+                self._client.query,
+                self.collection,
+                filter=f"id in {_literal(chunk)}",
+                output_fields=["id", "text", "has_text", "payload", vector_field],
+                consistency_level=self.consistency,
+            )
             for row in rows:
-                vector = _floats(row[vector_field]) if vector_field == "vec_f32" else np.asarray(row["vec"], np.float32)
-                found[row["id"]] = Item(row["id"], row["text"] if row["has_text"] else None,
-                                        json.loads(row["payload"]) if row["payload"] else {}, {self.meta.default_field: vector})
+                vector = (
+                    _floats(row[vector_field])
+                    if vector_field == "vec_f32"
+                    else np.asarray(row["vec"], np.float32)
+                )
+                found[row["id"]] = Item(
+                    row["id"],
+                    row["text"] if row["has_text"] else None,
+                    json.loads(row["payload"]) if row["payload"] else {},
+                    {self.meta.default_field: vector},
+                )
         return [found.get(id_) for id_ in ids]
 
-    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
-               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5, **multivector) -> list[Hit]:
+    def search(
+        self,
+        query=None,
+        k: int = 10,
+        *,
+        filter=None,
+        field: str | None = None,
+        mode: str = "dense",
+        query_vector: np.ndarray | None = None,
+        image=None,
+        image_weight: float = 0.5,
+        **multivector,
+    ) -> list[Hit]:
         """The k best items for a text or a vector (dense mode only: Milvus 2.3 has no text search)."""
         field, k = self._check_search(query, k, mode, field, image, multivector)
         if k > MAX_TOPK:
             raise InputError(f"k={k} is over {MAX_TOPK}, the most hits one Milvus search returns")
         if mode != "dense":
-            raise InputError(f"mode {mode!r} is not supported by the milvus backend (Milvus 2.3 has no full-text "
-                             "search); use mode='dense', or a folder or postgresql collection")
+            raise InputError(
+                f"mode {mode!r} is not supported by the milvus backend (Milvus 2.3 has no full-text "
+                "search); use mode='dense', or a folder or postgresql collection"
+            )
         expression = compile_filter(self._conditions(filter)) if filter else ""
         vector = self._query_vector(query if query_vector is None else query_vector, field)
         params = self.search_params
         if self.meta.quantize == "binary":
             return self._binary_hits(vector, k, expression, params)
         search_params = {"metric_type": "IP", "params": _search_params(self._index, params, k)}
-        result = self._call(lambda: self._client.search(
-            self.collection, data=[vector.tolist()], anns_field="vec", limit=k, filter=expression,
-            search_params=search_params, output_fields=["payload"], consistency_level=self.consistency))
-        return [Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]]
+        result = self._call(
+            lambda: self._client.search(
+                self.collection,
+                data=[vector.tolist()],
+                anns_field="vec",
+                limit=k,
+                filter=expression,
+                search_params=search_params,
+                output_fields=["payload"],
+                consistency_level=self.consistency,
+            )
+        )
+        return [
+            Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]
+        ]
 
     def _binary_hits(self, vector: np.ndarray, k: int, expression: str, params: dict) -> list[Hit]:
         """Hamming candidates from the bit index, rescored by the stored float vectors."""
         candidates = min(MAX_TOPK, k * params["rescore"])
-        search_params = {"metric_type": "HAMMING", "params": _search_params(self._index, params, candidates)}
-        result = self._call(lambda: self._client.search(
-            self.collection, data=[np.packbits(vector > 0).tobytes()], anns_field="vec", limit=candidates, filter=expression,
-            search_params=search_params, output_fields=["payload", "vec_f32"], consistency_level=self.consistency))
-        hits = [(float(_floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"]) for h in result[0]]
+        search_params = {
+            "metric_type": "HAMMING",
+            "params": _search_params(self._index, params, candidates),
+        }
+        result = self._call(
+            lambda: self._client.search(
+                self.collection,
+                data=[np.packbits(vector > 0).tobytes()],
+                anns_field="vec",
+                limit=candidates,
+                filter=expression,
+                search_params=search_params,
+                output_fields=["payload", "vec_f32"],
+                consistency_level=self.consistency,
+            )
+        )
+        hits = [
+            (float(_floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"])
+            for h in result[0]
+        ]
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
         return [Hit(id_, score, _payload(entity)) for score, id_, entity in hits[:k]]
 
@@ -318,8 +507,14 @@ class MilvusCollection(RemoteCollection):
         return int(row["version"])
 
     def __len__(self) -> int:
-        result = self._call(lambda: self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                                       consistency_level=self.consistency))
+        result = self._call(
+            lambda: self._client.query(
+                self.collection,
+                filter="",
+                output_fields=["count(*)"],
+                consistency_level=self.consistency,
+            )
+        )
         return int(result[0]["count(*)"])
 
     def bulk_load(self):
@@ -344,11 +539,15 @@ class MilvusCollection(RemoteCollection):
         deadline = time.monotonic() + timeout_s
         while True:
             index = self._call(lambda: self._client.describe_index(self.collection, "vec"))
-            if int(index.get("pending_index_rows", 0)) == 0 and int(index.get("indexed_rows", 0)) >= int(index.get("total_rows", 0)):
+            if int(index.get("pending_index_rows", 0)) == 0 and int(
+                index.get("indexed_rows", 0)
+            ) >= int(index.get("total_rows", 0)):
                 return
             if time.monotonic() > deadline:
-                raise StoreUnavailableError(f"Milvus at {self.path} did not finish indexing within {timeout_s:g} s "
-                                            f"({index.get('indexed_rows')} of {index.get('total_rows')} rows)")
+                raise StoreUnavailableError(
+                    f"Milvus at {self.path} did not finish indexing within {timeout_s:g} s "
+                    f"({index.get('indexed_rows')} of {index.get('total_rows')} rows)"
+                )
             time.sleep(0.5)
 
     def info(self) -> CollectionInfo:
@@ -356,25 +555,36 @@ class MilvusCollection(RemoteCollection):
         count = len(self)
         first_stage = dim / 8 if self.meta.quantize == "binary" else 4 * dim
         return CollectionInfo(
-            path=self.path, count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
-            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
-            index_params=dict(self.meta.index_params), bytes_per_vector=float(first_stage) if count else float("nan"),
-            disk_bytes=0, version=self.version, payload_fields=self.payload_fields,
+            path=self.path,
+            count=count,
+            model=self.meta.model,
+            fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields),
+            index=self.meta.index,
+            quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params),
+            bytes_per_vector=float(first_stage) if count else float("nan"),
+            disk_bytes=0,
+            version=self.version,
+            payload_fields=self.payload_fields,
         )
 
-    def _call(self, work):
-        return _call(self.path, work)
+    def _call(self, work, *args, **kwargs):
+        return _call(self.path, work, *args, **kwargs)
 
 
 # -- Milvus pieces -------------------------------------------------------------------------------------
-def _call(shown: str, work):
-    """Run a pymilvus call; its failures become StoreUnavailableError naming the server."""
+def _call(shown: str, work, *args, **kwargs):
+    """Run `work(*args, **kwargs)`, a pymilvus call; its failures become StoreUnavailableError
+    naming the server."""
     from pymilvus.exceptions import MilvusException
 
     try:
-        return work()
+        return work(*args, **kwargs)
     except MilvusException as exc:
-        raise StoreUnavailableError(f"Milvus at {shown.rsplit('/', 1)[0]} failed: {_reason(exc)}") from None
+        raise StoreUnavailableError(
+            f"Milvus at {shown.rsplit('/', 1)[0]} failed: {_reason(exc)}"
+        ) from None
 
 
 def _create(client, name: str, meta: CollectionMeta) -> None:
@@ -385,7 +595,9 @@ def _create(client, name: str, meta: CollectionMeta) -> None:
         schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=256)
         schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)
         schema.add_field("version", DataType.INT64)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)  # Milvus 2.3 needs a vector field in every collection
+        schema.add_field(
+            "vec", DataType.FLOAT_VECTOR, dim=2
+        )  # Milvus 2.3 needs a vector field in every collection
         client.create_collection(META, schema=schema)
         index = client.prepare_index_params()
         index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
@@ -407,22 +619,46 @@ def _create(client, name: str, meta: CollectionMeta) -> None:
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
     client.create_collection(PREFIX + name, schema=schema)
     index = client.prepare_index_params()
-    build = {"HNSW": {"M": meta.index_params.get("m"), "efConstruction": meta.index_params.get("ef_construction")},
-             "IVF_FLAT": {"nlist": meta.index_params.get("nlist")}, "BIN_IVF_FLAT": {"nlist": meta.index_params.get("nlist")}}
-    index.add_index(field_name="vec", index_type=kind, metric_type="HAMMING" if meta.quantize == "binary" else "IP",
-                    params=build.get(kind, {}))
+    build = {
+        "HNSW": {
+            "M": meta.index_params.get("m"),
+            "efConstruction": meta.index_params.get("ef_construction"),
+        },
+        "IVF_FLAT": {"nlist": meta.index_params.get("nlist")},
+        "BIN_IVF_FLAT": {"nlist": meta.index_params.get("nlist")},
+    }
+    index.add_index(
+        field_name="vec",
+        index_type=kind,
+        metric_type="HAMMING" if meta.quantize == "binary" else "IP",
+        params=build.get(kind, {}),
+    )
     client.create_index(PREFIX + name, index)
     client.load_collection(PREFIX + name)
     import dataclasses
 
-    client.insert(META, [{"name": name, "meta": json.dumps({**dataclasses.asdict(meta), "payload_fields": {}}),
-                          "version": 0, "vec": [0.0, 0.0]}])
+    client.insert(
+        META,
+        [
+            {
+                "name": name,
+                "meta": json.dumps({**dataclasses.asdict(meta), "payload_fields": {}}),
+                "version": 0,
+                "vec": [0.0, 0.0],
+            }
+        ],
+    )
 
 
 def _meta_row(client, name: str) -> dict | None:
     if not client.has_collection(META):
         return None
-    rows = client.query(META, filter=f"name == {_literal(name)}", output_fields=["meta", "version"], consistency_level="Strong")
+    rows = client.query(
+        META,
+        filter=f"name == {_literal(name)}",
+        output_fields=["meta", "version"],
+        consistency_level="Strong",
+    )
     return rows[0] if rows else None
 
 
@@ -441,11 +677,15 @@ def _check_params(kind: str, given: dict | None) -> dict:
     allowed = DEFAULT_PARAMS[kind]
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise InputError(f"unknown index parameter(s) {unknown} for Milvus {kind}; known: {sorted(allowed)}")
+        raise InputError(
+            f"unknown index parameter(s) {unknown} for Milvus {kind}; known: {sorted(allowed)}"
+        )
     for key, value in given.items():
         low, high = PARAM_RANGES[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}")
+            raise InputError(
+                f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}"
+            )
     return {**allowed, **given}
 
 
@@ -472,7 +712,7 @@ def compile_filter(conditions: list[Condition]) -> str:
         if c.op == "exists":
             parts.append(f"exists {field}" if c.value else f"not (exists {field})")
         elif c.op == "in":
-            parts.append(f"{field} in {_literal(list(c.value))}" if c.value else 'id in []')
+            parts.append(f"{field} in {_literal(list(c.value))}" if c.value else "id in []")
         else:
             parts.append(f"{field} {'==' if c.op == '=' else c.op} {_literal(c.value)}")
     return " and ".join(f"({p})" for p in parts)
@@ -488,17 +728,23 @@ def _literal(value) -> str:
     text = str(value)
     awkward = next((ch for ch in text if ord(ch) < 0x20 and ch not in "\n\t\r"), None)
     if awkward is not None:  # JSON would write \u00XX, which Milvus 2.3's parser does not read
-        raise InputError(f"filter value {text!r:.60} holds the control character {awkward!r}, which a Milvus "
-                         "expression cannot hold")
-    return json.dumps(text, ensure_ascii=False)  # "..." with \" \\ \n \t \r escapes; other characters as they are
+        raise InputError(
+            f"filter value {text!r:.60} holds the control character {awkward!r}, which a Milvus "
+            "expression cannot hold"
+        )
+    return json.dumps(
+        text, ensure_ascii=False
+    )  # "..." with \" \\ \n \t \r escapes; other characters as they are
 
 
 def _batches(rows: list[dict]):
     """Rows in requests of at most REQUEST_BYTES (roughly: the vector and the strings)."""
     batch, size = [], 0
     for row in rows:
-        row_bytes = 64 + sum(len(v) if isinstance(v, (str, bytes)) else 8 * len(v) if isinstance(v, list) else 8
-                             for v in row.values())
+        row_bytes = 64 + sum(
+            len(v) if isinstance(v, (str, bytes)) else 8 * len(v) if isinstance(v, list) else 8
+            for v in row.values()
+        )
         if batch and size + row_bytes > REQUEST_BYTES:
             yield batch
             batch, size = [], 0

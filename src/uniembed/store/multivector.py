@@ -8,6 +8,7 @@ Token storage, per document of t tokens of d dims: float16 2*d*t bytes; int8 (d 
 (one float32 scale per token, symmetric: x ~ q * scale, |q| <= 127). The blobs sit in the same row
 as the FDE, so a write commits both or neither.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ class MultiVectorSpec:
     method: str = "muvera"
 
     @classmethod
-    def make(cls, method: str, token_dim: int, storage: str, fde: FDEConfig | dict | None) -> "MultiVectorSpec":
+    def make(
+        cls, method: str, token_dim: int, storage: str, fde: FDEConfig | dict | None
+    ) -> MultiVectorSpec:
         if method not in METHODS:
             raise InputError(f"multivector must be one of {list(METHODS)}, got {method!r}")
         if storage not in STORAGES:
@@ -46,7 +49,12 @@ class MultiVectorSpec:
         return cls(token_dim=token_dim, storage=storage, fde=config.to_dict(), method=method)
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "token_dim": self.token_dim, "storage": self.storage, "fde": dict(self.fde)}
+        return {
+            "method": self.method,
+            "token_dim": self.token_dim,
+            "storage": self.storage,
+            "fde": dict(self.fde),
+        }
 
     def bytes_per_token(self) -> int:
         return 2 * self.token_dim if self.storage == "float16" else self.token_dim + 4
@@ -59,7 +67,9 @@ def fde_config(fde: FDEConfig | dict | None) -> FDEConfig:
         fde.check()
         return fde
     if not isinstance(fde, dict):
-        raise InputError(f"fde must be an FDEConfig or a dict of its fields, got {type(fde).__name__}")
+        raise InputError(
+            f"fde must be an FDEConfig or a dict of its fields, got {type(fde).__name__}"
+        )
     known = set(FDEConfig.__dataclass_fields__)
     unknown = sorted(set(fde) - known)
     if unknown:
@@ -93,8 +103,10 @@ def check_token_sets(sets: object, n: int, dim: int, storage: str = "float32") -
     """A list of n (tokens, dim) float32 arrays, each non-empty, finite, with norms whose scores
     cannot overflow, and within float16's range for float16 storage; InputError naming the bad one."""
     if isinstance(sets, np.ndarray) and sets.ndim == 2:
-        raise InputError(f"this collection is multi-vector: pass a list of (tokens, {dim}) arrays, one per item, "
-                         f"not one ({sets.shape[0]}, {sets.shape[1]}) array of single vectors")
+        raise InputError(
+            f"this collection is multi-vector: pass a list of (tokens, {dim}) arrays, one per item, "
+            f"not one ({sets.shape[0]}, {sets.shape[1]}) array of single vectors"
+        )
     if not isinstance(sets, (list, tuple)) or len(sets) != n:
         got = f"{len(sets)} items" if isinstance(sets, (list, tuple)) else type(sets).__name__
         raise InputError(f"expected a list of {n} token-vector arrays (one per id), got {got}")
@@ -107,13 +119,17 @@ def check_token_sets(sets: object, n: int, dim: int, storage: str = "float32") -
         if array.size == 0:
             raise InputError(f"token set {index} is empty: an item needs at least one token vector")
         if array.ndim != 2 or array.shape[1] != dim:
-            raise InputError(f"token set {index} has shape {array.shape}; this collection's token vectors have {dim} dims")
+            raise InputError(
+                f"token set {index} has shape {array.shape}; this collection's token vectors have {dim} dims"
+            )
         if not np.isfinite(array).all():
             raise InputError(f"token set {index} contains NaN or inf")
         check_norms(array, f"token set {index}: token")
         if storage == "float16" and np.abs(array).max() > FLOAT16_MAX:
-            raise InputError(f"token set {index} holds values beyond +-{FLOAT16_MAX:g}, which float16 token storage "
-                             "cannot keep (use token_storage='int8')")
+            raise InputError(
+                f"token set {index} holds values beyond +-{FLOAT16_MAX:g}, which float16 token storage "
+                "cannot keep (use token_storage='int8')"
+            )
         out.append(np.ascontiguousarray(array))
     return out
 
@@ -123,12 +139,18 @@ def query_tokens(query: object, dim: int) -> np.ndarray:
     try:
         array = np.asarray(query, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"a multi-vector query must be a text or a (tokens, {dim}) array: {exc}") from None
+        raise InputError(
+            f"a multi-vector query must be a text or a (tokens, {dim}) array: {exc}"
+        ) from None
     if array.ndim == 1:
-        raise InputError(f"this collection is multi-vector: a query is a text or a (tokens, {dim}) array of token "
-                         f"vectors, got a single vector of shape {array.shape}")
+        raise InputError(
+            f"this collection is multi-vector: a query is a text or a (tokens, {dim}) array of token "
+            f"vectors, got a single vector of shape {array.shape}"
+        )
     if array.ndim != 2 or array.shape[1] != dim or len(array) == 0:
-        raise InputError(f"a multi-vector query must be a non-empty (tokens, {dim}) array, got shape {array.shape}")
+        raise InputError(
+            f"a multi-vector query must be a non-empty (tokens, {dim}) array, got shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise InputError("query token vectors contain NaN or inf")
     check_norms(array, "query token")
@@ -167,25 +189,38 @@ def check_stage(first_stage, candidates, token_hits) -> str:
     if stage not in FIRST_STAGES:
         raise InputError(f"first_stage must be one of {list(FIRST_STAGES)}, got {first_stage!r}")
     for name, value in (("candidates", candidates), ("token_hits", token_hits)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+        ):
             raise InputError(f"{name} must be a positive integer, got {value!r}")
     return stage
 
 
-def rerank(query: np.ndarray, rows: np.ndarray, tokens: TokenSets, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rerank(
+    query: np.ndarray, rows: np.ndarray, tokens: TokenSets, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of the k best of `rows` by exact MaxSim, best first."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return np.empty(0, np.float32), rows
     # unpacked a block at a time: 100,000 candidates of 256 tokens would be 40 GB of float32 at once
-    scores = np.concatenate([maxsim(query, tokens.get(rows[start : start + RERANK_BLOCK]))
-                             for start in range(0, len(rows), RERANK_BLOCK)])
+    scores = np.concatenate(
+        [
+            maxsim(query, tokens.get(rows[start : start + RERANK_BLOCK]))
+            for start in range(0, len(rows), RERANK_BLOCK)
+        ]
+    )
     order = np.argsort(-scores, kind="stable")[:k]
     return scores[order], rows[order]
 
 
-def token_heuristic_rows(query: np.ndarray, tokens: TokenSets, hits_per_token: int, allowed: np.ndarray | None,
-                         block: int = 262_144) -> np.ndarray:
+def token_heuristic_rows(
+    query: np.ndarray,
+    tokens: TokenSets,
+    hits_per_token: int,
+    allowed: np.ndarray | None,
+    block: int = 262_144,
+) -> np.ndarray:
     """Rows holding any of each query token's `hits_per_token` nearest document tokens (exact,
     blockwise over the flat token matrix), restricted to `allowed` rows."""
     flat, owner = tokens.flat()
@@ -196,10 +231,16 @@ def token_heuristic_rows(query: np.ndarray, tokens: TokenSets, hits_per_token: i
         return np.empty(0, np.int64)
     best_scores = np.empty((len(query), 0), np.float32)
     best_index = np.empty((len(query), 0), np.int64)
-    for start in range(0, len(flat), block):  # float16 -> float32 one block at a time: bounded memory
+    for start in range(
+        0, len(flat), block
+    ):  # float16 -> float32 one block at a time: bounded memory
         scores = query @ flat[start : start + block].astype(np.float32).T
-        local = np.argpartition(-scores, min(hits_per_token, scores.shape[1]) - 1, axis=1)[:, :hits_per_token]
-        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, local, axis=1)], axis=1)
+        local = np.argpartition(-scores, min(hits_per_token, scores.shape[1]) - 1, axis=1)[
+            :, :hits_per_token
+        ]
+        best_scores = np.concatenate(
+            [best_scores, np.take_along_axis(scores, local, axis=1)], axis=1
+        )
         best_index = np.concatenate([best_index, local + start], axis=1)
         if best_scores.shape[1] > hits_per_token:  # keep each query token's best so far
             keep = np.argpartition(-best_scores, hits_per_token - 1, axis=1)[:, :hits_per_token]

@@ -9,6 +9,7 @@ column and rows in one (its `add` and `merge_insert` refuse fields the table lac
   writing) restores the version before a column-only commit, or just drops the record when the
   rows made it, so a crash never fixes a field's type for good.
 """
+
 from __future__ import annotations
 
 import json

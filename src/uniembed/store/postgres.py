@@ -25,6 +25,7 @@ Text search is PostgreSQL's full-text search (`ts_rank_cd` over a tsvector), not
 Not supported here (a clear error): multi-vector and image collections, int8 and IVF-PQ indexes,
 reading an older version.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -44,7 +45,15 @@ from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
-from uniembed.store.rows import build_rows, check_ids, check_vector_fields, check_payloads, dump_payloads, payload_types, vectors_and_texts
+from uniembed.store.rows import (
+    build_rows,
+    check_ids,
+    check_payloads,
+    check_vector_fields,
+    dump_payloads,
+    payload_types,
+    vectors_and_texts,
+)
 from uniembed.types import CollectionInfo, Hit, Item
 
 SCHEMES = ("postgresql", "postgres")
@@ -54,7 +63,12 @@ NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within Postg
 TEXT_CONFIG = "english"
 INDEXES = {("exact", "none"), ("hnsw", "none"), ("hnsw", "half"), ("hnsw", "binary")}
 DEFAULT_PARAMS = {"m": 16, "ef_construction": 64, "ef_search": 100, "rescore": 4}
-PARAM_RANGES = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, 1000), "rescore": (1, 100)}
+PARAM_RANGES = {
+    "m": (2, 100),
+    "ef_construction": (4, 1000),
+    "ef_search": (1, 1000),
+    "rescore": (1, 100),
+}
 BUILD_MEMORY = "1GB"  # maintenance_work_mem for an index built after a bulk load
 MAX_INDEXED_DIM = {"none": 2000, "half": 4000, "binary": 64000}  # pgvector's HNSW limits per type
 SQL_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
@@ -63,7 +77,11 @@ OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def is_postgres_url(location: object) -> bool:
-    return isinstance(location, str) and location.split("://", 1)[0].lower() in SCHEMES and "://" in location
+    return (
+        isinstance(location, str)
+        and location.split("://", 1)[0].lower() in SCHEMES
+        and "://" in location
+    )
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
@@ -71,11 +89,15 @@ def parse_url(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     name = parts.fragment
     if not name:
-        raise InputError(f"a PostgreSQL collection URL names the collection after '#', e.g. "
-                         f"postgresql://user@host/db#docs; got {_shown(url)!r}")
+        raise InputError(
+            f"a PostgreSQL collection URL names the collection after '#', e.g. "
+            f"postgresql://user@host/db#docs; got {_shown(url)!r}"
+        )
     if not NAME.fullmatch(name):
-        raise InputError(f"collection name {name!r} in the URL must be lower-case letters, digits and _ "
-                         "(starting with a letter or _, at most 47 characters)")
+        raise InputError(
+            f"collection name {name!r} in the URL must be lower-case letters, digits and _ "
+            "(starting with a letter or _, at most 47 characters)"
+        )
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
     return dsn, name, _shown(url)
 
@@ -100,14 +122,18 @@ def connect(dsn: str, shown: str, *, vector_types: bool = True):
     try:
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise StoreUnavailableError(f"cannot connect to PostgreSQL at {server}: {_reason(exc)}") from None
+        raise StoreUnavailableError(
+            f"cannot connect to PostgreSQL at {server}: {_reason(exc)}"
+        ) from None
     if vector_types:
         try:
             register_vector(conn)
         except (psycopg.ProgrammingError, TypeError):
             conn.close()
-            raise StoreUnavailableError(f"PostgreSQL at {server} has no pgvector extension "
-                                        "(CREATE EXTENSION vector, once, by a superuser)") from None
+            raise StoreUnavailableError(
+                f"PostgreSQL at {server} has no pgvector extension "
+                "(CREATE EXTENSION vector, once, by a superuser)"
+            ) from None
     return conn
 
 
@@ -123,46 +149,85 @@ class PgCollection(RemoteCollection):
     backend_name = "postgresql"
     parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
-    def __init__(self, url: str, meta: CollectionMeta, model: Encoder | None, read_from: list[str] | None = None,
-                 search_params: dict | None = None):
+    def __init__(
+        self,
+        url: str,
+        meta: CollectionMeta,
+        model: Encoder | None,
+        read_from: list[str] | None = None,
+        search_params: dict | None = None,
+    ):
         dsn, self.name, self.path = parse_url(url)
         self.meta = meta
         # what searches use: the collection's parameters, search-time ones overridable per opener
-        self.search_params = {**meta.index_params, **_check_search_params(meta.index, search_params)}
+        self.search_params = {
+            **meta.index_params,
+            **_check_search_params(meta.index, search_params),
+        }
         self.table = TABLE_PREFIX + self.name
         self._model = model
         self._fields: dict[str, str] | None = None
         self._primary = _Server(dsn, self.path, self._configure_search)
-        self._readers = [_Server(parse_url(f"{r.split('#')[0]}#{self.name}")[0], _shown(r), self._configure_search)
-                         for r in (read_from or [])]
+        self._readers = [
+            _Server(
+                parse_url(f"{r.split('#')[0]}#{self.name}")[0], _shown(r), self._configure_search
+            )
+            for r in (read_from or [])
+        ]
         self._next_reader = itertools.cycle(self._readers) if self._readers else None
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
-    def create(cls, url: str, *, model: str | Encoder | None = "default", dim: int | None = None,
-               fields: list[str] | None = None, index: str = "exact", quantize: str = "none",
-               index_params: dict | None = None, **unsupported) -> "PgCollection":
+    def create(
+        cls,
+        url: str,
+        *,
+        model: str | Encoder | None = "default",
+        dim: int | None = None,
+        fields: list[str] | None = None,
+        index: str = "exact",
+        quantize: str = "none",
+        index_params: dict | None = None,
+        **unsupported,
+    ) -> PgCollection:
         from uniembed.store.collection import _load_model, _model_name, _vector_dim
 
-        given = {key: value for key, value in unsupported.items() if value not in (None, "float16", "lance")}
+        given = {
+            key: value
+            for key, value in unsupported.items()
+            if value not in (None, "float16", "lance")
+        }
         if given:
-            raise InputError(f"{sorted(given)} not supported by the postgresql backend (multi-vector and image "
-                             "collections are folder collections for now)")
+            raise InputError(
+                f"{sorted(given)} not supported by the postgresql backend (multi-vector and image "
+                "collections are folder collections for now)"
+            )
         dsn, name, shown = parse_url(url)
         if (index, quantize) not in INDEXES:
             choices = ", ".join(f"{i}+{q}" for i, q in sorted(INDEXES))
-            raise InputError(f"index {index!r} with quantize {quantize!r} is not supported by the postgresql backend; "
-                             f"choose one of: {choices}")
+            raise InputError(
+                f"index {index!r} with quantize {quantize!r} is not supported by the postgresql backend; "
+                f"choose one of: {choices}"
+            )
         params = _check_params(index, index_params)
         encoder = _load_model(model)
         vector_dim = _vector_dim(encoder, dim)
         if index == "hnsw" and vector_dim > MAX_INDEXED_DIM[quantize]:
-            raise InputError(f"pgvector's HNSW index takes at most {MAX_INDEXED_DIM[quantize]} dimensions for "
-                             f"quantize={quantize!r}; this collection has {vector_dim} (try quantize='half' or 'binary')")
+            raise InputError(
+                f"pgvector's HNSW index takes at most {MAX_INDEXED_DIM[quantize]} dimensions for "
+                f"quantize={quantize!r}; this collection has {vector_dim} (try quantize='half' or 'binary')"
+            )
         names = check_vector_fields(fields)
-        meta = CollectionMeta(model=_model_name(model, encoder), fingerprint=encoder.fingerprint if encoder else None,
-                              fields={n: vector_dim for n in names}, index=index, index_params=params, quantize=quantize,
-                              dim=dim if encoder else None, backend="postgresql")
+        meta = CollectionMeta(
+            model=_model_name(model, encoder),
+            fingerprint=encoder.fingerprint if encoder else None,
+            fields={n: vector_dim for n in names},
+            index=index,
+            index_params=params,
+            quantize=quantize,
+            dim=dim if encoder else None,
+            backend="postgresql",
+        )
         conn = connect(dsn, shown, vector_types=False)
         try:
             _create_tables(conn, name, meta)
@@ -171,14 +236,22 @@ class PgCollection(RemoteCollection):
         return cls(url, meta, encoder)
 
     @classmethod
-    def open(cls, url: str, *, model: Encoder | None = None, read_from: list[str] | None = None,
-             search_params: dict | None = None) -> "PgCollection":
+    def open(
+        cls,
+        url: str,
+        *,
+        model: Encoder | None = None,
+        read_from: list[str] | None = None,
+        search_params: dict | None = None,
+    ) -> PgCollection:
         """Open a collection; `read_from` lists replica URLs for searches and gets; `search_params`
         ({"ef_search": ..., "rescore": ...}) tunes this opener's searches without rebuilding anything."""
         import psycopg
 
         dsn, name, shown = parse_url(url)
-        conn = connect(dsn, shown, vector_types=False)  # a database without pgvector has no collection either
+        conn = connect(
+            dsn, shown, vector_types=False
+        )  # a database without pgvector has no collection either
         try:
             row = conn.execute(f"SELECT meta FROM {META_TABLE} WHERE name = %s", (name,)).fetchone()
         except psycopg.errors.UndefinedTable:
@@ -213,12 +286,17 @@ class PgCollection(RemoteCollection):
 
         ids = check_ids(ids)
         with self._writing() as conn:
-            conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(sql.Identifier(self.table)), (ids,))
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(sql.Identifier(self.table)),
+                (ids,),
+            )
             return self._bump(conn)
 
     def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
         if images is not None:
-            raise InputError("images= needs an image collection; the postgresql backend keeps no images")
+            raise InputError(
+                "images= needs an image collection; the postgresql backend keeps no images"
+            )
         ids = check_ids(ids)
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
@@ -227,7 +305,9 @@ class PgCollection(RemoteCollection):
             if mode == "insert":
                 present = self._present(conn, ids)
                 if present:
-                    raise ConflictError(f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert")
+                    raise ConflictError(
+                        f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert"
+                    )
             known = _payload_fields(conn, self.table)
             types = payload_types(payloads, known)
             schema = _arrow_schema(self.meta, types)
@@ -244,8 +324,10 @@ class PgCollection(RemoteCollection):
         return _WriteTransaction(self)
 
     def _bump(self, conn) -> int:
-        return conn.execute(f"UPDATE {META_TABLE} SET version = version + 1 WHERE name = %s RETURNING version",
-                            (self.name,)).fetchone()[0]
+        return conn.execute(
+            f"UPDATE {META_TABLE} SET version = version + 1 WHERE name = %s RETURNING version",
+            (self.name,),
+        ).fetchone()[0]
 
     def _present(self, conn, ids: list[str]) -> set[str]:
         from psycopg import sql
@@ -261,15 +343,27 @@ class PgCollection(RemoteCollection):
         ids = check_ids(ids)
         vector_columns = [vector_column(f) for f in self.meta.fields]
         query = sql.SQL("SELECT id, text, payload, {} FROM {} WHERE id = ANY(%s)").format(
-            sql.SQL(", ").join(map(sql.Identifier, vector_columns)), sql.Identifier(self.table))
+            sql.SQL(", ").join(map(sql.Identifier, vector_columns)), sql.Identifier(self.table)
+        )
         found = {}
         for row in self._read(query, (ids,)):
             vectors = {f: _array(row[3 + i]) for i, f in enumerate(self.meta.fields)}
             found[row[0]] = Item(row[0], row[1], json.loads(row[2]) if row[2] else {}, vectors)
         return [found.get(id_) for id_ in ids]
 
-    def search(self, query=None, k: int = 10, *, filter=None, field: str | None = None, mode: str = "dense",
-               query_vector: np.ndarray | None = None, image=None, image_weight: float = 0.5, **multivector) -> list[Hit]:
+    def search(
+        self,
+        query=None,
+        k: int = 10,
+        *,
+        filter=None,
+        field: str | None = None,
+        mode: str = "dense",
+        query_vector: np.ndarray | None = None,
+        image=None,
+        image_weight: float = 0.5,
+        **multivector,
+    ) -> list[Hit]:
         """The k best items for a text or a vector, as Collection.search: mode "dense", "text"
         (PostgreSQL full-text ranking) or "hybrid" (both, fused by reciprocal rank); `filter`
         restricts to matching payloads inside the index scan, so k hits come back when k match."""
@@ -293,20 +387,25 @@ class PgCollection(RemoteCollection):
         condition = sql.SQL(" WHERE ") + where if where is not None else sql.SQL("")
         quantize = self.meta.quantize if self.meta.index == "hnsw" else "none"
         if quantize == "none":
-            query = sql.SQL("SELECT id, payload, -({col} <#> %s) FROM {t}{w} ORDER BY {col} <#> %s LIMIT %s").format(
-                col=column, t=table, w=condition)
+            query = sql.SQL(
+                "SELECT id, payload, -({col} <#> %s) FROM {t}{w} ORDER BY {col} <#> %s LIMIT %s"
+            ).format(col=column, t=table, w=condition)
             return self._hits(self._read(query, [vector, *params, vector, k]))
         # an index over a compressed copy finds candidates; the float vectors score them exactly
         if quantize == "half":
-            order = sql.SQL("({col}::halfvec({d})) <#> (%s::halfvec({d}))").format(col=column, d=sql.Literal(dim))
+            order = sql.SQL("({col}::halfvec({d})) <#> (%s::halfvec({d}))").format(
+                col=column, d=sql.Literal(dim)
+            )
             candidates = k
         else:
-            order = sql.SQL("(binary_quantize({col})::bit({d})) <~> binary_quantize(%s)::bit({d})").format(
-                col=column, d=sql.Literal(dim))
+            order = sql.SQL(
+                "(binary_quantize({col})::bit({d})) <~> binary_quantize(%s)::bit({d})"
+            ).format(col=column, d=sql.Literal(dim))
             candidates = max(k * self.search_params.get("rescore", DEFAULT_PARAMS["rescore"]), k)
-        query = sql.SQL("WITH found AS MATERIALIZED (SELECT id, payload, {col} FROM {t}{w} ORDER BY {o} LIMIT %s) "
-                        "SELECT id, payload, -({col} <#> %s) AS score FROM found ORDER BY score DESC, id LIMIT %s").format(
-            col=column, t=table, w=condition, o=order)
+        query = sql.SQL(
+            "WITH found AS MATERIALIZED (SELECT id, payload, {col} FROM {t}{w} ORDER BY {o} LIMIT %s) "
+            "SELECT id, payload, -({col} <#> %s) AS score FROM found ORDER BY score DESC, id LIMIT %s"
+        ).format(col=column, t=table, w=condition, o=order)
         return self._hits(self._read(query, [*params, vector, candidates, vector, k]))
 
     def _text_hits(self, query: str, k: int, where, params: list) -> list[Hit]:
@@ -319,13 +418,16 @@ class PgCollection(RemoteCollection):
         sql_query = sql.SQL(
             "SELECT id, payload, ts_rank_cd(tsv, q) AS score FROM {t}, "
             "(SELECT replace(plainto_tsquery({c}, %s)::text, '&', '|')::tsquery AS q) AS words "
-            "WHERE tsv @@ q{w} ORDER BY score DESC, id LIMIT %s").format(
-            t=sql.Identifier(self.table), c=sql.Literal(TEXT_CONFIG), w=condition)
+            "WHERE tsv @@ q{w} ORDER BY score DESC, id LIMIT %s"
+        ).format(t=sql.Identifier(self.table), c=sql.Literal(TEXT_CONFIG), w=condition)
         return self._hits(self._read(sql_query, [query, *params, k]))
 
     @staticmethod
     def _hits(rows) -> list[Hit]:
-        return [Hit(id_, float(score), json.loads(payload) if payload else {}) for id_, payload, score in rows]
+        return [
+            Hit(id_, float(score), json.loads(payload) if payload else {})
+            for id_, payload, score in rows
+        ]
 
     def _read(self, query, params) -> list[tuple]:
         """Run a read on the next replica (or the primary when there is none)."""
@@ -343,7 +445,9 @@ class PgCollection(RemoteCollection):
 
     @property
     def version(self) -> int:
-        rows = self._primary.fetch(f"SELECT version FROM {META_TABLE} WHERE name = %s", (self.name,))
+        rows = self._primary.fetch(
+            f"SELECT version FROM {META_TABLE} WHERE name = %s", (self.name,)
+        )
         row = rows[0] if rows else None
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
@@ -352,14 +456,20 @@ class PgCollection(RemoteCollection):
     def __len__(self) -> int:
         from psycopg import sql
 
-        return self._read(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.table)), [])[0][0]
+        return self._read(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.table)), []
+        )[0][0]
 
     def rebuild(self) -> int:
         """VACUUM ANALYZE the table (reclaims deleted rows, refreshes the planner's statistics), and
         build any vector index a bulk load left unbuilt (its process died before the end)."""
         from psycopg import sql
 
-        self._primary.call(lambda conn: conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(self.table))))
+        self._primary.call(
+            lambda conn: conn.execute(
+                sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(self.table))
+            )
+        )
         self._build_missing_indexes()
         return self.version
 
@@ -381,7 +491,9 @@ class PgCollection(RemoteCollection):
         if self.meta.index == "hnsw":
             with self._writing() as conn:
                 table = sql.Identifier(self.table)
-                if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table)).fetchone()[0]:
+                if conn.execute(
+                    sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table)
+                ).fetchone()[0]:
                     for names in _vector_indexes(conn, self.table, self.meta).values():
                         for name in names:
                             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
@@ -402,23 +514,38 @@ class PgCollection(RemoteCollection):
         (writers wait; readers go on, with exact scans until the commit)."""
         with self._writing() as conn:
             present = _vector_indexes(conn, self.table, self.meta)
-            missing = [statement for field, statement in _vector_index_statements(self.table, self.meta).items()
-                       if not present[field]]
+            missing = [
+                statement
+                for field, statement in _vector_index_statements(self.table, self.meta).items()
+                if not present[field]
+            ]
             if missing:
-                conn.execute(f"SET LOCAL maintenance_work_mem = '{build_memory}'")  # checked by bulk_load's pattern
+                conn.execute(
+                    f"SET LOCAL maintenance_work_mem = '{build_memory}'"
+                )  # checked by bulk_load's pattern
                 for statement in missing:
                     conn.execute(statement)
 
     def info(self) -> CollectionInfo:
         disk = self._primary.fetch("SELECT pg_total_relation_size(%s)", (self.table,))[0][0]
         dim = self.meta.fields[self.meta.default_field]
-        first_stage = {"none": 4 * dim + 8, "half": 2 * dim + 8, "binary": dim / 8 + 8}[self.meta.quantize]
+        first_stage = {"none": 4 * dim + 8, "half": 2 * dim + 8, "binary": dim / 8 + 8}[
+            self.meta.quantize
+        ]
         count = len(self)
         return CollectionInfo(
-            path=self.path, count=count, model=self.meta.model, fingerprint=self.meta.fingerprint,
-            fields=dict(self.meta.fields), index=self.meta.index, quantize=self.meta.quantize,
-            index_params=dict(self.meta.index_params), bytes_per_vector=float(first_stage) if count else float("nan"),
-            disk_bytes=int(disk), version=self.version, payload_fields=self.payload_fields,
+            path=self.path,
+            count=count,
+            model=self.meta.model,
+            fingerprint=self.meta.fingerprint,
+            fields=dict(self.meta.fields),
+            index=self.meta.index,
+            quantize=self.meta.quantize,
+            index_params=dict(self.meta.index_params),
+            bytes_per_vector=float(first_stage) if count else float("nan"),
+            disk_bytes=int(disk),
+            version=self.version,
+            payload_fields=self.payload_fields,
         )
 
     def _configure_search(self, conn) -> None:
@@ -427,7 +554,9 @@ class PgCollection(RemoteCollection):
         if self.meta.index != "hnsw":
             return
         ef = int(self.search_params.get("ef_search", DEFAULT_PARAMS["ef_search"]))
-        conn.execute(f"SET hnsw.ef_search = {ef}")  # an int we checked on create: safe to inline (SET takes no parameters)
+        conn.execute(
+            f"SET hnsw.ef_search = {ef}"
+        )  # an int we checked on create: safe to inline (SET takes no parameters)
         conn.execute("SET hnsw.iterative_scan = strict_order")
 
 
@@ -453,7 +582,9 @@ class _Server:
             try:
                 return work(self.connection())
             except psycopg.OperationalError as exc:
-                raise StoreUnavailableError(f"PostgreSQL at {self.shown.split('#')[0]} failed: {_reason(exc)}") from None
+                raise StoreUnavailableError(
+                    f"PostgreSQL at {self.shown.split('#')[0]} failed: {_reason(exc)}"
+                ) from None
 
     def fetch(self, query, params) -> list[tuple]:
         return self.call(lambda conn: conn.execute(query, params).fetchall())
@@ -481,8 +612,10 @@ class _WriteTransaction:
             self.server.lock.release()
             raise
         try:
-            row = conn.execute(f"SELECT version FROM {META_TABLE} WHERE name = %s FOR UPDATE",
-                               (self.collection.name,)).fetchone()
+            row = conn.execute(
+                f"SELECT version FROM {META_TABLE} WHERE name = %s FOR UPDATE",
+                (self.collection.name,),
+            ).fetchone()
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -503,14 +636,24 @@ class _WriteTransaction:
         finally:
             self.server.lock.release()
         if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-            raise InputError(f"{where} is a read-only server (a replica): write to the primary") from None
-        if isinstance(exc, psycopg.errors.UniqueViolation):  # another writer inserted the same id meanwhile
-            raise ConflictError(f"an id is already in the collection (written concurrently): {exc.diag.message_detail}") from None
+            raise InputError(
+                f"{where} is a read-only server (a replica): write to the primary"
+            ) from None
+        if isinstance(
+            exc, psycopg.errors.UniqueViolation
+        ):  # another writer inserted the same id meanwhile
+            raise ConflictError(
+                f"an id is already in the collection (written concurrently): {exc.diag.message_detail}"
+            ) from None
         if isinstance(exc, psycopg.OperationalError):
-            raise StoreUnavailableError(f"PostgreSQL at {where.split('#')[0]} failed during a write "
-                                        f"(nothing of it was committed): {_reason(exc)}") from None
+            raise StoreUnavailableError(
+                f"PostgreSQL at {where.split('#')[0]} failed during a write "
+                f"(nothing of it was committed): {_reason(exc)}"
+            ) from None
         if isinstance(exc, psycopg.Error) and kind is None:
-            raise StoreUnavailableError(f"PostgreSQL at {where.split('#')[0]} refused the commit: {_reason(exc)}") from None
+            raise StoreUnavailableError(
+                f"PostgreSQL at {where.split('#')[0]} refused the commit: {_reason(exc)}"
+            ) from None
         return False
 
 
@@ -547,14 +690,20 @@ def _check_params(index: str, given: dict | None) -> dict:
         raise InputError(f"index 'exact' takes no parameters, got {sorted(given)}")
     unknown = sorted(set(given) - set(PARAM_RANGES))
     if unknown:
-        raise InputError(f"unknown index parameter(s) {unknown} for the postgresql backend; known: {sorted(PARAM_RANGES)}")
+        raise InputError(
+            f"unknown index parameter(s) {unknown} for the postgresql backend; known: {sorted(PARAM_RANGES)}"
+        )
     for key, value in given.items():
         low, high = PARAM_RANGES[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}")
+            raise InputError(
+                f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}"
+            )
     merged = {**DEFAULT_PARAMS, **given} if index == "hnsw" else {}
     if index == "hnsw" and merged["ef_construction"] < 2 * merged["m"]:
-        raise InputError(f"ef_construction ({merged['ef_construction']}) must be at least 2 * m ({2 * merged['m']})")
+        raise InputError(
+            f"ef_construction ({merged['ef_construction']}) must be at least 2 * m ({2 * merged['m']})"
+        )
     return merged
 
 
@@ -582,20 +731,30 @@ def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
     table = sql.Identifier(TABLE_PREFIX + name)
     with conn.transaction():
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name text PRIMARY KEY, meta jsonb NOT NULL, "
-                     "version bigint NOT NULL DEFAULT 0)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name text PRIMARY KEY, meta jsonb NOT NULL, "
+            "version bigint NOT NULL DEFAULT 0)"
+        )
         try:
-            conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
-                         (name, json.dumps(dataclasses.asdict(meta))))
+            conn.execute(
+                f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
+                (name, json.dumps(dataclasses.asdict(meta))),
+            )
         except psycopg.errors.UniqueViolation:
             raise ConflictError(f"collection {name!r} already exists in this database") from None
-        vectors = sql.SQL(", ").join(sql.SQL("{} vector({})").format(sql.Identifier(vector_column(f)), sql.Literal(d))
-                                     for f, d in meta.fields.items())
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))  # a leftover of a dropped row
-        conn.execute(sql.SQL(
-            "CREATE TABLE {t} (id text PRIMARY KEY, text text, payload text, {v}, "
-            "tsv tsvector GENERATED ALWAYS AS (to_tsvector({c}, coalesce(text, ''))) STORED)").format(
-            t=table, v=vectors, c=sql.Literal(TEXT_CONFIG)))
+        vectors = sql.SQL(", ").join(
+            sql.SQL("{} vector({})").format(sql.Identifier(vector_column(f)), sql.Literal(d))
+            for f, d in meta.fields.items()
+        )
+        conn.execute(
+            sql.SQL("DROP TABLE IF EXISTS {}").format(table)
+        )  # a leftover of a dropped row
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {t} (id text PRIMARY KEY, text text, payload text, {v}, "
+                "tsv tsvector GENERATED ALWAYS AS (to_tsvector({c}, coalesce(text, ''))) STORED)"
+            ).format(t=table, v=vectors, c=sql.Literal(TEXT_CONFIG))
+        )
         conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
         for statement in _vector_index_statements(TABLE_PREFIX + name, meta).values():
             conn.execute(statement)
@@ -608,70 +767,117 @@ def _vector_index_statements(table: str, meta: CollectionMeta) -> dict:
     if meta.index != "hnsw":
         return {}
     options = sql.SQL("WITH (m = {}, ef_construction = {})").format(
-        sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"]))
+        sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"])
+    )
     statements = {}
     for field, dim in meta.fields.items():
         column, d = sql.Identifier(vector_column(field)), sql.Literal(dim)
-        target = {"none": sql.SQL("{} vector_ip_ops").format(column),
-                  "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
-                  "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d)}
+        target = {
+            "none": sql.SQL("{} vector_ip_ops").format(column),
+            "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
+            "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d),
+        }
         statements[field] = sql.SQL("CREATE INDEX ON {} USING hnsw ({}) {}").format(
-            sql.Identifier(table), target[meta.quantize], options)
+            sql.Identifier(table), target[meta.quantize], options
+        )
     return statements
 
 
 def _vector_indexes(conn, table: str, meta: CollectionMeta) -> dict[str, list[str]]:
     """{field: names of the HNSW indexes on its column} as the database has them now."""
-    rows = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (table,)).fetchall()
-    return {field: [name for name, definition in rows
-                    if "USING hnsw" in definition and re.search(rf"\b{vector_column(field)}\b", definition)]
-            for field in meta.fields}
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (table,)
+    ).fetchall()
+    return {
+        field: [
+            name
+            for name, definition in rows
+            if "USING hnsw" in definition and re.search(rf"\b{vector_column(field)}\b", definition)
+        ]
+        for field in meta.fields
+    }
 
 
 def _payload_fields(conn, table: str) -> dict[str, str]:
-    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                        "WHERE table_name = %s AND column_name LIKE 'p\\_%%' ORDER BY ordinal_position", (table,))
-    return {column[len("p_"):]: KINDS[kind] for column, kind in rows}
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = %s AND column_name LIKE 'p\\_%%' ORDER BY ordinal_position",
+        (table,),
+    )
+    return {column[len("p_") :]: KINDS[kind] for column, kind in rows}
 
 
 def _add_payload_column(conn, table: str, key: str, kind: str) -> None:
     from psycopg import sql
 
-    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-        sql.Identifier(table), sql.Identifier(payload_column(key)), sql.SQL(SQL_TYPES[kind])))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+            sql.Identifier(table), sql.Identifier(payload_column(key)), sql.SQL(SQL_TYPES[kind])
+        )
+    )
 
 
 def _arrow_schema(meta: CollectionMeta, types: dict[str, str]):
     import pyarrow as pa
 
-    columns = [pa.field(ID, pa.string()), pa.field(TEXT, pa.string()), pa.field(PAYLOAD, pa.string())]
-    columns += [pa.field(vector_column(f), pa.list_(pa.float32(), d)) for f, d in meta.fields.items()]
+    columns = [
+        pa.field(ID, pa.string()),
+        pa.field(TEXT, pa.string()),
+        pa.field(PAYLOAD, pa.string()),
+    ]
+    columns += [
+        pa.field(vector_column(f), pa.list_(pa.float32(), d)) for f, d in meta.fields.items()
+    ]
     columns += [pa.field(payload_column(key), ARROW_TYPES[kind]) for key, kind in types.items()]
     return pa.schema(columns)
 
 
-def _copy_rows(conn, table: str, rows, meta: CollectionMeta, types: dict[str, str], *, upsert: bool) -> None:
+def _copy_rows(
+    conn, table: str, rows, meta: CollectionMeta, types: dict[str, str], *, upsert: bool
+) -> None:
     """COPY the rows (binary) into a temporary table, then one INSERT ... SELECT into the
     collection's table; upsert replaces matched rows whole (ON CONFLICT DO UPDATE)."""
     from psycopg import sql
 
     names = rows.column_names
-    kinds = ["text", "text", "text", *("vector" for _ in meta.fields), *(SQL_TYPES[types[n[len("p_"):]]]
-                                                                        for n in names[3 + len(meta.fields):])]
+    kinds = [
+        "text",
+        "text",
+        "text",
+        *("vector" for _ in meta.fields),
+        *(SQL_TYPES[types[n[len("p_") :]]] for n in names[3 + len(meta.fields) :]),
+    ]
     staging = sql.Identifier("uniembed_staging")
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
-    conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-        staging, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(k)) for n, k in zip(names, kinds))))
-    values = [rows.column(n).to_pylist() if not n.startswith("vec_") else
-              rows.column(n).combine_chunks().flatten().to_numpy().reshape(len(rows), -1) for n in names]
-    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(staging, columns)) as copy:
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+            staging,
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(k)) for n, k in zip(names, kinds)
+            ),
+        )
+    )
+    values = [
+        rows.column(n).to_pylist()
+        if not n.startswith("vec_")
+        else rows.column(n).combine_chunks().flatten().to_numpy().reshape(len(rows), -1)
+        for n in names
+    ]
+    with conn.cursor().copy(
+        sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(staging, columns)
+    ) as copy:
         copy.set_types(kinds)
         for i in range(len(rows)):
             copy.write_row([column[i] for column in values])
-    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(sql.Identifier(table), columns, columns, staging)
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        sql.Identifier(table), columns, columns, staging
+    )
     if upsert:
-        updates = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
-                                     for n in names if n != ID)
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+            for n in names
+            if n != ID
+        )
         insert = insert + sql.SQL(" ON CONFLICT (id) DO UPDATE SET ") + updates
     conn.execute(insert)
 

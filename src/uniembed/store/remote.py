@@ -1,6 +1,7 @@
 """What collections on a server (PostgreSQL + pgvector, Milvus) share: the model they were made
 with, query vectors, and the checks on a search's arguments. Folder collections
 (store/collection.py) keep their own, tied to snapshots and multi-vector search."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,9 @@ class RemoteCollection:
         """Insert new items and replace existing ones whole."""
         return self._write("upsert", ids, data, payloads, texts, images)
 
-    def _write(self, mode: str, ids, data, payloads, texts, images) -> int:  # pragma: no cover - abstract
+    def _write(
+        self, mode: str, ids, data, payloads, texts, images
+    ) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _read_payload_fields(self) -> dict[str, str]:  # pragma: no cover - abstract
@@ -52,19 +55,27 @@ class RemoteCollection:
             self._fields = None  # another writer may have added the field: look once more
             return parse_filter(filter, self._known_fields())
 
-    def _check_search(self, query, k, mode: str, field: str | None, image, multivector: dict) -> tuple[str, int]:
+    def _check_search(
+        self, query, k, mode: str, field: str | None, image, multivector: dict
+    ) -> tuple[str, int]:
         """(the vector field, k as an int) after the checks every search makes, or InputError."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if mode not in SEARCH_MODES:
             raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
         if image is not None:
-            raise InputError(f"image= needs an image collection; the {self.backend_name} backend keeps no images")
+            raise InputError(
+                f"image= needs an image collection; the {self.backend_name} backend keeps no images"
+            )
         if any(value is not None for value in multivector.values()):
-            raise InputError(f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector")
+            raise InputError(
+                f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector"
+            )
         field = field or self.meta.default_field
         if field not in self.meta.fields:
-            raise InputError(f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}")
+            raise InputError(
+                f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}"
+            )
         if query is None:
             raise InputError("a search needs a query: a text or a vector")
         if mode != "dense" and not isinstance(query, str):

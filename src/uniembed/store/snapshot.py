@@ -4,6 +4,7 @@ table version, rebuilt from the store of record whenever it is stale, never the 
 Writes made through the same Collection are applied in place (tombstones for deleted rows,
 appends for new ones), so a write does not force a rebuild; `Collection.rebuild()` compacts.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,13 +54,23 @@ class Snapshot:
     """Search state of one table version. Arrays grow in place (GrowingArray), so applying a
     write costs O(rows written), not O(collection)."""
 
-    def __init__(self, version: int, ids: list[str], payloads: list[str | None],
-                 columns: dict[str, tuple[np.ndarray, np.ndarray]], vectors: dict[str, np.ndarray], index_kind: str,
-                 index_params: dict, tokens: TokenSets | None = None):
+    def __init__(
+        self,
+        version: int,
+        ids: list[str],
+        payloads: list[str | None],
+        columns: dict[str, tuple[np.ndarray, np.ndarray]],
+        vectors: dict[str, np.ndarray],
+        index_kind: str,
+        index_params: dict,
+        tokens: TokenSets | None = None,
+    ):
         self.version = version
         self.ids = ids
         self.payloads = payloads
-        self._columns = {name: (GrowingArray(v), GrowingArray(p)) for name, (v, p) in columns.items()}
+        self._columns = {
+            name: (GrowingArray(v), GrowingArray(p)) for name, (v, p) in columns.items()
+        }
         self._vectors = {name: GrowingArray(v) for name, v in vectors.items()}
         self._alive = GrowingArray(np.ones(len(ids), dtype=bool))
         self.dead = 0  # tombstoned rows, so the hot path need not scan `alive`
@@ -72,18 +83,33 @@ class Snapshot:
         self.tokens = tokens  # multi-vector collections: each row's token vectors
 
     @classmethod
-    def from_table(cls, version: int, table: pa.Table, fields: dict[str, int], index_kind: str, index_params: dict,
-                   multivector: MultiVectorSpec | None = None) -> "Snapshot":
-        columns = {name[len(FIELD_PREFIX):]: _column_arrays(table.column(name)) for name in table.column_names if name.startswith(FIELD_PREFIX)}
+    def from_table(
+        cls,
+        version: int,
+        table: pa.Table,
+        fields: dict[str, int],
+        index_kind: str,
+        index_params: dict,
+        multivector: MultiVectorSpec | None = None,
+    ) -> Snapshot:
+        columns = {
+            name[len(FIELD_PREFIX) :]: _column_arrays(table.column(name))
+            for name in table.column_names
+            if name.startswith(FIELD_PREFIX)
+        }
         return cls(
             version=version,
             ids=table.column(ID).to_pylist(),
             payloads=_compact_payloads(table.column(PAYLOAD)),
             columns=columns,
-            vectors={f: vectors_of(table.column(vector_column(f)), dim) for f, dim in fields.items()},
+            vectors={
+                f: vectors_of(table.column(vector_column(f)), dim) for f, dim in fields.items()
+            },
             index_kind=index_kind,
             index_params=index_params,
-            tokens=TokenSets(table.column(TOKENS).to_pylist(), multivector) if multivector else None,
+            tokens=TokenSets(table.column(TOKENS).to_pylist(), multivector)
+            if multivector
+            else None,
         )
 
     @property
@@ -117,7 +143,9 @@ class Snapshot:
         """Boolean mask of live rows meeting the conditions; None when every row qualifies."""
         if not conditions:  # the common case: skip building the column views
             return self.alive if self.dead else None
-        columns = {name: (values.view, present.view) for name, (values, present) in self._columns.items()}
+        columns = {
+            name: (values.view, present.view) for name, (values, present) in self._columns.items()
+        }
         allowed = filter_mask(conditions, columns, len(self.ids))
         if self.dead:
             allowed = self.alive if allowed is None else allowed & self.alive
@@ -126,7 +154,9 @@ class Snapshot:
     def count_allowed(self, allowed: np.ndarray | None) -> int:
         return self.live_count if allowed is None else int(np.count_nonzero(allowed))
 
-    def search(self, queries: np.ndarray, k: int, field_name: str, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, field_name: str, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of the top k `allowed` rows (a mask from allowed_rows); rows -1 where
         fewer exist. Every query gets k hits when k rows are allowed: when a filter leaves few
         rows, or a small share of the collection, they are searched exactly (an ANN index that
@@ -136,11 +166,15 @@ class Snapshot:
         n_allowed = self.count_allowed(allowed)
         if n_allowed == 0:
             return no_results(len(queries), k)
-        if allowed is not None and (n_allowed <= EXACT_SUBSET_ROWS or n_allowed < EXACT_SUBSET_SHARE * len(self.ids)):
+        if allowed is not None and (
+            n_allowed <= EXACT_SUBSET_ROWS or n_allowed < EXACT_SUBSET_SHARE * len(self.ids)
+        ):
             return exact_search(queries, vectors, k, np.flatnonzero(allowed))
         scores, rows = self.index(field_name).search(queries, k, vectors, allowed)
         expected = min(k, n_allowed)
-        if rows[:, expected - 1].min() >= 0:  # hits are sorted, missing ones (-1) last: every query got enough
+        if (
+            rows[:, expected - 1].min() >= 0
+        ):  # hits are sorted, missing ones (-1) last: every query got enough
             return scores, rows
         short = np.flatnonzero((rows[:, :expected] < 0).any(axis=1))
         if len(short):
@@ -187,7 +221,9 @@ class Snapshot:
             index = self.indexes.get(field_name)
             if index is None:
                 return
-            if index.TRAINED and len(self._vectors[field_name]) >= 2 * max(self._indexed_rows[field_name], 1):
+            if index.TRAINED and len(self._vectors[field_name]) >= 2 * max(
+                self._indexed_rows[field_name], 1
+            ):
                 del self.indexes[field_name]
             else:
                 index.add(new_vectors)

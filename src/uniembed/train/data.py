@@ -1,11 +1,12 @@
 """Training data: read and checked completely before any compute is spent.
 
-    pairs / triplets   {"anchor", "positive", "negative" | "negatives": [...]}   (jsonl, csv, parquet)
-                       also {"query", "positive"} or {"sentence1", "sentence2"}
-    labelled texts     {"text", "label"}                                          (triplet loss)
-    scored pairs       {"sentence1", "sentence2", "score"}; STS Benchmark files   (CoSENT)
-    a BEIR folder      queries + corpus + qrels/<split>.tsv: (query, relevant document) pairs
+pairs / triplets   {"anchor", "positive", "negative" | "negatives": [...]}   (jsonl, csv, parquet)
+                   also {"query", "positive"} or {"sentence1", "sentence2"}
+labelled texts     {"text", "label"}                                          (triplet loss)
+scored pairs       {"sentence1", "sentence2", "score"}; STS Benchmark files   (CoSENT)
+a BEIR folder      queries + corpus + qrels/<split>.tsv: (query, relevant document) pairs
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,7 +50,13 @@ class ScoredSet:
         return len(self.first)
 
 
-KIND_OF_LOSS = {"mnrl": "pairs", "cached-mnrl": "pairs", "gist": "pairs", "triplet": "labelled", "cosent": "scored"}
+KIND_OF_LOSS = {
+    "mnrl": "pairs",
+    "cached-mnrl": "pairs",
+    "gist": "pairs",
+    "triplet": "labelled",
+    "cosent": "scored",
+}
 
 
 def load_training_data(path: str | Path, loss: str, *, split: str = "train"):
@@ -62,7 +69,9 @@ def load_training_data(path: str | Path, loss: str, *, split: str = "train"):
     kind = KIND_OF_LOSS[loss]
     if path.is_dir():
         if kind != "pairs":
-            raise InputError(f"{path} is a folder (BEIR); the {loss} loss needs a file of {kind} examples")
+            raise InputError(
+                f"{path} is a folder (BEIR); the {loss} loss needs a file of {kind} examples"
+            )
         return _beir_pairs(path, split)
     if kind == "scored":
         return _scored(path)
@@ -79,7 +88,9 @@ def _records(path: Path) -> list[tuple[str, dict]]:
     records = []
     for where, record in iter_records(path):
         if not isinstance(record, dict):
-            raise InputError(f"{where}: training data needs records with named fields (jsonl, csv, parquet), not plain lines")
+            raise InputError(
+                f"{where}: training data needs records with named fields (jsonl, csv, parquet), not plain lines"
+            )
         records.append((where, record))
     if not records:
         raise InputError(f"{path} holds no examples")
@@ -91,9 +102,13 @@ def _text(where: str, record: dict, names: tuple[str, ...], what: str) -> str:
         if name in record:
             value = record[name]
             if not isinstance(value, str) or not value.strip():
-                raise InputError(f"{where}: field {name!r} ({what}) must be a non-empty string, got {value!r}")
+                raise InputError(
+                    f"{where}: field {name!r} ({what}) must be a non-empty string, got {value!r}"
+                )
             return value
-    raise InputError(f"{where}: no {what} field (one of {list(names)}); the row has {sorted(record)}")
+    raise InputError(
+        f"{where}: no {what} field (one of {list(names)}); the row has {sorted(record)}"
+    )
 
 
 def _pairs(path: Path, records) -> PairSet:
@@ -106,12 +121,18 @@ def _pairs(path: Path, records) -> PairSet:
             negatives = []
         elif isinstance(negatives, str):
             negatives = [negatives]
-        if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() for n in negatives):
-            raise InputError(f"{where}: negatives must be a non-empty string or a list of them, got {negatives!r}")
+        if not isinstance(negatives, list) or not all(
+            isinstance(n, str) and n.strip() for n in negatives
+        ):
+            raise InputError(
+                f"{where}: negatives must be a non-empty string or a list of them, got {negatives!r}"
+            )
         data.negatives.append(list(negatives))
     counts = {len(n) for n in data.negatives}
     if len(counts) > 1:
-        raise InputError(f"{path}: rows have different numbers of negatives {sorted(counts)}; give every row the same number")
+        raise InputError(
+            f"{path}: rows have different numbers of negatives {sorted(counts)}; give every row the same number"
+        )
     return data
 
 
@@ -126,7 +147,9 @@ def _labelled(path: Path, records) -> LabelledSet:
     for label in data.labels:
         counts[label] = counts.get(label, 0) + 1
     if max(counts.values()) < 2:
-        raise InputError(f"{path}: every label occurs once: the triplet loss needs labels shared by two or more texts")
+        raise InputError(
+            f"{path}: every label occurs once: the triplet loss needs labels shared by two or more texts"
+        )
     return data
 
 
@@ -134,9 +157,13 @@ def _scored(path: Path) -> ScoredSet:
     from uniembed.eval.loaders import load_sts
 
     sts = load_sts(path)  # STS Benchmark files or sentence1/sentence2/score records, checked there
-    data = ScoredSet(list(sts.first), list(sts.second), [float(s) for s in sts.scores], source=str(path))
+    data = ScoredSet(
+        list(sts.first), list(sts.second), [float(s) for s in sts.scores], source=str(path)
+    )
     if len(set(data.scores)) < 2:
-        raise InputError(f"{path}: all pairs have the same score; CoSENT learns from differences between scores")
+        raise InputError(
+            f"{path}: all pairs have the same score; CoSENT learns from differences between scores"
+        )
     return data
 
 
@@ -153,5 +180,7 @@ def _beir_pairs(folder: Path, split: str) -> PairSet:
                 data.positives.append(documents[doc_id])
                 data.negatives.append([])
     if len(data) < 2:
-        raise InputError(f"{folder}: fewer than 2 (query, relevant document) pairs in the {split} qrels")
+        raise InputError(
+            f"{folder}: fewer than 2 (query, relevant document) pairs in the {split} qrels"
+        )
     return data

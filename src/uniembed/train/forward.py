@@ -1,9 +1,10 @@
 """Embedding with gradients: the same tokenisation, pooling and prompts as `encode`, through the
 TransformerEncoder's own torch body, so a trained model embeds exactly as it will after saving.
 Gradient caching (GradCache) lives here too: big effective batches in small memory."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -15,19 +16,24 @@ def embed(encoder, texts: Sequence[str], *, prompt: str | None = None) -> torch.
     return embed_layers(encoder, texts, prompt=prompt)[None]
 
 
-def embed_layers(encoder, texts: Sequence[str], *, prompt: str | None = None,
-                 layers: Sequence[int] = ()) -> dict[int | None, torch.Tensor]:
+def embed_layers(
+    encoder, texts: Sequence[str], *, prompt: str | None = None, layers: Sequence[int] = ()
+) -> dict[int | None, torch.Tensor]:
     """Pooled vectors of the last layer (key None) and of each of `layers` (1-based: the output
     of that transformer layer, as the model cut to that many layers makes it), from one forward."""
     prefix = encoder.prompt_prefix(prompt)
     windows = encoder.windows.windows([prefix + t for t in texts], chunk=False)
     padded = encoder.windows.pad(windows.ids, windows.type_ids)
-    inputs = {name: torch.from_numpy(padded[name]).to(encoder.device) for name in encoder._input_names}
+    inputs = {
+        name: torch.from_numpy(padded[name]).to(encoder.device) for name in encoder._input_names
+    }
     output = encoder.model(**inputs, output_hidden_states=bool(layers))
     mask = torch.from_numpy(padded["attention_mask"]).to(encoder.device)
     pooled = {None: pool(output.last_hidden_state, mask, encoder.pooling, encoder.padding_side)}
     for layer in layers:
-        pooled[layer] = pool(output.hidden_states[layer], mask, encoder.pooling, encoder.padding_side)
+        pooled[layer] = pool(
+            output.hidden_states[layer], mask, encoder.pooling, encoder.padding_side
+        )
     return pooled
 
 
@@ -44,8 +50,11 @@ class _RandomState:
             torch.cuda.set_rng_state_all(self.cuda)
 
 
-def cached_backward(groups: Sequence[tuple[Callable[[list], torch.Tensor], Sequence[str]]],
-                    loss_of: Callable[..., torch.Tensor], mini_batch: int) -> float:
+def cached_backward(
+    groups: Sequence[tuple[Callable[[list], torch.Tensor], Sequence[str]]],
+    loss_of: Callable[..., torch.Tensor],
+    mini_batch: int,
+) -> float:
     """GradCache (Gao et al. 2021): the loss of a large batch with the memory of a small one.
     `groups`: (embed function, texts) for each input of `loss_of` (anchors, positives, ...).
 

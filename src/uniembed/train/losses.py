@@ -4,9 +4,10 @@ All of them compare L2-normalised vectors (cosine similarity) and are written fo
 batches a CPU can hold; `CachedStep` (gradient caching) gives any of the in-batch losses a large
 effective batch in small memory with the same gradients.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,13 +17,21 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x, p=2, dim=-1)
 
 
-def mnrl(anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None = None, *,
-         scale: float = 20.0, symmetric: bool = False) -> torch.Tensor:
+def mnrl(
+    anchors: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    *,
+    scale: float = 20.0,
+    symmetric: bool = False,
+) -> torch.Tensor:
     """Multiple-negatives ranking loss (InfoNCE): anchor i must score positive i above every other
     positive in the batch and every explicit hard negative. `negatives`: (n, k, dim) or (n, dim);
     scale 20 = temperature 0.05. symmetric: also each positive against all anchors."""
     a, p = _normalise(anchors), _normalise(positives)
-    candidates = p if negatives is None else torch.cat([p, _normalise(negatives.reshape(-1, a.shape[-1]))])
+    candidates = (
+        p if negatives is None else torch.cat([p, _normalise(negatives.reshape(-1, a.shape[-1]))])
+    )
     logits = scale * a @ candidates.T
     target = torch.arange(len(a), device=a.device)
     loss = F.cross_entropy(logits, target)
@@ -31,9 +40,16 @@ def mnrl(anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     return loss
 
 
-def gist(anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None, *,
-         guide_anchors: torch.Tensor, guide_positives: torch.Tensor, guide_negatives: torch.Tensor | None = None,
-         temperature: float = 0.01) -> torch.Tensor:
+def gist(
+    anchors: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None,
+    *,
+    guide_anchors: torch.Tensor,
+    guide_positives: torch.Tensor,
+    guide_negatives: torch.Tensor | None = None,
+    temperature: float = 0.01,
+) -> torch.Tensor:
     """GISTEmbed: in-batch InfoNCE where a guide model masks false negatives: any candidate the
     guide rates more similar to the anchor than the anchor's own positive is left out."""
     a, p = _normalise(anchors), _normalise(positives)
@@ -46,12 +62,16 @@ def gist(anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
         guide_scores = ga @ guide_candidates.T
         own = guide_scores[torch.arange(len(a)), torch.arange(len(a))].unsqueeze(1)
         false_negative = guide_scores > own
-        false_negative[torch.arange(len(a)), torch.arange(len(a))] = False  # never mask the positive
+        false_negative[torch.arange(len(a)), torch.arange(len(a))] = (
+            False  # never mask the positive
+        )
     logits = (a @ candidates.T / temperature).masked_fill(false_negative, float("-inf"))
     return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
 
 
-def triplet_semi_hard(embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2) -> torch.Tensor:
+def triplet_semi_hard(
+    embeddings: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.2
+) -> torch.Tensor:
     """Triplet loss with online semi-hard mining (FaceNet): for each anchor-positive pair of the same
     label, the closest negative that is still farther than the positive (within `margin`); the
     farthest negative when none is. Cosine distance."""
@@ -75,7 +95,9 @@ def triplet_semi_hard(embeddings: torch.Tensor, labels: torch.Tensor, *, margin:
     return F.relu(d_ap - chosen + margin)[has_negative].mean()
 
 
-def cosent(first: torch.Tensor, second: torch.Tensor, scores: torch.Tensor, *, scale: float = 20.0) -> torch.Tensor:
+def cosent(
+    first: torch.Tensor, second: torch.Tensor, scores: torch.Tensor, *, scale: float = 20.0
+) -> torch.Tensor:
     """CoSENT for scored pairs: every pair with a higher gold score must have a higher cosine than
     every pair with a lower one: log(1 + sum exp(scale * (cos_j - cos_i))) over s_i > s_j."""
     cosines = (_normalise(first) * _normalise(second)).sum(-1) * scale
@@ -86,19 +108,31 @@ def cosent(first: torch.Tensor, second: torch.Tensor, scores: torch.Tensor, *, s
     return torch.logsumexp(torch.cat([zero, differences.flatten()]), dim=0)
 
 
-def matryoshka(loss: Callable[..., torch.Tensor], dims: Sequence[int], *embeddings: torch.Tensor | None,
-               weights: Sequence[float] | None = None, **kwargs) -> torch.Tensor:
+def matryoshka(
+    loss: Callable[..., torch.Tensor],
+    dims: Sequence[int],
+    *embeddings: torch.Tensor | None,
+    weights: Sequence[float] | None = None,
+    **kwargs,
+) -> torch.Tensor:
     """`loss` summed over truncated prefixes of every embedding (each renormalised by the loss):
     the first d coordinates must work on their own, for every d in `dims`."""
     weights = weights or [1.0] * len(dims)
     total = 0
     for dim, weight in zip(dims, weights):
-        total = total + weight * loss(*[None if e is None else e[..., :dim] for e in embeddings], **kwargs)
+        total = total + weight * loss(
+            *[None if e is None else e[..., :dim] for e in embeddings], **kwargs
+        )
     return total
 
 
-def kl_to_full(sub_scores: torch.Tensor, full_scores: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
+def kl_to_full(
+    sub_scores: torch.Tensor, full_scores: torch.Tensor, *, temperature: float = 1.0
+) -> torch.Tensor:
     """Starbucks' KL term: the sub-model's in-batch similarity distribution should match the full
     model's (the full one is the teacher, so it gets no gradient from this term)."""
-    return F.kl_div(F.log_softmax(sub_scores / temperature, -1), F.softmax(full_scores.detach() / temperature, -1),
-                    reduction="batchmean")
+    return F.kl_div(
+        F.log_softmax(sub_scores / temperature, -1),
+        F.softmax(full_scores.detach() / temperature, -1),
+        reduction="batchmean",
+    )

@@ -1,6 +1,7 @@
 """Hard-negative mining: for each anchor, the corpus texts the current model ranks highest that
 are not one of its known positives (and, with a guide model, that the guide does not rate above
 the positive: those are likely unlabelled positives, the false negatives that hurt training)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,17 @@ import numpy as np
 from uniembed.index.base import exact_search
 
 
-def mine_hard_negatives(model, anchors: list[str], positives: list[str], corpus: list[str], k: int, *,
-                        guide=None, depth: int = 50, block: int = 1024) -> list[list[str]]:
+def mine_hard_negatives(
+    model,
+    anchors: list[str],
+    positives: list[str],
+    corpus: list[str],
+    k: int,
+    *,
+    guide=None,
+    depth: int = 50,
+    block: int = 1024,
+) -> list[list[str]]:
     """k negatives per anchor (fewer only when the corpus is too small), best-ranked first."""
     known: dict[str, set[str]] = {}
     for anchor, positive in zip(anchors, positives):
@@ -21,7 +31,9 @@ def mine_hard_negatives(model, anchors: list[str], positives: list[str], corpus:
     if guide is not None:
         guide_docs = guide.encode(corpus, prompt="document", show_progress=len(corpus) > 5000)
         guide_queries = guide.encode(anchors, prompt="query", show_progress=False)
-        guide_positive = (guide_queries * guide.encode(positives, prompt="document", show_progress=False)).sum(1)
+        guide_positive = (
+            guide_queries * guide.encode(positives, prompt="document", show_progress=False)
+        ).sum(1)
     depth = min(len(corpus), max(depth, k + 10))
     mined = []
     for start in range(0, len(anchors), block):
@@ -32,7 +44,10 @@ def mine_hard_negatives(model, anchors: list[str], positives: list[str], corpus:
             for row in candidates:
                 if row < 0 or corpus[row] in known[anchors[i]]:
                     continue
-                if guide is not None and float(guide_queries[i] @ guide_docs[row]) > guide_positive[i]:
+                if (
+                    guide is not None
+                    and float(guide_queries[i] @ guide_docs[row]) > guide_positive[i]
+                ):
                     continue  # the guide rates it above the positive: probably relevant, not a negative
                 chosen.append(corpus[row])
                 if len(chosen) == k:

@@ -10,6 +10,7 @@ Loss: InfoNCE over MaxSim scores (mean over query tokens, / temperature) against
 positives and `hard_negatives` mined per query with the model's single vectors. The head starts as
 the top `dim` principal directions of the documents' token vectors.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,14 @@ class TokenHeadConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
         if self.batch_size < 2:
-            raise InputError(f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
-        if isinstance(self.hard_negatives, bool) or not isinstance(self.hard_negatives, int) or self.hard_negatives < 0:
+            raise InputError(
+                f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}"
+            )
+        if (
+            isinstance(self.hard_negatives, bool)
+            or not isinstance(self.hard_negatives, int)
+            or self.hard_negatives < 0
+        ):
             raise InputError(f"hard_negatives must be an integer >= 0, got {self.hard_negatives!r}")
         for name in ("learning_rate", "temperature"):
             value = getattr(self, name)
@@ -63,7 +70,9 @@ class TokenHeadResult:
     losses: list[float] = field(default_factory=list)  # mean loss per epoch
 
 
-def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = None, on_epoch=None) -> TokenHeadResult:
+def train_token_head(
+    config: TokenHeadConfig, *, show_progress: bool | None = None, on_epoch=None
+) -> TokenHeadResult:
     """Train a token head on `config.data` over the frozen `config.base`; save a PyLate-layout model.
     `on_epoch(epoch, weight)`, if given, sees the head's (dim, hidden) weight after every epoch
     (1-based), e.g. to score a validation split (bench/select_head_epochs.py)."""
@@ -76,7 +85,9 @@ def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = No
     data = load_training_data(config.data, "mnrl", split=config.split)  # every error before compute
     model = load(None if config.base == "default" else config.base, device=config.device)
     if not hasattr(model, "model") or not hasattr(model, "encode_tokens"):
-        raise InputError(f"{config.base}: a token head needs a transformer model on the torch backend")
+        raise InputError(
+            f"{config.base}: a token head needs a transformer model on the torch backend"
+        )
     if getattr(model, "token_head", None) is not None:
         raise InputError(f"{config.base} already has a token head; start from its base transformer")
     if config.dim > model.hidden_size:
@@ -84,8 +95,15 @@ def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = No
     started = time.perf_counter()
     if config.hard_negatives:
         corpus = mining_corpus(config.data, config.split, data)
-        mined = mine_hard_negatives(model, data.anchors, data.positives, corpus, config.hard_negatives)
-        data.negatives = [old + new for old, new in zip(data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed))]
+        mined = mine_hard_negatives(
+            model, data.anchors, data.positives, corpus, config.hard_negatives
+        )
+        data.negatives = [
+            old + new
+            for old, new in zip(
+                data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed)
+            )
+        ]
     queries, documents, batches = _token_vectors(model, data, show_progress)
 
     torch.manual_seed(config.seed)
@@ -110,7 +128,9 @@ def train_token_head(config: TokenHeadConfig, *, show_progress: bool | None = No
         losses.append(total / max(1, -(-len(order) // config.batch_size)))
         if on_epoch is not None:
             on_epoch(epoch + 1, weight.detach().numpy().copy())
-    output = save_token_head_model(model, weight.detach().numpy(), config.output, card={"base": config.base, **asdict(config)})
+    output = save_token_head_model(
+        model, weight.detach().numpy(), config.output, card={"base": config.base, **asdict(config)}
+    )
     return TokenHeadResult(Path(output), steps, time.perf_counter() - started, losses)
 
 
@@ -130,7 +150,10 @@ def _token_vectors(model, data: PairSet, show_progress):
     query_index = {t: i for i, t in enumerate(query_texts)}
     doc_index = {t: i for i, t in enumerate(doc_texts)}
     queries = model.encode_tokens(query_texts, prompt="query", show_progress=show_progress)
-    documents = [t.astype(np.float16) for t in model.encode_tokens(doc_texts, prompt="document", show_progress=show_progress)]
+    documents = [
+        t.astype(np.float16)
+        for t in model.encode_tokens(doc_texts, prompt="document", show_progress=show_progress)
+    ]
     anchor = np.array([query_index[a] for a in data.anchors])
     positive = np.array([doc_index[p] for p in data.positives])
     positives_of: dict[int, set[int]] = {}
@@ -145,7 +168,9 @@ def _principal_directions(documents: list[np.ndarray], dim: int, rng, sample: in
 
     flat = np.concatenate(documents)
     if len(flat) < dim:
-        raise InputError(f"the training documents hold {len(flat)} token vectors, fewer than dim={dim}")
+        raise InputError(
+            f"the training documents hold {len(flat)} token vectors, fewer than dim={dim}"
+        )
     picked = flat[rng.choice(len(flat), min(sample, len(flat)), replace=False)].astype(np.float32)
     _, _, directions = np.linalg.svd(picked, full_matrices=False)
     return torch.from_numpy(np.ascontiguousarray(directions[:dim]))
@@ -163,7 +188,9 @@ def _padded(sets: list[np.ndarray]):
     return values, mask
 
 
-def _batch_loss(weight, rows, queries, documents, examples: _Examples, config: TokenHeadConfig, rng):
+def _batch_loss(
+    weight, rows, queries, documents, examples: _Examples, config: TokenHeadConfig, rng
+):
     import torch
 
     anchors = examples.anchor[rows]
@@ -171,12 +198,19 @@ def _batch_loss(weight, rows, queries, documents, examples: _Examples, config: T
     for row in rows:
         given = examples.negatives[row]
         if given:
-            candidates += [given[i] for i in rng.choice(len(given), min(len(given), config.hard_negatives or len(given)), replace=False)]
+            candidates += [
+                given[i]
+                for i in rng.choice(
+                    len(given), min(len(given), config.hard_negatives or len(given)), replace=False
+                )
+            ]
     q, q_mask = _padded([queries[a] for a in anchors])
     d, d_mask = _padded([documents[c] for c in candidates])
     q = torch.nn.functional.normalize(q @ weight.T, dim=-1)
     d = torch.nn.functional.normalize(d @ weight.T, dim=-1)
-    similarity = torch.einsum("aqh,cdh->acqd", q, d).masked_fill(~d_mask[None, :, None, :], -torch.inf)
+    similarity = torch.einsum("aqh,cdh->acqd", q, d).masked_fill(
+        ~d_mask[None, :, None, :], -torch.inf
+    )
     best = similarity.max(dim=3).values.masked_fill(~q_mask[:, None, :], 0.0)
     scores = best.sum(dim=2) / q_mask.sum(dim=1, keepdim=True) / config.temperature
     # another copy of a query's own relevant document is not a negative
@@ -195,7 +229,9 @@ def _progress(items, show: bool | None):
     return tqdm(items, desc="training head", unit="epoch", leave=False)
 
 
-def save_token_head_model(model, weight: np.ndarray, output: str | Path, *, card: dict | None = None) -> Path:
+def save_token_head_model(
+    model, weight: np.ndarray, output: str | Path, *, card: dict | None = None
+) -> Path:
     """`model`'s transformer plus a Dense head `weight` (dim, hidden), in PyLate's layout, atomically:
     no prefix tokens, no query expansion, no skiplist (what the head was trained with)."""
     from safetensors.numpy import save_file
@@ -211,21 +247,55 @@ def save_token_head_model(model, weight: np.ndarray, output: str | Path, *, card
         finally:
             hf_logging.enable_progress_bar()
         model.tokenizer.save_pretrained(str(staging))
-        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                   {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"}]
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+        ]
         _write_json(staging / "modules.json", modules)
         (staging / "1_Dense").mkdir()
-        _write_json(staging / "1_Dense" / "config.json", {"in_features": hidden, "out_features": dim, "bias": False,
-                                                          "activation_function": "torch.nn.modules.linear.Identity"})
-        save_file({"linear.weight": np.ascontiguousarray(weight, dtype=np.float32)}, str(staging / "1_Dense" / "model.safetensors"))
-        _write_json(staging / "sentence_bert_config.json", {"max_seq_length": model.max_tokens, "do_lower_case": model.windows.lowercase})
-        _write_json(staging / "config_sentence_transformers.json", {
-            "query_prefix": "", "document_prefix": "", "query_length": model.max_tokens, "document_length": model.max_tokens,
-            "do_query_expansion": False, "attend_to_expansion_tokens": False, "skiplist_words": [],
-            "prompts": model.prompts, "default_prompt_name": None, "similarity_fn_name": "MaxSim"})
-        lines = ["---", "library_name: PyLate", "tags: [ColBERT, PyLate, uniembed]", "---", "",
-                 f"# Late-interaction head over {card.get('base', model.name) if card else model.name}", "",
-                 f"A linear head ({hidden} -> {dim}) on the frozen model's token vectors, trained by uniembed for MaxSim.", ""]
+        _write_json(
+            staging / "1_Dense" / "config.json",
+            {
+                "in_features": hidden,
+                "out_features": dim,
+                "bias": False,
+                "activation_function": "torch.nn.modules.linear.Identity",
+            },
+        )
+        save_file(
+            {"linear.weight": np.ascontiguousarray(weight, dtype=np.float32)},
+            str(staging / "1_Dense" / "model.safetensors"),
+        )
+        _write_json(
+            staging / "sentence_bert_config.json",
+            {"max_seq_length": model.max_tokens, "do_lower_case": model.windows.lowercase},
+        )
+        _write_json(
+            staging / "config_sentence_transformers.json",
+            {
+                "query_prefix": "",
+                "document_prefix": "",
+                "query_length": model.max_tokens,
+                "document_length": model.max_tokens,
+                "do_query_expansion": False,
+                "attend_to_expansion_tokens": False,
+                "skiplist_words": [],
+                "prompts": model.prompts,
+                "default_prompt_name": None,
+                "similarity_fn_name": "MaxSim",
+            },
+        )
+        lines = [
+            "---",
+            "library_name: PyLate",
+            "tags: [ColBERT, PyLate, uniembed]",
+            "---",
+            "",
+            f"# Late-interaction head over {card.get('base', model.name) if card else model.name}",
+            "",
+            f"A linear head ({hidden} -> {dim}) on the frozen model's token vectors, trained by uniembed for MaxSim.",
+            "",
+        ]
         lines += [f"- {key}: {value}" for key, value in (card or {}).items()]
         (staging / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return output

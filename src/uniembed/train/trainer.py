@@ -8,6 +8,7 @@ Resuming: the state (weights, optimizer moments, RNG, position) is saved beside 
 `checkpoint_every` steps and on Ctrl-C, in `<output>.train-state/`; running the same command again continues from
 there and reaches the same weights as an uninterrupted run. The state is removed when training ends.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,15 @@ class TrainConfig:
     seed: int = 42
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64, 32]
     matryoshka_weights: list[float] = field(default_factory=list)  # per dim (default: all 1)
-    starbucks: list[tuple[int, int]] = field(default_factory=list)  # (layers, dim) pairs, small to large
+    starbucks: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (layers, dim) pairs, small to large
     kl_weight: float = 1.0  # Starbucks: weight of the KL term to the full model
     hard_negatives: int = 0  # mine this many per anchor with the base model
     guide: str | None = None  # GISTEmbed's guide model (also filters mined negatives)
-    eval: list[str] = field(default_factory=list)  # "task:path", the first one picks the best checkpoint
+    eval: list[str] = field(
+        default_factory=list
+    )  # "task:path", the first one picks the best checkpoint
     eval_every: int = 0  # steps between evaluations; 0: at the end of each epoch
     checkpoint_every: int = 50
     mini_batch: int = 8  # cached-mnrl: texts per forward pass
@@ -60,7 +65,9 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
         if self.batch_size < 2:
-            raise InputError(f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
+            raise InputError(
+                f"batch_size must be at least 2 (in-batch negatives), got {self.batch_size}"
+            )
         if not (0 < self.learning_rate < 1):
             raise InputError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         if not (0 <= self.warmup < 1):
@@ -70,22 +77,40 @@ class TrainConfig:
         if self.loss == "gist" and not self.guide:
             raise InputError("the gist loss needs a guide model (--guide)")
         if self.hard_negatives and KIND_OF_LOSS[self.loss] != "pairs":
-            raise InputError(f"hard negatives are mined for pair losses (mnrl, cached-mnrl, gist), not {self.loss}")
+            raise InputError(
+                f"hard negatives are mined for pair losses (mnrl, cached-mnrl, gist), not {self.loss}"
+            )
         if self.starbucks:
             if self.loss not in ("mnrl", "cosent") or self.matryoshka:
-                raise InputError("starbucks pairs work with the mnrl or cosent loss, without --matryoshka")
+                raise InputError(
+                    "starbucks pairs work with the mnrl or cosent loss, without --matryoshka"
+                )
             pairs = [tuple(pair) for pair in self.starbucks]
-            if any(len(pair) != 2 or min(pair) < 1 for pair in pairs) or pairs != sorted(set(pairs)):
-                raise InputError(f"starbucks must be distinct (layers, dim) pairs of positive integers, small to large, got {self.starbucks}")
-        if self.matryoshka_weights and (len(self.matryoshka_weights) != len(self.matryoshka)
-                                        or min(self.matryoshka_weights) < 0):
-            raise InputError(f"matryoshka_weights must be one number >= 0 per matryoshka dim, got {self.matryoshka_weights}")
-        if sorted(set(self.matryoshka), reverse=True) != list(self.matryoshka) or any(d < 1 for d in self.matryoshka):
-            raise InputError(f"matryoshka dims must be distinct positive integers, largest first, got {self.matryoshka}")
+            if any(len(pair) != 2 or min(pair) < 1 for pair in pairs) or pairs != sorted(
+                set(pairs)
+            ):
+                raise InputError(
+                    "starbucks must be distinct (layers, dim) pairs of positive integers, "
+                    f"small to large, got {self.starbucks}"
+                )
+        if self.matryoshka_weights and (
+            len(self.matryoshka_weights) != len(self.matryoshka) or min(self.matryoshka_weights) < 0
+        ):
+            raise InputError(
+                f"matryoshka_weights must be one number >= 0 per matryoshka dim, got {self.matryoshka_weights}"
+            )
+        if sorted(set(self.matryoshka), reverse=True) != list(self.matryoshka) or any(
+            d < 1 for d in self.matryoshka
+        ):
+            raise InputError(
+                f"matryoshka dims must be distinct positive integers, largest first, got {self.matryoshka}"
+            )
         for spec in self.eval:
             task, _, path = spec.partition(":")
             if task not in EVAL_TASKS or not path:
-                raise InputError(f"eval must be task:path with task one of {list(EVAL_TASKS)}, got {spec!r}")
+                raise InputError(
+                    f"eval must be task:path with task one of {list(EVAL_TASKS)}, got {spec!r}"
+                )
             if not Path(path).exists():
                 raise InputError(f"eval data {path} does not exist")
         output = Path(self.output)
@@ -107,29 +132,46 @@ def train(config: TrainConfig, *, show_progress: bool | None = None) -> TrainRes
     import torch
 
     config.check()
-    data = load_training_data(config.data, config.loss, split=config.split)  # all errors before compute
+    data = load_training_data(
+        config.data, config.loss, split=config.split
+    )  # all errors before compute
     from uniembed import load
 
     model = load(None if config.base == "default" else config.base, device=config.device)
     if not hasattr(model, "model"):
-        raise InputError(f"{config.base} cannot be trained: only transformer models (torch backend) can be fine-tuned")
+        raise InputError(
+            f"{config.base} cannot be trained: only transformer models (torch backend) can be fine-tuned"
+        )
     if config.matryoshka and config.matryoshka[0] > model.dim:
-        raise InputError(f"matryoshka dims must be at most the model's {model.dim}, got {config.matryoshka[0]}")
+        raise InputError(
+            f"matryoshka dims must be at most the model's {model.dim}, got {config.matryoshka[0]}"
+        )
     depth = int(model.model.config.num_hidden_layers)
     if any(layers > depth or dim > model.dim for layers, dim in config.starbucks):
-        raise InputError(f"starbucks pairs must fit the model ({depth} layers, {model.dim} dims), got {config.starbucks}")
+        raise InputError(
+            f"starbucks pairs must fit the model ({depth} layers, {model.dim} dims), got {config.starbucks}"
+        )
     guide = load(config.guide, device=config.device) if config.guide else None
 
     if config.hard_negatives and isinstance(data, PairSet):
         from uniembed.train.mining import fill_to, mine_hard_negatives, mining_corpus
 
         corpus = mining_corpus(config.data, config.split, data)
-        mined = mine_hard_negatives(model, data.anchors, data.positives, corpus, config.hard_negatives, guide=guide)
-        data.negatives = [old + new for old, new in zip(data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed))]
+        mined = mine_hard_negatives(
+            model, data.anchors, data.positives, corpus, config.hard_negatives, guide=guide
+        )
+        data.negatives = [
+            old + new
+            for old, new in zip(
+                data.negatives, fill_to(mined, config.hard_negatives, corpus, config.seed)
+            )
+        ]
 
     state_dir = Path(f"{config.output}.train-state")
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(model.model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        model.model.parameters(), lr=config.learning_rate, weight_decay=0.01
+    )
     loop = _Loop(config, model, guide, data, optimizer, state_dir)
     loop.resume_if_possible()
     loop.run(show_progress)
@@ -147,7 +189,9 @@ class _Loop:
         self.history: list[dict] = []
         self.best: float | None = None
         self.step_seconds: list[float] = []
-        self._epoch_order: tuple[int, list[int]] | None = None  # (epoch, its shuffled order), made once per epoch
+        self._epoch_order: tuple[int, list[int]] | None = (
+            None  # (epoch, its shuffled order), made once per epoch
+        )
         if isinstance(data, LabelledSet):  # rows per label and an integer id per example, made once
             names = {label: n for n, label in enumerate(sorted(set(data.labels)))}
             self._label_ids = [names[label] for label in data.labels]
@@ -168,11 +212,16 @@ class _Loop:
         import torch
 
         if isinstance(self.data, LabelledSet):
-            return _label_batch(self._rows_by_label, self.config.batch_size, self.config.seed + step)
+            return _label_batch(
+                self._rows_by_label, self.config.batch_size, self.config.seed + step
+            )
         epoch, position = divmod(step, self.batches_per_epoch)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
             generator = torch.Generator().manual_seed(self.config.seed + epoch)
-            self._epoch_order = (epoch, torch.randperm(len(self.data), generator=generator).tolist())
+            self._epoch_order = (
+                epoch,
+                torch.randperm(len(self.data), generator=generator).tolist(),
+            )
         order = self._epoch_order[1]
         if isinstance(self.data, PairSet):
             return _without_duplicates(order, position, self.config.batch_size, self.data)
@@ -192,7 +241,9 @@ class _Loop:
 
         def wrap(loss, *embeddings, **kwargs):
             if dims:
-                return losses.matryoshka(loss, dims, *embeddings, weights=config.matryoshka_weights or None, **kwargs)
+                return losses.matryoshka(
+                    loss, dims, *embeddings, weights=config.matryoshka_weights or None, **kwargs
+                )
             return loss(*embeddings, **kwargs)
 
         if config.starbucks:
@@ -213,13 +264,22 @@ class _Loop:
                 return wrap(losses.mnrl, a, p, n, scale=config.scale, symmetric=config.symmetric)
 
             if config.loss == "cached-mnrl":
-                groups = [(query, anchors), (document, positives)] + ([(document, negatives)] if k else [])
+                groups = [(query, anchors), (document, positives)] + (
+                    [(document, negatives)] if k else []
+                )
                 return cached_backward(groups, pair_loss, config.mini_batch)
-            loss = pair_loss(query(anchors), document(positives), document(negatives) if k else None)
+            loss = pair_loss(
+                query(anchors), document(positives), document(negatives) if k else None
+            )
         elif isinstance(self.data, LabelledSet):
             texts = [self.data.texts[i] for i in indices]
             label_ids = torch.tensor([self._label_ids[i] for i in indices], device=model.device)
-            loss = wrap(losses.triplet_semi_hard, embed(model, texts), labels=label_ids, margin=config.margin)
+            loss = wrap(
+                losses.triplet_semi_hard,
+                embed(model, texts),
+                labels=label_ids,
+                margin=config.margin,
+            )
         else:
             first = embed(model, [self.data.first[i] for i in indices])
             second = embed(model, [self.data.second[i] for i in indices])
@@ -240,8 +300,12 @@ class _Loop:
         config, model = self.config, self.model
         layers = sorted({layer for layer, _ in config.starbucks})
         if isinstance(self.data, PairSet):
-            left = embed_layers(model, [self.data.anchors[i] for i in indices], prompt="query", layers=layers)
-            right = embed_layers(model, [self.data.positives[i] for i in indices], prompt="document", layers=layers)
+            left = embed_layers(
+                model, [self.data.anchors[i] for i in indices], prompt="query", layers=layers
+            )
+            right = embed_layers(
+                model, [self.data.positives[i] for i in indices], prompt="document", layers=layers
+            )
             loss_of = lambda a, b: losses.mnrl(a, b, scale=config.scale)  # noqa: E731
         else:
             left = embed_layers(model, [self.data.first[i] for i in indices], layers=layers)
@@ -250,23 +314,38 @@ class _Loop:
             loss_of = lambda a, b: losses.cosent(a, b, scores, scale=config.scale)  # noqa: E731
 
         def similarities(a, b):
-            return config.scale * torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T
+            return (
+                config.scale
+                * torch.nn.functional.normalize(a, dim=-1)
+                @ torch.nn.functional.normalize(b, dim=-1).T
+            )
 
         full = similarities(left[None], right[None])
         total = loss_of(left[None], right[None])
         for layer, dim in config.starbucks:
             a, b = left[layer][:, :dim], right[layer][:, :dim]
-            total = total + loss_of(a, b) + config.kl_weight * losses.kl_to_full(similarities(a, b), full)
+            total = (
+                total
+                + loss_of(a, b)
+                + config.kl_weight * losses.kl_to_full(similarities(a, b), full)
+            )
         return total
 
     def _guide_vectors(self, anchors, positives, negatives, k) -> dict:
         import torch
 
         def vectors(texts, prompt):
-            return torch.from_numpy(self.guide.encode(texts, prompt=prompt, show_progress=False)).to(self.model.device)
+            return torch.from_numpy(
+                self.guide.encode(texts, prompt=prompt, show_progress=False)
+            ).to(self.model.device)
 
-        return {"guide_anchors": vectors(anchors, "query"), "guide_positives": vectors(positives, "document"),
-                "guide_negatives": vectors(negatives, "document").reshape(len(anchors), k, -1) if k else None}
+        return {
+            "guide_anchors": vectors(anchors, "query"),
+            "guide_positives": vectors(positives, "document"),
+            "guide_negatives": vectors(negatives, "document").reshape(len(anchors), k, -1)
+            if k
+            else None,
+        }
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, show_progress: bool | None) -> None:
@@ -274,8 +353,13 @@ class _Loop:
         from tqdm.auto import tqdm
 
         config = self.config
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
-                   disable=not (show_progress if show_progress is not None else True))
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc="training",
+            unit="step",
+            disable=not (show_progress if show_progress is not None else True),
+        )
         smoothed = None
         self.model.model.train()
         while self.step < self.total_steps:
@@ -292,17 +376,24 @@ class _Loop:
                     self.save_state()
                 raise
             if not math.isfinite(value):
-                raise InputError(f"the loss became {value} at step {self.step}: lower the learning rate")
+                raise InputError(
+                    f"the loss became {value} at step {self.step}: lower the learning rate"
+                )
             torch.nn.utils.clip_grad_norm_(self.model.model.parameters(), 1.0)
             self.optimizer.step()
             self.step += 1
             self.step_seconds.append(time.perf_counter() - started)
             smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
             bar.update(1)
-            bar.set_postfix(loss=f"{smoothed:.4f}", ex_per_s=f"{len(indices) / self.step_seconds[-1]:.1f}")
+            bar.set_postfix(
+                loss=f"{smoothed:.4f}", ex_per_s=f"{len(indices) / self.step_seconds[-1]:.1f}"
+            )
             end_of_epoch = self.step % self.batches_per_epoch == 0
-            if config.eval and ((config.eval_every and self.step % config.eval_every == 0) or
-                                (not config.eval_every and end_of_epoch) or self.step == self.total_steps):
+            if config.eval and (
+                (config.eval_every and self.step % config.eval_every == 0)
+                or (not config.eval_every and end_of_epoch)
+                or self.step == self.total_steps
+            ):
                 self.evaluate()
             if self.step % config.checkpoint_every == 0 and self.step < self.total_steps:
                 self.save_state()
@@ -338,16 +429,28 @@ class _Loop:
 
     def card(self) -> dict:
         config = self.config
-        training = {"base": config.base, "data": f"{self.data.source} ({len(self.data)} examples)", "loss": config.loss,
-                    "epochs": config.epochs, "steps": self.step, "batch size": config.batch_size,
-                    "learning rate": config.learning_rate, "seed": config.seed}
+        training = {
+            "base": config.base,
+            "data": f"{self.data.source} ({len(self.data)} examples)",
+            "loss": config.loss,
+            "epochs": config.epochs,
+            "steps": self.step,
+            "batch size": config.batch_size,
+            "learning rate": config.learning_rate,
+            "seed": config.seed,
+        }
         if config.matryoshka:
             training["matryoshka dims"] = config.matryoshka
         if config.starbucks:
             training["starbucks (layers, dim) pairs"] = [list(pair) for pair in config.starbucks]
         if config.hard_negatives:
             training["mined hard negatives per anchor"] = config.hard_negatives
-        return {"name": Path(config.output).name, "base": config.base, "training": training, "evaluation": self.history}
+        return {
+            "name": Path(config.output).name,
+            "base": config.base,
+            "training": training,
+            "evaluation": self.history,
+        }
 
     def save_model(self) -> None:
         from uniembed.train.save import save_model
@@ -368,10 +471,18 @@ class _Loop:
             tensors, groups = _optimizer_tensors(self.optimizer)
             tensors["rng"] = torch.get_rng_state()
             save_file(tensors, str(staging / "optimizer.safetensors"))
-            (staging / "state.json").write_text(json.dumps({
-                "config": _identity(self.config), "step": self.step, "history": self.history, "best": self.best,
-                "param_groups": groups, "step_seconds": self.step_seconds,
-            }))
+            (staging / "state.json").write_text(
+                json.dumps(
+                    {
+                        "config": _identity(self.config),
+                        "step": self.step,
+                        "history": self.history,
+                        "best": self.best,
+                        "param_groups": groups,
+                        "step_seconds": self.step_seconds,
+                    }
+                )
+            )
 
     def resume_if_possible(self) -> None:
         import torch
@@ -382,7 +493,9 @@ class _Loop:
             return
         state = json.loads(state_file.read_text())
         if state["config"] != _identity(self.config):
-            raise InputError(f"{self.state_dir} holds an interrupted run with other settings; delete it to start over")
+            raise InputError(
+                f"{self.state_dir} holds an interrupted run with other settings; delete it to start over"
+            )
         from uniembed import load
 
         saved = load(self.state_dir / "model", device=self.config.device)
@@ -411,8 +524,11 @@ def _identity(config: TrainConfig) -> dict:
 
 def _optimizer_tensors(optimizer) -> tuple[dict, list]:
     state = optimizer.state_dict()
-    tensors = {f"{index}.{name}": value.contiguous() for index, entry in state["state"].items()
-               for name, value in entry.items()}
+    tensors = {
+        f"{index}.{name}": value.contiguous()
+        for index, entry in state["state"].items()
+        for name, value in entry.items()
+    }
     return tensors, state["param_groups"]
 
 
@@ -449,7 +565,9 @@ def _label_batch(rows_by_label: dict[str, list[int]], size: int, seed: int) -> l
     rng.shuffle(shared)
     batch: list[int] = []
     for label in shared:
-        take = rng.sample(rows_by_label[label], min(len(rows_by_label[label]), 4, size - len(batch)))
+        take = rng.sample(
+            rows_by_label[label], min(len(rows_by_label[label]), 4, size - len(batch))
+        )
         if len(take) >= 2:
             batch += take
         if len(batch) >= size - 1:

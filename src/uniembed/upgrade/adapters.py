@@ -34,6 +34,7 @@ tenth is split in two: one half tunes, the other measures), so cards of differen
 Every adapter outputs L2-normalised vectors of the old dimension. Saved as safetensors (weights)
 + JSON (kind, dims, both fingerprints, pairs, held-out cosine), never pickle.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,9 @@ class AdapterCard:
     new_fingerprint: str | None = None
     old_fingerprint: str | None = None
     pairs: int = 0
-    holdout_cosine: float | None = None  # mean cosine(adapted new, old) on held-out pairs that chose nothing
+    holdout_cosine: float | None = (
+        None  # mean cosine(adapted new, old) on held-out pairs that chose nothing
+    )
     settings: dict = field(default_factory=dict)  # e.g. the ridge penalty chosen
 
 
@@ -79,14 +82,18 @@ class Adapter:
 
     def __init__(self, card: AdapterCard, weights: dict[str, np.ndarray]):
         self.card = card
-        self.weights = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()}
+        self.weights = {
+            name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()
+        }
 
     def __call__(self, vectors) -> np.ndarray:
         x = np.asarray(vectors, dtype=np.float32)
         single = x.ndim == 1
         x = np.atleast_2d(x)
         if x.ndim != 2 or x.shape[1] != self.card.new_dim:
-            raise InputError(f"this adapter maps {self.card.new_dim}-dim vectors, got shape {np.asarray(vectors).shape}")
+            raise InputError(
+                f"this adapter maps {self.card.new_dim}-dim vectors, got shape {np.asarray(vectors).shape}"
+            )
         x = unit_rows(x)  # every kind was fitted on unit vectors, and the bias makes scale matter
         w = self.weights
         y = x @ w["linear"] + w["bias"]
@@ -112,7 +119,7 @@ class Adapter:
         return card
 
     @classmethod
-    def load(cls, folder: str | Path, stem: str = "adapter") -> "Adapter":
+    def load(cls, folder: str | Path, stem: str = "adapter") -> Adapter:
         from safetensors.numpy import load_file
 
         folder = Path(folder)
@@ -120,17 +127,36 @@ class Adapter:
             card = AdapterCard(**json.loads((folder / f"{stem}.json").read_text()))
             weights = load_file(str(folder / f"{stem}.safetensors"))
         except (OSError, ValueError, TypeError) as exc:
-            raise InputError(f"{folder / stem}: not a readable adapter ({type(exc).__name__}: {exc})") from None
-        needed = {"linear", "bias"} | ({"hidden", "hidden_bias", "out"} if card.kind == "mlp" else set())
-        if card.kind not in KINDS or not needed <= set(weights) or weights["linear"].shape != (card.new_dim, card.old_dim):
-            raise InputError(f"{folder / stem}: adapter files do not match their card ({card.kind}, "
-                             f"{card.new_dim} -> {card.old_dim})")
+            raise InputError(
+                f"{folder / stem}: not a readable adapter ({type(exc).__name__}: {exc})"
+            ) from None
+        needed = {"linear", "bias"} | (
+            {"hidden", "hidden_bias", "out"} if card.kind == "mlp" else set()
+        )
+        if (
+            card.kind not in KINDS
+            or not needed <= set(weights)
+            or weights["linear"].shape != (card.new_dim, card.old_dim)
+        ):
+            raise InputError(
+                f"{folder / stem}: adapter files do not match their card ({card.kind}, "
+                f"{card.new_dim} -> {card.old_dim})"
+            )
         return cls(card, weights)
 
 
-def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, queries: np.ndarray | None = None,
-                owners=None, new_fingerprint: str | None = None, old_fingerprint: str | None = None,
-                seed: int = 0, show_progress: bool = False) -> Adapter:
+def fit_adapter(
+    new: np.ndarray,
+    old: np.ndarray,
+    kind: str = "procrustes",
+    *,
+    queries: np.ndarray | None = None,
+    owners=None,
+    new_fingerprint: str | None = None,
+    old_fingerprint: str | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> Adapter:
     """An adapter taking `new` (n, d_new) to `old` (n, d_old): row i of each is the same text.
 
     kind: one of KINDS, or "auto" (fit every kind the pairs allow, keep the best held-out MRR).
@@ -143,16 +169,25 @@ def fit_adapter(new: np.ndarray, old: np.ndarray, kind: str = "procrustes", *, q
     new, old = _checked_pairs(new, old)
     queries, owners = _checked_queries(queries, owners, new.shape)
     if new_fingerprint is not None and new_fingerprint == old_fingerprint:
-        raise InputError("the new model has the same fingerprint as the old one: its vectors are the old ones, "
-                         "there is nothing to adapt")
+        raise InputError(
+            "the new model has the same fingerprint as the old one: its vectors are the old ones, "
+            "there is nothing to adapt"
+        )
     fingerprints = {"new_fingerprint": new_fingerprint, "old_fingerprint": old_fingerprint}
     if kind == AUTO:
-        fitted = {candidate: _fit_kind(candidate, new, old, queries, owners, seed, show_progress, **fingerprints)
-                  for candidate in KINDS if _enough_pairs(candidate, new.shape, old.shape)}
+        fitted = {
+            candidate: _fit_kind(
+                candidate, new, old, queries, owners, seed, show_progress, **fingerprints
+            )
+            for candidate in KINDS
+            if _enough_pairs(candidate, new.shape, old.shape)
+        }
         return fitted[choose_by_held_out(fitted)]
     if not _enough_pairs(kind, new.shape, old.shape):
-        raise InputError(f"{kind} needs at least as many pairs as dimensions ({max(new.shape[1], old.shape[1])}), "
-                         f"got {len(new)}: use more pairs, or the ridge adapter, which is fine with fewer")
+        raise InputError(
+            f"{kind} needs at least as many pairs as dimensions ({max(new.shape[1], old.shape[1])}), "
+            f"got {len(new)}: use more pairs, or the ridge adapter, which is fine with fewer"
+        )
     return _fit_kind(kind, new, old, queries, owners, seed, show_progress, **fingerprints)
 
 
@@ -179,7 +214,9 @@ def _enough_pairs(kind: str, new_shape, old_shape) -> bool:
     return kind == "ridge" or new_shape[0] >= max(new_shape[1], old_shape[1])
 
 
-def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, **fingerprints) -> Adapter:
+def _fit_kind(
+    kind, new, old, queries, owners, seed: int, show_progress: bool, **fingerprints
+) -> Adapter:
     n, d_new = new.shape
     d_old = old.shape[1]
     choose, report, kept = held_out_split(n, seed)
@@ -189,18 +226,26 @@ def _fit_kind(kind, new, old, queries, owners, seed: int, show_progress: bool, *
     elif kind == "ridge":
         settings["penalty"] = penalty = _chosen_penalty(new, old, kept, choose)
         on_kept, final = _ridge(new[kept], old[kept], penalty), _ridge(new, old, penalty)
-    elif kind == "mlp":  # the MLP's epoch is chosen on held-out pairs, so it is not refitted on them
+    elif (
+        kind == "mlp"
+    ):  # the MLP's epoch is chosen on held-out pairs, so it is not refitted on them
         final, settings = _mlp(new, old, kept, choose, seed, show_progress)
         on_kept = final
     else:  # so is the contrastive map's
         final, settings = _contrastive(new, old, queries, owners, kept, choose, seed, show_progress)
         on_kept = final
-    card = AdapterCard(kind=kind, new_dim=d_new, old_dim=d_old, pairs=n, settings=settings, **fingerprints)
+    card = AdapterCard(
+        kind=kind, new_dim=d_new, old_dim=d_old, pairs=n, settings=settings, **fingerprints
+    )
     if len(report):  # measured with the map fitted without them, on rows that chose nothing
         measured = Adapter(card, on_kept)
-        card.holdout_cosine = round(float(np.mean(np.sum(measured(new[report]) * old[report], axis=1))), 4)
+        card.holdout_cosine = round(
+            float(np.mean(np.sum(measured(new[report]) * old[report], axis=1))), 4
+        )
         held_queries, held_owners = with_own(new, queries, owners, report)
-        card.settings["held_out_mrr"] = round(mean_reciprocal_rank(measured(held_queries), held_owners, old), 4)
+        card.settings["held_out_mrr"] = round(
+            mean_reciprocal_rank(measured(held_queries), held_owners, old), 4
+        )
     return Adapter(card, final)
 
 
@@ -212,22 +257,26 @@ def held_out_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     fitted with the same seed holds out the same rows."""
     order = np.random.default_rng(seed).permutation(n)
     held = max(2, int(round(n * HOLDOUT_SHARE))) if n >= 10 else 0
-    return order[: held // 2], order[held // 2: held], order[held:]
+    return order[: held // 2], order[held // 2 : held], order[held:]
 
 
-def with_own(new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def with_own(
+    new: np.ndarray, queries: np.ndarray, owners: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The query vectors of `rows` (their own new vectors, then their pseudo-queries) and each one's owner row."""
     cut = np.isin(owners, rows)
     return np.vstack([new[rows], queries[cut]]), np.concatenate([rows, owners[cut]])
 
 
-def mean_reciprocal_rank(mapped: np.ndarray, owners: np.ndarray, stored: np.ndarray, block: int = 1024) -> float:
+def mean_reciprocal_rank(
+    mapped: np.ndarray, owners: np.ndarray, stored: np.ndarray, block: int = 1024
+) -> float:
     """MRR of each mapped query's owner among all stored vectors (unit rows); scored in blocks so
     that many queries x many items never sit in memory at once. Ties count in the owner's favour."""
     reciprocal = []
     for start in range(0, len(mapped), block):
-        scores = mapped[start:start + block] @ stored.T
-        own = scores[np.arange(len(scores)), owners[start:start + block]]
+        scores = mapped[start : start + block] @ stored.T
+        own = scores[np.arange(len(scores)), owners[start : start + block]]
         reciprocal.append(1.0 / (1 + (scores > own[:, None]).sum(axis=1)))
     return float(np.mean(np.concatenate(reciprocal)))
 
@@ -237,7 +286,9 @@ def _checked_pairs(new, old) -> tuple[np.ndarray, np.ndarray]:
     if new.ndim != 2 or old.ndim != 2:
         raise InputError(f"pairs must be two 2-D arrays, got shapes {new.shape} and {old.shape}")
     if len(new) != len(old):
-        raise InputError(f"pairs must have as many new vectors as old ones, got {len(new)} and {len(old)}")
+        raise InputError(
+            f"pairs must have as many new vectors as old ones, got {len(new)} and {len(old)}"
+        )
     if len(new) < 2:
         raise InputError(f"an adapter needs at least 2 pairs, got {len(new)}")
     if not (np.isfinite(new).all() and np.isfinite(old).all()):
@@ -250,11 +301,15 @@ def _checked_queries(queries, owners, pairs_shape) -> tuple[np.ndarray, np.ndarr
     if queries is None and owners is None:
         return np.zeros((0, pairs_shape[1])), np.zeros(0, dtype=np.int64)
     if queries is None or owners is None:
-        raise InputError("pseudo-queries need both queries= and owners= (the pair each query was cut from)")
+        raise InputError(
+            "pseudo-queries need both queries= and owners= (the pair each query was cut from)"
+        )
     queries, owners = np.asarray(queries, dtype=np.float64), np.asarray(owners)
     if queries.ndim != 2 or queries.shape[1] != pairs_shape[1] or owners.shape != (len(queries),):
-        raise InputError(f"pseudo-queries must be ({len(owners)}, {pairs_shape[1]}) vectors with one owner each, "
-                         f"got shapes {queries.shape} and {owners.shape}")
+        raise InputError(
+            f"pseudo-queries must be ({len(owners)}, {pairs_shape[1]}) vectors with one owner each, "
+            f"got shapes {queries.shape} and {owners.shape}"
+        )
     if not np.issubdtype(owners.dtype, np.integer) and len(owners):
         raise InputError(f"owners must be integer row numbers, got dtype {owners.dtype}")
     if len(owners) and (owners.min() < 0 or owners.max() >= pairs_shape[0]):
@@ -272,7 +327,9 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 def _procrustes(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
-    u, _, vt = np.linalg.svd((x - mean_x).T @ (y - mean_y), full_matrices=False)  # (d_new, r) (r, d_old)
+    u, _, vt = np.linalg.svd(
+        (x - mean_x).T @ (y - mean_y), full_matrices=False
+    )  # (d_new, r) (r, d_old)
     w = u @ vt
     return {"linear": w, "bias": mean_y - mean_x @ w}
 
@@ -292,7 +349,10 @@ def _chosen_penalty(x, y, kept, choose) -> float:
     """The ridge penalty with the best cosine on the `choose` rows (1.0 when there are none)."""
     if len(choose) == 0:
         return 1.0
-    return max(RIDGE_PENALTIES, key=lambda p: _mean_cosine(_ridge(x[kept], y[kept], p), x[choose], y[choose]))
+    return max(
+        RIDGE_PENALTIES,
+        key=lambda p: _mean_cosine(_ridge(x[kept], y[kept], p), x[choose], y[choose]),
+    )
 
 
 def _mean_cosine(weights: dict, x: np.ndarray, y: np.ndarray) -> float:
@@ -336,11 +396,14 @@ def _mlp(x, y, kept, choose, seed: int, show_progress: bool = False) -> tuple[di
 
     def choosing_cosine() -> float:
         with torch.no_grad():
-            return float(torch.nn.functional.cosine_similarity(forward(choose), torch_y[choose]).mean())
+            return float(
+                torch.nn.functional.cosine_similarity(forward(choose), torch_y[choose]).mean()
+            )
 
     kept_t, choose = torch.as_tensor(kept), torch.as_tensor(choose)
     best, best_state, waited, epochs = -2.0, None, 0, 0
-    for epochs in _epochs(MLP_EPOCHS, show_progress, "fitting the mlp adapter"):
+    # epochs outlives the loop: the card records how many ran
+    for epochs in _epochs(MLP_EPOCHS, show_progress, "fitting the mlp adapter"):  # noqa: B007
         for batch in kept_t[torch.randperm(len(kept_t), generator=generator)].split(256):
             loss = 1 - torch.nn.functional.cosine_similarity(forward(batch), torch_y[batch]).mean()
             optimizer.zero_grad()
@@ -355,11 +418,19 @@ def _mlp(x, y, kept, choose, seed: int, show_progress: bool = False) -> tuple[di
             if waited >= MLP_PATIENCE:
                 break
     linear_w, bias_w, hidden_w, hidden_b, out_w = (p.numpy() for p in best_state)
-    weights = {"linear": linear_w, "bias": bias_w, "hidden": hidden_w.T, "hidden_bias": hidden_b, "out": out_w.T}
+    weights = {
+        "linear": linear_w,
+        "bias": bias_w,
+        "hidden": hidden_w.T,
+        "hidden_bias": hidden_b,
+        "out": out_w.T,
+    }
     return weights, {"penalty": penalty, "hidden": MLP_HIDDEN, "epochs": epochs}
 
 
-def _contrastive(x, y, queries, owners, kept, choose, seed: int, show_progress: bool = False) -> tuple[dict, dict]:
+def _contrastive(
+    x, y, queries, owners, kept, choose, seed: int, show_progress: bool = False
+) -> tuple[dict, dict]:
     """Procrustes (on the kept pairs), then trained with InfoNCE: each kept item's own vector and
     its pseudo-queries, mapped, must score the item's stored vector above every other kept item's.
     Held-out items are never negatives in training (the map would learn to avoid them); the
@@ -370,7 +441,9 @@ def _contrastive(x, y, queries, owners, kept, choose, seed: int, show_progress: 
     start = _procrustes(x[kept], y[kept])
     targets = torch.tensor(y, dtype=torch.float32)
 
-    def queries_of(rows):  # (query vectors, owner rows): the items' own vectors, then their pseudo-queries
+    def queries_of(
+        rows,
+    ):  # (query vectors, owner rows): the items' own vectors, then their pseudo-queries
         vectors, owner_rows = with_own(x, queries, owners, rows)
         return torch.tensor(vectors, dtype=torch.float32), torch.as_tensor(owner_rows)
 
@@ -388,7 +461,9 @@ def _contrastive(x, y, queries, owners, kept, choose, seed: int, show_progress: 
 
     def choosing_mrr() -> float:
         with torch.no_grad():
-            return mean_reciprocal_rank(mapped(choose_x).numpy(), choose_owner.numpy(), targets.numpy())
+            return mean_reciprocal_rank(
+                mapped(choose_x).numpy(), choose_owner.numpy(), targets.numpy()
+            )
 
     best = choosing_mrr() if len(choose) else float("-inf")
     best_state, best_epoch, first = (linear.detach().clone(), bias.detach().clone()), 0, best
@@ -403,7 +478,16 @@ def _contrastive(x, y, queries, owners, kept, choose, seed: int, show_progress: 
         if score > best:
             best, best_epoch = score, epoch
             best_state = (linear.detach().clone(), bias.detach().clone())
-    settings = {"temperature": CONTRASTIVE_TEMPERATURE, "epoch": best_epoch, "pseudo_queries": int(len(queries))}
+    settings = {
+        "temperature": CONTRASTIVE_TEMPERATURE,
+        "epoch": best_epoch,
+        "pseudo_queries": int(len(queries)),
+    }
     if len(choose):  # on the rows that chose the epoch; the card's held_out_mrr is on other rows
-        settings.update({"choosing_mrr_procrustes": round(first, 4), "choosing_mrr": round(best, 4)})
-    return {"linear": best_state[0].numpy().astype(np.float64), "bias": best_state[1].numpy().astype(np.float64)}, settings
+        settings.update(
+            {"choosing_mrr_procrustes": round(first, 4), "choosing_mrr": round(best, 4)}
+        )
+    return {
+        "linear": best_state[0].numpy().astype(np.float64),
+        "bias": best_state[1].numpy().astype(np.float64),
+    }, settings

@@ -8,6 +8,7 @@ item whose text changed since is done again; one deleted since is ignored). The 
 rows are never touched, so searches meanwhile neither fail nor see half-written rows. One
 backfill at a time (a lock file); writers and searchers of the collection are not blocked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,14 @@ def _next_table(collection_path: Path, dim: int | None = None):
         return db.open_table(NEXT_TABLE)
     if dim is None:
         return None
-    schema = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("text_sha", pa.string()),
-                        pa.field("fingerprint", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))])
+    schema = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("text_sha", pa.string()),
+            pa.field("fingerprint", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
     return db.create_table(NEXT_TABLE, schema=schema)
 
 
@@ -84,33 +91,51 @@ def upgrade_status(collection) -> UpgradeStatus:
     state = _state(collection)
     collection.version  # noqa: B018  (moves the reader to the latest commit)
     todo, _, items = _todo(collection, state)
-    adapter = None if state.adapter_version is None else f"{state.adapter_kind} (v{state.adapter_version})"
-    return UpgradeStatus(state.target_name, state.target_fingerprint, adapter, items, items - len(todo), len(todo))
+    adapter = (
+        None
+        if state.adapter_version is None
+        else f"{state.adapter_kind} (v{state.adapter_version})"
+    )
+    return UpgradeStatus(
+        state.target_name, state.target_fingerprint, adapter, items, items - len(todo), len(todo)
+    )
 
 
-def backfill(collection, model, *, batch_rows: int = 256, show_progress: bool = True,
-             stop_after_batches: int | None = None) -> UpgradeStatus:
+def backfill(
+    collection,
+    model,
+    *,
+    batch_rows: int = 256,
+    show_progress: bool = True,
+    stop_after_batches: int | None = None,
+) -> UpgradeStatus:
     """Re-embed what is left with `model` (the upgrade's target); returns the status at the end.
     stop_after_batches: stop early (tests, or a bounded run from a scheduler); a rerun goes on."""
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise InputError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     state = _state(collection)
     if model.fingerprint != state.target_fingerprint:
-        raise InputError(f"backfill with {model.name} (fingerprint {model.fingerprint[:12]}), but the upgrade was "
-                         f"planned for {state.target_name} (fingerprint {state.target_fingerprint[:12]}): use that "
-                         "model, or fit an adapter for this one first")
+        raise InputError(
+            f"backfill with {model.name} (fingerprint {model.fingerprint[:12]}), but the upgrade was "
+            f"planned for {state.target_name} (fingerprint {state.target_fingerprint[:12]}): use that "
+            "model, or fit an adapter for this one first"
+        )
     try:
         lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
     except CollectionLockedError:
         holder = (upgrade_dir(collection.path) / LOCK_FILE).read_text().strip() or "unknown"
-        raise ConflictError(f"another backfill of {collection.path} is running (pid {holder}); one at a time") from None
+        raise ConflictError(
+            f"another backfill of {collection.path} is running (pid {holder}); one at a time"
+        ) from None
     try:
         collection.version  # noqa: B018
         ids, texts, _ = _todo(collection, state)
         textless = [i for i, t in zip(ids, texts) if not t]
         if textless:
-            raise InputError(f"{len(textless)} item(s) of {collection.path} keep no text, so the new model cannot "
-                             f"re-embed them (e.g. {textless[:5]}): upsert them with their text, or delete them")
+            raise InputError(
+                f"{len(textless)} item(s) of {collection.path} keep no text, so the new model cannot "
+                f"re-embed them (e.g. {textless[:5]}): upsert them with their text, or delete them"
+            )
         table = _next_table(collection.path, state.target_dim)
         from tqdm.auto import tqdm
 
@@ -118,15 +143,29 @@ def backfill(collection, model, *, batch_rows: int = 256, show_progress: bool = 
             for batch, start in enumerate(range(0, len(ids), batch_rows)):
                 if stop_after_batches is not None and batch >= stop_after_batches:
                     break
-                chunk_ids, chunk_texts = ids[start:start + batch_rows], texts[start:start + batch_rows]
-                vectors = np.asarray(model.encode(chunk_texts, prompt="document",
-                                                  show_progress=False), dtype=np.float32)
-                rows = pa.table({"id": chunk_ids, "text_sha": [text_digest(t) for t in chunk_texts],
-                                 "fingerprint": [state.target_fingerprint] * len(chunk_ids),
-                                 "vector": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), state.target_dim)},
-                                schema=table.schema)
+                chunk_ids, chunk_texts = (
+                    ids[start : start + batch_rows],
+                    texts[start : start + batch_rows],
+                )
+                vectors = np.asarray(
+                    model.encode(chunk_texts, prompt="document", show_progress=False),
+                    dtype=np.float32,
+                )
+                rows = pa.table(
+                    {
+                        "id": chunk_ids,
+                        "text_sha": [text_digest(t) for t in chunk_texts],
+                        "fingerprint": [state.target_fingerprint] * len(chunk_ids),
+                        "vector": pa.FixedSizeListArray.from_arrays(
+                            vectors.reshape(-1), state.target_dim
+                        ),
+                    },
+                    schema=table.schema,
+                )
                 # one commit: an item backfilled before (its text changed) is replaced, others added
-                table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+                table.merge_insert(
+                    "id"
+                ).when_matched_update_all().when_not_matched_insert_all().execute(rows)
                 bar.update(len(chunk_ids))
     finally:
         lock.__exit__(None, None, None)
@@ -147,5 +186,7 @@ def next_vectors(collection_path: Path, ids: list[str], fingerprint: str) -> np.
 def _state(collection) -> UpgradeState:
     state = read_state(collection.path)
     if state is None:
-        raise NotFoundError(f"no upgrade in progress for {collection.path}: start one with `uniembed upgrade fit`")
+        raise NotFoundError(
+            f"no upgrade in progress for {collection.path}: start one with `uniembed upgrade fit`"
+        )
     return state

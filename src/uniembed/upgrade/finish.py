@@ -9,6 +9,7 @@ collection is whole. Readers notice the new collection.json at their next refres
 (Collection._follow_meta); indexes are rebuilt from the new vectors at the first search. Then the
 old data folder and the upgrade's files (adapters, backfilled vectors) are deleted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,34 +41,62 @@ def finish(collection) -> dict:
     try:
         backfill_lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
     except CollectionLockedError:
-        raise ConflictError(f"a backfill of {collection.path} is running: let it end before finishing") from None
+        raise ConflictError(
+            f"a backfill of {collection.path} is running: let it end before finishing"
+        ) from None
     try:
         with WriterLock(collection.path / COLLECTION_LOCK):
             collection._writer_version()
             status = upgrade_status(collection)
             if not status.complete:
-                raise ConflictError(f"finish before backfill completes: {status.remaining} of {status.items} items have no "
-                                 f"vector from {state.target_name} for their current text yet; run `uniembed upgrade "
-                                 "backfill` (old vectors are dropped only after every item has a new one)")
+                raise ConflictError(
+                    f"finish before backfill completes: {status.remaining} of {status.items} items have no "
+                    f"vector from {state.target_name} for their current text yet; run `uniembed upgrade "
+                    "backfill` (old vectors are dropped only after every item has a new one)"
+                )
             meta = collection.meta
             field = meta.default_field
-            check_index_params(meta.index, meta.index_params, state.target_dim)  # e.g. IVF-PQ's m must divide the dim
+            check_index_params(
+                meta.index, meta.index_params, state.target_dim
+            )  # e.g. IVF-PQ's m must divide the dim
             _remove_orphans(collection.path, keep=meta.data_dir)
             new_dir = f"data-{uuid.uuid4().hex[:8]}"
             old_schema = collection.backend.schema
-            columns = [f.name for f in old_schema if f.name != vector_column(field) and f.name != TOKENS]
-            schema = pa.schema([pa.field(vector_column(field), pa.list_(pa.float32(), state.target_dim))
-                                if f.name == vector_column(field) else f for f in old_schema])
+            columns = [
+                f.name for f in old_schema if f.name != vector_column(field) and f.name != TOKENS
+            ]
+            schema = pa.schema(
+                [
+                    pa.field(vector_column(field), pa.list_(pa.float32(), state.target_dim))
+                    if f.name == vector_column(field)
+                    else f
+                    for f in old_schema
+                ]
+            )
             rows = collection.backend.scan(columns)
-            vectors = next_vectors(collection.path, rows.column(ID).to_pylist(), state.target_fingerprint)
+            vectors = next_vectors(
+                collection.path, rows.column(ID).to_pylist(), state.target_fingerprint
+            )
             backend = backend_class(meta.backend).create(collection.path / new_dir, schema)
             for start in range(0, len(rows), COPY_ROWS):
-                part, block = rows.slice(start, COPY_ROWS), vectors[start:start + COPY_ROWS]
-                column = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), state.target_dim)
-                backend.insert(part.append_column(vector_column(field), column).select(schema.names).cast(schema))
+                part, block = rows.slice(start, COPY_ROWS), vectors[start : start + COPY_ROWS]
+                column = pa.FixedSizeListArray.from_arrays(
+                    pa.array(block.reshape(-1), pa.float32()), state.target_dim
+                )
+                backend.insert(
+                    part.append_column(vector_column(field), column)
+                    .select(schema.names)
+                    .cast(schema)
+                )
             backend.compact()  # the text index covers every row before anyone reads them
-            new_meta = dataclasses.replace(meta, model=state.target_model, fingerprint=state.target_fingerprint,
-                                           fields={field: state.target_dim}, dim=None, data_dir=new_dir)
+            new_meta = dataclasses.replace(
+                meta,
+                model=state.target_model,
+                fingerprint=state.target_fingerprint,
+                fields={field: state.target_dim},
+                dim=None,
+                data_dir=new_dir,
+            )
             write_meta(collection.path, new_meta)  # the switch: one rename
             old_dir = collection.path / meta.data_dir
     finally:
@@ -75,7 +104,12 @@ def finish(collection) -> dict:
     shutil.rmtree(old_dir, ignore_errors=True)
     shutil.rmtree(upgrade_dir(collection.path), ignore_errors=True)
     collection._follow_meta()
-    return {"items": len(rows), "model": state.target_name, "dim": state.target_dim, "data_dir": new_dir}
+    return {
+        "items": len(rows),
+        "model": state.target_name,
+        "dim": state.target_dim,
+        "data_dir": new_dir,
+    }
 
 
 def _remove_orphans(path, keep: str) -> None:

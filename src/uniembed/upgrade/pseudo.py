@@ -5,6 +5,7 @@ adapter fitted on whole items only learns the map where items sit, not where sho
 sentences of an item are the nearest thing to its queries that the collection itself can offer, and
 their target is known without the old model: the item's stored vector.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,10 +37,13 @@ def pseudo_queries(texts: list[str], per_item: int = PER_ITEM) -> tuple[list[str
     return queries, np.asarray(owners, dtype=np.int64)
 
 
-def pseudo_query_vectors(model, texts: list[str], *, prompt: str | None = "query",
-                         show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def pseudo_query_vectors(
+    model, texts: list[str], *, prompt: str | None = "query", show_progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, owners): `model`'s vectors of `pseudo_queries(texts)`, (0, dim) when there are none."""
     cut, owners = pseudo_queries(texts)
     if not cut:
         return np.zeros((0, model.dim), dtype=np.float32), owners
-    return np.asarray(model.encode(cut, prompt=prompt, show_progress=show_progress), dtype=np.float32), owners
+    return np.asarray(
+        model.encode(cut, prompt=prompt, show_progress=show_progress), dtype=np.float32
+    ), owners

@@ -7,6 +7,7 @@ The price is quality: a vector described by its similarities to a few hundred or
 loses what those texts do not span, and two models agree on which anchors are near what only
 roughly (bench/upgrade.py measures both). So it is an option for new collections, not the default.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,6 +28,7 @@ ANCHOR_PROMPT = "document"  # anchors are gallery-like texts; queries keep their
 
 def relative_vectors(vectors: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """Each of `vectors` as its cosines to `anchors` (vectors of the same model), L2-normalised."""
+
     def unit(x):
         return l2_normalize(np.asarray(x, dtype=np.float32))
 
@@ -48,8 +50,10 @@ def checked_anchors(anchors) -> list[str]:
     seen: dict[str, int] = {}
     for i, text in enumerate(anchors):
         if text in seen:
-            raise InputError(f"relative_anchors[{i}] repeats relative_anchors[{seen[text]}] ({text!r:.60}): "
-                             "a repeated anchor adds a dimension that says nothing new")
+            raise InputError(
+                f"relative_anchors[{i}] repeats relative_anchors[{seen[text]}] ({text!r:.60}): "
+                "a repeated anchor adds a dimension that says nothing new"
+            )
         seen[text] = i
     return list(anchors)
 
@@ -61,7 +65,9 @@ def anchors_digest(anchors: list[str]) -> str:
 def write_anchors(folder: Path, anchors: list[str]) -> dict:
     """Writes the anchors file into `folder` (a collection being created: its staging folder) and
     returns what collection.json records of them."""
-    (Path(folder) / ANCHORS_FILE).write_text(json.dumps(anchors, ensure_ascii=False), encoding="utf-8")
+    (Path(folder) / ANCHORS_FILE).write_text(
+        json.dumps(anchors, ensure_ascii=False), encoding="utf-8"
+    )
     return {"anchors": len(anchors), "sha256": anchors_digest(anchors)}
 
 
@@ -71,11 +77,15 @@ def read_anchors(folder: Path, recorded: dict) -> list[str]:
     try:
         anchors = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CollectionDamagedError(f"{folder}: collection damaged: its {ANCHORS_FILE} cannot be read "
-                                     f"({type(exc).__name__})") from None
+        raise CollectionDamagedError(
+            f"{folder}: collection damaged: its {ANCHORS_FILE} cannot be read "
+            f"({type(exc).__name__})"
+        ) from None
     if not isinstance(anchors, list) or anchors_digest(anchors) != recorded.get("sha256"):
-        raise CollectionDamagedError(f"{folder}: collection damaged: its {ANCHORS_FILE} is not the anchor set "
-                                     "the collection was made with")
+        raise CollectionDamagedError(
+            f"{folder}: collection damaged: its {ANCHORS_FILE} is not the anchor set "
+            "the collection was made with"
+        )
     return anchors
 
 
@@ -86,7 +96,9 @@ class RelativeEncoder(Encoder):
     def __init__(self, base: Encoder, anchors: list[str]):
         anchors = checked_anchors(anchors)
         if "text" not in base.modalities:
-            raise InputError(f"relative representations embed anchor texts; {base.name} embeds no text")
+            raise InputError(
+                f"relative representations embed anchor texts; {base.name} embeds no text"
+            )
         super().__init__(f"{base.name} (relative to {len(anchors)} anchors)", len(anchors))
         self.base, self.anchors, self.space = base, anchors, anchors_digest(anchors)
         self.source = base.source
@@ -100,14 +112,29 @@ class RelativeEncoder(Encoder):
     def anchor_vectors(self) -> np.ndarray:
         with self._lock:
             if self._anchor_vectors is None:
-                self._anchor_vectors = self.base.encode(self.anchors, prompt=ANCHOR_PROMPT, show_progress=False)
+                self._anchor_vectors = self.base.encode(
+                    self.anchors, prompt=ANCHOR_PROMPT, show_progress=False
+                )
             return self._anchor_vectors
 
-    def encode(self, texts, *, prompt=None, normalize=True, dim=None, batch_size=32, long="truncate",
-               show_progress=None) -> np.ndarray:
+    def encode(
+        self,
+        texts,
+        *,
+        prompt=None,
+        normalize=True,
+        dim=None,
+        batch_size=32,
+        long="truncate",
+        show_progress=None,
+    ) -> np.ndarray:
         if dim is not None and dim != self.dim:
-            raise InputError(f"relative vectors have one dimension per anchor ({self.dim}); dim={dim!r} cannot cut them")
-        vectors = self.base.encode(texts, prompt=prompt, batch_size=batch_size, long=long, show_progress=show_progress)
+            raise InputError(
+                f"relative vectors have one dimension per anchor ({self.dim}); dim={dim!r} cannot cut them"
+            )
+        vectors = self.base.encode(
+            texts, prompt=prompt, batch_size=batch_size, long=long, show_progress=show_progress
+        )
         return relative_vectors(vectors, self.anchor_vectors())
 
     def encode_batch(self, texts, *, long="truncate") -> np.ndarray:

@@ -11,6 +11,7 @@ and a query encoded by the target model goes through the adapter into the old sp
 backfilled items are scored in one space by one rule, at every moment; the new model's own
 quality arrives at `finish`, when every item has a new vector and the collection switches.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def read_state(collection_path: Path) -> UpgradeState | None:
     except (ValueError, TypeError) as exc:
         from uniembed.errors import CollectionDamagedError
 
-        raise CollectionDamagedError(f"{path}: upgrade state damaged ({type(exc).__name__}: {exc})") from None
+        raise CollectionDamagedError(
+            f"{path}: upgrade state damaged ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def write_state(collection_path: Path, state: UpgradeState) -> None:
@@ -82,16 +85,22 @@ def query_adapter(collection_path: Path, old_fingerprint: str | None, model_fing
     return adapter
 
 
-def check_adapter(adapter, old_fingerprint: str | None, new_fingerprint: str, *, where: str) -> None:
+def check_adapter(
+    adapter, old_fingerprint: str | None, new_fingerprint: str, *, where: str
+) -> None:
     """InputError unless the adapter maps `new_fingerprint`'s vectors into `old_fingerprint`'s space."""
     card = adapter.card
     if card.old_fingerprint != old_fingerprint:
-        raise InputError(f"this adapter maps into the space of fingerprint {str(card.old_fingerprint)[:12]}, but "
-                         f"collection {where} holds vectors of fingerprint {str(old_fingerprint)[:12]}: it was "
-                         "fitted for another collection")
+        raise InputError(
+            f"this adapter maps into the space of fingerprint {str(card.old_fingerprint)[:12]}, but "
+            f"collection {where} holds vectors of fingerprint {str(old_fingerprint)[:12]}: it was "
+            "fitted for another collection"
+        )
     if card.new_fingerprint != new_fingerprint:
-        raise InputError(f"this adapter takes vectors of fingerprint {str(card.new_fingerprint)[:12]}, not of the "
-                         f"model given (fingerprint {new_fingerprint[:12]})")
+        raise InputError(
+            f"this adapter takes vectors of fingerprint {str(card.new_fingerprint)[:12]}, not of the "
+            f"model given (fingerprint {new_fingerprint[:12]})"
+        )
 
 
 class AdaptedQueries:
