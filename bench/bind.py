@@ -39,7 +39,7 @@ PACKAGE_MODEL = (
 
 def run(ship: bool = False) -> dict[str, list[dict]]:
     import uniembed
-    from uniembed.train import bind
+    from uniembed.bind import bind
 
     tables: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="uniembed-bind-") as tmp:
@@ -135,8 +135,8 @@ def _untrained(model):
     """The same architecture with its initial (seeded) weights: what binding starts from."""
     import torch
 
-    from uniembed.bind.encoder import BoundEncoder
-    from uniembed.bind.towers import build_tower
+    from uniembed.encoders.bound import BoundEncoder
+    from uniembed.encoders.towers import build_tower
 
     torch.manual_seed(0)
     return BoundEncoder(
@@ -212,9 +212,9 @@ def _open_vocabulary(tmp: str, full_model, channels: list[int]) -> list[dict]:
     """Retrain without three Fashion-MNIST classes, then classify test images of exactly those
     classes by prompt: among the three prompts (chance 33%) and among all ten (chance 10%)."""
     import uniembed
+    from uniembed.bind import bind
     from uniembed.eval.image_data import load_labelled_images
     from uniembed.eval.image_tasks import DEFAULT_TEMPLATES, class_vectors
-    from uniembed.train import bind
 
     started = time.perf_counter()
     held_out = bind(
@@ -274,7 +274,7 @@ def _projector() -> list[dict]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     import uniembed
-    from uniembed.train import BindConfig, bind
+    from uniembed.bind import BindConfig, bind
 
     def rows_of(split):
         with open(DATA / "banking77" / f"{split}.csv", newline="") as f:

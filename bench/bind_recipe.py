@@ -53,7 +53,7 @@ def sources(data: Path = DATA, exclude: dict[str, list[str]] | None = None) -> l
 def config(
     output: str, data: Path = DATA, *, exclude: dict[str, list[str]] | None = None, **overrides
 ):
-    from uniembed.train import BindConfig
+    from uniembed.bind import BindConfig
 
     return BindConfig(output=output, images=sources(data, exclude), **{**SETTINGS, **overrides})
 

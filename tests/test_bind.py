@@ -13,8 +13,8 @@ pytest.importorskip("PIL")
 pytest.importorskip("torch")
 
 import uniembed
+from uniembed.bind import BindConfig, bind
 from uniembed.errors import InputError, ModelLoadError
-from uniembed.train import BindConfig, bind
 
 COLOURS = {
     "red": (220, 30, 30),

@@ -170,14 +170,14 @@ def _image_examples(path: Path, split: str):
 
 
 def _record_examples(path: Path, split: str):
-    from uniembed.eval.image_data import IMAGE_COLUMNS, LABEL_COLUMNS, _pick, _rows_of_split
+    from uniembed.eval.image_data import IMAGE_COLUMNS, LABEL_COLUMNS, pick_column, rows_of_split
     from uniembed.io.items import image_value
 
     base, image_key, label_key = path.resolve().parent, None, None
     count = 0
-    for where, record in _rows_of_split(path, split):
+    for where, record in rows_of_split(path, split):
         if image_key is None:
-            image_key = _pick(where, record, None, IMAGE_COLUMNS, "image", "an image column")
+            image_key = pick_column(where, record, None, IMAGE_COLUMNS, "image", "an image column")
             label_key = next((c for c in LABEL_COLUMNS if c in record), None)
         image = image_value(where, record.get(image_key), base)
         if image is None:

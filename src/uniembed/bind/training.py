@@ -2,7 +2,7 @@
 frozen anchor's text space (LiT / OneEncoder style: the anchor never changes, so everything it
 already embedded stays valid and becomes searchable by the new modality).
 
-    from uniembed.train import BindConfig, bind
+    from uniembed.bind import BindConfig, bind
     bind(BindConfig(output="fashion-bind", images=["../shared/data/fashion-mnist"],
                     captions=["a photo of a {label}"], epochs=10))
 
@@ -158,7 +158,7 @@ def bind(config: BindConfig, *, show_progress: bool | None = None) -> BindResult
         )
     anchor = _load_anchor(config)
     pairs = _load_pairs(config)
-    from uniembed.bind.towers import check_tower_config
+    from uniembed.encoders.towers import check_tower_config
 
     tower_config = check_tower_config(_tower_spec(config, anchor.dim, pairs))
     texts = _caption_vectors(anchor, pairs.texts, output, show_progress)
@@ -179,7 +179,7 @@ def _load_anchor(config: BindConfig):
         else "a bound model"
         if getattr(anchor, "bound", False)
         else "a late-interaction (token vector) model"
-        if getattr(anchor, "token_head", None) is not None
+        if anchor.token_head is not None
         else None
     )
     if kind is not None:
@@ -264,7 +264,7 @@ class _Loop:
     ):
         import torch
 
-        from uniembed.bind.towers import build_tower
+        from uniembed.encoders.towers import build_tower
 
         self.config, self.tower_config, self.pairs, self.texts = config, tower_config, pairs, texts
         self.train_rows, self.validation_rows = train_rows, validation_rows
@@ -312,7 +312,7 @@ class _Loop:
             return torch.from_numpy(np.asarray(self.pairs.inputs, dtype=np.float32))
         from tqdm.auto import tqdm
 
-        from uniembed.bind.towers import tower_preprocessing
+        from uniembed.encoders.towers import tower_preprocessing
         from uniembed.images.decode import to_rgb
 
         preprocessing = tower_preprocessing(self.tower_config)
@@ -491,9 +491,7 @@ class _Loop:
         from safetensors.torch import save_file
 
         from uniembed._atomic import atomic_folder
-        from uniembed.train.trainer import (
-            _optimizer_tensors,
-        )  # the trainer's resumable optimizer state
+        from uniembed.train.checkpoint import optimizer_tensors
 
         tensors = {
             f"tower.{k}": v.detach().cpu().contiguous() for k, v in self.tower.state_dict().items()
@@ -503,7 +501,7 @@ class _Loop:
             tensors.update(
                 {f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()}
             )
-        moments, groups = _optimizer_tensors(self.optimizer)
+        moments, groups = optimizer_tensors(self.optimizer)
         tensors.update({f"optimizer.{key}": value.detach().cpu() for key, value in moments.items()})
         tensors["rng"] = torch.get_rng_state()
         with atomic_folder(self.state_dir, replace=True) as staging:
@@ -542,12 +540,12 @@ class _Loop:
             self.log_scale.copy_(tensors["log_scale"].reshape(()))
         best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best or None
-        from uniembed.train.trainer import _load_optimizer
+        from uniembed.train.checkpoint import load_optimizer
 
         moments = {
             k[len("optimizer.") :]: v for k, v in tensors.items() if k.startswith("optimizer.")
         }
-        _load_optimizer(self.optimizer, moments, state["param_groups"])
+        load_optimizer(self.optimizer, moments, state["param_groups"])
         torch.set_rng_state(tensors["rng"])
         self.step, self.history, self.best, self.seconds = (
             state["step"],
@@ -558,7 +556,7 @@ class _Loop:
         self.smoothed = state["smoothed"]
 
     def finish(self, anchor) -> BindResult:
-        from uniembed.bind.encoder import save_bound
+        from uniembed.encoders.bound import save_bound
 
         weights = self.best_state or {
             **self.tower.state_dict(),

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from uniembed.errors import InputError
 
     require("torch")
-    from uniembed.train import BindConfig, bind
+    from uniembed.bind import BindConfig, bind
 
     channels = [32, 64, 128, 256]
     if args.channels is not None:

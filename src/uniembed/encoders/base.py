@@ -71,7 +71,7 @@ def _check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
         raise InputError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
-def _check_positive_int(name: str, value: object) -> None:
+def check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
 
@@ -79,9 +79,15 @@ def _check_positive_int(name: str, value: object) -> None:
 class Encoder(ABC):
     """Turns texts into float32 vectors of a fixed dimension."""
 
-    modalities: tuple[str, ...] = (
-        "text",
-    )  # encoders with an image tower add "image" (multimodal.ImageTower)
+    # What an encoder can do, declared by each kind and read by callers (never probed):
+    # modalities: what encode_* accepts; encoders with an image tower add "image" (ImageTower)
+    modalities: tuple[str, ...] = ("text",)
+    # gives_token_vectors: encode_tokens(texts) gives per-token vectors (transformer encoders)
+    gives_token_vectors: bool = False
+    # fuses_items: reads an image+text item as one sequence (VLMs) rather than fusing two vectors
+    fuses_items: bool = False
+    # token_head: a trained late-interaction head (ColBERT / PyLate) when the model has one
+    token_head = None
 
     def __init__(
         self,
@@ -104,7 +110,7 @@ class Encoder(ABC):
     def fingerprint(self) -> str:
         """Identifies what makes this encoder's vectors: vectors from encoders with different
         fingerprints must not be mixed in one collection. Subclasses add their weights."""
-        return _digest(
+        return digest(
             type(self).__name__, self.name, self.dim, sorted(self.prompts.items()), self.max_tokens
         )
 
@@ -145,7 +151,7 @@ class Encoder(ABC):
         """
         items = check_texts(texts)
         _check_choice("long", long, LONG_POLICIES)
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         self.check_dim(dim)  # before encoding, not after all the work
         prefix = self.prompt_prefix(prompt)
         if prefix:
@@ -160,7 +166,7 @@ class Encoder(ABC):
     def check_dim(self, dim: object) -> None:
         """InputError unless `dim` is None or an integer in [1, self.dim] (Matryoshka truncation)."""
         if dim is not None:
-            _check_positive_int("dim", dim)
+            check_positive_int("dim", dim)
             if dim > self.dim:
                 raise InputError(f"dim must be an integer in [1, {self.dim}], got {dim!r}")
 
@@ -236,7 +242,7 @@ class Encoder(ABC):
         # Longest first, so each batch pads to similar lengths; restored to input order at the end.
         order = np.argsort([-len(text) for text in items], kind="stable")
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        for idx in _progress(_batches(order, batch_size), len(items), batch_size, show_progress):
+        for idx in progress_bar(_batches(order, batch_size), len(items), batch_size, show_progress):
             out[idx] = self.encode_batch([items[i] for i in idx], long=long)
         return check_model_output(out, self.name)
 
@@ -266,7 +272,7 @@ def check_model_output(vectors: np.ndarray, model: str) -> np.ndarray:
     return vectors
 
 
-def _digest(*parts: object) -> str:
+def digest(*parts: object) -> str:
     import hashlib
     import json
 
@@ -278,13 +284,13 @@ def _batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield order[start : start + batch_size]
 
 
-def _progress(batches, n_items: int, batch_size: int, show: bool | None):
+def progress_bar(batches, n_items: int, batch_size: int, show: bool | None):
     if show is None:
         show = n_items > batch_size
-    return _progress_iter(list(batches), show)
+    return progress_iter(list(batches), show)
 
 
-def _progress_iter(batches: list, show: bool):
+def progress_iter(batches: list, show: bool):
     """`batches`, behind a progress bar when `show`."""
     if not show:
         return batches

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _digest
+from uniembed.encoders.base import Encoder, LongPolicy, digest
 from uniembed.encoders.multimodal import ImageTower
 from uniembed.errors import InputError, ModelLoadError
 from uniembed.images.decode import DEFAULT_LIMITS, ImageLimits
@@ -85,7 +85,7 @@ class DualEncoder(ImageTower, Encoder):
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            self._fingerprint = _digest(
+            self._fingerprint = digest(
                 "dual",
                 self.kind,
                 weights,

@@ -13,7 +13,7 @@ VLM_MODEL_TYPES = ("llava",)
 
 def image_model_type(directory: Path) -> str | None:
     """ "clip", "siglip" (dual encoders) or "llava" (a VLM) when `directory` holds such a model, else None."""
-    from uniembed.encoders.model_dir import read_json
+    from uniembed._json import read_json
 
     config_file = Path(directory) / "config.json"
     if not config_file.is_file():

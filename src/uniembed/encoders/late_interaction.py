@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniembed.encoders.model_dir import read_json
+from uniembed._json import read_json
 from uniembed.errors import ModelLoadError
 
 IDENTITY = ("torch.nn.modules.linear.Identity", "torch.nn.Identity")

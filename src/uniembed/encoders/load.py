@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from uniembed._extras import require
+from uniembed.encoders.kinds import LoadOptions, ModelKind, kind_of, register_kind
 from uniembed.encoders.model_dir import ModelDirConfig, read_model_dir
 from uniembed.encoders.pooling_numpy import POOLING_MODES
 from uniembed.encoders.registry import resolve, weights_digest
@@ -60,70 +61,86 @@ def load(
              coordinates (a Starbucks / Matryoshka model run small; torch backend).
     """
     _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget)
+    options = LoadOptions(
+        backend=backend,
+        precision=precision,
+        device=device,
+        pooling=pooling,
+        max_tokens=max_tokens,
+        padding_side=padding_side,
+        chunk_overlap=chunk_overlap,
+        threads=threads,
+        token_budget=token_budget,
+        layers=layers,
+        dim=dim,
+    )
     name, directory = resolve(model)
-    from uniembed.bind.encoder import is_bound_model
+    kind = kind_of(directory)
+    kind.check_options(options)
+    return kind.load(name, directory, options)
 
-    if is_bound_model(directory):
-        given = [
-            option
-            for option, value in (
-                ("backend", backend != "torch"),
-                ("precision", precision != "fp32"),
-                ("pooling", pooling),
-                ("max_tokens", max_tokens),
-                ("padding_side", padding_side),
-                ("layers", layers),
-                ("dim", dim),
-            )
-            if value
-        ]
-        if given:
-            raise InputError(
-                f"{', '.join(given)}: not options of bound models (the anchor's settings were fixed when binding)"
-            )
-        from uniembed.bind.encoder import load_bound
 
-        return load_bound(directory, name=name, device=device, threads=threads)
-    if (directory / "uniembed_static.json").is_file():
-        from uniembed.encoders.static import StaticEncoder
+# -- the kinds uniembed ships, in the order they are recognised ---------------------------------
+def _load_bound(name: str, directory: Path, options: LoadOptions):
+    from uniembed.encoders.bound import load_bound
 
-        return StaticEncoder.load(directory, name=name)
+    return load_bound(directory, name=name, device=options.device, threads=options.threads)
+
+
+def _is_static(directory: Path) -> bool:
+    return (directory / "uniembed_static.json").is_file()
+
+
+def _load_static(name: str, directory: Path, options: LoadOptions):
+    from uniembed.encoders.static import StaticEncoder
+
+    return StaticEncoder.load(directory, name=name)
+
+
+def _image_kind(model_type: str) -> ModelKind:
+    """CLIP, SigLIP (dual encoders) or LLaVA (a VLM): transformers' model_type in config.json."""
     from uniembed.encoders.image_models import image_model_type
 
-    kind = image_model_type(directory)
-    if kind is not None:
-        if backend != "torch":
+    def load_image_model(name: str, directory: Path, options: LoadOptions):
+        if options.backend != "torch":
             raise InputError(
-                f"{kind.upper()} models run on the torch backend; got backend={backend!r}"
-            )
-        given = [
-            option
-            for option, value in (
-                ("pooling", pooling),
-                ("max_tokens", max_tokens),
-                ("padding_side", padding_side),
-                ("layers", layers),
-                ("dim", dim),
-            )
-            if value is not None
-        ]
-        if given:
-            raise InputError(
-                f"{', '.join(given)}: not options of {kind.upper()} models (their processor fixes them)"
+                f"{model_type.upper()} models run on the torch backend; got backend={options.backend!r}"
             )
         read_model_dir(directory)  # the same checks: config, safetensors (never pickle), tokenizer
-        if kind == "llava":
+        if model_type == "llava":
             from uniembed.encoders.vlm import load_vlm
 
-            if precision != "fp32":
+            if options.precision != "fp32":
                 raise InputError(
-                    f"precision for vision-language models must be 'fp32', got {precision!r}"
+                    f"precision for vision-language models must be 'fp32', got {options.precision!r}"
                 )
-            return load_vlm(name, directory, device=device, threads=threads)
+            return load_vlm(name, directory, device=options.device, threads=options.threads)
         from uniembed.encoders.dual import load_dual
 
-        return load_dual(name, directory, kind, precision=precision, device=device, threads=threads)
+        return load_dual(
+            name,
+            directory,
+            model_type,
+            precision=options.precision,
+            device=options.device,
+            threads=options.threads,
+        )
+
+    return ModelKind(
+        model_type,
+        recognise=lambda directory: image_model_type(directory) == model_type,
+        load=load_image_model,
+        takes=frozenset({"backend", "precision", "chunk_overlap", "token_budget"}),
+        label=model_type.upper(),
+        fixed_by="their processor fixes them",
+    )
+
+
+def _load_transformer(name: str, directory: Path, options: LoadOptions):
+    """Any sentence-transformers or Hugging Face encoder directory, on the chosen backend; a
+    late-interaction (ColBERT / PyLate) head is read with it when the directory has one."""
     config = read_model_dir(directory)
+    backend, layers, dim = options.backend, options.layers, options.dim
     if backend in ("onnx", "openvino") and (layers is not None or dim is not None):
         raise InputError(
             f"layers= and dim= are supported by the torch backend; truncate {backend} outputs with encode(dim=...)"
@@ -133,35 +150,20 @@ def load(
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             raise InputError(f"{option} must be a positive integer, got {value!r}")
+    common = {
+        "precision": options.precision,
+        "device": options.device,
+        "pooling": options.pooling,
+        "max_tokens": options.max_tokens,
+        "padding_side": options.padding_side,
+        "chunk_overlap": options.chunk_overlap,
+        "threads": options.threads,
+        "token_budget": options.token_budget,
+    }
     if backend == "torch":
-        encoder = _load_torch(
-            name,
-            config,
-            precision=precision,
-            device=device,
-            pooling=pooling,
-            max_tokens=max_tokens,
-            padding_side=padding_side,
-            chunk_overlap=chunk_overlap,
-            threads=threads,
-            token_budget=token_budget,
-            layers=layers,
-            dim=dim,
-        )
+        encoder = _load_torch(name, config, layers=layers, dim=dim, **common)
     else:
-        encoder = _load_onnx(
-            name,
-            config,
-            backend=backend,
-            precision=precision,
-            device=device,
-            pooling=pooling,
-            max_tokens=max_tokens,
-            padding_side=padding_side,
-            chunk_overlap=chunk_overlap,
-            threads=threads,
-            token_budget=token_budget,
-        )
+        encoder = _load_onnx(name, config, backend=backend, **common)
     encoder.source = str(config.weights_dir)
     if config.token_head_dir is not None:
         from uniembed.encoders.late_interaction import read_token_head
@@ -391,3 +393,36 @@ def _max_tokens(requested: int | None, config: ModelDirConfig, positions, tokeni
         int(x) for x in (positions, tokenizer_limit) if isinstance(x, int) and 0 < x < 1_000_000
     ]
     return min(usable) if usable else 512
+
+
+def _register_shipped_kinds() -> None:
+    from uniembed.encoders.bound import is_bound_model
+    from uniembed.encoders.image_models import DUAL_MODEL_TYPES, VLM_MODEL_TYPES
+
+    register_kind(
+        ModelKind(
+            "bound",
+            recognise=is_bound_model,
+            load=_load_bound,
+            takes=frozenset({"chunk_overlap", "token_budget"}),
+            fixed_by="the anchor's settings were fixed when binding",
+        )
+    )
+    register_kind(
+        ModelKind(
+            "static",
+            recognise=_is_static,
+            load=_load_static,
+            takes=frozenset({"chunk_overlap", "token_budget"}),
+            fixed_by="its distillation fixes them",
+        )
+    )
+    for model_type in DUAL_MODEL_TYPES + VLM_MODEL_TYPES:
+        register_kind(_image_kind(model_type))
+    # last: any other directory with a config and weights is a text transformer
+    register_kind(
+        ModelKind("transformer", recognise=lambda directory: True, load=_load_transformer)
+    )
+
+
+_register_shipped_kinds()

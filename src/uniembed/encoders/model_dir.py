@@ -5,10 +5,10 @@ Only the configuration is read here (JSON files); weights are loaded by `load.py
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uniembed._json import read_json
 from uniembed.errors import ModelLoadError
 
 # sentence-transformers pooling flags -> our pooling mode names
@@ -33,15 +33,6 @@ class ModelDirConfig:
     default_prompt: str | None = None  # prompt name used when encode() is given none
     lowercase: bool = False
     token_head_dir: Path | None = None  # a per-token Dense head (ColBERT / PyLate layout)
-
-
-def read_json(path: Path) -> dict | list:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def read_model_dir(directory: Path) -> ModelDirConfig:

@@ -108,7 +108,7 @@ def encode_items(
 ) -> np.ndarray:
     """(n, dim) unit vectors of image / text / image+text items (see the module docstring).
     labels: how errors name each item (default "item <index>")."""
-    if getattr(encoder, "fuses_items", False):  # a VLM reads image and text as one sequence
+    if encoder.fuses_items:  # a VLM reads image and text as one sequence
         return encoder.encode_items(
             items,
             image_weight=image_weight,
@@ -176,16 +176,16 @@ class ImageTower:
 
         base: relative paths are read from this folder and may not leave it.
         labels: how errors name each image (default: "image <index>")."""
-        from uniembed.encoders.base import _check_positive_int, _progress, check_model_output
+        from uniembed.encoders.base import check_model_output, check_positive_int, progress_bar
         from uniembed.images.decode import to_rgb
 
         items = check_images(images)
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         self.check_dim(dim)
         names = list(labels) if labels is not None else [f"image {i}" for i in range(len(items))]
         out = np.empty((len(items), self.dim), dtype=np.float32)
         starts = np.arange(0, len(items), batch_size)
-        for start in _progress(starts, len(items), batch_size, show_progress):
+        for start in progress_bar(starts, len(items), batch_size, show_progress):
             stop = min(start + batch_size, len(items))
             # one decoded image at a time, kept only as the model's pixels: memory stays flat
             # however large the images are (a 40 Mpx image decodes to 120 MB of RGB)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from uniembed._extras import require
-from uniembed.encoders.base import _digest
+from uniembed.encoders.base import digest
 from uniembed.encoders.onnx_export import OPSET, PRECISION_FILES, cache_is_intact, read_export_info
 from uniembed.encoders.pooling_numpy import pool_numpy
 from uniembed.encoders.token_encoder import TokenEncoder
@@ -91,7 +91,7 @@ class ExportEncoder(TokenEncoder):
         self.device = f"cpu ({runtime})"
         # fp32 makes the same vectors as torch (to ~1e-6): same fingerprint, so collections mix them
         self._fingerprint = (
-            base_fingerprint if precision == "fp32" else _digest(base_fingerprint, *self._variant())
+            base_fingerprint if precision == "fp32" else digest(base_fingerprint, *self._variant())
         )
 
     def _variant(self) -> tuple:
@@ -135,4 +135,4 @@ def base_fingerprint(
     weights_digest: str, pooling: str, max_tokens: int, prompts: dict, dim: int
 ) -> str:
     """The fingerprint a torch TransformerEncoder of the same model and settings reports."""
-    return _digest(weights_digest, pooling, max_tokens, sorted(prompts.items()), dim)
+    return digest(weights_digest, pooling, max_tokens, sorted(prompts.items()), dim)

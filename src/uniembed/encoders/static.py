@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from uniembed._atomic import atomic_folder
-from uniembed.encoders.base import Encoder, LongPolicy, _digest
+from uniembed.encoders.base import Encoder, LongPolicy, digest
 from uniembed.errors import InputError, ModelLoadError
 
 CONFIG_FILE = "uniembed_static.json"
@@ -182,7 +182,7 @@ def distill(
         "sif": sif if corpus else None,
         "unknown_id": int(unknown),
         "refine": {"strength": REFINE_STRENGTH, "start": REFINE_START} if corpus else None,
-        "fingerprint": _digest(
+        "fingerprint": digest(
             "static",
             teacher.fingerprint,
             reduced.shape[1],

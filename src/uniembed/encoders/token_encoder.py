@@ -14,9 +14,9 @@ import numpy as np
 from uniembed.encoders.base import (
     Encoder,
     LongPolicy,
-    _progress_iter,
     check_model_output,
     check_texts,
+    progress_iter,
 )
 from uniembed.encoders.batching import padded_length, token_batches
 from uniembed.encoders.late_interaction import TokenHead
@@ -25,6 +25,8 @@ from uniembed.errors import InputError
 
 
 class TokenEncoder(Encoder):
+    gives_token_vectors = True
+
     def __init__(
         self,
         name: str,
@@ -69,9 +71,9 @@ class TokenEncoder(Encoder):
     @property
     def token_fingerprint(self) -> str:
         """Identifies what makes this encoder's token vectors (weights, head, tokenisation rules)."""
-        from uniembed.encoders.base import _digest
+        from uniembed.encoders.base import digest
 
-        return _digest(
+        return digest(
             self.fingerprint,
             "tokens",
             self.token_head.digest if self.token_head is not None else None,
@@ -111,7 +113,7 @@ class TokenEncoder(Encoder):
         batches = token_batches(
             windows.lengths, self.token_budget, max_length=self.windows.max_tokens
         )
-        shown = _progress_iter(
+        shown = progress_iter(
             batches, len(items) > 1024 if show_progress is None else show_progress
         )
         for rows, padded in self._padded_batches(windows, shown):
@@ -207,7 +209,7 @@ class TokenEncoder(Encoder):
         batches = token_batches(
             lengths, self.token_budget, max_batch, max_length=self.windows.max_tokens
         )
-        shown = _progress_iter(
+        shown = progress_iter(
             batches, n_inputs > max_batch if show_progress is None else show_progress
         )
         for rows, padded in self._padded_batches(windows, shown):

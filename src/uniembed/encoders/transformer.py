@@ -86,17 +86,17 @@ class TransformerEncoder(TokenEncoder):
     def fingerprint(self) -> str:
         """Weights (SHA-256 of every safetensors file), pooling, length limit and prompts."""
         if getattr(self, "_fingerprint", None) is None:
-            from uniembed.encoders.base import _digest
+            from uniembed.encoders.base import digest
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            base = _digest(
+            base = digest(
                 weights, self.pooling, self.max_tokens, sorted(self.prompts.items()), self.dim
             )
             if self.layers is not None:  # a model cut to fewer layers makes other vectors
-                base = _digest(base, "layers", self.layers)
+                base = digest(base, "layers", self.layers)
             # lower precisions make (slightly) different vectors: a different fingerprint
-            self._fingerprint = base if self.precision == "fp32" else _digest(base, self.precision)
+            self._fingerprint = base if self.precision == "fp32" else digest(base, self.precision)
         return self._fingerprint
 
     def hidden_windows(self, padded: dict[str, np.ndarray]) -> np.ndarray:

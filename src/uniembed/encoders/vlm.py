@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _digest
+from uniembed.encoders.base import Encoder, LongPolicy, digest
 from uniembed.encoders.multimodal import ImageTower, check_image_weight, check_items
 from uniembed.errors import InputError, ModelLoadError
 from uniembed.images.decode import DEFAULT_LIMITS
@@ -70,7 +70,7 @@ class VlmEncoder(ImageTower, Encoder):
             from uniembed.encoders.registry import weights_digest
 
             weights = weights_digest(Path(self.source)) if self.source else self.name
-            self._fingerprint = _digest(
+            self._fingerprint = digest(
                 "vlm",
                 weights,
                 self.preprocessing.to_config(),
@@ -149,7 +149,7 @@ class VlmEncoder(ImageTower, Encoder):
         """Items through the model as one sequence each: the model fuses image and text itself
         (`image_weight` does not apply to VLMs and is only checked)."""
         from uniembed.compress.truncate import l2_normalize, truncate
-        from uniembed.encoders.base import _progress, check_model_output
+        from uniembed.encoders.base import check_model_output, progress_bar
         from uniembed.images.decode import to_rgb
 
         items = check_items(items, labels)
@@ -158,7 +158,7 @@ class VlmEncoder(ImageTower, Encoder):
         names = list(labels) if labels is not None else [f"item {i}" for i in range(len(items))]
         prefix = self.prompt_prefix(prompt)
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        for start in _progress(
+        for start in progress_bar(
             np.arange(0, len(items), batch_size), len(items), batch_size, show_progress
         ):
             chunk = range(start, min(start + batch_size, len(items)))

@@ -194,7 +194,7 @@ def _load_class_folders(folder: Path) -> LabelledImages:
 
 
 # -- record files --------------------------------------------------------------------------------
-def _pick(
+def pick_column(
     where: str, record: dict, given: str | None, candidates: tuple[str, ...], what: str, option: str
 ) -> str:
     if given is not None:
@@ -210,7 +210,7 @@ def _pick(
     return found
 
 
-def _rows_of_split(path: Path, split: str):
+def rows_of_split(path: Path, split: str):
     """(where, record) of `path` whose `split` column (when there is one) equals `split`."""
     for where, record in iter_records(path):
         if not isinstance(record, dict):
@@ -229,10 +229,14 @@ def _load_labelled_records(
 
     base, images, names = path.resolve().parent, [], []
     image_key = label_key = None
-    for where, record in _rows_of_split(path, split):
+    for where, record in rows_of_split(path, split):
         if image_key is None:
-            image_key = _pick(where, record, image_column, IMAGE_COLUMNS, "image", "--image-column")
-            label_key = _pick(where, record, label_column, LABEL_COLUMNS, "label", "--label-column")
+            image_key = pick_column(
+                where, record, image_column, IMAGE_COLUMNS, "image", "--image-column"
+            )
+            label_key = pick_column(
+                where, record, label_column, LABEL_COLUMNS, "label", "--label-column"
+            )
         image = image_value(where, record.get(image_key), base)
         if image is None or record.get(label_key) in (None, ""):
             raise InputError(f"{where}: empty image or label")
@@ -260,10 +264,12 @@ def load_image_text_pairs(
         raise InputError(f"{path}: expected a jsonl/csv/parquet file of image-caption pairs")
     base, images, texts, empty = path.resolve().parent, [], [], 0
     image_key = text_key = None
-    for where, record in _rows_of_split(path, split):
+    for where, record in rows_of_split(path, split):
         if image_key is None:
-            image_key = _pick(where, record, image_column, IMAGE_COLUMNS, "image", "--image-column")
-            text_key = _pick(
+            image_key = pick_column(
+                where, record, image_column, IMAGE_COLUMNS, "image", "--image-column"
+            )
+            text_key = pick_column(
                 where, record, text_column, CAPTION_COLUMNS, "caption", "--text-column"
             )
         text = record.get(text_key)

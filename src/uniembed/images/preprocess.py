@@ -230,7 +230,7 @@ def _value_table(rescale_factor: float | None, mean: tuple | None, std: tuple | 
 
 def read_preprocessing(directory: Path) -> ImagePreprocessing:
     """The image settings of a model directory (preprocessor_config.json)."""
-    from uniembed.encoders.model_dir import read_json
+    from uniembed._json import read_json
 
     path = Path(directory) / "preprocessor_config.json"
     if not path.is_file():

@@ -61,7 +61,7 @@ class ServedModel:
     def prepare(self, inputs: list[str] | list[list[int]], prompt: str | None = None) -> Prepared:
         """Tokenise (texts, after the prompt's prefix: the model's default prompt for None) or wrap
         (token ids) one request's inputs. Thread-safe."""
-        if getattr(self.encoder, "token_head", None) is not None:
+        if self.encoder.token_head is not None:
             raise InputRejected(
                 f"model {self.id} is a late-interaction (ColBERT) model: it makes token vectors, not one "
                 "embedding per input; use it through multi-vector collections"

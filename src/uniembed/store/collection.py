@@ -224,7 +224,7 @@ class Collection:
                 raise InputError(
                     "fde= and token_storage= belong to multi-vector collections (multivector='muvera')"
                 )
-            if getattr(encoder, "token_head", None) is not None:
+            if encoder.token_head is not None:
                 raise InputError(
                     f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
                     "create the collection with multivector='muvera'"
@@ -830,7 +830,7 @@ class Collection:
     def _check_model(self, encoder: Encoder) -> None:
         made = (
             encoder.token_fingerprint
-            if self.multivector and hasattr(encoder, "token_fingerprint")
+            if self.multivector and encoder.gives_token_vectors
             else encoder.fingerprint
         )
         check_fingerprint(str(self.path), self.meta, encoder.name, made)
@@ -1030,7 +1030,7 @@ def _multivector_spec(
             )
         token_dim = _vector_dim(None, dim)
     else:
-        if not hasattr(encoder, "encode_tokens"):
+        if not encoder.gives_token_vectors:
             raise InputError(
                 f"model {encoder.name} gives no token vectors; multi-vector collections need a transformer model"
             )

@@ -84,11 +84,11 @@ def train_token_head(
     config.check()
     data = load_training_data(config.data, "mnrl", split=config.split)  # every error before compute
     model = load(None if config.base == "default" else config.base, device=config.device)
-    if not hasattr(model, "model") or not hasattr(model, "encode_tokens"):
+    if not hasattr(model, "model") or not model.gives_token_vectors:
         raise InputError(
             f"{config.base}: a token head needs a transformer model on the torch backend"
         )
-    if getattr(model, "token_head", None) is not None:
+    if model.token_head is not None:
         raise InputError(f"{config.base} already has a token head; start from its base transformer")
     if config.dim > model.hidden_size:
         raise InputError(f"dim must be at most the model's {model.hidden_size}, got {config.dim}")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from uniembed.errors import InputError
+from uniembed.train.checkpoint import load_optimizer, optimizer_tensors
 from uniembed.train.data import KIND_OF_LOSS, LabelledSet, PairSet, load_training_data
 
 EVAL_TASKS = ("sts", "retrieval", "classification", "clustering", "pairs")
@@ -468,7 +469,7 @@ class _Loop:
 
         with atomic_folder(self.state_dir, replace=True) as staging:
             save_model(self.model, staging / "model")
-            tensors, groups = _optimizer_tensors(self.optimizer)
+            tensors, groups = optimizer_tensors(self.optimizer)
             tensors["rng"] = torch.get_rng_state()
             save_file(tensors, str(staging / "optimizer.safetensors"))
             (staging / "state.json").write_text(
@@ -502,7 +503,7 @@ class _Loop:
         self.model.model.load_state_dict(saved.model.state_dict())
         tensors = load_file(str(self.state_dir / "optimizer.safetensors"))
         torch.set_rng_state(tensors.pop("rng"))
-        _load_optimizer(self.optimizer, tensors, state["param_groups"])
+        load_optimizer(self.optimizer, tensors, state["param_groups"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         self.step_seconds = state["step_seconds"]
 
@@ -520,24 +521,6 @@ def _identity(config: TrainConfig) -> dict:
     for volatile in ("eval_every", "checkpoint_every", "device"):
         data.pop(volatile)
     return json.loads(json.dumps(data))  # as it reads back from state.json (tuples become lists)
-
-
-def _optimizer_tensors(optimizer) -> tuple[dict, list]:
-    state = optimizer.state_dict()
-    tensors = {
-        f"{index}.{name}": value.contiguous()
-        for index, entry in state["state"].items()
-        for name, value in entry.items()
-    }
-    return tensors, state["param_groups"]
-
-
-def _load_optimizer(optimizer, tensors: dict, groups: list) -> None:
-    state: dict = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def _without_duplicates(order: list[int], position: int, size: int, data: PairSet) -> list[int]:

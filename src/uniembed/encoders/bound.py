@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniembed.encoders.base import Encoder, LongPolicy, _digest
+from uniembed.encoders.base import Encoder, LongPolicy, digest
 from uniembed.encoders.multimodal import ImageTower
 from uniembed.errors import InputError, ModelLoadError
 from uniembed.images.decode import DEFAULT_LIMITS
@@ -62,7 +62,7 @@ class BoundEncoder(ImageTower, Encoder):
         self.limits = DEFAULT_LIMITS
         self._weights_digest = weights_digest
         if tower_config["kind"] == "cnn":
-            from uniembed.bind.towers import tower_preprocessing
+            from uniembed.encoders.towers import tower_preprocessing
 
             self.modalities = ("text", "image")
             self.preprocessing = tower_preprocessing(tower_config)
@@ -78,7 +78,7 @@ class BoundEncoder(ImageTower, Encoder):
     @property
     def image_fingerprint(self) -> str:
         """What makes the image (or input-vector) side: the tower's weights and config, and the anchor."""
-        return _digest("bound", self.anchor.fingerprint, self._weights_digest, self.tower_config)
+        return digest("bound", self.anchor.fingerprint, self._weights_digest, self.tower_config)
 
     # -- texts: the anchor's, unchanged ------------------------------------------------------------
     def encode_batch(self, texts: list[str], *, long: LongPolicy = "truncate") -> np.ndarray:
@@ -169,7 +169,7 @@ def save_bound(
     with atomic_folder(output) as staging:
         save_file(tensors, str(staging / TOWER_FILE))
         if tower_config["kind"] == "cnn":
-            from uniembed.bind.towers import tower_preprocessing
+            from uniembed.encoders.towers import tower_preprocessing
 
             (staging / "preprocessor_config.json").write_text(
                 json.dumps(tower_preprocessing(tower_config).to_config(), indent=2)
@@ -205,8 +205,8 @@ def load_bound(
     require("torch")
     from safetensors.torch import load_file
 
-    from uniembed import load
-    from uniembed.bind.towers import build_tower, check_tower_config
+    from uniembed.encoders.load import load
+    from uniembed.encoders.towers import build_tower, check_tower_config
 
     directory = Path(directory)
     try:
