@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniembed.upgrade.adapters import AUTO
+from uniembed.spaces.adapters import AUTO
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path(__file__).resolve().parent / ".cache" / "upgrade"
@@ -249,7 +249,7 @@ def _goal_row(upgrade: str, task: str, rows: list[dict], checked: list[dict]) ->
 
 
 def _relative(tasks, vectors, encoders) -> list[dict]:
-    from uniembed.upgrade.relative import relative_vectors
+    from uniembed.spaces.relative import relative_vectors
 
     rows = []
     for key, (old, new) in UPGRADES.items():
@@ -407,8 +407,8 @@ def _ms(times: list[float], percentile: int) -> str:
 
 def _lost(col, model, data, sample: int = 300) -> int:
     """Items whose backfilled vector differs from the new model's vector of their text (a sample)."""
+    from uniembed.store.upgrade_state import read_state
     from uniembed.upgrade.backfill import next_vectors
-    from uniembed.upgrade.state import read_state
 
     state = read_state(col.path)
     chosen = np.random.default_rng(1).permutation(len(data.corpus))[:sample]

@@ -15,8 +15,8 @@ from test_upgrade import MappedEncoder, rotation
 from test_upgrade_collection import KEYWORDS, texts
 from uniembed import InputError
 from uniembed.errors import CollectionDamagedError
+from uniembed.spaces.relative import RelativeEncoder, relative_vectors
 from uniembed.store import Collection
-from uniembed.upgrade.relative import RelativeEncoder, relative_vectors
 
 ANCHORS = [
     "bone vitamin",

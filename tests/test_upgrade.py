@@ -267,7 +267,7 @@ def test_knn_accuracy_votes_with_similarity_for_ties():
 
 
 def test_relative_vectors_make_a_rotated_model_compatible_without_an_adapter():
-    from uniembed.upgrade.relative import relative_vectors
+    from uniembed.spaces.relative import relative_vectors
 
     rng = np.random.default_rng(0)
     old = rng.normal(size=(50, 8))

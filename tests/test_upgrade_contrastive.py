@@ -210,7 +210,7 @@ def test_an_unknown_kind_names_every_choice():
     ("n", "sizes"), [(5000, (250, 250, 4500)), (100, (5, 5, 90)), (10, (1, 1, 8)), (9, (0, 0, 9))]
 )
 def test_the_held_out_tenth_splits_into_rows_that_choose_and_rows_that_only_measure(n, sizes):
-    from uniembed.upgrade.adapters import held_out_split
+    from uniembed.spaces.adapters import held_out_split
 
     choose, report, kept = held_out_split(n, seed=3)
     assert (len(choose), len(report), len(kept)) == sizes

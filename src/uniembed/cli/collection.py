@@ -227,15 +227,15 @@ def _open_for_search(args, model):
     folder or a Milvus collection refuses what it cannot use by name)."""
     from uniembed.errors import InputError
     from uniembed.store import Collection
-    from uniembed.store.collection import remote_collection_class
+    from uniembed.store.homes import home_of, is_server_location
 
-    server = remote_collection_class(args.path)
-    if server is None:
+    if not is_server_location(args.path):
         if args.read_from or args.search_param:
             raise InputError(
                 "--read-from and --search-param apply to collections on a server (postgresql://, milvus://)"
             )
         return Collection.open(args.path, model=model)
+    server = home_of(args.path)
     options = {}
     if args.read_from:
         if server.backend_name != "postgresql":

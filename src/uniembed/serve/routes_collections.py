@@ -233,7 +233,7 @@ def collection_routes(state):
             state, [request.query], prompt="query", dimensions=meta.dim
         )
         if anchors is not None:  # the collection stores cosines to its anchors: the query too
-            from uniembed.upgrade.relative import relative_vectors
+            from uniembed.spaces.relative import relative_vectors
 
             return relative_vectors(vectors[:1], anchors)[0]
         return vectors[0]

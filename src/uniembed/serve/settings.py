@@ -124,7 +124,7 @@ def check_remote_collections(pairs) -> tuple[tuple[str, str], ...]:
     if not pairs:
         return ()
     from uniembed.serve.collections import NAME
-    from uniembed.store.collection import remote_collection_class
+    from uniembed.store.homes import home_of, is_server_location
 
     checked, seen = [], set()
     for pair in pairs:
@@ -142,13 +142,12 @@ def check_remote_collections(pairs) -> tuple[tuple[str, str], ...]:
             )
         if name in seen:
             raise InputError(f"remote collection name {name!r} is given twice")
-        server = remote_collection_class(url)
-        if server is None:
+        if not is_server_location(url):
             raise InputError(
                 f"remote collection {name!r}: {url.split('@')[-1]!r} is not a postgresql:// or milvus:// "
                 "collection URL"
             )
-        server.parse_url(url)  # a URL that names no collection: the home's own clear error
+        home_of(url).parse_url(url)  # a URL that names no collection: the home's own clear error
         seen.add(name)
         checked.append((name, url))
     return tuple(checked)

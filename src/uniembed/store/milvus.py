@@ -39,7 +39,9 @@ import numpy as np
 from uniembed._extras import require
 from uniembed.encoders.base import Encoder
 from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
+from uniembed.store.collection import load_model, model_name, refuse_parts, vector_dim
 from uniembed.store.filters import Condition
+from uniembed.store.homes import MILVUS_SCHEMES
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
 from uniembed.store.rows import (
@@ -53,7 +55,7 @@ from uniembed.store.rows import (
 )
 from uniembed.types import CollectionInfo, Hit, Item
 
-SCHEMES = ("milvus",)
+SCHEMES = MILVUS_SCHEMES
 META = "uniembed_meta"
 PREFIX = "uniembed_"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")
@@ -85,14 +87,6 @@ PARAM_RANGES = {
     "rescore": (1, 100),
 }
 CONSISTENCY = {"session": "Session", "strong": "Strong", "bounded": "Bounded"}
-
-
-def is_milvus_url(location: object) -> bool:
-    return (
-        isinstance(location, str)
-        and "://" in location
-        and location.split("://", 1)[0].lower() in SCHEMES
-    )
 
 
 def parse_url(url: str) -> tuple[str, str | None, str, str]:
@@ -141,6 +135,8 @@ class MilvusCollection(RemoteCollection):
     """One collection in a Milvus server (see the module docstring)."""
 
     backend_name = "milvus"
+    home = "milvus"
+    features = frozenset()
     parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
     def __init__(
@@ -186,18 +182,7 @@ class MilvusCollection(RemoteCollection):
         consistency: str = "session",
         **unsupported,
     ) -> MilvusCollection:
-        from uniembed.store.collection import _load_model, _model_name, _vector_dim
-
-        given = {
-            key: value
-            for key, value in unsupported.items()
-            if value not in (None, "float16", "lance")
-        }
-        if given:
-            raise InputError(
-                f"{sorted(given)} not supported by the milvus backend (multi-vector and image "
-                "collections are folder collections for now)"
-            )
+        refuse_parts(cls, unsupported)
         uri, token, name, shown = parse_url(url)
         if (index, quantize) not in INDEXES:
             choices = ", ".join(f"{i}+{q}" for i, q in INDEXES)
@@ -211,17 +196,17 @@ class MilvusCollection(RemoteCollection):
             )
         kind = INDEXES[(index, quantize)]
         params = _check_params(kind, index_params)
-        encoder = _load_model(model)
-        vector_dim = _vector_dim(encoder, dim)
-        if quantize == "binary" and vector_dim % 8:
+        encoder = load_model(model)
+        dims = vector_dim(encoder, dim)
+        if quantize == "binary" and dims % 8:
             raise InputError(
-                f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {vector_dim}"
+                f"quantize='binary' needs a dimension divisible by 8 (Milvus packs bits in bytes), got {dims}"
             )
         field = check_vector_fields(fields)[0]
         meta = CollectionMeta(
-            model=_model_name(model, encoder),
+            model=model_name(model, encoder),
             fingerprint=encoder.fingerprint if encoder else None,
-            fields={field: vector_dim},
+            fields={field: dims},
             index=index,
             index_params=params,
             quantize=quantize,
@@ -253,7 +238,7 @@ class MilvusCollection(RemoteCollection):
         )
         collection = cls(url, meta, None, consistency, search_params)
         if model is not None:
-            collection._check_model(model)
+            collection.check_model(model)
             collection._model = model
         return collection
 

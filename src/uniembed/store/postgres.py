@@ -41,8 +41,10 @@ from uniembed._extras import require
 from uniembed.encoders.base import Encoder
 from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
+from uniembed.store.collection import load_model, model_name, refuse_parts, vector_dim
 from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
+from uniembed.store.homes import POSTGRES_SCHEMES
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.remote import RemoteCollection
 from uniembed.store.rows import (
@@ -56,7 +58,7 @@ from uniembed.store.rows import (
 )
 from uniembed.types import CollectionInfo, Hit, Item
 
-SCHEMES = ("postgresql", "postgres")
+SCHEMES = POSTGRES_SCHEMES
 META_TABLE = "uniembed_collections"
 TABLE_PREFIX = "uniembed_items_"
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within PostgreSQL's 63 bytes
@@ -74,14 +76,6 @@ MAX_INDEXED_DIM = {"none": 2000, "half": 4000, "binary": 64000}  # pgvector's HN
 SQL_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
 KINDS = {"text": "string", "bigint": "int", "double precision": "float", "boolean": "bool"}
 OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-
-def is_postgres_url(location: object) -> bool:
-    return (
-        isinstance(location, str)
-        and location.split("://", 1)[0].lower() in SCHEMES
-        and "://" in location
-    )
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
@@ -147,6 +141,8 @@ class PgCollection(RemoteCollection):
     gets then go to the replicas in turn (they may lag the primary by the replication delay)."""
 
     backend_name = "postgresql"
+    home = "postgresql"
+    features = frozenset({"text_search"})
     parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
     def __init__(
@@ -190,18 +186,7 @@ class PgCollection(RemoteCollection):
         index_params: dict | None = None,
         **unsupported,
     ) -> PgCollection:
-        from uniembed.store.collection import _load_model, _model_name, _vector_dim
-
-        given = {
-            key: value
-            for key, value in unsupported.items()
-            if value not in (None, "float16", "lance")
-        }
-        if given:
-            raise InputError(
-                f"{sorted(given)} not supported by the postgresql backend (multi-vector and image "
-                "collections are folder collections for now)"
-            )
+        refuse_parts(cls, unsupported)
         dsn, name, shown = parse_url(url)
         if (index, quantize) not in INDEXES:
             choices = ", ".join(f"{i}+{q}" for i, q in sorted(INDEXES))
@@ -210,18 +195,18 @@ class PgCollection(RemoteCollection):
                 f"choose one of: {choices}"
             )
         params = _check_params(index, index_params)
-        encoder = _load_model(model)
-        vector_dim = _vector_dim(encoder, dim)
-        if index == "hnsw" and vector_dim > MAX_INDEXED_DIM[quantize]:
+        encoder = load_model(model)
+        dims = vector_dim(encoder, dim)
+        if index == "hnsw" and dims > MAX_INDEXED_DIM[quantize]:
             raise InputError(
                 f"pgvector's HNSW index takes at most {MAX_INDEXED_DIM[quantize]} dimensions for "
-                f"quantize={quantize!r}; this collection has {vector_dim} (try quantize='half' or 'binary')"
+                f"quantize={quantize!r}; this collection has {dims} (try quantize='half' or 'binary')"
             )
         names = check_vector_fields(fields)
         meta = CollectionMeta(
-            model=_model_name(model, encoder),
+            model=model_name(model, encoder),
             fingerprint=encoder.fingerprint if encoder else None,
-            fields={n: vector_dim for n in names},
+            fields={n: dims for n in names},
             index=index,
             index_params=params,
             quantize=quantize,
@@ -263,7 +248,7 @@ class PgCollection(RemoteCollection):
         meta = CollectionMeta(**row[0])
         collection = cls(url, meta, None, read_from, search_params)
         if model is not None:
-            collection._check_model(model)
+            collection.check_model(model)
             collection._model = model
         return collection
 

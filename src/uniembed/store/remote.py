@@ -1,6 +1,6 @@
-"""What collections on a server (PostgreSQL + pgvector, Milvus) share: the model they were made
-with, query vectors, and the checks on a search's arguments. Folder collections
-(store/collection.py) keep their own, tied to snapshots and multi-vector search."""
+"""What the two server homes (PostgreSQL + pgvector, Milvus) share beyond the collection contract
+(store/collection.py): the write entry points, payload fields remembered between writes, and the
+search checks a collection without images or token vectors makes."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import numpy as np
 
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
+from uniembed.store.collection import (
+    Collection,
+    check_fingerprint,
+    check_search,
+    check_text_query,
+    own_model,
+)
 from uniembed.store.filters import Condition, parse_filter
-from uniembed.store.rows import lexical_query, query_vector
-
-SEARCH_MODES = ("dense", "text", "hybrid")
+from uniembed.store.rows import query_vector
 
 
-class RemoteCollection:
+class RemoteCollection(Collection):
     """Base of PgCollection and MilvusCollection: subclasses set `meta`, `path`, `_model`, a
     `backend_name` and implement `_write` and the searches."""
 
@@ -59,10 +64,7 @@ class RemoteCollection:
         self, query, k, mode: str, field: str | None, image, multivector: dict
     ) -> tuple[str, int]:
         """(the vector field, k as an int) after the checks every search makes, or InputError."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
+        field, k = check_search(self, query, k, mode, field)
         if image is not None:
             raise InputError(
                 f"image= needs an image collection; the {self.backend_name} backend keeps no images"
@@ -71,18 +73,10 @@ class RemoteCollection:
             raise InputError(
                 f"{sorted(multivector)} apply to multi-vector collections; this one is single-vector"
             )
-        field = field or self.meta.default_field
-        if field not in self.meta.fields:
-            raise InputError(
-                f"unknown vector field {field!r}; this collection has {list(self.meta.fields)}"
-            )
         if query is None:
             raise InputError("a search needs a query: a text or a vector")
-        if mode != "dense" and not isinstance(query, str):
-            raise InputError(f"mode {mode!r} needs a text query, got {type(query).__name__}")
-        if mode != "dense":
-            lexical_query(query)
-        return field, int(k)
+        check_text_query(query, mode)
+        return field, k
 
     def _query_vector(self, query, field: str) -> np.ndarray:
         if isinstance(query, str):
@@ -91,15 +85,12 @@ class RemoteCollection:
 
     @property
     def model(self) -> Encoder:
-        from uniembed.store.collection import own_model
-
         if self._model is None:
             self._model = own_model(self)
         return self._model
 
-    def _check_model(self, encoder: Encoder) -> None:
-        from uniembed.store.collection import check_fingerprint
-
+    def check_model(self, encoder: Encoder) -> None:
+        """InputError unless `encoder` makes this collection's vectors."""
         check_fingerprint(self.path, self.meta, encoder.name, encoder.fingerprint)
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:

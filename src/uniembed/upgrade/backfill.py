@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from uniembed.errors import CollectionLockedError, ConflictError, InputError, NotFoundError
 from uniembed.store.lock import WriterLock
-from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir
+from uniembed.store.upgrade_state import UpgradeState, read_state, upgrade_dir
 
 NEXT_DIR = "next"
 NEXT_TABLE = "vectors"

@@ -27,7 +27,7 @@ from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.eval import metrics
 from uniembed.eval.loaders import load_beir, load_labelled, split_file
-from uniembed.upgrade.adapters import AUTO, CHOICES, KINDS, choose_by_held_out, fit_adapter
+from uniembed.spaces.adapters import AUTO, CHOICES, KINDS, choose_by_held_out, fit_adapter
 from uniembed.upgrade.pseudo import pseudo_query_vectors as pseudo_query_vectors_of_texts
 
 KNN = 10

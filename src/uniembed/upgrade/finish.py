@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from uniembed.errors import CollectionLockedError, ConflictError, NotFoundError
 from uniembed.store.lock import WriterLock
+from uniembed.store.upgrade_state import read_state, upgrade_dir
 from uniembed.upgrade.backfill import LOCK_FILE, next_vectors, upgrade_status
-from uniembed.upgrade.state import read_state, upgrade_dir
 
 COPY_ROWS = 10_000
 DATA_FOLDER = re.compile(r"data(-[0-9a-f]{8})?")
@@ -32,7 +32,7 @@ def finish(collection) -> dict:
     """Switch the collection to the upgrade's target model; returns {items, model, dim, data_dir}."""
     from uniembed.index.base import check_index_params
     from uniembed.store.backend import ID, TOKENS, backend_class, vector_column
-    from uniembed.store.collection import LOCK_FILE as COLLECTION_LOCK
+    from uniembed.store.folder import LOCK_FILE as COLLECTION_LOCK
     from uniembed.store.meta import write_meta
 
     state = read_state(collection.path)

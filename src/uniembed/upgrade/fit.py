@@ -16,8 +16,7 @@ import numpy as np
 
 from uniembed.encoders.registry import lasting_reference
 from uniembed.errors import CollectionLockedError, ConflictError, InputError, NotFoundError
-from uniembed.store.lock import WriterLock
-from uniembed.upgrade.adapters import (
+from uniembed.spaces.adapters import (
     AUTO,
     CHOICES,
     KINDS,
@@ -29,8 +28,9 @@ from uniembed.upgrade.adapters import (
     unit_rows,
     with_own,
 )
+from uniembed.store.lock import WriterLock
+from uniembed.store.upgrade_state import UpgradeState, read_state, upgrade_dir, write_state
 from uniembed.upgrade.pseudo import pseudo_query_vectors
-from uniembed.upgrade.state import UpgradeState, read_state, upgrade_dir, write_state
 
 
 def check_upgradable(collection, model=None) -> None:

@@ -75,7 +75,7 @@ def write_state(collection_path: Path, state: UpgradeState) -> None:
 def query_adapter(collection_path: Path, old_fingerprint: str | None, model_fingerprint: str):
     """The adapter taking `model_fingerprint`'s query vectors into the collection's space, or None
     when no upgrade to that model has one."""
-    from uniembed.upgrade.adapters import Adapter
+    from uniembed.spaces.adapters import Adapter
 
     state = read_state(collection_path)
     if state is None or state.adapter_stem is None or state.target_fingerprint != model_fingerprint:
