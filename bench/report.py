@@ -6,13 +6,13 @@
      "machine": {"cpu": "...", "cores": 2, "python": "3.12.3", "torch": "2.13.0", ...},
      "tables": {"<title>": [{"column": value, ...}, ...], ...}}
 
-The README holds each table between two markers,
+The README and the pages under docs/ hold each table between two markers,
 
     <!-- table: scores / MTEB reference scores, all-MiniLM-L6-v2 -->
     ...the rendered table and a line saying where and when it was measured...
     <!-- /table -->
 
-and `python bench/report.py` fills every marked block from the committed JSON
+and `python bench/report.py` fills every marked block of every page from the committed JSON
 (`--check` only reports the blocks that differ). tests/test_readme_tables.py runs the check, so
 a number edited into the README by hand fails the suite: change the bench and rerun it instead.
 """
@@ -32,6 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "bench" / "tables"
 README = ROOT / "README.md"
+
+
+def documents() -> list[Path]:
+    """Every page that may hold marked tables: the README and the docs (results, guides)."""
+    return [README, *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 LIBRARIES = (
     "uniembed",
     "torch",
@@ -165,16 +172,22 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="report stale blocks, change nothing")
     parser.add_argument("--tables", type=Path, default=TABLES)
     args = parser.parse_args()
-    text = README.read_text(encoding="utf-8")
-    stale = stale_blocks(text, args.tables)
+    all_stale, rewritten, current = [], 0, 0
+    for page in documents():
+        text = page.read_text(encoding="utf-8")
+        stale = stale_blocks(text, args.tables)
+        all_stale += [f"{page.relative_to(ROOT)}: {name}" for name in stale]
+        if not args.check and stale:
+            page.write_text(render_readme(text, args.tables), encoding="utf-8")
+        rewritten, current = (
+            rewritten + len(stale),
+            current + len(MARKER.findall(text)) - len(stale),
+        )
     if args.check:
-        for name in stale:
+        for name in all_stale:
             print(f"stale: {name}")
-        return 1 if stale else 0
-    README.write_text(render_readme(text, args.tables), encoding="utf-8")
-    print(
-        f"{len(stale)} table(s) rewritten, {len(MARKER.findall(text)) - len(stale)} already current"
-    )
+        return 1 if all_stale else 0
+    print(f"{rewritten} table(s) rewritten, {current} already current")
     return 0
 
 

@@ -79,3 +79,35 @@ def milvus():
 
     with LocalMilvus(time_tick_ms=50) as server:
         yield server
+
+
+# -- test lanes ------------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the lane to run while working (minutes); the README's command and CI run
+# everything. Slow: what starts a server (PostgreSQL, Milvus, Ray, uvicorn), a browser or a fresh
+# virtual environment, what loads the real default model, and the few long runs marked by hand.
+SLOW_FIXTURES = {"postgres", "milvus"}
+SLOW_MODULES = {
+    "test_milvus",
+    "test_postgres",
+    "test_ray",
+    "test_page_browser",
+    "test_serve_live",
+    "test_serve_slow_clients",
+    "test_extras",
+    "test_durability",
+    "test_real_model",
+    "test_upgrade_collection",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        slow = (
+            item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES
+            or SLOW_FIXTURES & set(item.fixturenames)
+            or item.get_closest_marker("real_model") is not None
+            or "postgres" in item.nodeid
+            or "milvus" in item.nodeid
+        )
+        if slow:
+            item.add_marker(pytest.mark.slow)

@@ -351,7 +351,8 @@ def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embedd
 ):
     import time
 
-    from uniembed.store import Collection
+    # the folder home's search (Collection is the contract above the homes since issue 31)
+    from uniembed.store.folder import FolderCollection as Collection
 
     for name in ("slow", "fast"):
         create(client, name, vectors_only=True, dim=DIM)
@@ -401,7 +402,8 @@ def test_slow_searches_neither_block_each_other_nor_other_collections_nor_embedd
 def test_collection_calls_past_the_queue_limit_get_429_at_once(root, monkeypatch):
     import time
 
-    from uniembed.store import Collection
+    # the folder home's search (Collection is the contract above the homes since issue 31)
+    from uniembed.store.folder import FolderCollection as Collection
 
     settings = ServeSettings(
         model="fake", collections=root, collection_threads=2, max_collection_queue=3

@@ -29,6 +29,18 @@ def test_every_marked_readme_table_matches_the_committed_bench_json(report):
     )
 
 
+def test_every_marked_table_under_docs_matches_the_committed_bench_json(report):
+    """The result pages moved from the README to docs/results/: the same check on every page."""
+    pages = [
+        page for page in report.documents() if page.name != "README.md" or "docs" in page.parts
+    ]
+    assert any(report.MARKER.search(page.read_text(encoding="utf-8")) for page in pages)
+    stale = {str(page): report.stale_blocks(page.read_text(encoding="utf-8")) for page in pages}
+    assert {page: names for page, names in stale.items() if names} == {}, (
+        "run `python bench/report.py` (after rerunning the bench)"
+    )
+
+
 def test_an_edited_number_is_caught(report, tmp_path):
     record = {
         "bench": "demo",

@@ -111,7 +111,9 @@ def test_a_search_whose_client_left_before_it_started_never_runs(tmp_path, monke
     from helpers import FakeEncoder
     from serve_helpers import live_server
     from uniembed.serve import ServeSettings, create_app
-    from uniembed.store import Collection
+
+    # the folder home's search (Collection is the contract above the homes since issue 31)
+    from uniembed.store.folder import FolderCollection as Collection
 
     calls = []
     original = Collection.search
