@@ -402,6 +402,19 @@ class FolderCollection(Collection):
         self._model = next((m for m in models if m.fingerprint == meta.fingerprint), None)
         self._query_model = None
 
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold this collection's writer lock (other writers are refused until it is released) and
+        yield the latest committed version: the seam for work that changes a collection beyond
+        add/upsert/delete, such as a model upgrade's finish (uniembed.upgrade)."""
+        with WriterLock(self.path / LOCK_FILE):
+            yield self._writer_version()
+
+    def refresh(self) -> None:
+        """Re-read collection.json now: another process (or an upgrade's finish) may have switched
+        the collection to a new model and data folder. Reads and writes do this by themselves."""
+        self._follow_meta()
+
     def _writer_version(self) -> int:
         """The latest version, after undoing a column-only commit a crashed writer left (we hold
         the writer lock: nobody else is writing)."""
@@ -847,8 +860,7 @@ class FolderCollection(Collection):
     def rebuild(self) -> int:
         """Compact the store (drop deleted rows, merge small files, refresh the text index) and
         rebuild the in-memory indexes."""
-        with WriterLock(self.path / LOCK_FILE):
-            self._writer_version()
+        with self.writing():
             version = self.backend.compact()
         self._snapshot = None
         return version

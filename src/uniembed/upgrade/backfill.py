@@ -12,6 +12,7 @@ backfill at a time (a lock file); writers and searchers of the collection are no
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,14 +121,8 @@ def backfill(
             f"planned for {state.target_name} (fingerprint {state.target_fingerprint[:12]}): use that "
             "model, or fit an adapter for this one first"
         )
-    try:
-        lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
-    except CollectionLockedError:
-        holder = (upgrade_dir(collection.path) / LOCK_FILE).read_text().strip() or "unknown"
-        raise ConflictError(
-            f"another backfill of {collection.path} is running (pid {holder}); one at a time"
-        ) from None
-    try:
+    busy = f"another backfill of {collection.path} is running (pid {{holder}}); one at a time"
+    with backfill_lock(collection.path, busy):
         collection.version  # noqa: B018
         ids, texts, _ = _todo(collection, state)
         textless = [i for i, t in zip(ids, texts) if not t]
@@ -167,9 +162,21 @@ def backfill(
                     "id"
                 ).when_matched_update_all().when_not_matched_insert_all().execute(rows)
                 bar.update(len(chunk_ids))
-    finally:
-        lock.__exit__(None, None, None)
     return upgrade_status(collection)
+
+
+@contextmanager
+def backfill_lock(collection_path: Path, busy: str):
+    """The lock that lets one backfill (or a finish) work on a collection's upgrade at a time;
+    ConflictError(`busy`, its `{holder}` the pid holding it) when another has it."""
+    path = upgrade_dir(collection_path) / LOCK_FILE
+    with ExitStack() as held:
+        try:
+            held.enter_context(WriterLock(path))
+        except CollectionLockedError:
+            holder = path.read_text().strip() if path.is_file() else ""
+            raise ConflictError(busy.replace("{holder}", holder or "unknown")) from None
+        yield
 
 
 def next_vectors(collection_path: Path, ids: list[str], fingerprint: str) -> np.ndarray:

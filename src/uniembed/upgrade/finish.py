@@ -6,7 +6,7 @@ lock (writers wait; a backfill cannot run), the rows are copied into a new data 
 fingerprint, dimension and data folder switch together. A crash before the rename leaves the
 collection as it was (the half-built folder is removed by the next finish); after it, the new
 collection is whole. Readers notice the new collection.json at their next refresh and reopen
-(Collection._follow_meta); indexes are rebuilt from the new vectors at the first search. Then the
+(FolderCollection.refresh); indexes are rebuilt from the new vectors at the first search. Then the
 old data folder and the upgrade's files (adapters, backfilled vectors) are deleted.
 """
 
@@ -19,10 +19,9 @@ import uuid
 
 import pyarrow as pa
 
-from uniembed.errors import CollectionLockedError, ConflictError, NotFoundError
-from uniembed.store.lock import WriterLock
+from uniembed.errors import ConflictError, NotFoundError
 from uniembed.store.upgrade_state import read_state, upgrade_dir
-from uniembed.upgrade.backfill import LOCK_FILE, next_vectors, upgrade_status
+from uniembed.upgrade.backfill import backfill_lock, next_vectors, upgrade_status
 
 COPY_ROWS = 10_000
 DATA_FOLDER = re.compile(r"data(-[0-9a-f]{8})?")
@@ -32,21 +31,14 @@ def finish(collection) -> dict:
     """Switch the collection to the upgrade's target model; returns {items, model, dim, data_dir}."""
     from uniembed.index.base import check_index_params
     from uniembed.store.backend import ID, TOKENS, backend_class, vector_column
-    from uniembed.store.folder import LOCK_FILE as COLLECTION_LOCK
     from uniembed.store.meta import write_meta
 
     state = read_state(collection.path)
     if state is None:
         raise NotFoundError(f"no upgrade in progress for {collection.path}")
-    try:
-        backfill_lock = WriterLock(upgrade_dir(collection.path) / LOCK_FILE).__enter__()
-    except CollectionLockedError:
-        raise ConflictError(
-            f"a backfill of {collection.path} is running: let it end before finishing"
-        ) from None
-    try:
-        with WriterLock(collection.path / COLLECTION_LOCK):
-            collection._writer_version()
+    busy = f"a backfill of {collection.path} is running: let it end before finishing"
+    with backfill_lock(collection.path, busy):
+        with collection.writing():
             status = upgrade_status(collection)
             if not status.complete:
                 raise ConflictError(
@@ -99,11 +91,9 @@ def finish(collection) -> dict:
             )
             write_meta(collection.path, new_meta)  # the switch: one rename
             old_dir = collection.path / meta.data_dir
-    finally:
-        backfill_lock.__exit__(None, None, None)
     shutil.rmtree(old_dir, ignore_errors=True)
     shutil.rmtree(upgrade_dir(collection.path), ignore_errors=True)
-    collection._follow_meta()
+    collection.refresh()
     return {
         "items": len(rows),
         "model": state.target_name,
