@@ -62,7 +62,7 @@ def test_every_first_stage_ranks_by_exact_maxsim(mv):
 def test_fde_candidates_come_from_the_fde_index_and_the_heuristic_from_nearest_tokens(mv):
     col, sets = mv
     query = token_sets(1, seed=5)[0]
-    fde = col._fde
+    fde = col.vectors.fde
     best_by_fde = np.argsort(-(fde.documents(sets) @ fde.queries([query])[0]))[:5]
     hits = col.search(query, k=5, candidates=5)  # rerank of exactly the FDE's top 5
     assert {h.id for h in hits} == {f"d{i}" for i in best_by_fde}

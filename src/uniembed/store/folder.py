@@ -49,16 +49,15 @@ from uniembed.store.images import ImageSpec
 from uniembed.store.lock import WriterLock
 from uniembed.store.meta import META_FILE, CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.multivector import (
-    TOKENS,
     MultiVectorSpec,
-    check_stage,
-    check_token_sets,
     make_fde,
-    pack_tokens,
-    query_tokens,
-    rerank,
-    token_heuristic_rows,
-    unpack_tokens,
+)
+from uniembed.store.parts import (
+    ImagePart,
+    RelativePart,
+    SingleVectors,
+    TokenVectors,
+    check_combination,
 )
 from uniembed.store.rows import (
     build_rows,
@@ -66,11 +65,7 @@ from uniembed.store.rows import (
     check_payloads,
     check_vector_fields,
     dump_payloads,
-    is_texts,
     payload_types,
-    query_vector,
-    stored_texts,
-    vectors_and_texts,
 )
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
@@ -127,12 +122,26 @@ class FolderCollection(Collection):
         )
         self._checked_at = 0.0
         self.refresh_seconds = 1.0  # how stale a reader may be before it looks for new commits
-        self.multivector = MultiVectorSpec(**meta.multivector) if meta.multivector else None
-        self.images = ImageSpec(**meta.images) if meta.images else None
-        self._fde = make_fde(self.multivector) if self.multivector else None
-        self.relative_anchors = _relative_anchors(self.path, meta)  # None: the model's own vectors
-        if model is not None and self.relative_anchors is not None:
-            self._model = self._relative(model)
+        # the parts this collection is composed of (store/parts.py)
+        spec = MultiVectorSpec(**meta.multivector) if meta.multivector else None
+        self.vectors = TokenVectors(self, spec) if spec else SingleVectors(self)
+        self.image_part = ImagePart(self, ImageSpec(**meta.images)) if meta.images else None
+        anchors = RelativePart.read(self.path, meta)  # None: the model's own vectors
+        self.relative_part = RelativePart(self, anchors) if anchors is not None else None
+        if model is not None:
+            self._model = self._as_stored(model)
+
+    @property
+    def multivector(self) -> MultiVectorSpec | None:
+        return self.vectors.spec
+
+    @property
+    def images(self) -> ImageSpec | None:
+        return self.image_part.spec if self.image_part else None
+
+    @property
+    def relative_anchors(self) -> list[str] | None:
+        return self.relative_part.anchors if self.relative_part else None
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
@@ -174,35 +183,34 @@ class FolderCollection(Collection):
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ConflictError(f"{path} already exists and is not empty")
+        options = {
+            "multivector": multivector,
+            "images": images,
+            "relative_anchors": relative_anchors,
+            "dim": dim,
+            "fde": fde,
+            "image_root": image_root,
+            "max_image_bytes": max_image_bytes,
+        }
+        given = {name for name, value in options.items() if value is not None}
         kind, params = resolve_index(index, quantize)
         encoder = load_model(model)
+        anchors = RelativePart.checked(relative_anchors, encoder)
+        check_combination(given | ({"token_storage"} if token_storage != "float16" else set()))
         image_spec = None
         if images is not None:
             image_spec = ImageSpec.make(images, max_image_bytes, image_root)
-            if encoder is not None and "image" in encoder.modalities:
-                image_spec = dataclasses.replace(
-                    image_spec, image_fingerprint=encoder.image_fingerprint
-                )
-            if multivector is not None:
-                raise InputError(
-                    "image collections are single-vector: multivector= and images= do not combine"
-                )
             if encoder is not None and "image" not in encoder.modalities:
                 raise InputError(
                     f"images={images!r} needs an image model (CLIP, SigLIP, a bound model); "
                     f"{encoder.name} embeds text only"
                 )
-        elif image_root is not None or max_image_bytes is not None:
-            raise InputError(
-                "image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')"
-            )
-        anchors = _checked_relative(relative_anchors, encoder, dim, multivector, images)
+            if encoder is not None:
+                image_spec = dataclasses.replace(
+                    image_spec, image_fingerprint=encoder.image_fingerprint
+                )
         names = check_vector_fields(fields)
         if multivector is None:
-            if fde is not None or token_storage != "float16":
-                raise InputError(
-                    "fde= and token_storage= belong to multi-vector collections (multivector='muvera')"
-                )
             if encoder is not None and encoder.token_head is not None:
                 raise InputError(
                     f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
@@ -211,7 +219,7 @@ class FolderCollection(Collection):
             spec, dims = None, len(anchors) if anchors else vector_dim(encoder, dim)
             fingerprint = encoder.fingerprint if encoder else None
         else:
-            spec = _multivector_spec(multivector, encoder, dim, names, fde, token_storage)
+            spec = TokenVectors.make_spec(multivector, encoder, dim, names, fde, token_storage)
             dims = make_fde(spec).output_dim
             fingerprint = encoder.token_fingerprint if encoder else None
         if index_params is not None and not isinstance(index_params, dict):
@@ -280,9 +288,9 @@ class FolderCollection(Collection):
         collection._reader_version()  # never start on a column-only commit (see store/pending.py)
         if model is not None and collection.relative_anchors is not None:
             if model.fingerprint == meta.fingerprint:
-                collection._model = collection._relative(model)
+                collection._model = collection._as_stored(model)
             else:  # another model: its relative vectors share the space; writes keep the collection's model
-                collection._query_model = collection._relative(model)
+                collection._query_model = collection._as_stored(model)
         elif model is not None:
             adapter = None
             if model.fingerprint != meta.fingerprint and meta.multivector is None:
@@ -328,12 +336,13 @@ class FolderCollection(Collection):
         payloads = check_payloads(payloads, len(ids))
         payload_json = dump_payloads(payloads)
         image_values = None
-        if images is not None or self.images is not None:
-            image_values, data = self._image_rows(ids, data, texts, images)
-        if self.multivector is not None:
-            vectors, kept_texts, blobs = self._token_rows(ids, data, texts)
-        else:
-            (vectors, kept_texts), blobs = self._vectors_and_texts(ids, data, texts), None
+        if self.image_part is not None:
+            image_values, data = self.image_part.rows(ids, data, images)
+        elif images is not None:
+            raise InputError(
+                f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"
+            )
+        vectors, kept_texts, blobs = self.vectors.rows(ids, data, texts)
         with WriterLock(self.path / LOCK_FILE):
             before = self._writer_version()
             if mode == "insert":
@@ -487,113 +496,18 @@ class FolderCollection(Collection):
             )
         snap.version = version
 
-    def _vectors_and_texts(
-        self, ids: list[str], data, texts
-    ) -> tuple[dict[str, np.ndarray], list[str | None]]:
-        return vectors_and_texts(self.meta.fields, ids, data, texts, self._encode)
-
-    def _image_rows(self, ids: list[str], data, texts, images) -> tuple[list | None, object]:
-        """(what the image column keeps per row, the vectors to store): images given without
-        `data` are embedded here, each one decoded (and so checked) before anything is written."""
-        if images is None:
-            if data is None:
-                raise InputError(
-                    "no data: pass texts, vectors, or images= for this image collection"
-                )
-            return [None] * len(ids), data
-        if self.images is None:
-            raise InputError(
-                f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"
-            )
-        from uniembed.encoders.multimodal import check_images
-
-        if not isinstance(images, (list, tuple)):
-            raise InputError(
-                f"images must be a list (one image, or None, per id), got {type(images).__name__}"
-            )
-        given = list(images)
-        if len(given) != len(ids):
-            raise InputError(f"got {len(given)} images for {len(ids)} ids")
-        labels = [f"image {i} (id {id_!r})" for i, id_ in enumerate(ids)]
-        present = [i for i, image in enumerate(given) if image is not None]
-        if present:
-            check_images([given[i] for i in present])  # dict items and the like, named
-        kept = [None] * len(ids)
-        for i, value in zip(
-            present,
-            self.images.stored(
-                [given[i] for i in present], self.path, [labels[i] for i in present]
-            ),
-        ):
-            kept[i] = value
-        readable = [self.images.readable(kept[i], self.path) for i in present]
-        if data is not None:
-            from uniembed.images.decode import to_rgb
-
-            for i, value in zip(present, readable):
-                to_rgb(
-                    value, labels[i]
-                )  # kept images must decode even when the caller brings the vectors
-            return kept, data
-        if len(present) != len(ids):
-            missing = next(i for i in range(len(ids)) if given[i] is None)
-            raise InputError(
-                f"image {missing} (id {ids[missing]!r}) is None: without data=, every item needs an image"
-            )
-        if len(self.meta.fields) != 1:
-            raise InputError(
-                f"images= embeds into one vector field; this collection has {list(self.meta.fields)}: pass data="
-            )
-        vectors = self.model.encode_images(
-            readable, dim=self.meta.dim, show_progress=False, labels=labels
-        )
-        return kept, vectors
-
-    def _token_rows(
-        self, ids: list[str], data, texts
-    ) -> tuple[dict[str, np.ndarray], list[str | None], list[bytes]]:
-        """Multi-vector items: (the FDE per field, stored texts, packed token vectors)."""
-        spec, n = self.multivector, len(ids)
-        if isinstance(data, dict):
-            if set(data) != {self.meta.default_field}:
-                raise InputError(
-                    f"this multi-vector collection has one field, {self.meta.default_field!r}; got {sorted(data)}"
-                )
-            data = data[self.meta.default_field]
-        if is_texts(data):
-            items = list(data)
-            if len(items) != n:
-                raise InputError(f"got {len(items)} texts for {n} ids")
-            token_sets = self.model.encode_tokens(items, prompt="document", show_progress=False)
-            source = items
-        else:
-            if data is None:
-                raise InputError(
-                    f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token vectors"
-                )
-            token_sets, source = check_token_sets(data, n, spec.token_dim, spec.storage), None
-        fde = self._fde.documents(token_sets)
-        blobs = [pack_tokens(t, spec.storage) for t in token_sets]
-        return {self.meta.default_field: fde}, stored_texts(texts, source, n), blobs
-
     # -- reading ------------------------------------------------------------------------------
     def get(self, ids) -> list[Item | None]:
         """The stored items, in the order of `ids` (None for an unknown id)."""
         ids = check_ids(ids)
         self._reader_version()
-        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)] + (
-            [TOKENS] if self.multivector else []
-        )
-        columns += [IMAGE] if self.images else []
+        columns = [ID, TEXT, PAYLOAD, *(vector_column(f) for f in self.meta.fields)]
+        columns += [*self.vectors.columns, *(self.image_part.columns if self.image_part else ())]
         table = self.backend.get(ids, columns)
         found = {}
         for row in table.to_pylist():
             vectors = {f: np.asarray(row[vector_column(f)], np.float32) for f in self.meta.fields}
-            tokens = (
-                unpack_tokens(row[TOKENS], self.multivector.token_dim, self.multivector.storage)
-                if self.multivector
-                else None
-            )
+            tokens = self.vectors.tokens_of(row)
             found[row[ID]] = Item(
                 row[ID], row[TEXT], _loads(row[PAYLOAD]), vectors, tokens, row.get(IMAGE)
             )
@@ -632,33 +546,26 @@ class FolderCollection(Collection):
         text part by BM25 over the stored captions as well."""
         field, k = check_search(self, query, k, mode, field)
         if image is not None:
-            query_vector = self._image_query(query, image, image_weight, mode)
+            query_vector = self.vectors.image_query(query, image, image_weight, mode)
         elif query is None:
             raise InputError("a search needs a query: a text, a vector, or image=")
         check_text_query(query, mode)
-        if self.multivector is None and (first_stage, candidates, token_hits) != (None, None, None):
-            raise InputError(
-                "first_stage, candidates and token_hits apply to multi-vector collections; this one is single-vector"
-            )
+        stage = (first_stage, candidates, token_hits)
+        self.vectors.check_stage(*stage)
         snapshot = self.snapshot()  # first: the payload fields are those of the snapshot's version
         conditions = parse_filter(filter, self.payload_fields) if filter else []
         allowed = snapshot.allowed_rows(conditions)
         if (
             snapshot.count_allowed(allowed) == 0
         ):  # the one empty-result path: empty, all deleted, nothing matches
-            self._check_query(query, field, first_stage, candidates, token_hits)
+            self.vectors.check_query(query, field, stage)
             return []
         if mode == "text":
             return self._text_hits(snapshot, query, k, conditions)
         depth = max(k, 100) if mode == "hybrid" else k
-        if self.multivector is not None:
-            scores, rows = self._multivector_search(
-                snapshot, query, depth, allowed, first_stage, candidates, token_hits
-            )
-        else:
-            vector = self._query_vector(query if query_vector is None else query_vector, field)
-            scores, rows = snapshot.search(vector[None, :], depth, field, allowed)
-            scores, rows = scores[0], rows[0]
+        scores, rows = self.vectors.search(
+            snapshot, query, query_vector, depth, field, allowed, stage
+        )
         ids, payload = snapshot.ids, snapshot.payload
         dense = [
             Hit(ids[r], s, payload(r)) for s, r in zip(scores.tolist(), rows.tolist()) if r >= 0
@@ -666,74 +573,6 @@ class FolderCollection(Collection):
         if mode == "dense":
             return dense
         return fuse([dense, self._text_hits(snapshot, query, depth, conditions)], k)
-
-    def _image_query(self, query, image, image_weight: float, mode: str) -> np.ndarray:
-        """The vector of an image (or image + text) query, made by the collection's model."""
-        if self.multivector is not None:
-            raise InputError(
-                "multi-vector collections are searched by text or token vectors, not by image"
-            )
-        if mode == "text":
-            raise InputError(
-                "mode 'text' ranks stored captions by BM25: it takes a text query, not an image"
-            )
-        if query is not None and not isinstance(query, str):
-            raise InputError(f"an image query may come with a text, not a {type(query).__name__}")
-        model = self.model
-        if "image" not in model.modalities:
-            raise InputError(
-                f"collection {self.path} was made by {model.name}, which embeds text only: it cannot search by image"
-            )
-        if query is None:
-            return model.encode_images(
-                [image], dim=self.meta.dim, show_progress=False, labels=["the query image"]
-            )[0]
-        from uniembed.encoders.multimodal import encode_items
-
-        return encode_items(
-            model,
-            [{"image": image, "text": query}],
-            image_weight=image_weight,
-            prompt="query",
-            dim=self.meta.dim,
-            show_progress=False,
-            labels=["the query"],
-        )[0]
-
-    def _check_query(self, query, field: str, first_stage, candidates, token_hits) -> None:
-        """Bad queries are refused even when nothing could match (a vector of the wrong size)."""
-        if query is None or isinstance(query, str):
-            return
-        if self.multivector is None:
-            self._query_vector(query, field)
-        else:
-            check_stage(first_stage, candidates, token_hits)
-            query_tokens(query, self.multivector.token_dim)
-
-    def _multivector_search(
-        self, snapshot: Snapshot, query, k: int, allowed, first_stage, candidates, token_hits
-    ) -> tuple[np.ndarray, np.ndarray]:
-        stage = check_stage(first_stage, candidates, token_hits)
-        if isinstance(query, str):
-            tokens = self.model.encode_tokens([query], prompt="query")[0]
-        else:
-            tokens = query_tokens(query, self.multivector.token_dim)
-        if stage == "fde":
-            _, rows = snapshot.search(
-                self._fde.queries([tokens]),
-                candidates or max(k, 100),
-                self.meta.default_field,
-                allowed,
-            )
-            rows = rows[0][rows[0] >= 0]
-        else:
-            if stage == "exact":
-                rows = (
-                    np.flatnonzero(allowed) if allowed is not None else np.arange(len(snapshot.ids))
-                )
-            else:
-                rows = token_heuristic_rows(tokens, snapshot.tokens, token_hits or 10, allowed)
-        return rerank(tokens, rows, snapshot.tokens, k)
 
     def _text_hits(self, snapshot: Snapshot, query: str, k: int, conditions) -> list[Hit]:
         where = to_sql(conditions, payload_column)
@@ -743,12 +582,12 @@ class FolderCollection(Collection):
             hits.append(Hit(id_, float(score), snapshot.payload(row) if row is not None else {}))
         return hits
 
-    def _query_vector(self, query, field: str) -> np.ndarray:
-        if isinstance(query, str):
-            if self._query_model is not None:
-                return self._query_model.encode([query], prompt="query")[0]
-            return self._encode([query], prompt="query")[0]
-        return query_vector(query, self.meta.fields[field], field)
+    def encode_query(self, text: str) -> np.ndarray:
+        """A text query's vector: by the collection's model, or during an upgrade (or from another
+        model of a relative collection) by the query model."""
+        if self._query_model is not None:
+            return self._query_model.encode([text], prompt="query")[0]
+        return self.encode_texts([text], prompt="query")[0]
 
     def snapshot(self) -> Snapshot:
         """The in-memory search state at the latest committed version (rebuilt when stale)."""
@@ -771,7 +610,7 @@ class FolderCollection(Collection):
             *(vector_column(f) for f in self.meta.fields),
             *(payload_column(f) for f in self.payload_fields),
         ]
-        columns += [TOKENS] if self.multivector else []
+        columns += list(self.vectors.columns)
         return Snapshot.from_table(
             version,
             self.backend.scan(columns),
@@ -785,46 +624,23 @@ class FolderCollection(Collection):
     @property
     def model(self) -> Encoder:
         if self._model is None:
-            self._model = self._relative(own_model(self))
+            self._model = self._as_stored(own_model(self))
         return self._model
 
-    def _relative(self, encoder: Encoder) -> Encoder:
-        """`encoder` as this collection stores vectors: its relative vectors when the collection
-        keeps anchors, else itself."""
-        if self.relative_anchors is None:
-            return encoder
-        from uniembed.spaces.relative import RelativeEncoder
-
-        if isinstance(
-            encoder, RelativeEncoder
-        ):  # already relative: to these anchors, or useless here
-            if encoder.space != self.meta.relative["sha256"]:
-                raise InputError(
-                    f"{encoder.name} is relative to other anchors than collection {self.path}'s"
-                )
-            return encoder
-        return RelativeEncoder(encoder, self.relative_anchors)
+    def _as_stored(self, encoder: Encoder) -> Encoder:
+        """`encoder` as this collection stores vectors: relative to its anchors when it has them."""
+        return self.relative_part.wrap(encoder) if self.relative_part else encoder
 
     def check_model(self, encoder: Encoder) -> None:
         """InputError unless `encoder` makes this collection's vectors (token and image vectors too)."""
-        made = (
-            encoder.token_fingerprint
-            if self.multivector and encoder.gives_token_vectors
-            else encoder.fingerprint
+        check_fingerprint(
+            str(self.path), self.meta, encoder.name, self.vectors.fingerprint(encoder)
         )
-        check_fingerprint(str(self.path), self.meta, encoder.name, made)
-        recorded = self.images.image_fingerprint if self.images else None
-        if (
-            recorded is not None and encoder.image_fingerprint != recorded
-        ):  # same texts, another image tower
-            raise InputError(
-                f"collection {self.path} holds image vectors made by {self.meta.model} "
-                f"(image fingerprint {recorded[:12]}); "
-                f"{encoder.name} embeds texts alike but images differently (image fingerprint "
-                f"{encoder.image_fingerprint[:12]}), so it cannot be used with it"
-            )
+        if self.image_part is not None:
+            self.image_part.check_model(encoder)
 
-    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+    def encode_texts(self, texts: list[str], prompt: str) -> np.ndarray:
+        """Texts embedded as this collection stores them (its model, its dim)."""
         return self.model.encode(texts, prompt=prompt, dim=self.meta.dim, show_progress=False)
 
     # -- maintenance and facts -----------------------------------------------------------------
@@ -872,11 +688,7 @@ class FolderCollection(Collection):
         bytes_per_vector = (
             snapshot.index(self.meta.default_field).bytes_per_vector if count else float("nan")
         )
-        token_bytes = (
-            float(np.mean([len(b) for b in snapshot.tokens.blobs]))
-            if self.multivector and count
-            else None
-        )
+        token_bytes = self.vectors.token_bytes(snapshot, count)
         return CollectionInfo(
             path=str(self.path),
             count=count,
@@ -897,36 +709,6 @@ class FolderCollection(Collection):
         )
 
 
-def _relative_anchors(path: Path, meta: CollectionMeta) -> list[str] | None:
-    if meta.relative is None:
-        return None
-    from uniembed.spaces.relative import read_anchors
-
-    return read_anchors(path, meta.relative)
-
-
-def _checked_relative(
-    anchors, encoder: Encoder | None, dim, multivector, images
-) -> list[str] | None:
-    """The anchor texts of a collection to be created, or None; InputError for what cannot combine."""
-    if anchors is None:
-        return None
-    from uniembed.spaces.relative import checked_anchors
-
-    anchors = checked_anchors(anchors)
-    if encoder is None:
-        raise InputError(
-            "relative_anchors= needs a model to embed the anchors (a vectors-only collection has none)"
-        )
-    for given, what in ((dim, "dim="), (multivector, "multivector="), (images, "images=")):
-        if given is not None:
-            raise InputError(
-                f"relative_anchors= and {what} do not combine: a relative collection stores one "
-                "text vector per item, one dimension per anchor"
-            )
-    return anchors
-
-
 def _stamp(path: Path) -> tuple[int, int] | None:
     """(inode, mtime) of a file: a replaced collection.json gets a new inode (write, then rename)."""
     try:
@@ -940,27 +722,3 @@ def _loads(text: str | None) -> dict:
     import json
 
     return json.loads(text) if text else {}
-
-
-def _multivector_spec(
-    method: str, encoder: Encoder | None, dim: int | None, names: list[str], fde, storage: str
-) -> MultiVectorSpec:
-    if len(names) != 1:
-        raise InputError(f"a multi-vector collection has one vector field, got {names}")
-    if encoder is None:
-        if dim is None:
-            raise InputError(
-                "a multi-vector collection without a model needs dim= (the token vectors' dimension)"
-            )
-        token_dim = vector_dim(None, dim)
-    else:
-        if not encoder.gives_token_vectors:
-            raise InputError(
-                f"model {encoder.name} gives no token vectors; multi-vector collections need a transformer model"
-            )
-        if dim is not None:
-            raise InputError(
-                "dim= truncates single vectors; a multi-vector collection with a model takes its token dimension"
-            )
-        token_dim = encoder.token_dim
-    return MultiVectorSpec.make(method, token_dim, storage, fde)
