@@ -7,21 +7,16 @@ acknowledged write survives a crash. Search runs on an in-memory Snapshot rebuil
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from uniembed._atomic import atomic_folder
 from uniembed.encoders.base import Encoder
-from uniembed.errors import CollectionDamagedError, ConflictError, InputError
-from uniembed.index.base import check_index_params
-from uniembed.multivector import FDEConfig
+from uniembed.errors import CollectionDamagedError, InputError
 from uniembed.store import lance_backend, pending  # noqa: F401  (lance_backend registers the "lance" backend)
 from uniembed.store.backend import (
-    ARROW_TYPES,
     FIELD_PREFIX,
     ID,
     IMAGE,
@@ -29,7 +24,6 @@ from uniembed.store.backend import (
     TEXT,
     StoreBackend,
     backend_class,
-    base_schema,
     payload_column,
     vector_column,
 )
@@ -38,66 +32,32 @@ from uniembed.store.collection import (
     check_fingerprint,
     check_search,
     check_text_query,
-    load_model,
-    model_name,
     own_model,
-    vector_dim,
 )
 from uniembed.store.filters import parse_filter, to_sql
+from uniembed.store.folder_create import create_folder
+from uniembed.store.folder_writes import LOCK_FILE, FolderWrites
 from uniembed.store.fusion import fuse
 from uniembed.store.images import ImageSpec
 from uniembed.store.lock import WriterLock
 from uniembed.store.meta import META_FILE, CollectionMeta, read_checked_meta, write_meta
 from uniembed.store.multivector import (
     MultiVectorSpec,
-    make_fde,
 )
 from uniembed.store.parts import (
     ImagePart,
     RelativePart,
     SingleVectors,
     TokenVectors,
-    check_combination,
 )
 from uniembed.store.rows import (
-    build_rows,
     check_ids,
-    check_payloads,
-    check_vector_fields,
-    dump_payloads,
-    payload_types,
 )
 from uniembed.store.snapshot import Snapshot
 from uniembed.types import CollectionInfo, Hit, Item
 
-LOCK_FILE = "writer.lock"
-SHORT_ID_LOOKUP = (
-    1000  # ids per insert checked with one IN query; larger batches use an in-memory id set
-)
 
-# (index, quantize) as users say it -> (index kind, its parameters)
-INDEX_CHOICES = {
-    ("exact", "none"): ("exact", {}),
-    ("exact", "int8"): ("int8", {}),
-    ("exact", "binary"): ("binary", {}),
-    ("hnsw", "none"): ("hnsw", {}),
-    ("hnsw", "int8"): ("hnsw", {"quantize": "int8"}),
-    ("hnsw", "binary"): ("binary", {"graph": "hnsw"}),
-    ("ivfpq", "none"): ("ivfpq", {}),
-}
-
-
-def resolve_index(index: str, quantize: str) -> tuple[str, dict]:
-    if (index, quantize) not in INDEX_CHOICES:
-        choices = ", ".join(f"{i}+{q}" for i, q in INDEX_CHOICES)
-        raise InputError(
-            f"unsupported index {index!r} with quantize {quantize!r}; choose one of: {choices}"
-        )
-    kind, params = INDEX_CHOICES[(index, quantize)]
-    return kind, dict(params)
-
-
-class FolderCollection(Collection):
+class FolderCollection(FolderWrites, Collection):
     home = "folder"
     features = frozenset(
         {"text_search", "multivector", "images", "relative_anchors", "map", "rebuild"}
@@ -144,118 +104,7 @@ class FolderCollection(Collection):
         return self.relative_part.anchors if self.relative_part else None
 
     # -- creating and opening ----------------------------------------------------------------
-    @classmethod
-    def create(
-        cls,
-        path: str | Path,
-        *,
-        model: str | Encoder | None = "default",
-        dim: int | None = None,
-        fields: list[str] | None = None,
-        index: str = "exact",
-        quantize: str = "none",
-        index_params: dict | None = None,
-        backend: str = "lance",
-        multivector: str | None = None,
-        fde: FDEConfig | dict | None = None,
-        token_storage: str = "float16",
-        images: str | None = None,
-        image_root: str | Path | None = None,
-        max_image_bytes: int | None = None,
-        relative_anchors: list[str] | None = None,
-    ) -> FolderCollection:
-        """Make a new collection folder. model=None makes a vectors-only collection of `dim` dims;
-        with a model, `dim` truncates its vectors (Matryoshka). Built in a temporary folder and
-        renamed into place, so a crash never leaves half a collection.
-
-        multivector="muvera": each item keeps its token vectors (token_storage "float16" or "int8")
-        and their MUVERA FDE (parameters `fde`), which the index searches for candidates that exact
-        MaxSim then ranks. Without a model, `dim` is the token vectors' dimension.
-
-        images="bytes" or "path": the collection keeps each item's image (its bytes, up to
-        `max_image_bytes`, default 4 MiB; or its path relative to `image_root`, default the
-        collection folder), and `add(ids, images=[...])` embeds them with an image model (CLIP,
-        SigLIP, a bound model). Search by text, image or both (see `search`).
-
-        relative_anchors=[texts]: store each vector as its cosines to these anchor texts (relative
-        representations, uniembed.spaces.relative; one dimension per anchor). Any later model that
-        embeds the same anchors searches the collection at once: `open(path, model=new)`, no adapter."""
-        path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ConflictError(f"{path} already exists and is not empty")
-        options = {
-            "multivector": multivector,
-            "images": images,
-            "relative_anchors": relative_anchors,
-            "dim": dim,
-            "fde": fde,
-            "image_root": image_root,
-            "max_image_bytes": max_image_bytes,
-        }
-        given = {name for name, value in options.items() if value is not None}
-        kind, params = resolve_index(index, quantize)
-        encoder = load_model(model)
-        anchors = RelativePart.checked(relative_anchors, encoder)
-        check_combination(given | ({"token_storage"} if token_storage != "float16" else set()))
-        image_spec = None
-        if images is not None:
-            image_spec = ImageSpec.make(images, max_image_bytes, image_root)
-            if encoder is not None and "image" not in encoder.modalities:
-                raise InputError(
-                    f"images={images!r} needs an image model (CLIP, SigLIP, a bound model); "
-                    f"{encoder.name} embeds text only"
-                )
-            if encoder is not None:
-                image_spec = dataclasses.replace(
-                    image_spec, image_fingerprint=encoder.image_fingerprint
-                )
-        names = check_vector_fields(fields)
-        if multivector is None:
-            if encoder is not None and encoder.token_head is not None:
-                raise InputError(
-                    f"model {encoder.name} is a late-interaction (ColBERT) model: it makes token vectors; "
-                    "create the collection with multivector='muvera'"
-                )
-            spec, dims = None, len(anchors) if anchors else vector_dim(encoder, dim)
-            fingerprint = encoder.fingerprint if encoder else None
-        else:
-            spec = TokenVectors.make_spec(multivector, encoder, dim, names, fde, token_storage)
-            dims = make_fde(spec).output_dim
-            fingerprint = encoder.token_fingerprint if encoder else None
-        if index_params is not None and not isinstance(index_params, dict):
-            raise InputError(f"index_params must be a dict, got {type(index_params).__name__}")
-        given = {**params, **(index_params or {})}
-        checked = check_index_params(
-            kind, given, dims
-        )  # type and range, before anything is written
-        meta = CollectionMeta(
-            model=model_name(model, encoder),
-            fingerprint=fingerprint,
-            fields={name: dims for name in names},
-            index=kind,
-            index_params={k: checked[k] for k in given},
-            quantize=quantize,
-            dim=dim if encoder and not spec else None,
-            backend=backend,
-            multivector=spec.to_dict() if spec else None,
-            images=image_spec.to_dict() if image_spec else None,
-        )
-        store = backend_class(backend)
-        with atomic_folder(path) as staging:
-            store.create(
-                staging / meta.data_dir,
-                base_schema(
-                    meta.fields,
-                    tokens=spec is not None,
-                    image=image_spec.storage if image_spec else None,
-                ),
-            )
-            if anchors:
-                from uniembed.spaces.relative import write_anchors
-
-                meta = dataclasses.replace(meta, relative=write_anchors(staging, anchors))
-            write_meta(staging, meta)
-        return cls(path, meta, store.open(path / meta.data_dir), encoder)
+    create = classmethod(create_folder)  # store/folder_create.py
 
     @classmethod
     def open(cls, path: str | Path, *, model: Encoder | None = None) -> FolderCollection:
@@ -307,91 +156,6 @@ class FolderCollection(Collection):
                 collection.check_model(model)
                 collection._model = model
         return collection
-
-    # -- writing ------------------------------------------------------------------------------
-    def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items; ids already in the collection are refused (use upsert). Returns the
-        committed version. `data`: texts to embed, an (n, dim) array for the default field, or a
-        dict field -> texts or array. `texts` (optional) is the source text stored for BM25.
-        `images` (image collections): one image per id (a path, bytes, a data URI, a PIL image or
-        an array; None for a text-only item), kept and, without `data`, embedded; `texts` are
-        then the captions (BM25 and hybrid search)."""
-        return self._write("insert", ids, data, payloads, texts, images)
-
-    def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
-        """Insert new items and replace existing ones (vectors, text, payload, image), atomically."""
-        return self._write("upsert", ids, data, payloads, texts, images)
-
-    def delete(self, ids) -> int:
-        """Remove items by id (unknown ids are ignored). Returns the committed version."""
-        ids = check_ids(ids)
-        with WriterLock(self.path / LOCK_FILE):
-            before = self._writer_version()
-            version = self.backend.delete(ids)
-            self._after_write(before, version, deleted=ids)
-        return version
-
-    def _write(self, mode: str, ids, data, payloads, texts, images=None) -> int:
-        ids = check_ids(ids)
-        payloads = check_payloads(payloads, len(ids))
-        payload_json = dump_payloads(payloads)
-        image_values = None
-        if self.image_part is not None:
-            image_values, data = self.image_part.rows(ids, data, images)
-        elif images is not None:
-            raise InputError(
-                f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"
-            )
-        vectors, kept_texts, blobs = self.vectors.rows(ids, data, texts)
-        with WriterLock(self.path / LOCK_FILE):
-            before = self._writer_version()
-            if mode == "insert":
-                present = self._existing_ids(ids, before)
-                if present:
-                    raise ConflictError(
-                        f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert"
-                    )
-            known = self.payload_fields
-            types = payload_types(payloads, known)
-            new_columns = {
-                payload_column(k): ARROW_TYPES[t] for k, t in types.items() if k not in known
-            }
-            schema = self.backend.schema
-            for name, arrow_type in new_columns.items():
-                schema = schema.append(pa.field(name, arrow_type))
-            # every row is built (and so checked) before the first commit: a bad row must not leave
-            # a new column committed alone
-            rows = build_rows(
-                ids, vectors, kept_texts, payloads, payload_json, types, schema, blobs, image_values
-            )
-            version = self._commit_rows(mode, rows, new_columns, before)
-            schema_changed = bool(new_columns)
-            self._after_write(
-                -1 if schema_changed else before,
-                version,
-                deleted=ids if mode == "upsert" else [],
-                added=rows,
-            )
-            if any(text is not None for text in kept_texts):
-                version = self._keep_text_index_fresh(version)
-        return version
-
-    def _commit_rows(self, mode: str, rows: pa.Table, new_columns: dict, before: int) -> int:
-        """Insert or upsert `rows`, adding their new payload columns first (two commits that
-        readers see as one: see store/pending.py)."""
-        if not new_columns:
-            return self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
-        pending.begin(self.path, before)
-        try:
-            self.backend.add_payload_columns(new_columns)
-            version = self.backend.insert(rows) if mode == "insert" else self.backend.upsert(rows)
-        except Exception:
-            if self.backend.refresh() == before + 1:  # the columns went in, the rows did not
-                self.backend.restore(before)
-            pending.end(self.path)
-            raise
-        pending.end(self.path)
-        return version
 
     def _follow_meta(self) -> None:
         """Reopen when collection.json was replaced since we read it: a model upgrade finished
@@ -445,56 +209,6 @@ class FolderCollection(Collection):
             self.backend.checkout(before)
             return before
         return latest
-
-    def _keep_text_index_fresh(self, version: int) -> int:
-        """Unindexed rows make BM25 slow (a scan: 230 ms instead of 5 ms per query on SciFact), so
-        once they pass 1,000 rows and 10% of the collection, index them (a compaction commit)."""
-        lag = self.backend.text_index_lag()
-        if lag <= max(1000, self.backend.count() // 10):
-            return version
-        compacted = self.backend.compact()
-        if self._snapshot is not None and self._snapshot.version == version:
-            self._snapshot.version = compacted  # compaction changes files, not rows
-        if self._id_set is not None and self._id_set[0] == version:
-            self._id_set = (compacted, self._id_set[1])
-        return compacted
-
-    def _existing_ids(self, ids: list[str], version: int) -> set[str]:
-        snap = self._snapshot
-        if snap is not None and snap.version == version:  # current in memory: no store round trip
-            return {id_ for id_ in ids if id_ in snap.row_of}
-        if len(ids) <= SHORT_ID_LOOKUP and (self._id_set is None or self._id_set[0] != version):
-            return self.backend.existing_ids(ids)  # a short IN list is cheapest
-        # a batch writer with no snapshot (the CLI's 2,048-row batches): read every id once, then
-        # keep the set current with our own writes, so each batch costs O(batch), not O(collection)
-        if self._id_set is None or self._id_set[0] != version:
-            self._id_set = (version, set(self.backend.scan([ID]).column(ID).to_pylist()))
-        known = self._id_set[1]
-        return {id_ for id_ in ids if id_ in known}
-
-    def _after_write(
-        self, before: int, version: int, *, deleted=(), added: pa.Table | None = None
-    ) -> None:
-        """Apply our own write to the snapshot (and the id set) in place when it was current, else drop it."""
-        if self._id_set is not None:
-            if self._id_set[0] == before:
-                known = self._id_set[1]
-                known.difference_update(deleted)
-                known.update(added.column(ID).to_pylist() if added is not None else ())
-                self._id_set = (version, known)
-            else:
-                self._id_set = None
-        snap = self._snapshot
-        if snap is None or snap.version != before:
-            self._snapshot = None
-            return
-        snap.delete(list(deleted))
-        if added is not None:
-            snap.append(
-                added.select([c for c in added.column_names if c not in (TEXT, IMAGE)]),
-                self.meta.fields,
-            )
-        snap.version = version
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, ids) -> list[Item | None]:
