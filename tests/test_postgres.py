@@ -115,13 +115,15 @@ def test_a_failure_inside_the_transaction_commits_nothing_not_even_the_new_colum
     col = Collection.create(postgres.url(name()), model=None, dim=8)
     col.add(["a"], unit_vectors(1), payloads=[{"year": 2020}])
     before = (len(col), col.version, col.payload_fields)
-    real = pg_module._copy_rows
+    real = (
+        pg_module.copy_rows
+    )  # the SQL moved to store/postgres_sql.py; postgres.py calls this name
 
     def copy_then_fail(*args, **kwargs):
         real(*args, **kwargs)
         raise RuntimeError("the machine lost power")
 
-    monkeypatch.setattr(pg_module, "_copy_rows", copy_then_fail)
+    monkeypatch.setattr(pg_module, "copy_rows", copy_then_fail)
     with pytest.raises(RuntimeError, match="lost power"):
         col.add(["b", "c"], unit_vectors(2, seed=1), payloads=[{"colour": "red"}, {"year": 2021}])
     monkeypatch.undo()

@@ -31,21 +31,37 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import re
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from uniembed._extras import require
 from uniembed.encoders.base import Encoder
 from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
 from uniembed.store.collection import load_model, model_name, refuse_parts, vector_dim
-from uniembed.store.filters import Condition
-from uniembed.store.homes import MILVUS_SCHEMES
 from uniembed.store.meta import CollectionMeta
+from uniembed.store.milvus_client import (
+    CONSISTENCY,
+    DEFAULT_PARAMS,
+    INDEXES,
+    MAX_TOPK,
+    MAX_VARCHAR,
+    META,
+    PREFIX,
+    batches,
+    call_milvus,
+    check_params,
+    check_search_params,
+    compile_filter,
+    connect,
+    create_tables,
+    floats,
+    index_search_params,
+    literal,
+    meta_row,
+    parse_url,
+    payload_of,
+)
 from uniembed.store.remote import RemoteCollection
 from uniembed.store.rows import (
-    MAX_ID_BYTES,
     check_ids,
     check_payloads,
     check_vector_fields,
@@ -54,81 +70,6 @@ from uniembed.store.rows import (
     vectors_and_texts,
 )
 from uniembed.types import CollectionInfo, Hit, Item
-
-SCHEMES = MILVUS_SCHEMES
-META = "uniembed_meta"
-PREFIX = "uniembed_"
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")
-MAX_VARCHAR = 65_535  # bytes Milvus keeps in one VARCHAR field
-MAX_TOPK = 16_384
-REQUEST_BYTES = (
-    32 * 2**20
-)  # rows per insert request are cut to stay well under gRPC's message limit
-INDEXES = {
-    ("exact", "none"): "FLAT",
-    ("hnsw", "none"): "HNSW",
-    ("ivf", "none"): "IVF_FLAT",
-    ("exact", "binary"): "BIN_FLAT",
-    ("ivf", "binary"): "BIN_IVF_FLAT",
-}
-DEFAULT_PARAMS = {
-    "HNSW": {"m": 16, "ef_construction": 128, "ef_search": 128},
-    "IVF_FLAT": {"nlist": 128, "nprobe": 16},
-    "BIN_IVF_FLAT": {"nlist": 128, "nprobe": 16, "rescore": 4},
-    "BIN_FLAT": {"rescore": 4},
-    "FLAT": {},
-}
-PARAM_RANGES = {
-    "m": (4, 64),
-    "ef_construction": (8, 512),
-    "ef_search": (1, 32768),
-    "nlist": (1, 65536),
-    "nprobe": (1, 65536),
-    "rescore": (1, 100),
-}
-CONSISTENCY = {"session": "Session", "strong": "Strong", "bounded": "Bounded"}
-
-
-def parse_url(url: str) -> tuple[str, str | None, str, str]:
-    """(server uri for MilvusClient, token or None, collection name, the URL to show: no token)."""
-    parts = urlsplit(url)
-    name = parts.path.strip("/")
-    if not parts.hostname or not parts.port:
-        raise InputError(
-            f"a Milvus collection URL is milvus://host:port/name, got {url.split('?')[0]!r}"
-        )
-    if not name:
-        raise InputError(
-            f"a Milvus collection URL names the collection after the port, e.g. "
-            f"milvus://127.0.0.1:19530/docs; got {url.split('?')[0]!r}"
-        )
-    if not NAME.fullmatch(name):
-        raise InputError(
-            f"collection name {name!r} must be letters, digits and _ (not starting with a digit)"
-        )
-    token = parse_qs(parts.query).get("token", [None])[0]
-    return (
-        f"http://{parts.hostname}:{parts.port}",
-        token,
-        name,
-        f"milvus://{parts.hostname}:{parts.port}/{name}",
-    )
-
-
-def connect(uri: str, token: str | None, shown: str):
-    require("milvus")
-    from pymilvus import MilvusClient
-
-    try:
-        return MilvusClient(uri=uri, token=token or "", timeout=10)
-    except Exception as exc:
-        raise StoreUnavailableError(
-            f"cannot connect to Milvus at {shown.rsplit('/', 1)[0]}: {_reason(exc)}"
-        ) from None
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 class MilvusCollection(RemoteCollection):
@@ -161,7 +102,7 @@ class MilvusCollection(RemoteCollection):
         self.search_params = {
             **DEFAULT_PARAMS[self._index],
             **meta.index_params,
-            **_check_search_params(self._index, search_params),
+            **check_search_params(self._index, search_params),
         }
         self._fields: dict[str, str] | None = (
             None  # payload field types, remembered until a write or an unknown field
@@ -195,7 +136,7 @@ class MilvusCollection(RemoteCollection):
                 f"the milvus backend keeps one vector field per collection (Milvus 2.3), got {fields}"
             )
         kind = INDEXES[(index, quantize)]
-        params = _check_params(kind, index_params)
+        params = check_params(kind, index_params)
         encoder = load_model(model)
         dims = vector_dim(encoder, dim)
         if quantize == "binary" and dims % 8:
@@ -214,7 +155,7 @@ class MilvusCollection(RemoteCollection):
             backend="milvus",
         )
         client = connect(uri, token, shown)
-        _call(shown, lambda: _create(client, name, meta))
+        call_milvus(shown, lambda: create_tables(client, name, meta))
         return cls(url, meta, encoder, consistency)
 
     @classmethod
@@ -230,7 +171,7 @@ class MilvusCollection(RemoteCollection):
         them) tunes this opener's searches without rebuilding anything."""
         uri, token, name, shown = parse_url(url)
         client = connect(uri, token, shown)
-        row = _call(shown, lambda: _meta_row(client, name))
+        row = call_milvus(shown, lambda: meta_row(client, name))
         if row is None:
             raise NotFoundError(f"no collection {name!r} in {shown.rsplit('/', 1)[0]}")
         meta = CollectionMeta(
@@ -245,7 +186,7 @@ class MilvusCollection(RemoteCollection):
     def drop(self) -> None:
         def work():
             self._client.drop_collection(self.collection)
-            self._client.delete(META, filter=f"name == {_literal(self.name)}")
+            self._client.delete(META, filter=f"name == {literal(self.name)}")
 
         self._call(work)
 
@@ -255,7 +196,7 @@ class MilvusCollection(RemoteCollection):
         ids = check_ids(ids)
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            self._call(self._client.delete, self.collection, filter=f"id in {_literal(chunk)}")
+            self._call(self._client.delete, self.collection, filter=f"id in {literal(chunk)}")
         return self._bump()
 
     def _write(self, mode: str, ids, data, payloads, texts, images) -> int:
@@ -280,7 +221,7 @@ class MilvusCollection(RemoteCollection):
                 raise InputError(
                     f"{what} {big} is {len(values[big].encode())} bytes; Milvus keeps at most {MAX_VARCHAR} per field"
                 )
-        row = self._call(lambda: _meta_row(self._client, self.name))
+        row = self._call(lambda: meta_row(self._client, self.name))
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         known = json.loads(row["meta"]).get("payload_fields", {})
@@ -300,7 +241,7 @@ class MilvusCollection(RemoteCollection):
             ids, vectors[self.meta.default_field], kept_texts, payloads, payload_json, types
         )
         send = self._client.insert if mode == "insert" else self._client.upsert
-        for batch in _batches(rows):
+        for batch in batches(rows):
             self._call(send, self.collection, batch)
         self._fields = None
         return self._bump(row)
@@ -335,7 +276,7 @@ class MilvusCollection(RemoteCollection):
             result = self._call(
                 self._client.query,
                 self.collection,
-                filter=f"id in {_literal(chunk)}",
+                filter=f"id in {literal(chunk)}",
                 output_fields=["id"],
                 consistency_level="Strong",
             )
@@ -363,7 +304,7 @@ class MilvusCollection(RemoteCollection):
     def _bump(self, row: dict | None = None) -> int:
         """Count a write in the meta row (read again unless the caller just read it)."""
         if row is None:
-            row = self._call(lambda: _meta_row(self._client, self.name))
+            row = self._call(lambda: meta_row(self._client, self.name))
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         version = int(row["version"]) + 1
@@ -385,13 +326,13 @@ class MilvusCollection(RemoteCollection):
             rows = self._call(
                 self._client.query,
                 self.collection,
-                filter=f"id in {_literal(chunk)}",
+                filter=f"id in {literal(chunk)}",
                 output_fields=["id", "text", "has_text", "payload", vector_field],
                 consistency_level=self.consistency,
             )
             for row in rows:
                 vector = (
-                    _floats(row[vector_field])
+                    floats(row[vector_field])
                     if vector_field == "vec_f32"
                     else np.asarray(row["vec"], np.float32)
                 )
@@ -430,7 +371,7 @@ class MilvusCollection(RemoteCollection):
         params = self.search_params
         if self.meta.quantize == "binary":
             return self._binary_hits(vector, k, expression, params)
-        search_params = {"metric_type": "IP", "params": _search_params(self._index, params, k)}
+        search_params = {"metric_type": "IP", "params": index_search_params(self._index, params, k)}
         result = self._call(
             lambda: self._client.search(
                 self.collection,
@@ -444,7 +385,7 @@ class MilvusCollection(RemoteCollection):
             )
         )
         return [
-            Hit(hit["id"], float(hit["distance"]), _payload(hit["entity"])) for hit in result[0]
+            Hit(hit["id"], float(hit["distance"]), payload_of(hit["entity"])) for hit in result[0]
         ]
 
     def _binary_hits(self, vector: np.ndarray, k: int, expression: str, params: dict) -> list[Hit]:
@@ -452,7 +393,7 @@ class MilvusCollection(RemoteCollection):
         candidates = min(MAX_TOPK, k * params["rescore"])
         search_params = {
             "metric_type": "HAMMING",
-            "params": _search_params(self._index, params, candidates),
+            "params": index_search_params(self._index, params, candidates),
         }
         result = self._call(
             lambda: self._client.search(
@@ -467,11 +408,11 @@ class MilvusCollection(RemoteCollection):
             )
         )
         hits = [
-            (float(_floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"])
+            (float(floats(h["entity"]["vec_f32"]) @ vector), h["id"], h["entity"])
             for h in result[0]
         ]
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
-        return [Hit(id_, score, _payload(entity)) for score, id_, entity in hits[:k]]
+        return [Hit(id_, score, payload_of(entity)) for score, id_, entity in hits[:k]]
 
     # -- facts ---------------------------------------------------------------------------------------
     def _read_payload_fields(self) -> dict[str, str]:
@@ -479,14 +420,14 @@ class MilvusCollection(RemoteCollection):
 
     @property
     def payload_fields(self) -> dict[str, str]:
-        row = self._call(lambda: _meta_row(self._client, self.name))
+        row = self._call(lambda: meta_row(self._client, self.name))
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         return dict(json.loads(row["meta"]).get("payload_fields", {}))
 
     @property
     def version(self) -> int:
-        row = self._call(lambda: _meta_row(self._client, self.name))
+        row = self._call(lambda: meta_row(self._client, self.name))
         if row is None:
             raise NotFoundError(f"collection {self.path} no longer exists (dropped)")
         return int(row["version"])
@@ -555,194 +496,4 @@ class MilvusCollection(RemoteCollection):
         )
 
     def _call(self, work, *args, **kwargs):
-        return _call(self.path, work, *args, **kwargs)
-
-
-# -- Milvus pieces -------------------------------------------------------------------------------------
-def _call(shown: str, work, *args, **kwargs):
-    """Run `work(*args, **kwargs)`, a pymilvus call; its failures become StoreUnavailableError
-    naming the server."""
-    from pymilvus.exceptions import MilvusException
-
-    try:
-        return work(*args, **kwargs)
-    except MilvusException as exc:
-        raise StoreUnavailableError(
-            f"Milvus at {shown.rsplit('/', 1)[0]} failed: {_reason(exc)}"
-        ) from None
-
-
-def _create(client, name: str, meta: CollectionMeta) -> None:
-    from pymilvus import DataType, MilvusClient
-
-    if not client.has_collection(META):
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=256)
-        schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field("version", DataType.INT64)
-        schema.add_field(
-            "vec", DataType.FLOAT_VECTOR, dim=2
-        )  # Milvus 2.3 needs a vector field in every collection
-        client.create_collection(META, schema=schema)
-        index = client.prepare_index_params()
-        index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
-        client.create_index(META, index)
-        client.load_collection(META)
-    if _meta_row(client, name) is not None or client.has_collection(PREFIX + name):
-        raise ConflictError(f"collection {name!r} already exists in this Milvus")
-    kind = INDEXES[(meta.index, meta.quantize)]
-    dim = meta.fields[meta.default_field]
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
-    schema.add_field("has_text", DataType.BOOL)
-    schema.add_field("payload", DataType.VARCHAR, max_length=MAX_VARCHAR)
-    if meta.quantize == "binary":
-        schema.add_field("vec", DataType.BINARY_VECTOR, dim=dim)
-        schema.add_field("vec_f32", DataType.VARCHAR, max_length=MAX_VARCHAR)
-    else:
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
-    client.create_collection(PREFIX + name, schema=schema)
-    index = client.prepare_index_params()
-    build = {
-        "HNSW": {
-            "M": meta.index_params.get("m"),
-            "efConstruction": meta.index_params.get("ef_construction"),
-        },
-        "IVF_FLAT": {"nlist": meta.index_params.get("nlist")},
-        "BIN_IVF_FLAT": {"nlist": meta.index_params.get("nlist")},
-    }
-    index.add_index(
-        field_name="vec",
-        index_type=kind,
-        metric_type="HAMMING" if meta.quantize == "binary" else "IP",
-        params=build.get(kind, {}),
-    )
-    client.create_index(PREFIX + name, index)
-    client.load_collection(PREFIX + name)
-    import dataclasses
-
-    client.insert(
-        META,
-        [
-            {
-                "name": name,
-                "meta": json.dumps({**dataclasses.asdict(meta), "payload_fields": {}}),
-                "version": 0,
-                "vec": [0.0, 0.0],
-            }
-        ],
-    )
-
-
-def _meta_row(client, name: str) -> dict | None:
-    if not client.has_collection(META):
-        return None
-    rows = client.query(
-        META,
-        filter=f"name == {_literal(name)}",
-        output_fields=["meta", "version"],
-        consistency_level="Strong",
-    )
-    return rows[0] if rows else None
-
-
-def _search_params(kind: str, params: dict, k: int) -> dict:
-    if kind == "HNSW":
-        return {"ef": max(params["ef_search"], k)}  # Milvus refuses ef below k
-    if kind in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        return {"nprobe": min(params["nprobe"], params["nlist"])}
-    return {}
-
-
-def _check_params(kind: str, given: dict | None) -> dict:
-    if given is not None and not isinstance(given, dict):
-        raise InputError(f"index_params must be a dict, got {type(given).__name__}")
-    given = dict(given or {})
-    allowed = DEFAULT_PARAMS[kind]
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise InputError(
-            f"unknown index parameter(s) {unknown} for Milvus {kind}; known: {sorted(allowed)}"
-        )
-    for key, value in given.items():
-        low, high = PARAM_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(
-                f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}"
-            )
-    return {**allowed, **given}
-
-
-SEARCH_TIME = ("ef_search", "nprobe", "rescore")
-
-
-def _check_search_params(kind: str, given: dict | None) -> dict:
-    if not given:
-        return {}
-    allowed = [key for key in SEARCH_TIME if key in DEFAULT_PARAMS[kind]]
-    if not isinstance(given, dict) or set(given) - set(allowed):
-        raise InputError(f"search_params for Milvus {kind} may set {allowed}, got {given!r}")
-    return {key: value for key, value in _check_params(kind, given).items() if key in given}
-
-
-def compile_filter(conditions: list[Condition]) -> str:
-    """A Milvus boolean expression. Field names come from the collection's checked payload fields;
-    values are JSON literals (strings double-quoted with JSON escapes), never pasted text."""
-    parts = []
-    for c in conditions:
-        field = "p_" + c.field
-        if not NAME.fullmatch(field):
-            raise InputError(f"filter field {c.field!r} cannot be used in a Milvus expression")
-        if c.op == "exists":
-            parts.append(f"exists {field}" if c.value else f"not (exists {field})")
-        elif c.op == "in":
-            parts.append(f"{field} in {_literal(list(c.value))}" if c.value else "id in []")
-        else:
-            parts.append(f"{field} {'==' if c.op == '=' else c.op} {_literal(c.value)}")
-    return " and ".join(f"({p})" for p in parts)
-
-
-def _literal(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    awkward = next((ch for ch in text if ord(ch) < 0x20 and ch not in "\n\t\r"), None)
-    if awkward is not None:  # JSON would write \u00XX, which Milvus 2.3's parser does not read
-        raise InputError(
-            f"filter value {text!r:.60} holds the control character {awkward!r}, which a Milvus "
-            "expression cannot hold"
-        )
-    return json.dumps(
-        text, ensure_ascii=False
-    )  # "..." with \" \\ \n \t \r escapes; other characters as they are
-
-
-def _batches(rows: list[dict]):
-    """Rows in requests of at most REQUEST_BYTES (roughly: the vector and the strings)."""
-    batch, size = [], 0
-    for row in rows:
-        row_bytes = 64 + sum(
-            len(v) if isinstance(v, (str, bytes)) else 8 * len(v) if isinstance(v, list) else 8
-            for v in row.values()
-        )
-        if batch and size + row_bytes > REQUEST_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(row)
-        size += row_bytes
-    if batch:
-        yield batch
-
-
-def _floats(encoded: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
-
-
-def _payload(entity: dict) -> dict:
-    text = entity.get("payload")
-    return json.loads(text) if text else {}
+        return call_milvus(self.path, work, *args, **kwargs)

@@ -31,21 +31,43 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from contextlib import contextmanager, suppress
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from uniembed._extras import require
 from uniembed.encoders.base import Encoder
-from uniembed.errors import ConflictError, InputError, NotFoundError, StoreUnavailableError
-from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
+from uniembed.errors import ConflictError, InputError, NotFoundError
+from uniembed.store.backend import vector_column
 from uniembed.store.collection import load_model, model_name, refuse_parts, vector_dim
-from uniembed.store.filters import Condition
 from uniembed.store.fusion import fuse
-from uniembed.store.homes import POSTGRES_SCHEMES
 from uniembed.store.meta import CollectionMeta
+from uniembed.store.postgres_server import (
+    Server,
+    WriteTransaction,
+    connect,
+    parse_url,
+    shown_url,
+)
+from uniembed.store.postgres_sql import (
+    BUILD_MEMORY,
+    DEFAULT_PARAMS,
+    INDEXES,
+    MAX_INDEXED_DIM,
+    META_TABLE,
+    TABLE_PREFIX,
+    TEXT_CONFIG,
+    add_payload_column,
+    arrow_schema,
+    as_array,
+    check_params,
+    check_search_params,
+    compile_filter,
+    copy_rows,
+    create_tables,
+    read_payload_columns,
+    vector_index_statements,
+    vector_indexes,
+)
 from uniembed.store.remote import RemoteCollection
 from uniembed.store.rows import (
     build_rows,
@@ -57,82 +79,6 @@ from uniembed.store.rows import (
     vectors_and_texts,
 )
 from uniembed.types import CollectionInfo, Hit, Item
-
-SCHEMES = POSTGRES_SCHEMES
-META_TABLE = "uniembed_collections"
-TABLE_PREFIX = "uniembed_items_"
-NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within PostgreSQL's 63 bytes
-TEXT_CONFIG = "english"
-INDEXES = {("exact", "none"), ("hnsw", "none"), ("hnsw", "half"), ("hnsw", "binary")}
-DEFAULT_PARAMS = {"m": 16, "ef_construction": 64, "ef_search": 100, "rescore": 4}
-PARAM_RANGES = {
-    "m": (2, 100),
-    "ef_construction": (4, 1000),
-    "ef_search": (1, 1000),
-    "rescore": (1, 100),
-}
-BUILD_MEMORY = "1GB"  # maintenance_work_mem for an index built after a bulk load
-MAX_INDEXED_DIM = {"none": 2000, "half": 4000, "binary": 64000}  # pgvector's HNSW limits per type
-SQL_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
-KINDS = {"text": "string", "bigint": "int", "double precision": "float", "boolean": "bool"}
-OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-
-def parse_url(url: str) -> tuple[str, str, str]:
-    """(connection URL without the fragment, collection name, the URL to show: no password)."""
-    parts = urlsplit(url)
-    name = parts.fragment
-    if not name:
-        raise InputError(
-            f"a PostgreSQL collection URL names the collection after '#', e.g. "
-            f"postgresql://user@host/db#docs; got {_shown(url)!r}"
-        )
-    if not NAME.fullmatch(name):
-        raise InputError(
-            f"collection name {name!r} in the URL must be lower-case letters, digits and _ "
-            "(starting with a letter or _, at most 47 characters)"
-        )
-    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-    return dsn, name, _shown(url)
-
-
-def _shown(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, "", parts.fragment))
-
-
-def connect(dsn: str, shown: str, *, vector_types: bool = True):
-    """A psycopg connection in autocommit mode (with pgvector's types unless `vector_types` is
-    False: before CREATE EXTENSION); StoreUnavailableError names the server and PostgreSQL's
-    reason when it cannot be had."""
-    require("postgres")
-    import psycopg
-    from pgvector.psycopg import register_vector
-
-    server = shown.split("#")[0]
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise StoreUnavailableError(
-            f"cannot connect to PostgreSQL at {server}: {_reason(exc)}"
-        ) from None
-    if vector_types:
-        try:
-            register_vector(conn)
-        except (psycopg.ProgrammingError, TypeError):
-            conn.close()
-            raise StoreUnavailableError(
-                f"PostgreSQL at {server} has no pgvector extension "
-                "(CREATE EXTENSION vector, once, by a superuser)"
-            ) from None
-    return conn
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 class PgCollection(RemoteCollection):
@@ -158,15 +104,15 @@ class PgCollection(RemoteCollection):
         # what searches use: the collection's parameters, search-time ones overridable per opener
         self.search_params = {
             **meta.index_params,
-            **_check_search_params(meta.index, search_params),
+            **check_search_params(meta.index, search_params),
         }
         self.table = TABLE_PREFIX + self.name
         self._model = model
         self._fields: dict[str, str] | None = None
-        self._primary = _Server(dsn, self.path, self._configure_search)
+        self._primary = Server(dsn, self.path, self._configure_search)
         self._readers = [
-            _Server(
-                parse_url(f"{r.split('#')[0]}#{self.name}")[0], _shown(r), self._configure_search
+            Server(
+                parse_url(f"{r.split('#')[0]}#{self.name}")[0], shown_url(r), self._configure_search
             )
             for r in (read_from or [])
         ]
@@ -194,7 +140,7 @@ class PgCollection(RemoteCollection):
                 f"index {index!r} with quantize {quantize!r} is not supported by the postgresql backend; "
                 f"choose one of: {choices}"
             )
-        params = _check_params(index, index_params)
+        params = check_params(index, index_params)
         encoder = load_model(model)
         dims = vector_dim(encoder, dim)
         if index == "hnsw" and dims > MAX_INDEXED_DIM[quantize]:
@@ -215,7 +161,7 @@ class PgCollection(RemoteCollection):
         )
         conn = connect(dsn, shown, vector_types=False)
         try:
-            _create_tables(conn, name, meta)
+            create_tables(conn, name, meta)
         finally:
             conn.close()
         return cls(url, meta, encoder)
@@ -293,20 +239,20 @@ class PgCollection(RemoteCollection):
                     raise ConflictError(
                         f"{len(present)} id(s) already in the collection, e.g. {sorted(present)[:5]}; use upsert"
                     )
-            known = _payload_fields(conn, self.table)
+            known = read_payload_columns(conn, self.table)
             types = payload_types(payloads, known)
-            schema = _arrow_schema(self.meta, types)
+            schema = arrow_schema(self.meta, types)
             rows = build_rows(ids, vectors, kept_texts, payloads, payload_json, types, schema)
             for key in types.keys() - known.keys():
-                _add_payload_column(conn, self.table, key, types[key])
-            _copy_rows(conn, self.table, rows, self.meta, types, upsert=mode == "upsert")
+                add_payload_column(conn, self.table, key, types[key])
+            copy_rows(conn, self.table, rows, self.meta, types, upsert=mode == "upsert")
             version = self._bump(conn)
         self._fields = None
         return version
 
     def _writing(self):
         """A transaction holding the collection's row lock: writers queue here, readers never wait."""
-        return _WriteTransaction(self)
+        return WriteTransaction(self._primary, self.name, self.path)
 
     def _bump(self, conn) -> int:
         return conn.execute(
@@ -332,7 +278,7 @@ class PgCollection(RemoteCollection):
         )
         found = {}
         for row in self._read(query, (ids,)):
-            vectors = {f: _array(row[3 + i]) for i, f in enumerate(self.meta.fields)}
+            vectors = {f: as_array(row[3 + i]) for i, f in enumerate(self.meta.fields)}
             found[row[0]] = Item(row[0], row[1], json.loads(row[2]) if row[2] else {}, vectors)
         return [found.get(id_) for id_ in ids]
 
@@ -426,7 +372,7 @@ class PgCollection(RemoteCollection):
         return self._known_fields()
 
     def _read_payload_fields(self) -> dict[str, str]:
-        return self._primary.call(lambda conn: _payload_fields(conn, self.table))
+        return self._primary.call(lambda conn: read_payload_columns(conn, self.table))
 
     @property
     def version(self) -> int:
@@ -479,7 +425,7 @@ class PgCollection(RemoteCollection):
                 if conn.execute(
                     sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table)
                 ).fetchone()[0]:
-                    for names in _vector_indexes(conn, self.table, self.meta).values():
+                    for names in vector_indexes(conn, self.table, self.meta).values():
                         for name in names:
                             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
                             dropped = True
@@ -498,10 +444,10 @@ class PgCollection(RemoteCollection):
         """Build the vector indexes the table lacks, in one transaction holding the collection's row
         (writers wait; readers go on, with exact scans until the commit)."""
         with self._writing() as conn:
-            present = _vector_indexes(conn, self.table, self.meta)
+            present = vector_indexes(conn, self.table, self.meta)
             missing = [
                 statement
-                for field, statement in _vector_index_statements(self.table, self.meta).items()
+                for field, statement in vector_index_statements(self.table, self.meta).items()
                 if not present[field]
             ]
             if missing:
@@ -543,330 +489,3 @@ class PgCollection(RemoteCollection):
             f"SET hnsw.ef_search = {ef}"
         )  # an int we checked on create: safe to inline (SET takes no parameters)
         conn.execute("SET hnsw.iterative_scan = strict_order")
-
-
-class _Server:
-    """One connection to one server, used by one thread at a time, reopened after it breaks (a
-    server restart): the failed call raises StoreUnavailableError, the next one reconnects."""
-
-    def __init__(self, dsn: str, shown: str, configure):
-        self.dsn, self.shown, self.configure = dsn, shown, configure
-        self.lock = threading.Lock()
-        self._conn = None
-
-    def connection(self):
-        if self._conn is None or self._conn.broken or self._conn.closed:
-            self._conn = connect(self.dsn, self.shown)
-            self.configure(self._conn)
-        return self._conn
-
-    def call(self, work):
-        import psycopg
-
-        with self.lock:
-            try:
-                return work(self.connection())
-            except psycopg.OperationalError as exc:
-                raise StoreUnavailableError(
-                    f"PostgreSQL at {self.shown.split('#')[0]} failed: {_reason(exc)}"
-                ) from None
-
-    def fetch(self, query, params) -> list[tuple]:
-        return self.call(lambda conn: conn.execute(query, params).fetchall())
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-
-class _WriteTransaction:
-    """`with collection._writing() as conn:` one transaction on the primary, the collection's row
-    locked first; database errors become uniembed's errors, and any error rolls everything back."""
-
-    def __init__(self, collection: PgCollection):
-        self.collection = collection
-        self.server = collection._primary
-
-    def __enter__(self):
-        self.server.lock.acquire()
-        try:
-            conn = self.server.connection()
-            self._transaction = conn.transaction()
-            self._transaction.__enter__()
-        except BaseException:
-            self.server.lock.release()
-            raise
-        try:
-            row = conn.execute(
-                f"SELECT version FROM {META_TABLE} WHERE name = %s FOR UPDATE",
-                (self.collection.name,),
-            ).fetchone()
-        except BaseException as exc:
-            self.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if row is None:
-            missing = NotFoundError(f"collection {self.collection.path} no longer exists (dropped)")
-            self.__exit__(NotFoundError, missing, None)
-            raise missing
-        return conn
-
-    def __exit__(self, kind, exc, traceback):
-        import psycopg
-
-        where = self.collection.path
-        try:
-            self._transaction.__exit__(kind, exc, traceback)
-        except psycopg.Error as commit_error:  # the commit itself failed
-            exc = commit_error
-        finally:
-            self.server.lock.release()
-        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-            raise InputError(
-                f"{where} is a read-only server (a replica): write to the primary"
-            ) from None
-        if isinstance(
-            exc, psycopg.errors.UniqueViolation
-        ):  # another writer inserted the same id meanwhile
-            raise ConflictError(
-                f"an id is already in the collection (written concurrently): {exc.diag.message_detail}"
-            ) from None
-        if isinstance(exc, psycopg.OperationalError):
-            raise StoreUnavailableError(
-                f"PostgreSQL at {where.split('#')[0]} failed during a write "
-                f"(nothing of it was committed): {_reason(exc)}"
-            ) from None
-        if isinstance(exc, psycopg.Error) and kind is None:
-            raise StoreUnavailableError(
-                f"PostgreSQL at {where.split('#')[0]} refused the commit: {_reason(exc)}"
-            ) from None
-        return False
-
-
-# -- SQL pieces ----------------------------------------------------------------------------------------
-def compile_filter(conditions: list[Condition]):
-    """The conditions as a psycopg SQL expression with placeholders, and its parameters. Column
-    names are quoted identifiers of known payload fields; values only ever travel as parameters."""
-    from psycopg import sql
-
-    if not conditions:
-        return None, []
-    parts, params = [], []
-    for c in conditions:
-        column = sql.Identifier(payload_column(c.field))
-        if c.op == "exists":
-            parts.append(sql.SQL("{} IS NOT NULL" if c.value else "{} IS NULL").format(column))
-        elif c.op == "in":
-            if not c.value:
-                parts.append(sql.SQL("FALSE"))
-            else:
-                parts.append(sql.SQL("{} = ANY(%s)").format(column))
-                params.append(list(c.value))
-        else:
-            parts.append(sql.SQL("{} {} %s").format(column, sql.SQL(OPERATORS[c.op])))
-            params.append(c.value)
-    return sql.SQL(" AND ").join(parts), params
-
-
-def _check_params(index: str, given: dict | None) -> dict:
-    if given is not None and not isinstance(given, dict):
-        raise InputError(f"index_params must be a dict, got {type(given).__name__}")
-    given = dict(given or {})
-    if index == "exact" and given:
-        raise InputError(f"index 'exact' takes no parameters, got {sorted(given)}")
-    unknown = sorted(set(given) - set(PARAM_RANGES))
-    if unknown:
-        raise InputError(
-            f"unknown index parameter(s) {unknown} for the postgresql backend; known: {sorted(PARAM_RANGES)}"
-        )
-    for key, value in given.items():
-        low, high = PARAM_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(
-                f"index parameter {key} must be an integer in [{low}, {high}], got {value!r}"
-            )
-    merged = {**DEFAULT_PARAMS, **given} if index == "hnsw" else {}
-    if index == "hnsw" and merged["ef_construction"] < 2 * merged["m"]:
-        raise InputError(
-            f"ef_construction ({merged['ef_construction']}) must be at least 2 * m ({2 * merged['m']})"
-        )
-    return merged
-
-
-SEARCH_TIME = ("ef_search", "rescore")
-
-
-def _check_search_params(index: str, given: dict | None) -> dict:
-    if not given:
-        return {}
-    if index != "hnsw":
-        raise InputError(f"search_params tune an hnsw index; this collection's index is {index!r}")
-    unknown = sorted(set(given) - set(SEARCH_TIME)) if isinstance(given, dict) else None
-    if unknown is None or unknown:
-        raise InputError(f"search_params may set {list(SEARCH_TIME)}, got {given!r}")
-    return {key: value for key, value in _check_params(index, given).items() if key in given}
-
-
-def _create_tables(conn, name: str, meta: CollectionMeta) -> None:
-    """The collection's row, table, text index and vector indexes, in one transaction."""
-    import dataclasses
-
-    import psycopg
-    from psycopg import sql
-
-    table = sql.Identifier(TABLE_PREFIX + name)
-    with conn.transaction():
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name text PRIMARY KEY, meta jsonb NOT NULL, "
-            "version bigint NOT NULL DEFAULT 0)"
-        )
-        try:
-            conn.execute(
-                f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
-                (name, json.dumps(dataclasses.asdict(meta))),
-            )
-        except psycopg.errors.UniqueViolation:
-            raise ConflictError(f"collection {name!r} already exists in this database") from None
-        vectors = sql.SQL(", ").join(
-            sql.SQL("{} vector({})").format(sql.Identifier(vector_column(f)), sql.Literal(d))
-            for f, d in meta.fields.items()
-        )
-        conn.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}").format(table)
-        )  # a leftover of a dropped row
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE {t} (id text PRIMARY KEY, text text, payload text, {v}, "
-                "tsv tsvector GENERATED ALWAYS AS (to_tsvector({c}, coalesce(text, ''))) STORED)"
-            ).format(t=table, v=vectors, c=sql.Literal(TEXT_CONFIG))
-        )
-        conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
-        for statement in _vector_index_statements(TABLE_PREFIX + name, meta).values():
-            conn.execute(statement)
-
-
-def _vector_index_statements(table: str, meta: CollectionMeta) -> dict:
-    """{field: CREATE INDEX statement} for the collection's HNSW indexes (none for exact)."""
-    from psycopg import sql
-
-    if meta.index != "hnsw":
-        return {}
-    options = sql.SQL("WITH (m = {}, ef_construction = {})").format(
-        sql.Literal(meta.index_params["m"]), sql.Literal(meta.index_params["ef_construction"])
-    )
-    statements = {}
-    for field, dim in meta.fields.items():
-        column, d = sql.Identifier(vector_column(field)), sql.Literal(dim)
-        target = {
-            "none": sql.SQL("{} vector_ip_ops").format(column),
-            "half": sql.SQL("(({}::halfvec({}))) halfvec_ip_ops").format(column, d),
-            "binary": sql.SQL("((binary_quantize({})::bit({}))) bit_hamming_ops").format(column, d),
-        }
-        statements[field] = sql.SQL("CREATE INDEX ON {} USING hnsw ({}) {}").format(
-            sql.Identifier(table), target[meta.quantize], options
-        )
-    return statements
-
-
-def _vector_indexes(conn, table: str, meta: CollectionMeta) -> dict[str, list[str]]:
-    """{field: names of the HNSW indexes on its column} as the database has them now."""
-    rows = conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (table,)
-    ).fetchall()
-    return {
-        field: [
-            name
-            for name, definition in rows
-            if "USING hnsw" in definition and re.search(rf"\b{vector_column(field)}\b", definition)
-        ]
-        for field in meta.fields
-    }
-
-
-def _payload_fields(conn, table: str) -> dict[str, str]:
-    rows = conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = %s AND column_name LIKE 'p\\_%%' ORDER BY ordinal_position",
-        (table,),
-    )
-    return {column[len("p_") :]: KINDS[kind] for column, kind in rows}
-
-
-def _add_payload_column(conn, table: str, key: str, kind: str) -> None:
-    from psycopg import sql
-
-    conn.execute(
-        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-            sql.Identifier(table), sql.Identifier(payload_column(key)), sql.SQL(SQL_TYPES[kind])
-        )
-    )
-
-
-def _arrow_schema(meta: CollectionMeta, types: dict[str, str]):
-    import pyarrow as pa
-
-    columns = [
-        pa.field(ID, pa.string()),
-        pa.field(TEXT, pa.string()),
-        pa.field(PAYLOAD, pa.string()),
-    ]
-    columns += [
-        pa.field(vector_column(f), pa.list_(pa.float32(), d)) for f, d in meta.fields.items()
-    ]
-    columns += [pa.field(payload_column(key), ARROW_TYPES[kind]) for key, kind in types.items()]
-    return pa.schema(columns)
-
-
-def _copy_rows(
-    conn, table: str, rows, meta: CollectionMeta, types: dict[str, str], *, upsert: bool
-) -> None:
-    """COPY the rows (binary) into a temporary table, then one INSERT ... SELECT into the
-    collection's table; upsert replaces matched rows whole (ON CONFLICT DO UPDATE)."""
-    from psycopg import sql
-
-    names = rows.column_names
-    kinds = [
-        "text",
-        "text",
-        "text",
-        *("vector" for _ in meta.fields),
-        *(SQL_TYPES[types[n[len("p_") :]]] for n in names[3 + len(meta.fields) :]),
-    ]
-    staging = sql.Identifier("uniembed_staging")
-    columns = sql.SQL(", ").join(map(sql.Identifier, names))
-    conn.execute(
-        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-            staging,
-            sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(k)) for n, k in zip(names, kinds)
-            ),
-        )
-    )
-    values = [
-        rows.column(n).to_pylist()
-        if not n.startswith("vec_")
-        else rows.column(n).combine_chunks().flatten().to_numpy().reshape(len(rows), -1)
-        for n in names
-    ]
-    with conn.cursor().copy(
-        sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(staging, columns)
-    ) as copy:
-        copy.set_types(kinds)
-        for i in range(len(rows)):
-            copy.write_row([column[i] for column in values])
-    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-        sql.Identifier(table), columns, columns, staging
-    )
-    if upsert:
-        updates = sql.SQL(", ").join(
-            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
-            for n in names
-            if n != ID
-        )
-        insert = insert + sql.SQL(" ON CONFLICT (id) DO UPDATE SET ") + updates
-    conn.execute(insert)
-
-
-def _array(value) -> np.ndarray:
-    """A float32 array from what psycopg returns for a vector column (pgvector's Vector, or numpy)."""
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
