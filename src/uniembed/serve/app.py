@@ -149,8 +149,8 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
     from fastapi import FastAPI
 
     from uniembed import __version__
+    from uniembed.serve import routes_collections
     from uniembed.serve.guard import Guard
-    from uniembed.serve.routes_collections import collection_routes
     from uniembed.serve.routes_embeddings import embedding_routes
     from uniembed.serve.routes_ops import ops_routes
     from uniembed.serve.routes_page import page_routes
@@ -176,7 +176,7 @@ def create_app(settings: ServeSettings | None = None, *, encoder=None):
     install_handlers(app, path_redactor(settings.collections))
     app.include_router(embedding_routes(state))
     if state.collections is not None:
-        app.include_router(collection_routes(state))
+        app.include_router(routes_collections.router)
     app.include_router(ops_routes(state))
     app.include_router(page_routes(state))
     app.add_middleware(Guard, settings=settings, metrics=state.metrics)
