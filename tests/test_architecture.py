@@ -121,3 +121,13 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     assert upward_imports({"uniembed.errors": module}) == [
         "uniembed.errors:2 imports uniembed.store.folder"
     ]
+
+
+def test_no_module_is_over_500_lines():
+    """STYLE 10: files under ~500 lines; past that a module holds several jobs."""
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}
