@@ -4,8 +4,8 @@ one scored on the test splits, beside the shipped image-mini and an untrained to
 visible); the open-vocabulary test (three Fashion-MNIST classes left out of training, then asked
 for); and a projector-only binding of another encoder's vectors.
 
-    python bench/bind.py            # (also bench/run.py --only bind), about an hour on 2 CPU cores
-    python bench/bind.py --ship     # and copy this run's image-mini into the package (then pin its SHA-256)
+    python -m bench.bind            # (also bench/run.py --only bind), about an hour on 2 CPU cores
+    python -m bench.bind --ship     # and copy this run's image-mini into the package (then pin its SHA-256)
 
 Scores are zero-shot by prompt (CLIP's six templates, uniembed.eval.image_tasks) and Recall@k
 with titles for clip art. The only choice made is the size, on validation; the test splits are
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-import bind_recipe
+from bench import bind_recipe
 
 DATA = bind_recipe.DATA
 CLIPART = DATA / "openclipart" / "clipart.parquet"
@@ -375,7 +375,7 @@ def _pad(x: np.ndarray, dim: int) -> np.ndarray:
 
 
 def main() -> int:
-    from run import print_tables  # bench/run.py: `python bench/bind.py` puts bench/ on sys.path
+    from bench.run import print_tables
 
     print_tables(run(ship="--ship" in sys.argv[1:]))
     return 0

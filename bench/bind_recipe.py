@@ -2,7 +2,7 @@
 
 bench/bind.py trains it (same seed: the same weights) at each of SIZES and keeps the better on the
 validation part, and the README shows the same thing as one `uniembed bind` command
-(`python bench/bind_recipe.py` prints it).
+(`python -m bench.bind_recipe` prints it).
 """
 
 from __future__ import annotations

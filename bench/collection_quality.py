@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scifact_vectors import scifact_vectors
+from bench.scifact_vectors import scifact_vectors
 from uniembed.compress import truncate
 from uniembed.eval.metrics import ndcg_at_k
 from uniembed.store import Collection

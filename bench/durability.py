@@ -8,9 +8,9 @@ float16) plus their FDE, and every acknowledged item must come back with both. W
 collection keeps images (bytes): each item is a vector plus a small PNG, and every acknowledged
 item must come back with its vector and the very same image bytes.
 
-    python bench/durability.py --rounds 50          # prints a table (or --json)
-    python bench/durability.py --rounds 50 --multivector
-    python bench/durability.py --rounds 50 --images
+    python -m bench.durability --rounds 50          # prints a table (or --json)
+    python -m bench.durability --rounds 50 --multivector
+    python -m bench.durability --rounds 50 --images
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def run(rounds: int, batch: int, max_wait: float, seed: int, kind: str = "single
     next_id, opened_ok, lost_total = 0, 0, 0
     for _ in range(rounds):
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--writer", str(path), str(next_id), str(batch)],
+            [sys.executable, "-m", __spec__.name, "--writer", str(path), str(next_id), str(batch)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -7,9 +7,9 @@ lands on every backend alike. Speed ratios are per round (sentence-transformers'
 round / the backend's), reported as the median over rounds and its min-max. Fidelity (first
 round) is the cosine to sentence-transformers' fp32 vectors (mean and worst) and STSb Spearman.
 
-    python bench/encode.py                # prints a markdown table per workload
-    python bench/encode.py --rerun        # short texts again, compared with bench/tables/encode.json
-    python bench/encode.py --rerun --workload "SciFact documents"   # the documents again
+    python -m bench.encode                # prints a markdown table per workload
+    python -m bench.encode --rerun        # short texts again, compared with bench/tables/encode.json
+    python -m bench.encode --rerun --workload "SciFact documents"   # the documents again
 
 Rounds: 7 on short texts, 3 on documents (ROUNDS; --rounds overrides; a document round takes
 about 5 minutes here). With 5 rounds, two runs of
@@ -128,7 +128,7 @@ def refinement_corpus() -> list[str]:
     """Training splits only: STSb train, Banking77 train, and the SciFact claims of the train qrels
     less the validation claims (never a dev, validation or test text, nor the SciFact corpus): the
     dev and validation parts stay unseen so bench/select_static.py can choose on them."""
-    import splits
+    from bench import splits
 
     held_out = set(splits.scifact_validation_claims())
     texts = splits.claim_texts(set(splits.scifact_train_claims()) - held_out)
@@ -153,9 +153,9 @@ def ensure_static() -> None:
 def static_quality() -> list[dict]:
     """The static models against their teacher, both measured in this run: STSb test Spearman and
     SciFact test nDCG@10 (the teacher's SciFact vectors come from bench/.cache, see scifact_vectors)."""
-    import splits
     import uniembed
-    from scifact_vectors import scifact_vectors
+    from bench import splits
+    from bench.scifact_vectors import scifact_vectors
     from uniembed.eval import evaluate
 
     teacher = uniembed.load(device="cpu")
@@ -212,7 +212,7 @@ def run(
                 for label in BACKENDS:  # interleaved: every backend once per round
                     out = str(Path(tmp) / f"{len(first)}.npy") if round_ == 0 else "-"
                     proc = subprocess.run(
-                        [sys.executable, __file__, "--worker", label, workload, out],
+                        [sys.executable, "-m", __spec__.name, "--worker", label, workload, out],
                         capture_output=True,
                         text=True,
                         check=True,
@@ -301,7 +301,7 @@ def main() -> int:
         return 0
     import argparse
 
-    from run import print_tables  # bench/run.py: `python bench/encode.py` puts bench/ on sys.path
+    from bench.run import print_tables
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -12,7 +12,7 @@ session profiling, OpenVINO's performance counters) on one pass, and is shown as
 model run (profiling adds its own overhead, so shares, not times). Torch's operator split is not
 measured (its profiler would have to wrap the Python modules).
 
-    python bench/encode_stages.py        # ~5 minutes; bench/run.py --only encode-stages
+    python -m bench.encode_stages        # ~5 minutes; bench/run.py --only encode-stages
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def kind_of(op: str) -> str:
 
 
 def sentences() -> list[str]:
-    from splits import stsb_sentences
+    from bench.splits import stsb_sentences
 
     return stsb_sentences("sts-test.csv")
 
@@ -162,7 +162,9 @@ def worker(label: str, what: str) -> None:
 
 def in_process(label: str, what: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", label, what], capture_output=True, text=True
+        [sys.executable, "-m", __spec__.name, "--worker", label, what],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode:
         raise RuntimeError(f"{label}: {proc.stderr[-2000:]}")
@@ -216,9 +218,9 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3])
         return 0
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/encode_stages.py` puts bench/ on sys.path
+    )
 
     print_tables(run())
     return 0

@@ -4,8 +4,8 @@ protocol's speed against scikit-learn's one-vs-rest; and a 1,000,000-node, 10,00
 synthetic graph embedded on this machine.
 
     pip install gensim networkx && pip install --no-deps node2vec   # the competitor (its numpy<2 pin is stale)
-    python bench/graph.py            # every table
-    python bench/graph.py --skip-scale
+    python -m bench.graph            # every table
+    python -m bench.graph --skip-scale
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def scale_worker(n: int, m: int, dim: int) -> None:
 
 def scale_row(n: int, m: int, dim: int) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", str(n), str(m), str(dim)],
+        [sys.executable, "-m", __spec__.name, "--worker", str(n), str(m), str(dim)],
         capture_output=True,
         text=True,
         check=True,
@@ -360,7 +360,7 @@ def main() -> int:
     if args.worker:
         scale_worker(*args.worker)
         return 0
-    from run import print_tables  # bench/run.py: `python bench/graph.py` puts bench/ on sys.path
+    from bench.run import print_tables
 
     print_tables(cora_rows())
     print_tables(

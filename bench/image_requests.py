@@ -12,7 +12,7 @@ small warm-up image. Model: a CLIP with a narrow ViT of 224 px input (what memor
 is the decoded pixels, not the model). One round per cell: peak memory does not depend on the
 machine's load the way time does.
 
-    python bench/image_requests.py     # ~5 minutes on 2 cores; bench/run.py --only image-requests
+    python -m bench.image_requests     # ~5 minutes on 2 cores; bench/run.py --only image-requests
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def post(port: int, path: str, body: dict) -> tuple[int, float]:
 
 
 def http_cell(model: Path, route: str, n: int, png: bytes, folder: Path) -> dict:
-    from serve_load import Server  # bench/ is on sys.path when a bench runs
+    from bench.serve_load import Server
 
     uri = "data:image/png;base64," + base64.b64encode(png).decode()
     warm = "data:image/png;base64," + base64.b64encode(small_png()).decode()
@@ -125,7 +125,7 @@ def library_worker(model: str, n: int) -> None:
 
 def library_cell(model: Path, n: int) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--library-worker", str(model), str(n)],
+        [sys.executable, "-m", __spec__.name, "--library-worker", str(model), str(n)],
         capture_output=True,
         text=True,
         check=True,
@@ -144,7 +144,7 @@ def library_cell(model: Path, n: int) -> dict:
 
 
 def run() -> dict[str, list[dict]]:
-    from images import NARROW_VIT, clip_dir
+    from bench.images import NARROW_VIT, clip_dir
 
     png = big_png()
     rows = []
@@ -166,8 +166,7 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--library-worker":
         library_worker(sys.argv[2], int(sys.argv[3]))
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import print_tables
+    from bench.run import print_tables
 
     print_tables(run())
     return 0

@@ -10,7 +10,7 @@ same images. Memory: peak RSS of encode_images over 1,000 and over 10,000 Fashio
 fresh processes, on a narrow ViT of the same input size (what memory could grow with is the
 decoded and preprocessed pixels, not the model).
 
-    python bench/images.py             # ~6 minutes on 2 cores; bench/run.py --only images
+    python -m bench.images             # ~6 minutes on 2 cores; bench/run.py --only images
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def memory_rows(folder: Path) -> list[dict]:
     rows = []
     for n in (1_000, 10_000):
         proc = subprocess.run(
-            [sys.executable, __file__, "--memory-worker", str(folder), str(n)],
+            [sys.executable, "-m", __spec__.name, "--memory-worker", str(folder), str(n)],
             capture_output=True,
             text=True,
             check=True,
@@ -274,7 +274,7 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--memory-worker":
         memory_worker(sys.argv[2], int(sys.argv[3]))
         return 0
-    from run import print_tables  # bench/run.py: `python bench/images.py` puts bench/ on sys.path
+    from bench.run import print_tables
 
     print_tables(run())
     return 0

@@ -8,8 +8,8 @@ alternate bulk, live, bulk, live on fresh collections; medians over rounds, spre
 Goals (issue 13): the last 10% of live batches cost within 1.5x the first 10% (median per batch),
 and the live ingest's writes take within 2x the bulk load.
 
-    python bench/ingest.py                                   # 1,000,000 x 384 in 2,048-row batches
-    python bench/ingest.py --rows 200000 --index hnsw --quantize binary
+    python -m bench.ingest                                   # 1,000,000 x 384 in 2,048-row batches
+    python -m bench.ingest --rows 200000 --index hnsw --quantize binary
 """
 
 from __future__ import annotations
@@ -166,8 +166,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from run import markdown_table
+        from bench.run import markdown_table
 
         print(markdown_table(rows))
     return 0 if all(row["ok"] is not False for row in rows) else 1

@@ -7,7 +7,7 @@ Reported: nDCG@10 and Recall@100 against the single-vector model; for each first
 relative to exact MaxSim's against the documents it hands to the rerank, and ms per query through
 `Collection.search`; then the candidates each needs for 90% of exact MaxSim's Recall@100.
 
-    python bench/multivector.py       # ~30 minutes on 2 cores the first time (token vectors and head cached)
+    python -m bench.multivector       # ~30 minutes on 2 cores the first time (token vectors and head cached)
 
 Two models: the default model's own token vectors, and the same frozen model with a 128-dim MaxSim
 head trained by `uniembed train-head` on SciFact's train qrels (the test queries are never seen).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splits import unseen_document_queries
+from bench.splits import unseen_document_queries
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -325,9 +325,9 @@ def _rounded(value: float | None):
 
 
 def main() -> int:
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/multivector.py` puts bench/ on sys.path
+    )
 
     print_tables(run())
     return 0

@@ -14,14 +14,14 @@ run never sees; no test image is read):
    classified among the three prompts, for the recipe's captions and for richer ones (WordNet
    3.0 definitions of the seen classes added).
 
-    python bench/open_vocab_anchor.py       # (also bench/run.py --only open-vocab-anchor), about a minute
+    python -m bench.open_vocab_anchor       # (also bench/run.py --only open-vocab-anchor), about a minute
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import bind_recipe
+from bench import bind_recipe
 
 DATA = bind_recipe.DATA
 HELD_OUT = ["trouser", "dress", "sandal"]  # as bench/bind.py
@@ -141,7 +141,7 @@ def _top(share: np.ndarray, classes: list[str], n: int = 2) -> str:
 
 
 if __name__ == "__main__":
-    from report import markdown_table
+    from bench.report import markdown_table
 
     for title, rows in run().items():
         print(f"\n### {title}\n")

@@ -1,6 +1,6 @@
 """The web page's map at scale (issue 19), one run:
 
-    python bench/run.py --only page-map        # about 5 minutes, 3 GB of disk in a temporary folder
+    python -m bench.run --only page-map        # about 5 minutes, 3 GB of disk in a temporary folder
 
 A folder collection of 1,000,000 x 384 SciFact-derived vectors (blends of real document vectors,
 as bench/scale.py makes them) with a payload field of 20 values, served in-process, and
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale_speed import blended
-from scifact_vectors import scifact_vectors
+from bench.scale_speed import blended
+from bench.scifact_vectors import scifact_vectors
 
 N = 1_000_000
 CHUNK = 100_000
@@ -93,7 +93,7 @@ def run(model) -> dict[str, list[dict]]:
 
 if __name__ == "__main__":
     import uniembed
-    from report import markdown_table
+    from bench.report import markdown_table
 
     for title, table in run(uniembed.load()).items():
         print(f"\n### {title}\n\n{markdown_table(table)}")

@@ -2,7 +2,7 @@
 
 `bench/run.py --json bench/tables` writes one file per bench, `bench/tables/<bench>.json`:
 
-    {"bench": "scores", "command": "python bench/run.py --only scores", "date": "2026-11-30",
+    {"bench": "scores", "command": "python -m bench.run --only scores", "date": "2026-11-30",
      "machine": {"cpu": "...", "cores": 2, "python": "3.12.3", "torch": "2.13.0", ...},
      "tables": {"<title>": [{"column": value, ...}, ...], ...}}
 
@@ -12,7 +12,7 @@ The README and the pages under docs/ hold each table between two markers,
     ...the rendered table and a line saying where and when it was measured...
     <!-- /table -->
 
-and `python bench/report.py` fills every marked block of every page from the committed JSON
+and `python -m bench.report` fills every marked block of every page from the committed JSON
 (`--check` only reports the blocks that differ). tests/test_readme_tables.py runs the check, so
 a number edited into the README by hand fails the suite: change the bench and rerun it instead.
 """

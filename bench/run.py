@@ -1,11 +1,11 @@
 """Run the benchmarks and print each as a markdown table.
 
-    python bench/run.py                      # all but the 1M-vector scale run
-    python bench/run.py --only collection    # one part (see BENCHES below); the default run is scores,
+    python -m bench.run                      # all but the 1M-vector scale run
+    python -m bench.run --only collection    # one part (see BENCHES below); the default run is scores,
                                              # encode, collection, durability, ingest, serve, fairness
-    python bench/run.py --only scores --json bench/tables   # also write bench/tables/scores.json
+    python -m bench.run --only scores --json bench/tables   # also write bench/tables/scores.json
 
-The README's result tables are rendered from bench/tables/*.json by `python bench/report.py`
+The README's result tables are rendered from bench/tables/*.json by `python -m bench.report`
 (see its docstring); a test fails when they differ, so rerun the bench rather than edit a table.
 """
 
@@ -15,32 +15,30 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import uniembed
-from report import markdown_table, write_results
+from bench.report import markdown_table, write_results
 
 
 def _scores(model, args):
-    import reference_scores
+    from bench import reference_scores
 
     return reference_scores.run(model)
 
 
 def _collection(model, args):
-    import collection_quality
+    from bench import collection_quality
 
     return collection_quality.run(model)
 
 
 def _scale(model, args):
-    import scale_speed
+    from bench import scale_speed
 
     return scale_speed.run(model, n=args.scale_n)
 
 
 def _durability(model, args):
-    import durability
+    from bench import durability
 
     return [
         durability.run(rounds=50, batch=20, max_wait=2.5, seed=0, kind=kind)
@@ -49,31 +47,31 @@ def _durability(model, args):
 
 
 def _ingest(model, args):
-    import ingest
+    from bench import ingest
 
     return ingest.run(rows=1_000_000, dim=384, batch=2048, rounds=3)
 
 
 def _encode(model, args):
-    import encode
+    from bench import encode
 
     return encode.run()  # several tables: one per workload
 
 
 def _encode_rerun(model, args):
-    import encode
+    from bench import encode
 
     return encode.rerun()
 
 
 def _encode_rerun_documents(model, args):
-    import encode
+    from bench import encode
 
     return encode.rerun("SciFact documents")
 
 
 def _serve(model, args):
-    import serve_load
+    from bench import serve_load
 
     return serve_load.run(
         seconds=20, soak=0, server_args=[]
@@ -81,13 +79,13 @@ def _serve(model, args):
 
 
 def _fairness(model, args):
-    import serve_fairness
+    from bench import serve_fairness
 
     return serve_fairness.run(rounds=2)
 
 
 def _graph(model, args):
-    import graph
+    from bench import graph
 
     return {
         **graph.cora_rows(),
@@ -97,7 +95,7 @@ def _graph(model, args):
 
 
 def _train(model, args):
-    import train
+    from bench import train
 
     tables = {}
     for name, demo in train.DEMOS.items():
@@ -107,79 +105,79 @@ def _train(model, args):
 
 
 def _multivector(model, args):
-    import multivector
+    from bench import multivector
 
     return multivector.run()
 
 
 def _bind(model, args):
-    import bind
+    from bench import bind
 
     return bind.run(ship=args.ship)
 
 
 def _scale_out(model, args):
-    import scale
+    from bench import scale
 
     return scale.run(model)
 
 
 def _upgrade(model, args):
-    import upgrade
+    from bench import upgrade
 
     return upgrade.run(model)
 
 
 def _upgrade_live(model, args):
-    import upgrade
+    from bench import upgrade
 
     return upgrade.run_live(model)
 
 
 def _page_map(model, args):
-    import page
+    from bench import page
 
     return page.run(model)
 
 
 def _open_vocab_anchor(model, args):
-    import open_vocab_anchor
+    from bench import open_vocab_anchor
 
     return open_vocab_anchor.run()
 
 
 def _encode_stages(model, args):
-    import encode_stages
+    from bench import encode_stages
 
     return encode_stages.run()
 
 
 def _images(model, args):
-    import images
+    from bench import images
 
     return images.run()
 
 
 def _image_requests(model, args):
-    import image_requests
+    from bench import image_requests
 
     return image_requests.run()
 
 
 def _select_static(model, args):
-    import select_static
+    from bench import select_static
 
     return select_static.run()
 
 
 def _select_int8(model, args):
-    import select_int8
+    from bench import select_int8
 
     return select_int8.run()
 
 
 def _select_head_epochs(model, args):
-    import select_head_epochs
+    from bench import select_head_epochs
 
     return select_head_epochs.run()
 
@@ -279,7 +277,7 @@ def main() -> int:
         tables.update(produced)
         print_tables(produced)
         if args.json:
-            command = f"python bench/run.py --only {name}" + _nondefault_options(args, name)
+            command = f"python -m bench.run --only {name}" + _nondefault_options(args, name)
             print(f"(written to {write_results(args.json, name, command, produced)})", flush=True)
     failed = [row for rows in tables.values() for row in rows if row.get("ok") is False]
     return 1 if failed else 0

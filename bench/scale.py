@@ -2,7 +2,7 @@
 (a folder: LanceDB + FAISS; PostgreSQL + pgvector; Milvus 2.3.5) on the same 100,000 x 384
 SciFact-derived vectors, all in one run, every engine started for real on this machine.
 
-    python bench/scale.py          # (also bench/run.py --only scale-out), about 25 minutes; needs root
+    python -m bench.scale          # (also bench/run.py --only scale-out), about 25 minutes; needs root
 
 - Encoding: SciFact documents (the default model), local `encode` in this process (2 threads) vs
   `uniembed embed --engine ray` on a two-node cluster (one CPU per node) with 1 and 2 actors;
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scale_speed import blended
-from scifact_vectors import scifact_vectors
+from bench.scale_speed import blended
+from bench.scifact_vectors import scifact_vectors
 from uniembed.store import Collection
 
 N = 100_000
@@ -502,7 +502,7 @@ def _on_paper(
 
 if __name__ == "__main__":
     import uniembed
-    from report import markdown_table
+    from bench.report import markdown_table
 
     for title, rows in run(uniembed.load()).items():
         print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scifact_vectors import scifact_vectors
+from bench.scifact_vectors import scifact_vectors
 from uniembed.compress import l2_normalize
 from uniembed.index import exact_search
 from uniembed.store import Collection

@@ -1,7 +1,7 @@
 """Choose `uniembed train-head`'s default epoch count on SciFact validation claims, never on test
 (issue 14):
 
-    python bench/select_head_epochs.py --max-epochs 12    # (also bench/run.py --only select-head-epochs)
+    python -m bench.select_head_epochs --max-epochs 12    # (also bench/run.py --only select-head-epochs)
 
 The head is trained as the multi-vector bench trains it (128 dims, 3 mined negatives, the
 library's other defaults) on SciFact's train claims *less* the validation part (bench/splits.py),
@@ -24,7 +24,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 
 def training_folder() -> Path:
     """A BEIR folder: SciFact's corpus and claims, train judgements less the validation claims."""
-    import splits
+    from bench import splits
 
     folder = CACHE / "scifact-train-less-validation"
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
@@ -59,9 +59,9 @@ def maxsim_ndcg(
 
 
 def run(max_epochs: int = 12, dim: int = 128) -> dict[str, list[dict]]:
-    import splits
     import uniembed
-    from multivector import encoded
+    from bench import splits
+    from bench.multivector import encoded
     from uniembed.eval.loaders import load_beir
     from uniembed.train import TokenHeadConfig, train_token_head
 
@@ -117,9 +117,9 @@ def run(max_epochs: int = 12, dim: int = 128) -> dict[str, list[dict]]:
 def main() -> int:
     import argparse
 
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/select_head_epochs.py` puts bench/ on sys.path
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=12)

@@ -1,7 +1,7 @@
 """Choose the ONNX int8 recipe on dev text, never on test (issue 14), and try what the field uses
 to make int8 faster:
 
-    python bench/select_int8.py --rounds 5     # (also bench/run.py --only select-int8)
+    python -m bench.select_int8 --rounds 5     # (also bench/run.py --only select-int8)
 
 Variants, all from the default model:
 - uniembed's export (torch.onnx dynamo, the library's fp32 ONNX model), quantised dynamically per
@@ -140,8 +140,8 @@ class OpenVinoSession:
 def run(rounds: int = 5) -> dict[str, list[dict]]:
     import onnxruntime as ort
 
-    import splits
     import uniembed
+    from bench import splits
     from uniembed.encoders.onnx_export import DEFAULT_INT8_EXCLUSION
     from uniembed.eval.loaders import load_sts
     from uniembed.eval.metrics import spearman
@@ -251,9 +251,9 @@ def run(rounds: int = 5) -> dict[str, list[dict]]:
 def main() -> int:
     import argparse
 
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/select_int8.py` puts bench/ on sys.path
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)

@@ -1,6 +1,6 @@
 """Choose the static model's settings on dev splits, never on test (issue 14):
 
-    python bench/select_static.py      # (also bench/run.py --only select-static)
+    python -m bench.select_static      # (also bench/run.py --only select-static)
 
 The static models are distilled from training text only (bench/encode.py's refinement corpus:
 STSb train, Banking77 train, SciFact train claims less the validation part). Every setting is
@@ -35,7 +35,7 @@ class _Scorer:
     """Scores a token table (already refined, before PCA) with given SIF weights, at each size."""
 
     def __init__(self, teacher):
-        import splits
+        from bench import splits
         from uniembed.eval.loaders import load_sts
 
         self.teacher = teacher
@@ -54,7 +54,7 @@ class _Scorer:
         return {dim: np.ascontiguousarray(full[:, :dim]) for dim in DIMS}
 
     def score(self, table: np.ndarray, dim: int, weights: np.ndarray) -> tuple[float, float]:
-        import splits
+        from bench import splits
         from uniembed.encoders import static
         from uniembed.eval.metrics import spearman
 
@@ -79,8 +79,8 @@ class _Scorer:
 
 
 def run() -> dict[str, list[dict]]:
-    import encode
     import uniembed
+    from bench import encode
     from uniembed.encoders import static
 
     teacher = uniembed.load(device="cpu")
@@ -167,9 +167,9 @@ def run() -> dict[str, list[dict]]:
 
 
 def main() -> int:
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/select_static.py` puts bench/ on sys.path
+    )
 
     print_tables(run())
     return 0

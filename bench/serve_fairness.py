@@ -6,7 +6,7 @@ default) the short one waits for one part; with parts off (`--max-part-tokens` a
 `--max-batch-tokens` 1,000,000: the whole request is one job, as before issue 13) it waits for
 all of it. Servers alternate A B A B; medians and min-max of the short request's latency.
 
-    python bench/serve_fairness.py --rounds 2
+    python -m bench.serve_fairness --rounds 2
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve_helpers import free_port, start_cli_server
+from bench.serve_load import Server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 SETTINGS = {
@@ -41,11 +40,10 @@ def long_texts(n: int = 200) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(n), f)]
 
 
-def one_round(args: list[str], texts: list[str], log) -> tuple[float, float]:
+def one_round(args: list[str], texts: list[str]) -> tuple[float, float]:
     """(seconds the short request took, seconds the long one took)."""
-    port = free_port()
-    process = start_cli_server("--model", "default", *args, port=port, log=log)
-    url = f"http://127.0.0.1:{port}/v1/embeddings"
+    server = Server("--model", "default", *args)
+    url = f"http://127.0.0.1:{server.port}/v1/embeddings"
     try:
         httpx.post(url, json={"model": "default", "input": ["warm up"]}, timeout=60)
         took = {}
@@ -68,18 +66,16 @@ def one_round(args: list[str], texts: list[str], log) -> tuple[float, float]:
         thread.join()
         return took["short"], took["long"]
     finally:
-        process.terminate()
-        process.wait(60)
+        server.stop()
 
 
 def run(rounds: int = 2) -> list[dict]:
     texts = long_texts()
     results = {name: [] for name in SETTINGS}
-    with open("/dev/null", "w") as log:
-        for _ in range(rounds):
-            for name, args in SETTINGS.items():  # A B A B
-                results[name].append(one_round(args, texts, log))
-                print(name, results[name][-1], file=sys.stderr, flush=True)
+    for _ in range(rounds):
+        for name, args in SETTINGS.items():  # A B A B
+            results[name].append(one_round(args, texts))
+            print(name, results[name][-1], file=sys.stderr, flush=True)
     rows = []
     for name, pairs in results.items():
         short, long = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -100,8 +96,7 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import markdown_table
+    from bench.run import markdown_table
 
     print(markdown_table(run(args.rounds)))
     return 0

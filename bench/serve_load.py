@@ -6,8 +6,8 @@ time. Reported: requests/s, texts/s, p50/p99 latency, errors, the server's resid
 The client is a minimal keep-alive HTTP/1.1 client on asyncio, so that it takes as little of the
 2 CPUs as possible away from the server.
 
-    python bench/serve_load.py                       # ~4 minutes, prints markdown tables
-    python bench/serve_load.py --soak 600            # also: 10 minutes at 32 clients, memory every 30 s
+    python -m bench.serve_load                       # ~4 minutes, prints markdown tables
+    python -m bench.serve_load --soak 600            # also: 10 minutes at 32 clients, memory every 30 s
 
 The ceiling batching can reach is measured in the same run, in a process of its own with no HTTP:
 the same model encoding 32 of the same texts per call against one text per call (alternating
@@ -33,7 +33,7 @@ CLIENTS = (1, 8, 32, 64)
 
 
 def sentences() -> list[str]:
-    from splits import stsb_sentences  # bench/ is on sys.path when a bench runs
+    from bench.splits import stsb_sentences
 
     return stsb_sentences("sts-test.csv")
 
@@ -178,7 +178,8 @@ def ceiling(seconds: float, server_args: list[str]) -> dict:
     proc = subprocess.run(
         [
             sys.executable,
-            __file__,
+            "-m",
+            __spec__.name,
             "--ceiling-worker",
             str(seconds),
             "--server-args",
@@ -324,9 +325,9 @@ def main() -> int:
     if args.ceiling_worker is not None:
         ceiling_worker(args.ceiling_worker, args.server_args.split())
         return 0
-    from run import (
+    from bench.run import (
         print_tables,
-    )  # bench/run.py: `python bench/serve_load.py` puts bench/ on sys.path
+    )
 
     print_tables(run(args.seconds, args.soak, args.server_args.split(), tuple(args.clients)))
     return 0

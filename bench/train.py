@@ -1,9 +1,9 @@
 """Fine-tuning demonstrations on real data, on this CPU (issue 6):
 
-    python bench/train.py --demo scifact      # MNRL + mined hard negatives on SciFact train qrels
-    python bench/train.py --demo matryoshka   # four Matryoshka recipes on STSb train, chosen on
+    python -m bench.train --demo scifact      # MNRL + mined hard negatives on SciFact train qrels
+    python -m bench.train --demo matryoshka   # four Matryoshka recipes on STSb train, chosen on
                                               # STSb dev, at 384..32 dims
-    python bench/train.py --demo starbucks    # CoSENT + Starbucks (layers, dim) pairs on STSb train
+    python -m bench.train --demo starbucks    # CoSENT + Starbucks (layers, dim) pairs on STSb train
 
 Each prints markdown tables: the untouched default model (measured in the same run) against the
 fine-tuned one, time per step.
@@ -42,11 +42,11 @@ def scifact_scores(model, *, cached: bool = False) -> dict[str, float]:
     """SciFact test nDCG@10 over all 300 claims, and split by whether a claim's relevant abstracts
     are positives of some training claim ("seen") or not."""
 
-    from splits import ndcg_at_10, unseen_document_queries
+    from bench.splits import ndcg_at_10, unseen_document_queries
     from uniembed.eval.loaders import load_beir
 
     if cached:  # the untouched model's vectors, shared with the other benches (bench/.cache)
-        from scifact_vectors import scifact_vectors
+        from bench.scifact_vectors import scifact_vectors
 
         data, corpus, queries = scifact_vectors(model)
     else:
@@ -277,7 +277,7 @@ def main() -> int:
         "--negatives", type=int, default=1, help="mined hard negatives per query (scifact)"
     )
     args = parser.parse_args()
-    from run import print_tables  # bench/run.py: `python bench/train.py` puts bench/ on sys.path
+    from bench.run import print_tables
 
     for demo in args.demo or list(DEMOS):
         epochs = args.epochs or EPOCHS[demo]

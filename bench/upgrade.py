@@ -1,6 +1,6 @@
 """Model upgrades without re-indexing (issue 18), on real data, one run:
 
-    python bench/upgrade.py        # (also bench/run.py --only upgrade), about 35 minutes
+    python -m bench.upgrade        # (also bench/run.py --only upgrade), about 35 minutes
 
 1. The compatibility matrix (BCT) for three upgrades, on SciFact (nDCG@10, test claims against
    the whole corpus) and Banking77 (kNN accuracy, k=10: test texts against the train texts):
@@ -70,7 +70,7 @@ def fine_tuned() -> Path:
 
 def models() -> dict[str, object]:
     import uniembed
-    from encode import ensure_static, static_dir
+    from bench.encode import ensure_static, static_dir
 
     ensure_static()
     return {
@@ -155,7 +155,7 @@ def run(model=None) -> dict[str, list[dict]]:
 
 def run_live(model=None) -> dict[str, list[dict]]:
     import uniembed
-    from scifact_vectors import scifact_vectors
+    from bench.scifact_vectors import scifact_vectors
 
     default = uniembed.load()
     _, corpus, _ = scifact_vectors(default)  # the default model's document vectors (cached)
@@ -419,7 +419,7 @@ def _lost(col, model, data, sample: int = 300) -> int:
 
 
 if __name__ == "__main__":
-    from report import markdown_table
+    from bench.report import markdown_table
 
     for title, rows in {**run(), **run_live()}.items():
         print(f"\n### {title}\n\n{markdown_table(rows)}", flush=True)

@@ -74,5 +74,8 @@ def test_every_generated_table_records_machine_and_date(report):
         record = json.loads(path.read_text(encoding="utf-8"))
         assert record["bench"] == path.stem
         assert {"cpu", "cores", "python"} <= set(record["machine"]), path
-        assert record["date"] and record["command"].startswith("python bench/"), path
+        # bench/ became a package (issue 31): runs since then record `python -m bench.run ...`
+        assert record["date"] and record["command"].startswith(
+            ("python bench/", "python -m bench.")
+        ), path
         assert all(rows for rows in record["tables"].values()), path
