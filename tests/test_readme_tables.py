@@ -1,5 +1,5 @@
 """The README's result tables are rendered from the committed bench JSON (bench/tables/*.json) by
-bench/report.py: a number typed into a marked table by hand, or a bench rerun without
+`python -m bench.report`: a number typed into a marked table by hand, or a bench rerun without
 re-rendering, fails here."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_every_marked_readme_table_matches_the_committed_bench_json(report):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report.MARKER.search(text), "the README has no generated tables"
     assert report.stale_blocks(text) == [], (
-        "run `python bench/report.py` (after rerunning the bench)"
+        "run `python -m bench.report` (after rerunning the bench)"
     )
 
 
@@ -37,7 +37,7 @@ def test_every_marked_table_under_docs_matches_the_committed_bench_json(report):
     assert any(report.MARKER.search(page.read_text(encoding="utf-8")) for page in pages)
     stale = {str(page): report.stale_blocks(page.read_text(encoding="utf-8")) for page in pages}
     assert {page: names for page, names in stale.items() if names} == {}, (
-        "run `python bench/report.py` (after rerunning the bench)"
+        "run `python -m bench.report` (after rerunning the bench)"
     )
 
 

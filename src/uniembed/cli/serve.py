@@ -53,7 +53,7 @@ def add_parser(commands) -> None:
         default=[],
         metavar="DIR",
         help="a folder of results for the web page's evaluation tab: `uniembed eval` output or "
-        "bench JSON (bench/run.py --json DIR); repeatable; ./results is always read",
+        "bench JSON (python -m bench.run --json DIR); repeatable; ./results is always read",
     )
     parser.add_argument(
         "--host",

@@ -4,7 +4,7 @@
 
 - results: every `<model>/<task>.json` that `uniembed eval` wrote (MTEB's shape: task_name,
   model_name, scores[split][0].main_score), one row per (model, task, split).
-- charts: quality against cost, from bench JSON (`bench/run.py --json DIR` writes
+- charts: quality against cost, from bench JSON (`python -m bench.run --json DIR` writes
   {"bench", "tables": {title: [rows]}}): for each table, each quality column (nDCG, recall,
   accuracy, ...) against each cost column (bytes per vector, ms per query, texts/s, ...), with
   one point per row labelled by the row's first text column. Cells such as "0.17 (0.15-0.19)"
