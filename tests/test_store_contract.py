@@ -198,6 +198,22 @@ def test_upsert_replaces_whole_items_and_delete_removes(docs):
     assert docs.get(["d2", "d1"])[0] is None
 
 
+def test_texts_given_alone_are_embedded_and_kept(where):
+    """Issue 31: `add(ids, texts=[...])` embeds the texts (it used to embed nothing and ask for
+    texts); with data= the texts are only kept (for text search and get), as before."""
+    model = KeywordEncoder(KEYWORDS)
+    col = Collection.create(where(), model=model)
+    texts = [t for t, _ in DOCS.values()]
+    col.add(list(DOCS), texts=texts)
+    items = col.get(list(DOCS))
+    assert [item.text for item in items] == texts
+    expected = model.encode(texts, prompt="document")
+    for item, vector in zip(items, expected):
+        np.testing.assert_allclose(item.vectors[col.meta.default_field], vector, atol=1e-6)
+    with pytest.raises(InputError, match=r"pass the texts to embed \(data=\[\.\.\.\] or texts="):
+        col.add(["x"])
+
+
 def test_get_returns_text_payload_and_vectors(docs):
     item = docs.get(["d5"])[0]
     assert item.text == "rain vitamin" and item.payload["score"] == 0.5

@@ -92,7 +92,8 @@ class Collection(ABC):
     @abstractmethod
     def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
         """Insert new items; ids already in the collection are refused (use upsert). Returns the
-        committed version."""
+        committed version. `data`: texts to embed or vectors; `texts`: the text kept per item
+        (for text search and get), embedded when no `data` is given."""
 
     @abstractmethod
     def upsert(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:

@@ -24,7 +24,8 @@ class FolderWrites:
     def add(self, ids, data=None, *, payloads=None, texts=None, images=None) -> int:
         """Insert new items; ids already in the collection are refused (use upsert). Returns the
         committed version. `data`: texts to embed, an (n, dim) array for the default field, or a
-        dict field -> texts or array. `texts` (optional) is the source text stored for BM25.
+        dict field -> texts or array. `texts`: the text kept for each item (text search, `get`);
+        given alone, without `data`, they are also what is embedded.
         `images` (image collections): one image per id (a path, bytes, a data URI, a PIL image or
         an array; None for a text-only item), kept and, without `data`, embedded; `texts` are
         then the captions (BM25 and hybrid search)."""
@@ -49,7 +50,7 @@ class FolderWrites:
         payload_json = dump_payloads(payloads)
         image_values = None
         if self.image_part is not None:
-            image_values, data = self.image_part.rows(ids, data, images)
+            image_values, data = self.image_part.rows(ids, data, texts, images)
         elif images is not None:
             raise InputError(
                 f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"

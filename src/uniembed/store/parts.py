@@ -30,7 +30,13 @@ from uniembed.store.multivector import (
     token_heuristic_rows,
     unpack_tokens,
 )
-from uniembed.store.rows import is_texts, query_vector, stored_texts, vectors_and_texts
+from uniembed.store.rows import (
+    is_texts,
+    query_vector,
+    stored_texts,
+    texts_as_data,
+    vectors_and_texts,
+)
 
 # Parts (or create options) that cannot be held together, with the reason users are told. None of
 # them combine today: each changes what one stored vector is.
@@ -209,6 +215,7 @@ class TokenVectors(SingleVectors):
         """(the FDE per field, stored texts, packed token vectors)."""
         c, spec, n = self.collection, self.spec, len(ids)
         field = c.meta.default_field
+        data = texts_as_data(data, texts)
         if isinstance(data, dict):
             if set(data) != {field}:
                 raise InputError(
@@ -224,8 +231,8 @@ class TokenVectors(SingleVectors):
         else:
             if data is None:
                 raise InputError(
-                    f"no data: pass {n} texts or {n} (tokens, {spec.token_dim}) arrays of token "
-                    "vectors"
+                    f"no data: pass {n} texts to embed (data=[...] or texts=[...]) or {n} "
+                    f"(tokens, {spec.token_dim}) arrays of token vectors (data=...)"
                 )
             token_sets, source = check_token_sets(data, n, spec.token_dim, spec.storage), None
         blobs = [pack_tokens(t, spec.storage) for t in token_sets]
@@ -278,14 +285,16 @@ class ImagePart:
     def __init__(self, collection, spec: ImageSpec):
         self.collection, self.spec = collection, spec
 
-    def rows(self, ids: list[str], data, images) -> tuple[list | None, object]:
+    def rows(self, ids: list[str], data, texts, images) -> tuple[list | None, object]:
         """(what the image column keeps per row, the vectors to store): images given without
         `data` are embedded here, each one decoded (and so checked) before anything is written."""
         c = self.collection
         if images is None:
+            data = texts_as_data(data, texts)
             if data is None:
                 raise InputError(
-                    "no data: pass texts, vectors, or images= for this image collection"
+                    "no data: pass images=[...] for this image collection, or the texts to embed "
+                    "(data=[...] or texts=[...]), or vectors (data=...)"
                 )
             return [None] * len(ids), data
         from uniembed.encoders.multimodal import check_images

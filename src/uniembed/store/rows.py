@@ -320,8 +320,10 @@ def vectors_and_texts(
     fields: dict[str, int], ids: list[str], data, texts, encode
 ) -> tuple[dict[str, np.ndarray], list[str | None]]:
     """Checked vectors per field and the text kept for each item. `data`: texts (embedded with
-    `encode(texts, prompt="document")`), an (n, dim) array for the first field, or a dict field -> either."""
+    `encode(texts, prompt="document")`), an (n, dim) array for the first field, or a dict field -> either.
+    `texts` alone (no `data`) are embedded too: `add(ids, texts=[...])` does what it says."""
     n = len(ids)
+    data = texts_as_data(data, texts)
     per_field = data if isinstance(data, dict) else {next(iter(fields)): data}
     unknown = sorted(set(per_field) - set(fields))
     missing = sorted(set(fields) - set(per_field))
@@ -333,7 +335,8 @@ def vectors_and_texts(
     for name, values in per_field.items():
         if values is None:
             raise InputError(
-                f"no data for field {name!r}: pass texts or an ({n}, {fields[name]}) array"
+                f"no data for field {name!r}: pass the texts to embed (data=[...] or texts=[...]) "
+                f"or an ({n}, {fields[name]}) array of vectors (data=...)"
             )
         if is_texts(values):
             items = list(values)
@@ -344,6 +347,14 @@ def vectors_and_texts(
         else:
             vectors[name] = check_vectors(values, n, fields[name], name)
     return vectors, stored_texts(texts, source, n)
+
+
+def texts_as_data(data, texts):
+    """What to embed: `data`, or, when only `texts` were given, the texts themselves (a newcomer's
+    `add(ids, texts=[...])` used to embed nothing: `texts=` was only the text kept for BM25)."""
+    if data is None and texts is not None and is_texts(list(texts)):
+        return list(texts)
+    return data
 
 
 def is_texts(values) -> bool:
