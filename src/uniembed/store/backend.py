@@ -1,9 +1,10 @@
-"""The backend-neutral interface of the store of record.
+"""The store of record of the folder home: the interface its backends implement.
 
 A backend keeps rows (id, text, payload JSON, typed payload columns, one vector column per field)
-with atomic, versioned commits. LanceDB is the embedded default; a distributed backend (Milvus)
-implements the same methods. Everything above this line (Collection, snapshots, indexes) only talks
-to this interface.
+with atomic, versioned commits. LanceDB (lance_backend.py) is the one implemented. The folder home
+(folder.py, its snapshots and indexes) only talks to this interface. The server homes (PostgreSQL,
+Milvus) do not use it: each implements the collection contract (collection.py) directly on its
+database, which is store of record and search engine at once.
 """
 
 from __future__ import annotations
