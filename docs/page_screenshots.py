@@ -1,4 +1,4 @@
-"""The README's screenshots of the web page, with the real default model on real data:
+"""The screenshots of the web page (docs/guide/web-page.md), with the real default model on real data:
 
     python docs/page_screenshots.py        # writes docs/images/page-search.png and page-map.png
 
