@@ -102,7 +102,7 @@ def check(path: str, acknowledged: list[int]) -> tuple[bool, int]:
             return np.allclose(vectors[row], vector_of(j))
         tokens = tokens_of(j)
         return np.allclose(stored.tokens.get([row])[0], tokens, atol=1e-2) and np.allclose(
-            vectors[row], col._fde.documents([tokens])[0], atol=1e-5
+            vectors[row], col.vectors.fde.documents([tokens])[0], atol=1e-5
         )
 
     return True, sum(1 for j in acknowledged if not intact(j))

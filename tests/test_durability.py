@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "durability.py"
+ROOT = Path(__file__).resolve().parents[1]  # bench/ is a package run from here (issue 31)
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "durability.py"
 )
 def test_acknowledged_writes_survive_sigkill(kind):
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--rounds", "3", "--json", "--seed", "1", *kind],
+        [sys.executable, "-m", "bench.durability", "--rounds", "3", "--json", "--seed", "1", *kind],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
