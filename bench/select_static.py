@@ -48,7 +48,7 @@ class _Scorer:
     def reduced(self, table: np.ndarray) -> dict[int, np.ndarray]:
         from uniembed.encoders import static
 
-        full = static._pca(
+        full = static.pca(
             table, max(DIMS)
         )  # PCA orders components by variance: smaller sizes are prefixes
         return {dim: np.ascontiguousarray(full[:, :dim]) for dim in DIMS}
@@ -86,7 +86,7 @@ def run() -> dict[str, list[dict]]:
     teacher = uniembed.load(device="cpu")
     scorer = _Scorer(teacher)
     corpus = encode.refinement_corpus()
-    ids = static._corpus_token_ids(teacher, corpus)
+    ids = static.corpus_token_ids(teacher, corpus)
     targets = teacher.encode(corpus, show_progress=False)
     table = static.zipf_token_table(teacher)
     default_weights = static.sif_weights(ids, len(table), static.SIF_SMOOTHING)

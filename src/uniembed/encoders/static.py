@@ -169,10 +169,10 @@ def distill(
     vectors = zipf_token_table(teacher, batch_size)
     tensors = {}
     if corpus:
-        ids = _corpus_token_ids(teacher, corpus)  # tokenised once, for both uses
+        ids = corpus_token_ids(teacher, corpus)  # tokenised once, for both uses
         vectors = refine(vectors, teacher, corpus, ids=ids)
         tensors["weights"] = sif_weights(ids, len(vectors), sif)
-    reduced = _pca(vectors, dim or teacher.dim)
+    reduced = pca(vectors, dim or teacher.dim)
     unknown = teacher.tokenizer.unk_token_id if teacher.tokenizer.unk_token_id is not None else 0
     config = {
         "teacher": teacher.name,
@@ -223,7 +223,8 @@ def _token_vectors(teacher, batch_size: int) -> np.ndarray:
     return out
 
 
-def _corpus_token_ids(teacher, corpus: list[str]) -> list[list[int]]:
+def corpus_token_ids(teacher, corpus: list[str]) -> list[list[int]]:
+    """Each corpus text as the teacher's token ids, untruncated (distillation and bench/select_static)."""
     tokenizer = teacher.windows.tokenizer
     tokenizer.no_truncation()
     unknown = teacher.tokenizer.unk_token_id or 0
@@ -273,7 +274,7 @@ def refine(
     if targets is None:
         targets = teacher.encode(corpus, show_progress=len(corpus) > 10_000)
     targets = np.asarray(targets, dtype=np.float64)
-    ids = ids if ids is not None else _corpus_token_ids(teacher, corpus)
+    ids = ids if ids is not None else corpus_token_ids(teacher, corpus)
     counts = np.array([len(i) for i in ids])
     bag = sparse.csr_matrix(
         (
@@ -313,7 +314,8 @@ def _conjugate_gradient(apply, rhs: np.ndarray, x: np.ndarray, iterations: int) 
     return x.astype(np.float32)
 
 
-def _pca(vectors: np.ndarray, dim: int) -> np.ndarray:
+def pca(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """`vectors` projected on their first `dim` principal components (centred first)."""
     centred = vectors - vectors.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     return (centred @ components[:dim].T).astype(np.float32)
