@@ -238,7 +238,7 @@ def _open_for_search(args, model):
     server = home_of(args.path)
     options = {}
     if args.read_from:
-        if server.backend_name != "postgresql":
+        if not server.supports("read_replicas"):
             raise InputError(
                 f"--read-from: read replicas are a PostgreSQL feature, not {server.backend_name}'s"
             )

@@ -35,6 +35,7 @@ FEATURES = {
     "map": "a 2-D map of the collection (the web page), drawn from an in-memory snapshot",
     "rebuild": "rebuild(): compact the store and rebuild its indexes",
     "store_backend": "backend=: the folder's store of record (LanceDB)",
+    "read_replicas": "read_from=: searches spread over read replicas of the server",
 }
 
 # The options of `create` that make a collection hold a part beyond its vectors (or choose the

@@ -88,7 +88,7 @@ class PgCollection(RemoteCollection):
 
     backend_name = "postgresql"
     home = "postgresql"
-    features = frozenset({"text_search"})
+    features = frozenset({"text_search", "read_replicas"})
     parse_url = staticmethod(parse_url)  # (checks a URL without connecting)
 
     def __init__(
