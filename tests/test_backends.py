@@ -268,6 +268,18 @@ def test_a_corrupt_static_model_is_a_clear_error(encoders, tmp_path):
     shutil.rmtree(folder)
 
 
+def test_a_static_model_refuses_options_it_cannot_honour(encoders, tmp_path):
+    """Issue 31: a backend or precision asked of a static model used to be ignored silently."""
+    from uniembed.encoders.static import distill
+
+    folder = distill(encoders[("torch", "fp32")], tmp_path / "s", dim=8)
+    with pytest.raises(uniembed.InputError, match="backend: not options of static models"):
+        uniembed.load(folder, backend="onnx")
+    with pytest.raises(uniembed.InputError, match="pooling, max_tokens: not options of static"):
+        uniembed.load(folder, pooling="cls", max_tokens=8)
+    assert uniembed.load(folder, threads=1).dim == 8
+
+
 def test_refining_on_a_corpus_brings_the_static_model_closer_to_its_teacher(encoders, tmp_path):
     from uniembed.encoders.static import distill
 

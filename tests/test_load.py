@@ -180,3 +180,29 @@ def test_default_prompt_must_be_a_known_prompt(tiny_copy):
 def test_bad_load_options_are_refused(tiny_dir, options, message):
     with pytest.raises(uniembed.InputError, match=message):
         uniembed.load(tiny_dir, **options)
+
+
+def test_load_walks_the_registered_kinds_and_a_new_kind_is_used(tmp_path, fake):
+    """Issue 31: model kinds are registered (recognise + load), not probed in load()."""
+    from uniembed.encoders import kinds
+
+    names = [kind.name for kind in kinds.model_kinds()]
+    assert names[0] == "bound" and names[-1] == "transformer"
+    assert {"static", "clip", "siglip", "llava"} <= set(names)
+    (tmp_path / "toy.json").write_text("{}")
+    toy = kinds.ModelKind(
+        "toy",
+        recognise=lambda directory: (directory / "toy.json").is_file(),
+        load=lambda name, directory, options: fake,
+        takes=frozenset(),
+    )
+    kinds.register_kind(toy, before="transformer")
+    try:
+        assert uniembed.load(str(tmp_path)) is fake
+        with pytest.raises(uniembed.InputError, match="pooling: not options of toy models"):
+            uniembed.load(str(tmp_path), pooling="cls")
+        with pytest.raises(ValueError, match="already registered"):
+            kinds.register_kind(toy)
+    finally:
+        kinds.unregister_kind("toy")
+    assert kinds.kind_of(tmp_path).name == "transformer"

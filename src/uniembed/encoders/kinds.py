@@ -75,6 +75,13 @@ def register_kind(kind: ModelKind, *, before: str | None = None) -> None:
     _KINDS.insert(names.index(before) if before else len(_KINDS), kind)
 
 
+def unregister_kind(name: str) -> None:
+    """Remove a registered kind (a plugin unloaded, a test done with its kind)."""
+    if not any(k.name == name for k in _KINDS):
+        raise ValueError(f"no model kind {name!r} is registered")
+    _KINDS[:] = [k for k in _KINDS if k.name != name]
+
+
 def model_kinds() -> tuple[ModelKind, ...]:
     """The registered kinds, in the order `load()` tries them."""
     return tuple(_KINDS)
