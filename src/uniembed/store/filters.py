@@ -164,6 +164,11 @@ def _convert(value: object, kind: str, field: str):
                 or not encodable(str(value))
             ):
                 raise ValueError
+            if isinstance(value, float) and not math.isfinite(value):
+                # a number compared as its text: inf and nan are no numbers a payload holds
+                raise InputError(
+                    f"filter value {value!r:.60} on field {field!r} is not a finite number"
+                )
             return str(value)
         if kind == "bool":
             if isinstance(value, bool):
