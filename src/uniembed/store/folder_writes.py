@@ -10,7 +10,6 @@ import pyarrow as pa
 from uniembed.errors import ConflictError, InputError
 from uniembed.store import pending
 from uniembed.store.backend import ARROW_TYPES, ID, IMAGE, TEXT, payload_column
-from uniembed.store.lock import WriterLock
 from uniembed.store.rows import build_rows, check_ids, check_payloads, dump_payloads, payload_types
 
 LOCK_FILE = "writer.lock"
@@ -38,8 +37,7 @@ class FolderWrites:
     def delete(self, ids) -> int:
         """Remove items by id (unknown ids are ignored). Returns the committed version."""
         ids = check_ids(ids)
-        with WriterLock(self.path / LOCK_FILE):
-            before = self._writer_version()
+        with self.writing() as before:
             version = self.backend.delete(ids)
             self._after_write(before, version, deleted=ids)
         return version
@@ -56,8 +54,7 @@ class FolderWrites:
                 f"collection {self.path} keeps no images; create it with images='bytes' or 'path'"
             )
         vectors, kept_texts, blobs = self.vectors.rows(ids, data, texts)
-        with WriterLock(self.path / LOCK_FILE):
-            before = self._writer_version()
+        with self.writing() as before:
             if mode == "insert":
                 present = self._existing_ids(ids, before)
                 if present:

@@ -17,7 +17,7 @@ import numpy as np
 from uniembed.encoders.base import Encoder
 from uniembed.errors import InputError
 from uniembed.store.backend import IMAGE, TOKENS
-from uniembed.store.collection import vector_dim
+from uniembed.store.collection import PART_OPTIONS, vector_dim
 from uniembed.store.images import ImageSpec
 from uniembed.store.multivector import (
     MultiVectorSpec,
@@ -52,24 +52,11 @@ EXCLUSIVE: dict[frozenset[str], str] = {
     frozenset({"relative_anchors", "multivector"}): RELATIVE_ALONE.format(what="multivector="),
     frozenset({"relative_anchors", "images"}): RELATIVE_ALONE.format(what="images="),
 }
-# Create options that only mean something with a part.
-BELONGS_TO = {
-    "fde": (
-        "multivector",
-        "fde= and token_storage= belong to multi-vector collections (multivector='muvera')",
-    ),
-    "token_storage": (
-        "multivector",
-        "fde= and token_storage= belong to multi-vector collections (multivector='muvera')",
-    ),
-    "image_root": (
-        "images",
-        "image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')",
-    ),
-    "max_image_bytes": (
-        "images",
-        "image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')",
-    ),
+# What to say when a part's option comes without the part (which option needs which part is
+# PART_OPTIONS, store/collection.py).
+WITHOUT_PART = {
+    "multivector": "fde= and token_storage= belong to multi-vector collections (multivector='muvera')",
+    "images": "image_root= and max_image_bytes= belong to image collections (images='bytes' or 'path')",
 }
 
 
@@ -79,9 +66,10 @@ def check_combination(given: set[str]) -> None:
     for pair, reason in EXCLUSIVE.items():
         if pair <= given:
             raise InputError(reason)
-    for option, (part, reason) in BELONGS_TO.items():
-        if option in given and part not in given:
-            raise InputError(reason)
+    for option in sorted(given):
+        part = PART_OPTIONS.get(option, (None, None))[1]
+        if part in WITHOUT_PART and option != part and part not in given:
+            raise InputError(WITHOUT_PART[part])
 
 
 # -- the vector parts -----------------------------------------------------------------------------
