@@ -14,13 +14,11 @@ import numpy as np
 from uniembed._extras import require
 from uniembed.errors import ConflictError, InputError, StoreUnavailableError
 from uniembed.store.filters import Condition
-from uniembed.store.homes import MILVUS_SCHEMES
 from uniembed.store.meta import CollectionMeta
 from uniembed.store.rows import (
     MAX_ID_BYTES,
 )
 
-SCHEMES = MILVUS_SCHEMES
 META = "uniembed_meta"
 PREFIX = "uniembed_"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,180}")

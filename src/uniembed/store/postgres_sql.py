@@ -11,10 +11,8 @@ import numpy as np
 from uniembed.errors import ConflictError, InputError
 from uniembed.store.backend import ARROW_TYPES, ID, PAYLOAD, TEXT, payload_column, vector_column
 from uniembed.store.filters import Condition
-from uniembed.store.homes import POSTGRES_SCHEMES
 from uniembed.store.meta import CollectionMeta
 
-SCHEMES = POSTGRES_SCHEMES
 META_TABLE = "uniembed_collections"
 TABLE_PREFIX = "uniembed_items_"
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,46}")  # the table name stays within PostgreSQL's 63 bytes
