@@ -70,6 +70,12 @@ def _encode_rerun_documents(model, args):
     return encode.rerun("SciFact documents")
 
 
+def _query_latency(model, args):
+    from bench import query_latency
+
+    return query_latency.run()
+
+
 def _serve(model, args):
     from bench import serve_load
 
@@ -194,6 +200,7 @@ BENCHES = {
         "Encoding: documents rerun against the committed run",
         _encode_rerun_documents,
     ),
+    "query-latency": ("Text-query latency against its parts, per backend", _query_latency),
     "serve": ("HTTP service under load, batching on vs off", _serve),
     "fairness": ("HTTP service: a short request behind a long one", _fairness),
     "graph": ("Graph embeddings: FastRP vs node2vec on Cora, and at scale", _graph),

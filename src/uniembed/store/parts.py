@@ -37,6 +37,7 @@ from uniembed.store.rows import (
     texts_as_data,
     vectors_and_texts,
 )
+from uniembed.threads import search_math
 
 # Parts (or create options) that cannot be held together, with the reason users are told. None of
 # them combine today: each changes what one stored vector is.
@@ -243,6 +244,11 @@ class TokenVectors(SingleVectors):
             tokens = self.collection.model.encode_tokens([query], prompt="query")[0]
         else:
             tokens = query_tokens(query, self.spec.token_dim)
+        with search_math():  # after the query's encoding: see uniembed.threads
+            return self._rank(snapshot, tokens, chosen, stage, depth, allowed)
+
+    def _rank(self, snapshot, tokens, chosen, stage, depth, allowed):
+        _, candidates, token_hits = stage
         if chosen == "fde":
             _, rows = snapshot.search(
                 self.fde.queries([tokens]),

@@ -19,6 +19,7 @@ from uniembed.index.growing import GrowingArray
 from uniembed.store.backend import FIELD_PREFIX, ID, PAYLOAD, vector_column
 from uniembed.store.filters import Condition, filter_mask
 from uniembed.store.multivector import TOKENS, MultiVectorSpec, TokenSets
+from uniembed.threads import search_math
 
 # Filters that leave at most this many rows are searched exactly: cheaper than walking an index
 # that must skip almost everything, and always returns k results when k exist.
@@ -161,7 +162,12 @@ class Snapshot:
         fewer exist. Every query gets k hits when k rows are allowed: when a filter leaves few
         rows, or a small share of the collection, they are searched exactly (an ANN index that
         must skip almost everything finds too few), and any query the index leaves short is
-        searched again exactly over the allowed rows."""
+        searched again exactly over the allowed rows. A small search runs its math on the
+        calling thread alone (uniembed.threads: it must not fight the encoder for the cores)."""
+        with search_math(len(queries)):
+            return self._search(queries, k, field_name, allowed)
+
+    def _search(self, queries, k, field_name, allowed):
         vectors = self.vectors(field_name)
         n_allowed = self.count_allowed(allowed)
         if n_allowed == 0:
