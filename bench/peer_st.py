@@ -37,10 +37,12 @@ def load(config: str, model_dir: str, calibration: str):
     folder = Path(model_dir)
     if config == "torch":
         return SentenceTransformer(model_dir, device="cpu")
-    if config == "openvino":
-        return SentenceTransformer(model_dir, device="cpu", backend="openvino")
-    if config == "onnx":
-        return SentenceTransformer(model_dir, device="cpu", backend="onnx")
+    if config in ("onnx", "openvino"):
+        model = SentenceTransformer(model_dir, device="cpu", backend=config)
+        exported = "onnx/model.onnx" if config == "onnx" else "openvino/openvino_model.xml"
+        if not (folder / exported).is_file():  # saved once, as its warning advises
+            model.save_pretrained(model_dir)
+        return model
     if config in ("onnx-O3", "onnx-O4"):
         from sentence_transformers import export_optimized_onnx_model
 
@@ -76,6 +78,7 @@ def load(config: str, model_dir: str, calibration: str):
                 None,
                 model_dir,
                 dataset_name=str(Path(calibration).parent),
+                dataset_config_name="default",
                 dataset_split="train",
                 column_name="text",
             )

@@ -53,7 +53,9 @@ def corpus() -> tuple[list[str], list[str], list[str]]:
     """(ids, documents, queries): the first N_DOCS SciFact abstracts, N_QUERIES test queries."""
     docs = [json.loads(line) for line in (DATA / "corpus.jsonl").read_text().splitlines()]
     docs = docs[:N_DOCS]
-    queries = [json.loads(line)["text"] for line in (DATA / "queries.jsonl").read_text().splitlines()]
+    queries = [
+        json.loads(line)["text"] for line in (DATA / "queries.jsonl").read_text().splitlines()
+    ]
     return (
         [d["_id"] for d in docs],
         [(d["title"] + " " + d["text"]).strip() for d in docs],
@@ -87,7 +89,10 @@ def worker(label: str, vectors_path: str) -> None:
     vectors = np.load(vectors_path)
     _, _, queries = corpus()
     with tempfile.TemporaryDirectory() as folder:
-        plain, binary = build(folder, model, vectors, "none"), build(folder, model, vectors, "binary")
+        plain, binary = (
+            build(folder, model, vectors, "none"),
+            build(folder, model, vectors, "binary"),
+        )
         query_vectors = model.encode(queries, prompt="query")
         operations = {
             "encode": lambda i, q: model.encode([q], prompt="query"),
@@ -179,7 +184,7 @@ def _child(*args: str) -> tuple[list[dict] | None, str]:
         [sys.executable, "-m", __spec__.name, *args], capture_output=True, text=True
     )
     if proc.returncode != 0:
-        return None, (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+        return None, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
     return json.loads(proc.stdout.strip().splitlines()[-1]), ""
 
 
@@ -222,12 +227,19 @@ def run() -> dict[str, list[dict]]:
             ]  # the vector search's request includes its own embeddings request
             service.append(
                 {name: _spread([r[name] for r in rounds]) for name in rounds[0]}
-                | {"text / (embed + vector)": _spread(ratio), "<= 1.15": statistics.median(ratio) <= 1.15}
+                | {
+                    "text / (embed + vector)": _spread(ratio),
+                    "<= 1.15": statistics.median(ratio) <= 1.15,
+                }
             )
         else:
             service.append({"skipped": why})
+    title = (
+        f"Text-query latency, folder collection of {N_DOCS:,} SciFact abstracts "
+        f"(p50 ms, {N_QUERIES} queries, {ROUNDS} rounds)"
+    )
     return {
-        f"Text-query latency, folder collection of {N_DOCS:,} SciFact abstracts (p50 ms, {N_QUERIES} queries, {ROUNDS} rounds)": latency,
+        title: latency,
         "Text-query latency: searches by text against their parts (goals of issue 32)": goals,
         "Text-query latency through the service, 1 client (p50 ms, torch fp32)": service,
     }

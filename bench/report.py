@@ -109,7 +109,9 @@ def write_results(folder: Path, bench: str, command: str, tables: dict[str, list
 
 def markdown_table(rows: list[dict]) -> str:
     # every row's columns, in first-seen order: a skipped row may carry only its reason
-    header = [key for key in dict.fromkeys(k for row in rows for k in row) if key not in HIDDEN_COLUMNS]
+    header = [
+        key for key in dict.fromkeys(k for row in rows for k in row) if key not in HIDDEN_COLUMNS
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(row.get(key, "")) for key in header) + " |" for row in rows]
     return "\n".join(lines)

@@ -58,6 +58,12 @@ def _encode(model, args):
     return encode.run()  # several tables: one per workload
 
 
+def _encode_peers(model, args):
+    from bench import encode_peers
+
+    return encode_peers.run()
+
+
 def _encode_rerun(model, args):
     from bench import encode
 
@@ -195,6 +201,10 @@ BENCHES = {
     "durability": ("Durability under kill -9", _durability),
     "ingest": ("Ingest through a live, searched collection vs a bulk load", _ingest),
     "encode": ("Encoding backends vs sentence-transformers", _encode),
+    "encode-peers": (
+        "Encoding against sentence-transformers' own backends (about 30 minutes)",
+        _encode_peers,
+    ),
     "encode-rerun": ("Encoding: short texts rerun against the committed run", _encode_rerun),
     "encode-rerun-documents": (
         "Encoding: documents rerun against the committed run",

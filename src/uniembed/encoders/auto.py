@@ -54,7 +54,7 @@ CANDIDATES: tuple[tuple[str, str], ...] = (
 EXACT_PRECISION = "fp32"
 SHORT_TEXTS, LONG_TEXTS, JOINED_FROM, PASSES = 192, 24, 24, 3
 # names the calibration: a cached record measured by another recipe is measured again
-RECIPE = "banking77-train-192short-24long-seed7-3passes-v1"
+RECIPE = "banking77-train-192short-24long-seed7-3passes-v2"  # v2: openvino streams
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
@@ -108,6 +108,49 @@ class AutoChoice:
         )
 
 
+def load_auto(name: str, directory: Path, kind, options, min_cosine, precisions: dict):
+    """What load() does for backend/precision "auto": calibrate (or read the cached calibration),
+    then load the choice; `precisions`: each backend's precisions (load.PRECISIONS)."""
+    from dataclasses import replace
+
+    from uniembed.encoders.model_dir import read_model_dir
+    from uniembed.encoders.registry import weights_digest
+
+    floor = check_min_cosine(DEFAULT_MIN_COSINE if min_cosine is None else min_cosine)
+    if kind.name != "transformer":
+        raise InputError(
+            f"backend/precision 'auto' choose among the text transformer backends; "
+            f"{directory} is a {kind.label or kind.name} model"
+        )
+    if options.device not in (None, "cpu"):
+        raise InputError(
+            f"backend/precision 'auto' choose for the CPU; got device={options.device!r} "
+            "(on a GPU, pass backend='torch' and a precision)"
+        )
+    if options.layers is not None or options.dim is not None:
+        raise InputError(
+            "layers= and dim= run on the torch backend only; do not combine with 'auto'"
+        )
+    options = replace(options, device="cpu")
+
+    def load_candidate(backend: str, precision: str):
+        return kind.load(name, directory, replace(options, backend=backend, precision=precision))
+
+    wanted = candidates_for(options.backend, options.precision, precisions)
+    choice = choose(
+        directory,
+        weights_digest(read_model_dir(directory).weights_dir),
+        wanted,
+        floor,
+        options.threads,
+        load_candidate,
+    )
+    encoder = load_candidate(choice.backend, choice.precision)
+    encoder.auto_choice = choice
+    log.info("%s", choice.reason)
+    return encoder
+
+
 def check_min_cosine(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise InputError(f"min_cosine must be a number in (0, 1], got {value!r}")
@@ -126,23 +169,28 @@ def candidates_for(backend: str, precision: str, backends: dict[str, tuple[str, 
 def machine_key(threads: int | None) -> dict:
     """What makes a measurement hold: the CPU, its features, the cores and threads this process
     may use, and the runtimes' versions."""
+    import platform
     from importlib import metadata
 
-    from uniembed.encoders.load import cpu_model
-
     try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        flags = set()
+        cpuinfo = ""
+    flags = set(cpuinfo.split())
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in cpuinfo.splitlines()
+        if line.startswith("model name")
+    ]
     versions = {}
-    for name in ("torch", "onnxruntime", "openvino", "nncf"):
+    for name in ("uniembed", "torch", "onnxruntime", "openvino", "nncf"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu_model(),
+        "cpu": names[0] if names else platform.processor() or platform.machine(),
         "features": [f for f in FEATURES if f in flags],
         "cores": cores,
         "threads": threads,
@@ -250,7 +298,7 @@ def calibrate(
         log.info("auto: loading %s %s for the calibration", backend, precision)
         try:
             loaded[(backend, precision)] = load_candidate(backend, precision)
-        except (ImportError, InputError, OSError, RuntimeError) as exc:  # noqa: PERF203
+        except (ImportError, InputError, OSError, RuntimeError) as exc:
             m.skipped = f"{type(exc).__name__}: {str(exc)[:200]}"
             log.info("auto: %s skipped: %s", m.label, m.skipped)
     exact = loaded.get(("torch", EXACT_PRECISION))
@@ -260,7 +308,7 @@ def calibrate(
             + str(measurements[("torch", EXACT_PRECISION)].skipped)
         )
     vectors, seconds = {}, {key: [] for key in loaded}
-    for key, model in loaded.items():  # a warm-up for every pool and allocator
+    for model in loaded.values():  # a warm-up for every pool and allocator
         model.encode(texts[:32], show_progress=False)
     for _ in range(PASSES):
         for key, model in loaded.items():

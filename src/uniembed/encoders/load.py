@@ -44,6 +44,7 @@ def load(
     token_budget: int = 16384,
     layers: int | None = None,
     dim: int | None = None,
+    min_cosine: float | None = None,
 ):
     """Load an encoder: the default model (offline), a catalogue name, a local directory or a hub id.
 
@@ -59,8 +60,20 @@ def load(
     token_budget: at most this many tokens (padding included) per forward pass.
     layers, dim: run only the first `layers` transformer layers and keep the first `dim` output
              coordinates (a Starbucks / Matryoshka model run small; torch backend).
+
+    backend="auto" and/or precision="auto" (text transformers on the CPU): the fastest
+             configuration this CPU runs whose worst cosine to the exact vectors is at least
+             `min_cosine` (default 0.999), calibrated once per model and machine and cached (see
+             encoders/auto.py). backend="auto" alone keeps precision fp32: the fastest backend
+             making the exact vectors. The encoder's `auto_choice.reason` says what was chosen and
+             why.
     """
     _check_options(backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget)
+    automatic = "auto" in (backend, precision)
+    if min_cosine is not None and not automatic:
+        raise InputError(
+            f"min_cosine={min_cosine!r} applies to backend='auto' or precision='auto' only"
+        )
     options = LoadOptions(
         backend=backend,
         precision=precision,
@@ -76,6 +89,10 @@ def load(
     )
     name, directory = resolve(model)
     kind = kind_of(directory)
+    if automatic:
+        from uniembed.encoders.auto import load_auto
+
+        return load_auto(name, directory, kind, options, min_cosine, PRECISIONS)
     kind.check_options(options)
     return kind.load(name, directory, options)
 
@@ -182,11 +199,16 @@ def _load_transformer(name: str, directory: Path, options: LoadOptions):
 def _check_options(
     backend, precision, chunk_overlap, padding_side, pooling, threads, token_budget
 ) -> None:
-    if backend not in BACKENDS:
-        raise InputError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS[backend]:
+    if backend not in (*BACKENDS, "auto"):
+        raise InputError(f"backend must be one of {[*BACKENDS, 'auto']}, got {backend!r}")
+    allowed = (
+        sorted({p for b in BACKENDS for p in PRECISIONS[b] if p != "fp16"})
+        if backend == "auto"
+        else list(PRECISIONS[backend])
+    ) + ["auto"]
+    if precision not in allowed:
         raise InputError(
-            f"precision for the {backend} backend must be one of {list(PRECISIONS[backend])}, got {precision!r}"
+            f"precision for the {backend} backend must be one of {allowed}, got {precision!r}"
         )
     for option, value, low in (
         ("chunk_overlap", chunk_overlap, 0),

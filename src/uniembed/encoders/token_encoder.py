@@ -212,8 +212,7 @@ class TokenEncoder(Encoder):
         shown = progress_iter(
             batches, n_inputs > max_batch if show_progress is None else show_progress
         )
-        for rows, padded in self._padded_batches(windows, shown):
-            pooled[rows] = self.embed_windows(padded)
+        self.embed_batches(self._padded_batches(windows, shown), len(batches), pooled)
         if len(lengths) != n_inputs:  # several windows for some inputs
             per_input = np.bincount(windows.owner, minlength=n_inputs)
             self.note_chunks(int(per_input[per_input > 1].sum()))
@@ -221,6 +220,12 @@ class TokenEncoder(Encoder):
         return (
             pooled if self.dim == self.hidden_size else np.ascontiguousarray(pooled[:, : self.dim])
         )
+
+    def embed_batches(self, batches, n_batches: int, out: np.ndarray) -> None:
+        """Write each (rows, padded) batch's pooled vectors into out[rows]: one batch after the
+        other here; a backend that can run batches side by side overrides it (openvino.py)."""
+        for rows, padded in batches:
+            out[rows] = self.embed_windows(padded)
 
     def _padded_batches(self, windows: Windows, batches):
         """(rows, padded inputs) for each batch of window rows, padded to the batch's bucket length
