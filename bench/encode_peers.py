@@ -58,7 +58,9 @@ OURS = {
 }
 DEFAULT = "sentence-transformers torch fp32 (default)"
 ROUNDS = {"STSb sentences": 3, "SciFact documents": 2}
-PEER_MODEL = CACHE / "peer-model"  # a writable copy of the default model: the peer's exports land here
+PEER_MODEL = (
+    CACHE / "peer-model"
+)  # a writable copy of the default model: the peer's exports land here
 PEER_CALIBRATION = CACHE / "peer-calibration"
 
 
@@ -163,7 +165,9 @@ def run(rounds: int | None = None, workloads: tuple[str, ...] = tuple(WORKLOADS)
         }
         for m in choice.measurements
     ]
-    tables["Peer environment"] = [{"library": k, "version": v} for k, v in peer_versions(python).items()]
+    tables["Peer environment"] = [
+        {"library": k, "version": v} for k, v in peer_versions(python).items()
+    ]
     return tables
 
 
@@ -177,13 +181,15 @@ def _tables(workload, texts, seconds, first, skipped, chose) -> dict:
     peers_at_floor = [label for label in measured if label in PEERS and worst[label] >= FLOOR]
     fastest_peer = max(peers_at_floor, key=speed.get)
     ours_at_floor = [label for label in measured if label in OURS and worst[label] >= FLOOR]
-    fastest_ours = max((label for label in ours_at_floor if label != "uniembed auto"), key=speed.get)
+    fastest_ours = max(
+        (label for label in ours_at_floor if label != "uniembed auto"), key=speed.get
+    )
     rows = []
     for label in [*PEERS, *OURS]:
         if label in skipped:
             rows.append({"configuration": label, "skipped": skipped[label]})
             continue
-        ratio = lambda base: [b / t for b, t in zip(seconds[base], seconds[label])]  # noqa: E731
+        ratio = lambda base, label=label: [b / t for b, t in zip(seconds[base], seconds[label])]  # noqa: E731
         rows.append(
             {
                 "configuration": label + (f" (chose {chose[label]})" if chose.get(label) else ""),

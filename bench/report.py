@@ -71,11 +71,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# the instruction sets that decide which encoding configuration is fastest (issue 32)
+CPU_FEATURES = {
+    "amx_bf16": "AMX",
+    "avx512_bf16": "AVX-512 BF16",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx512f": "AVX-512",
+    "avx2": "AVX2",
+}
+
+
+def cpu_features() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return ""
+    return ", ".join(
+        (name if flag in flags else f"no {name}")
+        for flag, name in CPU_FEATURES.items()
+        if flag in flags or flag in ("amx_bf16", "avx512_bf16", "avx512_vnni")
+    )
+
+
 def machine_facts() -> dict:
     """What a reader needs to judge a number: the CPU, how many cores this process may use, the
     library versions that did the work."""
     facts = {
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -131,7 +154,9 @@ def provenance(record: dict) -> str:
         f"{name} {machine[name]}" for name in LIBRARIES if name in machine and name != "uniembed"
     )
     return (
-        f"<sub>`{record['command']}`, {record['date']}: {machine['cpu']}, {machine['cores']} cores; "
+        f"<sub>`{record['command']}`, {record['date']}: {machine['cpu']}"
+        + (f" ({machine['cpu_features']})" if machine.get("cpu_features") else "")
+        + f", {machine['cores']} cores; "
         f"Python {machine['python']}, {versions}.</sub>"
     )
 

@@ -148,6 +148,82 @@ def test_openvino_int8_is_quantised_once_and_again_when_its_recipe_or_files_chan
     assert calls == [1, 1]
 
 
+def test_openvino_fp32_and_bf16_run_an_ir_converted_once_from_the_pytorch_weights(
+    tiny_dir, onnx_cache, encoders, monkeypatch
+):
+    """Converted by OpenVINO's PyTorch frontend (fused attention), cached beside the ONNX export,
+    converted again when its recipe or files change; the vectors stay torch's."""
+    import json
+
+    import openvino as ov
+
+    from uniembed.encoders import openvino
+    from uniembed.encoders.load import cpu_has_bf16
+
+    monkeypatch.setenv("UNIEMBED_CACHE", str(onnx_cache))
+    assert encoders[("openvino", "fp32")].model_path.name == openvino.IR_XML
+    # loaded again: an earlier test damaged a file of this cache, which rebuilt all of it
+    ir = uniembed.load(tiny_dir, backend="openvino").model_path
+    info_file = ir.parent / "export.json"
+    info = json.loads(info_file.read_text())
+    assert info["openvino_ir_recipe"] == openvino.IR_RECIPE and openvino.IR_BIN in info["sha256"]
+    calls = []
+    real_convert = ov.convert_model
+    monkeypatch.setattr(
+        ov, "convert_model", lambda *a, **k: calls.append(1) or real_convert(*a, **k)
+    )
+    texts = ["a cat sat", "the dog on the mat"]
+    np.testing.assert_allclose(
+        uniembed.load(tiny_dir, backend="openvino").encode(texts),
+        encoders[("torch", "fp32")].encode(texts),
+        atol=1e-5,
+    )
+    assert calls == []  # the cached IR
+    info_file.write_text(json.dumps({**info, "openvino_ir_recipe": "an-older-recipe"}))
+    uniembed.load(tiny_dir, backend="openvino")
+    assert calls == [1]
+    bin_file = ir.parent / openvino.IR_BIN
+    bin_file.write_bytes(bin_file.read_bytes()[:-16])  # a damaged weights file is never compiled
+    uniembed.load(
+        tiny_dir,
+        backend="openvino",
+        precision="bf16" if cpu_has_bf16() else "fp32",
+    )
+    assert calls == [1, 1]
+
+
+def test_openvino_runs_many_batches_side_by_side_with_the_bits_of_one_at_a_time(encoders):
+    model = encoders[("openvino", "fp32")]
+    texts = [("word " * n).strip() for n in range(1, 60)]  # many length buckets: many batches
+    together = model.encode(texts, batch_size=4)
+    alone = np.stack([model.encode([text])[0] for text in texts])
+    assert model._throughput is not None  # the multi-batch path ran
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_an_openvino_encoder_freed_after_a_multi_batch_encode_does_not_abort_the_process(
+    tiny_dir, onnx_cache
+):
+    """Its callbacks once held the encoder: freeing it then joined an OpenVINO thread from itself
+    and aborted the process (std::system_error, 'Resource deadlock avoided')."""
+    script = (
+        "import uniembed, gc\n"
+        "def once():\n"
+        f"    model = uniembed.load({str(tiny_dir)!r}, backend='openvino')\n"
+        "    model.encode([('word ' * n).strip() for n in range(1, 60)], batch_size=4)\n"
+        "for _ in range(2):\n"
+        "    once(); gc.collect()\n"
+        "print('freed')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "UNIEMBED_CACHE": str(onnx_cache)},
+    )
+    assert proc.returncode == 0 and "freed" in proc.stdout, proc.stderr[-500:]
+
+
 def test_openvino_rejects_what_it_cannot_do(tiny_dir):
     for options, message in (
         ({"precision": "fp16"}, "precision for the openvino backend must be one of"),

@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from uniembed.cli.common import add_backend_options, backend_options, say_auto_choice
 from uniembed.cli.embed import add_engine_options, run_on_ray
 
 
@@ -216,8 +217,7 @@ def add_parser(commands) -> None:
         "or be the target of an upgrade with a fitted adapter; any model for a collection "
         "created with --relative-anchors",
     )
-    model.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch")
-    model.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
+    add_backend_options(model)
     model.add_argument("--device", default=None)
     search.set_defaults(run=run_search)
 
@@ -440,7 +440,8 @@ def run_search(args: argparse.Namespace) -> int:
     if args.model is not None:
         from uniembed import load
 
-        model = load(args.model, backend=args.backend, precision=args.precision, device=args.device)
+        model = load(args.model, device=args.device, **backend_options(args))
+        say_auto_choice(model)
     col = _open_for_search(args, model)
     hits = col.search(
         args.query,

@@ -127,8 +127,19 @@ def run_on_ray(
     normalize: bool = True,
     model: str | None = None,
 ):
+    from uniembed.errors import InputError
     from uniembed.scale.ray_embed import embed_with_ray
 
+    given = {
+        f"--{name.replace('_', '-')} {getattr(args, name)}"
+        for name, default in (("backend", "torch"), ("precision", "fp32"), ("min_cosine", None))
+        if getattr(args, name, default) != default
+    }
+    if given:  # Ray's actors load the model as the collection or the default says: torch fp32
+        raise InputError(
+            f"{', '.join(sorted(given))}: --engine ray encodes on torch fp32; drop the option or "
+            "use --engine local"
+        )
     return embed_with_ray(
         model if model is not None else args.model,
         source,

@@ -16,11 +16,58 @@ def add_parser(commands) -> None:
         "hub id (with a network), can be loaded too.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="show what backend='auto', precision='auto' chooses for --model on this CPU, and why "
+        "(a short calibration the first time, cached after)",
+    )
+    parser.add_argument(
+        "--model", "-m", default=None, help="with --auto (default: the default model)"
+    )
+    parser.add_argument(
+        "--min-cosine",
+        type=float,
+        default=None,
+        help="with --auto: the worst cosine to the exact vectors a choice may give (default: 0.999)",
+    )
     parser.set_defaults(run=run)
+
+
+def run_auto(args: argparse.Namespace) -> int:
+    from uniembed import load
+
+    choice = load(
+        args.model, backend="auto", precision="auto", min_cosine=args.min_cosine
+    ).auto_choice
+    if args.json:
+        print(json.dumps(asdict(choice) | {"reason": choice.reason}, indent=2))
+        return 0
+    print(choice.reason.split("; others:")[0])
+    print(f"\n{'configuration':<16} {'texts/s':>9} {'worst cos':>10}")
+    for m in choice.measurements:
+        mark = (
+            " <- chosen" if (m.backend, m.precision) == (choice.backend, choice.precision) else ""
+        )
+        if m.skipped:
+            print(f"{m.label:<16} skipped: {m.skipped}")
+        else:
+            print(f"{m.label:<16} {m.texts_per_s:>9,.0f} {m.worst_cosine:>10.5f}{mark}")
+    print(
+        f"\nmeasured on {choice.machine['cpu']} ({', '.join(choice.machine['features']) or 'no AVX2'})"
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from uniembed.encoders.registry import DEFAULT_MODEL, list_models
+
+    if args.auto:
+        return run_auto(args)
+    if args.model is not None or args.min_cosine is not None:
+        from uniembed.errors import InputError
+
+        raise InputError("--model and --min-cosine go with --auto")
 
     models = list_models()
     if args.json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from uniembed.cli.common import add_backend_options
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
@@ -19,18 +21,7 @@ def add_parser(commands) -> None:
         help="catalogue name, model directory, hub id or static "
         "model folder (default: all-MiniLM-L6-v2)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=["torch", "onnx", "openvino"],
-        default="torch",
-        help="inference backend (default: torch; openvino: the fastest int8 on CPUs)",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "int8"],
-        default="fp32",
-        help="(default: fp32)",
-    )
+    add_backend_options(parser)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     parser.add_argument(
@@ -169,6 +160,7 @@ def settings_from_args(args: argparse.Namespace):
         model=args.model,
         backend=args.backend,
         precision=args.precision,
+        min_cosine=args.min_cosine,
         device=args.device,
         threads=args.threads,
         collections=args.collections,

@@ -54,7 +54,7 @@ CANDIDATES: tuple[tuple[str, str], ...] = (
 EXACT_PRECISION = "fp32"
 SHORT_TEXTS, LONG_TEXTS, JOINED_FROM, PASSES = 192, 24, 24, 3
 # names the calibration: a cached record measured by another recipe is measured again
-RECIPE = "banking77-train-192short-24long-seed7-3passes-v2"  # v2: openvino streams
+RECIPE = "banking77-train-192short-24long-seed7-3rounds-v3"  # v3: a process per candidate
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
@@ -133,9 +133,6 @@ def load_auto(name: str, directory: Path, kind, options, min_cosine, precisions:
         )
     options = replace(options, device="cpu")
 
-    def load_candidate(backend: str, precision: str):
-        return kind.load(name, directory, replace(options, backend=backend, precision=precision))
-
     wanted = candidates_for(options.backend, options.precision, precisions)
     choice = choose(
         directory,
@@ -143,9 +140,10 @@ def load_auto(name: str, directory: Path, kind, options, min_cosine, precisions:
         wanted,
         floor,
         options.threads,
-        load_candidate,
+        measure_in_a_process(directory, options),
     )
-    encoder = load_candidate(choice.backend, choice.precision)
+    chosen = replace(options, backend=choice.backend, precision=choice.precision)
+    encoder = kind.load(name, directory, chosen)
     encoder.auto_choice = choice
     log.info("%s", choice.reason)
     return encoder
@@ -234,7 +232,7 @@ def choose(
     wanted: list[tuple[str, str]],
     min_cosine: float,
     threads: int | None,
-    load_candidate: Callable[[str, str], object],
+    measure: Callable[[str, str, Path], tuple[float, np.ndarray]],
 ) -> AutoChoice:
     """The fastest of `wanted` whose worst cosine is at least `min_cosine`, from the cached record
     when it holds for this model and machine, else from a new calibration (written to the cache)."""
@@ -245,7 +243,7 @@ def choose(
     if record is None or not set(labels) <= {
         f"{m['backend']} {m['precision']}" for m in record["measurements"]
     }:
-        measurements = calibrate(sorted(set(wanted) | _exact(wanted)), load_candidate)
+        measurements = calibrate(sorted(set(wanted) | _exact(wanted)), measure)
         record = {
             "recipe": RECIPE,
             "weights": weights,
@@ -286,41 +284,91 @@ def _exact(wanted) -> set[tuple[str, str]]:
     return {("torch", EXACT_PRECISION)}
 
 
+class Unavailable(Exception):
+    """A candidate that cannot run here; its message is the reason kept in the record."""
+
+
 def calibrate(
-    candidates: list[tuple[str, str]], load_candidate: Callable[[str, str], object]
+    candidates: list[tuple[str, str]],
+    measure: Callable[[str, str, Path], tuple[float, np.ndarray]],
 ) -> list[Measurement]:
-    """Load every candidate (skipping those that cannot load here), time PASSES interleaved passes
-    over the calibration texts, and measure each one's worst cosine to torch fp32's vectors."""
-    texts = calibration_texts()
-    loaded, measurements = {}, {}
-    for backend, precision in candidates:
-        m = measurements[(backend, precision)] = Measurement(backend, precision)
-        log.info("auto: loading %s %s for the calibration", backend, precision)
-        try:
-            loaded[(backend, precision)] = load_candidate(backend, precision)
-        except (ImportError, InputError, OSError, RuntimeError) as exc:
-            m.skipped = f"{type(exc).__name__}: {str(exc)[:200]}"
-            log.info("auto: %s skipped: %s", m.label, m.skipped)
-    exact = loaded.get(("torch", EXACT_PRECISION))
-    if exact is None:
+    """PASSES rounds; in each, every candidate measured once (`measure`: seconds of one timed pass
+    over the texts file after a warm-up, and its vectors), candidates interleaved round by round so
+    a noisy stretch lands on all of them. Speed: the median round; fidelity: the worst cosine of
+    any text to torch fp32's vectors. A candidate that raises Unavailable is skipped, its reason
+    kept. `measure` runs each in a process of its own (measure_in_a_process): in one process the
+    runtimes' spinning thread pools slow each other (measured: OpenVINO fp32 at half its speed)."""
+    import tempfile
+
+    measurements = {c: Measurement(*c) for c in candidates}
+    seconds: dict[tuple[str, str], list[float]] = {c: [] for c in candidates}
+    vectors = {}
+    with tempfile.TemporaryDirectory(prefix="uniembed-auto-") as folder:
+        texts = Path(folder) / "texts.json"
+        texts.write_text(json.dumps(calibration_texts()), encoding="utf-8")
+        for round_ in range(PASSES):
+            for key in candidates:
+                m = measurements[key]
+                if m.skipped is not None:
+                    continue
+                log.info("auto: measuring %s (round %d of %d)", m.label, round_ + 1, PASSES)
+                try:
+                    took, vectors[key] = measure(*key, texts)
+                except Unavailable as exc:
+                    m.skipped = str(exc)[:300]
+                    log.info("auto: %s skipped: %s", m.label, m.skipped)
+                    continue
+                seconds[key].append(took)
+        n_texts = len(json.loads(texts.read_text(encoding="utf-8")))
+    exact = ("torch", EXACT_PRECISION)
+    if exact not in vectors:
         raise InputError(
-            "auto measures fidelity against torch fp32, which cannot load here: "
-            + str(measurements[("torch", EXACT_PRECISION)].skipped)
+            f"auto measures fidelity against torch fp32, which cannot run here: {measurements[exact].skipped}"
         )
-    vectors, seconds = {}, {key: [] for key in loaded}
-    for model in loaded.values():  # a warm-up for every pool and allocator
-        model.encode(texts[:32], show_progress=False)
-    for _ in range(PASSES):
-        for key, model in loaded.items():
-            start = time.perf_counter()
-            vectors[key] = model.encode(texts, show_progress=False, long="truncate")
-            seconds[key].append(time.perf_counter() - start)
-    reference = vectors[("torch", EXACT_PRECISION)]
-    for key in loaded:
-        m = measurements[key]
-        m.texts_per_s = round(len(texts) / statistics.median(seconds[key]), 1)
-        m.worst_cosine = round(float((vectors[key] * reference).sum(axis=1).min()), 6)
+    for key, m in measurements.items():
+        if m.skipped is None:
+            m.texts_per_s = round(n_texts / statistics.median(seconds[key]), 1)
+            m.worst_cosine = round(float((vectors[key] * vectors[exact]).sum(axis=1).min()), 6)
     return [measurements[key] for key in candidates]
+
+
+def measure_in_a_process(directory: Path, options) -> Callable:
+    """measure(backend, precision, texts) running one candidate in a fresh Python process (load,
+    warm-up, one timed pass; python -m uniembed.encoders.auto), with the caller's load options."""
+    import subprocess
+    import sys
+    import tempfile
+    from dataclasses import asdict as as_dict
+
+    def measure(backend: str, precision: str, texts: Path) -> tuple[float, np.ndarray]:
+        spec = as_dict(options) | {"backend": backend, "precision": precision}
+        spec = {k: v for k, v in spec.items() if v is not None and k not in ("layers", "dim")}
+        with tempfile.TemporaryDirectory(prefix="uniembed-auto-") as folder:
+            out = Path(folder) / "vectors.npy"
+            job = {"model": str(directory), "options": spec, "texts": str(texts), "out": str(out)}
+            proc = subprocess.run(
+                [sys.executable, "-m", __name__, json.dumps(job)], capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                lines = [line for line in proc.stderr.splitlines() if line.strip()]
+                raise Unavailable(lines[-1] if lines else f"exit status {proc.returncode}")
+            return float(json.loads(proc.stdout.splitlines()[-1])["seconds"]), np.load(out)
+
+    return measure
+
+
+def _measure_here(job: dict) -> dict:
+    """The child's side of measure_in_a_process: one candidate, one timed pass."""
+    import uniembed
+
+    model = uniembed.load(job["model"], **job["options"])
+    texts = json.loads(Path(job["texts"]).read_text(encoding="utf-8"))
+    model.encode(texts[:32], show_progress=False)  # a warm-up for the pools and allocators
+    start = time.perf_counter()
+    vectors = model.encode(texts, show_progress=False, long="truncate")
+    took = time.perf_counter() - start
+    np.save(job["out"], vectors)
+    return {"seconds": took}
 
 
 def _read_record(path: Path, weights: str, machine: dict) -> dict | None:
@@ -355,3 +403,15 @@ def _write_record(path: Path, record: dict) -> None:
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     staging.write_text(json.dumps(record, indent=1), encoding="utf-8")
     replace_file(staging, path)
+
+
+if __name__ == "__main__":  # a candidate measured in a process of its own (measure_in_a_process)
+    import sys
+    import warnings
+
+    warnings.simplefilter("ignore")  # a TruncationWarning per pass is expected: long texts are cut
+    try:
+        print(json.dumps(_measure_here(json.loads(sys.argv[1]))))
+    except Exception as exc:  # the reason the candidate is skipped, as one line on stderr
+        print(f"{type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(3)

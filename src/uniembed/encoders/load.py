@@ -349,8 +349,11 @@ def _load_onnx(
     info = read_export_info(folder)
     limit = _max_tokens(max_tokens, config, info.get("max_positions"), info.get("model_max_length"))
     mode = pooling or config.pooling or "mean"
+    extra = {}
     if backend == "openvino":
         from uniembed.encoders.openvino import OpenVinoEncoder as encoder_class
+
+        extra["weights_dir"] = config.weights_dir  # converted by OpenVINO's PyTorch frontend
     else:
         encoder_class = OnnxEncoder
     return encoder_class(
@@ -367,6 +370,7 @@ def _load_onnx(
         threads=threads,
         token_budget=token_budget,
         base_fingerprint=base_fingerprint(digest, mode, limit, config.prompts, info["hidden_size"]),
+        **extra,
     )
 
 

@@ -50,7 +50,7 @@ def export_model(weights_dir: Path, target: Path) -> None:
             torch.export.Dim("tokens", max=_positions(body) or 4096),
         )
         torch.onnx.export(
-            _HiddenStates(body, names),
+            hidden_states_module(body, names),
             tuple(sample[n] for n in names),
             str(staging / PRECISION_FILES["fp32"]),
             input_names=names,
@@ -79,22 +79,20 @@ def _positions(body) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-class _HiddenStates:
-    """torch.nn.Module returning last_hidden_state, with inputs in a fixed order (built lazily so
-    that importing this module does not import torch)."""
+def hidden_states_module(body, names):
+    """A torch.nn.Module returning `body`'s last_hidden_state, its inputs in the order of `names`
+    (built here, not at import, so that importing this module does not import torch)."""
+    import torch
 
-    def __new__(cls, body, names):
-        import torch
+    class HiddenStates(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = body
 
-        class Wrapper(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.body = body
+        def forward(self, *inputs):
+            return self.body(**dict(zip(names, inputs))).last_hidden_state
 
-            def forward(self, *inputs):
-                return self.body(**dict(zip(names, inputs))).last_hidden_state
-
-        return Wrapper()
+    return HiddenStates()
 
 
 def int8_excluded_nodes(model, exclusion: str = DEFAULT_INT8_EXCLUSION) -> list[str]:

@@ -77,9 +77,12 @@ class ServiceState:
                 None if settings.model == "default" else settings.model,
                 backend=settings.backend,
                 precision=settings.precision,
+                min_cosine=settings.min_cosine,
                 device=settings.device,
                 threads=settings.threads,
             )
+            if getattr(encoder, "auto_choice", None) is not None:
+                log.info("%s", encoder.auto_choice.reason)
         except Exception as exc:  # reported by /ready and every embeddings call
             self.load_error = (
                 f"the model {settings.model!r} failed to load: {type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ class ServeSettings:
     model: str = "default"  # a catalogue name, a model directory, a hub id or a static model folder
     backend: str = "torch"
     precision: str = "fp32"
+    min_cosine: float | None = None  # with an "auto" backend or precision (encoders/auto.py)
     device: str | None = None
     threads: int | None = None
     collections: Path | None = (
@@ -117,6 +118,14 @@ class ServeSettings:
                 )
         self.allowed_hosts = tuple(self.allowed_hosts)
         self.cors_origins = tuple(self.cors_origins)
+        if self.min_cosine is not None:  # refused here, not later in the model's loading thread
+            from uniembed.encoders.auto import check_min_cosine
+
+            if "auto" not in (self.backend, self.precision):
+                raise InputError(
+                    f"min_cosine={self.min_cosine!r} applies to backend='auto' or precision='auto' only"
+                )
+            check_min_cosine(self.min_cosine)
 
 
 def check_remote_collections(pairs) -> tuple[tuple[str, str], ...]:
