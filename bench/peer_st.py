@@ -31,6 +31,17 @@ def quantization_target() -> str:
     return "avx512" if "avx512f" in flags else "avx2"
 
 
+def exported(model_dir: str, backend: str, name: str, export):
+    """The model from its export `name` in model_dir, exported (once) by `export(model)` first."""
+    from sentence_transformers import SentenceTransformer
+
+    if not (Path(model_dir) / name).is_file():
+        export(SentenceTransformer(model_dir, device="cpu", backend=backend))
+    return SentenceTransformer(
+        model_dir, device="cpu", backend=backend, model_kwargs={"file_name": name}
+    )
+
+
 def load(config: str, model_dir: str, calibration: str):
     from sentence_transformers import SentenceTransformer
 
@@ -39,51 +50,47 @@ def load(config: str, model_dir: str, calibration: str):
         return SentenceTransformer(model_dir, device="cpu")
     if config in ("onnx", "openvino"):
         model = SentenceTransformer(model_dir, device="cpu", backend=config)
-        exported = "onnx/model.onnx" if config == "onnx" else "openvino/openvino_model.xml"
-        if not (folder / exported).is_file():  # saved once, as its warning advises
+        saved = "onnx/model.onnx" if config == "onnx" else "openvino/openvino_model.xml"
+        if not (folder / saved).is_file():  # saved once, as its warning advises
             model.save_pretrained(model_dir)
         return model
     if config in ("onnx-O3", "onnx-O4"):
         from sentence_transformers import export_optimized_onnx_model
 
         level = config.split("-")[1]
-        name = f"onnx/model_{level}.onnx"
-        if not (folder / name).is_file():
-            export_optimized_onnx_model(
-                SentenceTransformer(model_dir, device="cpu", backend="onnx"), level, model_dir
-            )
-        return SentenceTransformer(
-            model_dir, device="cpu", backend="onnx", model_kwargs={"file_name": name}
+        return exported(
+            model_dir,
+            "onnx",
+            f"onnx/model_{level}.onnx",
+            lambda model: export_optimized_onnx_model(model, level, model_dir),
         )
     if config == "onnx-qint8":
         from sentence_transformers import export_dynamic_quantized_onnx_model
 
         target = quantization_target()
-        name = f"onnx/model_qint8_{target}.onnx"
-        if not (folder / name).is_file():
-            export_dynamic_quantized_onnx_model(
-                SentenceTransformer(model_dir, device="cpu", backend="onnx"), target, model_dir
-            )
-        return SentenceTransformer(
-            model_dir, device="cpu", backend="onnx", model_kwargs={"file_name": name}
+        return exported(
+            model_dir,
+            "onnx",
+            f"onnx/model_qint8_{target}.onnx",
+            lambda model: export_dynamic_quantized_onnx_model(model, target, model_dir),
         )
     if config == "openvino-static-int8":
         from sentence_transformers import export_static_quantized_openvino_model
 
-        name = "openvino/openvino_model_qint8_quantized.xml"
-        if not (folder / name).is_file():
-            # calibration from a local folder (datasets reads a csv folder offline), never a hub
-            export_static_quantized_openvino_model(
-                SentenceTransformer(model_dir, device="cpu", backend="openvino"),
+        # calibration from a local folder (datasets reads a csv folder offline), never a hub
+        return exported(
+            model_dir,
+            "openvino",
+            "openvino/openvino_model_qint8_quantized.xml",
+            lambda model: export_static_quantized_openvino_model(
+                model,
                 None,
                 model_dir,
                 dataset_name=str(Path(calibration).parent),
                 dataset_config_name="default",
                 dataset_split="train",
                 column_name="text",
-            )
-        return SentenceTransformer(
-            model_dir, device="cpu", backend="openvino", model_kwargs={"file_name": name}
+            ),
         )
     raise SystemExit(f"unknown configuration {config!r}")
 
