@@ -236,9 +236,9 @@ def run(
                 ratios = [b / t for b, t in zip(base, times)]
                 row = {
                     "backend": label,
-                    "texts/s": _spread([len(texts) / t for t in times], 1),
+                    "texts/s": spread([len(texts) / t for t in times], 1),
                     "tokens/s": round(tokens / statistics.median(times)),
-                    "x sentence-transformers": _spread(ratios, 2),
+                    "x sentence-transformers": spread(ratios, 2),
                     "peak RSS MB": round(peak),
                     "mean cos": "-" if cosines is None else round(float(cosines.mean()), 6),
                     "worst cos": "-" if cosines is None else round(float(cosines.min()), 6),
@@ -290,7 +290,7 @@ def rerun(
     return {f"Encoding: {what} rerun against the committed run (median ratios)": rows}
 
 
-def _spread(values: list[float], digits: int) -> str:
+def spread(values: list[float], digits: int) -> str:
     """median (min-max)"""
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 

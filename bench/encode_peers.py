@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.encode import CACHE, WORKLOADS, ensure_static, peak_rss_mb, static_dir
+from bench.encode import CACHE, WORKLOADS, ensure_static, peak_rss_mb, spread, static_dir
 from bench.peer_env import peer_python, peer_versions
 
 FLOOR = 0.999
@@ -204,9 +204,9 @@ def _tables(workload, texts, seconds, first, skipped, chose) -> dict:
         rows.append(
             {
                 "configuration": label + (f" (chose {chose[label]})" if chose.get(label) else ""),
-                "texts/s": _spread([len(texts) / t for t in seconds[label]], 1),
-                "x ST default": _spread(ratio(DEFAULT), 2),
-                "x ST fastest": _spread(ratio(fastest_peer), 2),
+                "texts/s": spread([len(texts) / t for t in seconds[label]], 1),
+                "x ST default": spread(ratio(DEFAULT), 2),
+                "x ST fastest": spread(ratio(fastest_peer), 2),
                 "mean cos": round(float(cosines[label].mean()), 5) if label in cosines else "-",
                 "worst cos": round(worst[label], 5) if label in cosines else "-",
                 "peak RSS MB": round(first[label][1]),
@@ -252,10 +252,6 @@ def _tables(workload, texts, seconds, first, skipped, chose) -> dict:
         f"({len(texts):,} texts, {n_rounds} interleaved rounds)"
     )
     return {title: rows, f"Goals on {what} (issue 32)": goals}
-
-
-def _spread(values: list[float], digits: int) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> int:

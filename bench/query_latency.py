@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.encode import spread
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 N_DOCS, N_QUERIES, ROUNDS = 1500, 100, 3
 CONFIGURATIONS = {
@@ -175,10 +177,6 @@ def service_worker(vectors_path: str) -> None:
     print(json.dumps(rounds))
 
 
-def _spread(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def _child(*args: str) -> tuple[list[dict] | None, str]:
     proc = subprocess.run(
         [sys.executable, "-m", __spec__.name, *args], capture_output=True, text=True
@@ -204,7 +202,7 @@ def run() -> dict[str, list[dict]]:
                 continue
             latency.append(
                 {"configuration": label}
-                | {name: _spread([r[name] for r in rounds]) for name in OPERATIONS}
+                | {name: spread([r[name] for r in rounds], 2) for name in OPERATIONS}
             )
             dense = [r["dense by text"] / (r["encode"] + r["vector k=10"]) for r in rounds]
             hybrid = [
@@ -213,9 +211,9 @@ def run() -> dict[str, list[dict]]:
             goals.append(
                 {
                     "configuration": label,
-                    "dense by text / (encode + vector)": _spread(dense),
+                    "dense by text / (encode + vector)": spread(dense, 2),
                     "<= 1.15": statistics.median(dense) <= 1.15,
-                    "hybrid / (encode + vector + BM25)": _spread(hybrid),
+                    "hybrid / (encode + vector + BM25)": spread(hybrid, 2),
                     "<= 1.20": statistics.median(hybrid) <= 1.20,
                 }
             )
@@ -226,9 +224,9 @@ def run() -> dict[str, list[dict]]:
                 r["search by text"] / r["embed, then search by vector"] for r in rounds
             ]  # the vector search's request includes its own embeddings request
             service.append(
-                {name: _spread([r[name] for r in rounds]) for name in rounds[0]}
+                {name: spread([r[name] for r in rounds], 2) for name in rounds[0]}
                 | {
-                    "text / (embed + vector)": _spread(ratio),
+                    "text / (embed + vector)": spread(ratio, 2),
                     "<= 1.15": statistics.median(ratio) <= 1.15,
                 }
             )

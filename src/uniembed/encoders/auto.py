@@ -52,6 +52,8 @@ CANDIDATES: tuple[tuple[str, str], ...] = (
     ("openvino", "int8"),
 )
 EXACT_PRECISION = "fp32"
+# what fidelity is measured against: always calibrated, whatever the request allows
+EXACT = ("torch", EXACT_PRECISION)
 SHORT_TEXTS, LONG_TEXTS, JOINED_FROM, PASSES = 192, 24, 24, 3
 # names the calibration: a cached record measured by another recipe is measured again
 RECIPE = "banking77-train-192short-24long-seed7-3rounds-v6"  # v6: openvino batches split per stream
@@ -243,7 +245,7 @@ def choose(
     if record is None or not set(labels) <= {
         f"{m['backend']} {m['precision']}" for m in record["measurements"]
     }:
-        measurements = calibrate(sorted(set(wanted) | _exact(wanted)), measure)
+        measurements = calibrate(sorted(set(wanted) | {EXACT}), measure)
         record = {
             "recipe": RECIPE,
             "weights": weights,
@@ -277,11 +279,6 @@ def choose(
         from_cache,
         labels,
     )
-
-
-def _exact(wanted) -> set[tuple[str, str]]:
-    """The exact configuration the fidelity is measured against: torch fp32, always measured."""
-    return {("torch", EXACT_PRECISION)}
 
 
 class Unavailable(Exception):
@@ -320,7 +317,7 @@ def calibrate(
                     continue
                 seconds[key].append(took)
         n_texts = len(json.loads(texts.read_text(encoding="utf-8")))
-    exact = ("torch", EXACT_PRECISION)
+    exact = EXACT
     if exact not in vectors:
         raise InputError(
             f"auto measures fidelity against torch fp32, which cannot run here: {measurements[exact].skipped}"
